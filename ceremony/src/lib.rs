@@ -1,3 +1,28 @@
-//! The ceremony core: plan, keys, Shamir shares, sealing, transcript and verification.
+//! The ceremony core of sherd: plan, keys, Shamir shares, sealing, recombination, transcript,
+//! output writing and offline verification.
 //!
-//! Filled in by the ceremony-core issue; nothing here yet.
+//! No UI and no device I/O of its own: randomness comes through [`rng::SecretRng`], cards through
+//! [`card::LocationCard`], removable storage through [`storage::Volume`]. Secret values live in
+//! wrapper types that do not implement `Debug`, `Display` or `Clone` and are zeroized on drop
+//! (see [`secret`]); everything a screen may show is plain public data.
+
+// pub mod card;
+// pub mod ceremony;
+// pub mod envelope;
+pub mod hex;
+mod kdf;
+pub mod keys;
+// pub mod pinfile;
+pub mod plan;
+// pub mod recombine;
+pub mod rng;
+pub mod secret;
+pub mod shamir;
+// pub mod shardfile;
+// pub mod storage;
+// pub mod transcript;
+// pub mod verify;
+pub mod words;
+mod words_table;
+
+pub use sequoia_openpgp as openpgp;

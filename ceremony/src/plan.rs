@@ -1,0 +1,516 @@
+//! The ceremony plan: a strict TOML file brought on the plan stick, validated before anything
+//! else happens, and identified by a canonical hash that witnesses read aloud as words.
+//!
+//! The format is specified in docs/formats/plan.md.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use sequoia_openpgp as openpgp;
+
+use openpgp::Cert;
+use openpgp::Fingerprint;
+use openpgp::parse::Parse;
+use openpgp::policy::StandardPolicy;
+use openpgp::types::RevocationStatus;
+
+use crate::{hex, kdf, words};
+
+/// The value of the plan's `format` field this crate reads.
+pub const FORMAT: &str = "sherd-plan/1";
+/// At most this many holders: share x coordinates are one byte and 0 is the secret.
+pub const MAX_HOLDERS: usize = 255;
+/// At most this many cards per holder (each carries the same location key).
+pub const MAX_CARDS_PER_HOLDER: u8 = 8;
+/// Longest ceremony id, holder or witness name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Why a plan was refused. Each variant names the field or holder at fault.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PlanError {
+    #[error("the plan is not valid TOML for this schema: {0}")]
+    Syntax(String),
+    #[error("unsupported plan format {found:?}: this build reads {FORMAT:?}")]
+    UnsupportedFormat { found: String },
+    #[error("invalid ceremony_id {id:?}: {reason}")]
+    InvalidCeremonyId { id: String, reason: &'static str },
+    #[error("invalid time {time}: {reason}")]
+    InvalidTime { time: String, reason: &'static str },
+    #[error("the plan has no holders: add [[holder]] tables")]
+    NoHolders,
+    #[error("the plan has {count} holders; at most {MAX_HOLDERS} are possible (one byte per share index)")]
+    TooManyHolders { count: usize },
+    #[error("threshold {threshold} is larger than the number of holders ({holders})")]
+    ThresholdAboveHolders { threshold: i64, holders: usize },
+    #[error("threshold {threshold} is below 2: one holder alone could recover the secret; set allow_threshold_one = true if that is really intended")]
+    ThresholdBelowTwo { threshold: i64 },
+    #[error("threshold {threshold} is out of range 1..=255")]
+    ThresholdOutOfRange { threshold: i64 },
+    #[error("invalid {what} name {name:?}: {reason}")]
+    InvalidName { what: &'static str, name: String, reason: &'static str },
+    #[error("holder {name:?} appears twice (holders {first} and {second})")]
+    DuplicateHolder { name: String, first: usize, second: usize },
+    #[error("witness {name:?} appears twice")]
+    DuplicateWitness { name: String },
+    #[error("the plan names no witness: a ceremony needs at least one")]
+    NoWitnesses,
+    #[error("holder {holder:?}: backup {backup:?} is not a holder in this plan")]
+    UnknownBackup { holder: String, backup: String },
+    #[error("holder {holder:?} is named as their own backup")]
+    SelfBackup { holder: String },
+    #[error("holder {holder:?}: cards = {cards} is out of range 1..={MAX_CARDS_PER_HOLDER}")]
+    CardCount { holder: String, cards: i64 },
+    #[error("holder {holder:?} has no personal certificate to encrypt their PIN file to")]
+    NoCertificates { holder: String },
+    #[error("holder {holder:?}, certificate {position}: cannot be read: {reason}")]
+    CertUnreadable { holder: String, position: usize, reason: String },
+    #[error("holder {holder:?}, certificate {fingerprint}: contains secret key material; put only the public certificate in the plan")]
+    CertHasSecret { holder: String, fingerprint: String },
+    #[error("holder {holder:?}, certificate {fingerprint}: not valid at the ceremony time: {reason}")]
+    CertInvalid { holder: String, fingerprint: String, reason: String },
+    #[error("holder {holder:?}, certificate {fingerprint}: revoked")]
+    CertRevoked { holder: String, fingerprint: String },
+    #[error("holder {holder:?}, certificate {fingerprint}: expired at the ceremony time: {reason}")]
+    CertExpired { holder: String, fingerprint: String, reason: String },
+    #[error("holder {holder:?}, certificate {fingerprint}: has no live encryption-capable key at the ceremony time")]
+    CertCannotEncrypt { holder: String, fingerprint: String },
+    #[error("certificate {fingerprint} is listed for both {first:?} and {second:?}")]
+    DuplicateCertificate { fingerprint: String, first: String, second: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlan {
+    format: String,
+    ceremony_id: String,
+    time: toml::value::Datetime,
+    threshold: i64,
+    #[serde(default)]
+    allow_threshold_one: bool,
+    #[serde(rename = "holder", default)]
+    holders: Vec<RawHolder>,
+    #[serde(rename = "witness", default)]
+    witnesses: Vec<RawWitness>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHolder {
+    name: String,
+    backup: String,
+    cards: i64,
+    certs: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWitness {
+    name: String,
+}
+
+/// One personal certificate of a holder, as given in the plan.
+#[derive(Clone, Debug)]
+pub struct PersonalCert {
+    /// The parsed certificate.
+    pub cert: Cert,
+    /// Its fingerprint.
+    pub fingerprint: Fingerprint,
+    /// SHA-256 of the certificate's binary (dearmored) bytes as given.
+    pub sha256: [u8; 32],
+}
+
+/// A holder of one share.
+#[derive(Clone, Debug)]
+pub struct Holder {
+    /// 1-based index; also the share's x coordinate.
+    pub index: u8,
+    /// The holder's name as written in the plan.
+    pub name: String,
+    /// Index of the backup holder, who can also read this holder's PIN file.
+    pub backup: u8,
+    /// Number of location cards for this holder (each carries the same location key).
+    pub cards: u8,
+    /// Certificates the PIN file is encrypted to.
+    pub certs: Vec<PersonalCert>,
+}
+
+/// A validated ceremony plan.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Ceremony id: lower-case letters, digits and '-'.
+    pub ceremony_id: String,
+    /// Ceremony time (seconds since the Unix epoch, UTC); used for every certificate and
+    /// signature because the machine clock is not trusted.
+    pub time_unix: u32,
+    /// Threshold M.
+    pub threshold: u8,
+    /// Whether M = 1 was explicitly allowed.
+    pub allow_threshold_one: bool,
+    /// The holders, in plan order (index 1..=N).
+    pub holders: Vec<Holder>,
+    /// Witness names.
+    pub witnesses: Vec<String>,
+    hash: [u8; 32],
+}
+
+/// Plain public data for a screen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanSummary {
+    pub ceremony_id: String,
+    pub time_rfc3339: String,
+    pub threshold: u8,
+    pub holders: Vec<HolderSummary>,
+    pub witnesses: Vec<String>,
+    pub hash_hex: String,
+    pub hash_words: String,
+}
+
+/// One holder's line in a [`PlanSummary`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HolderSummary {
+    pub index: u8,
+    pub name: String,
+    pub backup: String,
+    pub cards: u8,
+    pub cert_fingerprints: Vec<String>,
+}
+
+impl Plan {
+    /// Parses and validates a plan.
+    pub fn parse(text: &str) -> Result<Plan, PlanError> {
+        let raw: RawPlan = toml::from_str(text).map_err(|e| PlanError::Syntax(e.to_string()))?;
+        Self::validate(raw)
+    }
+
+    /// The ceremony time as a `SystemTime`.
+    pub fn time(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(u64::from(self.time_unix))
+    }
+
+    /// Number of holders (N).
+    pub fn holder_count(&self) -> u8 {
+        u8::try_from(self.holders.len()).expect("validated: at most 255")
+    }
+
+    /// The canonical plan hash (SHA-256 of [`Plan::canonical_bytes`]).
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
+    }
+
+    /// The holder with a 1-based index.
+    pub fn holder(&self, index: u8) -> Option<&Holder> {
+        self.holders.get(usize::from(index).checked_sub(1)?)
+    }
+
+    /// The canonical encoding the plan hash is taken over (docs/formats/plan.md).
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut out = String::new();
+        out.push_str(FORMAT);
+        out.push('\n');
+        out.push_str(&format!("ceremony_id={}\n", self.ceremony_id));
+        out.push_str(&format!("time={}\n", self.time_unix));
+        out.push_str(&format!("threshold={}\n", self.threshold));
+        out.push_str(&format!("allow_threshold_one={}\n", self.allow_threshold_one));
+        out.push_str(&format!("holders={}\n", self.holders.len()));
+        for h in &self.holders {
+            let backup = &self.holders[usize::from(h.backup) - 1].name;
+            out.push_str(&format!(
+                "holder={}\tname={}\tbackup={}\tcards={}\n",
+                h.index, h.name, backup, h.cards
+            ));
+            for c in &h.certs {
+                out.push_str(&format!(
+                    "cert={}\t{}\t{}\n",
+                    h.index,
+                    c.fingerprint.to_hex(),
+                    hex::encode(&c.sha256)
+                ));
+            }
+        }
+        out.push_str(&format!("witnesses={}\n", self.witnesses.len()));
+        for w in &self.witnesses {
+            out.push_str(&format!("witness={w}\n"));
+        }
+        out.into_bytes()
+    }
+
+    /// Public values for a screen.
+    pub fn summary(&self) -> PlanSummary {
+        PlanSummary {
+            ceremony_id: self.ceremony_id.clone(),
+            time_rfc3339: rfc3339(self.time_unix),
+            threshold: self.threshold,
+            holders: self
+                .holders
+                .iter()
+                .map(|h| HolderSummary {
+                    index: h.index,
+                    name: h.name.clone(),
+                    backup: self.holders[usize::from(h.backup) - 1].name.clone(),
+                    cards: h.cards,
+                    cert_fingerprints: h.certs.iter().map(|c| c.fingerprint.to_hex()).collect(),
+                })
+                .collect(),
+            witnesses: self.witnesses.clone(),
+            hash_hex: hex::encode(&self.hash),
+            hash_words: words::to_phrase(&self.hash),
+        }
+    }
+
+    fn validate(raw: RawPlan) -> Result<Plan, PlanError> {
+        if raw.format != FORMAT {
+            return Err(PlanError::UnsupportedFormat { found: raw.format });
+        }
+        check_ceremony_id(&raw.ceremony_id)?;
+        let time_unix = datetime_to_unix(&raw.time)?;
+
+        if raw.holders.is_empty() {
+            return Err(PlanError::NoHolders);
+        }
+        if raw.holders.len() > MAX_HOLDERS {
+            return Err(PlanError::TooManyHolders { count: raw.holders.len() });
+        }
+        let threshold = raw.threshold;
+        if !(1..=255).contains(&threshold) {
+            return Err(PlanError::ThresholdOutOfRange { threshold });
+        }
+        if threshold < 2 && !raw.allow_threshold_one {
+            return Err(PlanError::ThresholdBelowTwo { threshold });
+        }
+        if usize::try_from(threshold).unwrap_or(usize::MAX) > raw.holders.len() {
+            return Err(PlanError::ThresholdAboveHolders { threshold, holders: raw.holders.len() });
+        }
+
+        let mut by_name: HashMap<&str, usize> = HashMap::new();
+        for (i, h) in raw.holders.iter().enumerate() {
+            check_name("holder", &h.name)?;
+            if let Some(first) = by_name.insert(&h.name, i + 1) {
+                return Err(PlanError::DuplicateHolder {
+                    name: h.name.clone(),
+                    first,
+                    second: i + 1,
+                });
+            }
+        }
+
+        let time = UNIX_EPOCH + Duration::from_secs(u64::from(time_unix));
+        let policy = StandardPolicy::new();
+        let mut seen_certs: HashMap<Fingerprint, String> = HashMap::new();
+        let mut holders = Vec::with_capacity(raw.holders.len());
+        for (i, h) in raw.holders.iter().enumerate() {
+            let backup = *by_name.get(h.backup.as_str()).ok_or_else(|| PlanError::UnknownBackup {
+                holder: h.name.clone(),
+                backup: h.backup.clone(),
+            })?;
+            if backup == i + 1 {
+                return Err(PlanError::SelfBackup { holder: h.name.clone() });
+            }
+            if !(1..=i64::from(MAX_CARDS_PER_HOLDER)).contains(&h.cards) {
+                return Err(PlanError::CardCount { holder: h.name.clone(), cards: h.cards });
+            }
+            if h.certs.is_empty() {
+                return Err(PlanError::NoCertificates { holder: h.name.clone() });
+            }
+            let mut certs = Vec::with_capacity(h.certs.len());
+            for (position, armored) in h.certs.iter().enumerate() {
+                let pc = check_cert(&h.name, position + 1, armored, &policy, time)?;
+                if let Some(first) = seen_certs.insert(pc.fingerprint.clone(), h.name.clone()) {
+                    return Err(PlanError::DuplicateCertificate {
+                        fingerprint: pc.fingerprint.to_hex(),
+                        first,
+                        second: h.name.clone(),
+                    });
+                }
+                certs.push(pc);
+            }
+            holders.push(Holder {
+                index: u8::try_from(i + 1).expect("at most 255 holders"),
+                name: h.name.clone(),
+                backup: u8::try_from(backup).expect("at most 255 holders"),
+                cards: u8::try_from(h.cards).expect("checked range"),
+                certs,
+            });
+        }
+
+        if raw.witnesses.is_empty() {
+            return Err(PlanError::NoWitnesses);
+        }
+        let mut witnesses: Vec<String> = Vec::new();
+        for w in &raw.witnesses {
+            check_name("witness", &w.name)?;
+            if witnesses.contains(&w.name) {
+                return Err(PlanError::DuplicateWitness { name: w.name.clone() });
+            }
+            witnesses.push(w.name.clone());
+        }
+
+        let mut plan = Plan {
+            ceremony_id: raw.ceremony_id,
+            time_unix,
+            threshold: u8::try_from(threshold).expect("checked range"),
+            allow_threshold_one: raw.allow_threshold_one,
+            holders,
+            witnesses,
+            hash: [0; 32],
+        };
+        plan.hash = kdf::sha256(&plan.canonical_bytes());
+        Ok(plan)
+    }
+}
+
+/// Checks a ceremony id: 1..=64 bytes of `a-z`, `0-9` and `-`, starting with a letter or digit
+/// (it becomes part of file names and user IDs).
+pub fn check_ceremony_id(id: &str) -> Result<(), PlanError> {
+    let bad = |reason| Err(PlanError::InvalidCeremonyId { id: id.to_string(), reason });
+    if id.is_empty() || id.len() > MAX_NAME_LEN {
+        return bad("must be 1 to 64 characters");
+    }
+    if !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        return bad("only lower-case letters a-z, digits and '-' are allowed");
+    }
+    if id.starts_with('-') {
+        return bad("must start with a letter or digit");
+    }
+    Ok(())
+}
+
+/// Checks a person's name: 1..=64 bytes, no control characters (tabs and newlines would break
+/// the canonical encoding and the transcript), no leading or trailing space.
+pub fn check_name(what: &'static str, name: &str) -> Result<(), PlanError> {
+    let bad = |reason| Err(PlanError::InvalidName { what, name: name.to_string(), reason });
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return bad("must be 1 to 64 bytes");
+    }
+    if name.chars().any(char::is_control) {
+        return bad("control characters are not allowed");
+    }
+    if name.trim() != name {
+        return bad("leading or trailing spaces are not allowed");
+    }
+    Ok(())
+}
+
+fn check_cert(
+    holder: &str,
+    position: usize,
+    armored: &str,
+    policy: &StandardPolicy,
+    time: SystemTime,
+) -> Result<PersonalCert, PlanError> {
+    let unreadable = |reason: String| PlanError::CertUnreadable {
+        holder: holder.to_string(),
+        position,
+        reason,
+    };
+    let mut binary = Vec::new();
+    openpgp::armor::Reader::from_bytes(
+        armored.as_bytes(),
+        openpgp::armor::ReaderMode::Tolerant(Some(openpgp::armor::Kind::PublicKey)),
+    )
+    .read_to_end(&mut binary)
+    .map_err(|e| unreadable(format!("not an ASCII-armored public key block: {e}")))?;
+    let cert = Cert::from_bytes(&binary).map_err(|e| unreadable(e.to_string()))?;
+    let fingerprint = cert.fingerprint();
+    let fpr = fingerprint.to_hex();
+    if cert.is_tsk() {
+        return Err(PlanError::CertHasSecret { holder: holder.to_string(), fingerprint: fpr });
+    }
+    let vc = cert.with_policy(policy, time).map_err(|e| PlanError::CertInvalid {
+        holder: holder.to_string(),
+        fingerprint: fpr.clone(),
+        reason: e.to_string(),
+    })?;
+    if let RevocationStatus::Revoked(_) = vc.revocation_status() {
+        return Err(PlanError::CertRevoked { holder: holder.to_string(), fingerprint: fpr });
+    }
+    vc.alive().map_err(|e| PlanError::CertExpired {
+        holder: holder.to_string(),
+        fingerprint: fpr.clone(),
+        reason: e.to_string(),
+    })?;
+    if encryption_keys(&cert, time).is_empty() {
+        return Err(PlanError::CertCannotEncrypt { holder: holder.to_string(), fingerprint: fpr });
+    }
+    Ok(PersonalCert { cert, fingerprint, sha256: kdf::sha256(&binary) })
+}
+
+/// The live, unrevoked, encryption-capable keys of `cert` at `time` under the standard policy.
+pub fn encryption_keys(
+    cert: &Cert,
+    time: SystemTime,
+) -> Vec<openpgp::packet::Key<openpgp::packet::key::PublicParts, openpgp::packet::key::UnspecifiedRole>>
+{
+    let policy = StandardPolicy::new();
+    cert.keys()
+        .with_policy(&policy, time)
+        .supported()
+        .alive()
+        .revoked(false)
+        .for_transport_encryption()
+        .for_storage_encryption()
+        .map(|ka| ka.key().clone().role_into_unspecified())
+        .collect()
+}
+
+fn datetime_to_unix(dt: &toml::value::Datetime) -> Result<u32, PlanError> {
+    let bad = |reason| Err(PlanError::InvalidTime { time: dt.to_string(), reason });
+    let (Some(date), Some(time)) = (dt.date, dt.time) else {
+        return bad("needs a full date and time, e.g. 2026-11-24T09:00:00Z");
+    };
+    if dt.offset != Some(toml::value::Offset::Z) {
+        return bad("must be in UTC, written with a trailing Z");
+    }
+    if time.nanosecond.is_some_and(|n| n != 0) {
+        return bad("fractions of a second are not allowed (OpenPGP times are whole seconds)");
+    }
+    let second = time.second.unwrap_or(0);
+    if second > 59 {
+        return bad("leap seconds are not allowed");
+    }
+    let days = days_from_civil(i64::from(date.year), i64::from(date.month), i64::from(date.day));
+    let secs = days * 86_400
+        + i64::from(time.hour) * 3600
+        + i64::from(time.minute) * 60
+        + i64::from(second);
+    // OpenPGP timestamps are unsigned 32-bit; before 2020 is certainly a mistake.
+    if secs < 1_577_836_800 {
+        return bad("must be 2020-01-01 or later");
+    }
+    u32::try_from(secs).or_else(|_| bad("must be before 2106-02-07 (OpenPGP timestamps are 32-bit)"))
+}
+
+/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339(unix: u32) -> String {
+    let secs = i64::from(unix);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
