@@ -1,0 +1,294 @@
+//! Glue between openpgp-card 0.7 and sequoia-openpgp 2.x (openpgp-card-sequoia is dead):
+//! a Sequoia key as `CardUploadableKey`, and card-backed Sequoia `Decryptor` and `Signer`.
+
+use openpgp::crypto::{self, SessionKey, mpi};
+use openpgp::packet::Key;
+use openpgp::packet::key::{PublicParts, SecretParts, UnspecifiedRole};
+use openpgp::types::{Curve, HashAlgorithm};
+use openpgp_card::ocard::crypto::{CardUploadableKey, EccKey, EccType, PrivateKeyMaterial};
+use openpgp_card::ocard::data::{Fingerprint, KeyGenerationTime};
+use sequoia_openpgp as openpgp;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// A v4 Ed25519 or Cv25519 key of a Sequoia certificate with unencrypted secret material,
+/// in the form openpgp-card uploads.
+pub struct UploadableKey {
+    fingerprint: [u8; 20],
+    created: u32,
+    oid: Vec<u8>,
+    ecc_type: EccType,
+    private: Zeroizing<Vec<u8>>,
+    public: Vec<u8>,
+}
+
+// Holds a private key: never printed.
+impl std::fmt::Debug for UploadableKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UploadableKey({})", hex(&self.fingerprint))
+    }
+}
+
+pub(crate) fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+impl UploadableKey {
+    pub fn new(key: &Key<SecretParts, UnspecifiedRole>) -> Result<Self> {
+        let fp = key.fingerprint();
+        let fingerprint: [u8; 20] = fp.as_bytes().try_into().map_err(|_| {
+            Error::Key(format!(
+                "key {fp} is not a v4 key; OpenPGP cards (spec 3.4) store only v4 \
+                 fingerprints. Generate the key with the RFC 4880 profile"
+            ))
+        })?;
+        let created = key
+            .creation_time()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| Error::Key(format!("key {fp} was created before 1970")))?
+            .as_secs();
+        let created = u32::try_from(created)
+            .map_err(|_| Error::Key(format!("key {fp} was created after 2106")))?;
+        let secret = match key.optional_secret() {
+            Some(openpgp::packet::key::SecretKeyMaterial::Unencrypted(u)) => u,
+            _ => {
+                return Err(Error::Key(format!(
+                    "key {fp} has no unencrypted secret material to import; decrypt it first"
+                )));
+            }
+        };
+        let (oid, ecc_type, public, private) = match key.mpis() {
+            mpi::PublicKey::EdDSA {
+                curve: Curve::Ed25519,
+                q,
+            } => {
+                let private = secret.map(|s| match s {
+                    mpi::SecretKeyMaterial::EdDSA { scalar } => {
+                        Ok(Zeroizing::new(scalar.value_padded(32).to_vec()))
+                    }
+                    _ => Err(Error::Key(format!("key {fp}: EdDSA public, other secret"))),
+                })?;
+                (
+                    Curve::Ed25519.oid().to_vec(),
+                    EccType::EdDSA,
+                    strip_prefix(q.value()),
+                    private,
+                )
+            }
+            mpi::PublicKey::ECDH {
+                curve: Curve::Cv25519,
+                q,
+                ..
+            } => {
+                let private = secret.map(|s| match s {
+                    mpi::SecretKeyMaterial::ECDH { scalar } => {
+                        // OpenPGP stores the X25519 secret big-endian; the card (like
+                        // X25519 itself) takes it little-endian.
+                        let mut v = Zeroizing::new(scalar.value_padded(32).to_vec());
+                        v.reverse();
+                        Ok(v)
+                    }
+                    _ => Err(Error::Key(format!("key {fp}: ECDH public, other secret"))),
+                })?;
+                (
+                    Curve::Cv25519.oid().to_vec(),
+                    EccType::ECDH,
+                    strip_prefix(q.value()),
+                    private,
+                )
+            }
+            other => {
+                return Err(Error::Key(format!(
+                    "key {fp} uses {}; sherd imports only Ed25519 (signing) and Cv25519 \
+                     (decryption) keys",
+                    other
+                        .algo()
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| "an unknown algorithm".into())
+                )));
+            }
+        };
+        Ok(Self {
+            fingerprint,
+            created,
+            oid,
+            ecc_type,
+            private,
+            public,
+        })
+    }
+
+    pub fn fingerprint_bytes(&self) -> [u8; 20] {
+        self.fingerprint
+    }
+}
+
+/// Native 25519 points carry a 0x40 prefix in OpenPGP MPIs.
+fn strip_prefix(q: &[u8]) -> Vec<u8> {
+    match q {
+        [0x40, rest @ ..] if rest.len() == 32 => rest.to_vec(),
+        other => other.to_vec(),
+    }
+}
+
+struct Ecc {
+    oid: Vec<u8>,
+    ecc_type: EccType,
+    private: Zeroizing<Vec<u8>>,
+    public: Vec<u8>,
+}
+
+impl EccKey for Ecc {
+    fn oid(&self) -> &[u8] {
+        &self.oid
+    }
+    fn private(&self) -> &[u8] {
+        &self.private
+    }
+    fn public(&self) -> &[u8] {
+        &self.public
+    }
+    fn ecc_type(&self) -> EccType {
+        self.ecc_type
+    }
+}
+
+impl CardUploadableKey for UploadableKey {
+    fn private_key(&self) -> Result<PrivateKeyMaterial, openpgp_card::Error> {
+        Ok(PrivateKeyMaterial::E(Box::new(Ecc {
+            oid: self.oid.clone(),
+            ecc_type: self.ecc_type,
+            private: self.private.clone(),
+            public: self.public.clone(),
+        })))
+    }
+
+    fn timestamp(&self) -> KeyGenerationTime {
+        KeyGenerationTime::from(self.created)
+    }
+
+    fn fingerprint(&self) -> Result<Fingerprint, openpgp_card::Error> {
+        Ok(Fingerprint::from(self.fingerprint))
+    }
+}
+
+/// A Sequoia `Decryptor` whose private operation (ECDH) runs on the card. The user PIN must
+/// already be verified in `tx`.
+pub struct CardDecryptor<'a, 'b> {
+    tx: &'a mut openpgp_card::Card<openpgp_card::state::Transaction<'b>>,
+    public: Key<PublicParts, UnspecifiedRole>,
+}
+
+impl<'a, 'b> CardDecryptor<'a, 'b> {
+    pub fn new(
+        tx: &'a mut openpgp_card::Card<openpgp_card::state::Transaction<'b>>,
+        public: Key<PublicParts, UnspecifiedRole>,
+    ) -> Self {
+        Self { tx, public }
+    }
+}
+
+impl crypto::Decryptor for CardDecryptor<'_, '_> {
+    fn public(&self) -> &Key<PublicParts, UnspecifiedRole> {
+        &self.public
+    }
+
+    fn decrypt(
+        &mut self,
+        ciphertext: &mpi::Ciphertext,
+        plaintext_len: Option<usize>,
+    ) -> openpgp::Result<SessionKey> {
+        match (ciphertext, self.public.mpis()) {
+            (
+                mpi::Ciphertext::ECDH { e, .. },
+                mpi::PublicKey::ECDH {
+                    curve: Curve::Cv25519,
+                    ..
+                },
+            ) => {
+                let eph = e.value();
+                // The card wants the bare point; OpenPGP prefixes it with 0x40.
+                let point = match eph {
+                    [0x40, rest @ ..] if rest.len() == 32 => rest,
+                    _ => {
+                        return Err(openpgp::Error::MalformedPacket(format!(
+                            "a Cv25519 ephemeral key must be 0x40 and 32 bytes, got {} bytes",
+                            eph.len()
+                        ))
+                        .into());
+                    }
+                };
+                let shared = self
+                    .tx
+                    .card()
+                    .decipher(openpgp_card::ocard::crypto::Cryptogram::ECDH(point))?;
+                let shared: crypto::mem::Protected = shared.into();
+                crypto::ecdh::decrypt_unwrap(&self.public, &shared, ciphertext, plaintext_len)
+            }
+            _ => Err(openpgp::Error::InvalidOperation(
+                "the card decryptor handles Cv25519 ECDH only".into(),
+            )
+            .into()),
+        }
+    }
+}
+
+/// A Sequoia `Signer` whose private operation (EdDSA) runs on the card. The signing PIN
+/// must already be verified in `tx`.
+pub struct CardSigner<'a, 'b> {
+    tx: &'a mut openpgp_card::Card<openpgp_card::state::Transaction<'b>>,
+    public: Key<PublicParts, UnspecifiedRole>,
+}
+
+impl<'a, 'b> CardSigner<'a, 'b> {
+    pub fn new(
+        tx: &'a mut openpgp_card::Card<openpgp_card::state::Transaction<'b>>,
+        public: Key<PublicParts, UnspecifiedRole>,
+    ) -> Self {
+        Self { tx, public }
+    }
+}
+
+impl crypto::Signer for CardSigner<'_, '_> {
+    fn public(&self) -> &Key<PublicParts, UnspecifiedRole> {
+        &self.public
+    }
+
+    fn acceptable_hashes(&self) -> &[HashAlgorithm] {
+        &[HashAlgorithm::SHA512, HashAlgorithm::SHA256]
+    }
+
+    fn sign(
+        &mut self,
+        _hash_algo: HashAlgorithm,
+        digest: &[u8],
+    ) -> openpgp::Result<mpi::Signature> {
+        match self.public.mpis() {
+            mpi::PublicKey::EdDSA {
+                curve: Curve::Ed25519,
+                ..
+            } => {
+                let sig = self
+                    .tx
+                    .card()
+                    .signature_for_hash(openpgp_card::ocard::crypto::SigningAlgo::ECC, digest)?;
+                if sig.len() != 64 {
+                    return Err(openpgp::Error::MalformedMPI(format!(
+                        "the card returned a {}-byte Ed25519 signature, expected 64",
+                        sig.len()
+                    ))
+                    .into());
+                }
+                Ok(mpi::Signature::EdDSA {
+                    r: mpi::MPI::new(&sig[..32]),
+                    s: mpi::MPI::new(&sig[32..]),
+                })
+            }
+            _ => Err(openpgp::Error::InvalidOperation(
+                "the card signer handles Ed25519 only".into(),
+            )
+            .into()),
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! The OpenPGP card operations of a ceremony, on openpgp-card 0.7, with a PIN-retry guard:
+//! the retry counter is read before every PIN is presented and nothing is presented when a
+//! mistake could lock the card.
+
+use openpgp::Cert;
+use openpgp::packet::key::{SecretParts, UnspecifiedRole};
+use openpgp::packet::{Key, PKESK, SKESK};
+use openpgp::parse::Parse;
+use openpgp::parse::stream::{
+    DecryptionHelper, DecryptorBuilder, MessageStructure, VerificationHelper,
+};
+use openpgp::policy::Policy;
+use openpgp::serialize::stream::{Message, Signer as StreamSigner};
+use openpgp::types::SymmetricAlgorithm;
+use openpgp::{KeyHandle, crypto::SessionKey};
+use openpgp_card::ocard::KeyType;
+use openpgp_card::state::Open;
+use secrecy::SecretString;
+use sequoia_openpgp as openpgp;
+use zeroize::Zeroizing;
+
+use crate::backend::{ApduChannel, SharedCard};
+use crate::error::{Error, Result};
+use crate::glue::{CardDecryptor, CardSigner, UploadableKey, hex};
+
+/// A PIN. Zeroized on drop, never printed.
+pub struct Pin(Zeroizing<String>);
+
+impl Pin {
+    /// OpenPGP card PINs are 6..=127 bytes (user) and 8..=127 (admin); the card enforces its
+    /// own limits, we only refuse what no card accepts.
+    pub fn new(pin: impl Into<String>) -> Result<Self> {
+        let pin = Zeroizing::new(pin.into());
+        if pin.len() < 6 || pin.len() > 127 {
+            return Err(Error::Key(format!(
+                "a PIN must be 6 to 127 bytes long, this one is {}",
+                pin.len()
+            )));
+        }
+        Ok(Self(pin))
+    }
+
+    /// The factory default user PIN (PW1).
+    pub fn default_user() -> Self {
+        Self(Zeroizing::new("123456".into()))
+    }
+
+    /// The factory default admin PIN (PW3).
+    pub fn default_admin() -> Self {
+        Self(Zeroizing::new("12345678".into()))
+    }
+
+    fn secret(&self) -> SecretString {
+        SecretString::from(self.0.as_str().to_owned())
+    }
+}
+
+/// Retry counters left for each PIN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PinRetries {
+    pub user: u8,
+    pub reset_code: u8,
+    pub admin: u8,
+}
+
+/// The public identity of a card, for screens and transcripts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardIdentity {
+    /// AID-derived identifier `MMMM:SSSSSSSS` (manufacturer:serial), as GnuPG shows it.
+    pub ident: String,
+    pub manufacturer_id: u16,
+    pub manufacturer: String,
+    pub serial: u32,
+    /// OpenPGP card spec version, e.g. 0x0304.
+    pub spec_version: u16,
+    pub signing_fingerprint: Option<String>,
+    pub decryption_fingerprint: Option<String>,
+    pub authentication_fingerprint: Option<String>,
+    pub retries: PinRetries,
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    User,
+    Admin,
+}
+
+/// An OpenPGP card on any APDU channel.
+pub struct OpenPgpCard {
+    card: openpgp_card::Card<Open>,
+    raw: SharedCard,
+    min_retries: u8,
+}
+
+/// Presenting a PIN is refused with fewer tries left than this: one mistake then still
+/// leaves a try, so a typo or a wrong PIN file never locks a card.
+pub const DEFAULT_MIN_PIN_RETRIES: u8 = 2;
+
+impl OpenPgpCard {
+    /// Select the OpenPGP application and read the card's capabilities.
+    pub fn open(channel: impl ApduChannel + 'static) -> Result<Self> {
+        let raw = SharedCard::new(channel);
+        let card = openpgp_card::Card::<Open>::new(
+            Box::new(raw.clone()) as Box<dyn card_backend::CardBackend + Send + Sync>
+        )?;
+        Ok(Self {
+            card,
+            raw,
+            min_retries: DEFAULT_MIN_PIN_RETRIES,
+        })
+    }
+
+    /// Change the PIN-retry margin (at least 1: presenting with 0 tries left is impossible).
+    pub fn set_min_pin_retries(&mut self, n: u8) {
+        self.min_retries = n.max(1);
+    }
+
+    /// APDUs sent to the card so far.
+    pub fn apdu_count(&self) -> u64 {
+        self.raw.apdu_count()
+    }
+
+    pub fn identity(&mut self) -> Result<CardIdentity> {
+        let mut tx = self.card.transaction()?;
+        let aid = tx.application_identifier()?;
+        let fps = tx.fingerprints()?;
+        let fp = |f: Option<&openpgp_card::ocard::data::Fingerprint>| f.map(|f| hex(f.as_bytes()));
+        let pw = tx.pw_status_bytes()?;
+        Ok(CardIdentity {
+            ident: aid.ident(),
+            manufacturer_id: aid.manufacturer(),
+            manufacturer: aid.manufacturer_name().to_owned(),
+            serial: aid.serial(),
+            spec_version: aid.version(),
+            signing_fingerprint: fp(fps.signature()),
+            decryption_fingerprint: fp(fps.decryption()),
+            authentication_fingerprint: fp(fps.authentication()),
+            retries: PinRetries {
+                user: pw.err_count_pw1(),
+                reset_code: pw.err_count_rc(),
+                admin: pw.err_count_pw3(),
+            },
+        })
+    }
+
+    pub fn pin_retries(&mut self) -> Result<PinRetries> {
+        let mut tx = self.card.transaction()?;
+        retries(&mut tx)
+    }
+
+    /// Erase the card (keys, PINs back to factory defaults). Works on a card with blocked
+    /// PINs: this is how a card someone locked is recovered.
+    pub fn factory_reset(&mut self) -> Result<()> {
+        self.card.transaction()?.factory_reset()?;
+        Ok(())
+    }
+
+    pub fn change_user_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
+        let mut tx = self.card.transaction()?;
+        guard(&mut tx, Which::User, self.min_retries)?;
+        tx.change_user_pin(old.secret(), new.secret())?;
+        Ok(())
+    }
+
+    pub fn change_admin_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
+        let mut tx = self.card.transaction()?;
+        guard(&mut tx, Which::Admin, self.min_retries)?;
+        tx.change_admin_pin(old.secret(), new.secret())?;
+        Ok(())
+    }
+
+    /// Present the user PIN (PW1 for decryption). For tests and checks of a PIN file.
+    pub fn verify_user_pin(&mut self, pin: &Pin) -> Result<()> {
+        let mut tx = self.card.transaction()?;
+        guard(&mut tx, Which::User, self.min_retries)?;
+        tx.verify_user_pin(pin.secret())?;
+        Ok(())
+    }
+
+    /// Import the certificate's Ed25519 signing key (if `signing` has secrets) and Cv25519
+    /// decryption subkey into the signing and decryption slots.
+    pub fn import_keys(
+        &mut self,
+        admin: &Pin,
+        signing: Option<&Key<SecretParts, UnspecifiedRole>>,
+        decryption: Option<&Key<SecretParts, UnspecifiedRole>>,
+    ) -> Result<()> {
+        let sig = signing.map(UploadableKey::new).transpose()?;
+        let dec = decryption.map(UploadableKey::new).transpose()?;
+        let mut tx = self.card.transaction()?;
+        guard(&mut tx, Which::Admin, self.min_retries)?;
+        let mut admin_card = tx.as_admin_card(admin.secret())?;
+        if let Some(k) = &sig {
+            admin_card.import_key(k, KeyType::Signing)?;
+        }
+        if let Some(k) = &dec {
+            admin_card.import_key(k, KeyType::Decryption)?;
+        }
+        drop(admin_card);
+        // Read back: the card must now hold exactly these fingerprints.
+        tx.invalidate_cache()?;
+        let fps = tx.fingerprints()?;
+        for (k, got, slot) in [
+            (&sig, fps.signature(), "signing"),
+            (&dec, fps.decryption(), "decryption"),
+        ] {
+            if let Some(k) = k
+                && got.map(|f| f.as_bytes()) != Some(&k.fingerprint_bytes()[..])
+            {
+                return Err(Error::Key(format!(
+                    "after import the card's {slot} slot holds {:?}, not {}",
+                    got.map(|f| hex(f.as_bytes())),
+                    hex(&k.fingerprint_bytes())
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decrypt an OpenPGP message encrypted to `cert`'s Cv25519 subkey held by this card;
+    /// the session key is recovered on the card.
+    pub fn decrypt_message(
+        &mut self,
+        user_pin: &Pin,
+        cert: &Cert,
+        policy: &dyn Policy,
+        message: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let mut tx = self.card.transaction()?;
+        guard(&mut tx, Which::User, self.min_retries)?;
+        tx.verify_user_pin(user_pin.secret())?;
+        let on_card = tx
+            .fingerprints()?
+            .decryption()
+            .map(|f| f.as_bytes().to_vec());
+        let key = cert
+            .keys()
+            .with_policy(policy, None)
+            .for_transport_encryption()
+            .for_storage_encryption()
+            .find(|k| Some(k.key().fingerprint().as_bytes().to_vec()) == on_card)
+            .ok_or_else(|| {
+                Error::Key(format!(
+                    "the card's decryption key {} is not an encryption subkey of {}",
+                    on_card
+                        .as_deref()
+                        .map(hex)
+                        .unwrap_or_else(|| "(none)".into()),
+                    cert.fingerprint()
+                ))
+            })?
+            .key()
+            .clone()
+            .role_into_unspecified();
+        let helper = Helper {
+            decryptor: CardDecryptor::new(&mut tx, key),
+        };
+        let mut d = DecryptorBuilder::from_bytes(message)?.with_policy(policy, None, helper)?;
+        let mut out = Zeroizing::new(Vec::new());
+        std::io::copy(&mut d, &mut *out).map_err(|e| Error::Key(format!("decrypting: {e}")))?;
+        Ok(out)
+    }
+
+    /// A binary detached signature over `data` by `cert`'s signing key held by this card.
+    pub fn sign_detached(
+        &mut self,
+        user_pin: &Pin,
+        cert: &Cert,
+        policy: &dyn Policy,
+        data: &[u8],
+    ) -> Result<Vec<u8>> {
+        let mut tx = self.card.transaction()?;
+        guard(&mut tx, Which::User, self.min_retries)?;
+        tx.verify_user_signing_pin(user_pin.secret())?;
+        let on_card = tx
+            .fingerprints()?
+            .signature()
+            .map(|f| f.as_bytes().to_vec());
+        let key = cert
+            .keys()
+            .with_policy(policy, None)
+            .for_signing()
+            .find(|k| Some(k.key().fingerprint().as_bytes().to_vec()) == on_card)
+            .ok_or_else(|| {
+                Error::Key(format!(
+                    "the card's signing key {} is not a signing key of {}",
+                    on_card
+                        .as_deref()
+                        .map(hex)
+                        .unwrap_or_else(|| "(none)".into()),
+                    cert.fingerprint()
+                ))
+            })?
+            .key()
+            .clone()
+            .role_into_unspecified();
+        let signer = CardSigner::new(&mut tx, key);
+        let mut sig = Vec::new();
+        {
+            let m = Message::new(&mut sig);
+            let mut s = StreamSigner::new(m, signer)?.detached().build()?;
+            std::io::Write::write_all(&mut s, data)
+                .map_err(|e| Error::Key(format!("signing: {e}")))?;
+            s.finalize()?;
+        }
+        Ok(sig)
+    }
+
+    /// GET CHALLENGE (OpenPGP card 3.4 7.2.15): `n` random bytes from the card's RNG, in
+    /// rounds of at most what the card announces.
+    pub fn get_challenge(&mut self, n: usize) -> Result<Zeroizing<Vec<u8>>> {
+        let max = {
+            let tx = self.card.transaction()?;
+            let caps = tx.extended_capabilities()?;
+            if !caps.get_challenge() {
+                return Err(Error::Unsupported(
+                    "the card does not offer GET CHALLENGE (extended capabilities)".into(),
+                ));
+            }
+            usize::from(caps.max_len_challenge()).clamp(1, 255)
+        };
+        let mut out = Zeroizing::new(Vec::with_capacity(n));
+        while out.len() < n {
+            let want = (n - out.len()).min(max);
+            let le = if want == 256 { 0 } else { want as u8 };
+            let resp = Zeroizing::new(self.raw.transmit(&[0x00, 0x84, 0x00, 0x00, le])?);
+            let (data, sw1, sw2) = crate::apdu::split_status(&resp)?;
+            if (sw1, sw2) != (0x90, 0x00) {
+                return Err(Error::Status {
+                    sw1,
+                    sw2,
+                    during: "GET CHALLENGE",
+                    meaning: crate::apdu::status_meaning(sw1, sw2),
+                });
+            }
+            if data.len() != want {
+                return Err(Error::Card(format!(
+                    "GET CHALLENGE for {want} bytes returned {}",
+                    data.len()
+                )));
+            }
+            out.extend_from_slice(data);
+        }
+        Ok(out)
+    }
+}
+
+fn retries(
+    tx: &mut openpgp_card::Card<openpgp_card::state::Transaction<'_>>,
+) -> Result<PinRetries> {
+    // Fresh counters, never the cached application data.
+    tx.invalidate_cache()?;
+    let pw = tx.pw_status_bytes()?;
+    Ok(PinRetries {
+        user: pw.err_count_pw1(),
+        reset_code: pw.err_count_rc(),
+        admin: pw.err_count_pw3(),
+    })
+}
+
+fn guard(
+    tx: &mut openpgp_card::Card<openpgp_card::state::Transaction<'_>>,
+    which: Which,
+    min: u8,
+) -> Result<()> {
+    let r = retries(tx)?;
+    let (left, pin) = match which {
+        Which::User => (r.user, "user PIN (PW1)"),
+        Which::Admin => (r.admin, "admin PIN (PW3)"),
+    };
+    if left < min {
+        return Err(Error::PinRetriesLow {
+            pin,
+            left,
+            needed: min,
+        });
+    }
+    Ok(())
+}
+
+struct Helper<'a, 'b> {
+    decryptor: CardDecryptor<'a, 'b>,
+}
+
+impl VerificationHelper for Helper<'_, '_> {
+    fn get_certs(&mut self, _ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
+        Ok(Vec::new())
+    }
+
+    // Only decryption is asked for; signatures inside the message are checked by callers
+    // that know which certificates to trust.
+    fn check(&mut self, _structure: MessageStructure) -> openpgp::Result<()> {
+        Ok(())
+    }
+}
+
+impl DecryptionHelper for Helper<'_, '_> {
+    fn decrypt(
+        &mut self,
+        pkesks: &[PKESK],
+        _skesks: &[SKESK],
+        sym_algo: Option<SymmetricAlgorithm>,
+        decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
+    ) -> openpgp::Result<Option<Cert>> {
+        let ours = openpgp::crypto::Decryptor::public(&self.decryptor).key_handle();
+        for pkesk in pkesks {
+            if pkesk.recipient().is_some_and(|r| !r.aliases(&ours)) {
+                continue;
+            }
+            if let Some((algo, sk)) = pkesk.decrypt(&mut self.decryptor, sym_algo)
+                && decrypt(algo, &sk)
+            {
+                return Ok(None);
+            }
+        }
+        Err(openpgp::Error::MissingSessionKey(
+            "no PKESK in the message could be decrypted with the card's key".into(),
+        )
+        .into())
+    }
+}
+
+/// Parse a certificate (helper for callers holding bytes).
+pub fn parse_cert(bytes: &[u8]) -> Result<Cert> {
+    Ok(Cert::from_bytes(bytes)?)
+}
