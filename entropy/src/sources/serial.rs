@@ -1,0 +1,253 @@
+//! A USB serial TRNG (TrueRNG-style CDC ACM device that streams random bytes once opened).
+//!
+//! The tty is put in raw mode first: the default line discipline would translate CR to NL,
+//! swallow control characters and echo, all of which bias or drop bytes.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::termios::{self, FlushArg, SetArg, SpecialCharacterIndices};
+
+use crate::source::{Conditioning, DeviceKey, Source, SourceError, SourceInfo, SourceKind};
+
+/// USB vendor:product ids of TrueRNG devices (TrueRNG v1-v3, TrueRNGpro).
+pub const KNOWN_TRNG_IDS: &[(&str, &str, &str)] =
+    &[("04d8", "f5fe", "TrueRNG"), ("16d0", "0aa0", "TrueRNGpro")];
+
+/// How to read and judge a serial TRNG.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SerialTrngConfig {
+    pub path: PathBuf,
+    /// Bits per sample for the health tests (8, or 1 for a raw bit stream).
+    pub sample_bits: u32,
+    /// Claimed min-entropy per sample.
+    pub claimed_h: f64,
+    pub conditioning: Conditioning,
+}
+
+impl SerialTrngConfig {
+    /// A whitened byte stream (TrueRNG: whitened, 8 bits per byte claimed).
+    pub fn whitened(path: impl Into<PathBuf>) -> Self {
+        SerialTrngConfig {
+            path: path.into(),
+            sample_bits: 8,
+            claimed_h: super::WHITENED_CLAIM,
+            conditioning: Conditioning::Whitened,
+        }
+    }
+}
+
+pub struct SerialTrngSource {
+    file: File,
+    info: SourceInfo,
+}
+
+impl SerialTrngSource {
+    /// Opens the tty, sets raw mode and drops whatever was buffered before we opened it.
+    /// `sysfs` is normally `/sys` (used only to name the USB device).
+    pub fn open(config: &SerialTrngConfig, sysfs: &Path) -> Result<Self, SourceError> {
+        let path = &config.path;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(OFlag::O_NOCTTY.bits())
+            .open(path)
+            .map_err(|e| SourceError::Open {
+                path: path.clone(),
+                source: e,
+            })?;
+        let tty_err = |what: &str, e: nix::Error| {
+            SourceError::Other(format!(
+                "{}: {what} failed ({e}); is this a serial device?",
+                path.display()
+            ))
+        };
+        let mut t = termios::tcgetattr(&file).map_err(|e| tty_err("tcgetattr", e))?;
+        termios::cfmakeraw(&mut t);
+        // Block until at least one byte arrives; no inter-byte timer.
+        t.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
+        t.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+        termios::tcsetattr(&file, SetArg::TCSANOW, &t).map_err(|e| tty_err("tcsetattr", e))?;
+        // Bytes queued before raw mode may have been mangled by the line discipline.
+        termios::tcflush(&file, FlushArg::TCIFLUSH).map_err(|e| tty_err("tcflush", e))?;
+        let usb = usb_identity(path, sysfs);
+        let (identity, device) = match &usb {
+            Some(u) => (
+                format!("{} (USB {})", path.display(), u.describe()),
+                DeviceKey(format!("usb:{}:{}:{}", u.vid, u.pid, u.serial)),
+            ),
+            None => (
+                path.display().to_string(),
+                DeviceKey(format!("serial:{}", path.display())),
+            ),
+        };
+        Ok(SerialTrngSource {
+            file,
+            info: SourceInfo {
+                kind: SourceKind::UsbSerialTrng,
+                identity,
+                device,
+                conditioning: config.conditioning,
+                sample_bits: config.sample_bits,
+                claimed_h: config.claimed_h,
+                claim_basis: match config.conditioning {
+                    Conditioning::Whitened => "the device whitens its noise before sending it",
+                    Conditioning::Raw => "configured claim for the device's raw noise",
+                },
+            },
+        })
+    }
+}
+
+impl Source for SerialTrngSource {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), SourceError> {
+        super::read_full(&mut self.file, buf, &self.info.identity)
+    }
+}
+
+/// What sysfs says about the USB device behind a tty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsbIdentity {
+    pub vid: String,
+    pub pid: String,
+    pub manufacturer: String,
+    pub product: String,
+    pub serial: String,
+}
+
+impl UsbIdentity {
+    fn describe(&self) -> String {
+        let mut s = format!("{}:{}", self.vid, self.pid);
+        for part in [&self.manufacturer, &self.product] {
+            if !part.is_empty() {
+                s.push(' ');
+                s.push_str(part);
+            }
+        }
+        if !self.serial.is_empty() {
+            s.push_str(&format!(" serial {}", self.serial));
+        }
+        s
+    }
+}
+
+/// `/sys/class/tty/<name>/device` is the USB interface; its parent holds the device ids.
+pub fn usb_identity(tty: &Path, sysfs: &Path) -> Option<UsbIdentity> {
+    let name = tty.file_name()?;
+    let iface = std::fs::canonicalize(sysfs.join("class/tty").join(name).join("device")).ok()?;
+    let dev = iface.parent()?;
+    let read = |f: &str| {
+        std::fs::read_to_string(dev.join(f))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    let vid = read("idVendor");
+    if vid.is_empty() {
+        return None;
+    }
+    Some(UsbIdentity {
+        vid,
+        pid: read("idProduct"),
+        manufacturer: read("manufacturer"),
+        product: read("product"),
+        serial: read("serial"),
+    })
+}
+
+/// ttys under `/dev` whose USB ids are a known TRNG.
+pub fn find_known_trngs(dev_dir: &Path, sysfs: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(sysfs.join("class/tty")) else {
+        return vec![];
+    };
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let n = name.to_str()?;
+            if !n.starts_with("ttyACM") {
+                return None;
+            }
+            let dev = dev_dir.join(n);
+            let id = usb_identity(&dev, sysfs)?;
+            KNOWN_TRNG_IDS
+                .iter()
+                .any(|(v, p, _)| *v == id.vid && *p == id.pid)
+                .then_some(dev)
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn a_pty_stands_in_for_the_trng_and_raw_mode_keeps_every_byte() {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let slave_path = nix::unistd::ttyname(&pty.slave).unwrap();
+        let cfg = SerialTrngConfig::whitened(&slave_path);
+        let mut s = SerialTrngSource::open(&cfg, Path::new("/nonexistent-sysfs")).unwrap();
+        assert_eq!(
+            s.info().device,
+            DeviceKey(format!("serial:{}", slave_path.display()))
+        );
+        // Every byte value, including CR, ^C, ^S, ^D and DEL that a cooked tty would eat or
+        // translate.
+        let all: Vec<u8> = (0..=255u8).collect();
+        let mut master = std::fs::File::from(pty.master);
+        let _ = master.as_raw_fd();
+        master.write_all(&all).unwrap();
+        let mut got = vec![0u8; 256];
+        s.fill(&mut got).unwrap();
+        assert_eq!(got, all);
+    }
+
+    #[test]
+    fn a_regular_file_is_not_a_serial_device() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let err = SerialTrngSource::open(
+            &SerialTrngConfig::whitened(f.path()),
+            Path::new("/nonexistent"),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("serial device"), "{err}");
+    }
+
+    #[test]
+    fn usb_ids_are_read_from_a_sysfs_tree() {
+        let root = tempfile::tempdir().unwrap();
+        let usbdev = root.path().join("devices/usb1/1-1");
+        let iface = usbdev.join("1-1:1.0");
+        std::fs::create_dir_all(&iface).unwrap();
+        for (f, v) in [
+            ("idVendor", "04d8\n"),
+            ("idProduct", "f5fe\n"),
+            ("manufacturer", "ubld.it\n"),
+            ("product", "TrueRNG\n"),
+            ("serial", "12345\n"),
+        ] {
+            std::fs::write(usbdev.join(f), v).unwrap();
+        }
+        let tty = root.path().join("class/tty/ttyACM0");
+        std::fs::create_dir_all(&tty).unwrap();
+        std::os::unix::fs::symlink(&iface, tty.join("device")).unwrap();
+        let dev = Path::new("/dev");
+        let id = usb_identity(&dev.join("ttyACM0"), root.path()).unwrap();
+        assert_eq!(id.describe(), "04d8:f5fe ubld.it TrueRNG serial 12345");
+        assert_eq!(
+            find_known_trngs(dev, root.path()),
+            vec![dev.join("ttyACM0")]
+        );
+    }
+}
