@@ -1,1 +1,11 @@
-//! The screens.
+//! The screens the operator and witnesses see.
+//!
+//! Everything here renders plain data (view models that cannot hold secrets) into a ratatui
+//! frame, and turns key presses into actions. Screens keep to what the Linux console can draw:
+//! single-line box drawing, the 16 named colours, and nothing whose meaning rests on colour.
+
+pub mod boot;
+pub mod term;
+mod time;
+
+pub use boot::{BootInfo, BuildInfo};

@@ -1,1 +1,39 @@
-fn main() {}
+//! `/init`, the only program in the sherd image.
+//!
+//! Run by the kernel as PID 1 it does the work of [`pid1`]; started by PID 1 again with
+//! `SHERD_ROLE=ui` it is the ceremony's user interface on the console. Run any other way (on a
+//! developer's host, say) it refuses, because PID 1's job mounts filesystems and powers off.
+
+mod cmdline;
+mod pid1;
+mod ui;
+
+use std::process::ExitCode;
+
+/// Environment variable naming the role of a non-PID-1 process.
+pub const ENV_ROLE: &str = "SHERD_ROLE";
+pub const ROLE_UI: &str = "ui";
+/// The rootfs tree hash PID 1 computed before mounting anything (hex).
+pub const ENV_ROOTFS_TREE: &str = "SHERD_ROOTFS_TREE";
+/// `serial` or `vt`: what kind of console the UI draws on.
+pub const ENV_CONSOLE_KIND: &str = "SHERD_CONSOLE";
+/// The UI's exit code for "the operator asked to power off".
+pub const EXIT_POWER_OFF: i32 = 80;
+
+fn main() -> ExitCode {
+    if std::process::id() == 1 {
+        pid1::run();
+    }
+    match std::env::var(ENV_ROLE).as_deref() {
+        Ok(ROLE_UI) => ui::run(),
+        _ => {
+            eprintln!(
+                "sherd init: this program is PID 1 of the sherd image and is not PID 1 here \
+                 (pid {}), so it does nothing.\n\
+                 To look at the screens on this machine, run it with {ENV_ROLE}={ROLE_UI}.",
+                std::process::id()
+            );
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,1 +1,255 @@
-//! QEMU harness.
+//! The QEMU harness: boots the built image under TCG with its serial line on a pipe, keeps a
+//! terminal emulator's view of the screen, and lets a test type and read like an operator.
+//!
+//! Tests find the artifacts in `$SHERD_OUT` (default `<workspace>/out`), built by
+//! `sherd-image build` (the README's test command does that first).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Columns and rows PID 1 gives a serial console (see `init/src/pid1.rs`).
+pub const COLS: u16 = 80;
+pub const ROWS: u16 = 24;
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
+}
+
+/// Where the built image is.
+pub fn out_dir() -> PathBuf {
+    let out = std::env::var_os("SHERD_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("out"));
+    assert!(
+        out.join("manifest.txt").is_file(),
+        "no built image in {}: run `cargo run -p sherd-image -- build` first (the README's test \
+         command does), or point SHERD_OUT at one",
+        out.display()
+    );
+    out
+}
+
+pub fn read_out(name: &str) -> Vec<u8> {
+    let p = out_dir().join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The value of a manifest line, e.g. `manifest_field("rootfs-tree")` = `sha256 <hex>`.
+pub fn manifest_field(key: &str) -> String {
+    let m = String::from_utf8(read_out("manifest.txt")).expect("manifest is UTF-8");
+    sherd_image::manifest::field(&m, key)
+        .unwrap_or_else(|| panic!("manifest has no {key} line"))
+        .to_owned()
+}
+
+struct Shared {
+    raw: Vec<u8>,
+    parser: vt100::Parser,
+    eof: bool,
+}
+
+/// A running QEMU guest.
+pub struct Guest {
+    child: Child,
+    stdin: ChildStdin,
+    shared: Arc<Mutex<Shared>>,
+    pub started: Instant,
+}
+
+/// What to boot.
+pub struct Boot {
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub append: String,
+    pub extra: Vec<String>,
+    pub memory_mb: u32,
+}
+
+impl Boot {
+    /// The built kernel and initramfs with a serial console.
+    pub fn serial() -> Boot {
+        let out = out_dir();
+        Boot {
+            kernel: out.join("vmlinuz"),
+            initrd: out.join("initrd.img"),
+            append: "console=ttyS0 loglevel=3".into(),
+            extra: Vec::new(),
+            memory_mb: 512,
+        }
+    }
+}
+
+impl Guest {
+    pub fn start(b: &Boot) -> Guest {
+        let mut cmd = Command::new("qemu-system-x86_64");
+        // TCG: KVM guests hang on these machines. -no-reboot turns a guest reboot into an exit.
+        cmd.args([
+            "-machine",
+            "q35",
+            "-accel",
+            "tcg",
+            "-nographic",
+            "-no-reboot",
+        ])
+        .args(["-m", &b.memory_mb.to_string()])
+        .arg("-kernel")
+        .arg(&b.kernel)
+        .arg("-initrd")
+        .arg(&b.initrd)
+        .args(["-append", &b.append])
+        .args(&b.extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        let mut child = cmd
+            .spawn()
+            .expect("qemu-system-x86_64 is needed: apt-get install qemu-system-x86");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let shared = Arc::new(Mutex::new(Shared {
+            raw: Vec::new(),
+            parser: vt100::Parser::new(ROWS.try_into().unwrap(), COLS.try_into().unwrap(), 0),
+            eof: false,
+        }));
+        let s2 = Arc::clone(&shared);
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match stdout.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        s2.lock().unwrap().eof = true;
+                        return;
+                    }
+                    Ok(n) => {
+                        let mut s = s2.lock().unwrap();
+                        s.raw.extend_from_slice(&buf[..n]);
+                        s.parser.process(&buf[..n]);
+                    }
+                }
+            }
+        });
+        Guest {
+            child,
+            stdin,
+            shared,
+            started: Instant::now(),
+        }
+    }
+
+    /// The screen as text, one line per row.
+    pub fn screen(&self) -> String {
+        self.shared.lock().unwrap().parser.screen().contents()
+    }
+
+    /// Everything the guest printed so far, escape sequences included.
+    pub fn raw(&self) -> Vec<u8> {
+        self.shared.lock().unwrap().raw.clone()
+    }
+
+    /// Types keys on the serial line.
+    pub fn send(&mut self, keys: &str) {
+        self.stdin.write_all(keys.as_bytes()).unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// Waits until the screen contains `text`; panics with the screen and the tail of the raw
+    /// output when it does not within `timeout`.
+    pub fn wait_for_screen(&self, text: &str, timeout: Duration) -> Duration {
+        self.wait_until(timeout, &format!("screen to show {text:?}"), |g| {
+            g.screen().contains(text)
+        })
+    }
+
+    /// Waits until the raw output contains `text`.
+    pub fn wait_for_output(&self, text: &str, timeout: Duration) -> Duration {
+        let needle = text.as_bytes();
+        self.wait_until(timeout, &format!("output to contain {text:?}"), |g| {
+            g.raw().windows(needle.len()).any(|w| w == needle)
+        })
+    }
+
+    fn wait_until(&self, timeout: Duration, what: &str, ok: impl Fn(&Guest) -> bool) -> Duration {
+        let t0 = Instant::now();
+        loop {
+            if ok(self) {
+                return self.started.elapsed();
+            }
+            let eof = self.shared.lock().unwrap().eof;
+            if eof || t0.elapsed() > timeout {
+                let raw = self.raw();
+                let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(3000)..]);
+                panic!(
+                    "timed out after {:?} waiting for the {what} (guest {}).\n--- screen ---\n{}\n--- last output ---\n{tail}",
+                    t0.elapsed(),
+                    if eof { "exited" } else { "still running" },
+                    self.screen()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for QEMU to exit (the guest powered off) within `timeout`; kills it otherwise.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            if t0.elapsed() > timeout {
+                let _ = self.child.kill();
+                panic!(
+                    "QEMU did not exit within {timeout:?}; screen:\n{}",
+                    self.screen()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads a 64-hex-digit hash shown on screen in groups of 8 on the line after `label`.
+pub fn hash_after(screen: &str, label: &str) -> Option<String> {
+    let mut lines = screen.lines();
+    lines.find(|l| l.contains(label))?;
+    let next = lines.next()?;
+    let hex: String = next
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .filter(|w| w.len() == 8)
+        .collect();
+    (hex.len() == 64).then_some(hex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hash_after;
+
+    #[test]
+    fn reads_grouped_hash_from_a_boxed_screen() {
+        let screen = "│Root filesystem tree (SHA-256): compare\n\
+                      │  3f2a9b1c 0a1b2c3d 3f2a9b1c 0a1b2c3d 3f2a9b1c 0a1b2c3d 3f2a9b1c 0a1b2c3d │\n";
+        assert_eq!(
+            hash_after(screen, "Root filesystem tree").as_deref(),
+            Some("3f2a9b1c0a1b2c3d3f2a9b1c0a1b2c3d3f2a9b1c0a1b2c3d3f2a9b1c0a1b2c3d")
+        );
+        assert_eq!(
+            hash_after("Root filesystem tree\n  abc\n", "Root filesystem tree"),
+            None
+        );
+        assert_eq!(hash_after("nothing", "Root filesystem tree"), None);
+    }
+}

@@ -50,14 +50,23 @@ pub struct Entry {
 #[derive(Debug)]
 pub enum Error {
     /// A path or symlink target that the line format cannot carry unambiguously.
-    BadName { path: String, why: &'static str },
+    BadName {
+        path: String,
+        why: &'static str,
+    },
     /// The same path was added twice.
     Duplicate(String),
     /// A file's parent directory is not in the tree.
     MissingParent(String),
     /// A socket, or a directory on another filesystem (a mount point): not part of an initramfs.
-    Unsupported { path: String, why: &'static str },
-    Io { path: PathBuf, source: io::Error },
+    Unsupported {
+        path: String,
+        why: &'static str,
+    },
+    Io {
+        path: PathBuf,
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for Error {
@@ -379,16 +388,20 @@ mod tests {
             t
         };
         let h0 = base().hash();
-        for e in [dir("/a", 0o750), {
-            let mut d = dir("/a", 0o755);
-            d.uid = 1;
-            d
-        }, {
-            let mut d = dir("/a", 0o755);
-            d.gid = 1;
-            d
-        }, dir("/b", 0o755)]
-        {
+        for e in [
+            dir("/a", 0o750),
+            {
+                let mut d = dir("/a", 0o755);
+                d.uid = 1;
+                d
+            },
+            {
+                let mut d = dir("/a", 0o755);
+                d.gid = 1;
+                d
+            },
+            dir("/b", 0o755),
+        ] {
             let mut t = Tree::new();
             t.insert(e).unwrap();
             assert_ne!(t.hash(), h0);
@@ -468,10 +481,7 @@ mod tests {
         // makedev(5, 1) and a large one: makedev(259, 70000).
         assert_eq!(split_dev(0x0501), (5, 1));
         let (ma, mi) = (259u64, 70000u64);
-        let rdev = ((ma & 0xfff) << 8)
-            | ((ma & !0xfff) << 32)
-            | (mi & 0xff)
-            | ((mi & !0xff) << 12);
+        let rdev = ((ma & 0xfff) << 8) | ((ma & !0xfff) << 32) | (mi & 0xff) | ((mi & !0xff) << 12);
         assert_eq!(split_dev(rdev), (259, 70000));
     }
 }

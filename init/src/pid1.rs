@@ -1,0 +1,260 @@
+//! PID 1: small and boring. It lists the root filesystem before touching it, mounts the pseudo
+//! filesystems, starts the ceremony UI on the console as a child, reaps zombies, and powers off.
+//! It never exits (the kernel would panic) and never offers a shell.
+
+use crate::cmdline::{self, BootParams, Console};
+use crate::{ENV_CONSOLE_KIND, ENV_ROLE, ENV_ROOTFS_TREE, EXIT_POWER_OFF, ROLE_UI};
+use nix::libc;
+use nix::mount::{MsFlags, mount};
+use nix::sys::reboot::{RebootMode, reboot};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// One pseudo filesystem PID 1 mounts, in order.
+pub struct MountSpec {
+    pub source: &'static str,
+    pub target: &'static str,
+    pub fstype: &'static str,
+    pub flags: MsFlags,
+    pub data: Option<&'static str>,
+}
+
+const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC);
+
+/// Every mount the image makes. The mount points exist in the initramfs (see `image/`), so PID 1
+/// creates nothing in the root filesystem it has just hashed.
+pub const MOUNTS: &[MountSpec] = &[
+    MountSpec {
+        source: "proc",
+        target: "/proc",
+        fstype: "proc",
+        flags: NOSUID_NODEV_NOEXEC,
+        data: None,
+    },
+    MountSpec {
+        source: "sysfs",
+        target: "/sys",
+        fstype: "sysfs",
+        flags: NOSUID_NODEV_NOEXEC,
+        data: None,
+    },
+    // Device nodes must work here, so no MS_NODEV.
+    MountSpec {
+        source: "devtmpfs",
+        target: "/dev",
+        fstype: "devtmpfs",
+        flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC),
+        data: Some("mode=0755"),
+    },
+    MountSpec {
+        source: "tmpfs",
+        target: "/run",
+        fstype: "tmpfs",
+        flags: NOSUID_NODEV_NOEXEC,
+        data: Some("mode=0755,size=16m"),
+    },
+    MountSpec {
+        source: "tmpfs",
+        target: "/tmp",
+        fstype: "tmpfs",
+        flags: NOSUID_NODEV_NOEXEC,
+        data: Some("mode=1777,size=64m"),
+    },
+    // The TPM event log lives here; absent kernels simply lack the directory.
+    MountSpec {
+        source: "securityfs",
+        target: "/sys/kernel/security",
+        fstype: "securityfs",
+        flags: NOSUID_NODEV_NOEXEC,
+        data: None,
+    },
+];
+
+/// Columns and rows given to a serial line whose size the kernel does not know (it reads 0x0).
+const SERIAL_COLS: u16 = 80;
+const SERIAL_ROWS: u16 = 24;
+
+pub fn run() -> ! {
+    // Files the ceremony writes are nobody else's business.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let outcome = std::panic::catch_unwind(boot);
+    let reason = match outcome {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(reason)) => reason,
+        Err(panic) => format!(
+            "PID 1 panicked: {}",
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into())
+        ),
+    };
+    fatal(&reason)
+}
+
+enum Never {}
+
+fn boot() -> Result<Never, String> {
+    // The tree hash first: nothing has been mounted or created yet, so this is exactly what the
+    // bootloader handed the kernel (the initramfs), comparable with the build manifest.
+    let tree = treehash::Tree::scan(Path::new("/"))
+        .map_err(|e| format!("cannot list the root filesystem: {e}"))?;
+    let tree_hex = treehash::hex(&tree.hash());
+
+    for m in MOUNTS {
+        mount(Some(m.source), m.target, Some(m.fstype), m.flags, m.data).map_err(|e| {
+            format!(
+                "cannot mount {} on {}: {e}; the kernel lacks a feature sherd needs",
+                m.fstype, m.target
+            )
+        })?;
+    }
+    // Keep late kernel messages (USB plugging, ...) off the screens: errors and worse only.
+    // SAFETY: klogctl with a null buffer and length 1 only sets the console log level.
+    unsafe { libc::klogctl(8, std::ptr::null_mut(), 1) };
+
+    let line = std::fs::read_to_string("/proc/cmdline")
+        .map_err(|e| format!("cannot read /proc/cmdline: {e}"))?;
+    let params = cmdline::parse(line.trim_end()).map_err(|e| e.to_string())?;
+
+    let code = supervise_ui(&params, &tree_hex)?;
+    if code == EXIT_POWER_OFF {
+        power_off();
+    }
+    Err(format!(
+        "the ceremony program stopped unexpectedly ({})",
+        describe_exit(code)
+    ))
+}
+
+/// Opens the console device for the UI child, sizing a serial line that reports 0x0.
+fn open_console(console: &Console) -> Result<File, String> {
+    let tty = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(console.device())
+        .map_err(|e| format!("cannot open the console {}: {e}", console.device()))?;
+    if let Console::Serial { .. } = console {
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: TIOCGWINSZ/TIOCSWINSZ read/write a winsize struct we own.
+        unsafe {
+            if libc::ioctl(tty.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) == 0
+                && (ws.ws_col == 0 || ws.ws_row == 0)
+            {
+                ws.ws_col = SERIAL_COLS;
+                ws.ws_row = SERIAL_ROWS;
+                libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &ws);
+            }
+        }
+    }
+    Ok(tty)
+}
+
+/// Starts the UI as a child in its own session with the console as its controlling terminal,
+/// then reaps every child until the UI itself ends. Returns the UI's exit code (or 128+signal).
+fn supervise_ui(params: &BootParams, tree_hex: &str) -> Result<i32, String> {
+    let tty = open_console(&params.console)?;
+    let dup = |f: &File| {
+        f.try_clone()
+            .map_err(|e| format!("cannot dup the console: {e}"))
+    };
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.env_clear()
+        .env(ENV_ROLE, ROLE_UI)
+        .env(ENV_ROOTFS_TREE, tree_hex)
+        .env(
+            ENV_CONSOLE_KIND,
+            match params.console {
+                Console::Serial { .. } => "serial",
+                Console::Vt { .. } => "vt",
+            },
+        )
+        .env("TERM", "linux")
+        .env("PATH", "/")
+        .stdin(Stdio::from(dup(&tty)?))
+        .stdout(Stdio::from(dup(&tty)?))
+        .stderr(Stdio::from(tty));
+    // SAFETY: only async-signal-safe calls (setsid, ioctl) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the ceremony program: {e}"))?;
+    let ui = Pid::from_raw(child.id() as i32);
+    loop {
+        // PID 1 inherits every orphan: reap them all, return when the UI itself is gone.
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == ui => return Ok(code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == ui => return Ok(128 + sig as i32),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(format!("waiting for the ceremony program failed: {e}")),
+        }
+    }
+}
+
+fn describe_exit(code: i32) -> String {
+    match code {
+        c if c > 128 => format!("killed by signal {}", c - 128),
+        101 => "it panicked, exit code 101".into(),
+        c => format!("exit code {c}"),
+    }
+}
+
+/// Flushes what was written and powers off. Never returns.
+pub fn power_off() -> ! {
+    nix::unistd::sync();
+    let _ = reboot(RebootMode::RB_POWER_OFF);
+    // Power-off failed (no ACPI?): halting is the safe remainder.
+    let _ = reboot(RebootMode::RB_HALT_SYSTEM);
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Shows what went wrong on the console, waits for Enter, powers off. Plain text: PID 1 does
+/// not depend on the UI code that may be what failed.
+fn fatal(reason: &str) -> ! {
+    let msg = format!(
+        "\x1b[0m\x1b[2J\x1b[H\r\n  sherd: FATAL ERROR\r\n\r\n  {reason}\r\n\r\n  \
+         Nothing was written to any card or stick by this step.\r\n  \
+         Press Enter to power off.\r\n"
+    );
+    // Any console will do; try the kernel's, then the usual suspects (devtmpfs may be missing).
+    for dev in ["/dev/console", "/dev/tty1", "/dev/ttyS0"] {
+        if let Ok(mut c) = OpenOptions::new().read(true).write(true).open(dev) {
+            let _ = c.write_all(msg.as_bytes());
+            let mut b = [0u8; 1];
+            loop {
+                match c.read(&mut b) {
+                    Ok(1) if b[0] == b'\r' || b[0] == b'\n' => power_off(),
+                    Ok(1) => continue,
+                    // No keyboard answer possible: leave the message up for a while.
+                    _ => break,
+                }
+            }
+            std::thread::sleep(Duration::from_secs(300));
+            power_off();
+        }
+    }
+    std::thread::sleep(Duration::from_secs(300));
+    power_off()
+}
