@@ -1,0 +1,10 @@
+//! Test-only: virtual OpenPGP cards (opcard on trussed's RAM platform), a T=0 card front for
+//! them, and a VSCard bridge serving them to QEMU's `ccid-card-passthru`.
+
+pub mod bridge;
+pub mod t0;
+pub mod virtual_card;
+pub mod vscard;
+
+pub use t0::T0Card;
+pub use virtual_card::{ATR, VirtualCard};

@@ -1,0 +1,80 @@
+//! A T=0 front for a virtual card: what a real T=0 card does with TPDUs that QEMU's usb-ccid
+//! (TPDU level, T=0) forwards verbatim. Data never comes back in the same exchange as command
+//! data (case 4 answers 61xx), and nothing longer than the TPDU asks for (or 256 bytes)
+//! comes back at once: the rest waits for GET RESPONSE.
+
+use crate::virtual_card::VirtualCard;
+
+pub struct T0Card {
+    card: VirtualCard,
+    pending: Vec<u8>,
+    pending_sw: [u8; 2],
+}
+
+impl T0Card {
+    pub fn new(card: VirtualCard) -> Self {
+        Self {
+            card,
+            pending: Vec::new(),
+            pending_sw: [0x90, 0x00],
+        }
+    }
+
+    pub fn card(&self) -> &VirtualCard {
+        &self.card
+    }
+
+    /// Power cycle (card inserted again).
+    pub fn power_cycle(&mut self) {
+        self.pending.clear();
+        self.card.reset();
+    }
+
+    /// Answer one TPDU: `CLA INS P1 P2 P3 [data]`.
+    pub fn tpdu(&mut self, tpdu: &[u8]) -> Vec<u8> {
+        if tpdu.len() < 5 {
+            return vec![0x67, 0x00];
+        }
+        let p3 = tpdu[4];
+        let body = &tpdu[5..];
+        let le = if p3 == 0 { 256 } else { usize::from(p3) };
+        if tpdu[1] == 0xC0 && body.is_empty() && !self.pending.is_empty() {
+            return self.serve_pending(le);
+        }
+        self.pending.clear();
+        let apdu = if body.is_empty() {
+            // Case 1 or 2: P3 is Le.
+            tpdu.to_vec()
+        } else {
+            if body.len() != usize::from(p3) {
+                return vec![0x67, 0x00];
+            }
+            // Case 3 or 4: the card itself knows whether it has data to return.
+            let mut a = tpdu.to_vec();
+            a.push(0x00);
+            a
+        };
+        let resp = self.card.transmit(&apdu);
+        let (data, sw) = resp.split_at(resp.len() - 2);
+        if data.is_empty() {
+            return sw.to_vec();
+        }
+        if !body.is_empty() || data.len() > le {
+            self.pending = data.to_vec();
+            self.pending_sw = [sw[0], sw[1]];
+            return vec![0x61, self.pending.len().min(256) as u8];
+        }
+        resp
+    }
+
+    fn serve_pending(&mut self, le: usize) -> Vec<u8> {
+        let n = le.min(self.pending.len());
+        let mut out: Vec<u8> = self.pending.drain(..n).collect();
+        if self.pending.is_empty() {
+            out.extend_from_slice(&self.pending_sw);
+        } else {
+            out.extend_from_slice(&[0x61, self.pending.len().min(256) as u8]);
+        }
+        out
+    }
+}
