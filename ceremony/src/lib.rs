@@ -6,23 +6,24 @@
 //! wrapper types that do not implement `Debug`, `Display` or `Clone` and are zeroized on drop
 //! (see [`secret`]); everything a screen may show is plain public data.
 
-// pub mod card;
+pub mod card;
 // pub mod ceremony;
-// pub mod envelope;
+pub mod envelope;
 pub mod hex;
 mod kdf;
 pub mod keys;
 // pub mod pinfile;
 pub mod plan;
-// pub mod recombine;
+pub mod recombine;
 pub mod rng;
 pub mod secret;
 pub mod shamir;
 // pub mod shardfile;
 // pub mod storage;
-// pub mod transcript;
+pub mod transcript;
 // pub mod verify;
 pub mod words;
 mod words_table;
+pub mod pgp;
 
 pub use sequoia_openpgp as openpgp;

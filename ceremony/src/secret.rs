@@ -188,6 +188,9 @@ assert_not_impl!(RootSecret: core::fmt::Debug, core::fmt::Display, Clone, Partia
 assert_not_impl!(ShareBytes: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
 assert_not_impl!(Pin: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
 assert_not_impl!(CardPins: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
+assert_not_impl!(crate::envelope::Envelope: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
+assert_not_impl!(crate::keys::RootKey: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
+assert_not_impl!(crate::keys::LocationKey: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
 assert_not_impl!(SharedSecret: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
 
 #[cfg(test)]

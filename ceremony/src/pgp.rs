@@ -1,0 +1,237 @@
+//! The few OpenPGP operations the ceremony needs, on top of Sequoia: encrypt-and-sign to given
+//! keys, decrypt-and-verify through any `Decryptor` (a card or a software key), armor.
+
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::rc::Rc;
+use std::time::SystemTime;
+
+use sequoia_openpgp as openpgp;
+use zeroize::Zeroizing;
+
+use openpgp::Cert;
+use openpgp::KeyHandle;
+use openpgp::crypto::{self, KeyPair, SessionKey};
+use openpgp::packet::key::{PublicParts, UnspecifiedRole};
+use openpgp::packet::{Key, PKESK, SKESK};
+use openpgp::parse::Parse;
+use openpgp::parse::stream::{
+    DecryptionHelper, DecryptorBuilder, MessageLayer, MessageStructure, VerificationHelper,
+};
+use openpgp::policy::StandardPolicy;
+use openpgp::serialize::stream::{Armorer, Encryptor, LiteralWriter, Message, Recipient, Signer};
+use openpgp::types::{Features, SymmetricAlgorithm};
+
+/// Why a sealed message could not be opened.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenError {
+    #[error("not a readable OpenPGP message: {0}")]
+    Malformed(String),
+    #[error("the message is not encrypted to this key ({key}); it is someone else's")]
+    NotForThisKey { key: String },
+    #[error("the card refused: {0}")]
+    Card(String),
+    #[error("decryption failed (the message was altered or the key is wrong): {0}")]
+    DecryptionFailed(String),
+    #[error("the signature does not check out: {0}")]
+    BadSignature(String),
+}
+
+/// Encrypts `plaintext` to `recipients` (SEIPDv1, AES-256), signed by `signer` with creation
+/// time `time`; returns the binary message.
+pub(crate) fn encrypt_and_sign(
+    plaintext: &[u8],
+    recipients: &[Key<PublicParts, UnspecifiedRole>],
+    signer: KeyPair,
+    time: SystemTime,
+) -> openpgp::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    {
+        let message = Message::new(&mut out);
+        let recipients = recipients.iter().map(|k| {
+            // SEIPDv1 so every OpenPGP implementation a holder may use can read it.
+            Recipient::new(Features::empty().set_seipdv1(), k.key_handle(), k)
+        });
+        let message = Encryptor::for_recipients(message, recipients)
+            .symmetric_algo(SymmetricAlgorithm::AES256)
+            .build()?;
+        let message = Signer::new(message, signer)?.creation_time(time).build()?;
+        let mut literal = LiteralWriter::new(message).date(time)?.build()?;
+        literal.write_all(plaintext)?;
+        literal.finalize()?;
+    }
+    Ok(out)
+}
+
+/// ASCII-armors bytes as `kind`.
+pub(crate) fn armor(bytes: &[u8], kind: openpgp::armor::Kind) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let message = Message::new(&mut out);
+        let mut w = Armorer::new(message).kind(kind).build().expect("armoring to memory");
+        w.write_all(bytes).expect("writing to memory");
+        w.finalize().expect("writing to memory");
+    }
+    out
+}
+
+/// Removes ASCII armor of the given kind (strictly: one block of that kind, nothing after it).
+pub fn dearmor(text: &[u8], kind: openpgp::armor::Kind) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut reader = openpgp::armor::Reader::from_bytes(
+        text,
+        openpgp::armor::ReaderMode::Tolerant(Some(kind)),
+    );
+    reader.read_to_end(&mut out).map_err(|e| format!("bad ASCII armor: {e}"))?;
+    if out.is_empty() {
+        return Err("empty armored block".into());
+    }
+    Ok(out)
+}
+
+/// The key handles a message is encrypted to (from its PKESK packets), for auditors.
+pub fn message_recipients(message: &[u8]) -> Result<Vec<KeyHandle>, String> {
+    use openpgp::Packet;
+    use openpgp::parse::{PacketParser, PacketParserResult};
+    let mut out = Vec::new();
+    let mut ppr = PacketParser::from_bytes(message).map_err(|e| format!("{e:#}"))?;
+    while let PacketParserResult::Some(pp) = ppr {
+        match &pp.packet {
+            Packet::PKESK(p) => {
+                out.push(p.recipient().ok_or("anonymous recipient")?);
+            }
+            // Recipients come first; stop at the encrypted data.
+            Packet::SEIP(_) => break,
+            _ => {}
+        }
+        let (_, next) = pp.next().map_err(|e| format!("{e:#}"))?;
+        ppr = next;
+    }
+    Ok(out)
+}
+
+/// What the helper learned, shared with the caller because Sequoia consumes the helper when
+/// building the decryptor fails.
+#[derive(Default)]
+struct Diag {
+    signature_problem: Option<String>,
+    matched_recipient: bool,
+}
+
+struct Helper<'a> {
+    decryptors: Vec<&'a mut dyn crypto::Decryptor>,
+    signer: &'a Cert,
+    diag: Rc<RefCell<Diag>>,
+}
+
+impl VerificationHelper for Helper<'_> {
+    fn get_certs(&mut self, _ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
+        Ok(vec![self.signer.clone()])
+    }
+
+    fn check(&mut self, structure: MessageStructure) -> openpgp::Result<()> {
+        let mut layers = structure.into_iter();
+        let problem = match (layers.next(), layers.next(), layers.next()) {
+            (
+                Some(MessageLayer::Encryption { .. }),
+                Some(MessageLayer::SignatureGroup { results }),
+                None,
+            ) => {
+                if results.len() != 1 {
+                    Some(format!("expected exactly one signature, found {}", results.len()))
+                } else {
+                    results.iter().find_map(|r| match r {
+                        Ok(good) if good.ka.cert().fingerprint() == self.signer.fingerprint() => None,
+                        Ok(good) => Some(format!(
+                            "signed by {}, expected {}",
+                            good.ka.cert().fingerprint(),
+                            self.signer.fingerprint()
+                        )),
+                        Err(e) => Some(e.to_string()),
+                    })
+                }
+            }
+            _ => Some("expected exactly: encryption, one signature, literal data".into()),
+        };
+        match problem {
+            None => Ok(()),
+            Some(p) => {
+                self.diag.borrow_mut().signature_problem = Some(p.clone());
+                Err(openpgp::anyhow::anyhow!(p))
+            }
+        }
+    }
+}
+
+impl DecryptionHelper for Helper<'_> {
+    fn decrypt(
+        &mut self,
+        pkesks: &[PKESK],
+        _skesks: &[SKESK],
+        sym_algo: Option<SymmetricAlgorithm>,
+        decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
+    ) -> openpgp::Result<Option<Cert>> {
+        for pkesk in pkesks {
+            let Some(recipient) = pkesk.recipient() else { continue };
+            for d in self.decryptors.iter_mut() {
+                if !recipient.aliases(d.public().key_handle()) {
+                    continue;
+                }
+                self.diag.borrow_mut().matched_recipient = true;
+                if let Some((algo, sk)) = pkesk.decrypt(&mut **d, sym_algo)
+                    && decrypt(algo, &sk)
+                {
+                    return Ok(None);
+                }
+            }
+        }
+        Err(openpgp::anyhow::anyhow!("no session key could be decrypted"))
+    }
+}
+
+/// A shared slot a card-backed decryptor writes its error into (Sequoia only reports "could not
+/// decrypt"; the operator needs to know the card said "wrong PIN").
+pub(crate) type CardErrorSlot = Rc<RefCell<Option<String>>>;
+
+/// Decrypts a message with one of `decryptors` and checks that it carries exactly one good
+/// signature from `signer`'s certificate, valid at `time`.
+pub(crate) fn decrypt_and_verify<'a>(
+    message: &[u8],
+    decryptors: Vec<&'a mut dyn crypto::Decryptor>,
+    signer: &'a Cert,
+    time: SystemTime,
+    card_error: &CardErrorSlot,
+) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+    let keys: Vec<String> =
+        decryptors.iter().map(|d| d.public().fingerprint().to_hex()).collect();
+    let policy = StandardPolicy::new();
+    let diag = Rc::new(RefCell::new(Diag::default()));
+    let helper = Helper { decryptors, signer, diag: diag.clone() };
+    let classify = |e: String| -> OpenError {
+        let d = diag.borrow();
+        if let Some(c) = card_error.borrow().clone() {
+            OpenError::Card(c)
+        } else if let Some(p) = &d.signature_problem {
+            OpenError::BadSignature(p.clone())
+        } else if !d.matched_recipient {
+            match message_recipients(message) {
+                Ok(_) => OpenError::NotForThisKey { key: keys.join(", ") },
+                Err(_) => OpenError::Malformed(e),
+            }
+        } else {
+            OpenError::DecryptionFailed(e)
+        }
+    };
+    let builder = DecryptorBuilder::from_bytes(message)
+        .map_err(|e| OpenError::Malformed(format!("{e:#}")))?;
+    let mut decryptor = builder
+        .with_policy(&policy, time, helper)
+        .map_err(|e| classify(format!("{e:#}")))?;
+    let mut plaintext = Zeroizing::new(Vec::new());
+    decryptor.read_to_end(&mut plaintext).map_err(|e| classify(e.to_string()))?;
+    if !decryptor.message_processed() {
+        return Err(OpenError::Malformed("trailing data after the message".into()));
+    }
+    Ok(plaintext)
+}
