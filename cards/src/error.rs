@@ -94,7 +94,6 @@ impl From<Error> for card_backend::SmartcardError {
     fn from(e: Error) -> Self {
         match e {
             Error::NoCard => card_backend::SmartcardError::CardNotFound(e.to_string()),
-            Error::Disconnected => card_backend::SmartcardError::NoReaderFoundError,
             other => card_backend::SmartcardError::Error(other.to_string()),
         }
     }

@@ -20,6 +20,8 @@ pub struct UploadableKey {
     oid: Vec<u8>,
     ecc_type: EccType,
     private: Zeroizing<Vec<u8>>,
+    /// The public point as in the public key DO: 0x40 || 32 bytes for 25519 (import
+    /// format 0xFF sends it along).
     public: Vec<u8>,
 }
 
@@ -72,7 +74,7 @@ impl UploadableKey {
                 (
                     Curve::Ed25519.oid().to_vec(),
                     EccType::EdDSA,
-                    strip_prefix(q.value()),
+                    q.value().to_vec(),
                     private,
                 )
             }
@@ -83,18 +85,16 @@ impl UploadableKey {
             } => {
                 let private = secret.map(|s| match s {
                     mpi::SecretKeyMaterial::ECDH { scalar } => {
-                        // OpenPGP stores the X25519 secret big-endian; the card (like
-                        // X25519 itself) takes it little-endian.
-                        let mut v = Zeroizing::new(scalar.value_padded(32).to_vec());
-                        v.reverse();
-                        Ok(v)
+                        // Sent as OpenPGP (and GnuPG) store it, big-endian; the card
+                        // reverses it into X25519's little-endian form itself.
+                        Ok(Zeroizing::new(scalar.value_padded(32).to_vec()))
                     }
                     _ => Err(Error::Key(format!("key {fp}: ECDH public, other secret"))),
                 })?;
                 (
                     Curve::Cv25519.oid().to_vec(),
                     EccType::ECDH,
-                    strip_prefix(q.value()),
+                    q.value().to_vec(),
                     private,
                 )
             }
@@ -121,14 +121,6 @@ impl UploadableKey {
 
     pub fn fingerprint_bytes(&self) -> [u8; 20] {
         self.fingerprint
-    }
-}
-
-/// Native 25519 points carry a 0x40 prefix in OpenPGP MPIs.
-fn strip_prefix(q: &[u8]) -> Vec<u8> {
-    match q {
-        [0x40, rest @ ..] if rest.len() == 32 => rest.to_vec(),
-        other => other.to_vec(),
     }
 }
 

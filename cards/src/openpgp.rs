@@ -312,9 +312,13 @@ impl OpenPgpCard {
         let max = {
             let tx = self.card.transaction()?;
             let caps = tx.extended_capabilities()?;
-            if !caps.get_challenge() {
+            // Some cards (opcard 1.11) answer GET CHALLENGE and announce its maximum length
+            // without setting the capability bit; a card that really lacks it answers 6D00.
+            if !caps.get_challenge() && caps.max_len_challenge() == 0 {
                 return Err(Error::Unsupported(
-                    "the card does not offer GET CHALLENGE (extended capabilities)".into(),
+                    "the card announces neither GET CHALLENGE nor a challenge length \
+                     (extended capabilities)"
+                        .into(),
                 ));
             }
             usize::from(caps.max_len_challenge()).clamp(1, 255)

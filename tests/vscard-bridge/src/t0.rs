@@ -67,6 +67,33 @@ impl T0Card {
         resp
     }
 
+    /// Answer one short APDU the way a card without extended length does: at most Le
+    /// (or 256) bytes at once, the rest through GET RESPONSE (61xx).
+    pub fn short_apdu(&mut self, apdu: &[u8]) -> Vec<u8> {
+        if apdu.len() >= 4 && apdu[1] == 0xC0 && !self.pending.is_empty() {
+            let le = match apdu.get(4) {
+                Some(0) | None => 256,
+                Some(&b) => usize::from(b),
+            };
+            return self.serve_pending(le);
+        }
+        self.pending.clear();
+        let le = iso7816::command::CommandView::try_from(apdu)
+            .map(|c| c.expected())
+            .unwrap_or(0)
+            .min(256);
+        let resp = self.card.transmit(apdu);
+        let (data, sw) = resp.split_at(resp.len() - 2);
+        if data.len() <= le {
+            return resp;
+        }
+        self.pending = data[le..].to_vec();
+        self.pending_sw = [sw[0], sw[1]];
+        let mut out = data[..le].to_vec();
+        out.extend_from_slice(&[0x61, self.pending.len().min(256) as u8]);
+        out
+    }
+
     fn serve_pending(&mut self, le: usize) -> Vec<u8> {
         let n = le.min(self.pending.len());
         let mut out: Vec<u8> = self.pending.drain(..n).collect();
