@@ -189,14 +189,15 @@ impl OpenPgpCard {
         let dec = decryption.map(UploadableKey::new).transpose()?;
         let mut tx = self.card.transaction()?;
         guard(&mut tx, Which::Admin, self.min_retries)?;
-        let mut admin_card = tx.as_admin_card(admin.secret())?;
-        if let Some(k) = &sig {
-            admin_card.import_key(k, KeyType::Signing)?;
+        {
+            let mut admin_card = tx.as_admin_card(admin.secret())?;
+            if let Some(k) = &sig {
+                admin_card.import_key(k, KeyType::Signing)?;
+            }
+            if let Some(k) = &dec {
+                admin_card.import_key(k, KeyType::Decryption)?;
+            }
         }
-        if let Some(k) = &dec {
-            admin_card.import_key(k, KeyType::Decryption)?;
-        }
-        drop(admin_card);
         // Read back: the card must now hold exactly these fingerprints.
         tx.invalidate_cache()?;
         let fps = tx.fingerprints()?;

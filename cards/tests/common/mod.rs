@@ -117,7 +117,8 @@ impl ReaderState {
             0x6F if !self.powered => data_block(seq, 0x41, 0xFB, 0, &[]),
             0x6F => {
                 self.xfr_blocks += 1;
-                if self.time_extension_every > 0 && self.xfr_blocks % self.time_extension_every == 0
+                if self.time_extension_every > 0
+                    && self.xfr_blocks.is_multiple_of(self.time_extension_every)
                 {
                     self.queue.push_back(data_block(seq, 0x80, 1, 0, &[]));
                 }

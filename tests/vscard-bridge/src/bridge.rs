@@ -126,7 +126,7 @@ impl Bridge {
             match events.recv() {
                 Err(_) | Ok(Event::Peer(Ok(None))) => return Ok(()),
                 Ok(Event::Peer(Err(e))) => return Err(e),
-                Ok(Event::Peer(Ok(Some(m)))) => self.from_peer(w, m, log)?,
+                Ok(Event::Peer(Ok(Some(m)))) => self.handle_peer(w, m, log)?,
                 Ok(Event::Control(c, answer)) => {
                     let quit = c == Control::Quit;
                     let reply = match self.control(w, c) {
@@ -183,7 +183,7 @@ impl Bridge {
         }
     }
 
-    fn from_peer(
+    fn handle_peer(
         &mut self,
         w: &mut impl Write,
         m: Msg,
