@@ -90,6 +90,10 @@ pub struct OpenPgpCard {
     card: openpgp_card::Card<Open>,
     raw: SharedCard,
     min_retries: u8,
+    /// `MMMM:SSSSSSSS` from the AID, read once: it never changes.
+    ident: String,
+    /// Most bytes one GET CHALLENGE returns; 0 if the card has no GET CHALLENGE.
+    max_challenge: usize,
 }
 
 /// Presenting a PIN is refused with fewer tries left than this: one mistake then still
@@ -100,19 +104,38 @@ impl OpenPgpCard {
     /// Select the OpenPGP application and read the card's capabilities.
     pub fn open(channel: impl ApduChannel + 'static) -> Result<Self> {
         let raw = SharedCard::new(channel);
-        let card = openpgp_card::Card::<Open>::new(
+        let mut card = openpgp_card::Card::<Open>::new(
             Box::new(raw.clone()) as Box<dyn card_backend::CardBackend + Send + Sync>
         )?;
+        let (ident, max_challenge) = {
+            let tx = card.transaction()?;
+            let caps = tx.extended_capabilities()?;
+            // Some cards (opcard 1.11) answer GET CHALLENGE and announce its maximum length
+            // without setting the capability bit; a card that really lacks it answers 6D00.
+            let max = if caps.get_challenge() || caps.max_len_challenge() > 0 {
+                usize::from(caps.max_len_challenge()).clamp(1, 255)
+            } else {
+                0
+            };
+            (tx.application_identifier()?.ident(), max)
+        };
         Ok(Self {
             card,
             raw,
             min_retries: DEFAULT_MIN_PIN_RETRIES,
+            ident,
+            max_challenge,
         })
     }
 
     /// Change the PIN-retry margin (at least 1: presenting with 0 tries left is impossible).
     pub fn set_min_pin_retries(&mut self, n: u8) {
         self.min_retries = n.max(1);
+    }
+
+    /// The card's `MMMM:SSSSSSSS` identifier (manufacturer and serial from the AID).
+    pub fn ident(&self) -> &str {
+        &self.ident
     }
 
     /// APDUs sent to the card so far.
@@ -310,20 +333,14 @@ impl OpenPgpCard {
     /// GET CHALLENGE (OpenPGP card 3.4 7.2.15): `n` random bytes from the card's RNG, in
     /// rounds of at most what the card announces.
     pub fn get_challenge(&mut self, n: usize) -> Result<Zeroizing<Vec<u8>>> {
-        let max = {
-            let tx = self.card.transaction()?;
-            let caps = tx.extended_capabilities()?;
-            // Some cards (opcard 1.11) answer GET CHALLENGE and announce its maximum length
-            // without setting the capability bit; a card that really lacks it answers 6D00.
-            if !caps.get_challenge() && caps.max_len_challenge() == 0 {
-                return Err(Error::Unsupported(
-                    "the card announces neither GET CHALLENGE nor a challenge length \
-                     (extended capabilities)"
-                        .into(),
-                ));
-            }
-            usize::from(caps.max_len_challenge()).clamp(1, 255)
-        };
+        let max = self.max_challenge;
+        if max == 0 {
+            return Err(Error::Unsupported(
+                "the card announces neither GET CHALLENGE nor a challenge length (extended \
+                 capabilities)"
+                    .into(),
+            ));
+        }
         let mut out = Zeroizing::new(Vec::with_capacity(n));
         while out.len() < n {
             let want = (n - out.len()).min(max);
@@ -428,4 +445,22 @@ impl DecryptionHelper for Helper<'_, '_> {
 /// Parse a certificate (helper for callers holding bytes).
 pub fn parse_cert(bytes: &[u8]) -> Result<Cert> {
     Ok(Cert::from_bytes(bytes)?)
+}
+
+/// The card as an entropy source for the `entropy` crate.
+impl entropy::ChallengeCard for OpenPgpCard {
+    fn identity(&self) -> String {
+        self.ident.clone()
+    }
+
+    fn max_challenge_len(&self) -> usize {
+        self.max_challenge.max(1)
+    }
+
+    fn get_challenge(
+        &mut self,
+        len: usize,
+    ) -> std::result::Result<Zeroizing<Vec<u8>>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(OpenPgpCard::get_challenge(self, len)?)
+    }
 }

@@ -292,3 +292,19 @@ fn reader_unplugged_mid_session() {
     assert!(e.to_string().contains("disconnected"), "{e}");
     assert!(start.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn card_as_entropy_source() {
+    use entropy::Source;
+    let (reader, _state) = emulated_reader(ExchangeLevel::Tpdu, 271, 0x6000);
+    let card = OpenPgpCard::open(reader).unwrap();
+    assert_eq!(card.ident(), format!("{TEST_MANUFACTURER:04X}:00006000"));
+    let mut source = entropy::CardSource::new(card);
+    assert!(source.info().identity.contains("FFFE:00006000"));
+    let mut a = [0u8; 600];
+    let mut b = [0u8; 600];
+    source.fill(&mut a).unwrap();
+    source.fill(&mut b).unwrap();
+    assert_ne!(a, b);
+    assert_ne!(a, [0u8; 600]);
+}
