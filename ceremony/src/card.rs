@@ -45,11 +45,16 @@ pub trait LocationCard {
     /// Factory-resets a blank card, imports `key` as its decryption key (Cv25519, with the
     /// fingerprint and creation time given), sets the user and admin PINs, and returns the
     /// card's serial number.
-    fn provision(&mut self, key: &CardImport<'_>, pins: &CardPins) -> Result<CardSerial, CardError>;
+    fn provision(&mut self, key: &CardImport<'_>, pins: &CardPins)
+    -> Result<CardSerial, CardError>;
 
     /// Presents the user PIN and performs X25519 between the card's decryption key and
     /// `ephemeral_public` (RFC 7748 byte order, without the 0x40 prefix OpenPGP puts in front).
-    fn ecdh(&mut self, user_pin: &Pin, ephemeral_public: &[u8; 32]) -> Result<SharedSecret, CardError>;
+    fn ecdh(
+        &mut self,
+        user_pin: &Pin,
+        ephemeral_public: &[u8; 32],
+    ) -> Result<SharedSecret, CardError>;
 }
 
 /// An in-memory stand-in for a location card, for tests and rehearsals.
@@ -67,7 +72,10 @@ struct SoftwareCardState {
 impl SoftwareCard {
     /// A blank card with the given serial.
     pub fn new(serial: &str) -> Self {
-        Self { serial: CardSerial(serial.to_string()), state: None }
+        Self {
+            serial: CardSerial(serial.to_string()),
+            state: None,
+        }
     }
 }
 
@@ -79,10 +87,16 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl LocationCard for SoftwareCard {
-    fn provision(&mut self, key: &CardImport<'_>, pins: &CardPins) -> Result<CardSerial, CardError> {
+    fn provision(
+        &mut self,
+        key: &CardImport<'_>,
+        pins: &CardPins,
+    ) -> Result<CardSerial, CardError> {
         let secret = x25519_dalek::StaticSecret::from(*key.x25519_secret);
         if x25519_dalek::PublicKey::from(&secret).to_bytes() != key.x25519_public {
-            return Err(CardError::Device("imported key does not match its public key".into()));
+            return Err(CardError::Device(
+                "imported key does not match its public key".into(),
+            ));
         }
         self.state = Some(SoftwareCardState {
             secret,
@@ -92,17 +106,28 @@ impl LocationCard for SoftwareCard {
         Ok(self.serial.clone())
     }
 
-    fn ecdh(&mut self, user_pin: &Pin, ephemeral_public: &[u8; 32]) -> Result<SharedSecret, CardError> {
+    fn ecdh(
+        &mut self,
+        user_pin: &Pin,
+        ephemeral_public: &[u8; 32],
+    ) -> Result<SharedSecret, CardError> {
         let state = self.state.as_mut().ok_or(CardError::NotProvisioned)?;
         if state.retries_left == 0 {
             return Err(CardError::Blocked);
         }
-        if !ct_eq(state.user_pin.expose_secret().as_bytes(), user_pin.expose_secret().as_bytes()) {
+        if !ct_eq(
+            state.user_pin.expose_secret().as_bytes(),
+            user_pin.expose_secret().as_bytes(),
+        ) {
             state.retries_left -= 1;
-            return Err(CardError::WrongPin { retries_left: state.retries_left });
+            return Err(CardError::WrongPin {
+                retries_left: state.retries_left,
+            });
         }
         state.retries_left = 3;
-        let shared = state.secret.diffie_hellman(&x25519_dalek::PublicKey::from(*ephemeral_public));
+        let shared = state
+            .secret
+            .diffie_hellman(&x25519_dalek::PublicKey::from(*ephemeral_public));
         Ok(SharedSecret::new(shared.to_bytes()))
     }
 }

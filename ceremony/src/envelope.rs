@@ -85,7 +85,10 @@ impl<'a> Reader<'a> {
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> EnvelopeError {
-    EnvelopeError::InvalidField { field, reason: reason.into() }
+    EnvelopeError::InvalidField {
+        field,
+        reason: reason.into(),
+    }
 }
 
 impl Envelope {
@@ -132,14 +135,20 @@ impl Envelope {
             return Err(invalid("index", format!("{index} is not in 1..={count}")));
         }
         if threshold == 0 || threshold > count {
-            return Err(invalid("threshold", format!("{threshold} is not in 1..={count}")));
+            return Err(invalid(
+                "threshold",
+                format!("{threshold} is not in 1..={count}"),
+            ));
         }
         let key_time = u32::from_be_bytes(r.take(4, "key_time")?.try_into().expect("4 bytes"));
         let plan_hash: [u8; 32] = r.take(32, "plan_hash")?.try_into().expect("32 bytes");
         let commitment: [u8; 32] = r.take(32, "commitment")?.try_into().expect("32 bytes");
         let fpr_len = r.byte("root_fingerprint length")?;
         if fpr_len != 20 && fpr_len != 32 {
-            return Err(invalid("root_fingerprint", format!("length {fpr_len}, expected 20 (v4) or 32 (v6)")));
+            return Err(invalid(
+                "root_fingerprint",
+                format!("length {fpr_len}, expected 20 (v4) or 32 (v6)"),
+            ));
         }
         let root_fingerprint = r.take(usize::from(fpr_len), "root_fingerprint")?.to_vec();
         let share_len = r.byte("share length")?;
@@ -148,10 +157,15 @@ impl Envelope {
         }
         let share = r.take(usize::from(share_len), "share")?;
         if share[0] != index {
-            return Err(invalid("share", format!("x = {} but index = {index}", share[0])));
+            return Err(invalid(
+                "share",
+                format!("x = {} but index = {index}", share[0]),
+            ));
         }
         if r.pos != bytes.len() {
-            return Err(EnvelopeError::TrailingBytes { count: bytes.len() - r.pos });
+            return Err(EnvelopeError::TrailingBytes {
+                count: bytes.len() - r.pos,
+            });
         }
         Ok(Envelope {
             header: EnvelopeHeader {
@@ -176,13 +190,21 @@ impl Envelope {
 
 /// Encrypts the envelope to `location_cert`'s encryption subkey and signs it with the root key;
 /// returns the binary OpenPGP message.
-pub fn seal(envelope: &Envelope, root: &RootKey, location_cert: &Cert) -> Result<Vec<u8>, KeyError> {
+pub fn seal(
+    envelope: &Envelope,
+    root: &RootKey,
+    location_cert: &Cert,
+) -> Result<Vec<u8>, KeyError> {
     let time = UNIX_EPOCH + Duration::from_secs(u64::from(envelope.header.key_time));
     let keys = crate::plan::encryption_keys(location_cert, time);
     if keys.is_empty() {
-        return Err(KeyError { what: "the share message", reason: "location certificate has no encryption key".into() });
+        return Err(KeyError {
+            what: "the share message",
+            reason: "location certificate has no encryption key".into(),
+        });
     }
-    pgp::encrypt_and_sign(&envelope.encode(), &keys, root.signer(), time).map_err(key_err("the share message"))
+    pgp::encrypt_and_sign(&envelope.encode(), &keys, root.signer(), time)
+        .map_err(key_err("the share message"))
 }
 
 /// The reference time for verifying messages signed by a root certificate: its creation time
@@ -203,10 +225,17 @@ pub fn open_with_card(
     let time = reference_time(root_cert);
     let keys = crate::plan::encryption_keys(location_cert, time);
     let public = keys.into_iter().next().ok_or_else(|| {
-        OpenShareError::Open(OpenError::NotForThisKey { key: location_cert.fingerprint().to_hex() })
+        OpenShareError::Open(OpenError::NotForThisKey {
+            key: location_cert.fingerprint().to_hex(),
+        })
     })?;
     let slot = pgp::CardErrorSlot::default();
-    let mut decryptor = CardDecryptor { card, pin: user_pin, public, error: slot.clone() };
+    let mut decryptor = CardDecryptor {
+        card,
+        pin: user_pin,
+        public,
+        error: slot.clone(),
+    };
     let plaintext = pgp::decrypt_and_verify(message, vec![&mut decryptor], root_cert, time, &slot)?;
     Ok(Envelope::decode(&plaintext)?)
 }
@@ -232,7 +261,10 @@ mod tests {
             any::<u32>(),
             proptest::array::uniform32(any::<u8>()),
             proptest::array::uniform32(any::<u8>()),
-            prop_oneof![proptest::collection::vec(any::<u8>(), 20), proptest::collection::vec(any::<u8>(), 32)],
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 20),
+                proptest::collection::vec(any::<u8>(), 32)
+            ],
             proptest::collection::vec(any::<u8>(), 1..64),
         )
             .prop_flat_map(|(id, count, key_time, plan_hash, commitment, fpr, y)| {
@@ -302,7 +334,10 @@ mod tests {
         };
         let mut share = vec![2u8];
         share.extend_from_slice(&[9; 32]);
-        let env = Envelope { header, share: ShareBytes::from_slice(&share) };
+        let env = Envelope {
+            header,
+            share: ShareBytes::from_slice(&share),
+        };
         let good = env.encode().to_vec();
         assert!(Envelope::decode(&good).is_ok());
 
@@ -311,20 +346,41 @@ mod tests {
         assert_eq!(Envelope::decode(&b).err().unwrap(), EnvelopeError::BadMagic);
         let mut b = good.clone();
         b[8] = 2;
-        assert_eq!(Envelope::decode(&b).err().unwrap(), EnvelopeError::UnsupportedVersion(2));
+        assert_eq!(
+            Envelope::decode(&b).err().unwrap(),
+            EnvelopeError::UnsupportedVersion(2)
+        );
         // index field sits after magic, version, id length and "test".
         let at_index = 8 + 1 + 1 + 4;
         let mut b = good.clone();
         b[at_index] = 0;
-        assert!(matches!(Envelope::decode(&b).err().unwrap(), EnvelopeError::InvalidField { field: "index", .. }));
+        assert!(matches!(
+            Envelope::decode(&b).err().unwrap(),
+            EnvelopeError::InvalidField { field: "index", .. }
+        ));
         let mut b = good.clone();
         b[at_index] = 1; // share x stays 2
-        assert!(matches!(Envelope::decode(&b).err().unwrap(), EnvelopeError::InvalidField { field: "share", .. }));
+        assert!(matches!(
+            Envelope::decode(&b).err().unwrap(),
+            EnvelopeError::InvalidField { field: "share", .. }
+        ));
         let mut b = good.clone();
         b[at_index + 1] = 4; // threshold above count
-        assert!(matches!(Envelope::decode(&b).err().unwrap(), EnvelopeError::InvalidField { field: "threshold", .. }));
+        assert!(matches!(
+            Envelope::decode(&b).err().unwrap(),
+            EnvelopeError::InvalidField {
+                field: "threshold",
+                ..
+            }
+        ));
         let mut b = good.clone();
         b[10] = b'A'; // upper case in the ceremony id
-        assert!(matches!(Envelope::decode(&b).err().unwrap(), EnvelopeError::InvalidField { field: "ceremony_id", .. }));
+        assert!(matches!(
+            Envelope::decode(&b).err().unwrap(),
+            EnvelopeError::InvalidField {
+                field: "ceremony_id",
+                ..
+            }
+        ));
     }
 }

@@ -27,7 +27,7 @@ fn nibble(c: u8, upper: bool) -> Option<u8> {
 
 fn decode_case(text: &str, upper: bool) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     bytes

@@ -14,7 +14,9 @@ use openpgp::Cert;
 use openpgp::Fingerprint;
 use openpgp::Packet;
 use openpgp::crypto::KeyPair;
-use openpgp::packet::key::{Key4, PrimaryRole, PublicParts, SecretParts, SubordinateRole, UnspecifiedRole};
+use openpgp::packet::key::{
+    Key4, PrimaryRole, PublicParts, SecretParts, SubordinateRole, UnspecifiedRole,
+};
 use openpgp::packet::signature::SignatureBuilder;
 use openpgp::packet::{Key, UserID};
 use openpgp::serialize::SerializeInto;
@@ -45,14 +47,20 @@ pub struct KeyError {
 }
 
 pub(crate) fn key_err(what: &'static str) -> impl Fn(openpgp::anyhow::Error) -> KeyError {
-    move |e| KeyError { what, reason: format!("{e:#}") }
+    move |e| KeyError {
+        what,
+        reason: format!("{e:#}"),
+    }
 }
 
 /// The commitment to the root secret carried in every share envelope:
 /// HMAC-SHA256(key = secret, "sherd/v1/commitment\0" || ceremony id). It binds shares to one
 /// secret without revealing anything about it (the secret is 256 uniform bits).
 pub fn commitment(secret: &RootSecret, ceremony_id: &str) -> [u8; 32] {
-    *kdf::hmac_sha256(secret.expose_secret(), &[COMMITMENT_PREFIX, ceremony_id.as_bytes()])
+    *kdf::hmac_sha256(
+        secret.expose_secret(),
+        &[COMMITMENT_PREFIX, ceremony_id.as_bytes()],
+    )
 }
 
 fn time_of(unix: u32) -> SystemTime {
@@ -92,15 +100,26 @@ fn build_cert(
     )
     .map_err(key_err("the Cv25519 subkey"))?
     .into();
-    let mut signer: KeyPair = primary.clone().into_keypair().map_err(key_err("the primary signer"))?;
+    let mut signer: KeyPair = primary
+        .clone()
+        .into_keypair()
+        .map_err(key_err("the primary signer"))?;
     let primary_public = primary.parts_as_public();
 
     let direct = SignatureBuilder::new(SignatureType::DirectKey)
         .set_signature_creation_time(time)
         .and_then(|b| b.set_key_flags(primary_flags.clone()))
         .and_then(|b| b.set_features(features()))
-        .and_then(|b| b.set_hash_algo(HashAlgorithm::SHA512).set_preferred_hash_algorithms(vec![HashAlgorithm::SHA512, HashAlgorithm::SHA256]))
-        .and_then(|b| b.set_preferred_symmetric_algorithms(vec![SymmetricAlgorithm::AES256, SymmetricAlgorithm::AES128]))
+        .and_then(|b| {
+            b.set_hash_algo(HashAlgorithm::SHA512)
+                .set_preferred_hash_algorithms(vec![HashAlgorithm::SHA512, HashAlgorithm::SHA256])
+        })
+        .and_then(|b| {
+            b.set_preferred_symmetric_algorithms(vec![
+                SymmetricAlgorithm::AES256,
+                SymmetricAlgorithm::AES128,
+            ])
+        })
         .and_then(|b| b.sign_direct_key(&mut signer, primary_public))
         .map_err(key_err("the direct-key signature"))?;
     let uid = UserID::from(user_id);
@@ -109,16 +128,34 @@ fn build_cert(
         .and_then(|b| b.set_key_flags(primary_flags))
         .and_then(|b| b.set_features(features()))
         .and_then(|b| b.set_primary_userid(true))
-        .and_then(|b| b.set_hash_algo(HashAlgorithm::SHA512).set_preferred_hash_algorithms(vec![HashAlgorithm::SHA512, HashAlgorithm::SHA256]))
-        .and_then(|b| b.set_preferred_symmetric_algorithms(vec![SymmetricAlgorithm::AES256, SymmetricAlgorithm::AES128]))
+        .and_then(|b| {
+            b.set_hash_algo(HashAlgorithm::SHA512)
+                .set_preferred_hash_algorithms(vec![HashAlgorithm::SHA512, HashAlgorithm::SHA256])
+        })
+        .and_then(|b| {
+            b.set_preferred_symmetric_algorithms(vec![
+                SymmetricAlgorithm::AES256,
+                SymmetricAlgorithm::AES128,
+            ])
+        })
         .and_then(|b| b.sign_userid_binding(&mut signer, primary_public, &uid))
         .map_err(key_err("the user ID binding"))?;
     let sub_sig = SignatureBuilder::new(SignatureType::SubkeyBinding)
         .set_signature_creation_time(time)
         .and_then(|b| {
-            b.set_key_flags(KeyFlags::empty().set_transport_encryption().set_storage_encryption())
+            b.set_key_flags(
+                KeyFlags::empty()
+                    .set_transport_encryption()
+                    .set_storage_encryption(),
+            )
         })
-        .and_then(|b| b.set_hash_algo(HashAlgorithm::SHA512).sign_subkey_binding(&mut signer, primary_public, &subkey))
+        .and_then(|b| {
+            b.set_hash_algo(HashAlgorithm::SHA512).sign_subkey_binding(
+                &mut signer,
+                primary_public,
+                &subkey,
+            )
+        })
         .map_err(key_err("the subkey binding"))?;
     let cert = Cert::try_from(vec![Packet::from(primary)])
         .and_then(|c| {
@@ -149,11 +186,25 @@ pub struct RootKey {
 impl RootKey {
     /// Derives the root certificate from the secret, the ceremony id (user ID only: it does not
     /// change the fingerprint) and the plan time.
-    pub fn derive(secret: &RootSecret, ceremony_id: &str, time_unix: u32) -> Result<RootKey, KeyError> {
+    pub fn derive(
+        secret: &RootSecret,
+        ceremony_id: &str,
+        time_unix: u32,
+    ) -> Result<RootKey, KeyError> {
         let mut primary_seed = Zeroizing::new([0u8; 32]);
-        kdf::hkdf_sha256(secret.expose_secret(), DERIVATION_SALT, INFO_ROOT_PRIMARY, &mut primary_seed[..]);
+        kdf::hkdf_sha256(
+            secret.expose_secret(),
+            DERIVATION_SALT,
+            INFO_ROOT_PRIMARY,
+            &mut primary_seed[..],
+        );
         let mut sub = Zeroizing::new([0u8; 32]);
-        kdf::hkdf_sha256(secret.expose_secret(), DERIVATION_SALT, INFO_ROOT_SUBKEY, &mut sub[..]);
+        kdf::hkdf_sha256(
+            secret.expose_secret(),
+            DERIVATION_SALT,
+            INFO_ROOT_SUBKEY,
+            &mut sub[..],
+        );
         let sub = Zeroizing::new(clamp(*sub));
         let (cert, _) = build_cert(
             &primary_seed,
@@ -177,7 +228,10 @@ impl RootKey {
 
     /// The public certificate, ASCII-armored.
     pub fn armored_public_cert(&self) -> Vec<u8> {
-        self.public_cert().armored().to_vec().expect("serializing to memory cannot fail")
+        self.public_cert()
+            .armored()
+            .to_vec()
+            .expect("serializing to memory cannot fail")
     }
 
     /// A signer for the primary key (signs envelopes, PIN files, the transcript).
@@ -195,8 +249,11 @@ impl RootKey {
     /// certificate: proof that the key works before anything leaves the machine.
     pub fn self_test(&self, nonce: &[u8]) -> Result<(), KeyError> {
         let mut signer = self.signer();
+        // Dated at the key's creation time: the machine clock is not trusted.
+        let created = self.cert.primary_key().key().creation_time();
         let sig = SignatureBuilder::new(SignatureType::Binary)
-            .sign_message(&mut signer, nonce)
+            .set_signature_creation_time(created)
+            .and_then(|b| b.sign_message(&mut signer, nonce))
             .map_err(key_err("the self-test signature"))?;
         let public = self.public_cert();
         sig.verify_message(public.primary_key().key(), nonce)
@@ -256,7 +313,12 @@ impl LocationKey {
         )?;
         // The primary's secret is not needed again: nothing more is certified with it.
         let cert = cert.strip_secret_key_material();
-        Ok(LocationKey { holder, scalar, subkey, cert })
+        Ok(LocationKey {
+            holder,
+            scalar,
+            subkey,
+            cert,
+        })
     }
 
     /// The holder index this key belongs to.
@@ -271,7 +333,10 @@ impl LocationKey {
 
     /// The public encryption subkey.
     pub fn public_subkey(&self) -> Key<PublicParts, UnspecifiedRole> {
-        self.subkey.clone().parts_into_public().role_into_unspecified()
+        self.subkey
+            .clone()
+            .parts_into_public()
+            .role_into_unspecified()
     }
 
     /// What a card import needs.
@@ -284,7 +349,11 @@ impl LocationKey {
         let mut fingerprint = [0u8; 20];
         fingerprint.copy_from_slice(self.subkey.fingerprint().as_bytes());
         let creation_time = u32::try_from(
-            self.subkey.creation_time().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            self.subkey
+                .creation_time()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
         )
         .unwrap_or(0);
         CardImport {

@@ -7,23 +7,23 @@
 //! (see [`secret`]); everything a screen may show is plain public data.
 
 pub mod card;
-// pub mod ceremony;
+pub mod ceremony;
 pub mod envelope;
 pub mod hex;
 mod kdf;
 pub mod keys;
-// pub mod pinfile;
+pub mod pgp;
+pub mod pinfile;
 pub mod plan;
 pub mod recombine;
 pub mod rng;
 pub mod secret;
 pub mod shamir;
-// pub mod shardfile;
-// pub mod storage;
+pub mod shardfile;
+pub mod storage;
 pub mod transcript;
-// pub mod verify;
+pub mod verify;
 pub mod words;
 mod words_table;
-pub mod pgp;
 
 pub use sequoia_openpgp as openpgp;

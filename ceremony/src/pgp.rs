@@ -69,7 +69,10 @@ pub(crate) fn armor(bytes: &[u8], kind: openpgp::armor::Kind) -> Vec<u8> {
     let mut out = Vec::new();
     {
         let message = Message::new(&mut out);
-        let mut w = Armorer::new(message).kind(kind).build().expect("armoring to memory");
+        let mut w = Armorer::new(message)
+            .kind(kind)
+            .build()
+            .expect("armoring to memory");
         w.write_all(bytes).expect("writing to memory");
         w.finalize().expect("writing to memory");
     }
@@ -79,11 +82,11 @@ pub(crate) fn armor(bytes: &[u8], kind: openpgp::armor::Kind) -> Vec<u8> {
 /// Removes ASCII armor of the given kind (strictly: one block of that kind, nothing after it).
 pub fn dearmor(text: &[u8], kind: openpgp::armor::Kind) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    let mut reader = openpgp::armor::Reader::from_bytes(
-        text,
-        openpgp::armor::ReaderMode::Tolerant(Some(kind)),
-    );
-    reader.read_to_end(&mut out).map_err(|e| format!("bad ASCII armor: {e}"))?;
+    let mut reader =
+        openpgp::armor::Reader::from_bytes(text, openpgp::armor::ReaderMode::Tolerant(Some(kind)));
+    reader
+        .read_to_end(&mut out)
+        .map_err(|e| format!("bad ASCII armor: {e}"))?;
     if out.is_empty() {
         return Err("empty armored block".into());
     }
@@ -139,10 +142,15 @@ impl VerificationHelper for Helper<'_> {
                 None,
             ) => {
                 if results.len() != 1 {
-                    Some(format!("expected exactly one signature, found {}", results.len()))
+                    Some(format!(
+                        "expected exactly one signature, found {}",
+                        results.len()
+                    ))
                 } else {
                     results.iter().find_map(|r| match r {
-                        Ok(good) if good.ka.cert().fingerprint() == self.signer.fingerprint() => None,
+                        Ok(good) if good.ka.cert().fingerprint() == self.signer.fingerprint() => {
+                            None
+                        }
                         Ok(good) => Some(format!(
                             "signed by {}, expected {}",
                             good.ka.cert().fingerprint(),
@@ -173,7 +181,9 @@ impl DecryptionHelper for Helper<'_> {
         decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
     ) -> openpgp::Result<Option<Cert>> {
         for pkesk in pkesks {
-            let Some(recipient) = pkesk.recipient() else { continue };
+            let Some(recipient) = pkesk.recipient() else {
+                continue;
+            };
             for d in self.decryptors.iter_mut() {
                 if !recipient.aliases(d.public().key_handle()) {
                     continue;
@@ -186,7 +196,9 @@ impl DecryptionHelper for Helper<'_> {
                 }
             }
         }
-        Err(openpgp::anyhow::anyhow!("no session key could be decrypted"))
+        Err(openpgp::anyhow::anyhow!(
+            "no session key could be decrypted"
+        ))
     }
 }
 
@@ -203,11 +215,17 @@ pub(crate) fn decrypt_and_verify<'a>(
     time: SystemTime,
     card_error: &CardErrorSlot,
 ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-    let keys: Vec<String> =
-        decryptors.iter().map(|d| d.public().fingerprint().to_hex()).collect();
+    let keys: Vec<String> = decryptors
+        .iter()
+        .map(|d| d.public().fingerprint().to_hex())
+        .collect();
     let policy = StandardPolicy::new();
     let diag = Rc::new(RefCell::new(Diag::default()));
-    let helper = Helper { decryptors, signer, diag: diag.clone() };
+    let helper = Helper {
+        decryptors,
+        signer,
+        diag: diag.clone(),
+    };
     let classify = |e: String| -> OpenError {
         let d = diag.borrow();
         if let Some(c) = card_error.borrow().clone() {
@@ -216,7 +234,9 @@ pub(crate) fn decrypt_and_verify<'a>(
             OpenError::BadSignature(p.clone())
         } else if !d.matched_recipient {
             match message_recipients(message) {
-                Ok(_) => OpenError::NotForThisKey { key: keys.join(", ") },
+                Ok(_) => OpenError::NotForThisKey {
+                    key: keys.join(", "),
+                },
                 Err(_) => OpenError::Malformed(e),
             }
         } else {
@@ -229,9 +249,13 @@ pub(crate) fn decrypt_and_verify<'a>(
         .with_policy(&policy, time, helper)
         .map_err(|e| classify(format!("{e:#}")))?;
     let mut plaintext = Zeroizing::new(Vec::new());
-    decryptor.read_to_end(&mut plaintext).map_err(|e| classify(e.to_string()))?;
+    decryptor
+        .read_to_end(&mut plaintext)
+        .map_err(|e| classify(e.to_string()))?;
     if !decryptor.message_processed() {
-        return Err(OpenError::Malformed("trailing data after the message".into()));
+        return Err(OpenError::Malformed(
+            "trailing data after the message".into(),
+        ));
     }
     Ok(plaintext)
 }

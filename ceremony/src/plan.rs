@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
 use sequoia_openpgp as openpgp;
+use serde::Deserialize;
 
 use openpgp::Cert;
 use openpgp::Fingerprint;
@@ -41,18 +41,30 @@ pub enum PlanError {
     InvalidTime { time: String, reason: &'static str },
     #[error("the plan has no holders: add [[holder]] tables")]
     NoHolders,
-    #[error("the plan has {count} holders; at most {MAX_HOLDERS} are possible (one byte per share index)")]
+    #[error(
+        "the plan has {count} holders; at most {MAX_HOLDERS} are possible (one byte per share index)"
+    )]
     TooManyHolders { count: usize },
     #[error("threshold {threshold} is larger than the number of holders ({holders})")]
     ThresholdAboveHolders { threshold: i64, holders: usize },
-    #[error("threshold {threshold} is below 2: one holder alone could recover the secret; set allow_threshold_one = true if that is really intended")]
+    #[error(
+        "threshold {threshold} is below 2: one holder alone could recover the secret; set allow_threshold_one = true if that is really intended"
+    )]
     ThresholdBelowTwo { threshold: i64 },
     #[error("threshold {threshold} is out of range 1..=255")]
     ThresholdOutOfRange { threshold: i64 },
     #[error("invalid {what} name {name:?}: {reason}")]
-    InvalidName { what: &'static str, name: String, reason: &'static str },
+    InvalidName {
+        what: &'static str,
+        name: String,
+        reason: &'static str,
+    },
     #[error("holder {name:?} appears twice (holders {first} and {second})")]
-    DuplicateHolder { name: String, first: usize, second: usize },
+    DuplicateHolder {
+        name: String,
+        first: usize,
+        second: usize,
+    },
     #[error("witness {name:?} appears twice")]
     DuplicateWitness { name: String },
     #[error("the plan names no witness: a ceremony needs at least one")]
@@ -66,19 +78,41 @@ pub enum PlanError {
     #[error("holder {holder:?} has no personal certificate to encrypt their PIN file to")]
     NoCertificates { holder: String },
     #[error("holder {holder:?}, certificate {position}: cannot be read: {reason}")]
-    CertUnreadable { holder: String, position: usize, reason: String },
-    #[error("holder {holder:?}, certificate {fingerprint}: contains secret key material; put only the public certificate in the plan")]
+    CertUnreadable {
+        holder: String,
+        position: usize,
+        reason: String,
+    },
+    #[error(
+        "holder {holder:?}, certificate {fingerprint}: contains secret key material; put only the public certificate in the plan"
+    )]
     CertHasSecret { holder: String, fingerprint: String },
-    #[error("holder {holder:?}, certificate {fingerprint}: not valid at the ceremony time: {reason}")]
-    CertInvalid { holder: String, fingerprint: String, reason: String },
+    #[error(
+        "holder {holder:?}, certificate {fingerprint}: not valid at the ceremony time: {reason}"
+    )]
+    CertInvalid {
+        holder: String,
+        fingerprint: String,
+        reason: String,
+    },
     #[error("holder {holder:?}, certificate {fingerprint}: revoked")]
     CertRevoked { holder: String, fingerprint: String },
     #[error("holder {holder:?}, certificate {fingerprint}: expired at the ceremony time: {reason}")]
-    CertExpired { holder: String, fingerprint: String, reason: String },
-    #[error("holder {holder:?}, certificate {fingerprint}: has no live encryption-capable key at the ceremony time")]
+    CertExpired {
+        holder: String,
+        fingerprint: String,
+        reason: String,
+    },
+    #[error(
+        "holder {holder:?}, certificate {fingerprint}: has no live encryption-capable key at the ceremony time"
+    )]
     CertCannotEncrypt { holder: String, fingerprint: String },
     #[error("certificate {fingerprint} is listed for both {first:?} and {second:?}")]
-    DuplicateCertificate { fingerprint: String, first: String, second: String },
+    DuplicateCertificate {
+        fingerprint: String,
+        first: String,
+        second: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -213,7 +247,10 @@ impl Plan {
         out.push_str(&format!("ceremony_id={}\n", self.ceremony_id));
         out.push_str(&format!("time={}\n", self.time_unix));
         out.push_str(&format!("threshold={}\n", self.threshold));
-        out.push_str(&format!("allow_threshold_one={}\n", self.allow_threshold_one));
+        out.push_str(&format!(
+            "allow_threshold_one={}\n",
+            self.allow_threshold_one
+        ));
         out.push_str(&format!("holders={}\n", self.holders.len()));
         for h in &self.holders {
             let backup = &self.holders[usize::from(h.backup) - 1].name;
@@ -271,7 +308,9 @@ impl Plan {
             return Err(PlanError::NoHolders);
         }
         if raw.holders.len() > MAX_HOLDERS {
-            return Err(PlanError::TooManyHolders { count: raw.holders.len() });
+            return Err(PlanError::TooManyHolders {
+                count: raw.holders.len(),
+            });
         }
         let threshold = raw.threshold;
         if !(1..=255).contains(&threshold) {
@@ -281,7 +320,10 @@ impl Plan {
             return Err(PlanError::ThresholdBelowTwo { threshold });
         }
         if usize::try_from(threshold).unwrap_or(usize::MAX) > raw.holders.len() {
-            return Err(PlanError::ThresholdAboveHolders { threshold, holders: raw.holders.len() });
+            return Err(PlanError::ThresholdAboveHolders {
+                threshold,
+                holders: raw.holders.len(),
+            });
         }
 
         let mut by_name: HashMap<&str, usize> = HashMap::new();
@@ -301,18 +343,28 @@ impl Plan {
         let mut seen_certs: HashMap<Fingerprint, String> = HashMap::new();
         let mut holders = Vec::with_capacity(raw.holders.len());
         for (i, h) in raw.holders.iter().enumerate() {
-            let backup = *by_name.get(h.backup.as_str()).ok_or_else(|| PlanError::UnknownBackup {
-                holder: h.name.clone(),
-                backup: h.backup.clone(),
-            })?;
+            let backup =
+                *by_name
+                    .get(h.backup.as_str())
+                    .ok_or_else(|| PlanError::UnknownBackup {
+                        holder: h.name.clone(),
+                        backup: h.backup.clone(),
+                    })?;
             if backup == i + 1 {
-                return Err(PlanError::SelfBackup { holder: h.name.clone() });
+                return Err(PlanError::SelfBackup {
+                    holder: h.name.clone(),
+                });
             }
             if !(1..=i64::from(MAX_CARDS_PER_HOLDER)).contains(&h.cards) {
-                return Err(PlanError::CardCount { holder: h.name.clone(), cards: h.cards });
+                return Err(PlanError::CardCount {
+                    holder: h.name.clone(),
+                    cards: h.cards,
+                });
             }
             if h.certs.is_empty() {
-                return Err(PlanError::NoCertificates { holder: h.name.clone() });
+                return Err(PlanError::NoCertificates {
+                    holder: h.name.clone(),
+                });
             }
             let mut certs = Vec::with_capacity(h.certs.len());
             for (position, armored) in h.certs.iter().enumerate() {
@@ -342,7 +394,9 @@ impl Plan {
         for w in &raw.witnesses {
             check_name("witness", &w.name)?;
             if witnesses.contains(&w.name) {
-                return Err(PlanError::DuplicateWitness { name: w.name.clone() });
+                return Err(PlanError::DuplicateWitness {
+                    name: w.name.clone(),
+                });
             }
             witnesses.push(w.name.clone());
         }
@@ -364,11 +418,19 @@ impl Plan {
 /// Checks a ceremony id: 1..=64 bytes of `a-z`, `0-9` and `-`, starting with a letter or digit
 /// (it becomes part of file names and user IDs).
 pub fn check_ceremony_id(id: &str) -> Result<(), PlanError> {
-    let bad = |reason| Err(PlanError::InvalidCeremonyId { id: id.to_string(), reason });
+    let bad = |reason| {
+        Err(PlanError::InvalidCeremonyId {
+            id: id.to_string(),
+            reason,
+        })
+    };
     if id.is_empty() || id.len() > MAX_NAME_LEN {
         return bad("must be 1 to 64 characters");
     }
-    if !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
         return bad("only lower-case letters a-z, digits and '-' are allowed");
     }
     if id.starts_with('-') {
@@ -380,7 +442,13 @@ pub fn check_ceremony_id(id: &str) -> Result<(), PlanError> {
 /// Checks a person's name: 1..=64 bytes, no control characters (tabs and newlines would break
 /// the canonical encoding and the transcript), no leading or trailing space.
 pub fn check_name(what: &'static str, name: &str) -> Result<(), PlanError> {
-    let bad = |reason| Err(PlanError::InvalidName { what, name: name.to_string(), reason });
+    let bad = |reason| {
+        Err(PlanError::InvalidName {
+            what,
+            name: name.to_string(),
+            reason,
+        })
+    };
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return bad("must be 1 to 64 bytes");
     }
@@ -416,15 +484,23 @@ fn check_cert(
     let fingerprint = cert.fingerprint();
     let fpr = fingerprint.to_hex();
     if cert.is_tsk() {
-        return Err(PlanError::CertHasSecret { holder: holder.to_string(), fingerprint: fpr });
+        return Err(PlanError::CertHasSecret {
+            holder: holder.to_string(),
+            fingerprint: fpr,
+        });
     }
-    let vc = cert.with_policy(policy, time).map_err(|e| PlanError::CertInvalid {
-        holder: holder.to_string(),
-        fingerprint: fpr.clone(),
-        reason: e.to_string(),
-    })?;
+    let vc = cert
+        .with_policy(policy, time)
+        .map_err(|e| PlanError::CertInvalid {
+            holder: holder.to_string(),
+            fingerprint: fpr.clone(),
+            reason: e.to_string(),
+        })?;
     if let RevocationStatus::Revoked(_) = vc.revocation_status() {
-        return Err(PlanError::CertRevoked { holder: holder.to_string(), fingerprint: fpr });
+        return Err(PlanError::CertRevoked {
+            holder: holder.to_string(),
+            fingerprint: fpr,
+        });
     }
     vc.alive().map_err(|e| PlanError::CertExpired {
         holder: holder.to_string(),
@@ -432,17 +508,25 @@ fn check_cert(
         reason: e.to_string(),
     })?;
     if encryption_keys(&cert, time).is_empty() {
-        return Err(PlanError::CertCannotEncrypt { holder: holder.to_string(), fingerprint: fpr });
+        return Err(PlanError::CertCannotEncrypt {
+            holder: holder.to_string(),
+            fingerprint: fpr,
+        });
     }
-    Ok(PersonalCert { cert, fingerprint, sha256: kdf::sha256(&binary) })
+    Ok(PersonalCert {
+        cert,
+        fingerprint,
+        sha256: kdf::sha256(&binary),
+    })
 }
 
 /// The live, unrevoked, encryption-capable keys of `cert` at `time` under the standard policy.
 pub fn encryption_keys(
     cert: &Cert,
     time: SystemTime,
-) -> Vec<openpgp::packet::Key<openpgp::packet::key::PublicParts, openpgp::packet::key::UnspecifiedRole>>
-{
+) -> Vec<
+    openpgp::packet::Key<openpgp::packet::key::PublicParts, openpgp::packet::key::UnspecifiedRole>,
+> {
     let policy = StandardPolicy::new();
     cert.keys()
         .with_policy(&policy, time)
@@ -456,7 +540,12 @@ pub fn encryption_keys(
 }
 
 fn datetime_to_unix(dt: &toml::value::Datetime) -> Result<u32, PlanError> {
-    let bad = |reason| Err(PlanError::InvalidTime { time: dt.to_string(), reason });
+    let bad = |reason| {
+        Err(PlanError::InvalidTime {
+            time: dt.to_string(),
+            reason,
+        })
+    };
     let (Some(date), Some(time)) = (dt.date, dt.time) else {
         return bad("needs a full date and time, e.g. 2026-11-24T09:00:00Z");
     };
@@ -470,7 +559,11 @@ fn datetime_to_unix(dt: &toml::value::Datetime) -> Result<u32, PlanError> {
     if second > 59 {
         return bad("leap seconds are not allowed");
     }
-    let days = days_from_civil(i64::from(date.year), i64::from(date.month), i64::from(date.day));
+    let days = days_from_civil(
+        i64::from(date.year),
+        i64::from(date.month),
+        i64::from(date.day),
+    );
     let secs = days * 86_400
         + i64::from(time.hour) * 3600
         + i64::from(time.minute) * 60
@@ -479,7 +572,8 @@ fn datetime_to_unix(dt: &toml::value::Datetime) -> Result<u32, PlanError> {
     if secs < 1_577_836_800 {
         return bad("must be 2020-01-01 or later");
     }
-    u32::try_from(secs).or_else(|_| bad("must be before 2106-02-07 (OpenPGP timestamps are 32-bit)"))
+    u32::try_from(secs)
+        .or_else(|_| bad("must be before 2106-02-07 (OpenPGP timestamps are 32-bit)"))
 }
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).

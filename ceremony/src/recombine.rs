@@ -27,19 +27,49 @@ pub struct Expected {
 pub enum RecombineError {
     #[error("no shares given")]
     NoShares,
-    #[error("share at position {position} (index {index}) is from another ceremony: its {field} is {found}, expected {expected}")]
-    Foreign { position: usize, index: u8, field: &'static str, found: String, expected: String },
-    #[error("share at position {position} (index {index}) disagrees with the other shares: its {field} is {found}, the others say {expected}")]
-    Mismatch { position: usize, index: u8, field: &'static str, found: String, expected: String },
+    #[error(
+        "share at position {position} (index {index}) is from another ceremony: its {field} is {found}, expected {expected}"
+    )]
+    Foreign {
+        position: usize,
+        index: u8,
+        field: &'static str,
+        found: String,
+        expected: String,
+    },
+    #[error(
+        "share at position {position} (index {index}) disagrees with the other shares: its {field} is {found}, the others say {expected}"
+    )]
+    Mismatch {
+        position: usize,
+        index: u8,
+        field: &'static str,
+        found: String,
+        expected: String,
+    },
     #[error("share index {index} is given twice (positions {first} and {second}); remove one")]
-    Duplicate { index: u8, first: usize, second: usize },
-    #[error("two different shares both claim index {index} (positions {first} and {second}); at least one is forged")]
-    ConflictingDuplicate { index: u8, first: usize, second: usize },
+    Duplicate {
+        index: u8,
+        first: usize,
+        second: usize,
+    },
+    #[error(
+        "two different shares both claim index {index} (positions {first} and {second}); at least one is forged"
+    )]
+    ConflictingDuplicate {
+        index: u8,
+        first: usize,
+        second: usize,
+    },
     #[error("need {need} shares, have {have}")]
     NotEnoughShares { have: usize, need: usize },
-    #[error("share at position {position} (index {index}) does not lie on the same polynomial as the others: it is corrupt or forged")]
+    #[error(
+        "share at position {position} (index {index}) does not lie on the same polynomial as the others: it is corrupt or forged"
+    )]
     Inconsistent { position: usize, index: u8 },
-    #[error("the shares at positions {positions:?} recombine to a secret that does not match the commitment; one of them is wrong, bring one more share to find which")]
+    #[error(
+        "the shares at positions {positions:?} recombine to a secret that does not match the commitment; one of them is wrong, bring one more share to find which"
+    )]
     CommitmentMismatch { positions: Vec<usize> },
     #[error("the recombined secret derives root fingerprint {derived}, expected {expected}")]
     FingerprintMismatch { derived: String, expected: String },
@@ -74,7 +104,10 @@ fn commitment_ok(candidate: &[u8], header: &EnvelopeHeader) -> bool {
     match RootSecret::from_slice(candidate) {
         Some(s) => {
             let c = keys::commitment(&s, &header.ceremony_id);
-            c.iter().zip(header.commitment.iter()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0
+            c.iter()
+                .zip(header.commitment.iter())
+                .fold(0u8, |a, (x, y)| a | (x ^ y))
+                == 0
         }
         None => false,
     }
@@ -145,9 +178,17 @@ pub fn check_headers(expected: &Expected, envelopes: &[&Envelope]) -> Result<(),
         if let Some(&first) = seen.get(&e.header.index) {
             let same = envelopes[first - 1].share.expose_secret() == e.share.expose_secret();
             return Err(if same {
-                RecombineError::Duplicate { index: e.header.index, first, second: i + 1 }
+                RecombineError::Duplicate {
+                    index: e.header.index,
+                    first,
+                    second: i + 1,
+                }
             } else {
-                RecombineError::ConflictingDuplicate { index: e.header.index, first, second: i + 1 }
+                RecombineError::ConflictingDuplicate {
+                    index: e.header.index,
+                    first,
+                    second: i + 1,
+                }
             });
         }
         seen.insert(e.header.index, i + 1);
@@ -162,19 +203,27 @@ pub fn check_headers(expected: &Expected, envelopes: &[&Envelope]) -> Result<(),
 /// secret from the first M matches the commitment; every further share is consistent with it;
 /// the derived root fingerprint is the expected one. If the first M do not match the
 /// commitment and more shares were given, the culprit is searched for among them.
-pub fn recombine(expected: &Expected, envelopes: &[&Envelope]) -> Result<Recovered, RecombineError> {
+pub fn recombine(
+    expected: &Expected,
+    envelopes: &[&Envelope],
+) -> Result<Recovered, RecombineError> {
     check_headers(expected, envelopes)?;
     let header = &envelopes[0].header;
     let m = usize::from(header.threshold);
     if envelopes.len() < m {
-        return Err(RecombineError::NotEnoughShares { have: envelopes.len(), need: m });
+        return Err(RecombineError::NotEnoughShares {
+            have: envelopes.len(),
+            need: m,
+        });
     }
     let shares: Vec<&ShareBytes> = envelopes.iter().map(|e| &e.share).collect();
 
     let base: Vec<usize> = match find_consistent_subset(&shares, m, header)? {
         Some(b) => b,
         None => {
-            return Err(RecombineError::CommitmentMismatch { positions: (1..=envelopes.len()).collect() });
+            return Err(RecombineError::CommitmentMismatch {
+                positions: (1..=envelopes.len()).collect(),
+            });
         }
     };
     // Every share outside the base must agree with it: replace one base share by it.
@@ -186,14 +235,18 @@ pub fn recombine(expected: &Expected, envelopes: &[&Envelope]) -> Result<Recover
         picked.push(shares[j]);
         let candidate = shamir::combine(&picked, header.threshold)?;
         if !commitment_ok(&candidate, header) {
-            return Err(RecombineError::Inconsistent { position: j + 1, index: envelopes[j].header.index });
+            return Err(RecombineError::Inconsistent {
+                position: j + 1,
+                index: envelopes[j].header.index,
+            });
         }
     }
     let picked: Vec<&ShareBytes> = base.iter().map(|&i| shares[i]).collect();
     let secret_bytes = shamir::combine(&picked, header.threshold)?;
-    let secret = RootSecret::from_slice(&secret_bytes).ok_or(RecombineError::CommitmentMismatch {
-        positions: base.iter().map(|i| i + 1).collect(),
-    })?;
+    let secret =
+        RootSecret::from_slice(&secret_bytes).ok_or(RecombineError::CommitmentMismatch {
+            positions: base.iter().map(|i| i + 1).collect(),
+        })?;
     let root = RootKey::derive(&secret, &header.ceremony_id, header.key_time)?;
     let derived = root.fingerprint();
     if derived.as_bytes() != expected.root_fingerprint.as_slice() {
@@ -202,7 +255,11 @@ pub fn recombine(expected: &Expected, envelopes: &[&Envelope]) -> Result<Recover
             expected: hex::encode_upper(&expected.root_fingerprint),
         });
     }
-    Ok(Recovered { secret, root, indices: envelopes.iter().map(|e| e.header.index).collect() })
+    Ok(Recovered {
+        secret,
+        root,
+        indices: envelopes.iter().map(|e| e.header.index).collect(),
+    })
 }
 
 /// At most this many M-subsets are tried when looking for a consistent one.
@@ -295,12 +352,20 @@ pub struct SubsetReport {
 impl SubsetReport {
     /// One-line description for the transcript.
     pub fn describe(&self) -> String {
-        let total = if self.total == u128::MAX { "over-2^128".to_string() } else { self.total.to_string() };
+        let total = if self.total == u128::MAX {
+            "over-2^128".to_string()
+        } else {
+            self.total.to_string()
+        };
         format!(
             "checked={} total={} policy={}",
             self.checked,
             total,
-            if self.exhaustive { "all" } else { "cyclic-windows+random" }
+            if self.exhaustive {
+                "all"
+            } else {
+                "cyclic-windows+random"
+            }
         )
     }
 }
@@ -362,7 +427,11 @@ pub fn verify_subsets(
     }
     match failed {
         Some(f) => Err(f),
-        None => Ok(SubsetReport { total, checked, exhaustive }),
+        None => Ok(SubsetReport {
+            total,
+            checked,
+            exhaustive,
+        }),
     }
 }
 

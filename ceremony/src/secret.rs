@@ -191,6 +191,9 @@ assert_not_impl!(CardPins: core::fmt::Debug, core::fmt::Display, Clone, PartialE
 assert_not_impl!(crate::envelope::Envelope: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
 assert_not_impl!(crate::keys::RootKey: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
 assert_not_impl!(crate::keys::LocationKey: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
+assert_not_impl!(crate::pinfile::PinFile: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
+assert_not_impl!(crate::ceremony::Ceremony: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
+assert_not_impl!(crate::recombine::Recovered: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
 assert_not_impl!(SharedSecret: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
 
 #[cfg(test)]
@@ -207,8 +210,18 @@ mod tests {
             assert_eq!(pins.admin.len(), CardPins::ADMIN_LEN);
             assert!(pins.user.len() >= Pin::USER_MIN && pins.user.len() <= Pin::MAX);
             assert!(pins.admin.len() >= Pin::ADMIN_MIN && pins.admin.len() <= Pin::MAX);
-            assert!(pins.user.expose_secret().bytes().all(|b| b.is_ascii_digit()));
-            assert!(pins.admin.expose_secret().bytes().all(|b| b.is_ascii_digit()));
+            assert!(
+                pins.user
+                    .expose_secret()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            );
+            assert!(
+                pins.admin
+                    .expose_secret()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            );
         }
     }
 

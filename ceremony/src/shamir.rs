@@ -11,7 +11,9 @@ use crate::secret::{RootSecret, ShareBytes};
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ShamirError {
-    #[error("threshold {threshold} of {count} shares is impossible: need 1 <= threshold <= count <= 255")]
+    #[error(
+        "threshold {threshold} of {count} shares is impossible: need 1 <= threshold <= count <= 255"
+    )]
     Parameters { threshold: usize, count: usize },
     #[error("need at least {need} shares to recombine, got {have}")]
     NotEnoughShares { have: usize, need: usize },
@@ -20,7 +22,11 @@ pub enum ShamirError {
     #[error("shares {first} and {second} both have x = {x}: a duplicate share")]
     DuplicateIndex { x: u8, first: usize, second: usize },
     #[error("share {position} is {len} bytes; the others are {expected}")]
-    LengthMismatch { position: usize, len: usize, expected: usize },
+    LengthMismatch {
+        position: usize,
+        len: usize,
+        expected: usize,
+    },
     #[error("vsss-rs refused: {0}")]
     Library(String),
 }
@@ -35,7 +41,10 @@ pub fn split(
 ) -> Result<Vec<ShareBytes>, ShamirError> {
     let (t, n) = (usize::from(threshold), usize::from(count));
     if t == 0 || t > n {
-        return Err(ShamirError::Parameters { threshold: t, count: n });
+        return Err(ShamirError::Parameters {
+            threshold: t,
+            count: n,
+        });
     }
     if t == 1 {
         // A degree-0 polynomial: every share carries the secret itself. Only reachable when the
@@ -51,37 +60,59 @@ pub fn split(
     }
     let ids = (1..=count).map(|x| vsss_rs::IdentifierGf256(Gf256(x)));
     let mut adapter = AsCryptoRng(rng);
-    let shares = Gf256::split_bytes_with_participant_ids_iter(t, n, secret.expose_secret(), &mut adapter, ids)
-        .map_err(|e| ShamirError::Library(e.to_string()))?;
+    let shares = Gf256::split_bytes_with_participant_ids_iter(
+        t,
+        n,
+        secret.expose_secret(),
+        &mut adapter,
+        ids,
+    )
+    .map_err(|e| ShamirError::Library(e.to_string()))?;
     Ok(shares.into_iter().map(ShareBytes::new).collect())
 }
 
 /// Combines shares by Lagrange interpolation at x = 0. Checks only structure (count, zero or
 /// duplicate x, lengths); whether the result is the right secret is for the caller to check
 /// against the commitment ([`crate::recombine`] does).
-pub fn combine(shares: &[&ShareBytes], threshold: u8) -> Result<zeroize::Zeroizing<Vec<u8>>, ShamirError> {
+pub fn combine(
+    shares: &[&ShareBytes],
+    threshold: u8,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, ShamirError> {
     let need = usize::from(threshold).max(1);
     if shares.len() < need {
-        return Err(ShamirError::NotEnoughShares { have: shares.len(), need });
+        return Err(ShamirError::NotEnoughShares {
+            have: shares.len(),
+            need,
+        });
     }
     let expected = shares[0].expose_secret().len();
     let mut seen: [Option<usize>; 256] = [None; 256];
     for (i, s) in shares.iter().enumerate() {
         let bytes = s.expose_secret();
         if bytes.len() != expected || bytes.len() < 2 {
-            return Err(ShamirError::LengthMismatch { position: i + 1, len: bytes.len(), expected });
+            return Err(ShamirError::LengthMismatch {
+                position: i + 1,
+                len: bytes.len(),
+                expected,
+            });
         }
         let x = bytes[0];
         if x == 0 {
             return Err(ShamirError::ZeroIndex { position: i + 1 });
         }
         if let Some(first) = seen[usize::from(x)] {
-            return Err(ShamirError::DuplicateIndex { x, first, second: i + 1 });
+            return Err(ShamirError::DuplicateIndex {
+                x,
+                first,
+                second: i + 1,
+            });
         }
         seen[usize::from(x)] = Some(i + 1);
     }
     if shares.len() == 1 {
-        return Ok(zeroize::Zeroizing::new(shares[0].expose_secret()[1..].to_vec()));
+        return Ok(zeroize::Zeroizing::new(
+            shares[0].expose_secret()[1..].to_vec(),
+        ));
     }
     let owned: zeroize::Zeroizing<Vec<Vec<u8>>> =
         zeroize::Zeroizing::new(shares.iter().map(|s| s.expose_secret().to_vec()).collect());
@@ -138,13 +169,20 @@ mod tests {
             for subset in subsets(usize::from(n), usize::from(m)) {
                 let picked: Vec<&ShareBytes> = subset.iter().map(|&i| &shares[i]).collect();
                 let got = combine(&picked, m).unwrap();
-                assert_eq!(&got[..], &s.expose_secret()[..], "subset {subset:?} of {m}-of-{n}");
+                assert_eq!(
+                    &got[..],
+                    &s.expose_secret()[..],
+                    "subset {subset:?} of {m}-of-{n}"
+                );
             }
             for subset in subsets(usize::from(n), usize::from(m) - 1) {
                 let picked: Vec<&ShareBytes> = subset.iter().map(|&i| &shares[i]).collect();
                 assert_eq!(
                     combine(&picked, m).unwrap_err(),
-                    ShamirError::NotEnoughShares { have: usize::from(m) - 1, need: usize::from(m) }
+                    ShamirError::NotEnoughShares {
+                        have: usize::from(m) - 1,
+                        need: usize::from(m)
+                    }
                 );
                 if m > 2 {
                     // Interpolating M-1 points anyway gives a different value, not the secret.
@@ -170,19 +208,36 @@ mod tests {
         let shares = split(&s, 2, 3, &mut seeded(5)).unwrap();
         assert_eq!(
             combine(&[&shares[0], &shares[0]], 2).unwrap_err(),
-            ShamirError::DuplicateIndex { x: 1, first: 1, second: 2 }
+            ShamirError::DuplicateIndex {
+                x: 1,
+                first: 1,
+                second: 2
+            }
         );
         let mut zero = shares[1].expose_secret().to_vec();
         zero[0] = 0;
         let zero = ShareBytes::from_slice(&zero);
-        assert_eq!(combine(&[&shares[0], &zero], 2).unwrap_err(), ShamirError::ZeroIndex { position: 2 });
+        assert_eq!(
+            combine(&[&shares[0], &zero], 2).unwrap_err(),
+            ShamirError::ZeroIndex { position: 2 }
+        );
         let short = ShareBytes::from_slice(&shares[1].expose_secret()[..20]);
         assert_eq!(
             combine(&[&shares[0], &short], 2).unwrap_err(),
-            ShamirError::LengthMismatch { position: 2, len: 20, expected: 33 }
+            ShamirError::LengthMismatch {
+                position: 2,
+                len: 20,
+                expected: 33
+            }
         );
-        assert!(matches!(split(&s, 4, 3, &mut seeded(1)), Err(ShamirError::Parameters { .. })));
-        assert!(matches!(split(&s, 0, 3, &mut seeded(1)), Err(ShamirError::Parameters { .. })));
+        assert!(matches!(
+            split(&s, 4, 3, &mut seeded(1)),
+            Err(ShamirError::Parameters { .. })
+        ));
+        assert!(matches!(
+            split(&s, 0, 3, &mut seeded(1)),
+            Err(ShamirError::Parameters { .. })
+        ));
     }
 
     /// GF(256) with the AES polynomial, written independently of both libraries.
@@ -203,7 +258,9 @@ mod tests {
     }
 
     fn gf_inv(a: u8) -> u8 {
-        (1..=255u8).find(|&b| gf_mul(a, b) == 1).expect("nonzero has an inverse")
+        (1..=255u8)
+            .find(|&b| gf_mul(a, b) == 1)
+            .expect("nonzero has an inverse")
     }
 
     /// Lagrange interpolation of points (x_i, y_i) evaluated at `at`.
@@ -240,9 +297,15 @@ mod tests {
             assert_ne!(&recovered[..], &s.expose_secret()[..]);
 
             // blahaj is self-consistent with the same layout (x byte || y bytes).
-            let dealt: Vec<blahaj::Share> = blahaj::Sharks(2).dealer(s.expose_secret()).take(3).collect();
+            let dealt: Vec<blahaj::Share> = blahaj::Sharks(2)
+                .dealer(s.expose_secret())
+                .take(3)
+                .collect();
             assert!(dealt.iter().all(|sh| Vec::from(sh).len() == 33));
-            assert_eq!(&blahaj::Sharks(2).recover(&dealt[1..]).unwrap()[..], &s.expose_secret()[..]);
+            assert_eq!(
+                &blahaj::Sharks(2).recover(&dealt[1..]).unwrap()[..],
+                &s.expose_secret()[..]
+            );
         }
     }
 
@@ -261,9 +324,9 @@ mod tests {
             let known = &shares[..usize::from(m) - 1];
             let forged_x = n + 1;
             let mut forged = vec![forged_x];
-            for byte in 0..32 {
+            for (byte, &t) in target.iter().enumerate() {
                 let mut pts: Vec<(u8, u8)> = known.iter().map(|s| (s.x(), s.expose_secret()[byte + 1])).collect();
-                pts.push((0, target[byte]));
+                pts.push((0, t));
                 forged.push(interpolate(&pts, forged_x));
             }
             let forged = ShareBytes::from_slice(&forged);

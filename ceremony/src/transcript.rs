@@ -38,7 +38,13 @@ pub struct Record {
 impl Record {
     /// The record's line, without the newline.
     pub fn line(&self) -> String {
-        format!("{} {} {} {}", self.seq, hex::encode(&self.prev), self.kind, self.value)
+        format!(
+            "{} {} {} {}",
+            self.seq,
+            hex::encode(&self.prev),
+            self.kind,
+            self.value
+        )
     }
 
     /// The value of `key=` in a value made of space-separated `key=value` fields.
@@ -61,10 +67,22 @@ pub enum TranscriptError {
     MissingFinalNewline,
     #[error("line {line}: {reason}")]
     BadLine { line: usize, reason: String },
-    #[error("line {line}: record number {found}, expected {expected} (records missing, repeated or reordered)")]
-    Sequence { line: usize, found: String, expected: u32 },
-    #[error("line {line}: previous-hash {found} does not match the hash of the record before, {expected}: the chain is broken")]
-    BrokenChain { line: usize, found: String, expected: String },
+    #[error(
+        "line {line}: record number {found}, expected {expected} (records missing, repeated or reordered)"
+    )]
+    Sequence {
+        line: usize,
+        found: String,
+        expected: u32,
+    },
+    #[error(
+        "line {line}: previous-hash {found} does not match the hash of the record before, {expected}: the chain is broken"
+    )]
+    BrokenChain {
+        line: usize,
+        found: String,
+        expected: String,
+    },
     #[error("invalid record kind {kind:?}: use 1 to 64 of a-z, 0-9, '.', '_', '-'")]
     BadKind { kind: String },
     #[error("invalid value for {kind}: {reason}")]
@@ -76,13 +94,26 @@ pub enum TranscriptError {
 fn check_kind(kind: &str) -> Result<(), TranscriptError> {
     let ok = !kind.is_empty()
         && kind.len() <= MAX_KIND_LEN
-        && kind.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         && kind.as_bytes()[0].is_ascii_alphanumeric();
-    if ok { Ok(()) } else { Err(TranscriptError::BadKind { kind: kind.to_string() }) }
+    if ok {
+        Ok(())
+    } else {
+        Err(TranscriptError::BadKind {
+            kind: kind.to_string(),
+        })
+    }
 }
 
 fn check_value(kind: &str, value: &str) -> Result<(), TranscriptError> {
-    let bad = |reason| Err(TranscriptError::BadValue { kind: kind.to_string(), reason });
+    let bad = |reason| {
+        Err(TranscriptError::BadValue {
+            kind: kind.to_string(),
+            reason,
+        })
+    };
     if value.is_empty() {
         return bad("empty");
     }
@@ -118,7 +149,13 @@ impl Transcript {
         check_value(kind, value)?;
         let seq = u32::try_from(self.records.len() + 1).expect("fewer than 2^32 records");
         let prev = self.final_hash();
-        let mut rec = Record { seq, prev, kind: kind.to_string(), value: value.to_string(), hash: [0; 32] };
+        let mut rec = Record {
+            seq,
+            prev,
+            kind: kind.to_string(),
+            value: value.to_string(),
+            hash: [0; 32],
+        };
         rec.hash = kdf::sha256(rec.line().as_bytes());
         self.records.push(rec);
         Ok(self.records.last().expect("just pushed"))
@@ -130,13 +167,17 @@ impl Transcript {
     }
 
     /// Records of one kind.
-    pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Record> + 'a {
+    pub fn of_kind<'a>(&'a self, kind: &str) -> impl Iterator<Item = &'a Record> + 'a {
+        let kind = kind.to_string();
         self.records.iter().filter(move |r| r.kind == kind)
     }
 
     /// The hash of the last record (the genesis hash when empty).
     pub fn final_hash(&self) -> [u8; 32] {
-        self.records.last().map(|r| r.hash).unwrap_or_else(Self::genesis)
+        self.records
+            .last()
+            .map(|r| r.hash)
+            .unwrap_or_else(Self::genesis)
     }
 
     /// The final hash as PGP words, for the witnesses to write down.
@@ -158,7 +199,9 @@ impl Transcript {
     /// Parses a transcript file and checks the whole chain.
     pub fn parse(bytes: &[u8]) -> Result<Transcript, TranscriptError> {
         let text = std::str::from_utf8(bytes).map_err(|_| TranscriptError::NotUtf8)?;
-        let body = text.strip_suffix('\n').ok_or(TranscriptError::MissingFinalNewline)?;
+        let body = text
+            .strip_suffix('\n')
+            .ok_or(TranscriptError::MissingFinalNewline)?;
         let mut lines = body.split('\n');
         if lines.next() != Some(HEADER) {
             return Err(TranscriptError::BadHeader);
@@ -166,18 +209,28 @@ impl Transcript {
         let mut t = Transcript::new();
         for (i, line) in lines.enumerate() {
             let lineno = i + 2;
-            let bad = |reason: &str| TranscriptError::BadLine { line: lineno, reason: reason.to_string() };
+            let bad = |reason: &str| TranscriptError::BadLine {
+                line: lineno,
+                reason: reason.to_string(),
+            };
             let mut parts = line.splitn(4, ' ');
-            let (Some(seq), Some(prev), Some(kind), Some(value)) = (parts.next(), parts.next(), parts.next(), parts.next())
+            let (Some(seq), Some(prev), Some(kind), Some(value)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
             else {
-                return Err(bad("expected: number, previous hash, kind, value, separated by single spaces"));
+                return Err(bad(
+                    "expected: number, previous hash, kind, value, separated by single spaces",
+                ));
             };
             let expected = u32::try_from(t.records.len() + 1).expect("fewer than 2^32 records");
             if seq != expected.to_string() {
-                return Err(TranscriptError::Sequence { line: lineno, found: seq.to_string(), expected });
+                return Err(TranscriptError::Sequence {
+                    line: lineno,
+                    found: seq.to_string(),
+                    expected,
+                });
             }
-            let prev_bytes: [u8; 32] =
-                hex::decode_array(prev).ok_or_else(|| bad("previous hash must be 64 lower-case hex digits"))?;
+            let prev_bytes: [u8; 32] = hex::decode_array(prev)
+                .ok_or_else(|| bad("previous hash must be 64 lower-case hex digits"))?;
             if prev_bytes != t.final_hash() {
                 return Err(TranscriptError::BrokenChain {
                     line: lineno,
@@ -199,19 +252,38 @@ impl Transcript {
             .set_signature_creation_time(time)
             .and_then(|b| b.sign_message(&mut signer, self.to_text().as_bytes()))
             .map_err(key_err("the transcript signature"))?;
-        let binary = openpgp::Packet::from(sig).to_vec().map_err(key_err("the transcript signature"))?;
+        let binary = openpgp::Packet::from(sig)
+            .to_vec()
+            .map_err(key_err("the transcript signature"))?;
         Ok(crate::pgp::armor(&binary, openpgp::armor::Kind::Signature))
     }
 }
 
 /// Verifies a detached signature over `bytes` by the primary key of `root_cert`.
-pub fn verify_signature(root_cert: &Cert, bytes: &[u8], armored_sig: &[u8]) -> Result<(), TranscriptError> {
+pub fn verify_signature(
+    root_cert: &Cert,
+    bytes: &[u8],
+    armored_sig: &[u8],
+) -> Result<(), TranscriptError> {
     let bad = |e: String| TranscriptError::BadSignature(e);
-    let sig = Signature::from_bytes(armored_sig).map_err(|e| bad(format!("unreadable signature: {e:#}")))?;
+    let sig: Signature = match openpgp::Packet::from_bytes(armored_sig) {
+        Ok(openpgp::Packet::Signature(s)) => s,
+        Ok(p) => {
+            return Err(bad(format!(
+                "expected a signature packet, found {}",
+                p.tag()
+            )));
+        }
+        Err(e) => return Err(bad(format!("unreadable signature: {e:#}"))),
+    };
     if sig.typ() != SignatureType::Binary {
-        return Err(bad(format!("signature type {}, expected binary", sig.typ())));
+        return Err(bad(format!(
+            "signature type {}, expected binary",
+            sig.typ()
+        )));
     }
-    sig.verify_message(root_cert.primary_key().key(), bytes).map_err(|e| bad(format!("{e:#}")))
+    sig.verify_message(root_cert.primary_key().key(), bytes)
+        .map_err(|e| bad(format!("{e:#}")))
 }
 
 #[cfg(test)]
@@ -272,7 +344,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
 
         let truncated = &text[..text.len() - 1];
-        assert_eq!(Transcript::parse(truncated.as_bytes()).unwrap_err(), TranscriptError::MissingFinalNewline);
+        assert_eq!(
+            Transcript::parse(truncated.as_bytes()).unwrap_err(),
+            TranscriptError::MissingFinalNewline
+        );
 
         // A record dropped from the end still parses (a shorter valid chain): the final hash
         // and the signature are what catch it.
@@ -283,23 +358,42 @@ mod tests {
         let dropped_middle = format!("{}\n{}\n{}\n", lines[0], lines[1], lines[3]);
         assert!(matches!(
             Transcript::parse(dropped_middle.as_bytes()).unwrap_err(),
-            TranscriptError::Sequence { line: 3, expected: 2, .. }
+            TranscriptError::Sequence {
+                line: 3,
+                expected: 2,
+                ..
+            }
         ));
 
         let swapped = format!("{}\n{}\n{}\n{}\n", lines[0], lines[2], lines[1], lines[3]);
-        assert!(matches!(Transcript::parse(swapped.as_bytes()).unwrap_err(), TranscriptError::Sequence { line: 2, .. }));
+        assert!(matches!(
+            Transcript::parse(swapped.as_bytes()).unwrap_err(),
+            TranscriptError::Sequence { line: 2, .. }
+        ));
 
         let edited = text.replace("name=Wendy", "name=Mallory");
-        assert_eq!(Transcript::parse(edited.as_bytes()).unwrap().records()[2].value, "name=Mallory step=plan");
+        assert_eq!(
+            Transcript::parse(edited.as_bytes()).unwrap().records()[2].value,
+            "name=Mallory step=plan"
+        );
         let edited_middle = text.replace(" aa\n", " ab\n");
         assert!(matches!(
             Transcript::parse(edited_middle.as_bytes()).unwrap_err(),
             TranscriptError::BrokenChain { line: 3, .. }
         ));
 
-        assert_eq!(Transcript::parse(b"sherd-transcript/2\n").unwrap_err(), TranscriptError::BadHeader);
-        assert!(matches!(t.clone().append("Bad Kind", "x"), Err(TranscriptError::BadKind { .. })));
-        assert!(matches!(t.clone().append("ok", "line\nbreak"), Err(TranscriptError::BadValue { .. })));
+        assert_eq!(
+            Transcript::parse(b"sherd-transcript/2\n").unwrap_err(),
+            TranscriptError::BadHeader
+        );
+        assert!(matches!(
+            t.clone().append("Bad Kind", "x"),
+            Err(TranscriptError::BadKind { .. })
+        ));
+        assert!(matches!(
+            t.clone().append("ok", "line\nbreak"),
+            Err(TranscriptError::BadValue { .. })
+        ));
     }
 
     #[test]

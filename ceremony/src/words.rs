@@ -9,7 +9,7 @@ pub fn to_words(bytes: &[u8]) -> Vec<&'static str> {
         .iter()
         .enumerate()
         .map(|(i, b)| {
-            let table = if i % 2 == 0 { &EVEN } else { &ODD };
+            let table = if i.is_multiple_of(2) { &EVEN } else { &ODD };
             table[usize::from(*b)]
         })
         .collect()
@@ -21,7 +21,11 @@ pub fn to_phrase(bytes: &[u8]) -> String {
 }
 
 fn byte_of(position: usize, word: &str) -> Option<u8> {
-    let table = if position % 2 == 0 { &EVEN } else { &ODD };
+    let table = if position.is_multiple_of(2) {
+        &EVEN
+    } else {
+        &ODD
+    };
     table
         .iter()
         .position(|c| c.eq_ignore_ascii_case(word))
@@ -31,12 +35,19 @@ fn byte_of(position: usize, word: &str) -> Option<u8> {
 /// Parses words back to bytes (case-insensitive). `None` if any word is not in the table for its
 /// position; [`first_bad_word`] tells which.
 pub fn from_words(words: &[&str]) -> Option<Vec<u8>> {
-    words.iter().enumerate().map(|(i, w)| byte_of(i, w)).collect()
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| byte_of(i, w))
+        .collect()
 }
 
 /// The position of the first word that is not in the table for its position.
 pub fn first_bad_word(words: &[&str]) -> Option<usize> {
-    words.iter().enumerate().position(|(i, w)| byte_of(i, w).is_none())
+    words
+        .iter()
+        .enumerate()
+        .position(|(i, w)| byte_of(i, w).is_none())
 }
 
 #[cfg(test)]
@@ -57,15 +68,26 @@ mod tests {
 
     #[test]
     fn tables_are_distinct() {
-        let mut all: Vec<String> = EVEN.iter().chain(ODD.iter()).map(|w| w.to_ascii_lowercase()).collect();
+        let mut all: Vec<String> = EVEN
+            .iter()
+            .chain(ODD.iter())
+            .map(|w| w.to_ascii_lowercase())
+            .collect();
         all.sort();
         all.dedup();
-        assert_eq!(all.len(), 512, "a word appears twice: reading aloud would be ambiguous");
+        assert_eq!(
+            all.len(),
+            512,
+            "a word appears twice: reading aloud would be ambiguous"
+        );
     }
 
     #[test]
     fn position_matters() {
-        assert!(from_words(&["adroitness"]).is_none(), "odd word at an even position");
+        assert!(
+            from_words(&["adroitness"]).is_none(),
+            "odd word at an even position"
+        );
         assert_eq!(first_bad_word(&["aardvark", "aardvark"]), Some(1));
         assert_eq!(first_bad_word(&["aardvark", "adroitness"]), None);
     }

@@ -1,0 +1,432 @@
+//! The offline verifier: given a ceremony's output folder, check everything that can be checked
+//! without secrets, and report a pass or the first failure. Runs on an ordinary computer
+//! (`sherd-verify <folder>`); the checks are listed in docs/formats/README.md.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+use sequoia_openpgp as openpgp;
+
+use openpgp::Cert;
+use openpgp::parse::Parse;
+use openpgp::policy::StandardPolicy;
+use openpgp::types::{Curve, PublicKeyAlgorithm};
+
+use crate::ceremony::paths;
+use crate::plan::{self, Plan};
+use crate::shardfile::ShardFile;
+use crate::transcript::{self, Record, Transcript};
+use crate::{hex, kdf, pgp, words};
+
+/// What a passing verification established.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub ceremony_id: String,
+    pub root_fingerprint: String,
+    pub threshold: u8,
+    pub count: u8,
+    pub records: usize,
+    pub files_checked: usize,
+    pub cards: usize,
+    pub plan_hash: String,
+    pub transcript_final_hash: String,
+    pub transcript_final_words: String,
+}
+
+/// The first failed check.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Failure {
+    #[error("{path}: cannot read: {source}")]
+    Unreadable { path: String, source: io::Error },
+    #[error("{path}: {source}")]
+    Transcript {
+        path: String,
+        source: transcript::TranscriptError,
+    },
+    #[error("{path}: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("{what}: transcript says {recorded}, found {found}")]
+    Mismatch {
+        what: String,
+        recorded: String,
+        found: String,
+    },
+    #[error("transcript: {0}")]
+    MissingRecord(String),
+}
+
+fn invalid(path: &str, reason: impl Into<String>) -> Failure {
+    Failure::Invalid {
+        path: path.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn mismatch(
+    what: impl Into<String>,
+    recorded: impl Into<String>,
+    found: impl Into<String>,
+) -> Failure {
+    Failure::Mismatch {
+        what: what.into(),
+        recorded: recorded.into(),
+        found: found.into(),
+    }
+}
+
+fn one<'a>(t: &'a Transcript, kind: &str) -> Result<&'a Record, Failure> {
+    let mut it = t.of_kind(kind);
+    let r = it
+        .next()
+        .ok_or_else(|| Failure::MissingRecord(format!("no {kind} record")))?;
+    if it.next().is_some() {
+        return Err(Failure::MissingRecord(format!(
+            "more than one {kind} record"
+        )));
+    }
+    Ok(r)
+}
+
+fn field<'a>(r: &'a Record, key: &str) -> Result<&'a str, Failure> {
+    r.field(key).ok_or_else(|| {
+        Failure::MissingRecord(format!("record {} ({}) has no {key}=", r.seq, r.kind))
+    })
+}
+
+/// Checks the root certificate's shape: Ed25519 primary (certify+sign), one Cv25519 encryption
+/// subkey, valid at its own creation time.
+fn check_root_cert(cert: &Cert) -> Result<(), String> {
+    let policy = StandardPolicy::new();
+    let time = cert.primary_key().key().creation_time() + Duration::from_secs(1);
+    let vc = cert
+        .with_policy(&policy, time)
+        .map_err(|e| format!("not valid at its creation time: {e:#}"))?;
+    let primary = vc.primary_key();
+    if primary.key().pk_algo() != PublicKeyAlgorithm::EdDSA
+        || !matches!(
+            primary.key().mpis(),
+            openpgp::crypto::mpi::PublicKey::EdDSA {
+                curve: Curve::Ed25519,
+                ..
+            }
+        )
+    {
+        return Err("primary key is not Ed25519".into());
+    }
+    let flags = primary.key_flags().ok_or("primary key has no key flags")?;
+    if !flags.for_certification() || !flags.for_signing() {
+        return Err("primary key is not marked for certification and signing".into());
+    }
+    let subs: Vec<_> = vc.keys().subkeys().collect();
+    if subs.len() != 1 {
+        return Err(format!("expected one subkey, found {}", subs.len()));
+    }
+    let sub = &subs[0];
+    if !matches!(
+        sub.key().mpis(),
+        openpgp::crypto::mpi::PublicKey::ECDH {
+            curve: Curve::Cv25519,
+            ..
+        }
+    ) {
+        return Err("subkey is not Cv25519".into());
+    }
+    let sflags = sub.key_flags().ok_or("subkey has no key flags")?;
+    if !sflags.for_transport_encryption() || !sflags.for_storage_encryption() {
+        return Err("subkey is not marked for encryption".into());
+    }
+    Ok(())
+}
+
+/// Verifies a ceremony folder through `read` (a path relative to the folder -> its bytes).
+pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report, Failure> {
+    let get = |path: &str| {
+        read(path).map_err(|source| Failure::Unreadable {
+            path: path.to_string(),
+            source,
+        })
+    };
+
+    // 1. The transcript's chain.
+    let transcript_bytes = get(paths::TRANSCRIPT)?;
+    let t = Transcript::parse(&transcript_bytes).map_err(|source| Failure::Transcript {
+        path: paths::TRANSCRIPT.into(),
+        source,
+    })?;
+    match t.records().last() {
+        Some(r) if r.kind == "ceremony.end" => {}
+        _ => {
+            return Err(Failure::MissingRecord(
+                "the last record is not ceremony.end: the transcript is incomplete".into(),
+            ));
+        }
+    }
+
+    // 2. The root certificate, and the transcript's signature by it.
+    let root_fpr = one(&t, "root.fingerprint")?.value.clone();
+    let root_bytes = get(paths::ROOT_CERT)?;
+    let root_cert =
+        Cert::from_bytes(&root_bytes).map_err(|e| invalid(paths::ROOT_CERT, format!("{e:#}")))?;
+    if root_cert.is_tsk() {
+        return Err(invalid(paths::ROOT_CERT, "contains secret key material"));
+    }
+    if root_cert.fingerprint().to_hex() != root_fpr {
+        return Err(mismatch(
+            "root certificate fingerprint",
+            &root_fpr,
+            root_cert.fingerprint().to_hex(),
+        ));
+    }
+    check_root_cert(&root_cert).map_err(|e| invalid(paths::ROOT_CERT, e))?;
+    let sig = get(paths::TRANSCRIPT_SIG)?;
+    transcript::verify_signature(&root_cert, &transcript_bytes, &sig).map_err(|source| {
+        Failure::Transcript {
+            path: paths::TRANSCRIPT_SIG.into(),
+            source,
+        }
+    })?;
+
+    // 3. Every output file the transcript lists, by size and hash.
+    let mut listed: HashMap<String, Vec<u8>> = HashMap::new();
+    for r in t.of_kind("output.file") {
+        let path = field(r, "path")?;
+        let bytes = get(path)?;
+        let digest = hex::encode(&kdf::sha256(&bytes));
+        if field(r, "sha256")? != digest {
+            return Err(mismatch(
+                format!("SHA-256 of {path}"),
+                field(r, "sha256")?,
+                digest,
+            ));
+        }
+        if field(r, "size")? != bytes.len().to_string() {
+            return Err(mismatch(
+                format!("size of {path}"),
+                field(r, "size")?,
+                bytes.len().to_string(),
+            ));
+        }
+        listed.insert(path.to_string(), bytes);
+    }
+    let listed_get = |path: &str| {
+        listed
+            .get(path)
+            .ok_or_else(|| Failure::MissingRecord(format!("no output.file record for {path}")))
+    };
+
+    // 4. The plan, by its canonical hash.
+    let plan_text = String::from_utf8(listed_get(paths::PLAN)?.clone())
+        .map_err(|_| invalid(paths::PLAN, "not UTF-8"))?;
+    let plan = Plan::parse(&plan_text).map_err(|e| invalid(paths::PLAN, e.to_string()))?;
+    let plan_hash = hex::encode(&plan.hash());
+    let recorded = &one(&t, "plan.hash")?.value;
+    if *recorded != plan_hash {
+        return Err(mismatch("canonical plan hash", recorded, &plan_hash));
+    }
+
+    // 5. The shard file against the plan and the transcript.
+    let shard_text = String::from_utf8(listed_get(paths::SHARDS)?.clone())
+        .map_err(|_| invalid(paths::SHARDS, "not UTF-8"))?;
+    let shards =
+        ShardFile::parse(&shard_text).map_err(|e| invalid(paths::SHARDS, e.to_string()))?;
+    let checks = [
+        (
+            "ceremony_id",
+            shards.ceremony_id.clone(),
+            plan.ceremony_id.clone(),
+        ),
+        (
+            "plan_hash",
+            hex::encode(&shards.plan_hash),
+            plan_hash.clone(),
+        ),
+        (
+            "threshold",
+            shards.threshold.to_string(),
+            plan.threshold.to_string(),
+        ),
+        (
+            "count",
+            shards.count.to_string(),
+            plan.holder_count().to_string(),
+        ),
+        (
+            "key_time",
+            shards.key_time.to_string(),
+            plan.time_unix.to_string(),
+        ),
+        (
+            "root_fingerprint",
+            shards.root_fingerprint().to_hex(),
+            root_fpr.clone(),
+        ),
+    ];
+    for (name, found, expected) in checks {
+        if found != expected {
+            return Err(mismatch(
+                format!("{} {name}", paths::SHARDS),
+                expected,
+                found,
+            ));
+        }
+    }
+    let sealed: Vec<&Record> = t.of_kind("share.sealed").collect();
+    let locations: Vec<&Record> = t.of_kind("location.cert").collect();
+    if sealed.len() != shards.shares.len() || locations.len() != shards.shares.len() {
+        return Err(Failure::MissingRecord(format!(
+            "{} share.sealed and {} location.cert records for {} shares",
+            sealed.len(),
+            locations.len(),
+            shards.shares.len()
+        )));
+    }
+    for ((s, rec), loc) in shards.shares.iter().zip(&sealed).zip(&locations) {
+        let h = plan.holder(s.index).expect("indices checked against count");
+        if s.holder != h.name {
+            return Err(mismatch(
+                format!("share {} holder name", s.index),
+                &h.name,
+                &s.holder,
+            ));
+        }
+        if field(rec, "holder")? != s.index.to_string()
+            || field(loc, "holder")? != s.index.to_string()
+        {
+            return Err(Failure::MissingRecord(format!(
+                "records for share {} are out of order",
+                s.index
+            )));
+        }
+        let digest = hex::encode(&s.message_sha256());
+        if field(rec, "sha256")? != digest {
+            return Err(mismatch(
+                format!("share {} ciphertext SHA-256", s.index),
+                field(rec, "sha256")?,
+                digest,
+            ));
+        }
+        let fpr = s.location_cert.fingerprint().to_hex();
+        if field(loc, "fingerprint")? != fpr {
+            return Err(mismatch(
+                format!("share {} location certificate", s.index),
+                field(loc, "fingerprint")?,
+                fpr,
+            ));
+        }
+    }
+
+    // 6. PIN files: listed, hashed, and encrypted to exactly the holder's and backup's keys.
+    let time = UNIX_EPOCH + Duration::from_secs(u64::from(plan.time_unix));
+    let pins: Vec<&Record> = t.of_kind("pins.sealed").collect();
+    if pins.len() != plan.holders.len() {
+        return Err(Failure::MissingRecord(format!(
+            "{} pins.sealed records for {} holders",
+            pins.len(),
+            plan.holders.len()
+        )));
+    }
+    for (h, rec) in plan.holders.iter().zip(&pins) {
+        let path = paths::pin_file(h.index);
+        let bytes = listed_get(&path)?;
+        let digest = hex::encode(&kdf::sha256(bytes));
+        if field(rec, "holder")? != h.index.to_string() || field(rec, "sha256")? != digest {
+            return Err(mismatch(
+                format!("{path} SHA-256"),
+                field(rec, "sha256")?,
+                digest,
+            ));
+        }
+        let bin =
+            pgp::dearmor(bytes, openpgp::armor::Kind::Message).map_err(|e| invalid(&path, e))?;
+        let found: BTreeSet<String> = pgp::message_recipients(&bin)
+            .map_err(|e| invalid(&path, e))?
+            .iter()
+            .map(|k| k.to_hex())
+            .collect();
+        let backup = plan.holder(h.backup).expect("validated");
+        let expected: BTreeSet<String> = h
+            .certs
+            .iter()
+            .chain(&backup.certs)
+            .flat_map(|c| plan::encryption_keys(&c.cert, time))
+            .map(|k| k.keyid().to_hex())
+            .collect();
+        if found != expected {
+            return Err(mismatch(
+                format!("{path} recipients"),
+                expected.into_iter().collect::<Vec<_>>().join(","),
+                found.into_iter().collect::<Vec<_>>().join(","),
+            ));
+        }
+    }
+
+    // 7. Cards: every planned card provisioned and test-decrypted, no serial twice.
+    let mut serials = BTreeSet::new();
+    let mut cards = 0;
+    for h in &plan.holders {
+        for c in 1..=h.cards {
+            let rec = t
+                .of_kind("card.provisioned")
+                .find(|r| {
+                    r.field("holder") == Some(&h.index.to_string())
+                        && r.field("card") == Some(&c.to_string())
+                })
+                .ok_or_else(|| {
+                    Failure::MissingRecord(format!(
+                        "holder {} card {c} was never provisioned",
+                        h.index
+                    ))
+                })?;
+            if field(rec, "test-decrypt")? != "ok" {
+                return Err(Failure::MissingRecord(format!(
+                    "holder {} card {c} test decryption not ok",
+                    h.index
+                )));
+            }
+            if !serials.insert(field(rec, "serial")?.to_string()) {
+                return Err(Failure::MissingRecord(format!(
+                    "card serial {} used twice",
+                    field(rec, "serial")?
+                )));
+            }
+            cards += 1;
+        }
+    }
+
+    // 8. The verification steps happened.
+    one(&t, "verify.subsets")?;
+    if field(one(&t, "verify.self-test")?, "result")? != "ok" {
+        return Err(Failure::MissingRecord("root key self-test not ok".into()));
+    }
+
+    Ok(Report {
+        ceremony_id: plan.ceremony_id.clone(),
+        root_fingerprint: root_fpr,
+        threshold: plan.threshold,
+        count: plan.holder_count(),
+        records: t.records().len(),
+        files_checked: listed.len() + 2,
+        cards,
+        plan_hash,
+        transcript_final_hash: hex::encode(&t.final_hash()),
+        transcript_final_words: words::to_phrase(&t.final_hash()),
+    })
+}
+
+/// Verifies a ceremony folder on disk.
+pub fn verify_dir(dir: &Path) -> Result<Report, Failure> {
+    let read = |p: &str| -> io::Result<Vec<u8>> {
+        // Paths come from the transcript: refuse anything that could leave the folder.
+        if p.starts_with('/') || p.split('/').any(|c| c.is_empty() || c == "..") {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "path leaves the folder",
+            ));
+        }
+        std::fs::read(dir.join(p))
+    };
+    verify_with(&read)
+}

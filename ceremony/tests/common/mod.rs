@@ -1,0 +1,130 @@
+//! Shared fixtures: personal certificates, plans, and a full simulated ceremony with software
+//! cards standing in for location cards.
+#![allow(dead_code)]
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use ceremony::card::SoftwareCard;
+use ceremony::ceremony::{Ceremony, FinishView};
+use ceremony::openpgp::Cert;
+use ceremony::openpgp::cert::{CertBuilder, CipherSuite};
+use ceremony::openpgp::serialize::SerializeInto;
+use ceremony::storage::OutputFile;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+pub const PLAN_TIME: u32 = 1_795_510_800;
+pub const PLAN_TIME_STR: &str = "2026-11-24T09:00:00Z";
+
+pub fn seeded(seed: u8) -> ChaCha20Rng {
+    ChaCha20Rng::from_seed([seed; 32])
+}
+
+/// A holder's personal certificate with secret keys (the test plays the holder).
+pub fn personal(name: &str) -> Cert {
+    CertBuilder::general_purpose([name])
+        .set_cipher_suite(CipherSuite::Cv25519)
+        .set_creation_time(UNIX_EPOCH + Duration::from_secs(u64::from(PLAN_TIME) - 30 * 86_400))
+        .set_validity_period(None)
+        .generate()
+        .expect("test key generation")
+        .0
+}
+
+pub fn armored_public(cert: &Cert) -> String {
+    String::from_utf8(
+        cert.clone()
+            .strip_secret_key_material()
+            .armored()
+            .to_vec()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+pub struct Fixture {
+    pub plan_text: String,
+    pub names: Vec<String>,
+    pub personal: Vec<Cert>,
+    pub cards: Vec<u8>,
+}
+
+pub fn holder_name(i: usize) -> String {
+    format!("Holder {i:03}")
+}
+
+/// A plan with `n` holders (holder i's backup is holder i+1), threshold `m`, `cards[i]` cards.
+pub fn fixture_with(id: &str, n: usize, m: usize, cards: &[u8]) -> Fixture {
+    let names: Vec<String> = (1..=n).map(holder_name).collect();
+    let personal: Vec<Cert> = names.iter().map(|n| personal(n)).collect();
+    let mut text = format!(
+        "format = \"sherd-plan/1\"\nceremony_id = \"{id}\"\ntime = {PLAN_TIME_STR}\nthreshold = {m}\n\n"
+    );
+    for i in 0..n {
+        text.push_str(&format!(
+            "[[holder]]\nname = \"{}\"\nbackup = \"{}\"\ncards = {}\ncerts = [\n'''\n{}''',\n]\n\n",
+            names[i],
+            names[(i + 1) % n],
+            cards[i],
+            armored_public(&personal[i])
+        ));
+    }
+    text.push_str(
+        "[[witness]]\nname = \"Wendy Witness\"\n\n[[witness]]\nname = \"Walter Witness\"\n",
+    );
+    Fixture {
+        plan_text: text,
+        names,
+        personal,
+        cards: cards.to_vec(),
+    }
+}
+
+pub fn fixture(id: &str, n: usize, m: usize) -> Fixture {
+    let mut cards = vec![1u8; n];
+    cards[0] = 2;
+    fixture_with(id, n, m, &cards)
+}
+
+pub struct Done {
+    pub files: Vec<OutputFile>,
+    pub view: FinishView,
+    /// cards[holder-1][card-1]
+    pub cards: Vec<Vec<SoftwareCard>>,
+}
+
+/// Runs every step of a ceremony with software cards.
+pub fn run(f: &Fixture, seed: u8) -> Done {
+    let mut rng = seeded(seed);
+    let mut c = Ceremony::new(&f.plan_text).expect("plan");
+    c.record(
+        "image.iso-sha256",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    )
+    .unwrap();
+    c.record("witness.confirm", "name=Wendy step=plan").unwrap();
+    c.generate_keys(&mut rng).expect("keys");
+    c.seal_shares(&mut rng).expect("seal");
+    let mut cards = Vec::new();
+    for (i, &k) in f.cards.iter().enumerate() {
+        let mut hc = Vec::new();
+        for j in 1..=k {
+            let mut card = SoftwareCard::new(&format!("000F:{:04X}{:02X}", i + 1, j));
+            c.provision_card(u8::try_from(i + 1).unwrap(), j, &mut card)
+                .expect("card");
+            hc.push(card);
+        }
+        cards.push(hc);
+    }
+    c.verify(&mut rng).expect("verify");
+    let (files, view) = c.finish().expect("finish");
+    Done { files, view, cards }
+}
+
+pub fn file<'a>(files: &'a [OutputFile], path: &str) -> &'a [u8] {
+    &files
+        .iter()
+        .find(|f| f.path == path)
+        .unwrap_or_else(|| panic!("no {path}"))
+        .bytes
+}
