@@ -285,6 +285,29 @@ impl OpenPgpCard {
         Ok(out)
     }
 
+    /// Raw card-side X25519 with the decryption key: presents the user PIN (after the retry
+    /// guard) and returns the shared secret for `ephemeral_public` (RFC 7748 byte order,
+    /// without OpenPGP's 0x40 prefix).
+    pub fn ecdh(
+        &mut self,
+        user_pin: &Pin,
+        ephemeral_public: &[u8; 32],
+    ) -> Result<Zeroizing<[u8; 32]>> {
+        let mut tx = self.card.transaction()?;
+        guard(&mut tx, Which::User, self.min_retries)?;
+        tx.verify_user_pin(user_pin.secret())?;
+        let shared = Zeroizing::new(tx.card().decipher(
+            openpgp_card::ocard::crypto::Cryptogram::ECDH(ephemeral_public),
+        )?);
+        let shared: [u8; 32] = shared.as_slice().try_into().map_err(|_| {
+            Error::Card(format!(
+                "the card returned a {}-byte X25519 shared secret, expected 32",
+                shared.len()
+            ))
+        })?;
+        Ok(Zeroizing::new(shared))
+    }
+
     /// A binary detached signature over `data` by `cert`'s signing key held by this card.
     pub fn sign_detached(
         &mut self,

@@ -308,3 +308,43 @@ fn card_as_entropy_source() {
     assert_ne!(a, b);
     assert_ne!(a, [0u8; 600]);
 }
+
+#[test]
+fn raw_ecdh_matches_software_x25519() {
+    let p = StandardPolicy::new();
+    let (reader, _state) = emulated_reader(ExchangeLevel::Tpdu, 271, 0x7000);
+    let mut card = OpenPgpCard::open(reader).unwrap();
+    card.factory_reset().unwrap();
+    let cert = new_cert();
+    let dec = cert
+        .keys()
+        .secret()
+        .with_policy(&p, None)
+        .for_storage_encryption()
+        .next()
+        .unwrap()
+        .key()
+        .clone()
+        .role_into_unspecified();
+    card.import_keys(&Pin::default_admin(), None, Some(&dec))
+        .unwrap();
+    // The secret as X25519 wants it: OpenPGP stores it big-endian.
+    let secret: [u8; 32] = match dec.optional_secret() {
+        Some(openpgp::packet::key::SecretKeyMaterial::Unencrypted(u)) => u.map(|s| match s {
+            openpgp::crypto::mpi::SecretKeyMaterial::ECDH { scalar } => {
+                let mut v: [u8; 32] = scalar.value_padded(32).as_ref().try_into().unwrap();
+                v.reverse();
+                v
+            }
+            _ => panic!("not an ECDH secret"),
+        }),
+        _ => panic!("no secret"),
+    };
+    let ours = x25519_dalek::StaticSecret::from(secret);
+    for seed in [1u8, 2, 3] {
+        let eph = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([seed; 32]));
+        let expected = ours.diffie_hellman(&eph);
+        let got = card.ecdh(&Pin::default_user(), eph.as_bytes()).unwrap();
+        assert_eq!(&*got, expected.as_bytes());
+    }
+}
