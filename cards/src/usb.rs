@@ -53,8 +53,17 @@ fn reap<E: nusb::transfer::BulkOrInterrupt, D: nusb::transfer::EndpointDirection
         return Ok(c);
     }
     ep.cancel_all();
-    if ep.wait_next_complete(CANCEL_GRACE).is_none() {
-        *stuck = true;
+    match ep.wait_next_complete(CANCEL_GRACE) {
+        // A reader that ends a message on a packet boundary without the zero-length packet
+        // leaves the transfer open: what arrived before the cancel is the message.
+        Some(c) if c.actual_len > 0 && c.status == Err(TransferError::Cancelled) => {
+            return Ok(nusb::transfer::Completion {
+                status: Ok(()),
+                ..c
+            });
+        }
+        Some(_) => {}
+        None => *stuck = true,
     }
     Err(Error::Timeout {
         what,
