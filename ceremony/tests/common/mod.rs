@@ -128,3 +128,36 @@ pub fn file<'a>(files: &'a [OutputFile], path: &str) -> &'a [u8] {
         .unwrap_or_else(|| panic!("no {path}"))
         .bytes
 }
+
+/// A software decryptor for a holder's personal certificate (the test plays the holder).
+pub fn decryptor_of(personal: &Cert) -> ceremony::openpgp::crypto::KeyPair {
+    let p = ceremony::openpgp::policy::StandardPolicy::new();
+    personal
+        .keys()
+        .with_policy(&p, None)
+        .for_transport_encryption()
+        .secret()
+        .next()
+        .unwrap()
+        .key()
+        .clone()
+        .into_keypair()
+        .unwrap()
+}
+
+/// The first card's user PIN of holder `index`, read from the PIN file with the holder's key.
+pub fn user_pin(
+    f: &Fixture,
+    files: &[OutputFile],
+    root: &Cert,
+    index: u8,
+) -> ceremony::secret::Pin {
+    let mut kp = decryptor_of(&f.personal[usize::from(index) - 1]);
+    let pins = ceremony::pinfile::PinFile::open(
+        file(files, &ceremony::ceremony::paths::pin_file(index)),
+        &mut kp,
+        root,
+    )
+    .unwrap();
+    ceremony::secret::Pin::from_string(pins.cards[0].pins.user.expose_secret().to_string())
+}
