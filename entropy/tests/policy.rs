@@ -1,0 +1,342 @@
+//! The policy and the whole gather path, driven by test doubles.
+
+mod common;
+
+use common::*;
+use entropy::health::Failure;
+use entropy::{Counted, DeviceKey, Error, Event, Policy, SourceKind, Status, gather};
+
+fn refused(r: Result<(entropy::Drbg, entropy::Report), Error>) -> Error {
+    match r {
+        Ok(_) => panic!("expected the policy to refuse"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn one_hardware_source_plus_the_csprng_is_refused_naming_what_is_missing() {
+    let mut sources = vec![hw("hwrng:a", 1), os(2)];
+    let e = refused(gather(&mut sources, &Policy::default()));
+    let msg = e.to_string();
+    match &e {
+        Error::TooFewHardwareSources {
+            required,
+            missing,
+            counted,
+            report,
+            ..
+        } => {
+            assert_eq!((*required, *missing), (2, 1));
+            assert_eq!(counted, &vec!["hwrng test double hwrng:a".to_string()]);
+            assert!(!report.mixed);
+            assert_eq!(report.sources.len(), 2);
+            assert!(report.sources.iter().all(|s| s.commitment.is_some()));
+        }
+        other => panic!("wrong error: {other}"),
+    }
+    assert!(
+        msg.contains("1 independent healthy hardware source(s)"),
+        "{msg}"
+    );
+    assert!(msg.contains("2 required, 1 missing"), "{msg}");
+    assert!(
+        msg.contains("Connect another hardware entropy source"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn two_independent_hardware_sources_plus_the_csprng_pass() {
+    let mut sources = vec![hw("hwrng:a", 1), hw("hwrng:b", 2), os(3)];
+    let (mut drbg, report) = gather(&mut sources, &Policy::default()).unwrap();
+    assert!(report.mixed);
+    assert_eq!(
+        report.counted_devices,
+        vec![DeviceKey("hwrng:a".into()), DeviceKey("hwrng:b".into())]
+    );
+    assert_eq!(report.sources[2].counted, Counted::OsSource);
+    for s in &report.sources {
+        assert_eq!(s.status, Status::Healthy);
+        assert!(s.startup_passed);
+        assert_eq!(s.bytes_drawn, 1024 + 256);
+        assert_eq!(s.samples_tested, 1280);
+        assert_eq!(s.bytes_contributed, 256);
+        let h = s.estimated_h.unwrap();
+        assert!(h > 4.0 && h < 8.0, "MCV estimate {h}");
+        assert!((s.credited_bits - h * 256.0).abs() < 1e-9);
+    }
+    // Deterministic doubles give a deterministic DRBG; a different byte anywhere changes it.
+    let first = drbg_bytes(&mut drbg);
+    let mut again = vec![hw("hwrng:a", 1), hw("hwrng:b", 2), os(3)];
+    let (mut d2, _) = gather(&mut again, &Policy::default()).unwrap();
+    assert_eq!(drbg_bytes(&mut d2), first);
+    let mut changed = vec![hw("hwrng:a", 1), hw("hwrng:b", 2), os(4)];
+    let (mut d3, _) = gather(&mut changed, &Policy::default()).unwrap();
+    assert_ne!(drbg_bytes(&mut d3), first);
+}
+
+#[test]
+fn a_stuck_source_is_excluded_reported_and_not_mixed() {
+    let stuck = |value| {
+        double(
+            SourceKind::Tpm,
+            "tpm-chip-0",
+            Behaviour::StuckAfter {
+                seed: 9,
+                n: 2000,
+                value,
+            },
+        )
+        .boxed()
+    };
+    // Stuck after 2000 bytes: start-up (1024) passes, the contribution fails the RCT.
+    let mut sources = vec![hw("hwrng:a", 1), stuck(0x00), hw("hwrng:b", 2), os(3)];
+    let policy = Policy {
+        contribution_bytes: 2048,
+        ..Policy::default()
+    };
+    let (mut drbg, report) = gather(&mut sources, &policy).unwrap();
+    let bad = &report.sources[1];
+    assert!(bad.startup_passed);
+    assert_eq!(bad.counted, Counted::Excluded);
+    assert!(bad.commitment.is_none());
+    assert_eq!(bad.bytes_contributed, 0);
+    match &bad.status {
+        Status::HealthFailed(Failure::Repetition {
+            value, at_sample, ..
+        }) => {
+            assert_eq!(*value, 0);
+            // The run starts at byte 2000 and fails at the cutoff (5 at H=8, alpha=2^-30).
+            assert!((2004..=2005).contains(at_sample), "{at_sample}");
+        }
+        other => panic!("expected an RCT failure, got {other:?}"),
+    }
+    assert!(
+        bad.to_string()
+            .contains("EXCLUDED: Repetition Count Test failed")
+    );
+    // Nothing of the failed source reached the mix: stuck at another value, same DRBG.
+    let mut other = vec![hw("hwrng:a", 1), stuck(0xFF), hw("hwrng:b", 2), os(3)];
+    let (mut d2, _) = gather(&mut other, &policy).unwrap();
+    assert_eq!(drbg_bytes(&mut drbg), drbg_bytes(&mut d2));
+}
+
+#[test]
+fn a_failing_source_leaves_too_few_and_the_error_says_why() {
+    let mut sources = vec![
+        hw("hwrng:a", 1),
+        double(SourceKind::UsbSerialTrng, "usb:x", Behaviour::Biased(5)).boxed(),
+        os(3),
+    ];
+    let e = refused(gather(&mut sources, &Policy::default()));
+    let msg = e.to_string();
+    assert!(msg.contains("Adaptive Proportion Test failed"), "{msg}");
+    assert!(msg.contains("#1 usb-trng"), "{msg}");
+    let r = e.report().unwrap();
+    assert!(matches!(
+        r.sources[1].status,
+        Status::HealthFailed(Failure::Proportion { value: 0x42, .. })
+    ));
+    // Biased from the first byte: it fails during start-up.
+    assert!(!r.sources[1].startup_passed);
+}
+
+#[test]
+fn two_sources_of_one_device_count_once() {
+    let mut sources = vec![
+        hw("tpm-chip-0", 1),
+        double(SourceKind::Tpm, "tpm-chip-0", Behaviour::Good(2)).boxed(),
+        os(3),
+    ];
+    let e = refused(gather(&mut sources, &Policy::default()));
+    assert!(
+        e.to_string().contains("same device (tpm-chip-0) as #0"),
+        "{e}"
+    );
+    let r = e.report().unwrap();
+    assert_eq!(r.counted_devices, vec![DeviceKey::tpm_chip(0)]);
+    assert_eq!(
+        r.sources[1].counted,
+        Counted::SameDeviceAs {
+            same_as: 0,
+            device: DeviceKey::tpm_chip(0)
+        }
+    );
+    // Both are healthy and committed even so.
+    assert!(r.sources[1].is_healthy() && r.sources[1].commitment.is_some());
+}
+
+#[test]
+fn the_kernel_csprng_is_required() {
+    let mut none = vec![hw("hwrng:a", 1), hw("hwrng:b", 2)];
+    let e = refused(gather(&mut none, &Policy::default()));
+    assert!(matches!(e, Error::NoOsCsprng { .. }), "{e}");
+    assert!(
+        e.to_string().contains("no kernel CSPRNG source was given"),
+        "{e}"
+    );
+
+    let mut broken = vec![
+        hw("hwrng:a", 1),
+        hw("hwrng:b", 2),
+        double(
+            SourceKind::OsCsprng,
+            "os-csprng",
+            Behaviour::StuckAfter {
+                seed: 1,
+                n: 0,
+                value: 7,
+            },
+        )
+        .boxed(),
+    ];
+    let e = refused(gather(&mut broken, &Policy::default()));
+    assert!(e.to_string().contains("Repetition Count Test"), "{e}");
+}
+
+#[test]
+fn the_csprng_never_counts_as_hardware() {
+    // Two OS sources and one hardware source: still one hardware source.
+    let mut sources = vec![hw("hwrng:a", 1), os(2), os(3)];
+    let e = refused(gather(&mut sources, &Policy::default()));
+    assert!(matches!(e, Error::TooFewHardwareSources { missing: 1, .. }));
+}
+
+#[test]
+fn an_unplugged_source_is_excluded_with_its_error() {
+    let mut sources = vec![
+        hw("hwrng:a", 1),
+        double(
+            SourceKind::UsbSerialTrng,
+            "usb:y",
+            Behaviour::IoErrorAfter { seed: 4, n: 1100 },
+        )
+        .boxed(),
+        hw("hwrng:b", 2),
+        os(3),
+    ];
+    let (_d, report) = gather(&mut sources, &Policy::default()).unwrap();
+    let r = &report.sources[1];
+    assert!(r.startup_passed);
+    assert_eq!(r.counted, Counted::Excluded);
+    assert!(
+        r.failure_reason().unwrap().contains("device unplugged"),
+        "{:?}",
+        r.status
+    );
+}
+
+#[test]
+fn a_source_claiming_too_little_entropy_is_mixed_but_not_counted() {
+    // H = 1 bit per byte: 256 bytes credit at most 256 bits < 320.
+    let low = double(SourceKind::Hwrng, "hwrng:low", Behaviour::Good(8)).with_claim(1.0);
+    let mut sources = vec![hw("hwrng:a", 1), low.boxed(), os(3)];
+    let e = refused(gather(&mut sources, &Policy::default()));
+    let r = e.report().unwrap();
+    assert!(matches!(
+        r.sources[1].counted,
+        Counted::TooLittleEntropy { credited_bits, .. } if credited_bits == 256.0
+    ));
+    assert!(
+        e.to_string().contains("only 256 credited bits, 320 needed"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_impossible_claim_is_excluded() {
+    let bad = double(SourceKind::Hwrng, "hwrng:bad", Behaviour::Good(8)).with_claim(9.0);
+    let mut sources = vec![hw("hwrng:a", 1), bad.boxed(), hw("hwrng:b", 2), os(3)];
+    let (_d, report) = gather(&mut sources, &Policy::default()).unwrap();
+    assert!(
+        report.sources[1]
+            .failure_reason()
+            .unwrap()
+            .contains("invalid claim")
+    );
+    assert_eq!(report.sources[1].bytes_drawn, 0);
+}
+
+#[test]
+fn policies_below_the_ceremony_minimum_are_rejected() {
+    let mut sources = vec![hw("hwrng:a", 1), os(3)];
+    for p in [
+        Policy {
+            min_hardware_sources: 1,
+            ..Policy::default()
+        },
+        Policy {
+            startup_samples: 512,
+            ..Policy::default()
+        },
+        Policy {
+            contribution_bytes: 16,
+            ..Policy::default()
+        },
+    ] {
+        assert!(matches!(gather(&mut sources, &p), Err(Error::Policy(_))));
+    }
+}
+
+#[test]
+fn progress_reports_every_commitment_before_mixing() {
+    let mut sources = vec![hw("hwrng:a", 1), hw("hwrng:b", 2), os(3)];
+    let mut log = Vec::new();
+    let (_d, report) = entropy::gather_with_progress(&mut sources, &Policy::default(), &mut |ev| {
+        log.push(match ev {
+            Event::SourceStarted { index, total, .. } => format!("start {index}/{total}"),
+            Event::StartupPassed { index } => format!("startup {index}"),
+            Event::SourceFinished(r) => format!(
+                "done {} {}",
+                r.index,
+                r.commitment.expect("committed when finished")
+            ),
+            Event::Mixing { contributions } => format!("mix {contributions}"),
+        })
+    })
+    .unwrap();
+    let c = |i: usize| report.sources[i].commitment.unwrap();
+    assert_eq!(
+        log,
+        vec![
+            "start 0/3".to_string(),
+            "startup 0".into(),
+            format!("done 0 {}", c(0)),
+            "start 1/3".into(),
+            "startup 1".into(),
+            format!("done 1 {}", c(1)),
+            "start 2/3".into(),
+            "startup 2".into(),
+            format!("done 2 {}", c(2)),
+            "mix 3".into(),
+        ]
+    );
+}
+
+#[test]
+fn a_refused_gather_never_announces_mixing() {
+    let mut sources = vec![hw("hwrng:a", 1), os(3)];
+    let mut mixed = false;
+    let r = entropy::gather_with_progress(&mut sources, &Policy::default(), &mut |ev| {
+        if matches!(ev, Event::Mixing { .. }) {
+            mixed = true;
+        }
+    });
+    assert!(r.is_err());
+    assert!(!mixed);
+}
+
+/// Secret-holding types must not implement Debug: this fails to compile if one does
+/// (two blanket impls become applicable and the call is ambiguous).
+#[test]
+fn secrets_are_not_debug() {
+    trait NotDebug<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> NotDebug<()> for T {}
+    struct IsDebug;
+    impl<T: ?Sized + std::fmt::Debug> NotDebug<IsDebug> for T {}
+    <entropy::Drbg as NotDebug<_>>::check();
+    <entropy::mix::Seed as NotDebug<_>>::check();
+    <entropy::mix::Contribution as NotDebug<_>>::check();
+}

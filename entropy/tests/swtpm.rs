@@ -1,0 +1,153 @@
+//! The TPM source against a real software TPM (swtpm), over its raw command socket.
+//! Fails, never skips, when swtpm is not installed.
+
+mod common;
+
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use entropy::health::{Alpha, Cutoffs, HealthTester, Verdict};
+use entropy::{Counted, DeviceKey, Error, HwrngSource, Policy, Source, TpmSource, gather};
+
+struct Swtpm {
+    child: Child,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_swtpm() -> Swtpm {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("server.sock");
+    let ctrl = dir.path().join("ctrl.sock");
+    let child = Command::new("swtpm")
+        .arg("socket")
+        .arg("--tpm2")
+        .arg("--server")
+        .arg(format!("type=unixio,path={}", socket.display()))
+        .arg("--ctrl")
+        .arg(format!("type=unixio,path={}", ctrl.display()))
+        .arg("--flags")
+        .arg("startup-clear")
+        .arg("--tpmstate")
+        .arg(format!("dir={}", dir.path().display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run swtpm ({e}): this test needs a software TPM; install it with \
+                 `apt-get install swtpm swtpm-tools` (Debian)"
+            )
+        });
+    let mut s = Swtpm {
+        child,
+        socket,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.socket.exists() {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            panic!("swtpm exited early with {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "swtpm did not create its socket in 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s
+}
+
+fn tpm_source(s: &Swtpm) -> TpmSource<UnixStream> {
+    let stream = UnixStream::connect(&s.socket).unwrap();
+    // A wedged swtpm must fail the test, not hang it.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    TpmSource::new(stream, "swtpm", DeviceKey::tpm_chip(0)).unwrap()
+}
+
+#[test]
+fn get_random_from_swtpm_passes_the_health_tests() {
+    let tpm = start_swtpm();
+    let mut src = tpm_source(&tpm);
+    // swtpm reports IBM as manufacturer.
+    assert!(src.vendor().starts_with("IBM"), "vendor {:?}", src.vendor());
+    assert!(src.info().identity.contains("TPM 2.0 IBM"));
+    let mut t = HealthTester::new(Cutoffs::new(8.0, 8, Alpha::default()).unwrap(), 1024).unwrap();
+    let n = 16384;
+    let mut buf = vec![0u8; n];
+    let start = Instant::now();
+    src.fill(&mut buf).unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "swtpm TPM2_GetRandom: {n} bytes in {secs:.3} s = {:.0} bytes/s",
+        n as f64 / secs
+    );
+    t.feed(&buf).unwrap();
+    assert_eq!(t.verdict(), Verdict::Healthy);
+    // And the next draw is different (not a replay).
+    let mut again = vec![0u8; 64];
+    src.fill(&mut again).unwrap();
+    assert_ne!(&again[..], &buf[..64]);
+}
+
+#[test]
+fn swtpm_plus_an_independent_hwrng_pass_and_tpm_rng_does_not_count_twice() {
+    let tpm = start_swtpm();
+    // A /dev/hwrng stand-in: a file of good bytes, and sysfs naming the current device.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = vec![0u8; 4096];
+    getrandom::fill(&mut bytes).unwrap();
+    let dev = dir.path().join("hwrng");
+    std::fs::write(&dev, &bytes).unwrap();
+
+    // hwrng = virtio_rng.0: a different device from the TPM, so two count.
+    std::fs::write(dir.path().join("rng_current"), "virtio_rng.0\n").unwrap();
+    let mut sources: Vec<Box<dyn Source>> = vec![
+        Box::new(tpm_source(&tpm)),
+        Box::new(HwrngSource::open(&dev, dir.path()).unwrap()),
+        os(1),
+    ];
+    let (_drbg, report) = gather(&mut sources, &Policy::default()).unwrap();
+    assert_eq!(report.sources[0].counted, Counted::Yes);
+    assert_eq!(report.sources[1].counted, Counted::Yes);
+    // swtpm serves one client at a time: hang up before connecting again.
+    drop(sources);
+
+    // hwrng = tpm-rng-0: the same TPM, counted once, so refused.
+    std::fs::write(dir.path().join("rng_current"), "tpm-rng-0\n").unwrap();
+    let mut sources: Vec<Box<dyn Source>> = vec![
+        Box::new(tpm_source(&tpm)),
+        Box::new(HwrngSource::open(&dev, dir.path()).unwrap()),
+        os(1),
+    ];
+    match gather(&mut sources, &Policy::default()) {
+        Err(e @ Error::TooFewHardwareSources { .. }) => {
+            assert!(e.to_string().contains("same device (tpm-chip-0)"), "{e}");
+        }
+        Err(e) => panic!("wrong refusal: {e}"),
+        Ok(_) => panic!("TPM + tpm-rng must count as one device"),
+    }
+}
+
+#[test]
+fn tpm_alone_is_refused() {
+    let tpm = start_swtpm();
+    let mut sources: Vec<Box<dyn Source>> = vec![Box::new(tpm_source(&tpm)), os(1)];
+    let e = gather(&mut sources, &Policy::default()).err().unwrap();
+    assert!(
+        matches!(e, Error::TooFewHardwareSources { missing: 1, .. }),
+        "{e}"
+    );
+}
