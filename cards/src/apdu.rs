@@ -8,9 +8,9 @@ use crate::error::{Error, Result};
 
 /// Largest response we assemble from GET RESPONSE rounds: the largest extended Le plus SW.
 pub const MAX_RESPONSE: usize = 65536 + 2;
-/// A hostile card cannot keep us in a GET RESPONSE loop longer than this many rounds
-/// (65536 bytes at one byte per round would be absurd; 256-byte rounds need 256).
-const MAX_GET_RESPONSE_ROUNDS: usize = 300;
+/// GET RESPONSE rounds that bring no data before we give up. Rounds that bring data are
+/// bounded by [`MAX_RESPONSE`].
+const MAX_EMPTY_GET_RESPONSE_ROUNDS: usize = 8;
 
 /// A parsed command APDU.
 #[derive(Clone, PartialEq, Eq)]
@@ -270,17 +270,11 @@ fn complete_response(
             )));
         }
     }
-    let mut rounds = 0;
+    let mut empty_rounds = 0;
     loop {
         let (_, sw1, sw2) = split_status(&resp)?;
         if sw1 != 0x61 {
             return Ok(resp);
-        }
-        rounds += 1;
-        if rounds > MAX_GET_RESPONSE_ROUNDS {
-            return Err(Error::Card(format!(
-                "the card still had data after {MAX_GET_RESPONSE_ROUNDS} GET RESPONSE rounds"
-            )));
         }
         resp.truncate(resp.len() - 2);
         // GET RESPONSE on the command's logical channel.
@@ -299,6 +293,15 @@ fn complete_response(
             let mut exact = get_response.clone();
             exact.le = Some(if nsw2 == 0 { 256 } else { usize::from(nsw2) });
             next = send_once(&exact, level, xfr)?;
+        }
+        if next.len() == 2 {
+            empty_rounds += 1;
+            if empty_rounds > MAX_EMPTY_GET_RESPONSE_ROUNDS {
+                return Err(Error::Card(format!(
+                    "the card announced more data (61xx) but sent none in \
+                     {MAX_EMPTY_GET_RESPONSE_ROUNDS} GET RESPONSE rounds"
+                )));
+            }
         }
         if resp.len() + next.len() > MAX_RESPONSE {
             return Err(Error::Card(format!(
@@ -538,7 +541,19 @@ mod tests {
             },
         );
         assert!(matches!(r, Err(Error::Card(_))));
-        assert!(calls <= MAX_GET_RESPONSE_ROUNDS + 1);
+        assert!(calls <= MAX_EMPTY_GET_RESPONSE_ROUNDS + 2);
+        // One that sends a byte per round forever is cut off by the size bound.
+        let mut calls = 0usize;
+        let r = exchange(
+            &[0, 0xCA, 0, 0x6E, 0],
+            ExchangeLevel::ShortApdu,
+            &mut |_| {
+                calls += 1;
+                Ok(vec![0xAA, 0x61, 0x01])
+            },
+        );
+        assert!(matches!(r, Err(Error::Card(_))));
+        assert!(calls <= MAX_RESPONSE + 1);
         // A response without status word.
         let r = exchange(
             &[0, 0xCA, 0, 0x6E, 0],
@@ -551,5 +566,56 @@ mod tests {
             Err(Error::Disconnected)
         });
         assert!(matches!(r, Err(Error::Disconnected)));
+    }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            // Short APDUs survive encode -> parse unchanged.
+            #[test]
+            fn short_encoding_round_trips(
+                cla in 0u8..0xFE, ins: u8, p1: u8, p2: u8,
+                data in proptest::collection::vec(any::<u8>(), 0..=255),
+                le in proptest::option::of(1usize..=256),
+            ) {
+                let a = Apdu { cla, ins, p1, p2, data, le };
+                let b = Apdu::parse(&a.encode_short().unwrap()).unwrap();
+                prop_assert_eq!(a, b);
+            }
+
+            // Whatever chunk sizes a card uses for 61xx, the caller gets exactly its data.
+            #[test]
+            fn get_response_reassembles(
+                data in proptest::collection::vec(any::<u8>(), 0..2000),
+                chunk in 1usize..=256,
+                tpdu: bool,
+            ) {
+                let level = if tpdu { ExchangeLevel::Tpdu } else { ExchangeLevel::ShortApdu };
+                let mut pos = 0usize;
+                let mut first = true;
+                let resp = exchange(&[0x00, 0xCA, 0x00, 0x6E, 0x00], level, &mut |sent| {
+                    if first {
+                        first = false;
+                    } else {
+                        assert_eq!(&sent[..4], &[0x00, 0xC0, 0x00, 0x00]);
+                    }
+                    let n = chunk.min(data.len() - pos);
+                    let mut out = data[pos..pos + n].to_vec();
+                    pos += n;
+                    let left = data.len() - pos;
+                    if left == 0 {
+                        out.extend_from_slice(&[0x90, 0x00]);
+                    } else {
+                        out.extend_from_slice(&[0x61, left.min(256) as u8]);
+                    }
+                    Ok(out)
+                })
+                .unwrap();
+                prop_assert_eq!(&resp[..resp.len() - 2], data.as_slice());
+                prop_assert_eq!(&resp[resp.len() - 2..], &[0x90, 0x00]);
+            }
+        }
     }
 }
