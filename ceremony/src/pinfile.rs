@@ -62,6 +62,8 @@ impl PinFile {
                 e.pins.admin.expose_secret()
             ));
         }
+        // A closing count, so a plaintext cut at a line boundary is still refused.
+        s.push_str(&format!("end={}\n", self.cards.len()));
         s
     }
 
@@ -74,7 +76,11 @@ impl PinFile {
         let body = text
             .strip_suffix('\n')
             .ok_or_else(|| bad(0, "missing final newline"))?;
-        let lines: Vec<&str> = body.split('\n').collect();
+        let mut lines: Vec<&str> = body.split('\n').collect();
+        let end = lines
+            .pop()
+            .and_then(|l| l.strip_prefix("end="))
+            .ok_or_else(|| bad(0, "missing end= line"))?;
         if lines.first() != Some(&HEADER) {
             return Err(bad(1, "expected sherd-pins/1"));
         }
@@ -128,6 +134,12 @@ impl PinFile {
         }
         if cards.is_empty() {
             return Err(bad(5, "no card lines"));
+        }
+        if end != cards.len().to_string() {
+            return Err(bad(
+                lines.len() + 1,
+                "end= does not match the number of card lines",
+            ));
         }
         Ok(PinFile {
             ceremony_id,
