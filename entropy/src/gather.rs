@@ -266,6 +266,13 @@ pub enum Event<'a> {
         total: usize,
         info: &'a SourceInfo,
     },
+    /// Bytes drawn so far from source `index`, of `total` (start-up + contribution); sent
+    /// after every chunk of up to 256 bytes, for a progress bar.
+    Drawn {
+        index: usize,
+        bytes: usize,
+        total: usize,
+    },
     /// Start-up testing of source `index` passed (its contribution is being drawn next).
     StartupPassed { index: usize },
     /// Source `index` is done: healthy and committed, or excluded with a reason.
@@ -340,6 +347,7 @@ fn draw(
     let start = Instant::now();
     let mut buf = Zeroizing::new([0u8; CHUNK]);
     let mut result = None;
+    let total = tester.startup_bytes_remaining() + policy.contribution_bytes;
     'run: {
         // Start-up: tested, then discarded.
         let mut left = tester.startup_bytes_remaining();
@@ -351,6 +359,11 @@ fn draw(
             }
             rep.bytes_drawn += n;
             left -= n;
+            progress(Event::Drawn {
+                index,
+                bytes: rep.bytes_drawn,
+                total,
+            });
             if let Err(f) = tester.feed(&buf[..n]) {
                 rep.status = Status::HealthFailed(f);
                 break 'run;
@@ -366,6 +379,11 @@ fn draw(
                 break 'run;
             }
             rep.bytes_drawn += chunk.len();
+            progress(Event::Drawn {
+                index,
+                bytes: rep.bytes_drawn,
+                total,
+            });
             if let Err(f) = tester.feed(chunk) {
                 rep.status = Status::HealthFailed(f);
                 break 'run;

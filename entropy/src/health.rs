@@ -247,7 +247,9 @@ pub enum Verdict {
 ///
 /// Feed bytes with [`HealthTester::feed`]; for 1-bit sources each byte is split into 8 samples,
 /// most significant bit first.
-#[derive(Clone, Debug)]
+///
+/// It remembers the last sample and a histogram of the samples, which are secret when the
+/// samples are mixed: so no Debug, and zeroized on drop.
 pub struct HealthTester {
     cutoffs: Cutoffs,
     startup: u64,
@@ -379,6 +381,15 @@ impl HealthTester {
     /// `None` before two samples.
     pub fn mcv_estimate(&self) -> Option<f64> {
         mcv_estimate(&self.counts, self.seen)
+    }
+}
+
+impl Drop for HealthTester {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.rct_value.zeroize();
+        self.apt_value.zeroize();
+        self.counts.zeroize();
     }
 }
 

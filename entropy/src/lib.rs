@@ -11,6 +11,7 @@
 //! let result = entropy::gather_with_progress(&mut sources, &Policy::default(), &mut |ev| {
 //!     match ev {
 //!         Event::SourceStarted { index, total, info } => { /* "drawing 1/4: tpm ..." */ }
+//!         Event::Drawn { index, bytes, total } => { /* progress bar */ }
 //!         Event::StartupPassed { index } => {}
 //!         Event::SourceFinished(report) => { /* show report: status, H, commitment */ }
 //!         Event::Mixing { contributions } => {}

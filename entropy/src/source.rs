@@ -116,15 +116,6 @@ pub trait Source: Send {
     fn fill(&mut self, buf: &mut [u8]) -> Result<(), SourceError>;
 }
 
-impl Source for Box<dyn Source> {
-    fn info(&self) -> &SourceInfo {
-        (**self).info()
-    }
-    fn fill(&mut self, buf: &mut [u8]) -> Result<(), SourceError> {
-        (**self).fill(buf)
-    }
-}
-
 /// Why a source could not be opened or read.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

@@ -286,6 +286,11 @@ fn progress_reports_every_commitment_before_mixing() {
         log.push(match ev {
             Event::SourceStarted { index, total, .. } => format!("start {index}/{total}"),
             Event::StartupPassed { index } => format!("startup {index}"),
+            Event::Drawn {
+                index,
+                bytes,
+                total,
+            } => format!("drawn {index} {bytes}/{total}"),
             Event::SourceFinished(r) => format!(
                 "done {} {}",
                 r.index,
@@ -296,21 +301,19 @@ fn progress_reports_every_commitment_before_mixing() {
     })
     .unwrap();
     let c = |i: usize| report.sources[i].commitment.unwrap();
-    assert_eq!(
-        log,
-        vec![
-            "start 0/3".to_string(),
-            "startup 0".into(),
-            format!("done 0 {}", c(0)),
-            "start 1/3".into(),
-            "startup 1".into(),
-            format!("done 1 {}", c(1)),
-            "start 2/3".into(),
-            "startup 2".into(),
-            format!("done 2 {}", c(2)),
-            "mix 3".into(),
-        ]
-    );
+    let mut want = Vec::new();
+    for i in 0..3 {
+        want.push(format!("start {i}/3"));
+        // 1024 start-up bytes in chunks of 256, then 256 contribution bytes.
+        for b in [256, 512, 768, 1024] {
+            want.push(format!("drawn {i} {b}/1280"));
+        }
+        want.push(format!("startup {i}"));
+        want.push(format!("drawn {i} 1280/1280"));
+        want.push(format!("done {i} {}", c(i)));
+    }
+    want.push("mix 3".into());
+    assert_eq!(log, want);
 }
 
 #[test]
