@@ -81,6 +81,9 @@ pub struct Config {
     pub cpu: bool,
     /// Use `/dev/hwrng`.
     pub hwrng: bool,
+    /// When the TPM is a source and `/dev/hwrng` serves the TPM too (`tpm-rng-*`), switch the
+    /// kernel's hwrng to another device it offers (needs root), so hwrng adds a device.
+    pub hwrng_avoid_tpm: bool,
     /// Use the TPM (`tpmrm0`, else `tpm0`).
     pub tpm: bool,
     /// Serial TRNGs given explicitly.
@@ -96,6 +99,7 @@ impl Default for Config {
             sysfs_dir: "/sys".into(),
             cpu: true,
             hwrng: true,
+            hwrng_avoid_tpm: true,
             tpm: true,
             serial_trngs: vec![],
             auto_serial_trngs: true,
@@ -139,17 +143,25 @@ pub fn discover_verbose(config: &Config) -> Discovery {
             Err(e) => note("CPU RDSEED/RDRAND", &e),
         }
     }
+    let mut have_tpm = false;
     if config.tpm {
         match open_tpm(&config.dev_dir) {
-            Ok(s) => sources.push(s),
+            Ok(s) => {
+                sources.push(s);
+                have_tpm = true;
+            }
             Err(e) => note("TPM 2.0", &e),
         }
     }
     if config.hwrng {
-        match HwrngSource::open(
-            &config.dev_dir.join("hwrng"),
-            &config.sysfs_dir.join("class/misc/hw_random"),
-        ) {
+        let hw_random = config.sysfs_dir.join("class/misc/hw_random");
+        if have_tpm
+            && config.hwrng_avoid_tpm
+            && let Err(e) = sources::hwrng::prefer_non_tpm(&hw_random)
+        {
+            note("hwrng other than the TPM", &e);
+        }
+        match HwrngSource::open(&config.dev_dir.join("hwrng"), &hw_random) {
             Ok(s) => sources.push(Box::new(s)),
             Err(e) => note("hwrng", &e),
         }

@@ -29,7 +29,7 @@ impl CpuSource {
         } else {
             return Err(SourceError::CpuUnsupported("RDSEED/RDRAND"));
         };
-        Ok(Self::with(instruction))
+        Ok(Self::with(instruction, !has_rdseed()))
     }
 
     /// `RDRAND` even where `RDSEED` exists (for `entropy dump rdrand`).
@@ -37,10 +37,10 @@ impl CpuSource {
         if !has_rdrand() {
             return Err(SourceError::CpuUnsupported("RDRAND"));
         }
-        Ok(Self::with(Instruction::Rdrand))
+        Ok(Self::with(Instruction::Rdrand, !has_rdseed()))
     }
 
-    fn with(instruction: Instruction) -> Self {
+    fn with(instruction: Instruction, no_rdseed: bool) -> Self {
         let (kind, identity, basis) = match instruction {
             Instruction::Rdseed => (
                 SourceKind::CpuRdseed,
@@ -49,7 +49,11 @@ impl CpuSource {
             ),
             Instruction::Rdrand => (
                 SourceKind::CpuRdrand,
-                format!("{} RDRAND (no RDSEED on this CPU)", cpu_name()),
+                if no_rdseed {
+                    format!("{} RDRAND (no RDSEED on this CPU)", cpu_name())
+                } else {
+                    format!("{} RDRAND", cpu_name())
+                },
                 "RDRAND is the CPU's DRBG output, reseeded from its entropy source",
             ),
         };
@@ -154,5 +158,54 @@ impl Source for CpuSource {
     #[cfg(not(target_arch = "x86_64"))]
     fn fill(&mut self, _buf: &mut [u8]) -> Result<(), SourceError> {
         Err(SourceError::CpuUnsupported("RDSEED/RDRAND"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::{Alpha, Cutoffs, HealthTester, Verdict};
+
+    /// On this machine's CPU: the instruction chosen matches the CPU's features, and its
+    /// output (odd length, so the last partial word is used too) passes the health tests.
+    #[test]
+    fn the_cpu_source_follows_the_cpu_features_and_passes_health_tests() {
+        match CpuSource::open() {
+            Ok(mut s) => {
+                let want = if has_rdseed() {
+                    SourceKind::CpuRdseed
+                } else {
+                    SourceKind::CpuRdrand
+                };
+                assert_eq!(s.info().kind, want);
+                assert_eq!(s.info().device, DeviceKey::cpu());
+                let mut buf = vec![0u8; 65_539];
+                s.fill(&mut buf).unwrap();
+                let c = Cutoffs::new(8.0, 8, Alpha::default()).unwrap();
+                let mut t = HealthTester::new(c, 1024).unwrap();
+                t.feed(&buf).unwrap();
+                assert_eq!(t.verdict(), Verdict::Healthy);
+            }
+            Err(e) => {
+                assert!(!has_rdseed() && !has_rdrand(), "{e}");
+                assert!(matches!(e, SourceError::CpuUnsupported(_)));
+            }
+        }
+    }
+
+    #[test]
+    fn rdrand_is_named_as_such() {
+        if let Ok(s) = CpuSource::open_rdrand() {
+            assert_eq!(s.info().kind, SourceKind::CpuRdrand);
+            assert!(s.info().identity.contains("RDRAND"));
+            assert_eq!(
+                s.info().identity.contains("no RDSEED"),
+                !has_rdseed(),
+                "{}",
+                s.info().identity
+            );
+        } else {
+            assert!(!has_rdrand());
+        }
     }
 }

@@ -65,6 +65,56 @@ impl HwrngSource {
     }
 }
 
+/// The devices the kernel offers (`rng_available`, space-separated).
+pub fn available(sysfs_dir: &Path) -> Result<Vec<String>, SourceError> {
+    let path = sysfs_dir.join("rng_available");
+    let s = std::fs::read_to_string(&path).map_err(|e| SourceError::Open { path, source: e })?;
+    Ok(s.split_whitespace()
+        .filter(|n| *n != "none")
+        .map(str::to_string)
+        .collect())
+}
+
+/// The device `/dev/hwrng` serves now (`rng_current`).
+pub fn current(sysfs_dir: &Path) -> Result<String, SourceError> {
+    let path = sysfs_dir.join("rng_current");
+    let s = std::fs::read_to_string(&path).map_err(|e| SourceError::Open { path, source: e })?;
+    Ok(s.trim().to_string())
+}
+
+/// Makes `name` the device `/dev/hwrng` serves (writes `rng_current`; needs root).
+pub fn select(sysfs_dir: &Path, name: &str) -> Result<(), SourceError> {
+    let path = sysfs_dir.join("rng_current");
+    std::fs::write(&path, name).map_err(|e| SourceError::Io {
+        what: format!("selecting hwrng {name} in {}", path.display()),
+        source: e,
+    })
+}
+
+/// When `/dev/hwrng` serves the TPM (`tpm-rng-*`) and the TPM is already a source of its
+/// own, the hwrng adds no independent device; if the kernel offers another one (virtio_rng,
+/// intel-rng, ...), select it. Returns the device switched to, if any.
+pub fn prefer_non_tpm(sysfs_dir: &Path) -> Result<Option<String>, SourceError> {
+    let cur = current(sysfs_dir)?;
+    if !cur.starts_with("tpm-rng") {
+        return Ok(None);
+    }
+    let Some(other) = available(sysfs_dir)?
+        .into_iter()
+        .find(|n| !n.starts_with("tpm-rng"))
+    else {
+        return Ok(None);
+    };
+    select(sysfs_dir, &other)?;
+    let now = current(sysfs_dir)?;
+    if now != other {
+        return Err(SourceError::Other(format!(
+            "asked the kernel to serve hwrng {other} instead of {cur}, but rng_current is {now}"
+        )));
+    }
+    Ok(Some(other))
+}
+
 /// The TPM registers itself as `tpm-rng-<chip>` (older kernels: `tpm-rng`, chip 0): that is the
 /// same generator as `TPM2_GetRandom` on `/dev/tpmrm<chip>`, so it gets the TPM's key.
 pub fn device_key_for(current: &str) -> DeviceKey {
@@ -127,6 +177,27 @@ mod tests {
             matches!(err, SourceError::ShortRead { got: 40, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_tpm_hwrng_is_swapped_for_another_device_when_there_is_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let cur = dir.path().join("rng_current");
+        let avail = dir.path().join("rng_available");
+        std::fs::write(&cur, "tpm-rng-0\n").unwrap();
+        std::fs::write(&avail, "tpm-rng-0 virtio_rng.0\n").unwrap();
+        assert_eq!(
+            prefer_non_tpm(dir.path()).unwrap().as_deref(),
+            Some("virtio_rng.0")
+        );
+        assert_eq!(current(dir.path()).unwrap(), "virtio_rng.0");
+        // Already not the TPM: nothing to do.
+        assert_eq!(prefer_non_tpm(dir.path()).unwrap(), None);
+        // Only the TPM on offer: left alone (it will count as the TPM).
+        std::fs::write(&cur, "tpm-rng-0\n").unwrap();
+        std::fs::write(&avail, "tpm-rng-0\n").unwrap();
+        assert_eq!(prefer_non_tpm(dir.path()).unwrap(), None);
+        assert_eq!(current(dir.path()).unwrap(), "tpm-rng-0");
     }
 
     #[test]
