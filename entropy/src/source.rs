@@ -138,6 +138,17 @@ pub enum SourceError {
         wanted: usize,
     },
     #[error(
+        "{what} delivered no data for {} s ({got} of {wanted} bytes); the device is stalled or \
+         was unplugged",
+        after.as_secs()
+    )]
+    Stalled {
+        what: String,
+        after: std::time::Duration,
+        got: usize,
+        wanted: usize,
+    },
+    #[error(
         "{instruction} gave no value after {tries} retries; the CPU's entropy source is \
          exhausted or broken"
     )]

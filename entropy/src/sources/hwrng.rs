@@ -2,12 +2,14 @@
 //! (`/sys/class/misc/hw_random/rng_current`: `virtio_rng.0`, `tpm-rng-0`, `intel-rng`, ...).
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::source::{Conditioning, DeviceKey, Source, SourceError, SourceInfo, SourceKind};
 
 pub struct HwrngSource {
     file: File,
+    stall: std::time::Duration,
     info: SourceInfo,
     current: String,
 }
@@ -32,12 +34,19 @@ impl HwrngSource {
                 current
             )));
         }
-        let file = File::open(dev).map_err(|e| SourceError::Open {
-            path: dev.to_path_buf(),
-            source: e,
-        })?;
+        // Non-blocking, so that a device that stops delivering fails after STALL_LIMIT
+        // instead of hanging the ceremony in read(2).
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+            .open(dev)
+            .map_err(|e| SourceError::Open {
+                path: dev.to_path_buf(),
+                source: e,
+            })?;
         Ok(HwrngSource {
             file,
+            stall: super::STALL_LIMIT,
             info: SourceInfo {
                 kind: SourceKind::Hwrng,
                 identity: format!("{} ({current})", dev.display()),
@@ -57,6 +66,11 @@ impl HwrngSource {
             Path::new("/dev/hwrng"),
             &PathBuf::from("/sys/class/misc/hw_random"),
         )
+    }
+
+    /// Changes how long the device may deliver nothing before `fill` fails.
+    pub fn set_stall_limit(&mut self, limit: std::time::Duration) {
+        self.stall = limit;
     }
 
     /// The kernel's name of the current device (`rng_current`).
@@ -135,7 +149,13 @@ impl Source for HwrngSource {
     }
 
     fn fill(&mut self, buf: &mut [u8]) -> Result<(), SourceError> {
-        super::read_full(&mut self.file, buf, &self.info.identity)
+        super::read_full(
+            &mut self.file,
+            buf,
+            &self.info.identity,
+            super::ZeroRead::Eof,
+            self.stall,
+        )
     }
 }
 
@@ -198,6 +218,22 @@ mod tests {
         std::fs::write(&avail, "tpm-rng-0\n").unwrap();
         assert_eq!(prefer_non_tpm(dir.path()).unwrap(), None);
         assert_eq!(current(dir.path()).unwrap(), "tpm-rng-0");
+    }
+
+    #[test]
+    fn a_device_that_stops_delivering_fails_instead_of_hanging() {
+        // A FIFO with a writer that never writes: non-blocking reads get EAGAIN forever.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rng_current"), "virtio_rng.0\n").unwrap();
+        let fifo = dir.path().join("hwrng");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let mut s = HwrngSource::open(&fifo, dir.path()).unwrap();
+        let _writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        s.set_stall_limit(std::time::Duration::from_millis(200));
+        let start = std::time::Instant::now();
+        let err = s.fill(&mut [0u8; 8]).unwrap_err();
+        assert!(matches!(err, SourceError::Stalled { got: 0, .. }), "{err}");
+        assert!(start.elapsed() >= std::time::Duration::from_millis(200));
     }
 
     #[test]

@@ -41,6 +41,7 @@ impl SerialTrngConfig {
 
 pub struct SerialTrngSource {
     file: File,
+    stall: std::time::Duration,
     info: SourceInfo,
 }
 
@@ -66,9 +67,10 @@ impl SerialTrngSource {
         };
         let mut t = termios::tcgetattr(&file).map_err(|e| tty_err("tcgetattr", e))?;
         termios::cfmakeraw(&mut t);
-        // Block until at least one byte arrives; no inter-byte timer.
-        t.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
-        t.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+        // read(2) returns what has arrived, or 0 after 0.5 s without data, so a silent device
+        // fails after STALL_LIMIT instead of hanging the ceremony.
+        t.control_chars[SpecialCharacterIndices::VMIN as usize] = 0;
+        t.control_chars[SpecialCharacterIndices::VTIME as usize] = 5;
         termios::tcsetattr(&file, SetArg::TCSANOW, &t).map_err(|e| tty_err("tcsetattr", e))?;
         // Bytes queued before raw mode may have been mangled by the line discipline.
         termios::tcflush(&file, FlushArg::TCIFLUSH).map_err(|e| tty_err("tcflush", e))?;
@@ -85,6 +87,7 @@ impl SerialTrngSource {
         };
         Ok(SerialTrngSource {
             file,
+            stall: super::STALL_LIMIT,
             info: SourceInfo {
                 kind: SourceKind::UsbSerialTrng,
                 identity,
@@ -101,13 +104,26 @@ impl SerialTrngSource {
     }
 }
 
+impl SerialTrngSource {
+    /// Changes how long the device may deliver nothing before `fill` fails.
+    pub fn set_stall_limit(&mut self, limit: std::time::Duration) {
+        self.stall = limit;
+    }
+}
+
 impl Source for SerialTrngSource {
     fn info(&self) -> &SourceInfo {
         &self.info
     }
 
     fn fill(&mut self, buf: &mut [u8]) -> Result<(), SourceError> {
-        super::read_full(&mut self.file, buf, &self.info.identity)
+        super::read_full(
+            &mut self.file,
+            buf,
+            &self.info.identity,
+            super::ZeroRead::Idle,
+            self.stall,
+        )
     }
 }
 
@@ -189,7 +205,6 @@ pub fn find_known_trngs(dev_dir: &Path, sysfs: &Path) -> Vec<PathBuf> {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::os::fd::AsRawFd;
 
     #[test]
     fn a_pty_stands_in_for_the_trng_and_raw_mode_keeps_every_byte() {
@@ -205,11 +220,36 @@ mod tests {
         // translate.
         let all: Vec<u8> = (0..=255u8).collect();
         let mut master = std::fs::File::from(pty.master);
-        let _ = master.as_raw_fd();
         master.write_all(&all).unwrap();
         let mut got = vec![0u8; 256];
         s.fill(&mut got).unwrap();
         assert_eq!(got, all);
+    }
+
+    #[test]
+    fn a_silent_trng_fails_after_the_stall_limit() {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let slave_path = nix::unistd::ttyname(&pty.slave).unwrap();
+        let mut s = SerialTrngSource::open(
+            &SerialTrngConfig::whitened(&slave_path),
+            Path::new("/nonexistent-sysfs"),
+        )
+        .unwrap();
+        s.set_stall_limit(std::time::Duration::from_millis(700));
+        let mut master = std::fs::File::from(pty.master);
+        master.write_all(&[1, 2, 3]).unwrap();
+        let err = s.fill(&mut [0u8; 8]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SourceError::Stalled {
+                    got: 3,
+                    wanted: 8,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

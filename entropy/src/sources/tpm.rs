@@ -245,7 +245,7 @@ impl TpmSource<File> {
 impl<T: Read + Write + Send> TpmSource<T> {
     /// Wraps a transport. Asks the TPM who made it (TPM2_GetCapability) so the report names
     /// the device; a TPM that cannot answer that is refused.
-    pub fn new(transport: T, where_: &str, device: DeviceKey) -> Result<Self, SourceError> {
+    pub fn new(transport: T, location: &str, device: DeviceKey) -> Result<Self, SourceError> {
         let mut s = TpmSource {
             transport,
             info: SourceInfo {
@@ -265,7 +265,7 @@ impl<T: Read + Write + Send> TpmSource<T> {
             "TPM2_GetCapability",
         )?;
         s.vendor = describe(&parse_properties(&resp)?);
-        s.info.identity = format!("{where_}: TPM 2.0 {}", s.vendor);
+        s.info.identity = format!("{location}: TPM 2.0 {}", s.vendor);
         Ok(s)
     }
 
