@@ -86,7 +86,9 @@ impl<T: Transport> Reader<T> {
                         .into(),
                 ));
             }
-            ExchangeLevel::Tpdu if !desc.supports_t0() => {
+            // QEMU 7.2's usb-ccid writes dwProtocols byte-swapped (0x00010000), so it
+            // announces neither T=0 nor T=1: take a reader without T=1 as a T=0 reader.
+            ExchangeLevel::Tpdu if !desc.supports_t0() && desc.supports_t1() => {
                 return Err(Error::Unsupported(
                     "TPDU-level reader without T=0; only T=0 TPDUs are implemented".into(),
                 ));
@@ -251,7 +253,22 @@ impl<T: Transport> Reader<T> {
         self.stats.xfr_blocks += 1;
         let r = self.command(&Command::XfrBlock { data, level }, "XfrBlock")?;
         self.check_ok(&r, "XfrBlock")?;
-        Ok(r)
+        // Some readers (QEMU) answer an APDU for a pulled or unpowered card with an empty
+        // block and no failure status: the ICC status tells.
+        match r.icc {
+            IccStatus::PresentActive => Ok(r),
+            IccStatus::Absent => {
+                self.atr = None;
+                Err(Error::NoCard)
+            }
+            IccStatus::PresentInactive => {
+                self.atr = None;
+                Err(Error::Card(
+                    "the card is not powered (it was reset or reinserted); power it on again"
+                        .into(),
+                ))
+            }
+        }
     }
 
     fn check_ok(&mut self, r: &Response, during: &'static str) -> Result<()> {
@@ -685,6 +702,58 @@ pub(crate) mod tests {
         assert!(Reader::new(Scripted::new(vec![]), d.clone(), 0).is_err());
         d.protocols = 1;
         assert!(Reader::new(Scripted::new(vec![]), d, 1).is_err());
+    }
+
+    /// The class descriptor as QEMU 7.2's usb-ccid sends it: dwProtocols byte-swapped
+    /// (00 00 01 00), dwFeatures 0x000104FE (TPDU), dwMaxCCIDMessageLength 0x00010012.
+    fn qemu_descriptor() -> Vec<u8> {
+        let mut d = vec![0x36, 0x21, 0x10, 0x01, 0x00, 0x07, 0x00, 0x00, 0x01, 0x00];
+        d.extend_from_slice(&[0xA0, 0x0F, 0, 0, 0, 0, 1, 0, 0, 0x80, 0x25, 0, 0]);
+        d.extend_from_slice(&[0x00, 0xC2, 0x01, 0x00, 0x00, 0xFE, 0, 0, 0]);
+        d.extend_from_slice(&[0; 8]);
+        d.extend_from_slice(&[0xFE, 0x04, 0x01, 0x00, 0x12, 0x00, 0x01, 0x00]);
+        d.extend_from_slice(&[0xFF, 0xFF, 0x00, 0x00, 0x01, 0x01]);
+        d
+    }
+
+    #[test]
+    fn accepts_qemus_descriptor_as_t0() {
+        let d = ClassDescriptor::parse(&qemu_descriptor()).unwrap();
+        assert_eq!(d.protocols, 0x0001_0000);
+        assert_eq!(d.features, 0x0001_04FE);
+        assert_eq!(d.max_message_length, 0x0001_0012);
+        assert_eq!(d.exchange_level(), ExchangeLevel::Tpdu);
+        assert!(Reader::new(Scripted::new(vec![]), d, 0).is_ok());
+    }
+
+    // QEMU answers an APDU for a card pulled meanwhile with an empty block, "no error",
+    // ICC status absent; or inactive if the card was reinserted but not powered.
+    #[test]
+    fn empty_ok_block_from_a_pulled_card() {
+        let d = ClassDescriptor::parse(&qemu_descriptor()).unwrap();
+        let mut r = powered(
+            d.clone(),
+            vec![
+                Step::Out(xfr(1, &[0x00, 0xCA, 0x00, 0x4F, 0x00])),
+                Step::In(msg(0x80, 1, 0x02, 0, 0, &[])),
+            ],
+        );
+        assert!(matches!(
+            r.transmit(&[0, 0xCA, 0, 0x4F, 0]),
+            Err(Error::NoCard)
+        ));
+        let mut r = powered(
+            d,
+            vec![
+                Step::Out(xfr(1, &[0x00, 0xCA, 0x00, 0x4F, 0x00])),
+                Step::In(msg(0x80, 1, 0x01, 0, 0, &[])),
+            ],
+        );
+        assert!(matches!(
+            r.transmit(&[0, 0xCA, 0, 0x4F, 0]),
+            Err(Error::Card(_))
+        ));
+        assert!(r.atr().is_none());
     }
 
     #[test]
