@@ -42,6 +42,9 @@ pub enum CardError {
 
 /// The operations the ceremony needs from a location card.
 pub trait LocationCard {
+    /// Reads the card's serial number (before anything is changed on it).
+    fn serial(&mut self) -> Result<CardSerial, CardError>;
+
     /// Factory-resets a blank card, imports `key` as its decryption key (Cv25519, with the
     /// fingerprint and creation time given), sets the user and admin PINs, and returns the
     /// card's serial number.
@@ -87,6 +90,10 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl LocationCard for SoftwareCard {
+    fn serial(&mut self) -> Result<CardSerial, CardError> {
+        Ok(self.serial.clone())
+    }
+
     fn provision(
         &mut self,
         key: &CardImport<'_>,

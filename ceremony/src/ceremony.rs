@@ -371,14 +371,13 @@ impl Ceremony {
                 serial: s.0.clone(),
             });
         }
-        let state = &self.holders[hi];
-        let serial = device
-            .provision(&state.location.card_import(), &state.pins[ci])
-            .map_err(|source| CeremonyError::Card {
-                holder,
-                card,
-                source,
-            })?;
+        // Read the serial first: a card already provisioned in this ceremony must not be
+        // reset and re-keyed by mistake.
+        let serial = device.serial().map_err(|source| CeremonyError::Card {
+            holder,
+            card,
+            source,
+        })?;
         for (h, st) in self.holders.iter().enumerate() {
             for (c, s) in st.serials.iter().enumerate() {
                 if s.as_ref() == Some(&serial) {
@@ -389,6 +388,23 @@ impl Ceremony {
                     });
                 }
             }
+        }
+        let state = &self.holders[hi];
+        let provisioned = device
+            .provision(&state.location.card_import(), &state.pins[ci])
+            .map_err(|source| CeremonyError::Card {
+                holder,
+                card,
+                source,
+            })?;
+        if provisioned != serial {
+            return Err(CeremonyError::Card {
+                holder,
+                card,
+                source: crate::card::CardError::Device(format!(
+                    "serial changed from {serial} to {provisioned} during provisioning"
+                )),
+            });
         }
         let root_cert = self.root().public_cert();
         let opened = envelope::open_with_card(
@@ -403,8 +419,12 @@ impl Ceremony {
             card,
             source,
         })?;
+        let commitment = keys::commitment(
+            self.secret.as_ref().expect("present"),
+            &self.plan.ceremony_id,
+        );
         if opened.share.expose_secret() != self.shares[hi].expose_secret()
-            || opened.header != self.header(holder, opened.header.commitment)
+            || opened.header != self.header(holder, commitment)
         {
             return Err(CeremonyError::WrongShareFromCard { holder, card });
         }
