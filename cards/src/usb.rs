@@ -86,7 +86,10 @@ impl Transport for UsbTransport {
         }
         // A message filling whole packets ends with a zero-length packet; without it QEMU's
         // usb-ccid keeps waiting for the rest of a 64-byte message.
-        if data.len().is_multiple_of(self.bulk_out.max_packet_size().max(1)) {
+        if data
+            .len()
+            .is_multiple_of(self.bulk_out.max_packet_size().max(1))
+        {
             self.bulk_out.submit(Buffer::new(0));
             reap(&mut self.bulk_out, timeout, &mut self.stuck, "bulk-out")?
                 .status

@@ -162,7 +162,8 @@ fn ceremony_flow(card: &mut OpenPgpCard, serial: u32) -> (u64, f64) {
 #[test]
 fn ceremony_over_each_ccid_exchange_level() {
     for (i, (level, max_message)) in [
-        (ExchangeLevel::Tpdu, 271),
+        // QEMU 7.2's dwMaxCCIDMessageLength.
+        (ExchangeLevel::Tpdu, 0x1_0012),
         (ExchangeLevel::ShortApdu, 271),
         // Small messages force XfrBlock chaining both ways.
         (ExchangeLevel::ExtendedApdu, 10 + 64),
@@ -347,4 +348,14 @@ fn raw_ecdh_matches_software_x25519() {
         let got = card.ecdh(&Pin::default_user(), eph.as_bytes()).unwrap();
         assert_eq!(&*got, expected.as_bytes());
     }
+}
+
+#[test]
+fn card_pulled_before_the_notification_is_read() {
+    let (reader, state) = emulated_reader(ExchangeLevel::Tpdu, 0x1_0012, 0x8000);
+    let mut card = OpenPgpCard::open(reader).unwrap();
+    card.identity().unwrap();
+    state.lock().unwrap().remove_card();
+    let e = card.identity().unwrap_err();
+    assert!(e.to_string().contains("no card in the reader"), "{e}");
 }

@@ -108,13 +108,15 @@ impl ReaderState {
                 self.card.power_cycle();
                 data_block(seq, 0, 0, 0, &ATR)
             }
-            0x62 | 0x6F if !self.present => data_block(seq, 0x42, 0xFE, 0, &[]),
+            0x62 if !self.present => data_block(seq, 0x42, 0xFE, 0, &[]),
+            // Like QEMU: an APDU for a missing or unpowered card gets an empty block, no
+            // failure status, and the ICC status.
+            0x6F if !self.present || !self.powered => data_block(seq, self.icc(), 0, 0, &[]),
             0x63 => {
                 self.powered = false;
                 header(0x81, 0, seq, self.icc(), 0, 0)
             }
             0x65 => header(0x81, 0, seq, self.icc(), 0, 0),
-            0x6F if !self.powered => data_block(seq, 0x41, 0xFB, 0, &[]),
             0x6F => {
                 self.xfr_blocks += 1;
                 if self.time_extension_every > 0
@@ -215,7 +217,13 @@ pub fn descriptor(level: ExchangeLevel, max_message: usize) -> ClassDescriptor {
         ExchangeLevel::Character => 0,
     };
     let mut d = vec![0x36, 0x21, 0x10, 0x01, 0x00, 0x07];
-    d.extend_from_slice(&1u32.to_le_bytes());
+    // QEMU 7.2 (the TPDU reader we emulate) writes dwProtocols byte-swapped.
+    let protocols: u32 = if level == ExchangeLevel::Tpdu {
+        0x0001_0000
+    } else {
+        1
+    };
+    d.extend_from_slice(&protocols.to_le_bytes());
     d.extend_from_slice(&[0; 30]);
     d.extend_from_slice(&features.to_le_bytes());
     d.extend_from_slice(&(max_message as u32).to_le_bytes());
