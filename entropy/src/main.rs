@@ -1,8 +1,9 @@
 //! `entropy`: host command to see which entropy sources this machine has and how they test.
 //!
 //! ```text
-//! entropy probe [--bytes N] [--trng PATH]...   list sources, health-test them, run the policy
-//! entropy dump <source> <file> <bytes> [--trng PATH]
+//! entropy probe [--bytes N] [--trng PATH]... [--tpm-socket PATH]
+//!     list sources, health-test them, run the policy
+//! entropy dump <source> <file> <bytes> [--trng PATH] [--tpm-socket PATH]
 //!     source: rdseed | rdrand | hwrng | tpm | trng | os
 //!     writes raw samples (one byte per sample) for NIST's ea_non_iid
 //! ```
@@ -17,12 +18,21 @@ use entropy::{Config, Policy, SerialTrngConfig, Source};
 use zeroize::Zeroizing;
 
 const USAGE: &str = "usage:
-  entropy probe [--bytes N] [--trng PATH]...
+  entropy probe [--bytes N] [--trng PATH]... [--tpm-socket PATH]
       list the entropy sources on this machine, health-test each on N bytes (default 65536,
       1024 start-up samples included), measure throughput, then run the ceremony policy
-  entropy dump <source> <file> <bytes> [--trng PATH]
+  entropy dump <source> <file> <bytes> [--trng PATH] [--tpm-socket PATH]
       write <bytes> raw samples of one source to <file> for NIST ea_non_iid
-      (then: ea_non_iid -v <file> 8); source is rdseed, rdrand, hwrng, tpm, trng or os";
+      (then: ea_non_iid -v <file> 8); source is rdseed, rdrand, hwrng, tpm, trng or os
+  --tpm-socket PATH: use a TPM speaking raw TPM 2.0 commands on a unix socket (swtpm's
+      --server type=unixio) instead of /dev/tpmrm0";
+
+/// Options shared by the commands.
+#[derive(Default)]
+struct Opts {
+    bytes: Option<usize>,
+    tpm_socket: Option<PathBuf>,
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,8 +54,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Pulls `--trng PATH` and `--bytes N` out of the arguments; returns the rest.
-fn options(args: &[String], config: &mut Config, bytes: &mut usize) -> Result<Vec<String>, String> {
+/// Pulls the options out of the arguments; returns the rest.
+fn options(args: &[String], config: &mut Config, opts: &mut Opts) -> Result<Vec<String>, String> {
     let mut rest = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -60,9 +70,14 @@ fn options(args: &[String], config: &mut Config, bytes: &mut usize) -> Result<Ve
             }
             "--bytes" => {
                 let n = it.next().ok_or("--bytes needs a number")?;
-                *bytes = n
-                    .parse()
-                    .map_err(|_| format!("--bytes {n:?}: not a number of bytes"))?;
+                opts.bytes = Some(
+                    n.parse()
+                        .map_err(|_| format!("--bytes {n:?}: not a number of bytes"))?,
+                );
+            }
+            "--tpm-socket" => {
+                let p = it.next().ok_or("--tpm-socket needs a path")?;
+                opts.tpm_socket = Some(PathBuf::from(p));
             }
             s if s.starts_with("--") => return Err(format!("unknown option {s}\n{USAGE}")),
             _ => rest.push(a.clone()),
@@ -73,13 +88,17 @@ fn options(args: &[String], config: &mut Config, bytes: &mut usize) -> Result<Ve
 
 fn probe(args: &[String]) -> Result<(), String> {
     let mut config = Config::default();
-    let mut bytes = 65536;
-    let rest = options(args, &mut config, &mut bytes)?;
+    let mut opts = Opts::default();
+    let rest = options(args, &mut config, &mut opts)?;
     if !rest.is_empty() {
         return Err(format!("probe takes no positional arguments\n{USAGE}"));
     }
+    let bytes = opts.bytes.unwrap_or(65536);
     let policy = Policy::default();
-    let found = entropy::discover_verbose(&config);
+    let mut found = entropy::discover_verbose(&config);
+    if let Some(path) = &opts.tpm_socket {
+        found.sources.insert(0, socket_tpm(path)?);
+    }
     println!("sources found: {}", found.sources.len());
     for s in &found.sources {
         let i = s.info();
@@ -167,15 +186,18 @@ fn probe_one(source: &mut dyn Source, policy: &Policy, bytes: usize) {
 
 fn dump(args: &[String]) -> Result<(), String> {
     let mut config = Config::default();
-    let mut unused = 0;
-    let rest = options(args, &mut config, &mut unused)?;
+    let mut opts = Opts::default();
+    let rest = options(args, &mut config, &mut opts)?;
     let [name, file, count] = rest.as_slice() else {
         return Err(format!("dump needs <source> <file> <bytes>\n{USAGE}"));
     };
     let count: usize = count
         .parse()
         .map_err(|_| format!("{count:?} is not a number of bytes"))?;
-    let mut source = open_named(name, &config)?;
+    let mut source = match (name.as_str(), &opts.tpm_socket) {
+        ("tpm", Some(path)) => socket_tpm(path)?,
+        _ => open_named(name, &config)?,
+    };
     let info = source.info().clone();
     let mut out = std::fs::File::create(file).map_err(|e| format!("cannot create {file}: {e}"))?;
     let mut buf = Zeroizing::new(vec![0u8; 4096]);
@@ -203,6 +225,17 @@ fn dump(args: &[String]) -> Result<(), String> {
         info.sample_bits
     );
     Ok(())
+}
+
+/// A TPM on a unix socket (swtpm): a TPM of its own, not the machine's chip.
+fn socket_tpm(path: &std::path::Path) -> Result<Box<dyn Source>, String> {
+    let stream = std::os::unix::net::UnixStream::connect(path)
+        .map_err(|e| format!("cannot connect to the TPM socket {}: {e}", path.display()))?;
+    let location = path.display().to_string();
+    let device = entropy::DeviceKey(format!("tpm-socket:{location}"));
+    let tpm = entropy::TpmSource::new(stream, &location, device)
+        .map_err(|e| format!("TPM on {location}: {e}"))?;
+    Ok(Box::new(tpm))
 }
 
 fn open_named(name: &str, config: &Config) -> Result<Box<dyn Source>, String> {

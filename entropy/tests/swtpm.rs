@@ -151,3 +151,28 @@ fn tpm_alone_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn entropy_dump_reads_a_socket_tpm() {
+    let tpm = start_swtpm();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tpm.bin");
+    let out = Command::new(env!("CARGO_BIN_EXE_entropy"))
+        .args([
+            "dump",
+            "tpm",
+            file.to_str().unwrap(),
+            "5000",
+            "--tpm-socket",
+        ])
+        .arg(&tpm.socket)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("TPM 2.0 IBM"), "{err}");
+    let data = std::fs::read(&file).unwrap();
+    assert_eq!(data.len(), 5000);
+    let mut t = HealthTester::new(Cutoffs::new(8.0, 8, Alpha::default()).unwrap(), 1024).unwrap();
+    t.feed(&data).unwrap();
+}
