@@ -2,9 +2,9 @@
 //! panic, in a bounded response or an error.
 #![no_main]
 
+use cards::Error;
 use cards::apdu::{self, MAX_RESPONSE};
 use cards::ccid::ExchangeLevel;
-use cards::Error;
 use libfuzzer_sys::fuzz_target;
 
 /// Split the input into length-prefixed pieces.

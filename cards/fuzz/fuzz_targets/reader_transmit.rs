@@ -23,7 +23,10 @@ impl Transport for Hostile {
                 c.truncate(max_len);
                 Ok(c)
             }
-            None => Err(Error::Timeout { what: "bulk-in", after }),
+            None => Err(Error::Timeout {
+                what: "bulk-in",
+                after,
+            }),
         }
     }
     fn interrupt_in(&mut self, _: Duration) -> Result<Option<Vec<u8>>> {
@@ -72,7 +75,9 @@ fuzz_target!(|data: &[u8]| {
     });
     let _ = reader.slot_status();
     if reader.power_on().is_ok() {
-        let _ = reader.transmit(&[0x00, 0xA4, 0x04, 0x00, 0x06, 0xD2, 0x76, 0x00, 0x01, 0x24, 0x01, 0x00]);
+        let _ = reader.transmit(&[
+            0x00, 0xA4, 0x04, 0x00, 0x06, 0xD2, 0x76, 0x00, 0x01, 0x24, 0x01, 0x00,
+        ]);
         let _ = reader.transmit(&[0x00, 0xCA, 0x00, 0x6E, 0x00]);
     }
     let _ = reader.wait_slot_change(Duration::ZERO);
