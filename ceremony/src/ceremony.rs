@@ -42,6 +42,29 @@ pub enum Phase {
     Finished,
 }
 
+/// What the ceremony needs next: plain public data for the screen that drives the next step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextAction {
+    /// Call [`Ceremony::generate_keys`] (after the witnesses confirmed the plan and the
+    /// entropy report has been recorded).
+    GenerateKeys,
+    /// Call [`Ceremony::seal_shares`].
+    SealShares,
+    /// Ask for a blank card for this holder and call [`Ceremony::provision_card`].
+    InsertCard {
+        holder: u8,
+        card: u8,
+        holder_name: String,
+        cards_for_holder: u8,
+    },
+    /// Call [`Ceremony::verify`].
+    Verify,
+    /// Call [`Ceremony::finish`] and write the files.
+    Finish,
+    /// Nothing left but writing the files, wiping and powering off.
+    Done,
+}
+
 /// Why a step refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -219,6 +242,32 @@ impl Ceremony {
     /// The transcript so far (public).
     pub fn transcript(&self) -> &Transcript {
         &self.transcript
+    }
+
+    /// The next step to drive.
+    pub fn next_action(&self) -> NextAction {
+        match self.phase {
+            Phase::Planned => NextAction::GenerateKeys,
+            Phase::Keys => NextAction::SealShares,
+            Phase::Sealed => match self.cards_missing().first() {
+                Some(&(holder, card)) => {
+                    let h = self
+                        .plan
+                        .holder(holder)
+                        .expect("missing cards are of planned holders");
+                    NextAction::InsertCard {
+                        holder,
+                        card,
+                        holder_name: h.name.clone(),
+                        cards_for_holder: h.cards,
+                    }
+                }
+                None => NextAction::Verify,
+            },
+            Phase::Cards => NextAction::Verify,
+            Phase::Verified => NextAction::Finish,
+            Phase::Finished => NextAction::Done,
+        }
     }
 
     /// Appends a caller's public record (boot attestation, entropy report and commitments,

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use ceremony::ceremony::{Ceremony, CeremonyError, Phase, paths};
+use ceremony::ceremony::{Ceremony, CeremonyError, NextAction, Phase, paths};
 use ceremony::envelope::{self, Envelope};
 use ceremony::openpgp::Cert;
 use ceremony::openpgp::policy::StandardPolicy;
@@ -232,7 +232,17 @@ fn steps_are_enforced_in_order() {
         c.generate_keys(&mut rng),
         Err(CeremonyError::WrongPhase { .. })
     ));
+    assert_eq!(c.next_action(), NextAction::SealShares);
     c.seal_shares(&mut rng).unwrap();
+    assert_eq!(
+        c.next_action(),
+        NextAction::InsertCard {
+            holder: 1,
+            card: 1,
+            holder_name: holder_name(1),
+            cards_for_holder: 1
+        }
+    );
     let mut card = ceremony::card::SoftwareCard::new("A");
     c.provision_card(1, 1, &mut card).unwrap();
     assert!(
@@ -258,8 +268,15 @@ fn steps_are_enforced_in_order() {
     let mut card2 = ceremony::card::SoftwareCard::new("B");
     c.provision_card(2, 1, &mut card2).unwrap();
     assert_eq!(c.phase(), Phase::Cards);
+    assert_eq!(c.next_action(), NextAction::Verify);
     assert!(c.finish().is_err());
     c.verify(&mut rng).unwrap();
+    assert_eq!(c.next_action(), NextAction::Finish);
     let (files, _) = c.finish().unwrap();
+    assert_eq!(c.next_action(), NextAction::Done);
+    assert!(matches!(
+        c.record("late", "x"),
+        Err(CeremonyError::WrongPhase { .. })
+    ));
     verify_files(&files).unwrap();
 }
