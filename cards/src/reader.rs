@@ -193,6 +193,23 @@ impl<T: Transport> Reader<T> {
         }
     }
 
+    /// Wait up to `timeout` until a card is in the slot (`present`) or gone (`!present`).
+    /// Asks the slot status, and between asks waits on the interrupt endpoint (at most
+    /// 250 ms, for readers without one). Returns whether that state was reached.
+    pub fn wait_for_card(&mut self, present: bool, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if (self.slot_status()? != IccStatus::Absent) == present {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            self.wait_slot_change((deadline - now).min(Duration::from_millis(250)))?;
+        }
+    }
+
     /// One XfrBlock exchange; chains the command and the response over several messages when
     /// they do not fit one (extended APDU level only; other levels never exceed one message).
     fn xfr_block(&mut self, data: &[u8]) -> Result<Vec<u8>> {
@@ -690,6 +707,29 @@ pub(crate) mod tests {
         assert!(r.atr().is_none());
         assert_eq!(r.wait_slot_change(Duration::ZERO).unwrap(), Some(true));
         assert_eq!(r.wait_slot_change(Duration::ZERO).unwrap(), None);
+    }
+
+    #[test]
+    fn waits_for_insertion() {
+        let status = |seq, icc| {
+            vec![
+                Step::Out(Command::GetSlotStatus.encode(0, seq)),
+                Step::In(msg(0x81, seq, icc, 0, 0, &[])),
+            ]
+        };
+        let mut steps = status(1, 0x02);
+        steps.push(Step::Irq(vec![0x50, 0b11]));
+        steps.extend(status(2, 0x01));
+        let mut r = powered(tpdu_desc(), steps);
+        assert!(r.wait_for_card(true, Duration::from_secs(5)).unwrap());
+        finished(&r);
+        // Never inserted: false once the time is up.
+        let mut r = powered(tpdu_desc(), status(1, 0x02));
+        assert!(!r.wait_for_card(true, Duration::ZERO).unwrap());
+        finished(&r);
+        // Removal is waited for the same way.
+        let mut r = powered(tpdu_desc(), status(1, 0x02));
+        assert!(r.wait_for_card(false, Duration::ZERO).unwrap());
     }
 
     #[test]
