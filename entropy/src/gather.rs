@@ -275,7 +275,8 @@ pub enum Event<'a> {
     },
     /// Start-up testing of source `index` passed (its contribution is being drawn next).
     StartupPassed { index: usize },
-    /// Source `index` is done: healthy and committed, or excluded with a reason.
+    /// Source `index` is done: healthy and committed, or excluded with a reason; its
+    /// `counted` field is final.
     SourceFinished(&'a SourceReport),
     /// All commitments are recorded; mixing now.
     Mixing { contributions: usize },
@@ -431,6 +432,10 @@ pub fn gather_with_progress(
     let total = sources.len();
     let mut reports = Vec::with_capacity(total);
     let mut contributions: Vec<Contribution> = Vec::new();
+    // Independence: the first healthy, sufficiently credited source of each device counts.
+    // That depends only on the sources before, so each report is final when it is shown.
+    let mut first_of: BTreeMap<DeviceKey, usize> = BTreeMap::new();
+    let mut counted_devices = Vec::new();
     for (index, source) in sources.iter_mut().enumerate() {
         let info = source.info().clone();
         progress(Event::SourceStarted {
@@ -445,14 +450,6 @@ pub fn gather_with_progress(
             rep.commitment = Some(c.commitment());
             contributions.push(c);
         }
-        progress(Event::SourceFinished(&rep));
-        reports.push(rep);
-    }
-
-    // Independence: the first healthy, sufficiently credited source of each device counts.
-    let mut first_of: BTreeMap<DeviceKey, usize> = BTreeMap::new();
-    let mut counted_devices = Vec::new();
-    for rep in reports.iter_mut() {
         rep.counted = if !rep.is_healthy() {
             Counted::Excluded
         } else if !rep.kind.is_hardware() {
@@ -472,7 +469,10 @@ pub fn gather_with_progress(
             counted_devices.push(rep.device.clone());
             Counted::Yes
         };
+        progress(Event::SourceFinished(&rep));
+        reports.push(rep);
     }
+
     let mut report = Report {
         sources: reports,
         policy: policy.clone(),

@@ -292,9 +292,10 @@ fn progress_reports_every_commitment_before_mixing() {
                 total,
             } => format!("drawn {index} {bytes}/{total}"),
             Event::SourceFinished(r) => format!(
-                "done {} {}",
+                "done {} {} {:?}",
                 r.index,
-                r.commitment.expect("committed when finished")
+                r.commitment.expect("committed when finished"),
+                r.counted
             ),
             Event::Mixing { contributions } => format!("mix {contributions}"),
         })
@@ -310,7 +311,8 @@ fn progress_reports_every_commitment_before_mixing() {
         }
         want.push(format!("startup {i}"));
         want.push(format!("drawn {i} 1280/1280"));
-        want.push(format!("done {i} {}", c(i)));
+        let counted = if i < 2 { "Yes" } else { "OsSource" };
+        want.push(format!("done {i} {} {counted}", c(i)));
     }
     want.push("mix 3".into());
     assert_eq!(log, want);
