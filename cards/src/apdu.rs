@@ -4,6 +4,8 @@
 //! the reader is a closure.
 
 use crate::ccid::ExchangeLevel;
+use zeroize::Zeroizing;
+
 use crate::error::{Error, Result};
 
 /// Largest response we assemble from GET RESPONSE rounds: the largest extended Le plus SW.
@@ -200,11 +202,12 @@ fn send_short(
     level: ExchangeLevel,
     xfr: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>>,
 ) -> Result<Vec<u8>> {
-    let bytes = if level == ExchangeLevel::Tpdu {
+    // The command may carry a PIN or key material: wipe our copy once sent.
+    let bytes = Zeroizing::new(if level == ExchangeLevel::Tpdu {
         cmd.encode_t0()?
     } else {
         cmd.encode_short()?
-    };
+    });
     let first = xfr(&bytes)?;
     complete_response(cmd, first, level, xfr)
 }

@@ -312,8 +312,9 @@ impl<T: Transport> Reader<T> {
     fn command(&mut self, cmd: &Command<'_>, what: &'static str) -> Result<Response> {
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
-        self.transport
-            .bulk_out(&cmd.encode(self.slot, seq), self.timeouts.transfer)?;
+        // The message may carry a PIN or key material: wipe our copy once sent.
+        let message = zeroize::Zeroizing::new(cmd.encode(self.slot, seq));
+        self.transport.bulk_out(&message, self.timeouts.transfer)?;
         let deadline = Instant::now() + self.timeouts.command;
         let mut stale = 0;
         loop {

@@ -76,11 +76,14 @@ impl Transport for UsbTransport {
         self.check_usable()?;
         self.bulk_out.submit(Buffer::from(data.to_vec()));
         let c = reap(&mut self.bulk_out, timeout, &mut self.stuck, "bulk-out")?;
-        c.status.map_err(usb_error)?;
-        if c.actual_len != data.len() {
+        let (status, actual_len) = (c.status, c.actual_len);
+        // The transfer buffer held the message (maybe a PIN): wipe it.
+        zeroize::Zeroize::zeroize(&mut c.buffer.into_vec());
+        status.map_err(usb_error)?;
+        if actual_len != data.len() {
             return Err(Error::Usb(format!(
                 "only {} of {} bytes were sent",
-                c.actual_len,
+                actual_len,
                 data.len()
             )));
         }
