@@ -3,8 +3,8 @@
 //! Witnesses compare the root filesystem tree hash on this screen with the one in the release
 //! manifest that several build parties signed.
 
+use crate::keys::Key;
 use crate::time;
-use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
@@ -51,14 +51,10 @@ pub enum Action {
     PowerOff,
 }
 
-/// Maps a terminal event to an action; everything else is ignored.
-pub fn on_event(ev: &Event) -> Option<Action> {
-    match ev {
-        Event::Key(KeyEvent {
-            code: KeyCode::Char('p' | 'P'),
-            kind: KeyEventKind::Press,
-            ..
-        }) => Some(Action::PowerOff),
+/// Maps a key to an action; every other key is ignored.
+pub fn on_key(key: Key) -> Option<Action> {
+    match key {
+        Key::Char('p' | 'P') => Some(Action::PowerOff),
         _ => None,
     }
 }
@@ -146,7 +142,6 @@ pub fn render_footer(frame: &mut Frame, area: Rect, keys: &[(&str, &str)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crossterm::event::KeyModifiers;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
@@ -192,17 +187,11 @@ mod tests {
 
     #[test]
     fn p_powers_off_and_other_keys_do_nothing() {
-        let key = |c| Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
-        assert_eq!(on_event(&key('p')), Some(Action::PowerOff));
-        assert_eq!(on_event(&key('P')), Some(Action::PowerOff));
-        assert_eq!(on_event(&key('q')), None);
-        assert_eq!(
-            on_event(&Event::Key(KeyEvent::new(
-                KeyCode::Enter,
-                KeyModifiers::NONE
-            ))),
-            None
-        );
+        assert_eq!(on_key(Key::Char('p')), Some(Action::PowerOff));
+        assert_eq!(on_key(Key::Char('P')), Some(Action::PowerOff));
+        assert_eq!(on_key(Key::Char('q')), None);
+        assert_eq!(on_key(Key::Enter), None);
+        assert_eq!(on_key(Key::Ctrl('p')), None);
     }
 
     #[test]

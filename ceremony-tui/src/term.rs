@@ -3,13 +3,13 @@
 //! The console ignores the alternate screen, so screens are cleared explicitly; no mouse capture
 //! and no keyboard-enhancement flags, which neither the console nor a serial terminal speaks.
 
+use crate::keys::{Decoder, Key};
 use crossterm::cursor::{Hide, MoveTo, Show};
-use crossterm::event::{self, Event};
 use crossterm::execute;
 use crossterm::terminal::{Clear, ClearType, disable_raw_mode, enable_raw_mode};
 use ratatui::backend::CrosstermBackend;
 use ratatui::{Frame, Terminal};
-use std::io::{self, Stdout};
+use std::io::{self, Read, Stdout};
 
 pub type ConsoleTerminal = Terminal<CrosstermBackend<Stdout>>;
 
@@ -18,9 +18,9 @@ pub fn enter() -> io::Result<ConsoleTerminal> {
     enable_raw_mode()?;
     let mut out = io::stdout();
     execute!(out, Hide, Clear(ClearType::All), MoveTo(0, 0))?;
-    let mut t = Terminal::new(CrosstermBackend::new(out))?;
-    t.clear()?;
-    Ok(t)
+    // Not `Terminal::clear`: it asks the terminal for the cursor position (`CSI 6n`), which a
+    // serial line with nobody answering never returns. The screen was cleared just above.
+    Terminal::new(CrosstermBackend::new(out))
 }
 
 /// Restores the cursor and cooked mode, leaving the last screen visible.
@@ -29,18 +29,29 @@ pub fn leave(t: &mut ConsoleTerminal) -> io::Result<()> {
     disable_raw_mode()
 }
 
-/// Draws a screen and waits until `on_event` returns an action; redraws on every event
-/// (a resize included).
+/// Draws a screen and waits until `on_key` returns an action. Keys are read from standard input
+/// (the console, in raw mode) and decoded by [`Decoder`].
 pub fn run_screen<A>(
     t: &mut ConsoleTerminal,
     mut render: impl FnMut(&mut Frame),
-    mut on_event: impl FnMut(&Event) -> Option<A>,
+    mut on_key: impl FnMut(Key) -> Option<A>,
 ) -> io::Result<A> {
+    let mut decoder = Decoder::new();
+    let mut buf = [0u8; 64];
+    let mut stdin = io::stdin().lock();
     loop {
         t.draw(&mut render)?;
-        let ev = event::read()?;
-        if let Some(a) = on_event(&ev) {
-            return Ok(a);
+        let n = stdin.read(&mut buf)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the console closed its input",
+            ));
+        }
+        for key in decoder.feed(&buf[..n]) {
+            if let Some(a) = on_key(key) {
+                return Ok(a);
+            }
         }
     }
 }

@@ -13,9 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// One pseudo filesystem PID 1 mounts, in order.
@@ -166,39 +164,19 @@ fn open_console(console: &Console) -> Result<File, String> {
 /// then reaps every child until the UI itself ends. Returns the UI's exit code (or 128+signal).
 fn supervise_ui(params: &BootParams, tree_hex: &str) -> Result<i32, String> {
     let tty = open_console(&params.console)?;
-    let dup = |f: &File| {
-        f.try_clone()
-            .map_err(|e| format!("cannot dup the console: {e}"))
+    let kind = match params.console {
+        Console::Serial { .. } => "serial",
+        Console::Vt { .. } => "vt",
     };
-    let mut cmd = Command::new("/proc/self/exe");
-    cmd.env_clear()
-        .env(ENV_ROLE, ROLE_UI)
-        .env(ENV_ROOTFS_TREE, tree_hex)
-        .env(
-            ENV_CONSOLE_KIND,
-            match params.console {
-                Console::Serial { .. } => "serial",
-                Console::Vt { .. } => "vt",
-            },
-        )
-        .env("TERM", "linux")
-        .env("PATH", "/")
-        .stdin(Stdio::from(dup(&tty)?))
-        .stdout(Stdio::from(dup(&tty)?))
-        .stderr(Stdio::from(tty));
-    // SAFETY: only async-signal-safe calls (setsid, ioctl) between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start the ceremony program: {e}"))?;
-    let ui = Pid::from_raw(child.id() as i32);
+    let env = [
+        format!("{ENV_ROLE}={ROLE_UI}"),
+        format!("{ENV_ROOTFS_TREE}={tree_hex}"),
+        format!("{ENV_CONSOLE_KIND}={kind}"),
+        "TERM=linux".to_owned(),
+        "PATH=/".to_owned(),
+    ];
+    let ui = spawn_on_console(&tty, &env)?;
+    drop(tty);
     loop {
         // PID 1 inherits every orphan: reap them all, return when the UI itself is gone.
         match waitpid(None, None) {
@@ -209,6 +187,80 @@ fn supervise_ui(params: &BootParams, tree_hex: &str) -> Result<i32, String> {
             Err(e) => return Err(format!("waiting for the ceremony program failed: {e}")),
         }
     }
+}
+
+/// The steps between fork and exec, so a failure names the one that failed.
+const CHILD_STEPS: [&str; 4] = [
+    "setsid",
+    "make the console the controlling terminal (TIOCSCTTY)",
+    "dup2 the console onto stdin/stdout/stderr",
+    "execve /proc/self/exe",
+];
+
+/// fork + exec of this same binary with `env`, the console as fds 0-2 and controlling terminal.
+/// A failing step in the child is reported through a close-on-exec pipe as (step, errno).
+fn spawn_on_console(tty: &File, env: &[String]) -> Result<Pid, String> {
+    use std::ffi::CString;
+    let exe = c"/proc/self/exe";
+    let argv = [c"sherd-ui".as_ptr(), std::ptr::null()];
+    let envs: Vec<CString> = env
+        .iter()
+        .map(|e| CString::new(e.as_str()).map_err(|_| format!("NUL in environment {e:?}")))
+        .collect::<Result<_, _>>()?;
+    let mut envp: Vec<*const libc::c_char> = envs.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(format!("pipe2: {}", std::io::Error::last_os_error()));
+    }
+    let (rd, wr) = (fds[0], fds[1]);
+    let tty_fd = tty.as_raw_fd();
+    // SAFETY: the child only makes async-signal-safe calls (no allocation) before execve or _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        unsafe {
+            let fail = |step: u8| -> ! {
+                let errno = *libc::__errno_location();
+                let msg = [step, errno as u8, (errno >> 8) as u8];
+                libc::write(wr, msg.as_ptr().cast(), msg.len());
+                libc::_exit(127)
+            };
+            if libc::setsid() < 0 {
+                fail(0);
+            }
+            if libc::ioctl(tty_fd, libc::TIOCSCTTY, 0) < 0 {
+                fail(1);
+            }
+            for fd in 0..3 {
+                if libc::dup2(tty_fd, fd) < 0 {
+                    fail(2);
+                }
+            }
+            libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            fail(3);
+        }
+    }
+    // SAFETY: closing our copy of the write end; reading at most 3 bytes into a local buffer.
+    let mut msg = [0u8; 3];
+    let n = unsafe {
+        libc::close(wr);
+        let n = libc::read(rd, msg.as_mut_ptr().cast(), msg.len());
+        libc::close(rd);
+        n
+    };
+    if n == 3 {
+        let errno = i32::from(msg[1]) | (i32::from(msg[2]) << 8);
+        return Err(format!(
+            "cannot start the ceremony program: {} failed: {}",
+            CHILD_STEPS.get(usize::from(msg[0])).unwrap_or(&"?"),
+            std::io::Error::from_raw_os_error(errno)
+        ));
+    }
+    Ok(Pid::from_raw(pid))
 }
 
 fn describe_exit(code: i32) -> String {

@@ -39,7 +39,7 @@ fn boot_info() -> BootInfo {
 pub fn run() -> ExitCode {
     let info = boot_info();
     let result = term::enter().and_then(|mut t| {
-        let a = term::run_screen(&mut t, |f| boot::render(f, &info), boot::on_event);
+        let a = term::run_screen(&mut t, |f| boot::render(f, &info), boot::on_key);
         term::leave(&mut t)?;
         a
     });
