@@ -76,6 +76,12 @@ impl SerialTrngSource {
         termios::tcflush(&file, FlushArg::TCIFLUSH).map_err(|e| tty_err("tcflush", e))?;
         let usb = usb_identity(path, sysfs);
         let (identity, device) = match &usb {
+            // Without a serial number two identical TRNGs would share a key and count once;
+            // the tty path tells them apart for as long as they stay plugged in.
+            Some(u) if u.serial.is_empty() => (
+                format!("{} (USB {})", path.display(), u.describe()),
+                DeviceKey(format!("usb:{}:{}@{}", u.vid, u.pid, path.display())),
+            ),
             Some(u) => (
                 format!("{} (USB {})", path.display(), u.describe()),
                 DeviceKey(format!("usb:{}:{}:{}", u.vid, u.pid, u.serial)),
