@@ -258,6 +258,38 @@ mod tests {
         );
     }
 
+    /// A fake sysfs naming the pty as a USB TRNG, with or without a serial number.
+    fn fake_usb_sysfs(tty: &Path, serial: &str) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let usbdev = root.path().join("devices/usb1/1-1");
+        let iface = usbdev.join("1-1:1.0");
+        std::fs::create_dir_all(&iface).unwrap();
+        std::fs::write(usbdev.join("idVendor"), "04d8\n").unwrap();
+        std::fs::write(usbdev.join("idProduct"), "f5fe\n").unwrap();
+        std::fs::write(usbdev.join("serial"), serial).unwrap();
+        let class = root.path().join("class/tty").join(tty.file_name().unwrap());
+        std::fs::create_dir_all(&class).unwrap();
+        std::os::unix::fs::symlink(&iface, class.join("device")).unwrap();
+        root
+    }
+
+    #[test]
+    fn usb_trngs_are_keyed_by_serial_number_or_else_by_tty() {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let tty = nix::unistd::ttyname(&pty.slave).unwrap();
+        let cfg = SerialTrngConfig::whitened(&tty);
+        let sys = fake_usb_sysfs(&tty, "A1B2\n");
+        let s = SerialTrngSource::open(&cfg, sys.path()).unwrap();
+        assert_eq!(s.info().device, DeviceKey("usb:04d8:f5fe:A1B2".into()));
+        assert!(s.info().identity.contains("USB 04d8:f5fe serial A1B2"));
+        let sys = fake_usb_sysfs(&tty, "");
+        let s = SerialTrngSource::open(&cfg, sys.path()).unwrap();
+        assert_eq!(
+            s.info().device,
+            DeviceKey(format!("usb:04d8:f5fe@{}", tty.display()))
+        );
+    }
+
     #[test]
     fn a_regular_file_is_not_a_serial_device() {
         let f = tempfile::NamedTempFile::new().unwrap();
