@@ -34,6 +34,13 @@ pub struct PinFile {
     pub cards: Vec<PinEntry>,
 }
 
+/// A decimal number in its one canonical spelling (no sign, no leading zeros), so that every
+/// accepted plaintext has exactly one encoding.
+fn canonical_u8(text: &str) -> Option<u8> {
+    let n = text.parse::<u8>().ok()?;
+    (n.to_string() == text).then_some(n)
+}
+
 /// Why a PIN file plaintext was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PinFileError {
@@ -93,10 +100,12 @@ impl PinFile {
                 .ok_or_else(|| bad(i + 1, &format!("expected {key}=")))
         };
         let ceremony_id = value(1, "ceremony")?;
-        let holder = value(2, "holder")?
-            .parse::<u8>()
-            .map_err(|_| bad(3, "holder must be 1..=255"))?;
+        crate::plan::check_ceremony_id(&ceremony_id).map_err(|e| bad(2, &e.to_string()))?;
+        let holder = canonical_u8(&value(2, "holder")?)
+            .filter(|&h| h >= 1)
+            .ok_or_else(|| bad(3, "holder must be 1..=255"))?;
         let name = value(3, "name")?;
+        crate::plan::check_name("holder", &name).map_err(|e| bad(4, &e.to_string()))?;
         let mut cards = Vec::new();
         for (i, line) in lines.iter().enumerate().skip(4) {
             let f: Vec<&str> = line.split(' ').collect();
@@ -114,9 +123,12 @@ impl PinFile {
             ) else {
                 return Err(bad(i + 1, "expected: card=N serial=S user=PIN admin=PIN"));
             };
-            let card = card
-                .parse::<u8>()
-                .map_err(|_| bad(i + 1, "card must be a number"))?;
+            let card = canonical_u8(card)
+                .filter(|&c| c >= 1)
+                .ok_or_else(|| bad(i + 1, "card must be 1..=255"))?;
+            if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(bad(i + 1, "serial must be printable ASCII without spaces"));
+            }
             let pins_ok = |p: &str, min: usize| {
                 p.len() >= min && p.len() <= Pin::MAX && p.bytes().all(|b| b.is_ascii_graphic())
             };

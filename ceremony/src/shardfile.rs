@@ -110,6 +110,19 @@ fn armored_cert(cert: &Cert) -> String {
 }
 
 impl ShardFile {
+    /// What recombination must check the opened envelopes against.
+    pub fn expected(&self) -> crate::recombine::Expected {
+        crate::recombine::Expected {
+            ceremony_id: self.ceremony_id.clone(),
+            root_fingerprint: self.root_cert.fingerprint().as_bytes().to_vec(),
+        }
+    }
+
+    /// The share for holder `index`.
+    pub fn share(&self, index: u8) -> Option<&SealedShare> {
+        self.shares.get(usize::from(index).checked_sub(1)?)
+    }
+
     /// The root fingerprint.
     pub fn root_fingerprint(&self) -> openpgp::Fingerprint {
         self.root_cert.fingerprint()

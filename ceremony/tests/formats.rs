@@ -165,6 +165,13 @@ fn pin_file_refusals() {
         good.replace("sherd-pins/1", "sherd-pins/2"),
         good.replace("card=1 serial=S1", "serial=S1 card=1"),
         good.replace("holder=3", "holder=300"),
+        good.replace("holder=3", "holder=03"),
+        good.replace("holder=3", "holder=+3"),
+        good.replace("card=1 ", "card=01 "),
+        good.replace("card=1 ", "card=0 "),
+        good.replace("end=1", "end=01"),
+        good.replace("serial=S1", "serial="),
+        good.replace("ceremony=pins", "ceremony=Pins"),
         format!("{good}extra\n"),
     ] {
         assert!(

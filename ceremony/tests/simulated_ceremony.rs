@@ -92,10 +92,16 @@ fn full_ceremony_verified_offline_and_recovered() {
             envelope::open_with_card(&s.message, card, &user, &s.location_cert, root_cert).unwrap(),
         );
     }
-    let expected = Expected {
-        ceremony_id: shards.ceremony_id.clone(),
-        root_fingerprint: shards.root_fingerprint().as_bytes().to_vec(),
-    };
+    let expected = shards.expected();
+    assert_eq!(
+        expected,
+        Expected {
+            ceremony_id: "sim-2026".into(),
+            root_fingerprint: shards.root_fingerprint().as_bytes().to_vec(),
+        }
+    );
+    assert_eq!(shards.share(5).unwrap().holder, f.names[4]);
+    assert!(shards.share(6).is_none() && shards.share(0).is_none());
     // Every 3-subset of the opened shares recombines to the published root key.
     recombine::for_each_subset(5, 3, &mut |subset| {
         let picked: Vec<&Envelope> = subset.iter().map(|&i| &opened[i]).collect();
