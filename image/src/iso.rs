@@ -91,6 +91,23 @@ pub fn build(
     util::write_atomic(&staging.join("boot/vmlinuz"), vmlinuz)?;
     util::write_atomic(&staging.join("boot/initrd.img"), initrd)?;
     util::write_atomic(&grub_dir.join("grub.cfg"), grub.as_bytes())?;
+    // xorriso takes file dates from the disk (SOURCE_DATE_EPOCH covers only the volume's own
+    // dates), so every staged file and directory gets the same fixed time.
+    let when = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs(u64::try_from(source_date_epoch).unwrap_or(0));
+    for p in [
+        "boot/vmlinuz",
+        "boot/initrd.img",
+        "boot/grub/grub.cfg",
+        "boot/grub",
+        "boot",
+        "",
+    ] {
+        let path = staging.join(p);
+        fs::File::open(&path)
+            .and_then(|f| f.set_times(fs::FileTimes::new().set_accessed(when).set_modified(when)))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     if iso.exists() {
         fs::remove_file(iso).map_err(|e| format!("{}: {e}", iso.display()))?;
     }

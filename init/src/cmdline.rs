@@ -53,6 +53,10 @@ impl fmt::Display for CmdlineError {
 
 impl std::error::Error for CmdlineError {}
 
+/// The words sherd reads, for messages. (Heads' ISO compatibility check also looks for the
+/// string `findiso` in the initramfs: it is here because PID 1 really reads it.)
+pub const KNOWN_WORDS: &str = "console=, findiso=, sherd.console=";
+
 /// Splits the command line the way the kernel does: on spaces, with double quotes grouping
 /// (the quotes themselves are dropped).
 pub fn words(cmdline: &str) -> Vec<String> {
@@ -137,7 +141,7 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
             (k, _) if k.starts_with("sherd.") => {
                 return Err(CmdlineError {
                     word: w.clone(),
-                    why: "unknown sherd parameter (known: sherd.console)".into(),
+                    why: format!("unknown sherd parameter; sherd reads {KNOWN_WORDS}"),
                 });
             }
             _ => {}
