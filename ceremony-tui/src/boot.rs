@@ -49,12 +49,14 @@ pub struct BootInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     PowerOff,
+    CheckEntropy,
 }
 
 /// Maps a key to an action; every other key is ignored.
 pub fn on_key(key: Key) -> Option<Action> {
     match key {
         Key::Char('p' | 'P') => Some(Action::PowerOff),
+        Key::Char('e' | 'E') => Some(Action::CheckEntropy),
         _ => None,
     }
 }
@@ -119,7 +121,11 @@ pub fn render(frame: &mut Frame, info: &BootInfo) {
         .title(format!(" sherd {} ", b.version))
         .title(Line::from(" boot ").right_aligned());
     frame.render_widget(Paragraph::new(lines).block(block), main);
-    render_footer(frame, footer, &[("P", "power off")]);
+    render_footer(
+        frame,
+        footer,
+        &[("E", "test entropy sources"), ("P", "power off")],
+    );
 }
 
 /// The footer line: the keys that act on this screen, with the key letter in reverse video so it
@@ -189,6 +195,7 @@ mod tests {
     fn p_powers_off_and_other_keys_do_nothing() {
         assert_eq!(on_key(Key::Char('p')), Some(Action::PowerOff));
         assert_eq!(on_key(Key::Char('P')), Some(Action::PowerOff));
+        assert_eq!(on_key(Key::Char('e')), Some(Action::CheckEntropy));
         assert_eq!(on_key(Key::Char('q')), None);
         assert_eq!(on_key(Key::Enter), None);
         assert_eq!(on_key(Key::Ctrl('p')), None);

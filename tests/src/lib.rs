@@ -167,6 +167,14 @@ impl Guest {
         })
     }
 
+    /// Waits until the screen contains any of `texts`.
+    pub fn wait_until_any(&self, texts: &[&str], timeout: Duration) -> Duration {
+        self.wait_until(timeout, &format!("screen to show one of {texts:?}"), |g| {
+            let s = g.screen();
+            texts.iter().any(|t| s.contains(t))
+        })
+    }
+
     /// Waits until the raw output contains `text`.
     pub fn wait_for_output(&self, text: &str, timeout: Duration) -> Duration {
         let needle = text.as_bytes();
@@ -219,6 +227,65 @@ impl Drop for Guest {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A software TPM 2.0 (swtpm) serving one QEMU guest over a Unix socket. Killed on drop.
+pub struct Swtpm {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Swtpm {
+    pub fn start() -> Swtpm {
+        let dir = std::env::temp_dir().join(format!(
+            "sherd-swtpm-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("swtpm.sock");
+        let child = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--tpmstate"])
+            .arg(format!("dir={}", dir.display()))
+            .arg("--ctrl")
+            .arg(format!("type=unixio,path={}", sock.display()))
+            .args(["--log", "level=0"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("swtpm is needed: apt-get install swtpm swtpm-tools");
+        let t0 = Instant::now();
+        while !sock.exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "swtpm did not create its socket"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        Swtpm { child, dir }
+    }
+
+    /// QEMU arguments attaching this TPM as a TIS device (what Heads' QEMU boards use).
+    pub fn qemu_args(&self) -> Vec<String> {
+        vec![
+            "-chardev".into(),
+            format!(
+                "socket,id=chrtpm,path={}",
+                self.dir.join("swtpm.sock").display()
+            ),
+            "-tpmdev".into(),
+            "emulator,id=tpm0,chardev=chrtpm".into(),
+            "-device".into(),
+            "tpm-tis,tpmdev=tpm0".into(),
+        ]
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

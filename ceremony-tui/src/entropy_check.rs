@@ -1,0 +1,168 @@
+//! The entropy check: which randomness sources this machine has, whether each passed its health
+//! tests, and whether together they meet the ceremony's rule (two independent hardware sources
+//! plus the kernel CSPRNG). Run from the boot screen before a ceremony, and again inside it.
+
+use crate::boot::render_footer;
+use crate::keys::Key;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+/// One source as the screen shows it. Public values only: no sample byte ever reaches here.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceRow {
+    /// `cpu`, `tpm`, `hwrng`, `usb-trng`, `card`, `os`.
+    pub kind: String,
+    pub identity: String,
+    /// `raw` or `whitened` (what the device delivers).
+    pub conditioning: String,
+    pub healthy: bool,
+    /// Counted towards the two hardware sources.
+    pub counted: bool,
+    /// e.g. `256 B, H 8.00/8, commit 3f2a9b1c`, or why it was excluded or not counted.
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntropyView {
+    /// Set while sources are still being drawn: what is happening now.
+    pub progress: Option<String>,
+    pub rows: Vec<SourceRow>,
+    /// Sources looked for and not found, with the reason.
+    pub absent: Vec<(String, String)>,
+    /// `Some(true)` when the rule is met, `Some(false)` when refused, `None` while running.
+    pub ok: Option<bool>,
+    pub verdict: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Back,
+}
+
+pub fn on_key(key: Key) -> Option<Action> {
+    matches!(key, Key::Enter | Key::Esc | Key::Char('b' | 'B')).then_some(Action::Back)
+}
+
+pub fn render(frame: &mut Frame, v: &EntropyView) {
+    let [main, footer] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(frame.area());
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    let mut lines = vec![Line::styled(
+        "Randomness sources found on this machine",
+        bold,
+    )];
+    for r in &v.rows {
+        // The tag carries the meaning in words, so nothing rests on colour.
+        let tag = match (r.healthy, r.counted) {
+            (true, true) => "[ COUNTED ]",
+            (true, false) => "[ MIXED   ]",
+            (false, _) => "[ FAILED  ]",
+        };
+        lines.push(Line::from(vec![
+            Span::styled(tag, if r.healthy { Style::default() } else { bold }),
+            Span::raw(format!(
+                " {:<8} {} ({})",
+                r.kind, r.identity, r.conditioning
+            )),
+        ]));
+        lines.push(Line::raw(format!("              {}", r.detail)));
+    }
+    for (what, why) in &v.absent {
+        lines.push(Line::raw(format!("[ ABSENT  ] {what}: {why}")));
+    }
+    lines.push(Line::raw(""));
+    match (&v.progress, v.ok) {
+        (Some(p), _) => lines.push(Line::raw(format!("Testing... {p}"))),
+        (None, Some(true)) => lines.push(Line::styled(format!("PASS: {}", v.verdict), bold)),
+        (None, Some(false)) => lines.push(Line::styled(format!("REFUSED: {}", v.verdict), bold)),
+        (None, None) => {}
+    }
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" sherd ")
+        .title(Line::from(" entropy check ").right_aligned());
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        main,
+    );
+    if v.progress.is_none() {
+        render_footer(frame, footer, &[("Enter", "go back")]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn view() -> EntropyView {
+        EntropyView {
+            progress: None,
+            rows: vec![
+                SourceRow {
+                    kind: "tpm".into(),
+                    identity: "TPM 2.0 tpm0 (IBM SW TPM)".into(),
+                    conditioning: "whitened".into(),
+                    healthy: true,
+                    counted: true,
+                    detail: "256 B, H 8.00/8, commitment 3f2a9b1c0a1b2c3d".into(),
+                },
+                SourceRow {
+                    kind: "hwrng".into(),
+                    identity: "virtio_rng.0".into(),
+                    conditioning: "whitened".into(),
+                    healthy: true,
+                    counted: true,
+                    detail: "256 B, H 8.00/8, commitment 0a1b2c3d3f2a9b1c".into(),
+                },
+                SourceRow {
+                    kind: "os".into(),
+                    identity: "getrandom".into(),
+                    conditioning: "whitened".into(),
+                    healthy: true,
+                    counted: false,
+                    detail: "mixed in, never counted as hardware".into(),
+                },
+            ],
+            absent: vec![("CPU RDSEED/RDRAND".into(), "the CPU lacks both".into())],
+            ok: Some(true),
+            verdict: "2 independent hardware sources + the kernel CSPRNG".into(),
+        }
+    }
+
+    fn draw(v: &EntropyView) -> TestBackend {
+        let mut t = Terminal::new(TestBackend::new(80, 25)).unwrap();
+        t.draw(|f| render(f, v)).unwrap();
+        t.backend().clone()
+    }
+
+    #[test]
+    fn entropy_pass_80x25() {
+        insta::assert_snapshot!(draw(&view()));
+    }
+
+    #[test]
+    fn entropy_refused_80x25() {
+        let mut v = view();
+        v.rows.remove(0);
+        v.rows[0].healthy = false;
+        v.rows[0].counted = false;
+        v.rows[0].detail = "repetition count test failed: 5 equal samples in a row".into();
+        v.ok = Some(false);
+        v.verdict = "0 independent healthy hardware sources, 2 required".into();
+        insta::assert_snapshot!(draw(&v));
+    }
+
+    #[test]
+    fn back_keys() {
+        assert_eq!(on_key(Key::Enter), Some(Action::Back));
+        assert_eq!(on_key(Key::Esc), Some(Action::Back));
+        assert_eq!(on_key(Key::Char('p')), None);
+    }
+}
