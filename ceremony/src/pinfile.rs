@@ -53,7 +53,9 @@ pub enum PinFileError {
 impl PinFile {
     /// The plaintext (zeroized on drop).
     pub fn encode(&self) -> Zeroizing<String> {
-        let mut s = Zeroizing::new(String::new());
+        // Reserved up front, and PINs pushed piece by piece: neither a reallocation nor a
+        // format! temporary may leave an unzeroized copy of a PIN in freed memory.
+        let mut s = Zeroizing::new(String::with_capacity(256 + self.cards.len() * 320));
         s.push_str(HEADER);
         s.push('\n');
         s.push_str(&format!(
@@ -61,13 +63,11 @@ impl PinFile {
             self.ceremony_id, self.holder, self.name
         ));
         for e in &self.cards {
-            s.push_str(&format!(
-                "card={} serial={} user={} admin={}\n",
-                e.card,
-                e.serial.0,
-                e.pins.user.expose_secret(),
-                e.pins.admin.expose_secret()
-            ));
+            s.push_str(&format!("card={} serial={} user=", e.card, e.serial.0));
+            s.push_str(e.pins.user.expose_secret());
+            s.push_str(" admin=");
+            s.push_str(e.pins.admin.expose_secret());
+            s.push('\n');
         }
         // A closing count, so a plaintext cut at a line boundary is still refused.
         s.push_str(&format!("end={}\n", self.cards.len()));

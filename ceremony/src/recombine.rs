@@ -461,6 +461,78 @@ mod tests {
         assert_eq!(binomial(3, 4), 0);
     }
 
+    use crate::rng::tests::seeded;
+    use crate::shamir;
+
+    #[test]
+    fn exhaustive_below_the_bound_sampled_above() {
+        let secret = RootSecret::generate(&mut seeded(1));
+        let shares = shamir::split(&secret, 3, 6, &mut seeded(2)).unwrap();
+        let refs: Vec<&ShareBytes> = shares.iter().collect();
+        let r = verify_subsets(&secret, &refs, 3, &mut seeded(3)).unwrap();
+        assert_eq!(
+            r,
+            SubsetReport {
+                total: 20,
+                checked: 20,
+                exhaustive: true
+            }
+        );
+
+        // C(20, 10) = 184,756 > 20,000: N windows plus the random sample.
+        let shares = shamir::split(&secret, 10, 20, &mut seeded(4)).unwrap();
+        let refs: Vec<&ShareBytes> = shares.iter().collect();
+        let r = verify_subsets(&secret, &refs, 10, &mut seeded(5)).unwrap();
+        assert_eq!(
+            r,
+            SubsetReport {
+                total: 184_756,
+                checked: 20 + RANDOM_SUBSETS,
+                exhaustive: false
+            }
+        );
+        assert_eq!(
+            r.describe(),
+            "checked=1020 total=184756 policy=cyclic-windows+random"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_share_fails_every_policy() {
+        let secret = RootSecret::generate(&mut seeded(6));
+        for (m, n) in [(3u8, 6u8), (10, 20)] {
+            let mut shares = shamir::split(&secret, m, n, &mut seeded(7)).unwrap();
+            let mut bad = shares[4].expose_secret().to_vec();
+            bad[9] ^= 0x80;
+            shares[4] = ShareBytes::from_slice(&bad);
+            let refs: Vec<&ShareBytes> = shares.iter().collect();
+            let failed = verify_subsets(&secret, &refs, m, &mut seeded(8)).unwrap_err();
+            assert!(
+                failed.contains(&5),
+                "{m}-of-{n}: failing subset {failed:?} should contain share 5"
+            );
+            assert_eq!(failed.len(), usize::from(m));
+        }
+        // A different secret fails at the first subset.
+        let other = RootSecret::generate(&mut seeded(9));
+        let shares = shamir::split(&secret, 2, 3, &mut seeded(10)).unwrap();
+        let refs: Vec<&ShareBytes> = shares.iter().collect();
+        assert_eq!(
+            verify_subsets(&other, &refs, 2, &mut seeded(11)).unwrap_err(),
+            vec![1, 2]
+        );
+    }
+
+    #[test]
+    fn uniform_below_covers_the_range() {
+        let mut rng = seeded(12);
+        let mut seen = [0u32; 7];
+        for _ in 0..7000 {
+            seen[uniform_below(&mut rng, 7)] += 1;
+        }
+        assert!(seen.iter().all(|&c| (800..=1200).contains(&c)), "{seen:?}");
+    }
+
     #[test]
     fn subsets_enumerated_once() {
         let mut seen = Vec::new();
