@@ -7,8 +7,6 @@ use std::collections::HashMap;
 
 use ceremony::ceremony::{Ceremony, CeremonyError, NextAction, Phase, paths};
 use ceremony::envelope::{self, Envelope};
-use ceremony::openpgp::Cert;
-use ceremony::openpgp::policy::StandardPolicy;
 use ceremony::pinfile::PinFile;
 use ceremony::recombine::{self, Expected};
 use ceremony::secret::Pin;
@@ -27,21 +25,6 @@ fn verify_files(files: &[OutputFile]) -> Result<verify::Report, Failure> {
             .cloned()
             .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "missing"))
     })
-}
-
-fn decryptor_of(personal: &Cert) -> ceremony::openpgp::crypto::KeyPair {
-    let p = StandardPolicy::new();
-    personal
-        .keys()
-        .with_policy(&p, None)
-        .for_transport_encryption()
-        .secret()
-        .next()
-        .unwrap()
-        .key()
-        .clone()
-        .into_keypair()
-        .unwrap()
 }
 
 #[test]
@@ -285,4 +268,44 @@ fn steps_are_enforced_in_order() {
         Err(CeremonyError::WrongPhase { .. })
     ));
     verify_files(&files).unwrap();
+}
+
+/// All key material comes from the DRBG handed in (or is derived from it): the same seed gives
+/// the same root and location fingerprints, a different seed different ones. (Sequoia's own
+/// OS randomness only reaches session keys and signature salts.)
+#[test]
+fn keys_come_only_from_the_drbg() {
+    let f = fixture_with("drbg", 3, 2, &[1, 1, 1]);
+    let keys = |seed: u8| {
+        let mut c = Ceremony::new(&f.plan_text).unwrap();
+        c.generate_keys(&mut seeded(seed)).unwrap()
+    };
+    let a = keys(1);
+    let b = keys(1);
+    let c = keys(2);
+    assert_eq!(a, b);
+    assert_ne!(a.root_fingerprint, c.root_fingerprint);
+    for (x, y) in a.locations.iter().zip(&c.locations) {
+        assert_ne!(x.2, y.2);
+    }
+    assert_eq!(a.root_fingerprint_words.split(' ').count(), 20);
+    assert_eq!(
+        a.locations.iter().map(|l| l.0).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+
+    // PINs too: the same seed gives the same PINs (read back through the PIN files).
+    let pin_of = |seed: u8| {
+        let done = run(&f, seed);
+        let shards =
+            ShardFile::parse(std::str::from_utf8(file(&done.files, paths::SHARDS)).unwrap())
+                .unwrap();
+        user_pin(&f, &done.files, &shards.root_cert, 2)
+            .expose_secret()
+            .to_string()
+    };
+    let p1 = pin_of(3);
+    assert_eq!(p1, pin_of(3));
+    assert_ne!(p1, pin_of(4));
+    assert_eq!(p1.len(), 12);
 }
