@@ -70,6 +70,13 @@ pub enum Error {
         needed: u8,
     },
 
+    /// The card refused a PIN.
+    #[error(
+        "the card refused the {pin}: {left} tries left{}",
+        if *left == 0 { "; it is blocked now, only a factory reset recovers the card" } else { "" }
+    )]
+    WrongPin { pin: &'static str, left: u8 },
+
     /// A key or message does not fit what the card stores.
     #[error("{0}")]
     Key(String),

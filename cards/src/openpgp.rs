@@ -181,14 +181,16 @@ impl OpenPgpCard {
     pub fn change_user_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
         let mut tx = self.card.transaction()?;
         guard(&mut tx, Which::User, self.min_retries)?;
-        tx.change_user_pin(old.secret(), new.secret())?;
+        let r = tx.change_user_pin(old.secret(), new.secret());
+        pin_result(&mut tx, Which::User, r)?;
         Ok(())
     }
 
     pub fn change_admin_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
         let mut tx = self.card.transaction()?;
         guard(&mut tx, Which::Admin, self.min_retries)?;
-        tx.change_admin_pin(old.secret(), new.secret())?;
+        let r = tx.change_admin_pin(old.secret(), new.secret());
+        pin_result(&mut tx, Which::Admin, r)?;
         Ok(())
     }
 
@@ -196,7 +198,8 @@ impl OpenPgpCard {
     pub fn verify_user_pin(&mut self, pin: &Pin) -> Result<()> {
         let mut tx = self.card.transaction()?;
         guard(&mut tx, Which::User, self.min_retries)?;
-        tx.verify_user_pin(pin.secret())?;
+        let r = tx.verify_user_pin(pin.secret());
+        pin_result(&mut tx, Which::User, r)?;
         Ok(())
     }
 
@@ -212,8 +215,10 @@ impl OpenPgpCard {
         let dec = decryption.map(UploadableKey::new).transpose()?;
         let mut tx = self.card.transaction()?;
         guard(&mut tx, Which::Admin, self.min_retries)?;
+        let r = tx.verify_admin_pin(admin.secret());
+        pin_result(&mut tx, Which::Admin, r)?;
         {
-            let mut admin_card = tx.as_admin_card(admin.secret())?;
+            let mut admin_card = tx.as_admin_card(None)?;
             if let Some(k) = &sig {
                 admin_card.import_key(k, KeyType::Signing)?;
             }
@@ -252,7 +257,8 @@ impl OpenPgpCard {
     ) -> Result<Zeroizing<Vec<u8>>> {
         let mut tx = self.card.transaction()?;
         guard(&mut tx, Which::User, self.min_retries)?;
-        tx.verify_user_pin(user_pin.secret())?;
+        let r = tx.verify_user_pin(user_pin.secret());
+        pin_result(&mut tx, Which::User, r)?;
         let on_card = tx
             .fingerprints()?
             .decryption()
@@ -295,7 +301,8 @@ impl OpenPgpCard {
     ) -> Result<Zeroizing<[u8; 32]>> {
         let mut tx = self.card.transaction()?;
         guard(&mut tx, Which::User, self.min_retries)?;
-        tx.verify_user_pin(user_pin.secret())?;
+        let r = tx.verify_user_pin(user_pin.secret());
+        pin_result(&mut tx, Which::User, r)?;
         let shared = Zeroizing::new(tx.card().decipher(
             openpgp_card::ocard::crypto::Cryptogram::ECDH(ephemeral_public),
         )?);
@@ -318,7 +325,8 @@ impl OpenPgpCard {
     ) -> Result<Vec<u8>> {
         let mut tx = self.card.transaction()?;
         guard(&mut tx, Which::User, self.min_retries)?;
-        tx.verify_user_signing_pin(user_pin.secret())?;
+        let r = tx.verify_user_signing_pin(user_pin.secret());
+        pin_result(&mut tx, Which::User, r)?;
         let on_card = tx
             .fingerprints()?
             .signature()
@@ -421,6 +429,32 @@ fn guard(
         });
     }
     Ok(())
+}
+
+/// Turn a refused PIN into `Error::WrongPin` with the tries left (read fresh), so the screen
+/// can say exactly where the card stands. Cards differ: 63Cx, 6982 or 6983.
+fn pin_result<T>(
+    tx: &mut openpgp_card::Card<openpgp_card::state::Transaction<'_>>,
+    which: Which,
+    r: std::result::Result<T, openpgp_card::Error>,
+) -> Result<T> {
+    use openpgp_card::ocard::StatusBytes;
+    match r {
+        Ok(v) => Ok(v),
+        Err(openpgp_card::Error::CardStatus(
+            StatusBytes::PasswordNotChecked(_)
+            | StatusBytes::SecurityStatusNotSatisfied
+            | StatusBytes::AuthenticationMethodBlocked,
+        )) => {
+            let r = retries(tx)?;
+            let (pin, left) = match which {
+                Which::User => ("user PIN (PW1)", r.user),
+                Which::Admin => ("admin PIN (PW3)", r.admin),
+            };
+            Err(Error::WrongPin { pin, left })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 struct Helper<'a, 'b> {

@@ -211,10 +211,9 @@ fn wrong_pin_and_retry_guard() {
 
     // One wrong PIN costs exactly one try; the right one restores the counter.
     let wrong = Pin::new("000000").unwrap();
-    assert!(matches!(
-        card.verify_user_pin(&wrong),
-        Err(Error::OpenPgpCard(_))
-    ));
+    let e = card.verify_user_pin(&wrong).unwrap_err();
+    assert!(matches!(e, Error::WrongPin { left: 2, .. }), "{e}");
+    assert!(e.to_string().contains("2 tries left"), "{e}");
     assert_eq!(card.pin_retries().unwrap().user, 2);
     card.verify_user_pin(&Pin::default_user()).unwrap();
     assert_eq!(card.pin_retries().unwrap().user, 3);
@@ -242,7 +241,10 @@ fn wrong_pin_and_retry_guard() {
 
     // The admin PIN is guarded the same way, separately.
     let wrong_admin = Pin::new("00000000").unwrap();
-    assert!(card.change_admin_pin(&wrong_admin, &wrong_admin).is_err());
+    assert!(matches!(
+        card.change_admin_pin(&wrong_admin, &wrong_admin),
+        Err(Error::WrongPin { left: 2, .. })
+    ));
     assert_eq!(card.pin_retries().unwrap().admin, 2);
     card.set_min_pin_retries(3);
     assert!(matches!(
