@@ -432,7 +432,7 @@ fn guard(
 }
 
 /// Turn a refused PIN into `Error::WrongPin` with the tries left (read fresh), so the screen
-/// can say exactly where the card stands. Cards differ: 63Cx, 6982 or 6983.
+/// can say exactly where the card stands. Cards differ: 63Cx, 6300, 6982 or 6983.
 fn pin_result<T>(
     tx: &mut openpgp_card::Card<openpgp_card::state::Transaction<'_>>,
     which: Which,
@@ -443,6 +443,7 @@ fn pin_result<T>(
         Ok(v) => Ok(v),
         Err(openpgp_card::Error::CardStatus(
             StatusBytes::PasswordNotChecked(_)
+            | StatusBytes::UnknownStatus(0x63, _)
             | StatusBytes::SecurityStatusNotSatisfied
             | StatusBytes::AuthenticationMethodBlocked,
         )) => {

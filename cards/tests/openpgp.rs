@@ -241,10 +241,10 @@ fn wrong_pin_and_retry_guard() {
 
     // The admin PIN is guarded the same way, separately.
     let wrong_admin = Pin::new("00000000").unwrap();
-    assert!(matches!(
-        card.change_admin_pin(&wrong_admin, &wrong_admin),
-        Err(Error::WrongPin { left: 2, .. })
-    ));
+    let e = card
+        .change_admin_pin(&wrong_admin, &wrong_admin)
+        .unwrap_err();
+    assert!(matches!(e, Error::WrongPin { left: 2, .. }), "{e:?}");
     assert_eq!(card.pin_retries().unwrap().admin, 2);
     card.set_min_pin_retries(3);
     assert!(matches!(
