@@ -200,8 +200,20 @@ pub mod paths {
 impl Ceremony {
     /// Starts a ceremony from the plan file's text.
     pub fn new(plan_text: &str) -> Result<Ceremony, CeremonyError> {
+        Self::with_prior_records(plan_text, &[])
+    }
+
+    /// Starts a ceremony whose transcript begins with records made before the plan was read
+    /// (the boot attestation, in the design's order).
+    pub fn with_prior_records(
+        plan_text: &str,
+        prior: &[(String, String)],
+    ) -> Result<Ceremony, CeremonyError> {
         let plan = Plan::parse(plan_text)?;
         let mut transcript = Transcript::new();
+        for (kind, value) in prior {
+            transcript.append(kind, value)?;
+        }
         let s = plan.summary();
         transcript.append(
             "ceremony.plan",

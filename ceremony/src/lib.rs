@@ -9,6 +9,7 @@
 pub mod card;
 pub mod ceremony;
 pub mod envelope;
+pub mod flow;
 pub mod hex;
 mod kdf;
 pub mod keys;

@@ -1,0 +1,188 @@
+//! The event/effect flow drives a whole ceremony with software cards, refuses out-of-order
+//! events, and wipes on abort.
+
+mod common;
+
+use std::collections::HashMap;
+
+use ceremony::card::SoftwareCard;
+use ceremony::flow::{Effect, Event, Flow, Step};
+use ceremony::storage::{DirVolume, write_all};
+use common::*;
+
+fn attestation() -> Vec<(String, String)> {
+    vec![
+        ("image.iso-sha256".into(), "ab".repeat(32)),
+        ("image.kernel".into(), "6.12.0".into()),
+    ]
+}
+
+#[test]
+fn a_whole_ceremony_through_events() {
+    let f = fixture("flow", 3, 2);
+    let mut rng = seeded(31);
+    let mut flow = Flow::new();
+
+    assert_eq!(
+        flow.handle(Event::Confirmed {
+            witness: "W".into()
+        }),
+        vec![Effect::Error("not expected at step Attest".into())]
+    );
+    assert_eq!(
+        flow.handle(Event::Attested(attestation())),
+        vec![Effect::ConfirmAttestation]
+    );
+    assert_eq!(
+        flow.handle(Event::Confirmed {
+            witness: "Wendy".into()
+        }),
+        vec![Effect::RequestPlan]
+    );
+
+    let bad = flow.handle(Event::PlanRead("format = \"sherd-plan/1\"".into()));
+    assert!(
+        matches!(&bad[..], [Effect::Error(m), Effect::RequestPlan] if m.contains("TOML")),
+        "{bad:?}"
+    );
+    let plan = flow.handle(Event::PlanRead(f.plan_text.clone()));
+    assert!(
+        matches!(&plan[..], [Effect::ConfirmPlan(s)] if s.ceremony_id == "flow" && s.threshold == 2)
+    );
+    assert_eq!(
+        flow.handle(Event::Confirmed {
+            witness: "Walter".into()
+        }),
+        vec![Effect::RequestEntropy]
+    );
+
+    let report = vec![(
+        "entropy.source".into(),
+        "name=rdseed health=ok commit=00".into(),
+    )];
+    let keys = flow.handle(Event::EntropyReady {
+        report,
+        rng: &mut rng,
+    });
+    assert!(matches!(&keys[..], [Effect::ConfirmKeys(k)] if k.locations.len() == 3));
+    let first = flow.handle(Event::Confirmed {
+        witness: "Wendy".into(),
+    });
+    assert!(
+        matches!(
+            &first[..],
+            [Effect::RequestCard {
+                holder: 1,
+                card: 1,
+                cards_for_holder: 2,
+                ..
+            }]
+        ),
+        "{first:?}"
+    );
+
+    // Four cards: holder 1 has two.
+    let mut cards: Vec<SoftwareCard> = (0..4)
+        .map(|i| SoftwareCard::new(&format!("CARD{i}")))
+        .collect();
+    let mut expected_next = vec![(1u8, 2u8), (2, 1), (3, 1)].into_iter();
+    for (i, card) in cards.iter_mut().enumerate() {
+        let out = flow.handle(Event::CardInserted(card));
+        assert!(
+            matches!(&out[0], Effect::CardDone(v) if v.serial == format!("CARD{i}")),
+            "{out:?}"
+        );
+        match expected_next.next() {
+            Some((h, c)) => assert!(
+                matches!(&out[1], Effect::RequestCard { holder, card, .. } if *holder == h && *card == c),
+                "{out:?}"
+            ),
+            None => assert_eq!(out[1], Effect::RequestVerify),
+        }
+    }
+    assert_eq!(flow.step(), Step::Verify);
+    let out = flow.handle(Event::VerifyNow(&mut rng));
+    let [Effect::Verified(v), Effect::WriteFiles(files)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert!(v.subsets.exhaustive);
+
+    // A failed write offers the same files again.
+    let again = flow.handle(Event::Written(Err("stick full".into())));
+    assert!(matches!(&again[..], [Effect::Error(_), Effect::WriteFiles(f2)] if f2 == files));
+
+    let stick = tempfile::tempdir().unwrap();
+    let mut vol = DirVolume::new(stick.path());
+    let report = write_all(&mut [&mut vol], "out", files).unwrap();
+    let fin = flow.handle(Event::Written(Ok(report)));
+    let [Effect::ConfirmFinal(view)] = &fin[..] else {
+        panic!("{fin:?}")
+    };
+    let checked = ceremony::verify::verify_dir(&stick.path().join("out")).unwrap();
+    assert_eq!(checked.transcript_final_words, view.transcript_final_words);
+
+    // The attestation and every witness confirmation are in the signed transcript, in order.
+    let t = flow.ceremony().unwrap().transcript();
+    let kinds: Vec<&str> = t.records().iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(
+        &kinds[..4],
+        [
+            "image.iso-sha256",
+            "image.kernel",
+            "witness.confirm",
+            "ceremony.plan"
+        ]
+    );
+    let steps: Vec<&str> = t
+        .of_kind("witness.confirm")
+        .filter_map(|r| r.field("step"))
+        .collect();
+    assert_eq!(steps, ["attestation", "plan", "root-fingerprint"]);
+    let map: HashMap<&str, usize> = kinds.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+    assert!(map["entropy.source"] < map["root.fingerprint"]);
+
+    assert_eq!(
+        flow.handle(Event::Confirmed {
+            witness: "Wendy".into()
+        }),
+        vec![Effect::WipeAndPowerOff]
+    );
+    assert_eq!(flow.step(), Step::Wipe);
+    assert!(flow.ceremony().is_none(), "secrets dropped");
+}
+
+#[test]
+fn abort_wipes_at_any_step() {
+    let f = fixture("abort", 2, 2);
+    let mut rng = seeded(32);
+    let mut flow = Flow::new();
+    flow.handle(Event::Attested(attestation()));
+    flow.handle(Event::Confirmed {
+        witness: "W".into(),
+    });
+    flow.handle(Event::PlanRead(f.plan_text.clone()));
+    flow.handle(Event::Confirmed {
+        witness: "W".into(),
+    });
+    flow.handle(Event::EntropyReady {
+        report: vec![],
+        rng: &mut rng,
+    });
+    assert_eq!(flow.step(), Step::Keys);
+    assert!(matches!(
+        flow.handle(Event::VerifyNow(&mut rng))[..],
+        [Effect::Error(_)]
+    ));
+    let out = flow.handle(Event::Abort {
+        reason: "witness objected".into(),
+    });
+    assert_eq!(out[1], Effect::WipeAndPowerOff);
+    assert_eq!(flow.step(), Step::Aborted);
+    assert!(flow.ceremony().is_none());
+    assert!(matches!(
+        flow.handle(Event::Confirmed {
+            witness: "W".into()
+        })[..],
+        [Effect::Error(_)]
+    ));
+}
