@@ -129,3 +129,66 @@ impl CardTransaction for SharedTransaction {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake {
+        extended: bool,
+        sent: Vec<Vec<u8>>,
+    }
+
+    impl ApduChannel for Fake {
+        fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>> {
+            self.sent.push(apdu.to_vec());
+            Ok(vec![0x90, 0x00])
+        }
+        fn extended_apdus(&self) -> bool {
+            self.extended
+        }
+        fn apdu_count(&self) -> u64 {
+            self.sent.len() as u64
+        }
+    }
+
+    #[test]
+    fn short_only_channels_limit_the_card_caps() {
+        let caps = CardCaps::new(true, true, 2048, 2048, 127, 127);
+        let short = SharedCard::new(Fake {
+            extended: false,
+            sent: vec![],
+        });
+        let limited = short.limit_card_caps(caps);
+        assert!(!limited.ext_support());
+        assert!(limited.chaining_support());
+        assert_eq!(
+            (limited.max_cmd_bytes(), limited.max_rsp_bytes()),
+            (255, 256)
+        );
+        let ext = SharedCard::new(Fake {
+            extended: true,
+            sent: vec![],
+        });
+        assert!(ext.limit_card_caps(caps).ext_support());
+    }
+
+    #[test]
+    fn transactions_share_one_channel() {
+        let mut card = SharedCard::new(Fake {
+            extended: false,
+            sent: vec![],
+        });
+        let other = card.clone();
+        let mut tx = card.transaction(None).unwrap();
+        assert_eq!(
+            tx.transmit(&[0, 0xCA, 0, 0x4F, 0], 256).unwrap(),
+            [0x90, 0x00]
+        );
+        assert!(!tx.feature_pinpad_verify());
+        assert!(tx.pinpad_verify(PinType::User, &None).is_err());
+        drop(tx);
+        other.transmit(&[0, 0x84, 0, 0, 8]).unwrap();
+        assert_eq!(card.apdu_count(), 2);
+    }
+}
