@@ -262,6 +262,48 @@ pub fn recombine(
     })
 }
 
+/// Why a recovery from a shard file stopped.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecoverError {
+    #[error("share {index} ({holder}): {source}")]
+    Open {
+        index: u8,
+        holder: String,
+        source: crate::envelope::OpenShareError,
+    },
+    #[error("share {index} is not in the shard file")]
+    NoSuchShare { index: u8 },
+    #[error(transparent)]
+    Recombine(#[from] RecombineError),
+}
+
+/// Recovers the root secret from a shard file: opens the shares with the given indices through
+/// `open` (typically: ask for that holder's card and PIN, then
+/// [`crate::envelope::open_with_card`]), naming the share whose opening fails, then
+/// [`recombine`]s them against the shard file's ceremony id and root fingerprint.
+pub fn recover(
+    shards: &crate::shardfile::ShardFile,
+    indices: &[u8],
+    open: &mut dyn FnMut(
+        &crate::shardfile::SealedShare,
+    ) -> Result<Envelope, crate::envelope::OpenShareError>,
+) -> Result<Recovered, RecoverError> {
+    let mut opened = Vec::with_capacity(indices.len());
+    for &index in indices {
+        let share = shards
+            .share(index)
+            .ok_or(RecoverError::NoSuchShare { index })?;
+        let env = open(share).map_err(|source| RecoverError::Open {
+            index,
+            holder: share.holder.clone(),
+            source,
+        })?;
+        opened.push(env);
+    }
+    let refs: Vec<&Envelope> = opened.iter().collect();
+    Ok(recombine(&shards.expected(), &refs)?)
+}
+
 /// At most this many M-subsets are tried when looking for a consistent one.
 const SEARCH_BOUND: u128 = 10_000;
 

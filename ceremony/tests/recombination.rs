@@ -332,3 +332,42 @@ proptest! {
         prop_assert!(recombine(&expected(&o), &e).is_ok());
     }
 }
+
+#[test]
+fn recovery_from_the_shard_file_names_the_share() {
+    let mut o = opened("recover", 3, 2, 41);
+    let shards = o.shards.clone();
+    let root = shards.root_cert.clone();
+    let pins: Vec<String> = o
+        .pins
+        .iter()
+        .map(|p| p.expose_secret().to_string())
+        .collect();
+    let mut open = |s: &ceremony::shardfile::SealedShare| {
+        let i = usize::from(s.index) - 1;
+        envelope::open_with_card(
+            &s.message,
+            &mut o.cards[i][0],
+            &Pin::from_string(pins[i].clone()),
+            &s.location_cert,
+            &root,
+        )
+    };
+    let rec = ceremony::recombine::recover(&shards, &[3, 1], &mut open).unwrap();
+    assert_eq!(rec.root.fingerprint(), shards.root_fingerprint());
+    assert!(matches!(
+        ceremony::recombine::recover(&shards, &[1, 4], &mut open),
+        Err(ceremony::recombine::RecoverError::NoSuchShare { index: 4 })
+    ));
+
+    let mut tampered = shards.clone();
+    let last = tampered.shares[1].message.len() - 1;
+    tampered.shares[1].message[last] ^= 1;
+    let got = ceremony::recombine::recover(&tampered, &[1, 2], &mut open)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(got, ceremony::recombine::RecoverError::Open { index: 2, ref holder, .. } if *holder == holder_name(2)),
+        "{got}"
+    );
+}
