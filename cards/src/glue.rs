@@ -69,7 +69,10 @@ impl UploadableKey {
                     mpi::SecretKeyMaterial::EdDSA { scalar } => {
                         Ok(Zeroizing::new(scalar.value_padded(32).to_vec()))
                     }
-                    _ => Err(Error::Key(format!("key {fp}: EdDSA public, other secret"))),
+                    _ => Err(Error::Key(format!(
+                        "key {fp} pairs an EdDSA public key with other secret material; \
+                         it is corrupt"
+                    ))),
                 })?;
                 (
                     Curve::Ed25519.oid().to_vec(),
@@ -89,7 +92,10 @@ impl UploadableKey {
                         // reverses it into X25519's little-endian form itself.
                         Ok(Zeroizing::new(scalar.value_padded(32).to_vec()))
                     }
-                    _ => Err(Error::Key(format!("key {fp}: ECDH public, other secret"))),
+                    _ => Err(Error::Key(format!(
+                        "key {fp} pairs an ECDH public key with other secret material; \
+                         it is corrupt"
+                    ))),
                 })?;
                 (
                     Curve::Cv25519.oid().to_vec(),
@@ -282,5 +288,55 @@ impl crypto::Signer for CardSigner<'_, '_> {
             )
             .into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openpgp::cert::prelude::*;
+
+    fn secret_keys(profile: openpgp::Profile) -> Vec<Key<SecretParts, UnspecifiedRole>> {
+        let (cert, _) = CertBuilder::new()
+            .set_profile(profile)
+            .unwrap()
+            .set_cipher_suite(CipherSuite::Cv25519)
+            .add_storage_encryption_subkey()
+            .generate()
+            .unwrap();
+        cert.keys()
+            .secret()
+            .map(|k| k.key().clone().role_into_unspecified())
+            .collect()
+    }
+
+    #[test]
+    fn converts_v4_25519_keys() {
+        let keys = secret_keys(openpgp::Profile::RFC4880);
+        assert_eq!(keys.len(), 2);
+        for k in &keys {
+            let u = UploadableKey::new(k).unwrap();
+            assert_eq!(&u.fingerprint_bytes()[..], k.fingerprint().as_bytes());
+            assert_eq!(u.private.len(), 32);
+            assert_eq!(u.public.len(), 33);
+            assert_eq!(u.public[0], 0x40);
+            // The debug form shows the fingerprint, never the secret.
+            let shown = format!("{u:?}");
+            assert!(shown.contains(&hex(&u.fingerprint_bytes())));
+            assert!(!shown.contains(&hex(&u.private)));
+        }
+    }
+
+    #[test]
+    fn refuses_what_a_card_cannot_hold() {
+        // v6 keys have 32-byte fingerprints (and native X25519/Ed25519 packets).
+        let v6 = secret_keys(openpgp::Profile::RFC9580);
+        let e = UploadableKey::new(&v6[0]).unwrap_err();
+        assert!(e.to_string().contains("not a v4 key"), "{e}");
+        // A key whose secret is encrypted.
+        let k = &secret_keys(openpgp::Profile::RFC4880)[1];
+        let locked = k.clone().encrypt_secret(&"passphrase".into()).unwrap();
+        let e = UploadableKey::new(&locked).unwrap_err();
+        assert!(e.to_string().contains("no unencrypted secret"), "{e}");
     }
 }
