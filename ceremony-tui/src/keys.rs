@@ -80,6 +80,10 @@ fn decode_escape(b: &[u8]) -> Step {
             // CSI: parameter bytes 0x30-0x3f, intermediates 0x20-0x2f, one final 0x40-0x7e.
             let mut i = 2;
             while let Some(&c) = b.get(i) {
+                // Position-based, so the outcome does not depend on how reads split the input.
+                if i >= MAX_SEQUENCE {
+                    return Step::Key(None, MAX_SEQUENCE);
+                }
                 if (0x40..=0x7e).contains(&c) {
                     let params = std::str::from_utf8(&b[2..i]).unwrap_or("");
                     let first: Option<u32> = params.split(';').next().and_then(|p| p.parse().ok());
@@ -101,11 +105,7 @@ fn decode_escape(b: &[u8]) -> Step {
                 }
                 i += 1;
             }
-            if b.len() >= MAX_SEQUENCE {
-                Step::Key(None, b.len())
-            } else {
-                Step::Incomplete
-            }
+            Step::Incomplete
         }
         b'O' => match b.get(2) {
             None => Step::Incomplete,
@@ -274,12 +274,16 @@ mod tests {
             keys(&[b"\x1b[12\x01q"]),
             vec![Key::Ctrl('a'), Key::Char('q')]
         );
-        // An unterminated sequence longer than any real key is dropped, not buffered forever.
+        // A sequence longer than any real key is dropped after MAX_SEQUENCE bytes, not buffered
+        // forever; what follows decodes by itself, however the reads were split.
         let long = [&[0x1b, b'['][..], &[b'1'; 40][..]].concat();
         let mut d = Decoder::new();
-        assert_eq!(d.feed(&long), vec![]);
+        assert_eq!(d.feed(&long), vec![Key::Char('1'); 10]);
         assert!(d.pending.is_empty());
         assert_eq!(d.feed(b"q"), vec![Key::Char('q')]);
+        let mut whole = long.clone();
+        whole.push(b'A');
+        assert_eq!(keys(&[&whole]), keys(&[&long[..20], &long[20..], b"A"]));
     }
 
     #[test]
