@@ -286,8 +286,23 @@ impl OpenPgpCard {
             decryptor: CardDecryptor::new(&mut tx, key),
         };
         let mut d = DecryptorBuilder::from_bytes(message)?.with_policy(policy, None, helper)?;
-        let mut out = Zeroizing::new(Vec::new());
-        std::io::copy(&mut d, &mut *out).map_err(|e| Error::Key(format!("decrypting: {e}")))?;
+        // The plaintext is secret: read through a buffer we wipe, into a vector sized so
+        // that it rarely reallocates (a reallocation would leave a copy behind).
+        let mut out = Zeroizing::new(Vec::with_capacity(message.len() + 4096));
+        let mut buf = Zeroizing::new([0u8; 4096]);
+        loop {
+            let n = std::io::Read::read(&mut d, &mut buf[..])
+                .map_err(|e| Error::Key(format!("decrypting the message failed: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            if out.len() + n > out.capacity() {
+                let mut bigger = Zeroizing::new(Vec::with_capacity(2 * (out.len() + n)));
+                bigger.extend_from_slice(&out);
+                out = bigger;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
         Ok(out)
     }
 
