@@ -7,6 +7,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data)
         && let Ok(pins) = PinFile::decode(text)
     {
-        assert_eq!(pins.encode().as_str(), text, "decode/encode is not the identity");
+        assert_eq!(
+            pins.encode().as_str(),
+            text,
+            "decode/encode is not the identity"
+        );
     }
 });

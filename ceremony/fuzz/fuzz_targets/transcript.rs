@@ -5,6 +5,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(t) = Transcript::parse(data) {
-        assert_eq!(t.to_text().as_bytes(), data, "parse/print is not the identity");
+        assert_eq!(
+            t.to_text().as_bytes(),
+            data,
+            "parse/print is not the identity"
+        );
     }
 });
