@@ -17,6 +17,18 @@ fn main() {
     std::fs::create_dir_all(&out).unwrap();
     let mut v = DirVolume::new(&out);
     write_all(&mut [&mut v], "sherd-rehearsal", &done.files).unwrap();
-    println!("wrote {out}/sherd-rehearsal");
+    // The throwaway personal keys, so a rehearsal can practise opening PIN files with ordinary
+    // OpenPGP tools. Rehearsal only: real holders' keys never touch the machine.
+    let keys = std::path::Path::new(&out).join("rehearsal-personal-keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    for (i, k) in f.personal.iter().enumerate() {
+        use ceremony::openpgp::serialize::SerializeInto;
+        std::fs::write(
+            keys.join(format!("holder-{:03}.key.asc", i + 1)),
+            k.as_tsk().armored().to_vec().unwrap(),
+        )
+        .unwrap();
+    }
+    println!("wrote {out}/sherd-rehearsal and {out}/rehearsal-personal-keys");
     println!("final hash words: {}", done.view.transcript_final_words);
 }
