@@ -141,6 +141,33 @@ fn check_root_cert(cert: &Cert) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a location certificate's shape: created at the plan time, exactly one encryption
+/// key, Cv25519, no secret key material.
+fn check_location_cert(cert: &Cert, time_unix: u32) -> Result<(), String> {
+    if cert.is_tsk() {
+        return Err("contains secret key material".into());
+    }
+    let created = cert.primary_key().key().creation_time();
+    if created != UNIX_EPOCH + Duration::from_secs(u64::from(time_unix)) {
+        return Err("not created at the plan time".into());
+    }
+    let keys = plan::encryption_keys(cert, created + Duration::from_secs(1));
+    match keys.as_slice() {
+        [k] if matches!(
+            k.mpis(),
+            openpgp::crypto::mpi::PublicKey::ECDH {
+                curve: Curve::Cv25519,
+                ..
+            }
+        ) =>
+        {
+            Ok(())
+        }
+        [_] => Err("the encryption key is not Cv25519".into()),
+        _ => Err(format!("expected one encryption key, found {}", keys.len())),
+    }
+}
+
 /// Verifies a ceremony folder through `read` (a path relative to the folder -> its bytes).
 pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report, Failure> {
     let get = |path: &str| {
@@ -308,6 +335,12 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
                 digest,
             ));
         }
+        check_location_cert(&s.location_cert, plan.time_unix).map_err(|e| {
+            invalid(
+                paths::SHARDS,
+                format!("share {}: location certificate: {e}", s.index),
+            )
+        })?;
         let fpr = s.location_cert.fingerprint().to_hex();
         if field(loc, "fingerprint")? != fpr {
             return Err(mismatch(
