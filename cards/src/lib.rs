@@ -22,4 +22,4 @@ pub mod usb;
 
 pub use backend::{ApduChannel, SharedCard};
 pub use error::{Error, Result};
-pub use openpgp::{CardIdentity, OpenPgpCard, Pin, PinRetries};
+pub use openpgp::{CardIdentity, OpenPgpCard, Pin, PinRetries, Provision, ProvisionReport};

@@ -10,7 +10,7 @@ use openpgp::parse::stream::{
     DecryptionHelper, DecryptorBuilder, MessageStructure, VerificationHelper,
 };
 use openpgp::policy::Policy;
-use openpgp::serialize::stream::{Message, Signer as StreamSigner};
+use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message, Signer as StreamSigner};
 use openpgp::types::SymmetricAlgorithm;
 use openpgp::{KeyHandle, crypto::SessionKey};
 use openpgp_card::ocard::KeyType;
@@ -94,6 +94,29 @@ pub struct OpenPgpCard {
     ident: String,
     /// Most bytes one GET CHALLENGE returns; 0 if the card has no GET CHALLENGE.
     max_challenge: usize,
+}
+
+/// What [`OpenPgpCard::provision`] puts on a card.
+pub struct Provision<'a> {
+    /// The certificate the keys belong to (the test decryption encrypts to it).
+    pub cert: &'a Cert,
+    /// Cv25519 encryption subkey, with unencrypted secret material.
+    pub decryption: &'a Key<SecretParts, UnspecifiedRole>,
+    /// Ed25519 signing key, if the card shall also sign.
+    pub signing: Option<&'a Key<SecretParts, UnspecifiedRole>>,
+    pub user_pin: &'a Pin,
+    pub admin_pin: &'a Pin,
+    pub policy: &'a dyn Policy,
+}
+
+/// Outcome of [`OpenPgpCard::provision`] (public values only).
+#[derive(Clone, Debug)]
+pub struct ProvisionReport {
+    /// The card as it is now: serial, fingerprints, tries left.
+    pub identity: CardIdentity,
+    /// APDUs the provisioning took.
+    pub apdus: u64,
+    pub elapsed: std::time::Duration,
 }
 
 /// Presenting a PIN is refused with fewer tries left than this: one mistake then still
@@ -328,6 +351,60 @@ impl OpenPgpCard {
             ))
         })?;
         Ok(Zeroizing::new(shared))
+    }
+
+    /// Step 5 of a ceremony for one blank card: factory reset, import of the decryption key
+    /// (and the signing key, if given), user and admin PINs set from the factory defaults, then
+    /// a test decryption of a message Sequoia encrypts to `cert` on the spot.
+    pub fn provision(&mut self, p: &Provision<'_>) -> Result<ProvisionReport> {
+        let start = std::time::Instant::now();
+        let apdus = self.apdu_count();
+        // Everything that can be checked without the card first: a bad key set must not
+        // cost a card its contents.
+        let check = format!("sherd provisioning check for card {}", self.ident);
+        let recipient = p
+            .cert
+            .keys()
+            .with_policy(p.policy, None)
+            .key_handle(p.decryption.fingerprint())
+            .for_storage_encryption()
+            .next()
+            .ok_or_else(|| {
+                Error::Key(format!(
+                    "{} is not a valid storage encryption subkey of {} under the policy",
+                    p.decryption.fingerprint(),
+                    p.cert.fingerprint()
+                ))
+            })?;
+        let mut message = Vec::new();
+        {
+            let m = Message::new(&mut message);
+            let m = Encryptor::for_recipients(m, [recipient]).build()?;
+            let mut w = LiteralWriter::new(m).build()?;
+            std::io::Write::write_all(&mut w, check.as_bytes())
+                .map_err(|e| Error::Key(format!("encrypting the check message: {e}")))?;
+            w.finalize()?;
+        }
+        // Keys the card cannot take (v6, RSA, locked secrets) are refused here too.
+        if let Some(k) = p.signing {
+            UploadableKey::new(k)?;
+        }
+        UploadableKey::new(p.decryption)?;
+        self.factory_reset()?;
+        self.import_keys(&Pin::default_admin(), p.signing, Some(p.decryption))?;
+        self.change_user_pin(&Pin::default_user(), p.user_pin)?;
+        self.change_admin_pin(&Pin::default_admin(), p.admin_pin)?;
+        let plain = self.decrypt_message(p.user_pin, p.cert, p.policy, &message)?;
+        if plain.as_slice() != check.as_bytes() {
+            return Err(Error::Card(
+                "the test decryption returned something else than was encrypted".into(),
+            ));
+        }
+        Ok(ProvisionReport {
+            identity: self.identity()?,
+            apdus: self.apdu_count() - apdus,
+            elapsed: start.elapsed(),
+        })
     }
 
     /// A binary detached signature over `data` by `cert`'s signing key held by this card.

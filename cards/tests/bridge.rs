@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cards::ccid::{ClassDescriptor, IccStatus};
 use cards::reader::{Reader, Transport};
-use cards::{Error, OpenPgpCard, Pin, Result};
+use cards::{Error, OpenPgpCard, Pin, Provision, Result};
 use openpgp::cert::prelude::*;
 use openpgp::policy::StandardPolicy;
 use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message};
@@ -256,20 +256,27 @@ fn provision_swap_and_reinsert_through_the_bridge() {
     }
     let user = Pin::new("502214").unwrap();
     let admin = Pin::new("77103358").unwrap();
-    let start = Instant::now();
-    let apdus = card.apdu_count();
-    card.factory_reset().unwrap();
-    card.import_keys(&Pin::default_admin(), None, Some(&key))
+    let report = card
+        .provision(&Provision {
+            cert: &cert,
+            decryption: &key,
+            signing: None,
+            user_pin: &user,
+            admin_pin: &admin,
+            policy: &p,
+        })
         .unwrap();
-    card.change_user_pin(&Pin::default_user(), &user).unwrap();
-    card.change_admin_pin(&Pin::default_admin(), &admin)
-        .unwrap();
-    let plain = card.decrypt_message(&user, &cert, &p, &message).unwrap();
     println!(
         "MEASURE through the VSCard bridge (TPDU T=0): provisioning {} APDUs in {:.3}s",
-        card.apdu_count() - apdus,
-        start.elapsed().as_secs_f64()
+        report.apdus,
+        report.elapsed.as_secs_f64()
     );
+    assert_eq!(report.identity.serial, 0x5348_0001);
+    assert_eq!(
+        report.identity.decryption_fingerprint.as_deref(),
+        Some(key.fingerprint().to_hex().as_str())
+    );
+    let plain = card.decrypt_message(&user, &cert, &p, &message).unwrap();
     assert_eq!(plain.as_slice(), b"share 1");
     drop(card);
 

@@ -364,3 +364,82 @@ fn card_pulled_before_the_notification_is_read() {
     let e = card.identity().unwrap_err();
     assert!(e.to_string().contains("no card in the reader"), "{e}");
 }
+
+#[test]
+fn provision_one_card() {
+    let p = StandardPolicy::new();
+    let (reader, _state) = emulated_reader(ExchangeLevel::Tpdu, 0x1_0012, 0x9000);
+    let mut card = OpenPgpCard::open(reader).unwrap();
+    let cert = new_cert();
+    let key = |signing: bool| {
+        let ka = cert.keys().secret().with_policy(&p, None);
+        let k = if signing {
+            ka.for_signing().next()
+        } else {
+            ka.for_storage_encryption().next()
+        };
+        k.unwrap().key().clone().role_into_unspecified()
+    };
+    let (sig, dec) = (key(true), key(false));
+    let (user, admin) = (Pin::new("918273").unwrap(), Pin::new("56473829").unwrap());
+    let report = card
+        .provision(&cards::Provision {
+            cert: &cert,
+            decryption: &dec,
+            signing: Some(&sig),
+            user_pin: &user,
+            admin_pin: &admin,
+            policy: &p,
+        })
+        .unwrap();
+    assert_eq!(report.identity.serial, 0x9000);
+    assert_eq!(
+        report.identity.signing_fingerprint.as_deref(),
+        Some(sig.fingerprint().to_hex().as_str())
+    );
+    assert_eq!(
+        (report.identity.retries.user, report.identity.retries.admin),
+        (3, 3)
+    );
+    assert!(report.apdus > 10);
+    // The new PINs are in force.
+    card.verify_user_pin(&user).unwrap();
+    assert!(matches!(
+        card.verify_user_pin(&Pin::default_user()),
+        Err(Error::WrongPin { .. })
+    ));
+
+    // A decryption key that is not in the certificate is refused before the card is
+    // touched: the test decryption could not be made.
+    let other = new_cert();
+    let foreign = other
+        .keys()
+        .secret()
+        .with_policy(&p, None)
+        .for_storage_encryption()
+        .next()
+        .unwrap()
+        .key()
+        .clone()
+        .role_into_unspecified();
+    let e = card
+        .provision(&cards::Provision {
+            cert: &cert,
+            decryption: &foreign,
+            signing: None,
+            user_pin: &user,
+            admin_pin: &admin,
+            policy: &p,
+        })
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("not a valid storage encryption subkey"),
+        "{e}"
+    );
+    card.verify_user_pin(&user).unwrap();
+    assert_eq!(
+        card.identity().unwrap().decryption_fingerprint.as_deref(),
+        Some(dec.fingerprint().to_hex().as_str())
+    );
+}
