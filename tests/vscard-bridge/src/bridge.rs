@@ -206,6 +206,8 @@ impl Bridge {
                 }
                 Ok(())
             }
+            // QEMU answers our Init with another Init of its own.
+            vscard::INIT => Ok(()),
             vscard::FLUSH => Msg::new(vscard::FLUSH_COMPLETE, m.reader_id, Vec::new()).write_to(w),
             other => {
                 log(&format!("ignoring VSCard message type {other}"));
@@ -249,7 +251,16 @@ mod tests {
                 .collect();
             let mut b = Bridge::new(cards);
             let mut w = ours;
-            b.serve(&mut w, &rx, Some(0), &mut |_| {}).unwrap();
+            let mut logged = Vec::new();
+            b.serve(&mut w, &rx, Some(0), &mut |m| logged.push(m.to_owned()))
+                .unwrap();
+            // The handshake and QEMU's acknowledgements are not noise; the APDU sent while
+            // no card was inserted is.
+            assert!(logged.iter().all(|l| !l.contains("ignoring")), "{logged:?}");
+            assert!(
+                logged.iter().any(|l| l.contains("no card inserted")),
+                "{logged:?}"
+            );
             b.apdus
         });
 
@@ -263,6 +274,8 @@ mod tests {
         .write_to(&mut qemu)
         .unwrap();
         assert_eq!(vscard::check_init(&recv(&mut qemu)), Ok(vscard::VERSION));
+        // QEMU answers an Init with its own Init.
+        Msg::init().write_to(&mut qemu).unwrap();
         assert_eq!(recv(&mut qemu).ty, vscard::READER_ADD);
         Msg::error(0, vscard::SUCCESS).write_to(&mut qemu).unwrap();
         let atr = recv(&mut qemu);
