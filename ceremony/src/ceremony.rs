@@ -93,14 +93,16 @@ pub enum CeremonyError {
         card: u8,
         source: crate::card::CardError,
     },
-    #[error("holder {holder} card {card}: test decryption failed: {source}")]
+    #[error(
+        "holder {holder} card {card}: test decryption failed: {source}; use another blank card"
+    )]
     TestDecryption {
         holder: u8,
         card: u8,
         source: OpenShareError,
     },
     #[error(
-        "holder {holder} card {card}: the card decrypted a share that differs from the one sealed"
+        "holder {holder} card {card}: the card decrypted a share that differs from the one sealed; the card or reader is faulty, use another blank card"
     )]
     WrongShareFromCard { holder: u8, card: u8 },
     #[error(
@@ -113,9 +115,13 @@ pub enum CeremonyError {
     },
     #[error("cards not yet provisioned: {missing:?} (holder, card)")]
     CardsMissing { missing: Vec<(u8, u8)> },
-    #[error("the M-subset at share positions {0:?} does not recombine to the secret")]
+    #[error(
+        "the M-subset at share positions {0:?} does not recombine to the secret; abort: nothing from this ceremony may be used"
+    )]
     SubsetFailed(Vec<usize>),
-    #[error("recombination from the cards' decryptions failed: {0}")]
+    #[error(
+        "recombination from the cards' decryptions failed: {0}; abort: nothing from this ceremony may be used"
+    )]
     Recombine(#[from] RecombineError),
 }
 
