@@ -222,3 +222,38 @@ fn verifier_binary_pass_and_fail() {
         .unwrap();
     assert_eq!(usage.status.code(), Some(2));
 }
+
+/// The sealed forms are what the docs promise: v3 PKESKs and SEIPDv1 (readable by every
+/// OpenPGP implementation), one PKESK per share message.
+#[test]
+fn sealed_messages_are_pkesk_v3_and_seipd_v1() {
+    use ceremony::openpgp::Packet;
+    use ceremony::openpgp::parse::{PacketParser, PacketParserResult, Parse};
+    let (_, done, text) = shard_text();
+    let shards = ShardFile::parse(&text).unwrap();
+    let pin = ceremony::pgp::dearmor(
+        file(&done.files, &paths::pin_file(1)),
+        ceremony::openpgp::armor::Kind::Message,
+    )
+    .unwrap();
+    for (msg, pkesks) in [(&shards.shares[0].message, 1), (&pin, 2)] {
+        let mut seen = (0, 0);
+        let mut ppr = PacketParser::from_bytes(msg).unwrap();
+        while let PacketParserResult::Some(pp) = ppr {
+            match &pp.packet {
+                Packet::PKESK(p) => {
+                    assert_eq!(p.version(), 3);
+                    seen.0 += 1;
+                }
+                Packet::SEIP(s) => {
+                    assert_eq!(s.version(), 1);
+                    seen.1 += 1;
+                    break;
+                }
+                p => panic!("unexpected {}", p.tag()),
+            }
+            ppr = pp.next().unwrap().1;
+        }
+        assert_eq!(seen, (pkesks, 1));
+    }
+}
