@@ -79,6 +79,8 @@ pub enum CeremonyError {
     Shamir(#[from] ShamirError),
     #[error(transparent)]
     Transcript(#[from] TranscriptError),
+    #[error("record kind {kind:?} is written by the ceremony core itself; use another kind")]
+    ReservedKind { kind: String },
     #[error("holder {holder} card {card} does not exist in the plan")]
     NoSuchCard { holder: u8, card: u8 },
     #[error("holder {holder} card {card} was already provisioned (serial {serial})")]
@@ -189,6 +191,21 @@ pub struct Ceremony {
     pin_files: Vec<Vec<u8>>,
 }
 
+/// Transcript record kinds only the core writes (the verifier relies on them).
+pub const RESERVED_KINDS: &[&str] = &[
+    "ceremony.plan",
+    "plan.hash",
+    "root.fingerprint",
+    "location.cert",
+    "share.sealed",
+    "card.provisioned",
+    "pins.sealed",
+    "verify.subsets",
+    "verify.self-test",
+    "output.file",
+    "ceremony.end",
+];
+
 /// Output file names inside the ceremony folder.
 pub mod paths {
     pub const PLAN: &str = "plan.toml";
@@ -218,6 +235,9 @@ impl Ceremony {
         let plan = Plan::parse(plan_text)?;
         let mut transcript = Transcript::new();
         for (kind, value) in prior {
+            if RESERVED_KINDS.contains(&kind.as_str()) {
+                return Err(CeremonyError::ReservedKind { kind: kind.clone() });
+            }
             transcript.append(kind, value)?;
         }
         let s = plan.summary();
