@@ -50,6 +50,7 @@ pub struct BootInfo {
 pub enum Action {
     PowerOff,
     CheckEntropy,
+    CheckCards,
 }
 
 /// Maps a key to an action; every other key is ignored.
@@ -57,6 +58,7 @@ pub fn on_key(key: Key) -> Option<Action> {
     match key {
         Key::Char('p' | 'P') => Some(Action::PowerOff),
         Key::Char('e' | 'E') => Some(Action::CheckEntropy),
+        Key::Char('c' | 'C') => Some(Action::CheckCards),
         _ => None,
     }
 }
@@ -124,12 +126,16 @@ pub fn render(frame: &mut Frame, info: &BootInfo) {
     render_footer(
         frame,
         footer,
-        &[("E", "test entropy sources"), ("P", "power off")],
+        &[
+            ("E", "test entropy sources"),
+            ("C", "check smart cards"),
+            ("P", "power off"),
+        ],
     );
 }
 
-/// The footer line: the keys that act on this screen, with the key letter in reverse video so it
-/// stands out without colour.
+/// The footer line: the keys that act on this screen, each key in reverse video so it stands
+/// out without colour, followed by what it does. Must fit 80 columns.
 pub fn render_footer(frame: &mut Frame, area: Rect, keys: &[(&str, &str)]) {
     let mut spans = vec![Span::raw(" ")];
     for (i, (key, what)) in keys.iter().enumerate() {
@@ -140,7 +146,7 @@ pub fn render_footer(frame: &mut Frame, area: Rect, keys: &[(&str, &str)]) {
             format!(" {key} "),
             Style::default().add_modifier(Modifier::REVERSED),
         ));
-        spans.push(Span::raw(format!(" press {key} to {what}")));
+        spans.push(Span::raw(format!(" {what}")));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -192,10 +198,20 @@ mod tests {
     }
 
     #[test]
+    fn footer_fits_80_columns() {
+        let b = draw(&sample(), 80, 24);
+        let last: String = (0..80)
+            .map(|x| b.buffer()[(x, 23)].symbol().to_owned())
+            .collect();
+        assert!(last.trim_end().ends_with("P  power off"), "{last:?}");
+    }
+
+    #[test]
     fn p_powers_off_and_other_keys_do_nothing() {
         assert_eq!(on_key(Key::Char('p')), Some(Action::PowerOff));
         assert_eq!(on_key(Key::Char('P')), Some(Action::PowerOff));
         assert_eq!(on_key(Key::Char('e')), Some(Action::CheckEntropy));
+        assert_eq!(on_key(Key::Char('C')), Some(Action::CheckCards));
         assert_eq!(on_key(Key::Char('q')), None);
         assert_eq!(on_key(Key::Enter), None);
         assert_eq!(on_key(Key::Ctrl('p')), None);

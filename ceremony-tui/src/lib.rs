@@ -5,6 +5,7 @@
 //! single-line box drawing, the 16 named colours, and nothing whose meaning rests on colour.
 
 pub mod boot;
+pub mod card_check;
 pub mod entropy_check;
 pub mod keys;
 pub mod term;

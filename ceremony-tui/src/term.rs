@@ -55,3 +55,51 @@ pub fn run_screen<A>(
         }
     }
 }
+
+/// Like [`run_screen`], for screens that change by themselves: `tick` runs at least every
+/// `period` (and after each key) and returns whether the view changed.
+pub fn run_live_screen<A>(
+    t: &mut ConsoleTerminal,
+    period: std::time::Duration,
+    mut render: impl FnMut(&mut Frame),
+    mut on_key: impl FnMut(Key) -> Option<A>,
+    mut tick: impl FnMut() -> bool,
+) -> io::Result<A> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut decoder = Decoder::new();
+    let mut buf = [0u8; 64];
+    let stdin = io::stdin();
+    let timeout =
+        PollTimeout::try_from(period.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+    tick();
+    t.draw(&mut render)?;
+    loop {
+        let ready = {
+            let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(n) => n > 0,
+                Err(nix::errno::Errno::EINTR) => false,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if ready {
+            // Straight from the descriptor: std's buffered Stdin could keep bytes poll cannot see.
+            let n = nix::unistd::read(stdin.as_fd(), &mut buf)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the console closed its input",
+                ));
+            }
+            for key in decoder.feed(&buf[..n]) {
+                if let Some(a) = on_key(key) {
+                    return Ok(a);
+                }
+            }
+        }
+        if tick() {
+            t.draw(&mut render)?;
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 use crate::{ENV_CONSOLE_KIND, ENV_ROOTFS_TREE, EXIT_POWER_OFF};
 use ceremony_tui::boot::{self, Action};
+use ceremony_tui::card_check::{self, CardsView, ReaderRow, Slot};
 use ceremony_tui::entropy_check::{self, EntropyView, SourceRow};
 use ceremony_tui::term::ConsoleTerminal;
 use ceremony_tui::{BootInfo, BuildInfo, term};
@@ -143,11 +144,104 @@ fn check_entropy(t: &mut ConsoleTerminal) -> io::Result<()> {
     Ok(())
 }
 
+/// What is in one reader, read without a PIN: the card's public identity.
+fn read_slot(info: &cards::discovery::ReaderInfo) -> (String, Slot) {
+    let mut reader = match cards::usb::open(info) {
+        Ok(r) => r,
+        Err(e) => return ("?".into(), Slot::Error(format!("cannot open the reader: {e}"))),
+    };
+    let level = reader.exchange_level().to_string();
+    match reader.slot_status() {
+        Ok(cards::ccid::IccStatus::Absent) => return (level, Slot::Empty),
+        Ok(_) => {}
+        Err(e) => return (level, Slot::Error(e.to_string())),
+    }
+    if let Err(e) = reader.power_on() {
+        return (level, Slot::Error(format!("the card does not answer: {e}")));
+    }
+    let slot = match cards::OpenPgpCard::open(reader).and_then(|mut c| c.identity()) {
+        Ok(id) => {
+            let key = |k: &Option<String>| k.clone().unwrap_or_else(|| "(empty)".into());
+            Slot::Card {
+                lines: vec![
+                    format!(
+                        "OpenPGP card {} ({}), spec {}.{}",
+                        id.ident,
+                        id.manufacturer,
+                        id.spec_version >> 8,
+                        id.spec_version & 0xff
+                    ),
+                    format!("signing key:        {}", key(&id.signing_fingerprint)),
+                    format!("decryption key:     {}", key(&id.decryption_fingerprint)),
+                    format!("authentication key: {}", key(&id.authentication_fingerprint)),
+                    format!(
+                        "PIN tries left: user {}, reset code {}, admin {}",
+                        id.retries.user, id.retries.reset_code, id.retries.admin
+                    ),
+                ],
+            }
+        }
+        Err(e) => Slot::Error(format!("not a usable OpenPGP card: {e}")),
+    };
+    (level, slot)
+}
+
+/// Lists readers and their cards, polling sysfs and each reader's slot twice a second.
+fn check_cards(t: &mut ConsoleTerminal) -> io::Result<()> {
+    let mut watcher = cards::discovery::Watcher::system();
+    // Per reader: card present at the last look, and the row shown.
+    let mut known: std::collections::BTreeMap<String, (bool, ReaderRow)> = Default::default();
+    let view = std::cell::RefCell::new(CardsView::default());
+    let tick = || {
+        let mut view = view.borrow_mut();
+        let mut changed = false;
+        match watcher.poll() {
+            Ok(events) => changed |= !events.is_empty(),
+            Err(e) => {
+                let msg = Some(e.to_string());
+                changed |= view.scan_error != msg;
+                view.scan_error = msg;
+            }
+        }
+        let readers: Vec<_> = watcher.readers().cloned().collect();
+        known.retain(|id, _| readers.iter().any(|r| &r.id == id));
+        for info in &readers {
+            let present = cards::usb::open(info)
+                .and_then(|mut r| r.slot_status())
+                .map(|s| s != cards::ccid::IccStatus::Absent)
+                .unwrap_or(false);
+            if known.get(&info.id).map(|(p, _)| *p) != Some(present) {
+                let (level, slot) = read_slot(info);
+                let row = ReaderRow {
+                    name: format!("{} {}", info.id, info.name()),
+                    level,
+                    slot,
+                };
+                known.insert(info.id.clone(), (present, row));
+                changed = true;
+            }
+        }
+        if changed {
+            view.readers = known.values().map(|(_, r)| r.clone()).collect();
+        }
+        changed
+    };
+    term::run_live_screen(
+        t,
+        std::time::Duration::from_millis(500),
+        |f| card_check::render(f, &view.borrow()),
+        card_check::on_key,
+        tick,
+    )?;
+    Ok(())
+}
+
 fn screens(t: &mut ConsoleTerminal, info: &BootInfo) -> io::Result<()> {
     loop {
         match term::run_screen(t, |f| boot::render(f, info), boot::on_key)? {
             Action::PowerOff => return Ok(()),
             Action::CheckEntropy => check_entropy(t)?,
+            Action::CheckCards => check_cards(t)?,
         }
     }
 }

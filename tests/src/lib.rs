@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 /// Columns and rows PID 1 gives a serial console (see `init/src/pid1.rs`).
 pub const COLS: u16 = 80;
+/// Text that is on the first screen once it is fully drawn (the footer's last key).
+pub const FIRST_SCREEN: &str = " P  power off";
 pub const ROWS: u16 = 24;
 
 pub fn workspace() -> PathBuf {
@@ -282,6 +284,85 @@ impl Swtpm {
 }
 
 impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Builds a host tool of this workspace (debug) and returns its path.
+pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+    let st = Command::new("cargo")
+        .current_dir(workspace())
+        .args(["build", "--locked", "-q", "-p", package, "--bin", bin])
+        .status()
+        .expect("cargo");
+    assert!(st.success(), "cannot build {bin}");
+    workspace().join("target/debug").join(bin)
+}
+
+/// The VSCard bridge serving virtual OpenPGP cards to one QEMU usb-ccid reader; cards are
+/// inserted and removed by writing commands to it, as a person would move cards.
+pub struct CardBridge {
+    child: Child,
+    stdin: ChildStdin,
+    dir: PathBuf,
+}
+
+impl CardBridge {
+    /// `cards` virtual cards, none inserted yet.
+    pub fn start(cards: usize) -> CardBridge {
+        let bin = workspace_bin("vscard-bridge", "vscard-bridge");
+        let dir = std::env::temp_dir().join(format!("sherd-vscard-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("ccid.sock");
+        let mut child = Command::new(bin)
+            .arg("--listen")
+            .arg(&sock)
+            .args(["--cards", &cards.to_string(), "--insert", "none"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("vscard-bridge");
+        let stdin = child.stdin.take().unwrap();
+        let t0 = Instant::now();
+        while !sock.exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "bridge socket missing"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        CardBridge { child, stdin, dir }
+    }
+
+    /// QEMU arguments: an xHCI controller with a CCID reader whose card lives in the bridge.
+    pub fn qemu_args(&self) -> Vec<String> {
+        vec![
+            "-device".into(),
+            "qemu-xhci,id=xhci".into(),
+            "-device".into(),
+            "usb-ccid,bus=xhci.0,id=ccid".into(),
+            "-chardev".into(),
+            format!(
+                "socket,id=vscard,path={},server=off",
+                self.dir.join("ccid.sock").display()
+            ),
+            "-device".into(),
+            "ccid-card-passthru,chardev=vscard".into(),
+        ]
+    }
+
+    /// `insert N`, `remove`.
+    pub fn command(&mut self, cmd: &str) {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+}
+
+impl Drop for CardBridge {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -11,7 +11,7 @@ const BOOT_BOUND: Duration = Duration::from_secs(180);
 #[ignore = "needs the built image; the README's test command runs it"]
 fn boots_to_first_screen_shows_tree_hash_and_powers_off() {
     let mut g = Guest::start(&Boot::serial());
-    let t = g.wait_for_screen("press P to power off", BOOT_BOUND);
+    let t = g.wait_for_screen(e2e::FIRST_SCREEN, BOOT_BOUND);
     eprintln!("boot to first screen: {:.2} s", t.as_secs_f64());
     g.wait_for_screen("6.12", Duration::from_secs(5));
     let screen = g.screen();
@@ -48,7 +48,7 @@ fn unknown_boot_words_from_heads_are_tolerated() {
         b.append
     );
     let mut g = Guest::start(&b);
-    g.wait_for_screen("press P to power off", BOOT_BOUND);
+    g.wait_for_screen(e2e::FIRST_SCREEN, BOOT_BOUND);
     g.send("P");
     g.wait_for_output("reboot: Power down", Duration::from_secs(60));
     assert!(g.wait_exit(Duration::from_secs(30)).success());

@@ -8,7 +8,7 @@ use std::time::Duration;
 const BOUND: Duration = Duration::from_secs(180);
 
 fn check(g: &mut Guest) -> String {
-    g.wait_for_screen("press P to power off", BOUND);
+    g.wait_for_screen(e2e::FIRST_SCREEN, BOUND);
     g.send("e");
     let t = g.started.elapsed();
     g.wait_until_any(&["PASS:", "REFUSED:"], BOUND);
@@ -46,7 +46,7 @@ fn virtio_rng_and_swtpm_are_two_hardware_sources() {
         "the kernel CSPRNG is mixed in: {screen}"
     );
     g.send("\r");
-    g.wait_for_screen("press P to power off", Duration::from_secs(10));
+    g.wait_for_screen(e2e::FIRST_SCREEN, Duration::from_secs(10));
     g.send("p");
     g.wait_for_output("reboot: Power down", Duration::from_secs(60));
 }
