@@ -8,6 +8,7 @@ pub mod boot;
 pub mod card_check;
 pub mod entropy_check;
 pub mod keys;
+pub mod notice;
 pub mod term;
 mod time;
 

@@ -31,6 +31,15 @@ pub struct BootParams {
     pub console: Console,
     /// `findiso=/path/in/stick.iso`: set by Heads when it booted sherd from a signed ISO.
     pub findiso: Option<String>,
+    /// `sherd.selftest=card`: instead of the ceremony, a hardware self-test that provisions a
+    /// throwaway key onto a blank card. Never in the release boot entry.
+    pub selftest: Option<SelfTest>,
+}
+
+/// Hardware self-tests a boot entry can ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelfTest {
+    Card,
 }
 
 /// A `sherd.*` word we do not understand: refused, because a typo there would silently change
@@ -55,7 +64,7 @@ impl std::error::Error for CmdlineError {}
 
 /// The words sherd reads, for messages. (Heads' ISO compatibility check also looks for the
 /// string `findiso` in the initramfs: it is here because PID 1 really reads it.)
-pub const KNOWN_WORDS: &str = "console=, findiso=, sherd.console=";
+pub const KNOWN_WORDS: &str = "console=, findiso=, sherd.console=, sherd.selftest=card";
 
 /// Splits the command line the way the kernel does: on spaces, with double quotes grouping
 /// (the quotes themselves are dropped).
@@ -120,6 +129,7 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
     let mut console = None;
     let mut forced = None;
     let mut findiso = None;
+    let mut selftest = None;
     for w in words(cmdline) {
         let (key, value) = match w.split_once('=') {
             Some((k, v)) => (k, Some(v)),
@@ -138,6 +148,7 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
                     why: "expected ttyS<N> or tty<N>".into(),
                 })?);
             }
+            ("sherd.selftest", Some("card")) => selftest = Some(SelfTest::Card),
             (k, _) if k.starts_with("sherd.") => {
                 return Err(CmdlineError {
                     word: w.clone(),
@@ -152,6 +163,7 @@ pub fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
             device: "/dev/tty1".into(),
         }),
         findiso,
+        selftest,
     })
 }
 
@@ -214,6 +226,12 @@ mod tests {
         let e = parse("sherd.consol=ttyS0").unwrap_err();
         assert!(e.to_string().contains("unknown sherd parameter"), "{e}");
         assert!(parse("sherd.console=lp0").is_err());
+        assert_eq!(
+            parse("sherd.selftest=card").unwrap().selftest,
+            Some(SelfTest::Card)
+        );
+        assert_eq!(parse("quiet").unwrap().selftest, None);
+        assert!(parse("sherd.selftest=cards").is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod cmdline;
 mod pid1;
+mod selftest;
 mod ui;
 
 use std::process::ExitCode;
@@ -17,6 +18,8 @@ pub const ROLE_UI: &str = "ui";
 pub const ENV_ROOTFS_TREE: &str = "SHERD_ROOTFS_TREE";
 /// `serial` or `vt`: what kind of console the UI draws on.
 pub const ENV_CONSOLE_KIND: &str = "SHERD_CONSOLE";
+/// `card` when the boot entry asked for the card self-test instead of the ceremony.
+pub const ENV_SELFTEST: &str = "SHERD_SELFTEST";
 /// The UI's exit code for "the operator asked to power off".
 pub const EXIT_POWER_OFF: i32 = 80;
 

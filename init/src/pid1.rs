@@ -3,7 +3,7 @@
 //! It never exits (the kernel would panic) and never offers a shell.
 
 use crate::cmdline::{self, BootParams, Console};
-use crate::{ENV_CONSOLE_KIND, ENV_ROLE, ENV_ROOTFS_TREE, EXIT_POWER_OFF, ROLE_UI};
+use crate::{ENV_CONSOLE_KIND, ENV_ROLE, ENV_ROOTFS_TREE, ENV_SELFTEST, EXIT_POWER_OFF, ROLE_UI};
 use nix::libc;
 use nix::mount::{MsFlags, mount};
 use nix::sys::reboot::{RebootMode, reboot};
@@ -168,13 +168,16 @@ fn supervise_ui(params: &BootParams, tree_hex: &str) -> Result<i32, String> {
         Console::Serial { .. } => "serial",
         Console::Vt { .. } => "vt",
     };
-    let env = [
+    let mut env = vec![
         format!("{ENV_ROLE}={ROLE_UI}"),
         format!("{ENV_ROOTFS_TREE}={tree_hex}"),
         format!("{ENV_CONSOLE_KIND}={kind}"),
         "TERM=linux".to_owned(),
         "PATH=/".to_owned(),
     ];
+    if let Some(cmdline::SelfTest::Card) = params.selftest {
+        env.push(format!("{ENV_SELFTEST}=card"));
+    }
     let ui = spawn_on_console(&tty, &env)?;
     drop(tty);
     loop {

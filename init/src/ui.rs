@@ -1,7 +1,7 @@
 //! The UI role: gathers what the boot screen shows and runs the screens on the console that
 //! PID 1 made this process's controlling terminal.
 
-use crate::{ENV_CONSOLE_KIND, ENV_ROOTFS_TREE, EXIT_POWER_OFF};
+use crate::{ENV_CONSOLE_KIND, ENV_ROOTFS_TREE, ENV_SELFTEST, EXIT_POWER_OFF};
 use ceremony_tui::boot::{self, Action};
 use ceremony_tui::card_check::{self, CardsView, ReaderRow, Slot};
 use ceremony_tui::entropy_check::{self, EntropyView, SourceRow};
@@ -148,7 +148,12 @@ fn check_entropy(t: &mut ConsoleTerminal) -> io::Result<()> {
 fn read_slot(info: &cards::discovery::ReaderInfo) -> (String, Slot) {
     let mut reader = match cards::usb::open(info) {
         Ok(r) => r,
-        Err(e) => return ("?".into(), Slot::Error(format!("cannot open the reader: {e}"))),
+        Err(e) => {
+            return (
+                "?".into(),
+                Slot::Error(format!("cannot open the reader: {e}")),
+            );
+        }
     };
     let level = reader.exchange_level().to_string();
     match reader.slot_status() {
@@ -173,7 +178,10 @@ fn read_slot(info: &cards::discovery::ReaderInfo) -> (String, Slot) {
                     ),
                     format!("signing key:        {}", key(&id.signing_fingerprint)),
                     format!("decryption key:     {}", key(&id.decryption_fingerprint)),
-                    format!("authentication key: {}", key(&id.authentication_fingerprint)),
+                    format!(
+                        "authentication key: {}",
+                        key(&id.authentication_fingerprint)
+                    ),
                     format!(
                         "PIN tries left: user {}, reset code {}, admin {}",
                         id.retries.user, id.retries.reset_code, id.retries.admin
@@ -248,8 +256,12 @@ fn screens(t: &mut ConsoleTerminal, info: &BootInfo) -> io::Result<()> {
 
 pub fn run() -> ExitCode {
     let info = boot_info();
+    let selftest = std::env::var(ENV_SELFTEST).ok();
     let result = term::enter().and_then(|mut t| {
-        let a = screens(&mut t, &info);
+        let a = match selftest.as_deref() {
+            Some("card") => crate::selftest::run(&mut t),
+            _ => screens(&mut t, &info),
+        };
         term::leave(&mut t)?;
         a
     });
