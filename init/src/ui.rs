@@ -221,7 +221,7 @@ fn check_cards(t: &mut ConsoleTerminal) -> io::Result<()> {
             if known.get(&info.id).map(|(p, _)| *p) != Some(present) {
                 let (level, slot) = read_slot(info);
                 let row = ReaderRow {
-                    name: format!("{} {}", info.id, info.name()),
+                    name: info.name(),
                     level,
                     slot,
                 };
