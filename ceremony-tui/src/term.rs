@@ -9,7 +9,7 @@ use crossterm::execute;
 use crossterm::terminal::{Clear, ClearType, disable_raw_mode, enable_raw_mode};
 use ratatui::backend::CrosstermBackend;
 use ratatui::{Frame, Terminal};
-use std::io::{self, Read, Stdout};
+use std::io::{self, Stdout};
 
 pub type ConsoleTerminal = Terminal<CrosstermBackend<Stdout>>;
 
@@ -33,27 +33,17 @@ pub fn leave(t: &mut ConsoleTerminal) -> io::Result<()> {
 /// (the console, in raw mode) and decoded by [`Decoder`].
 pub fn run_screen<A>(
     t: &mut ConsoleTerminal,
-    mut render: impl FnMut(&mut Frame),
-    mut on_key: impl FnMut(Key) -> Option<A>,
+    render: impl FnMut(&mut Frame),
+    on_key: impl FnMut(Key) -> Option<A>,
 ) -> io::Result<A> {
-    let mut decoder = Decoder::new();
-    let mut buf = [0u8; 64];
-    let mut stdin = io::stdin().lock();
-    loop {
-        t.draw(&mut render)?;
-        let n = stdin.read(&mut buf)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the console closed its input",
-            ));
-        }
-        for key in decoder.feed(&buf[..n]) {
-            if let Some(a) = on_key(key) {
-                return Ok(a);
-            }
-        }
-    }
+    // A still screen is a live one that never changes by itself.
+    run_live_screen(
+        t,
+        std::time::Duration::from_secs(60),
+        render,
+        on_key,
+        || false,
+    )
 }
 
 /// Like [`run_screen`], for screens that change by themselves: `tick` runs at least every

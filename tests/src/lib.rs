@@ -206,6 +206,15 @@ impl Guest {
         }
     }
 
+    /// From a screen that Enter leaves, back to the first screen, then P: the guest must power
+    /// off cleanly.
+    pub fn back_and_power_off(&mut self) {
+        self.send("\r");
+        self.wait_for_screen(FIRST_SCREEN, Duration::from_secs(10));
+        self.send("p");
+        self.wait_for_output("reboot: Power down", Duration::from_secs(60));
+    }
+
     /// Waits for QEMU to exit (the guest powered off) within `timeout`; kills it otherwise.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let t0 = Instant::now();

@@ -42,10 +42,7 @@ fn reader_and_cards_are_seen_inserted_removed_and_swapped() {
     let id1 = ident(&g.screen()).expect("second card ident");
     assert_ne!(id0, id1, "the second card is another card");
 
-    g.send("\r");
-    g.wait_for_screen(e2e::FIRST_SCREEN, Duration::from_secs(10));
-    g.send("p");
-    g.wait_for_output("reboot: Power down", Duration::from_secs(60));
+    g.back_and_power_off();
 }
 
 /// The card self-test entry (`sherd.selftest=card`): the image's own /init drives a blank

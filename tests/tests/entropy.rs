@@ -45,10 +45,7 @@ fn virtio_rng_and_swtpm_are_two_hardware_sources() {
         screen.contains("getrandom"),
         "the kernel CSPRNG is mixed in: {screen}"
     );
-    g.send("\r");
-    g.wait_for_screen(e2e::FIRST_SCREEN, Duration::from_secs(10));
-    g.send("p");
-    g.wait_for_output("reboot: Power down", Duration::from_secs(60));
+    g.back_and_power_off();
 }
 
 #[test]
