@@ -3,7 +3,7 @@
 //! mistake could lock the card.
 
 use openpgp::Cert;
-use openpgp::packet::key::{SecretParts, UnspecifiedRole};
+use openpgp::packet::key::{PublicParts, SecretParts, UnspecifiedRole};
 use openpgp::packet::{Key, PKESK, SKESK};
 use openpgp::parse::Parse;
 use openpgp::parse::stream::{
@@ -286,25 +286,7 @@ impl OpenPgpCard {
             .fingerprints()?
             .decryption()
             .map(|f| f.as_bytes().to_vec());
-        let key = cert
-            .keys()
-            .with_policy(policy, None)
-            .for_transport_encryption()
-            .for_storage_encryption()
-            .find(|k| Some(k.key().fingerprint().as_bytes().to_vec()) == on_card)
-            .ok_or_else(|| {
-                Error::Key(format!(
-                    "the card's decryption key {} is not an encryption subkey of {}",
-                    on_card
-                        .as_deref()
-                        .map(hex)
-                        .unwrap_or_else(|| "(none)".into()),
-                    cert.fingerprint()
-                ))
-            })?
-            .key()
-            .clone()
-            .role_into_unspecified();
+        let key = key_on_card(cert, policy, on_card, CardSlot::Decryption)?;
         let helper = Helper {
             decryptor: CardDecryptor::new(&mut tx, key),
         };
@@ -423,24 +405,7 @@ impl OpenPgpCard {
             .fingerprints()?
             .signature()
             .map(|f| f.as_bytes().to_vec());
-        let key = cert
-            .keys()
-            .with_policy(policy, None)
-            .for_signing()
-            .find(|k| Some(k.key().fingerprint().as_bytes().to_vec()) == on_card)
-            .ok_or_else(|| {
-                Error::Key(format!(
-                    "the card's signing key {} is not a signing key of {}",
-                    on_card
-                        .as_deref()
-                        .map(hex)
-                        .unwrap_or_else(|| "(none)".into()),
-                    cert.fingerprint()
-                ))
-            })?
-            .key()
-            .clone()
-            .role_into_unspecified();
+        let key = key_on_card(cert, policy, on_card, CardSlot::Signing)?;
         let signer = CardSigner::new(&mut tx, key);
         let mut sig = Vec::new();
         {
@@ -590,6 +555,44 @@ impl DecryptionHelper for Helper<'_, '_> {
         )
         .into())
     }
+}
+
+/// Which card key slot a certificate key is looked up for.
+#[derive(Clone, Copy)]
+enum CardSlot {
+    Decryption,
+    Signing,
+}
+
+/// The key of `cert` (valid under `policy`, usable for the slot's purpose) whose fingerprint is
+/// the one the card reports for that slot: the card must hold a key of this certificate.
+fn key_on_card(
+    cert: &Cert,
+    policy: &dyn Policy,
+    on_card: Option<Vec<u8>>,
+    slot: CardSlot,
+) -> Result<Key<PublicParts, UnspecifiedRole>> {
+    let keys = cert.keys().with_policy(policy, None);
+    let (mut keys, slot_name, expected) = match slot {
+        CardSlot::Decryption => (
+            keys.for_transport_encryption().for_storage_encryption(),
+            "decryption",
+            "an encryption subkey",
+        ),
+        CardSlot::Signing => (keys.for_signing(), "signing", "a signing key"),
+    };
+    keys.find(|k| Some(k.key().fingerprint().as_bytes().to_vec()) == on_card)
+        .map(|k| k.key().clone().role_into_unspecified())
+        .ok_or_else(|| {
+            let fpr = on_card
+                .as_deref()
+                .map(hex)
+                .unwrap_or_else(|| "(none)".into());
+            Error::Key(format!(
+                "the card's {slot_name} key {fpr} is not {expected} of {}",
+                cert.fingerprint()
+            ))
+        })
 }
 
 /// Parse a certificate (helper for callers holding bytes).
