@@ -55,6 +55,9 @@ struct Shared {
     raw: Vec<u8>,
     parser: vt100::Parser,
     eof: bool,
+    /// When the guest last printed anything: screens are drawn in several writes, so a
+    /// matching line can appear before the rest of its screen has arrived.
+    last_output: Instant,
 }
 
 /// A running QEMU guest.
@@ -119,6 +122,7 @@ impl Guest {
             raw: Vec::new(),
             parser: vt100::Parser::new(ROWS.try_into().unwrap(), COLS.try_into().unwrap(), 0),
             eof: false,
+            last_output: Instant::now(),
         }));
         let s2 = Arc::clone(&shared);
         thread::spawn(move || {
@@ -133,6 +137,7 @@ impl Guest {
                         let mut s = s2.lock().unwrap();
                         s.raw.extend_from_slice(&buf[..n]);
                         s.parser.process(&buf[..n]);
+                        s.last_output = Instant::now();
                     }
                 }
             }
@@ -189,7 +194,9 @@ impl Guest {
         let t0 = Instant::now();
         loop {
             if ok(self) {
-                return self.started.elapsed();
+                let at = self.started.elapsed();
+                self.settle();
+                return at;
             }
             let eof = self.shared.lock().unwrap().eof;
             if eof || t0.elapsed() > timeout {
@@ -203,6 +210,18 @@ impl Guest {
                 );
             }
             thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the guest has printed nothing for a quarter of a second (at most 5 s), so
+    /// that a screen whose first line matched has been drawn completely.
+    fn settle(&self) {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if self.shared.lock().unwrap().last_output.elapsed() > Duration::from_millis(250) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(25));
         }
     }
 
