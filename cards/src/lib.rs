@@ -16,6 +16,7 @@ pub mod ccid;
 pub mod discovery;
 pub mod error;
 pub mod glue;
+pub mod location;
 pub mod openpgp;
 pub mod reader;
 pub mod usb;
