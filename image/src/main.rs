@@ -94,33 +94,18 @@ fn git_identity(repo: &Path) -> (String, Option<i64>) {
 }
 
 struct Tools {
-    list: Vec<(String, String)>,
+    all: manifest::Toolchain,
 }
 
 impl Tools {
     fn probe(repo: &Path) -> Result<Tools> {
-        let mut list = Vec::new();
-        for (name, prog, arg) in [
-            ("rustc", "rustc", "-V"),
-            ("cargo", "cargo", "-V"),
-            ("gcc", "gcc", "--version"),
-            ("ld", "ld", "--version"),
-            ("make", "make", "--version"),
-            ("xorriso", "xorriso", "-version"),
-        ] {
-            let v = util::version_line(prog, arg, repo)
-                .map_err(|e| format!("{e}\n(the build needs {prog}; see README.md)"))?;
-            list.push((name.to_owned(), v));
-        }
-        Ok(Tools { list })
+        Ok(Tools {
+            all: manifest::Toolchain::probe(repo)?,
+        })
     }
 
     fn get(&self, name: &str) -> &str {
-        self.list
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
+        self.all.get(name)
     }
 
     /// What compiles the kernel, for its cache key.
@@ -270,7 +255,7 @@ fn build(a: &Args) -> Result<()> {
         git_commit: commit,
         source_date_epoch: sde,
         release_mode: a.release,
-        tools: tools.list.clone(),
+        toolchain: tools.all.clone(),
         kernel_package: kernel::PIN.package.to_owned(),
         kernel_package_version: kernel::PIN.version.to_owned(),
         kernel_source_sha256: source.sha256.clone(),

@@ -1,10 +1,146 @@
 //! The release manifest: one line per fact, `key value...`, in a fixed order, so that build
 //! parties can compare it byte for byte and sign it (format: `docs/formats/manifest.md`).
 
-use crate::util;
+use crate::util::{self, Result, pinned_env, run};
 use std::fmt::Write;
+use std::path::Path;
+use std::process::Command;
 
-pub const FORMAT: &str = "sherd-manifest 1";
+/// Version 2 added the `tool-detail` and `debian-package` lines.
+pub const FORMAT: &str = "sherd-manifest 2";
+
+/// The Debian packages whose versions can change the artifacts' bytes: the kernel's compiler,
+/// assembler, linker and build tools, its source, and the ISO writer with its libraries.
+pub const DEBIAN_PACKAGES: &[&str] = &[
+    "bc",
+    "binutils",
+    "bison",
+    "cpp-12",
+    "flex",
+    "gcc-12",
+    "libburn4",
+    "libc6-dev",
+    "libelf-dev",
+    "libisoburn1",
+    "libisofs6",
+    "libssl-dev",
+    "linux-source-6.12",
+    "make",
+    "perl",
+    "xorriso",
+];
+
+/// The builder's toolchain as the manifest records it; probed in the source tree, because
+/// `rust-toolchain.toml` there selects the Rust toolchain.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Toolchain {
+    /// `(tool, first line of its version output)`: rustc, cargo, gcc, ld, make, xorriso.
+    pub tools: Vec<(String, String)>,
+    /// `(tool, key, value)` from `rustc -vV` and `cargo -vV`: the exact source commit of the
+    /// compiler, which a version number alone does not pin (nightlies and distro builds share
+    /// version numbers).
+    pub details: Vec<(String, String, String)>,
+    /// `(package, version, architecture)` of [`DEBIAN_PACKAGES`] that are installed; empty on a
+    /// builder without dpkg (the stagex pipeline).
+    pub debian_packages: Vec<(String, String, String)>,
+}
+
+impl Toolchain {
+    pub fn probe(cwd: &Path) -> Result<Toolchain> {
+        let mut t = Toolchain::default();
+        for (name, prog, arg) in [
+            ("rustc", "rustc", "-V"),
+            ("cargo", "cargo", "-V"),
+            ("gcc", "gcc", "--version"),
+            ("ld", "ld", "--version"),
+            ("make", "make", "--version"),
+            ("xorriso", "xorriso", "-version"),
+        ] {
+            let v = util::version_line(prog, arg, cwd)
+                .map_err(|e| format!("{e}\n(the build needs {prog}; see README.md)"))?;
+            t.tools.push((name.to_owned(), v));
+        }
+        for prog in ["rustc", "cargo"] {
+            let mut c = Command::new(prog);
+            c.arg("-vV").current_dir(cwd);
+            let out = run(pinned_env(&mut c))?;
+            t.details.extend(verbose_version_details(prog, &out));
+        }
+        t.debian_packages = debian_packages(cwd);
+        Ok(t)
+    }
+
+    /// The version line of `tool`, or "" if it was not probed.
+    pub fn get(&self, tool: &str) -> &str {
+        self.tools
+            .iter()
+            .find(|(n, _)| n == tool)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    /// The manifest lines this toolchain contributes, in manifest order.
+    pub fn lines(&self) -> Vec<(&'static str, String)> {
+        let mut l = Vec::new();
+        for (tool, v) in &self.tools {
+            l.push(("tool", format!("{tool} {v}")));
+        }
+        for (tool, k, v) in &self.details {
+            l.push(("tool-detail", format!("{tool} {k} {v}")));
+        }
+        for (p, v, a) in &self.debian_packages {
+            l.push(("debian-package", format!("{p} {v} {a}")));
+        }
+        l
+    }
+}
+
+/// The `-vV` keys that identify a Rust tool's build; `binary`, `release` and cargo's library
+/// versions add nothing the first line and the commit do not already pin.
+fn verbose_version_details(tool: &str, out: &str) -> Vec<(String, String, String)> {
+    const KEYS: &[(&str, &str)] = &[
+        ("commit-hash", "commit-hash"),
+        ("commit-date", "commit-date"),
+        ("host", "host"),
+        ("LLVM version", "llvm-version"),
+    ];
+    let mut d = Vec::new();
+    for line in out.lines() {
+        let Some((k, v)) = line.split_once(": ") else {
+            continue;
+        };
+        if let Some((_, key)) = KEYS.iter().find(|(from, _)| *from == k) {
+            d.push((tool.to_owned(), (*key).to_owned(), v.trim().to_owned()));
+        }
+    }
+    d
+}
+
+/// Versions of the installed [`DEBIAN_PACKAGES`], sorted by name; none without dpkg-query.
+fn debian_packages(cwd: &Path) -> Vec<(String, String, String)> {
+    let mut c = Command::new("dpkg-query");
+    c.arg("-W")
+        .arg("-f=${db:Status-Abbrev} ${Package} ${Version} ${Architecture}\n")
+        .args(DEBIAN_PACKAGES)
+        .current_dir(cwd);
+    pinned_env(&mut c);
+    // dpkg-query exits non-zero when one of the packages is unknown but still lists the rest.
+    let Ok(out) = c.output() else {
+        return Vec::new();
+    };
+    let mut v: Vec<_> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            // `ii` = wanted install, installed; anything else is not what builds the image.
+            (w.next()? == "ii").then_some(())?;
+            let (p, ver, arch) = (w.next()?, w.next()?, w.next()?);
+            Some((p.to_owned(), ver.to_owned(), arch.to_owned()))
+        })
+        .collect();
+    v.sort();
+    v
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Artifact {
@@ -31,8 +167,7 @@ pub struct Manifest {
     pub git_commit: String,
     pub source_date_epoch: i64,
     pub release_mode: bool,
-    /// `(tool, version line)`: rustc, cargo, gcc, ld, make, xorriso.
-    pub tools: Vec<(String, String)>,
+    pub toolchain: Toolchain,
     pub kernel_package: String,
     pub kernel_package_version: String,
     pub kernel_source_sha256: String,
@@ -58,8 +193,8 @@ impl Manifest {
         line("git-commit", &self.git_commit);
         line("source-date-epoch", &self.source_date_epoch.to_string());
         line("mode", if self.release_mode { "release" } else { "test" });
-        for (tool, v) in &self.tools {
-            line("tool", &format!("{tool} {v}"));
+        for (k, v) in self.toolchain.lines() {
+            line(k, &v);
         }
         line(
             "kernel-source",
@@ -131,7 +266,11 @@ mod tests {
             git_commit: "abc".into(),
             source_date_epoch: 1,
             release_mode: false,
-            tools: vec![("rustc".into(), "rustc 1.95.0".into())],
+            toolchain: Toolchain {
+                tools: vec![("rustc".into(), "rustc 1.95.0".into())],
+                details: vec![("rustc".into(), "commit-hash".into(), "5980".into())],
+                debian_packages: vec![("make".into(), "4.3-4.1".into(), "amd64".into())],
+            },
             kernel_package: "linux-source-6.12".into(),
             kernel_package_version: "6.12.117-1~deb12u1".into(),
             kernel_source_sha256: "aa".into(),
@@ -148,7 +287,10 @@ mod tests {
     #[test]
     fn renders_one_fact_per_line() {
         let m = sample().render();
-        assert!(m.starts_with("format sherd-manifest 1\nversion 0.1.0\n"));
+        assert!(m.starts_with("format sherd-manifest 2\nversion 0.1.0\n"));
+        assert!(m.contains(
+            "tool rustc rustc 1.95.0\ntool-detail rustc commit-hash 5980\ndebian-package make 4.3-4.1 amd64\nkernel-source "
+        ));
         assert_eq!(field(&m, "rootfs-tree"), Some("sha256 dd"));
         assert_eq!(field(&m, "warning"), Some("multi line"));
         assert!(m.contains(
@@ -157,6 +299,29 @@ mod tests {
         assert_eq!(
             sample().sha256sums(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  initrd.img\n"
+        );
+    }
+}
+
+#[cfg(test)]
+mod toolchain_tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_identifying_lines_of_rustc_vv() {
+        let out = "rustc 1.95.0 (59807616e 2026-04-14)\nbinary: rustc\ncommit-hash: 59807616e1fa\n\
+                   commit-date: 2026-04-14\nhost: x86_64-unknown-linux-gnu\nrelease: 1.95.0\n\
+                   LLVM version: 22.1.2\n";
+        let d = verbose_version_details("rustc", out);
+        let keys: Vec<_> = d.iter().map(|(_, k, v)| format!("{k}={v}")).collect();
+        assert_eq!(
+            keys,
+            [
+                "commit-hash=59807616e1fa",
+                "commit-date=2026-04-14",
+                "host=x86_64-unknown-linux-gnu",
+                "llvm-version=22.1.2"
+            ]
         );
     }
 }
