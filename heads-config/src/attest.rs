@@ -1,0 +1,267 @@
+//! The verdicts on PCR 0-7 that sherd's attestation screen shows witnesses, with the
+//! expectation in plain words. Pure: the caller reads the PCRs and the event log.
+//!
+//! Rules (`../shared/reference/heads.md`): under coreboot+Heads PCR 0, 1 and 3 stay zero and
+//! PCR4 holds `E(E(0, H("usb")), H("generic"))` after a USB boot. When a firmware event log
+//! exists (SeaBIOS in QEMU, where the Heads stand-in does Heads' extends), PCR 0, 1, 3 must equal
+//! their log replay and PCR4 must equal the Heads extends on top of PCR4's replay. PCR 2, 5, 6, 7
+//! depend on the board, the ROM and its user files: only the owner's recorded values can judge them.
+
+use crate::eventlog;
+use crate::hex::encode;
+use crate::pcr::{self, Bank};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PcrVerdict {
+    pub index: u8,
+    /// The value read (SHA-256 bank), None when there is no TPM or it could not be read.
+    pub value: Option<Vec<u8>>,
+    pub verdict: Verdict,
+    /// What the value should be, in words a witness can follow.
+    pub expectation: String,
+    /// Why the verdict is what it is.
+    pub reason: String,
+}
+
+/// Judges PCR 0-7 of the SHA-256 bank (`pcrs[i]` is PCR i, None without a TPM), against the
+/// firmware event log when there is one (`binary_bios_measurements`).
+pub fn judge(pcrs: &[Option<Vec<u8>>; 8], event_log: Option<&[u8]>) -> Vec<PcrVerdict> {
+    let bank = Bank::Sha256;
+    // Ok(Some(events)) with a usable log, Ok(None) without one, Err(why) for a bad log.
+    let log: Result<Option<Vec<eventlog::Event>>, String> = match event_log {
+        None => Ok(None),
+        Some(bytes) => match eventlog::parse(bytes) {
+            Ok(l)
+                if l.spec_id
+                    .algorithms
+                    .iter()
+                    .any(|&(a, _)| a == eventlog::ALG_SHA256) =>
+            {
+                Ok(Some(l.events))
+            }
+            Ok(_) => Err("the firmware event log has no SHA-256 bank".into()),
+            Err(e) => Err(format!("the firmware event log could not be read: {e}")),
+        },
+    };
+    pcrs.iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let index = i as u8;
+            // The expected value and its description, or None for board-specific PCRs.
+            let expected: Option<Result<(Vec<u8>, String), String>> = match (index, &log) {
+                (2 | 5 | 6 | 7, _) => None,
+                (_, Err(why)) => Some(Err(why.clone())),
+                (0 | 1 | 3, Ok(None)) => Some(Ok((pcr::zero(bank), "zero under Heads".into()))),
+                (_, Ok(None)) => Some(Ok((
+                    pcr::heads_usb_boot_pcr4(bank, &pcr::zero(bank)),
+                    "E(E(0,H(usb)),H(generic)): Heads' USB boot from a reset PCR".into(),
+                ))),
+                (0 | 1 | 3, Ok(Some(ev))) => Some(
+                    eventlog::replay(ev, index.into(), bank)
+                        .map(|v| {
+                            let words = "replay of the firmware event log (firmware with a log, \
+                                         e.g. SeaBIOS in QEMU; zero under Heads)";
+                            (v, words.to_string())
+                        })
+                        .ok_or_else(|| "the firmware event log cannot be replayed".to_string()),
+                ),
+                (_, Ok(Some(ev))) => Some(
+                    eventlog::replay(ev, 4, bank)
+                        .map(|x| {
+                            (
+                                pcr::heads_usb_boot_pcr4(bank, &x),
+                                format!(
+                                    "E(E(x,H(usb)),H(generic)), x from firmware log = {}",
+                                    encode(&x)
+                                ),
+                            )
+                        })
+                        .ok_or_else(|| "the firmware event log cannot be replayed".to_string()),
+                ),
+            };
+            let (verdict, expectation, reason) = match (value, expected) {
+                (_, None) => (
+                    Verdict::Unknown,
+                    "board-specific".to_string(),
+                    "depends on the board's firmware, ROM and its files: compare with the \
+                     owner's recorded values"
+                        .to_string(),
+                ),
+                (None, Some(Ok((want, words)))) => (
+                    Verdict::Unknown,
+                    format!("{words} = {}", encode(&want)),
+                    "no TPM: nothing to compare".to_string(),
+                ),
+                (None, Some(Err(_))) => (
+                    Verdict::Unknown,
+                    "cannot be computed".to_string(),
+                    "no TPM: nothing to compare".to_string(),
+                ),
+                (Some(_), Some(Err(why))) => (
+                    Verdict::Fail,
+                    "cannot be computed".to_string(),
+                    format!("{why}: do not trust this boot until it is explained"),
+                ),
+                (Some(v), Some(Ok((want, words)))) => {
+                    let expectation = format!("{words} = {}", encode(&want));
+                    if v.len() != bank.digest_len() {
+                        (
+                            Verdict::Fail,
+                            expectation,
+                            format!("read {} bytes, a SHA-256 PCR has 32", v.len()),
+                        )
+                    } else if *v == want {
+                        (Verdict::Pass, expectation, "equals the expectation".into())
+                    } else {
+                        let why = if index == 4 {
+                            "differs: a recovery shell, a retried boot or a different boot path \
+                             changes PCR4"
+                        } else {
+                            "differs: this firmware measured something the expectation lacks"
+                        };
+                        (Verdict::Fail, expectation, why.to_string())
+                    }
+                }
+            };
+            PcrVerdict {
+                index,
+                value: value.clone(),
+                verdict,
+                expectation,
+                reason,
+            }
+        })
+        .collect()
+}
+
+/// Reads PCR 0-7 of the SHA-256 bank from sysfs text (`/sys/class/tpm/tpm0/pcr-sha256/N`
+/// holds hex and a newline); a missing or malformed file gives None.
+pub fn parse_sysfs_pcr(text: &str) -> Option<Vec<u8>> {
+    crate::hex::decode(text).filter(|v| v.len() == Bank::Sha256.digest_len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventlog::tests::LogBuilder;
+    use crate::hex::decode;
+
+    /// PCR4 after Heads' USB boot from zero; computed with Python's hashlib (see pcr.rs).
+    const HEADS_PCR4: &str = "bd6d4e413f2b44119bd0b4bc7060fe415c5c23c51a96f370c240f78a6dca21c3";
+
+    fn heads_pcrs() -> [Option<Vec<u8>>; 8] {
+        let mut p: [Option<Vec<u8>>; 8] = Default::default();
+        for (i, v) in p.iter_mut().enumerate() {
+            *v = Some(if i == 4 {
+                decode(HEADS_PCR4).unwrap()
+            } else {
+                vec![i as u8; 32]
+            });
+        }
+        for i in [0, 1, 3] {
+            p[i] = Some(vec![0; 32]);
+        }
+        p
+    }
+
+    #[test]
+    fn a_clean_heads_boot_passes() {
+        let v = judge(&heads_pcrs(), None);
+        assert_eq!(v.len(), 8);
+        for r in &v {
+            let want = if [2, 5, 6, 7].contains(&r.index) {
+                Verdict::Unknown
+            } else {
+                Verdict::Pass
+            };
+            assert_eq!(r.verdict, want, "{r:?}");
+        }
+        assert!(v[0].expectation.starts_with("zero under Heads"));
+        assert!(v[4].expectation.contains(HEADS_PCR4));
+        assert!(v[7].reason.contains("owner's recorded values"));
+    }
+
+    #[test]
+    fn a_recovery_extend_fails_pcr4() {
+        let mut p = heads_pcrs();
+        let b = Bank::Sha256;
+        p[4] = Some(pcr::extend(b, p[4].as_ref().unwrap(), &b.hash(b"recovery")));
+        let v = judge(&p, None);
+        assert_eq!(v[4].verdict, Verdict::Fail);
+        assert!(v[4].reason.contains("recovery shell"));
+        p[1] = Some(vec![1; 32]);
+        assert_eq!(judge(&p, None)[1].verdict, Verdict::Fail);
+        p[3] = Some(vec![0; 20]);
+        assert!(judge(&p, None)[3].reason.contains("32"));
+    }
+
+    #[test]
+    fn no_tpm_is_unknown() {
+        let v = judge(&Default::default(), None);
+        assert!(
+            v.iter()
+                .all(|r| r.verdict == Verdict::Unknown && r.value.is_none())
+        );
+        assert!(v[4].reason.contains("no TPM"));
+    }
+
+    #[test]
+    fn with_a_firmware_log() {
+        let log = LogBuilder::new()
+            .event(0, 8, b"bios")
+            .event(4, 5, b"Calling INT 19h")
+            .event(4, 4, &[0; 4])
+            .0;
+        let b = Bank::Sha256;
+        // Computed independently with Python's hashlib:
+        //   h = hashlib.sha256; x = bytes(32)
+        //   for d in [b"Calling INT 19h", bytes(4)]: x = h(x + h(d).digest()).digest()
+        //   for s in [b"usb", b"generic"]: x = h(x + h(s).digest()).digest()
+        //   pcr0 = h(bytes(32) + h(b"bios").digest()).digest()
+        let pcr4 = "963b35d0b3f36245e0e4e1e976c16420ce4c71b8f2017fffcce30b61d16b0057";
+        let pcr0 = "7447ee2aee3ddbd44b22fb93defe4947a0b54aa3b9d89ced4c4d1332608ef623";
+        let mut p = heads_pcrs();
+        p[4] = decode(pcr4);
+        p[0] = decode(pcr0);
+        let v = judge(&p, Some(&log));
+        assert_eq!(v[4].verdict, Verdict::Pass, "{:?}", v[4]);
+        assert!(v[4].expectation.contains("x from firmware log"));
+        assert_eq!(v[0].verdict, Verdict::Pass, "{:?}", v[0]);
+        assert!(
+            v[0].expectation
+                .contains("replay of the firmware event log")
+        );
+        assert_eq!(v[1].verdict, Verdict::Pass);
+        // Heads' zero PCR4 expectation does not hold under this firmware.
+        p[4] = Some(pcr::heads_usb_boot_pcr4(b, &pcr::zero(b)));
+        assert_eq!(judge(&p, Some(&log))[4].verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn a_bad_log_fails_what_it_would_judge() {
+        let v = judge(&heads_pcrs(), Some(b"garbage"));
+        assert_eq!(v[4].verdict, Verdict::Fail);
+        assert!(
+            v[4].reason.contains("event log could not be read"),
+            "{}",
+            v[4].reason
+        );
+        assert_eq!(v[2].verdict, Verdict::Unknown);
+    }
+
+    #[test]
+    fn sysfs_text() {
+        assert_eq!(
+            parse_sysfs_pcr(&format!("{HEADS_PCR4}\n")),
+            decode(HEADS_PCR4)
+        );
+        assert_eq!(parse_sysfs_pcr("00\n"), None);
+    }
+}
