@@ -1,0 +1,200 @@
+//! Removable storage inside the sherd image: sticks found by polling sysfs (no udev), mounted
+//! read-only or writable behind the [`Mounter`] trait, and the three things sherd wants from
+//! them: the boot ISO (hashed for the witnesses), the plan (`sherd-plan.toml`) and data sticks
+//! for the outputs (a [`ceremony::storage::Volume`]). What is read and written where is in
+//! `docs/media.md`.
+
+mod data;
+mod discovery;
+mod find;
+mod mount;
+pub mod testing;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+
+pub use data::{DataCandidate, DataStick, DataStickRules};
+pub use discovery::{Disk, FsDevice, FsType, Partition, human_size, probe, scan};
+pub use find::{IsoFound, IsoScan, PLAN_FILE, PLAN_MAX_BYTES, PlanFound, check_findiso};
+pub use mount::{Mounted, Mounter, SystemMounter, mount_readonly, mount_writable};
+
+/// Where a file was found: which partition of which stick, and the path inside it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub device: FsDevice,
+    pub fs: FsType,
+    /// Absolute inside the file system, e.g. `/sherd.iso`; unprintable characters shown as `?`.
+    pub path: String,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {}", self.path, self.device.describe())
+    }
+}
+
+fn list(locations: &[Location]) -> String {
+    locations
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Everything that can go wrong with sticks. Each message says what was wrong, what was left
+/// as it was, and what the operator can do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    #[error(
+        "findiso={value:?} on the kernel command line is refused ({reason}); nothing was read. Boot the ISO again from the boot menu"
+    )]
+    BadFindiso { value: String, reason: &'static str },
+    #[error("cannot list the disks in {path}: {source}")]
+    Sysfs { path: String, source: io::Error },
+    #[error(
+        "{device}: could not mount it {mode} ({tried}); nothing on it was changed. It needs a {supported} file system: use another stick"
+    )]
+    Mount {
+        device: String,
+        mode: &'static str,
+        tried: String,
+        supported: &'static str,
+    },
+    #[error(
+        "{device} holds {fs}, which is read-only; nothing was written. Use a stick formatted FAT32, exFAT or ext4"
+    )]
+    NotWritable { device: String, fs: FsType },
+    #[error(
+        "{device}: flushing it to the stick failed ({source}); what was written to it may be incomplete. Do not rely on this stick: write the outputs to another one"
+    )]
+    Sync { device: String, source: io::Error },
+    #[error(
+        "{device}: could not unmount {target} ({source}); it was detached instead. Do not rely on what was written to it: write the outputs to another stick"
+    )]
+    Unmount {
+        device: String,
+        target: String,
+        source: io::Error,
+    },
+    #[error(
+        "no removable stick holds {path} (looked at: {looked}). Plug in the stick sherd was booted from and retry"
+    )]
+    IsoNotFound { path: String, looked: String },
+    #[error(
+        "{path} is on several sticks ({}), so which one booted cannot be told. Remove all but the boot stick and retry", list(.found)
+    )]
+    SeveralIsos { path: String, found: Vec<Location> },
+    #[error(
+        "no removable stick holds {PLAN_FILE} at its root (looked at: {looked}). Plug in the plan stick and retry"
+    )]
+    PlanNotFound { looked: String },
+    #[error(
+        "{PLAN_FILE} is on several sticks ({}); nothing was read. Remove all but the plan stick and retry", list(.found)
+    )]
+    SeveralPlans { found: Vec<Location> },
+    #[error(
+        "{location} is larger than {limit} bytes and was not read; a plan is a short text file: check the stick holds the right one"
+    )]
+    PlanTooLarge { location: Location, limit: u64 },
+    #[error("{location} is not UTF-8 text and was not used; check the stick holds the right file")]
+    PlanNotText { location: Location },
+    #[error(
+        "{location} is not a regular file (a link, folder or device) and was not read; put the real file there"
+    )]
+    NotAFile { location: Location },
+    #[error(
+        "reading {location} failed after {done} bytes ({source}); is the stick still plugged in? Plug it back and retry"
+    )]
+    Read {
+        location: Location,
+        done: u64,
+        source: io::Error,
+    },
+}
+
+/// The sticks of this machine: where sysfs and the device nodes are, where to mount, and how.
+pub struct Media {
+    sys_root: PathBuf,
+    dev_root: PathBuf,
+    run_root: PathBuf,
+    mounter: Arc<dyn Mounter>,
+    next_data: AtomicU32,
+}
+
+impl Media {
+    /// Inside the image: `/sys`, `/dev`, mounts under `/run/sherd`, real mount(2).
+    pub fn system() -> Media {
+        Media::new("/sys", "/dev", "/run/sherd", Arc::new(SystemMounter))
+    }
+
+    /// Elsewhere (tests): any sysfs and /dev trees, mount directory and mounter.
+    pub fn new(
+        sys_root: impl Into<PathBuf>,
+        dev_root: impl Into<PathBuf>,
+        run_root: impl Into<PathBuf>,
+        mounter: Arc<dyn Mounter>,
+    ) -> Media {
+        Media {
+            sys_root: sys_root.into(),
+            dev_root: dev_root.into(),
+            run_root: run_root.into(),
+            mounter,
+            next_data: AtomicU32::new(0),
+        }
+    }
+
+    /// The current disks (poll every 200-500 ms to follow sticks coming and going).
+    pub fn disks(&self) -> Result<Vec<Disk>, MediaError> {
+        scan(&self.sys_root, &self.dev_root).map_err(|source| MediaError::Sysfs {
+            path: self.sys_root.join("block").display().to_string(),
+            source,
+        })
+    }
+
+    /// Every partition (or superfloppy) of every removable or USB disk with a medium.
+    pub fn removable_fs_devices(&self) -> Result<Vec<FsDevice>, MediaError> {
+        Ok(self
+            .disks()?
+            .iter()
+            .filter(|d| d.is_removable_media())
+            .flat_map(Disk::fs_devices)
+            .collect())
+    }
+
+    /// Mounts each removable file system read-only in turn on `<run>/scan` and calls `look` on
+    /// it; returns what `look` found and, for messages, what was looked at.
+    fn each_readonly<T>(
+        &self,
+        mut look: impl FnMut(&FsDevice, FsType, &Path) -> Result<Vec<T>, MediaError>,
+    ) -> Result<(Vec<T>, String), MediaError> {
+        let target = self.run_root.join("scan");
+        let mut found = Vec::new();
+        let mut looked = Vec::new();
+        for dev in self.removable_fs_devices()? {
+            let m = match mount_readonly(&self.mounter, &dev.dev_path, &target) {
+                Ok(m) => m,
+                Err(_) => {
+                    looked.push(format!("{} (no file system sherd reads)", dev.name));
+                    continue;
+                }
+            };
+            looked.push(format!("{} ({})", dev.name, m.fs()));
+            let r = look(&dev, m.fs(), m.path());
+            let u = m.unmount();
+            found.extend(r?);
+            u?;
+        }
+        let looked = if looked.is_empty() {
+            "no removable disk found".to_string()
+        } else {
+            looked.join(", ")
+        };
+        Ok((found, looked))
+    }
+}
+
+#[cfg(test)]
+mod tests;
