@@ -5,5 +5,6 @@
 
 pub mod attest;
 pub mod eventlog;
+pub mod grub;
 pub mod hex;
 pub mod pcr;
