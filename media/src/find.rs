@@ -90,7 +90,7 @@ fn lookup(root: &Path, rel: &str, loc: &Location) -> Result<Option<PathBuf>, Med
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
                 return Err(MediaError::Read {
-                    location: loc.clone(),
+                    location: Box::new(loc.clone()),
                     done: 0,
                     source,
                 });
@@ -104,7 +104,7 @@ fn lookup(root: &Path, rel: &str, loc: &Location) -> Result<Option<PathBuf>, Med
         };
         if !ok {
             return Err(MediaError::NotAFile {
-                location: loc.clone(),
+                location: Box::new(loc.clone()),
             });
         }
     }
@@ -118,7 +118,7 @@ fn open_file(path: &Path, loc: &Location) -> Result<File, MediaError> {
         .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .open(path)
         .map_err(|source| MediaError::Read {
-            location: loc.clone(),
+            location: Box::new(loc.clone()),
             done: 0,
             source,
         })
@@ -132,7 +132,7 @@ fn hash_file(
 ) -> Result<(u64, [u8; 32]), MediaError> {
     let mut f = open_file(path, loc)?;
     let read_err = |done, source| MediaError::Read {
-        location: loc.clone(),
+        location: Box::new(loc.clone()),
         done,
         source,
     };
@@ -235,14 +235,14 @@ impl Media {
                 }
                 let dir_loc = location(dev, fs, &format!("/{dir}"));
                 let entries = fs::read_dir(&d).map_err(|source| MediaError::Read {
-                    location: dir_loc.clone(),
+                    location: Box::new(dir_loc.clone()),
                     done: 0,
                     source,
                 })?;
                 let mut names = Vec::new();
                 for e in entries {
                     let e = e.map_err(|source| MediaError::Read {
-                        location: dir_loc.clone(),
+                        location: Box::new(dir_loc.clone()),
                         done: 0,
                         source,
                     })?;
@@ -293,7 +293,7 @@ impl Media {
             // Read now, while it is mounted; judged once we know it is the only one.
             let text = lookup(root, PLAN_FILE, &loc).and_then(|p| {
                 let p = p.ok_or_else(|| MediaError::NotAFile {
-                    location: loc.clone(),
+                    location: Box::new(loc.clone()),
                 })?;
                 read_plan(&p, &loc)
             });
@@ -322,18 +322,18 @@ fn read_plan(path: &Path, loc: &Location) -> Result<String, MediaError> {
     f.take(PLAN_MAX_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|source| MediaError::Read {
-            location: loc.clone(),
+            location: Box::new(loc.clone()),
             done: 0,
             source,
         })?;
     if bytes.len() as u64 > PLAN_MAX_BYTES {
         return Err(MediaError::PlanTooLarge {
-            location: loc.clone(),
+            location: Box::new(loc.clone()),
             limit: PLAN_MAX_BYTES,
         });
     }
     String::from_utf8(bytes).map_err(|_| MediaError::PlanNotText {
-        location: loc.clone(),
+        location: Box::new(loc.clone()),
     })
 }
 

@@ -98,18 +98,18 @@ pub enum MediaError {
     #[error(
         "{location} is larger than {limit} bytes and was not read; a plan is a short text file: check the stick holds the right one"
     )]
-    PlanTooLarge { location: Location, limit: u64 },
+    PlanTooLarge { location: Box<Location>, limit: u64 },
     #[error("{location} is not UTF-8 text and was not used; check the stick holds the right file")]
-    PlanNotText { location: Location },
+    PlanNotText { location: Box<Location> },
     #[error(
         "{location} is not a regular file (a link, folder or device) and was not read; put the real file there"
     )]
-    NotAFile { location: Location },
+    NotAFile { location: Box<Location> },
     #[error(
         "reading {location} failed after {done} bytes ({source}); is the stick still plugged in? Plug it back and retry"
     )]
     Read {
-        location: Location,
+        location: Box<Location>,
         done: u64,
         source: io::Error,
     },

@@ -225,6 +225,11 @@ impl FakeMachine {
         fs::remove_file(self.sys.join("block").join(name))
     }
 
+    /// The directory a [`FakeMachine::format`]ted device shows when mounted.
+    pub fn content_dir(&self, dev_name: &str) -> PathBuf {
+        self.content.join(dev_name)
+    }
+
     /// Formats device `dev_name` (a partition or superfloppy) with `fs`: writes its magic numbers
     /// into the device node and tells `mounter` to show a directory for it, which is returned
     /// for the test to fill.

@@ -1,1 +1,666 @@
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::sync::Arc;
 
+use ceremony::storage::{OutputFile, WriteError, write_all};
+
+use crate::discovery::probe_bytes;
+use crate::testing::{Bus, Call, FakeDisk, FakeMachine, FakeMounter, fs_image};
+use crate::*;
+
+const GB: u64 = 1_000_000_000;
+/// SHA-256("abc"), FIPS 180-2 appendix B.1.
+const ABC_SHA256: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+fn usb<'a>(name: &'a str, partitions: &'a [(&'a str, u64)]) -> FakeDisk<'a> {
+    FakeDisk {
+        name,
+        bus: Bus::Usb,
+        removable: true,
+        size_bytes: 16 * GB,
+        vendor: "SanDisk",
+        model: "Cruzer Blade",
+        partitions,
+    }
+}
+
+fn nvme() -> FakeDisk<'static> {
+    FakeDisk {
+        name: "nvme0n1",
+        bus: Bus::Nvme,
+        removable: false,
+        size_bytes: 512 * GB,
+        vendor: "",
+        model: "Samsung SSD 980",
+        partitions: &[("nvme0n1p1", GB), ("nvme0n1p2", 500 * GB)],
+    }
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    machine: FakeMachine,
+    mounter: Arc<FakeMounter>,
+    media: Media,
+}
+
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let machine = FakeMachine::new(tmp.path()).unwrap();
+    let mounter = FakeMounter::new();
+    let media = machine.media(mounter.clone());
+    Setup {
+        _tmp: tmp,
+        machine,
+        mounter,
+        media,
+    }
+}
+
+fn mounts(calls: &[Call]) -> Vec<(String, FsType, bool)> {
+    calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Mount {
+                device,
+                fs,
+                writable,
+                ..
+            } => Some((
+                device.file_name().unwrap().to_str().unwrap().to_string(),
+                *fs,
+                *writable,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+// ---- discovery ----
+
+#[test]
+fn sysfs_usb_disk_with_partitions() {
+    let s = setup();
+    s.machine
+        .add_disk(&usb("sdb", &[("sdb1", GB), ("sdb2", 15 * GB)]))
+        .unwrap();
+    let disks = s.media.disks().unwrap();
+    assert_eq!(disks.len(), 1);
+    let d = &disks[0];
+    assert_eq!(d.name, "sdb");
+    assert_eq!(d.dev_path, s.machine.dev.join("sdb"));
+    assert!(d.removable && d.usb && d.is_removable_media());
+    assert_eq!(d.size_bytes, 16 * GB);
+    assert_eq!(
+        (d.vendor.as_str(), d.model.as_str()),
+        ("SanDisk", "Cruzer Blade")
+    );
+    assert_eq!(
+        d.partitions,
+        vec![
+            Partition {
+                name: "sdb1".into(),
+                dev_path: s.machine.dev.join("sdb1"),
+                size_bytes: GB
+            },
+            Partition {
+                name: "sdb2".into(),
+                dev_path: s.machine.dev.join("sdb2"),
+                size_bytes: 15 * GB
+            },
+        ]
+    );
+    let names: Vec<_> = d.fs_devices().into_iter().map(|f| f.name).collect();
+    assert_eq!(names, ["sdb1", "sdb2"]);
+    assert_eq!(
+        d.fs_devices()[0].describe(),
+        "sdb1 (SanDisk Cruzer Blade, 1.0 GB)"
+    );
+}
+
+#[test]
+fn sysfs_superfloppy_is_its_own_file_system() {
+    let s = setup();
+    s.machine.add_disk(&usb("sdc", &[])).unwrap();
+    let d = &s.media.disks().unwrap()[0];
+    assert!(d.partitions.is_empty());
+    let fsd = d.fs_devices();
+    assert_eq!(fsd.len(), 1);
+    assert_eq!(fsd[0].name, "sdc");
+    assert_eq!(fsd[0].disk, "sdc");
+    assert_eq!(fsd[0].dev_path, s.machine.dev.join("sdc"));
+}
+
+#[test]
+fn sysfs_internal_virtual_and_empty_disks() {
+    let s = setup();
+    s.machine.add_disk(&nvme()).unwrap();
+    s.machine
+        .add_disk(&FakeDisk {
+            name: "loop0",
+            bus: Bus::Virtual,
+            removable: false,
+            size_bytes: GB,
+            vendor: "",
+            model: "",
+            partitions: &[],
+        })
+        .unwrap();
+    // A USB card reader with no card in it.
+    s.machine
+        .add_disk(&FakeDisk {
+            size_bytes: 0,
+            ..usb("sdd", &[])
+        })
+        .unwrap();
+    // A USB disk that does not call itself removable is still a stick to us.
+    s.machine
+        .add_disk(&FakeDisk {
+            removable: false,
+            ..usb("sde", &[("sde1", GB)])
+        })
+        .unwrap();
+    let disks = s.media.disks().unwrap();
+    let names: Vec<_> = disks.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["nvme0n1", "sdd", "sde"], "loop0 is virtual");
+    assert!(!disks[0].usb && !disks[0].is_removable_media());
+    assert_eq!(disks[0].model, "Samsung SSD 980");
+    assert_eq!(disks[0].partitions.len(), 2);
+    assert!(!disks[1].is_removable_media(), "no medium");
+    assert!(disks[2].usb && disks[2].is_removable_media());
+    let devs: Vec<_> = s
+        .media
+        .removable_fs_devices()
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(devs, ["sde1"]);
+}
+
+#[test]
+fn sysfs_poll_follows_unplugging() {
+    let s = setup();
+    s.machine.add_disk(&usb("sdb", &[("sdb1", GB)])).unwrap();
+    assert_eq!(s.media.disks().unwrap().len(), 1);
+    s.machine.remove_disk("sdb").unwrap();
+    assert!(s.media.disks().unwrap().is_empty());
+}
+
+#[test]
+fn hostile_vendor_strings_are_cleaned() {
+    let s = setup();
+    s.machine
+        .add_disk(&FakeDisk {
+            vendor: "Evil\x1b[2J\x07",
+            model: "caf\u{e9}  stick\n\n x",
+            ..usb("sdb", &[])
+        })
+        .unwrap();
+    let d = &s.media.disks().unwrap()[0];
+    assert_eq!(d.vendor, "Evil [2J");
+    assert_eq!(d.model, "caf stick x");
+    assert_eq!(crate::discovery::clean_label(&[b'a'; 100]).len(), 40);
+}
+
+#[test]
+fn probe_magic_numbers() {
+    for fs in FsType::ALL {
+        assert_eq!(probe_bytes(&fs_image(fs)), Some(fs), "{fs}");
+    }
+    let mut mbr = vec![0u8; 4096];
+    mbr[510] = 0x55;
+    mbr[511] = 0xaa;
+    assert_eq!(probe_bytes(&mbr), None, "a partition table is not FAT");
+    assert_eq!(probe_bytes(&[]), None);
+    assert_eq!(probe_bytes(&fs_image(FsType::Iso9660)[..4096]), None);
+}
+
+// ---- mounting ----
+
+#[test]
+fn mount_tries_the_probed_type_first_then_the_others_in_order() {
+    let s = setup();
+    s.machine.add_disk(&usb("sdb", &[("sdb1", GB)])).unwrap();
+    s.machine.format(&s.mounter, "sdb1", FsType::Ext4).unwrap();
+    let m: Arc<dyn Mounter> = s.mounter.clone();
+    let target = s.machine.run.join("t");
+    let dev = s.machine.dev.join("sdb1");
+    let mounted = mount_readonly(&m, &dev, &target).unwrap();
+    assert_eq!(mounted.fs(), FsType::Ext4);
+    drop(mounted);
+    assert_eq!(
+        s.mounter.calls(),
+        vec![
+            Call::Mount {
+                device: dev.clone(),
+                target: target.clone(),
+                fs: FsType::Ext4,
+                writable: false
+            },
+            Call::Unmount(target.clone()),
+        ]
+    );
+
+    // Magic numbers gone (unknown to the probe): every type is tried, in order.
+    fs::write(&dev, b"").unwrap();
+    let mounted = mount_readonly(&m, &dev, &target).unwrap();
+    assert_eq!(mounted.fs(), FsType::Ext4);
+    mounted.unmount().unwrap();
+    let tried: Vec<_> = mounts(&s.mounter.calls()[2..])
+        .into_iter()
+        .map(|(_, fs, _)| fs)
+        .collect();
+    assert_eq!(tried, [FsType::Vfat, FsType::Exfat, FsType::Ext4]);
+}
+
+#[test]
+fn mount_failure_says_what_was_tried() {
+    let s = setup();
+    s.machine.add_disk(&usb("sdb", &[])).unwrap();
+    let m: Arc<dyn Mounter> = s.mounter.clone();
+    let err = mount_readonly(&m, &s.machine.dev.join("sdb"), &s.machine.run.join("t")).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, MediaError::Mount { .. }));
+    for fs in ["vfat", "exfat", "ext4", "iso9660"] {
+        assert!(msg.contains(fs), "{msg}");
+    }
+    assert!(
+        msg.contains("read-only") && msg.contains("use another stick"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn writable_mounts_refuse_iso9660_and_sync_before_unmount() {
+    let s = setup();
+    s.machine
+        .add_disk(&usb("sdb", &[("sdb1", GB), ("sdb2", GB)]))
+        .unwrap();
+    s.machine
+        .format(&s.mounter, "sdb1", FsType::Iso9660)
+        .unwrap();
+    s.machine.format(&s.mounter, "sdb2", FsType::Vfat).unwrap();
+    let m: Arc<dyn Mounter> = s.mounter.clone();
+    let target = s.machine.run.join("w");
+    let err = mount_writable(&m, &s.machine.dev.join("sdb1"), &target).unwrap_err();
+    assert!(matches!(
+        err,
+        MediaError::NotWritable {
+            fs: FsType::Iso9660,
+            ..
+        }
+    ));
+    assert!(s.mounter.calls().is_empty());
+
+    // Dropped without unmount(): still synced, then unmounted.
+    drop(mount_writable(&m, &s.machine.dev.join("sdb2"), &target).unwrap());
+    assert_eq!(
+        s.mounter.calls()[1..],
+        [Call::Sync(target.clone()), Call::Unmount(target.clone())]
+    );
+}
+
+// ---- findiso ----
+
+#[test]
+fn findiso_values() {
+    for ok in ["/sherd.iso", "/boot/sherd-0.1.0.iso", "/a b/c.iso"] {
+        check_findiso(ok).unwrap();
+    }
+    let long = format!("/{}", "a".repeat(256));
+    let very_long = "/a".repeat(600);
+    for bad in [
+        "",
+        "sherd.iso",
+        "boot/sherd.iso",
+        "/",
+        "/../sherd.iso",
+        "/boot/../../x.iso",
+        "/./sherd.iso",
+        "/boot/..",
+        "//sherd.iso",
+        "/boot//sherd.iso",
+        "/boot/",
+        "/sherd\0.iso",
+        "/sherd\n.iso",
+        "/sherd\x1b[2J.iso",
+        long.as_str(),
+        very_long.as_str(),
+    ] {
+        assert!(
+            matches!(check_findiso(bad), Err(MediaError::BadFindiso { .. })),
+            "{bad:?}"
+        );
+    }
+}
+
+/// sdb: USB boot stick (vfat) with /boot/sherd.iso = "abc"; nvme: internal, also has it.
+fn boot_setup() -> Setup {
+    let s = setup();
+    s.machine.add_disk(&usb("sdb", &[("sdb1", GB)])).unwrap();
+    let boot = s.machine.format(&s.mounter, "sdb1", FsType::Vfat).unwrap();
+    fs::create_dir(boot.join("boot")).unwrap();
+    fs::write(boot.join("boot/sherd.iso"), b"abc").unwrap();
+    s.machine.add_disk(&nvme()).unwrap();
+    let internal = s
+        .machine
+        .format(&s.mounter, "nvme0n1p2", FsType::Ext4)
+        .unwrap();
+    fs::create_dir(internal.join("boot")).unwrap();
+    fs::write(internal.join("boot/sherd.iso"), b"other").unwrap();
+    s
+}
+
+#[test]
+fn boot_iso_found_and_hashed_read_only() {
+    let s = boot_setup();
+    let mut seen = Vec::new();
+    let iso = s
+        .media
+        .find_boot_iso("/boot/sherd.iso", &mut |d, t| seen.push((d, t)))
+        .unwrap();
+    assert_eq!(iso.sha256_hex(), ABC_SHA256);
+    assert_eq!(iso.size_bytes, 3);
+    assert_eq!(seen.first(), Some(&(0, 3)));
+    assert_eq!(seen.last(), Some(&(3, 3)));
+    assert_eq!(iso.location.device.disk, "sdb");
+    assert_eq!(iso.location.fs, FsType::Vfat);
+    assert_eq!(
+        iso.location.to_string(),
+        "/boot/sherd.iso on sdb1 (SanDisk Cruzer Blade, 1.0 GB)"
+    );
+    let calls = s.mounter.calls();
+    // Only the stick, only read-only, every mount undone.
+    assert!(mounts(&calls).iter().all(|(d, _, w)| d == "sdb1" && !w));
+    let n_mount = calls
+        .iter()
+        .filter(|c| matches!(c, Call::Mount { .. }))
+        .count();
+    let n_unmount = calls
+        .iter()
+        .filter(|c| matches!(c, Call::Unmount(_)))
+        .count();
+    assert_eq!(n_mount, n_unmount);
+}
+
+#[test]
+fn boot_iso_missing_bad_or_ambiguous() {
+    let s = boot_setup();
+    let err = s
+        .media
+        .find_boot_iso("/sherd.iso", &mut |_, _| {})
+        .unwrap_err();
+    assert!(matches!(err, MediaError::IsoNotFound { .. }));
+    assert!(err.to_string().contains("sdb1 (vfat)"), "{err}");
+
+    let before = s.mounter.calls().len();
+    let err = s
+        .media
+        .find_boot_iso("/boot/../x.iso", &mut |_, _| {})
+        .unwrap_err();
+    assert!(matches!(err, MediaError::BadFindiso { .. }));
+    assert_eq!(s.mounter.calls().len(), before, "nothing mounted");
+
+    s.machine.add_disk(&usb("sdc", &[])).unwrap();
+    let other = s.machine.format(&s.mounter, "sdc", FsType::Exfat).unwrap();
+    fs::create_dir(other.join("boot")).unwrap();
+    fs::write(other.join("boot/sherd.iso"), b"abd").unwrap();
+    let err = s
+        .media
+        .find_boot_iso("/boot/sherd.iso", &mut |_, _| {})
+        .unwrap_err();
+    let MediaError::SeveralIsos { found, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(found.len(), 2);
+    assert!(err.to_string().contains("Remove all but the boot stick"));
+}
+
+#[test]
+fn boot_iso_must_be_a_real_file() {
+    let s = setup();
+    s.machine.add_disk(&usb("sdb", &[])).unwrap();
+    let c = s.machine.format(&s.mounter, "sdb", FsType::Ext4).unwrap();
+    // A stick pointing us at another disk, or up out of itself.
+    symlink(s.machine.dev.join("nvme0n1"), c.join("sherd.iso")).unwrap();
+    symlink("/", c.join("boot")).unwrap();
+    let err = s
+        .media
+        .find_boot_iso("/sherd.iso", &mut |_, _| {})
+        .unwrap_err();
+    assert!(matches!(err, MediaError::NotAFile { .. }), "{err}");
+    let err = s
+        .media
+        .find_boot_iso("/boot/x.iso", &mut |_, _| {})
+        .unwrap_err();
+    assert!(matches!(err, MediaError::NotAFile { .. }), "{err}");
+}
+
+#[test]
+fn without_findiso_every_iso_is_listed_with_its_hash() {
+    let s = boot_setup();
+    let c = s.machine.content_dir("sdb1");
+    fs::write(c.join("OLD.ISO"), b"abc").unwrap();
+    fs::write(c.join("notes.txt"), b"x").unwrap();
+    fs::write(c.join(".iso"), b"x").unwrap();
+    symlink("boot/sherd.iso", c.join("link.iso")).unwrap();
+    let mut progress = Vec::new();
+    let scan = s
+        .media
+        .scan_isos(&mut |l, d, t| progress.push((l.path.clone(), d, t)))
+        .unwrap();
+    let found: Vec<_> = scan
+        .found
+        .iter()
+        .map(|f| (f.location.path.as_str(), f.sha256_hex()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("/OLD.ISO", ABC_SHA256.to_string()),
+            ("/boot/sherd.iso", ABC_SHA256.to_string())
+        ]
+    );
+    assert_eq!(
+        scan.looked, "sdb1 (vfat)",
+        "the internal disk is never mounted"
+    );
+    assert!(progress.contains(&("/boot/sherd.iso".to_string(), 3, 3)));
+}
+
+// ---- plan ----
+
+#[test]
+fn plan_stick_found() {
+    let s = boot_setup();
+    s.machine.add_disk(&usb("sdc", &[("sdc1", GB)])).unwrap();
+    let c = s.machine.format(&s.mounter, "sdc1", FsType::Exfat).unwrap();
+    fs::write(c.join(PLAN_FILE), "id = \"x\"\n").unwrap();
+    let plan = s.media.find_plan().unwrap();
+    assert_eq!(plan.text, "id = \"x\"\n");
+    assert_eq!(plan.location.device.name, "sdc1");
+    assert_eq!(plan.location.path, "/sherd-plan.toml");
+    assert!(mounts(&s.mounter.calls()).iter().all(|(_, _, w)| !w));
+}
+
+#[test]
+fn plan_stick_errors() {
+    let s = boot_setup();
+    let err = s.media.find_plan().unwrap_err();
+    assert!(matches!(err, MediaError::PlanNotFound { .. }), "{err}");
+    assert!(err.to_string().contains("sdb1 (vfat)"), "{err}");
+
+    s.machine.add_disk(&usb("sdc", &[("sdc1", GB)])).unwrap();
+    let c = s.machine.format(&s.mounter, "sdc1", FsType::Vfat).unwrap();
+    fs::write(c.join(PLAN_FILE), vec![b'#'; PLAN_MAX_BYTES as usize + 1]).unwrap();
+    assert!(matches!(
+        s.media.find_plan().unwrap_err(),
+        MediaError::PlanTooLarge { .. }
+    ));
+    fs::write(c.join(PLAN_FILE), vec![b'#'; PLAN_MAX_BYTES as usize]).unwrap();
+    s.media.find_plan().unwrap();
+    fs::write(c.join(PLAN_FILE), b"\xff\xfe").unwrap();
+    assert!(matches!(
+        s.media.find_plan().unwrap_err(),
+        MediaError::PlanNotText { .. }
+    ));
+    fs::remove_file(c.join(PLAN_FILE)).unwrap();
+    fs::create_dir(c.join(PLAN_FILE)).unwrap();
+    assert!(matches!(
+        s.media.find_plan().unwrap_err(),
+        MediaError::NotAFile { .. }
+    ));
+    fs::remove_dir(c.join(PLAN_FILE)).unwrap();
+    // Only at the root counts.
+    fs::create_dir(c.join("plans")).unwrap();
+    fs::write(c.join("plans").join(PLAN_FILE), "x").unwrap();
+    assert!(matches!(
+        s.media.find_plan().unwrap_err(),
+        MediaError::PlanNotFound { .. }
+    ));
+
+    fs::write(c.join(PLAN_FILE), "a").unwrap();
+    s.machine.add_disk(&usb("sdd", &[])).unwrap();
+    let d = s.machine.format(&s.mounter, "sdd", FsType::Ext4).unwrap();
+    fs::write(d.join(PLAN_FILE), "b").unwrap();
+    let err = s.media.find_plan().unwrap_err();
+    let MediaError::SeveralPlans { found } = &err else {
+        panic!("{err}")
+    };
+    let devs: Vec<_> = found.iter().map(|l| l.device.name.as_str()).collect();
+    assert_eq!(devs, ["sdc1", "sdd"]);
+    let msg = err.to_string();
+    assert!(msg.contains("sdc1") && msg.contains("sdd") && msg.contains("Remove all but"));
+}
+
+// ---- data sticks ----
+
+/// sdb boot (vfat), sdc plan (vfat), sdd data (exfat, and an ISO 9660 partition), sde
+/// unformatted, nvme internal (ext4).
+fn data_setup() -> Setup {
+    let s = boot_setup();
+    s.machine.add_disk(&usb("sdc", &[("sdc1", GB)])).unwrap();
+    let c = s.machine.format(&s.mounter, "sdc1", FsType::Vfat).unwrap();
+    fs::write(c.join(PLAN_FILE), "plan").unwrap();
+    s.machine
+        .add_disk(&usb("sdd", &[("sdd1", GB), ("sdd2", GB)]))
+        .unwrap();
+    s.machine
+        .format(&s.mounter, "sdd1", FsType::Iso9660)
+        .unwrap();
+    s.machine.format(&s.mounter, "sdd2", FsType::Exfat).unwrap();
+    s.machine.add_disk(&usb("sde", &[])).unwrap();
+    s
+}
+
+#[test]
+fn data_candidates_follow_the_rules() {
+    let s = data_setup();
+    let names = |rules: DataStickRules| -> Vec<(String, FsType, bool)> {
+        s.media
+            .data_candidates(&rules)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.device.name, c.fs, c.plan_stick))
+            .collect()
+    };
+    let mut rules = DataStickRules {
+        boot_disk: Some("sdb"),
+        plan_disk: Some("sdc"),
+        plan_stick_for_data: false,
+    };
+    assert_eq!(names(rules), [("sdd2".into(), FsType::Exfat, false)]);
+    rules.plan_stick_for_data = true;
+    assert_eq!(
+        names(rules),
+        [
+            ("sdc1".into(), FsType::Vfat, true),
+            ("sdd2".into(), FsType::Exfat, false)
+        ]
+    );
+    // Boot stick unknown: it is offered like any other.
+    assert_eq!(names(DataStickRules::default()).len(), 3);
+    assert!(s.mounter.calls().is_empty(), "listing mounts nothing");
+}
+
+#[test]
+fn data_stick_written_synced_and_unmounted() {
+    let s = data_setup();
+    let rules = DataStickRules {
+        boot_disk: Some("sdb"),
+        plan_disk: Some("sdc"),
+        plan_stick_for_data: true,
+    };
+    let cands = s.media.data_candidates(&rules).unwrap();
+    let mut a = s.media.open_data_stick(&cands[0]).unwrap();
+    let mut b = s.media.open_data_stick(&cands[1]).unwrap();
+    assert_eq!(a.path(), s.machine.run.join("data-1"));
+    assert_eq!(b.path(), s.machine.run.join("data-2"));
+    assert_eq!(a.name(), "data stick sdc1 (SanDisk Cruzer Blade, 1.0 GB)");
+    let files = [OutputFile {
+        path: "root.asc".into(),
+        bytes: b"cert".to_vec(),
+    }];
+    write_all(&mut [&mut a, &mut b], "ceremony-1", &files).unwrap();
+    a.finish().unwrap();
+    b.finish().unwrap();
+    assert_eq!(
+        fs::read(s.machine.content_dir("sdc1").join("ceremony-1/root.asc")).unwrap(),
+        b"cert"
+    );
+    assert_eq!(
+        fs::read(s.machine.content_dir("sdd2").join("ceremony-1/root.asc")).unwrap(),
+        b"cert"
+    );
+    let calls = s.mounter.calls();
+    assert!(mounts(&calls).iter().all(|(_, _, w)| *w));
+    let t1 = s.machine.run.join("data-1");
+    let sync = calls
+        .iter()
+        .position(|c| *c == Call::Sync(t1.clone()))
+        .unwrap();
+    let unmount = calls
+        .iter()
+        .position(|c| *c == Call::Unmount(t1.clone()))
+        .unwrap();
+    assert!(sync < unmount);
+}
+
+#[test]
+fn data_stick_pulled_or_stuck_gives_errors_naming_it() {
+    let s = data_setup();
+    let cands = s.media.data_candidates(&DataStickRules::default()).unwrap();
+    let sdd2 = cands.iter().find(|c| c.device.name == "sdd2").unwrap();
+    let files = [OutputFile {
+        path: "shard.asc".into(),
+        bytes: b"x".to_vec(),
+    }];
+
+    // Pulled while writing: the files are gone from under the mount point.
+    let mut v = s.media.open_data_stick(sdd2).unwrap();
+    fs::remove_dir_all(s.machine.content_dir("sdd2")).unwrap();
+    let err = write_all(&mut [&mut v], "out", &files).unwrap_err();
+    assert!(matches!(err, WriteError::Io { .. }));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("data stick sdd2 (SanDisk Cruzer Blade") && msg.contains("out/"),
+        "{msg}"
+    );
+    s.mounter.fail_sync(true);
+    let err = v.finish().unwrap_err();
+    assert!(matches!(err, MediaError::Sync { .. }));
+    assert!(err.to_string().starts_with("data stick sdd2"), "{err}");
+    s.mounter.fail_sync(false);
+
+    // Will not unmount: reported, then detached.
+    fs::create_dir_all(s.machine.content_dir("sdd2")).unwrap();
+    let v = s.media.open_data_stick(sdd2).unwrap();
+    s.mounter.fail_unmount(true);
+    let err = v.finish().unwrap_err();
+    assert!(matches!(err, MediaError::Unmount { .. }), "{err}");
+    assert!(err.to_string().contains("data stick sdd2"), "{err}");
+    assert_eq!(
+        s.mounter.calls().last(),
+        Some(&Call::Detach(s.machine.run.join("data-2")))
+    );
+}
