@@ -72,7 +72,7 @@ pub enum MediaError {
     )]
     Sync { device: String, source: io::Error },
     #[error(
-        "{device}: could not unmount {target} ({source}); it was detached instead. Do not rely on what was written to it: write the outputs to another stick"
+        "{device}: could not unmount {target} ({source}); it was detached instead. If outputs were written to it, do not rely on them: write them to another stick"
     )]
     Unmount {
         device: String,
