@@ -175,7 +175,7 @@ impl fmt::Display for RuleError {
         match self {
             RuleError::MenuEntries(n) => write!(
                 f,
-                "needs exactly one menuentry, has {n}: Heads would offer each as a choice"
+                "needs exactly one menuentry, has {n} (Heads offers each as a choice)"
             ),
             RuleError::NoEntry => f.write_str(
                 "Heads finds no boot entry: the menuentry needs a linux line and must end with \

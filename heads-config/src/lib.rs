@@ -8,3 +8,4 @@ pub mod eventlog;
 pub mod grub;
 pub mod hex;
 pub mod pcr;
+pub mod stick;
