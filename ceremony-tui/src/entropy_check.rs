@@ -7,7 +7,7 @@ use crate::keys::Key;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Modifier, Style};
-use ratatui::text::{Line, Span};
+use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 /// One source as the screen shows it. Public values only: no sample byte ever reaches here.
@@ -46,40 +46,49 @@ pub fn on_key(key: Key) -> Option<Action> {
     matches!(key, Key::Enter | Key::Esc | Key::Char('b' | 'B')).then_some(Action::Back)
 }
 
-pub fn render(frame: &mut Frame, v: &EntropyView) {
-    let [main, footer] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(frame.area());
-    let bold = Style::default().add_modifier(Modifier::BOLD);
-    let mut lines = vec![Line::styled(
-        "Randomness sources found on this machine",
-        bold,
-    )];
+/// The screen's text, line by line, each marked bold or not: shared by this check and the
+/// ceremony's entropy step. The tags carry the meaning in words, so nothing rests on colour.
+pub fn body(v: &EntropyView) -> Vec<(bool, String)> {
+    let mut lines = vec![(true, "Randomness sources found on this machine".to_owned())];
     for r in &v.rows {
-        // The tag carries the meaning in words, so nothing rests on colour.
         let tag = match (r.healthy, r.counted) {
             (true, true) => "[ COUNTED ]",
             (true, false) => "[ MIXED   ]",
             (false, _) => "[ FAILED  ]",
         };
-        lines.push(Line::from(vec![
-            Span::styled(tag, if r.healthy { Style::default() } else { bold }),
-            Span::raw(format!(
-                " {:<8} {} ({})",
-                r.kind, r.identity, r.conditioning
-            )),
-        ]));
-        lines.push(Line::raw(format!("              {}", r.detail)));
+        lines.push((
+            !r.healthy,
+            format!("{tag} {:<8} {} ({})", r.kind, r.identity, r.conditioning),
+        ));
+        lines.push((false, format!("              {}", r.detail)));
     }
     for (what, why) in &v.absent {
-        lines.push(Line::raw(format!("[ ABSENT  ] {what}: {why}")));
+        lines.push((false, format!("[ ABSENT  ] {what}: {why}")));
     }
-    lines.push(Line::raw(""));
+    lines.push((false, String::new()));
     match (&v.progress, v.ok) {
-        (Some(p), _) => lines.push(Line::raw(format!("Testing... {p}"))),
-        (None, Some(true)) => lines.push(Line::styled(format!("PASS: {}", v.verdict), bold)),
-        (None, Some(false)) => lines.push(Line::styled(format!("REFUSED: {}", v.verdict), bold)),
+        (Some(p), _) => lines.push((false, format!("Testing... {p}"))),
+        (None, Some(true)) => lines.push((true, format!("PASS: {}", v.verdict))),
+        (None, Some(false)) => lines.push((true, format!("REFUSED: {}", v.verdict))),
         (None, None) => {}
     }
+    lines
+}
+
+pub fn render(frame: &mut Frame, v: &EntropyView) {
+    let [main, footer] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(frame.area());
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    let lines: Vec<Line> = body(v)
+        .into_iter()
+        .map(|(strong, text)| {
+            if strong {
+                Line::styled(text, bold)
+            } else {
+                Line::raw(text)
+            }
+        })
+        .collect();
     let block = Block::default()
         .borders(Borders::ALL)
         .title(" sherd ")

@@ -13,3 +13,4 @@ pub mod term;
 mod time;
 
 pub use boot::{BootInfo, BuildInfo};
+pub mod ceremony;

@@ -55,41 +55,82 @@ pub fn run_live_screen<A>(
     mut on_key: impl FnMut(Key) -> Option<A>,
     mut tick: impl FnMut() -> bool,
 ) -> io::Result<A> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use std::os::fd::AsFd;
     let mut decoder = Decoder::new();
-    let mut buf = [0u8; 64];
-    let stdin = io::stdin();
-    let timeout =
-        PollTimeout::try_from(period.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
     tick();
     t.draw(&mut render)?;
     loop {
-        let ready = {
-            let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                Ok(n) => n > 0,
-                Err(nix::errno::Errno::EINTR) => false,
-                Err(e) => return Err(e.into()),
-            }
-        };
-        if ready {
-            // Straight from the descriptor: std's buffered Stdin could keep bytes poll cannot see.
-            let n = nix::unistd::read(stdin.as_fd(), &mut buf)?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the console closed its input",
-                ));
-            }
-            for key in decoder.feed(&buf[..n]) {
-                if let Some(a) = on_key(key) {
-                    return Ok(a);
-                }
+        for key in read_keys(&mut decoder, period)? {
+            if let Some(a) = on_key(key) {
+                return Ok(a);
             }
         }
         if tick() {
             t.draw(&mut render)?;
         }
+    }
+}
+
+/// Waits up to `wait` for input on standard input and returns the keys it decodes (none when
+/// the time ran out).
+fn read_keys(decoder: &mut Decoder, wait: std::time::Duration) -> io::Result<Vec<Key>> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let stdin = io::stdin();
+    let timeout =
+        PollTimeout::try_from(wait.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+    let ready = {
+        let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(n) => n > 0,
+            Err(nix::errno::Errno::EINTR) => false,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if !ready {
+        return Ok(Vec::new());
+    }
+    // Straight from the descriptor: std's buffered Stdin could keep bytes poll cannot see.
+    let mut buf = [0u8; 64];
+    let n = nix::unistd::read(stdin.as_fd(), &mut buf)?;
+    if n == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the console closed its input",
+        ));
+    }
+    Ok(decoder.feed(&buf[..n]))
+}
+
+/// The ceremony's [`crate::ceremony::Console`] on this terminal.
+pub struct TermConsole<'a> {
+    t: &'a mut ConsoleTerminal,
+    decoder: Decoder,
+    pending: std::collections::VecDeque<Key>,
+}
+
+impl<'a> TermConsole<'a> {
+    pub fn new(t: &'a mut ConsoleTerminal) -> Self {
+        TermConsole {
+            t,
+            decoder: Decoder::new(),
+            pending: Default::default(),
+        }
+    }
+}
+
+impl crate::ceremony::Console for TermConsole<'_> {
+    fn show(&mut self, page: &crate::ceremony::Page) -> io::Result<()> {
+        // ratatui sends only the cells that changed, so showing the same page again is free.
+        self.t
+            .draw(|f| crate::ceremony::page::render(f, page))
+            .map(|_| ())
+    }
+
+    fn next_key(&mut self, wait: std::time::Duration) -> io::Result<Option<Key>> {
+        if self.pending.is_empty() {
+            let keys = read_keys(&mut self.decoder, wait)?;
+            self.pending.extend(keys);
+        }
+        Ok(self.pending.pop_front())
     }
 }

@@ -1,0 +1,8 @@
+//! The witnessed generation ceremony: one page per step, driven by the ceremony core's flow.
+
+pub mod driver;
+pub mod page;
+pub mod screens;
+
+pub use driver::{CardPoll, Console, Devices, Gathered, Outcome, PlanPoll, run};
+pub use page::Page;

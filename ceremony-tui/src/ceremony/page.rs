@@ -1,0 +1,172 @@
+//! One ceremony screen as plain data, and how it is drawn.
+//!
+//! Every screen of the ceremony is a [`Page`]: strings, and nothing else. Pages are built from
+//! the ceremony core's public views (plan summary, fingerprints, serials, hashes); the core's
+//! secret types implement neither `Display` nor `Debug` nor `Clone`, so no secret can be
+//! formatted into a page by accident.
+
+use crate::boot::render_footer;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+/// The steps of the generation ceremony as the header names them (the design's steps, with
+/// sealing done together with the keys: sealing needs only the public location keys).
+pub const STEPS: [&str; 9] = [
+    "Boot attestation",
+    "Plan",
+    "Entropy",
+    "Keys and sealing",
+    "Cards",
+    "Verify",
+    "Write",
+    "Transcript",
+    "Power off",
+];
+
+/// How one line is shown. Meaning never rests on colour: alerts also say so in words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Plain,
+    Bold,
+    /// Reverse video: a failure or something the operator must act on.
+    Alert,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageLine {
+    pub tone: Tone,
+    pub text: String,
+}
+
+/// A ceremony screen. Public values only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// Index into [`STEPS`].
+    pub step: usize,
+    pub ceremony_id: Option<String>,
+    pub rehearsal: bool,
+    /// The box's title, e.g. `insert a card`.
+    pub title: String,
+    pub lines: Vec<PageLine>,
+    /// `(key, what it does)`, shown in the footer.
+    pub keys: Vec<(String, String)>,
+}
+
+impl Page {
+    pub fn new(step: usize, title: impl Into<String>) -> Self {
+        Page {
+            step,
+            ceremony_id: None,
+            rehearsal: false,
+            title: title.into(),
+            lines: Vec::new(),
+            keys: Vec::new(),
+        }
+    }
+
+    pub fn line(&mut self, text: impl Into<String>) -> &mut Self {
+        self.push(Tone::Plain, text)
+    }
+
+    pub fn bold(&mut self, text: impl Into<String>) -> &mut Self {
+        self.push(Tone::Bold, text)
+    }
+
+    pub fn alert(&mut self, text: impl Into<String>) -> &mut Self {
+        self.push(Tone::Alert, text)
+    }
+
+    pub fn blank(&mut self) -> &mut Self {
+        self.push(Tone::Plain, "")
+    }
+
+    fn push(&mut self, tone: Tone, text: impl Into<String>) -> &mut Self {
+        self.lines.push(PageLine {
+            tone,
+            text: text.into(),
+        });
+        self
+    }
+
+    pub fn key(&mut self, key: &str, what: &str) -> &mut Self {
+        self.keys.push((key.into(), what.into()));
+        self
+    }
+
+    /// The whole page as text (for logs of what was shown, and tests).
+    pub fn text(&self) -> String {
+        let mut s = format!("{}: {}\n", STEPS[self.step], self.title);
+        for l in &self.lines {
+            s.push_str(&l.text);
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// The rehearsal banner, on every screen of a rehearsal.
+pub const REHEARSAL_BANNER: &str =
+    "REHEARSAL: practice only. No real keys, no real cards, nothing here is kept.";
+
+pub fn render(frame: &mut Frame, page: &Page) {
+    let rows = if page.rehearsal { 2 } else { 1 };
+    let [header, main, footer] = Layout::vertical([
+        Constraint::Length(rows),
+        Constraint::Min(3),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    let rev = Style::default().add_modifier(Modifier::REVERSED);
+    let mut head = Vec::new();
+    if page.rehearsal {
+        head.push(Line::styled(
+            format!(" {REHEARSAL_BANNER}"),
+            rev.add_modifier(Modifier::BOLD),
+        ));
+    }
+    let mut h = format!(
+        " sherd  step {} of {}: {}",
+        page.step + 1,
+        STEPS.len(),
+        STEPS[page.step]
+    );
+    if let Some(id) = &page.ceremony_id {
+        h.push_str(&format!("   ceremony {id}"));
+    }
+    head.push(Line::styled(h, rev));
+    frame.render_widget(Paragraph::new(head).style(rev), header);
+
+    let lines: Vec<Line> = page
+        .lines
+        .iter()
+        .map(|l| match l.tone {
+            Tone::Plain => Line::raw(l.text.clone()),
+            Tone::Bold => Line::styled(
+                l.text.clone(),
+                Style::default().add_modifier(Modifier::BOLD),
+            ),
+            Tone::Alert => Line::from(Span::styled(
+                l.text.clone(),
+                rev.add_modifier(Modifier::BOLD),
+            )),
+        })
+        .collect();
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(Line::from(format!(" {} ", page.title)).right_aligned());
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        main,
+    );
+    let keys: Vec<(&str, &str)> = page
+        .keys
+        .iter()
+        .map(|(k, w)| (k.as_str(), w.as_str()))
+        .collect();
+    render_footer(frame, footer, &keys);
+}

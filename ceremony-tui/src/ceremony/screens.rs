@@ -1,0 +1,735 @@
+//! The pages of the generation ceremony, built from public values only.
+
+use super::page::Page;
+use crate::boot::grouped_hex;
+use ceremony::ceremony::{CardView, FinishView, KeysView, VerifyView};
+use ceremony::plan::PlanSummary;
+
+/// Step indexes into [`super::page::STEPS`].
+pub const ATTEST: usize = 0;
+pub const PLAN: usize = 1;
+pub const ENTROPY: usize = 2;
+pub const KEYS: usize = 3;
+pub const CARDS: usize = 4;
+pub const VERIFY: usize = 5;
+pub const WRITE: usize = 6;
+pub const TRANSCRIPT: usize = 7;
+pub const POWER_OFF: usize = 8;
+
+/// A hash as PGP words (hex that does not parse is shown as such: it came from outside).
+pub fn words_of_hex(hex: &str) -> String {
+    match ceremony::hex::decode(hex) {
+        Some(b) => ceremony::words::to_phrase(&b),
+        None => format!("(not hex: {hex})"),
+    }
+}
+
+/// The image's SHA-256 as read back from the boot medium.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IsoCheck {
+    /// Found at `location` (disk, partition, path), by `via` (`findiso=` or a scan).
+    Found {
+        sha256: String,
+        location: String,
+        via: String,
+    },
+    /// Several candidate images and no `findiso=` to choose: each is shown.
+    Several(Vec<(String, String)>),
+    NotFound(String),
+}
+
+/// One TPM PCR as witnesses see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PcrLine {
+    pub index: u8,
+    /// Hex (SHA-256 bank), or `None` without a TPM.
+    pub value: Option<String>,
+    /// `PASS`, `FAIL` or `UNKNOWN`: the word carries the meaning, not a colour.
+    pub verdict: String,
+    pub expectation: String,
+    pub reason: String,
+}
+
+/// What the boot attestation shows (step 1). Public values only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attestation {
+    pub iso: IsoCheck,
+    pub rootfs_tree: Option<String>,
+    pub kernel_release: String,
+    pub boot_path: String,
+    pub pcrs: Vec<PcrLine>,
+}
+
+impl Attestation {
+    /// The values the transcript records, in a fixed order.
+    pub fn records(&self) -> Vec<(String, String)> {
+        let mut r = Vec::new();
+        match &self.iso {
+            IsoCheck::Found {
+                sha256,
+                location,
+                via,
+            } => {
+                r.push(("image.iso-sha256".into(), sha256.clone()));
+                r.push((
+                    "image.iso-location".into(),
+                    format!("{location} (via {via})"),
+                ));
+            }
+            IsoCheck::Several(c) => {
+                for (loc, h) in c {
+                    r.push(("image.iso-candidate".into(), format!("{h} {loc}")));
+                }
+            }
+            IsoCheck::NotFound(why) => {
+                r.push(("image.iso-sha256".into(), format!("unknown: {why}")))
+            }
+        }
+        r.push((
+            "image.rootfs-tree-sha256".into(),
+            self.rootfs_tree.clone().unwrap_or_else(|| "unknown".into()),
+        ));
+        r.push(("boot.kernel-release".into(), self.kernel_release.clone()));
+        r.push(("boot.path".into(), self.boot_path.clone()));
+        for p in &self.pcrs {
+            r.push((
+                format!("tpm.pcr{}-sha256", p.index),
+                format!("{} {}", p.value.as_deref().unwrap_or("none"), p.verdict),
+            ));
+        }
+        r
+    }
+}
+
+fn hash_lines(p: &mut Page, label: &str, hex: &str) {
+    p.bold(label);
+    p.line(format!("  {}", grouped_hex(hex)));
+    p.line(format!("  {}", words_of_hex(hex)));
+}
+
+/// The attestation, as several pages the witnesses leaf through (80x25 holds one at a time).
+pub fn attestation_pages(a: &Attestation) -> Vec<Page> {
+    let mut pages = Vec::new();
+    let mut p = Page::new(ATTEST, "boot attestation 1: the image");
+    p.line("Compare each value with the release manifest the build parties signed.");
+    match &a.iso {
+        IsoCheck::Found {
+            sha256,
+            location,
+            via,
+        } => {
+            hash_lines(
+                &mut p,
+                "Boot image (ISO) SHA-256, read back from the boot stick",
+                sha256,
+            );
+            p.line(format!("  found at {location} (via {via})"));
+        }
+        IsoCheck::Several(c) => {
+            p.alert("SEVERAL boot images found and no findiso= to tell which one booted:");
+            for (loc, h) in c {
+                p.line(format!("  {loc}"));
+                p.line(format!("    {}", grouped_hex(h)));
+            }
+        }
+        IsoCheck::NotFound(why) => {
+            p.alert("Boot image (ISO) SHA-256: UNKNOWN");
+            p.line(format!("  {why}"));
+        }
+    }
+    match &a.rootfs_tree {
+        Some(h) => hash_lines(&mut p, "Root filesystem tree SHA-256, computed at boot", h),
+        None => {
+            p.alert("Root filesystem tree SHA-256: UNKNOWN (not computed by sherd's PID 1)");
+        }
+    }
+    p.line(format!(
+        "Kernel {}   boot path: {}",
+        a.kernel_release, a.boot_path
+    ));
+    pages.push(p);
+
+    let mut p = Page::new(ATTEST, "boot attestation 2: TPM PCRs");
+    if a.pcrs.iter().all(|x| x.value.is_none()) {
+        p.alert("NO TPM: the PCRs cannot be read; the measured boot is UNKNOWN.");
+    }
+    for x in &a.pcrs {
+        let v = x.value.as_deref().unwrap_or("(none)");
+        p.line(format!("PCR{} {v:<64} {}", x.index, x.verdict));
+        let mut why = format!("     expected: {}", x.expectation);
+        if !x.reason.is_empty() && x.verdict != "PASS" {
+            why.push_str(&format!("; {}", x.reason));
+        }
+        p.line(why);
+    }
+    pages.push(p);
+
+    for chunk in a.pcrs.chunks(3) {
+        let first = chunk.first().map_or(0, |x| x.index);
+        let last = chunk.last().map_or(0, |x| x.index);
+        let mut p = Page::new(
+            ATTEST,
+            format!("boot attestation: PCR {first} to {last} as words"),
+        );
+        for x in chunk {
+            match &x.value {
+                Some(v) => hash_lines(&mut p, &format!("PCR{} ({})", x.index, x.verdict), v),
+                None => {
+                    p.bold(format!("PCR{}: no value", x.index));
+                }
+            }
+        }
+        pages.push(p);
+    }
+    let n = pages.len();
+    for (i, p) in pages.iter_mut().enumerate() {
+        p.title = format!("{} [page {} of {n}]", p.title, i + 1);
+        p.key("Tab", "next page");
+        p.key("Y", "witnesses confirm");
+        p.key("A", "abort");
+    }
+    pages
+}
+
+/// The plan as read from the plan stick, with each witness's confirmation so far.
+pub fn plan_page(s: &PlanSummary, confirmed: &[bool], location: &str) -> Page {
+    let mut p = Page::new(PLAN, "the plan");
+    let n = s.holders.len();
+    p.bold(format!(
+        "Ceremony {}  at {}  threshold {} of {n}",
+        s.ceremony_id, s.time_rfc3339, s.threshold
+    ));
+    p.line(format!("read from {location}"));
+    const SHOWN: usize = 6;
+    for h in s.holders.iter().take(SHOWN) {
+        p.line(format!(
+            "  holder {}: {} ({} card{}), backup {}",
+            h.index,
+            h.name,
+            h.cards,
+            if h.cards == 1 { "" } else { "s" },
+            h.backup
+        ));
+    }
+    if n > SHOWN {
+        p.line(format!(
+            "  ... and {} more holders (all are in the transcript)",
+            n - SHOWN
+        ));
+    }
+    hash_lines(
+        &mut p,
+        "Plan SHA-256: compare with the copy each holder brought",
+        &s.hash_hex,
+    );
+    p.bold("Witnesses: press your number to confirm the plan and its hash");
+    for (i, w) in s.witnesses.iter().enumerate().take(9) {
+        let mark = if confirmed.get(i).copied().unwrap_or(false) {
+            "[CONFIRMED]"
+        } else {
+            "[ waiting ]"
+        };
+        p.line(format!("  {} {mark} {w}", i + 1));
+    }
+    p.key("1-9", "witness confirms");
+    if confirmed.iter().all(|c| *c) {
+        p.key("Y", "go on");
+    }
+    p.key("A", "abort");
+    p
+}
+
+pub fn keys_page(k: &KeysView, sealed: usize) -> Page {
+    let mut p = Page::new(KEYS, "the root key");
+    p.bold("Root certificate fingerprint (Ed25519 primary, Cv25519 encryption subkey)");
+    p.line(format!("  {}", grouped_hex(&k.root_fingerprint)));
+    p.line(format!("  {}", k.root_fingerprint_words));
+    p.blank();
+    p.bold("Location keys, one per holder (their cards are provisioned next)");
+    const SHOWN: usize = 8;
+    for (i, name, fp) in k.locations.iter().take(SHOWN) {
+        p.line(format!(
+            "  {i:>3} {:<20} {}",
+            truncate(name, 20),
+            grouped_hex(fp)
+        ));
+    }
+    if k.locations.len() > SHOWN {
+        p.line(format!(
+            "  ... and {} more (in the transcript)",
+            k.locations.len() - SHOWN
+        ));
+    }
+    p.blank();
+    p.line(format!(
+        "{sealed} shares sealed, each to its holder's location key, signed by the root key."
+    ));
+    p.line("Witnesses write down the fingerprint words, then confirm.");
+    p.key("Y", "witnesses confirm");
+    p.key("A", "abort");
+    p
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('~');
+        t
+    }
+}
+
+/// What the card step knows about the reader right now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CardState {
+    NoReader,
+    Empty,
+    /// A card that holds keys and was not interrupted in this ceremony: refused.
+    NotBlank(String),
+    Problem(String),
+}
+
+/// Which card the ceremony asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardRequest {
+    pub holder: u8,
+    pub card: u8,
+    pub name: String,
+    /// Cards this holder gets.
+    pub cards: u8,
+    /// Cards provisioned so far, of `total` in the ceremony.
+    pub done: usize,
+    pub total: usize,
+}
+
+/// "Insert holder 2's card 1 of 1."
+pub fn card_request_page(r: &CardRequest, state: &CardState, last_error: Option<&str>) -> Page {
+    let CardRequest {
+        holder,
+        card,
+        name,
+        cards,
+        done,
+        total,
+    } = r;
+    let mut p = Page::new(CARDS, format!("card {} of {total}", done + 1));
+    p.bold(format!(
+        "Insert a BLANK OpenPGP card for holder {holder} ({name}): card {card} of {cards}."
+    ));
+    p.line("It is reset, given its location key and new PINs, and tested, in one insertion.");
+    p.line("The PINs are never shown: they go, encrypted, into the holder's PIN file.");
+    p.blank();
+    if let Some(e) = last_error {
+        p.alert("THE LAST ATTEMPT FAILED");
+        p.line(e.to_owned());
+        p.line("Nothing from that attempt was recorded. A card that was part way through is");
+        p.line("reset and provisioned from the start when it is inserted again; or use a");
+        p.line("spare blank card.");
+        p.blank();
+    }
+    match state {
+        CardState::NoReader => p.line("Waiting for a card reader: plug one in."),
+        CardState::Empty => p.line("Reader ready; waiting for the card."),
+        CardState::NotBlank(ident) => {
+            p.alert(format!("Card {ident} is NOT BLANK: it holds keys."));
+            p.line("sherd does not erase a card it did not start on. Remove it and insert a");
+            p.line("blank card (a card can be reset deliberately on another machine).")
+        }
+        CardState::Problem(e) => {
+            p.alert("The card cannot be used:");
+            p.line(e.clone())
+        }
+    };
+    p.key("A", "abort");
+    p
+}
+
+pub fn card_busy_page(holder: u8, card: u8, ident: &str) -> Page {
+    let mut p = Page::new(CARDS, "provisioning");
+    p.bold(format!(
+        "Provisioning card {ident} for holder {holder}, card {card}."
+    ));
+    p.line("Do not remove the card.");
+    p
+}
+
+pub fn card_done_page(v: &CardView, present: bool) -> Page {
+    let mut p = Page::new(CARDS, "card ready");
+    p.bold(format!(
+        "Card {} is ready for holder {}, card {}.",
+        v.serial, v.holder, v.card
+    ));
+    p.line(format!(
+        "It holds location key {}",
+        grouped_hex(&v.location_fingerprint)
+    ));
+    p.line("and decrypted its holder's sealed share in a test.");
+    p.blank();
+    if present {
+        p.alert("Remove the card now and give it to its holder (write the serial on it).");
+    } else {
+        p.line("Card removed.");
+    }
+    p
+}
+
+pub fn verify_page(v: Option<&VerifyView>) -> Page {
+    let mut p = Page::new(VERIFY, "verification");
+    match v {
+        None => {
+            p.bold("Verifying: every card's share, the M-subsets, the root key...");
+        }
+        Some(v) => {
+            p.bold("Verification PASSED");
+            p.line(format!("  shares: {}", v.subsets.describe()));
+            p.line("  every card decrypted its own share during its insertion");
+            p.line(format!(
+                "  the root key signed and verified a fresh nonce {}",
+                v.self_test_nonce
+            ));
+        }
+    }
+    p
+}
+
+/// The write step: which data sticks are in, and what happened.
+pub fn write_page(
+    verified: Option<&VerifyView>,
+    sticks: &[String],
+    files: usize,
+    status: Option<&str>,
+    error: Option<&str>,
+) -> Page {
+    let mut p = Page::new(WRITE, "write the outputs");
+    if let Some(v) = verified {
+        p.line(format!("Verification PASSED: {}", v.subsets.describe()));
+        p.blank();
+    }
+    p.bold(format!(
+        "Insert the data stick(s): {files} files (certificates, shard file, PIN files,"
+    ));
+    p.bold("transcript) are written to every stick listed, read back and compared.");
+    p.blank();
+    if let Some(e) = error {
+        p.alert("WRITING FAILED");
+        p.line(e.to_owned());
+        p.line("Nothing is lost: the outputs are still in memory. Insert a fresh stick, or");
+        p.line("the same one after checking it, and press W again.");
+        p.blank();
+    }
+    if sticks.is_empty() {
+        p.line("No data stick found yet.");
+    } else {
+        for s in sticks {
+            p.line(format!("  stick: {s}"));
+        }
+        p.key("W", "write to these sticks");
+    }
+    if let Some(s) = status {
+        p.blank();
+        p.bold(s.to_owned());
+    }
+    p.key("A", "abort");
+    p
+}
+
+pub fn final_page(f: &FinishView, written: &[String]) -> Page {
+    let mut p = Page::new(TRANSCRIPT, "the transcript");
+    p.bold("Written and read back:");
+    for w in written.iter().take(4) {
+        p.line(format!("  {w}"));
+    }
+    p.line(format!("  {} files", f.files.len()));
+    p.blank();
+    p.bold("Transcript final hash: every witness writes these words down");
+    p.line(format!("  {}", grouped_hex(&f.transcript_final_hash)));
+    p.line(format!("  {}", f.transcript_final_words));
+    p.blank();
+    p.line("An auditor later checks the transcript on the stick against these words.");
+    p.key("Y", "words written down");
+    p
+}
+
+pub fn power_off_page(aborted: Option<&str>) -> Page {
+    let mut p = Page::new(POWER_OFF, "done");
+    match aborted {
+        Some(why) => {
+            p.alert("CEREMONY ABORTED");
+            p.line(why.to_owned());
+            p.line("Nothing was written. Cards provisioned so far hold keys no share needs:");
+            p.line("reset them before another ceremony.");
+        }
+        None => {
+            p.bold("The ceremony is complete.");
+            p.line("Give each holder their card(s); keep the data sticks as the plan says.");
+        }
+    }
+    p.blank();
+    p.line("The root secret, shares and PINs have been wiped from memory.");
+    p.line("Power off now; nothing of this session survives in the machine.");
+    p.key("P", "power off");
+    p
+}
+
+pub fn abort_confirm_page(step: usize) -> Page {
+    let mut p = Page::new(step, "abort?");
+    p.alert("Abort the ceremony?");
+    p.line("Every secret is wiped and nothing more is written. This cannot be undone.");
+    p.key("Y", "yes, abort");
+    p.key("N", "no, go back");
+    p
+}
+
+/// Something went wrong that the operator must read; the ceremony stays where it was.
+pub fn error_page(step: usize, what: &str, kept: &str, todo: &str) -> Page {
+    let mut p = Page::new(step, "problem");
+    p.alert("PROBLEM");
+    p.line(what.to_owned());
+    p.blank();
+    p.bold("What was kept");
+    p.line(kept.to_owned());
+    p.blank();
+    p.bold("What you can do");
+    p.line(todo.to_owned());
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ceremony::page::render;
+    use ceremony::plan::HolderSummary;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn draw(mut p: Page) -> TestBackend {
+        p.ceremony_id = Some("acme-root-2026".into());
+        let mut t = Terminal::new(TestBackend::new(80, 25)).unwrap();
+        t.draw(|f| render(f, &p)).unwrap();
+        t.backend().clone()
+    }
+
+    const H1: &str = "3f2a9b1c0a1b2c3d3f2a9b1c0a1b2c3d3f2a9b1c0a1b2c3d3f2a9b1c0a1b2c3d";
+
+    fn attestation() -> Attestation {
+        Attestation {
+            iso: IsoCheck::Found {
+                sha256: H1.into(),
+                location: "QEMU HARDDISK (sda1) /sherd.iso".into(),
+                via: "findiso=".into(),
+            },
+            rootfs_tree: Some("9e".repeat(32)),
+            kernel_release: "6.12.117".into(),
+            boot_path: "Heads (kexec, findiso=/sherd.iso)".into(),
+            pcrs: (0..8)
+                .map(|i| PcrLine {
+                    index: i,
+                    value: Some(if i == 4 { H1.into() } else { "00".repeat(32) }),
+                    verdict: match i {
+                        0 | 1 | 3 | 4 => "PASS".into(),
+                        _ => "UNKNOWN".into(),
+                    },
+                    expectation: match i {
+                        0 | 1 | 3 => "zero under Heads".into(),
+                        4 => "E(E(0,H(usb)),H(generic))".into(),
+                        _ => "board-specific".into(),
+                    },
+                    reason: "compare with the owner's recorded value".into(),
+                })
+                .collect(),
+        }
+    }
+
+    fn plan() -> PlanSummary {
+        PlanSummary {
+            ceremony_id: "acme-root-2026".into(),
+            time_rfc3339: "2026-11-24T09:00:00Z".into(),
+            threshold: 2,
+            holders: ["Alice", "Bob", "Carol"]
+                .iter()
+                .enumerate()
+                .map(|(i, n)| HolderSummary {
+                    index: i as u8 + 1,
+                    name: (*n).into(),
+                    backup: "Bob".into(),
+                    cards: 1,
+                    cert_fingerprints: vec![],
+                })
+                .collect(),
+            witnesses: vec!["Wendy Witness".into(), "Walter Witness".into()],
+            hash_hex: H1.into(),
+            hash_words: words_of_hex(H1),
+        }
+    }
+
+    #[test]
+    fn attestation_pages_80x25() {
+        let pages = attestation_pages(&attestation());
+        assert_eq!(pages.len(), 5);
+        for (i, p) in pages.into_iter().enumerate() {
+            insta::assert_snapshot!(format!("attestation_{}", i + 1), draw(p));
+        }
+    }
+
+    #[test]
+    fn attestation_without_tpm_or_iso() {
+        let mut a = attestation();
+        a.iso = IsoCheck::NotFound("no removable disk holds /sherd.iso".into());
+        for p in &mut a.pcrs {
+            p.value = None;
+            p.verdict = "UNKNOWN".into();
+        }
+        let pages = attestation_pages(&a);
+        insta::assert_snapshot!(draw(pages[0].clone()));
+        insta::assert_snapshot!(draw(pages[1].clone()));
+        // The transcript records say so too.
+        assert!(
+            a.records()
+                .iter()
+                .any(|(k, v)| k == "image.iso-sha256" && v.starts_with("unknown"))
+        );
+    }
+
+    #[test]
+    fn plan_page_80x25() {
+        insta::assert_snapshot!(draw(plan_page(&plan(), &[true, false], "USB stick (sdb1)")));
+    }
+
+    #[test]
+    fn keys_page_80x25() {
+        let k = KeysView {
+            root_fingerprint: "0123456789ABCDEF0123456789ABCDEF01234567".into(),
+            root_fingerprint_words: words_of_hex("0123456789ABCDEF0123456789ABCDEF01234567"),
+            locations: vec![
+                (
+                    1,
+                    "Alice".into(),
+                    "AAAA0123456789ABCDEF0123456789ABCDEF0123".into(),
+                ),
+                (
+                    2,
+                    "Bob".into(),
+                    "BBBB0123456789ABCDEF0123456789ABCDEF0123".into(),
+                ),
+                (
+                    3,
+                    "Carol".into(),
+                    "CCCC0123456789ABCDEF0123456789ABCDEF0123".into(),
+                ),
+            ],
+        };
+        insta::assert_snapshot!(draw(keys_page(&k, 3)));
+    }
+
+    fn request() -> CardRequest {
+        CardRequest {
+            holder: 2,
+            card: 1,
+            name: "Bob".into(),
+            cards: 1,
+            done: 1,
+            total: 3,
+        }
+    }
+
+    #[test]
+    fn card_pages_80x25() {
+        insta::assert_snapshot!(
+            "card_request",
+            draw(card_request_page(&request(), &CardState::Empty, None))
+        );
+        insta::assert_snapshot!(
+            "card_request_after_failure",
+            draw(card_request_page(
+                &request(),
+                &CardState::NotBlank("000F:00001234".into()),
+                Some("holder 2, card 1: the card or reader failed: the card was removed")
+            ))
+        );
+        insta::assert_snapshot!("card_busy", draw(card_busy_page(2, 1, "000F:00001234")));
+        let v = CardView {
+            holder: 2,
+            card: 1,
+            serial: "000F:00001234".into(),
+            location_fingerprint: "BBBB0123456789ABCDEF0123456789ABCDEF0123".into(),
+        };
+        insta::assert_snapshot!("card_done", draw(card_done_page(&v, true)));
+    }
+
+    fn verified() -> VerifyView {
+        VerifyView {
+            subsets: ceremony::recombine::SubsetReport {
+                total: 3,
+                checked: 3,
+                exhaustive: true,
+            },
+            self_test_nonce: "5c1e0f2a".into(),
+        }
+    }
+
+    #[test]
+    fn verify_and_write_pages_80x25() {
+        insta::assert_snapshot!("verifying", draw(verify_page(None)));
+        insta::assert_snapshot!("verified", draw(verify_page(Some(&verified()))));
+        insta::assert_snapshot!(
+            "write_waiting",
+            draw(write_page(Some(&verified()), &[], 9, None, None))
+        );
+        insta::assert_snapshot!(
+            "write_failed",
+            draw(write_page(
+                Some(&verified()),
+                &["SanDisk Cruzer (sdc1, vfat)".into()],
+                9,
+                None,
+                Some("sdc1: writing transcript.txt failed: No such device (the stick was pulled)")
+            ))
+        );
+    }
+
+    #[test]
+    fn final_power_off_abort_and_error_pages_80x25() {
+        let f = FinishView {
+            files: vec![("plan.toml".into(), 100, "00".repeat(32)); 9],
+            transcript_final_hash: H1.into(),
+            transcript_final_words: words_of_hex(H1),
+        };
+        insta::assert_snapshot!(
+            "final",
+            draw(final_page(
+                &f,
+                &["SanDisk Cruzer (sdc1): 9 files under sherd-acme-root-2026/".into()]
+            ))
+        );
+        insta::assert_snapshot!("power_off", draw(power_off_page(None)));
+        insta::assert_snapshot!(
+            "power_off_aborted",
+            draw(power_off_page(Some(
+                "aborted by the operator at step Cards"
+            )))
+        );
+        insta::assert_snapshot!("abort_confirm", draw(abort_confirm_page(CARDS)));
+        insta::assert_snapshot!(
+            "error",
+            draw(error_page(
+                KEYS,
+                "key generation failed: x",
+                "Nothing has been written.",
+                "Press A."
+            ))
+        );
+    }
+
+    #[test]
+    fn rehearsal_banner_on_every_page() {
+        let mut p = power_off_page(None);
+        p.rehearsal = true;
+        let b = draw(p);
+        let top: String = (0..80)
+            .map(|x| b.buffer()[(x, 0)].symbol().to_owned())
+            .collect();
+        assert!(top.contains("REHEARSAL"), "{top}");
+        insta::assert_snapshot!("rehearsal", b);
+    }
+}

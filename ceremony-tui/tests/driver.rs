@@ -1,0 +1,396 @@
+//! The whole ceremony through the driver on a host: a scripted console presses the keys the
+//! operator and witnesses would, fake devices hand over software cards and a folder as the
+//! data stick. Checks the outputs with the offline verifier, that no secret ever reached a
+//! page, and the fault paths (refused plan, failed card, failed write, missing entropy).
+
+#[path = "../../ceremony/tests/common/mod.rs"]
+mod common;
+
+use ceremony::card::{CardError, CardSerial, LocationCard, SoftwareCard};
+use ceremony::keys::CardImport;
+use ceremony::secret::{CardPins, Pin, SharedSecret};
+use ceremony::storage::{DirVolume, OutputFile, WriteReport, write_all};
+use ceremony_tui::ceremony::screens::{Attestation, IsoCheck, PcrLine};
+use ceremony_tui::ceremony::{CardPoll, Console, Devices, Gathered, Outcome, Page, PlanPoll, run};
+use ceremony_tui::entropy_check::{EntropyView, SourceRow};
+use ceremony_tui::keys::Key;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Presses `key` once a page containing `when` is on screen; records every page.
+struct Script {
+    steps: VecDeque<(&'static str, Key)>,
+    pages: Vec<String>,
+    idle: usize,
+}
+
+impl Script {
+    fn new(steps: &[(&'static str, Key)]) -> Self {
+        Script {
+            steps: steps.iter().copied().collect(),
+            pages: Vec::new(),
+            idle: 0,
+        }
+    }
+    fn all_text(&self) -> String {
+        self.pages.join("\n")
+    }
+}
+
+impl Console for Script {
+    fn show(&mut self, page: &Page) -> io::Result<()> {
+        let mut t = page.text();
+        if page.rehearsal {
+            t.insert_str(0, "REHEARSAL\n");
+        }
+        for (k, w) in &page.keys {
+            t.push_str(&format!("[{k}] {w}\n"));
+        }
+        if self.pages.last() != Some(&t) {
+            self.pages.push(t);
+        }
+        Ok(())
+    }
+
+    fn next_key(&mut self, _: Duration) -> io::Result<Option<Key>> {
+        let last = self.pages.last().cloned().unwrap_or_default();
+        if let Some((when, key)) = self.steps.front().copied()
+            && last.contains(when)
+        {
+            self.steps.pop_front();
+            self.idle = 0;
+            return Ok(Some(key));
+        }
+        self.idle += 1;
+        assert!(
+            self.idle < 500,
+            "stuck: waiting for {:?}; the screen shows:\n{last}",
+            self.steps.front()
+        );
+        Ok(None)
+    }
+}
+
+/// A software card that stays inspectable after the driver drops its handle.
+#[derive(Clone)]
+struct SharedCard(Rc<RefCell<SoftwareCard>>, Rc<RefCell<bool>>);
+
+impl LocationCard for SharedCard {
+    fn serial(&mut self) -> Result<CardSerial, CardError> {
+        self.0.borrow_mut().serial()
+    }
+    fn provision(
+        &mut self,
+        key: &CardImport<'_>,
+        pins: &CardPins,
+    ) -> Result<CardSerial, CardError> {
+        if self.1.replace(false) {
+            return Err(CardError::Device("the card was pulled out (test)".into()));
+        }
+        self.0.borrow_mut().provision(key, pins)
+    }
+    fn ecdh(&mut self, pin: &Pin, eph: &[u8; 32]) -> Result<SharedSecret, CardError> {
+        self.0.borrow_mut().ecdh(pin, eph)
+    }
+}
+
+struct Fake {
+    plan: Vec<PlanPoll>,
+    entropy_fails: usize,
+    queue: VecDeque<SharedCard>,
+    inserted: Option<(SharedCard, bool)>,
+    provisioned: Vec<SharedCard>,
+    out: std::path::PathBuf,
+    write_fails: usize,
+}
+
+impl Fake {
+    fn new(plan: &str, cards: usize, out: &std::path::Path) -> Self {
+        Fake {
+            plan: vec![PlanPoll::Found {
+                text: plan.to_owned(),
+                location: "USB stick TEST (sdb1)".into(),
+            }],
+            entropy_fails: 0,
+            queue: (0..cards)
+                .map(|i| {
+                    SharedCard(
+                        Rc::new(RefCell::new(SoftwareCard::new(&format!(
+                            "000F:0000{i:04X}"
+                        )))),
+                        Rc::new(RefCell::new(false)),
+                    )
+                })
+                .collect(),
+            inserted: None,
+            provisioned: Vec::new(),
+            out: out.to_owned(),
+            write_fails: 0,
+        }
+    }
+}
+
+fn view(ok: bool) -> EntropyView {
+    EntropyView {
+        progress: None,
+        rows: vec![SourceRow {
+            kind: "tpm".into(),
+            identity: "TPM 2.0 (test)".into(),
+            conditioning: "whitened".into(),
+            healthy: true,
+            counted: true,
+            detail: "256 B".into(),
+        }],
+        absent: vec![],
+        ok: Some(ok),
+        verdict: if ok {
+            "two sources".into()
+        } else {
+            "only one hardware source".into()
+        },
+    }
+}
+
+impl Devices for Fake {
+    fn attest(&mut self) -> Attestation {
+        Attestation {
+            iso: IsoCheck::Found {
+                sha256: "ab".repeat(32),
+                location: "USB stick (sdb1) /sherd.iso".into(),
+                via: "findiso=".into(),
+            },
+            rootfs_tree: Some("cd".repeat(32)),
+            kernel_release: "6.12.117".into(),
+            boot_path: "test".into(),
+            pcrs: (0..8)
+                .map(|i| PcrLine {
+                    index: i,
+                    value: Some("00".repeat(32)),
+                    verdict: "PASS".into(),
+                    expectation: "zero".into(),
+                    reason: String::new(),
+                })
+                .collect(),
+        }
+    }
+    fn poll_plan(&mut self) -> PlanPoll {
+        if self.plan.len() > 1 {
+            self.plan.remove(0)
+        } else {
+            self.plan[0].clone()
+        }
+    }
+    fn gather_entropy(
+        &mut self,
+        progress: &mut dyn FnMut(&EntropyView),
+    ) -> Result<Gathered, EntropyView> {
+        if self.entropy_fails > 0 {
+            self.entropy_fails -= 1;
+            return Err(view(false));
+        }
+        let mut v = view(true);
+        v.progress = Some("source 1 of 1".into());
+        progress(&v);
+        Ok(Gathered {
+            view: view(true),
+            records: vec![("entropy.source".into(), "tpm test".into())],
+            rng: Box::new(common::seeded(5)),
+        })
+    }
+    fn poll_card(&mut self) -> CardPoll {
+        match &self.inserted {
+            // A card that was used is taken out by the operator before the next look.
+            Some((_, true)) => {
+                self.inserted = None;
+                CardPoll::Empty
+            }
+            Some((c, false)) => CardPoll::Card {
+                ident: c.0.borrow_mut().serial().unwrap().0,
+                holds_keys: false,
+            },
+            None => match self.queue.pop_front() {
+                Some(c) => {
+                    let ident = c.0.borrow_mut().serial().unwrap().0;
+                    self.inserted = Some((c, false));
+                    CardPoll::Card {
+                        ident,
+                        holds_keys: false,
+                    }
+                }
+                None => CardPoll::Empty,
+            },
+        }
+    }
+    fn open_card(&mut self) -> Result<Box<dyn LocationCard>, String> {
+        let (c, used) = self.inserted.as_mut().ok_or("no card")?;
+        *used = true;
+        self.provisioned.push(c.clone());
+        Ok(Box::new(c.clone()))
+    }
+    fn poll_sticks(&mut self) -> Result<Vec<String>, String> {
+        Ok(vec!["TEST stick".into()])
+    }
+    fn write(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, String> {
+        if self.write_fails > 0 {
+            self.write_fails -= 1;
+            return Err("TEST stick: writing failed: the stick was pulled out (test)".into());
+        }
+        let mut v = DirVolume::new(&self.out);
+        write_all(&mut [&mut v], dir, files).map_err(|e| e.to_string())
+    }
+}
+
+const HAPPY: &[(&str, Key)] = &[
+    ("boot attestation 1", Key::Tab),
+    ("boot attestation 2", Key::Char('y')),
+    ("[ waiting ] Wendy", Key::Char('1')),
+    ("[ waiting ] Walter", Key::Char('2')),
+    ("[Y] go on", Key::Char('y')),
+    ("[Enter] go on", Key::Enter),
+    ("Root certificate fingerprint", Key::Char('y')),
+    ("[W] write", Key::Char('w')),
+    ("Transcript final hash", Key::Char('y')),
+    ("[P] power off", Key::Char('p')),
+];
+
+#[test]
+fn a_whole_ceremony_writes_verifiable_outputs_and_shows_no_secret() {
+    let f = common::fixture_with("tui-test", 3, 2, &[1, 1, 1]);
+    let out = tempfile::tempdir().unwrap();
+    let mut dev = Fake::new(&f.plan_text, 3, out.path());
+    let mut con = Script::new(HAPPY);
+    assert_eq!(run(&mut con, &mut dev).unwrap(), Outcome::Completed);
+    assert!(con.steps.is_empty());
+
+    let dir = out.path().join("sherd-tui-test");
+    let report = ceremony::verify::verify_dir(&dir).expect("the offline verifier passes");
+    assert_eq!((report.threshold, report.count, report.cards), (2, 3, 3));
+    let text = con.all_text();
+    assert!(
+        text.contains(&report.transcript_final_words),
+        "final words shown"
+    );
+    assert!(text.contains("step 4 of 9: Keys and sealing") || text.contains("Keys and sealing"));
+
+    // The PINs, read back from the PIN files with the holders' keys, never reached a page.
+    let files: Vec<OutputFile> = walk(&dir);
+    use ceremony::openpgp::parse::Parse;
+    let root = ceremony::openpgp::Cert::from_bytes(common::file(
+        &files,
+        ceremony::ceremony::paths::ROOT_CERT,
+    ));
+    let root = root.expect("root certificate");
+    for h in 1..=3u8 {
+        let pin = common::user_pin(&f, &files, &root, h);
+        assert!(
+            !text.contains(pin.expose_secret()),
+            "holder {h}'s PIN on screen"
+        );
+    }
+    // Every card was inserted once and decrypts its own share.
+    assert_eq!(dev.provisioned.len(), 3);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<OutputFile> {
+    let mut out = Vec::new();
+    fn go(root: &std::path::Path, d: &std::path::Path, out: &mut Vec<OutputFile>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                go(root, &p, out);
+            } else {
+                out.push(OutputFile {
+                    path: p.strip_prefix(root).unwrap().to_string_lossy().into_owned(),
+                    bytes: std::fs::read(&p).unwrap(),
+                });
+            }
+        }
+    }
+    go(dir, dir, &mut out);
+    out
+}
+
+#[test]
+fn faults_are_shown_and_recovered_without_losing_anything() {
+    let f = common::fixture_with("tui-faults", 2, 2, &[1, 1]);
+    let out = tempfile::tempdir().unwrap();
+    let mut dev = Fake::new(&f.plan_text, 3, out.path());
+    // A plan with an error first, then the stick is pulled, then the corrected plan.
+    dev.plan = vec![
+        PlanPoll::Found {
+            text: "format = \"sherd-plan/1\"\nbogus = 1\n".into(),
+            location: "USB stick TEST (sdb1)".into(),
+        },
+        PlanPoll::Found {
+            text: "format = \"sherd-plan/1\"\nbogus = 1\n".into(),
+            location: "USB stick TEST (sdb1)".into(),
+        },
+        PlanPoll::Waiting("no plan stick".into()),
+        PlanPoll::Found {
+            text: f.plan_text.clone(),
+            location: "USB stick TEST (sdb1)".into(),
+        },
+    ];
+    dev.entropy_fails = 1;
+    // The first card is pulled during provisioning; it comes back and is provisioned.
+    *dev.queue[0].1.borrow_mut() = true;
+    let first = dev.queue[0].clone();
+    dev.queue.insert(1, first);
+    dev.write_fails = 1;
+    let mut steps = vec![
+        ("boot attestation 1", Key::Char('y')),
+        ("[R] retry", Key::Char('r')),
+    ];
+    steps.extend_from_slice(&HAPPY[2..8]);
+    steps.extend_from_slice(&[
+        ("WRITING FAILED", Key::Char('w')),
+        ("Transcript final hash", Key::Char('y')),
+        ("[P] power off", Key::Char('p')),
+    ]);
+    let mut con = Script::new(&steps);
+    // The entropy refusal needs its retry key after the plan: reorder.
+    con.steps = steps_in_order(&steps);
+    assert_eq!(run(&mut con, &mut dev).unwrap(), Outcome::Completed);
+    let text = con.all_text();
+    assert!(text.contains("THE PLAN WAS REFUSED"), "{text}");
+    assert!(text.contains("REFUSED: only one hardware source"));
+    assert!(text.contains("THE LAST ATTEMPT FAILED"));
+    assert!(text.contains("the card was pulled out"));
+    assert!(text.contains("WRITING FAILED"));
+    ceremony::verify::verify_dir(&out.path().join("sherd-tui-faults")).expect("verifies");
+    // Card 0 was inserted twice (the pull, then the retry), card 1 once.
+    assert_eq!(dev.provisioned.len(), 3);
+}
+
+fn steps_in_order(s: &[(&'static str, Key)]) -> VecDeque<(&'static str, Key)> {
+    // attestation, plan confirmations, then the entropy retry, then the rest.
+    let mut v: Vec<_> = s.to_vec();
+    let retry = v.remove(1);
+    let at = v.iter().position(|(w, _)| *w == "[Y] go on").unwrap() + 1;
+    v.insert(at, retry);
+    v.into()
+}
+
+#[test]
+fn abort_wipes_and_offers_power_off() {
+    let f = common::fixture_with("tui-abort", 2, 2, &[1, 1]);
+    let out = tempfile::tempdir().unwrap();
+    let mut dev = Fake::new(&f.plan_text, 2, out.path());
+    let mut con = Script::new(&[
+        ("boot attestation 1", Key::Char('a')),
+        ("Abort the ceremony?", Key::Char('n')),
+        ("boot attestation 1", Key::Char('y')),
+        ("[ waiting ] Wendy", Key::Char('a')),
+        ("Abort the ceremony?", Key::Char('y')),
+        ("CEREMONY ABORTED", Key::Char('p')),
+    ]);
+    let o = run(&mut con, &mut dev).unwrap();
+    assert!(matches!(o, Outcome::Aborted(_)), "{o:?}");
+    assert!(
+        std::fs::read_dir(out.path()).unwrap().next().is_none(),
+        "nothing written"
+    );
+}
