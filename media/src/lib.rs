@@ -3,6 +3,28 @@
 //! them: the boot ISO (hashed for the witnesses), the plan (`sherd-plan.toml`) and data sticks
 //! for the outputs (a [`ceremony::storage::Volume`]). What is read and written where is in
 //! `docs/media.md`.
+//!
+//! ```no_run
+//! use sherd_media::{DataStickRules, Media};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let media = Media::system();
+//! let disks = media.disks()?; // poll every 200-500 ms while waiting for a stick
+//! # let findiso = "/sherd.iso";
+//! let iso = media.find_boot_iso(findiso, &mut |done, total| { /* progress bar */ })?;
+//! let plan = media.find_plan()?; // plan.text -> ceremony::plan::Plan::parse
+//! let rules = DataStickRules {
+//!     boot_disk: Some(&iso.location.device.disk),
+//!     plan_disk: Some(&plan.location.device.disk),
+//!     plan_stick_for_data: false,
+//! };
+//! let candidates = media.data_candidates(&rules)?; // poll; the operator picks one
+//! let mut stick = media.open_data_stick(&candidates[0])?;
+//! # let files = [];
+//! ceremony::storage::write_all(&mut [&mut stick], "ceremony-1", &files)?;
+//! stick.finish()?; // synced and unmounted: now say "you may remove the stick"
+//! # Ok(())
+//! # }
+//! ```
 
 mod data;
 mod discovery;
