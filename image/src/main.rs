@@ -104,26 +104,12 @@ impl Tools {
         })
     }
 
-    fn get(&self, name: &str) -> &str {
-        self.all.get(name)
-    }
-
-    /// What compiles the kernel, for its cache key.
     fn kernel_key(&self) -> String {
-        ["gcc", "ld", "make"]
-            .iter()
-            .map(|t| format!("{t}={}", self.get(t)))
-            .collect::<Vec<_>>()
-            .join(";")
+        self.all.kernel_key()
     }
 
-    /// What is embedded in `/init` and shown on the boot screen.
     fn embedded(&self) -> String {
-        ["rustc", "cargo", "gcc", "xorriso"]
-            .iter()
-            .map(|t| format!("{t}={}", self.get(t)))
-            .collect::<Vec<_>>()
-            .join(";")
+        self.all.embedded()
     }
 }
 

@@ -79,6 +79,24 @@ impl Toolchain {
             .unwrap_or("")
     }
 
+    fn joined(&self, tools: &[&str]) -> String {
+        tools
+            .iter()
+            .map(|t| format!("{t}={}", self.get(t)))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    /// What compiles the kernel, for its cache key.
+    pub fn kernel_key(&self) -> String {
+        self.joined(&["gcc", "ld", "make"])
+    }
+
+    /// What is embedded in `/init` (`SHERD_TOOLCHAIN`) and shown on the boot screen.
+    pub fn embedded(&self) -> String {
+        self.joined(&["rustc", "cargo", "gcc", "xorriso"])
+    }
+
     /// The manifest lines this toolchain contributes, in manifest order.
     pub fn lines(&self) -> Vec<(&'static str, String)> {
         let mut l = Vec::new();

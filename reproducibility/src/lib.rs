@@ -4,6 +4,7 @@
 
 pub mod attest;
 pub mod builders;
+pub mod pipeline;
 pub mod rebuild;
 pub mod release;
 pub mod steps;

@@ -3,7 +3,7 @@
 use sequoia_openpgp as openpgp;
 use sherd_release::attest::{self, SignatureFile};
 use sherd_release::builders::Builders;
-use sherd_release::{Result, rebuild, steps};
+use sherd_release::{Result, pipeline, rebuild, steps};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,6 +15,8 @@ const USAGE: &str = "usage:
                      [--pin-file F] [--cert CERT]) [--builders FILE] [--out FILE]
   sherd-release sign-iso --iso out/sherd.iso (--key KEYFILE | --card ...) [--out FILE]
   sherd-release verify --release releases/VER [--builders FILE]
+  sherd-release step kernel|init|initramfs|iso|manifest [--src DIR] [--out DIR] [--cache DIR]
+                     [--kernel-tarball FILE] [--release-mode]
   sherd-release check-builders FILE
   sherd-release check-stagex [FILE...]";
 
@@ -31,6 +33,7 @@ const FLAGS: &[&str] = &[
     "--from-worktree",
     "--keep",
     "--card",
+    "--release-mode",
 ];
 const VALUED: &[&str] = &[
     "--manifest",
@@ -46,6 +49,9 @@ const VALUED: &[&str] = &[
     "--out",
     "--iso",
     "--release",
+    "--src",
+    "--cache",
+    "--kernel-tarball",
 ];
 
 impl Args {
@@ -100,6 +106,7 @@ fn main() -> ExitCode {
             Ok(true)
         }
         "check-stagex" => cmd_check_stagex(&a),
+        "step" => cmd_step(&a),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(true)
@@ -420,4 +427,31 @@ fn cmd_check_stagex(a: &Args) -> Result<bool> {
         }
     }
     Ok(ok)
+}
+
+fn cmd_step(a: &Args) -> Result<bool> {
+    let step = a
+        .positional
+        .first()
+        .ok_or_else(|| format!("which step?\n{USAGE}"))?;
+    let src = match a.path("--src") {
+        Some(s) => s,
+        None => repo_root()?,
+    };
+    let o = pipeline::Options {
+        out: a.path("--out").unwrap_or_else(|| src.join("out")),
+        cache: a.path("--cache").unwrap_or_else(|| {
+            std::env::var_os("SHERD_CACHE")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/sherd")))
+                .unwrap_or_else(|| "/tmp/sherd".into())
+        }),
+        tarball: a
+            .path("--kernel-tarball")
+            .unwrap_or_else(|| sherd_image::kernel::PIN.tarball.into()),
+        release: a.flag("--release-mode"),
+        src,
+    };
+    pipeline::run_step(step, &o)?;
+    Ok(true)
 }

@@ -53,7 +53,8 @@ pub fn check_containerfile(text: &str) -> Vec<String> {
                 .rev()
                 .skip(usize::from(rest.len() == 3))
                 .any(|s| *s == image.to_ascii_lowercase());
-            if !earlier && !pinned_stagex(image) {
+            // `scratch` is the empty image: nothing to pin.
+            if !earlier && image != "scratch" && !pinned_stagex(image) {
                 problems.push(format!(
                     "line {n}: FROM {image} is not pinned: use \
                      stagex/NAME[:TAG]@sha256:<64 lowercase hex> (or an earlier stage)"
