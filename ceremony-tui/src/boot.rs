@@ -48,6 +48,8 @@ pub struct BootInfo {
 /// What the operator asked for on this screen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
+    /// Begin the generation ceremony (its first step is the boot attestation).
+    Ceremony,
     PowerOff,
     CheckEntropy,
     CheckCards,
@@ -57,6 +59,7 @@ pub enum Action {
 pub fn on_key(key: Key) -> Option<Action> {
     match key {
         Key::Char('p' | 'P') => Some(Action::PowerOff),
+        Key::Char('g' | 'G') => Some(Action::Ceremony),
         Key::Char('e' | 'E') => Some(Action::CheckEntropy),
         Key::Char('c' | 'C') => Some(Action::CheckCards),
         _ => None,
@@ -127,8 +130,9 @@ pub fn render(frame: &mut Frame, info: &BootInfo) {
         frame,
         footer,
         &[
-            ("E", "test entropy sources"),
-            ("C", "check smart cards"),
+            ("G", "begin the ceremony"),
+            ("E", "test entropy"),
+            ("C", "check cards"),
             ("P", "power off"),
         ],
     );
@@ -212,6 +216,7 @@ mod tests {
         assert_eq!(on_key(Key::Char('P')), Some(Action::PowerOff));
         assert_eq!(on_key(Key::Char('e')), Some(Action::CheckEntropy));
         assert_eq!(on_key(Key::Char('C')), Some(Action::CheckCards));
+        assert_eq!(on_key(Key::Char('g')), Some(Action::Ceremony));
         assert_eq!(on_key(Key::Char('q')), None);
         assert_eq!(on_key(Key::Enter), None);
         assert_eq!(on_key(Key::Ctrl('p')), None);

@@ -5,6 +5,7 @@
 //! developer's host, say) it refuses, because PID 1's job mounts filesystems and powers off.
 
 mod cmdline;
+mod devices;
 mod pid1;
 mod selftest;
 mod ui;
@@ -20,6 +21,8 @@ pub const ENV_ROOTFS_TREE: &str = "SHERD_ROOTFS_TREE";
 pub const ENV_CONSOLE_KIND: &str = "SHERD_CONSOLE";
 /// `card` when the boot entry asked for the card self-test instead of the ceremony.
 pub const ENV_SELFTEST: &str = "SHERD_SELFTEST";
+/// The `findiso=` value from the kernel command line (the boot loader's path to the ISO).
+pub const ENV_FINDISO: &str = "SHERD_FINDISO";
 /// The UI's exit code for "the operator asked to power off".
 pub const EXIT_POWER_OFF: i32 = 80;
 

@@ -3,7 +3,9 @@
 //! It never exits (the kernel would panic) and never offers a shell.
 
 use crate::cmdline::{self, BootParams, Console};
-use crate::{ENV_CONSOLE_KIND, ENV_ROLE, ENV_ROOTFS_TREE, ENV_SELFTEST, EXIT_POWER_OFF, ROLE_UI};
+use crate::{
+    ENV_CONSOLE_KIND, ENV_FINDISO, ENV_ROLE, ENV_ROOTFS_TREE, ENV_SELFTEST, EXIT_POWER_OFF, ROLE_UI,
+};
 use nix::libc;
 use nix::mount::{MsFlags, mount};
 use nix::sys::reboot::{RebootMode, reboot};
@@ -177,6 +179,9 @@ fn supervise_ui(params: &BootParams, tree_hex: &str) -> Result<i32, String> {
     ];
     if let Some(cmdline::SelfTest::Card) = params.selftest {
         env.push(format!("{ENV_SELFTEST}=card"));
+    }
+    if let Some(f) = &params.findiso {
+        env.push(format!("{ENV_FINDISO}={f}"));
     }
     let ui = spawn_on_console(&tty, &env)?;
     drop(tty);

@@ -42,7 +42,7 @@ fn boot_info() -> BootInfo {
 }
 
 /// One source's line on the entropy screen: public values only.
-fn source_row(r: &SourceReport) -> SourceRow {
+pub(crate) fn source_row(r: &SourceReport) -> SourceRow {
     let detail = match (r.failure_reason(), &r.counted) {
         (Some(why), _) => format!("excluded: {why}"),
         (None, counted) => {
@@ -250,6 +250,13 @@ fn screens(t: &mut ConsoleTerminal, info: &BootInfo) -> io::Result<()> {
             Action::PowerOff => return Ok(()),
             Action::CheckEntropy => check_entropy(t)?,
             Action::CheckCards => check_cards(t)?,
+            Action::Ceremony => {
+                let mut devices = crate::devices::ImageDevices::new();
+                let mut console = term::TermConsole::new(t);
+                // Completed or aborted, the power-off page was shown and P pressed.
+                ceremony_tui::ceremony::run(&mut console, &mut devices)?;
+                return Ok(());
+            }
         }
     }
 }

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod demo;
+
 /// Columns and rows PID 1 gives a serial console (see `init/src/pid1.rs`).
 pub const COLS: u16 = 80;
 /// Text that is on the first screen once it is fully drawn (the footer's last key).

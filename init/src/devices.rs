@@ -1,0 +1,401 @@
+//! The ceremony's devices in the image: sticks through `sherd-media`, the TPM's PCRs through
+//! sysfs, entropy through the `entropy` crate, OpenPGP cards through the `cards` crate.
+
+use crate::ui::source_row;
+use crate::{ENV_FINDISO, ENV_ROOTFS_TREE};
+use ceremony::card::LocationCard;
+use ceremony::storage::{OutputFile, Volume, WriteReport, write_all};
+use ceremony_tui::ceremony::screens::{Attestation, IsoCheck, PcrLine};
+use ceremony_tui::ceremony::{CardPoll, Devices, Gathered, PlanPoll};
+use ceremony_tui::entropy_check::EntropyView;
+use entropy::{Counted, Event, Policy};
+use heads_config::attest::{self, Verdict};
+use sherd_media::{DataStickRules, Media, MediaError};
+use std::time::{Duration, Instant};
+
+const PCR_DIR: &str = "/sys/class/tpm/tpm0/pcr-sha256";
+const EVENT_LOG: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
+
+pub struct ImageDevices {
+    media: Media,
+    /// Disk names (e.g. `sda`) the ISO and the plan came from: outputs never go to the boot
+    /// stick, and to the plan stick only if nothing else is there.
+    boot_disk: Option<String>,
+    plan_disk: Option<String>,
+    /// Plan sticks are mounted to be read: not more often than this.
+    last_plan_look: Option<Instant>,
+    last_plan: PlanPoll,
+    cards: cards::discovery::Watcher,
+    /// The reader and card last seen, so a card is read once per insertion.
+    seen: Option<(String, CardPoll)>,
+}
+
+impl ImageDevices {
+    pub fn new() -> Self {
+        ImageDevices {
+            media: Media::system(),
+            boot_disk: None,
+            plan_disk: None,
+            last_plan_look: None,
+            last_plan: PlanPoll::Waiting("looking for a plan stick".into()),
+            cards: cards::discovery::Watcher::system(),
+            seen: None,
+        }
+    }
+
+    fn iso(&mut self) -> (IsoCheck, String) {
+        let findiso = std::env::var(ENV_FINDISO).ok();
+        match &findiso {
+            Some(path) => {
+                let path_shown = path.clone();
+                match self.media.find_boot_iso(path, &mut |_, _| {}) {
+                    Ok(f) => {
+                        self.boot_disk = Some(f.location.device.disk.clone());
+                        (
+                            IsoCheck::Found {
+                                sha256: f.sha256_hex(),
+                                location: f.location.to_string(),
+                                via: format!("findiso={path_shown}"),
+                            },
+                            format!(
+                                "findiso={path_shown} on the kernel command line (as Heads boots a USB ISO)"
+                            ),
+                        )
+                    }
+                    Err(e) => (
+                        IsoCheck::NotFound(e.to_string()),
+                        format!("findiso={path_shown} on the kernel command line"),
+                    ),
+                }
+            }
+            None => {
+                let path =
+                    "no findiso= on the kernel command line: not booted as Heads boots a USB ISO"
+                        .to_owned();
+                match self.media.scan_isos(&mut |_, _, _| {}) {
+                    Ok(scan) => match scan.found.as_slice() {
+                        [] => (
+                            IsoCheck::NotFound(format!(
+                                "no .iso on any removable stick (looked at: {})",
+                                if scan.looked.is_empty() {
+                                    "nothing"
+                                } else {
+                                    &scan.looked
+                                }
+                            )),
+                            path,
+                        ),
+                        [f] => {
+                            self.boot_disk = Some(f.location.device.disk.clone());
+                            (
+                                IsoCheck::Found {
+                                    sha256: f.sha256_hex(),
+                                    location: f.location.to_string(),
+                                    via: "a scan of removable sticks".into(),
+                                },
+                                path,
+                            )
+                        }
+                        many => (
+                            IsoCheck::Several(
+                                many.iter()
+                                    .map(|f| (f.location.to_string(), f.sha256_hex()))
+                                    .collect(),
+                            ),
+                            path,
+                        ),
+                    },
+                    Err(e) => (IsoCheck::NotFound(e.to_string()), path),
+                }
+            }
+        }
+    }
+
+    fn open_reader(
+        &mut self,
+    ) -> Result<Option<cards::reader::Reader<cards::usb::UsbTransport>>, String> {
+        self.cards.poll().map_err(|e| e.to_string())?;
+        let Some(info) = self.cards.readers().next().cloned() else {
+            return Ok(None);
+        };
+        cards::usb::open(&info).map(Some).map_err(|e| e.to_string())
+    }
+}
+
+fn pcrs() -> [Option<Vec<u8>>; 8] {
+    std::array::from_fn(|i| {
+        std::fs::read_to_string(format!("{PCR_DIR}/{i}"))
+            .ok()
+            .and_then(|t| attest::parse_sysfs_pcr(&t))
+    })
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Devices for ImageDevices {
+    fn attest(&mut self) -> Attestation {
+        let (iso, boot_path) = self.iso();
+        let log = std::fs::read(EVENT_LOG).ok();
+        let pcrs = attest::judge(&pcrs(), log.as_deref())
+            .into_iter()
+            .map(|v| PcrLine {
+                index: v.index,
+                value: v.value.as_deref().map(hex),
+                verdict: match v.verdict {
+                    Verdict::Pass => "PASS",
+                    Verdict::Fail => "FAIL",
+                    Verdict::Unknown => "UNKNOWN",
+                }
+                .into(),
+                expectation: v.expectation,
+                reason: v.reason,
+            })
+            .collect();
+        Attestation {
+            iso,
+            rootfs_tree: std::env::var(ENV_ROOTFS_TREE)
+                .ok()
+                .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())),
+            kernel_release: nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_else(|e| format!("unknown ({e})")),
+            boot_path,
+            pcrs,
+        }
+    }
+
+    fn poll_plan(&mut self) -> PlanPoll {
+        if self
+            .last_plan_look
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return self.last_plan.clone();
+        }
+        self.last_plan_look = Some(Instant::now());
+        self.last_plan = match self.media.find_plan() {
+            Ok(found) => {
+                self.plan_disk = Some(found.location.device.disk.clone());
+                PlanPoll::Found {
+                    location: found.location.to_string(),
+                    text: found.text,
+                }
+            }
+            Err(e @ MediaError::PlanNotFound { .. }) => PlanPoll::Waiting(e.to_string()),
+            Err(e) => PlanPoll::Problem(e.to_string()),
+        };
+        self.last_plan.clone()
+    }
+
+    fn gather_entropy(
+        &mut self,
+        progress: &mut dyn FnMut(&EntropyView),
+    ) -> Result<Gathered, EntropyView> {
+        let found = entropy::discover_verbose(&entropy::Config::default());
+        let mut sources = found.sources;
+        let mut absent: Vec<(String, String)> = found
+            .absent
+            .iter()
+            .map(|a| (a.what.clone(), a.reason.clone()))
+            .collect();
+        // A card in the reader adds its GET CHALLENGE as one more hardware source.
+        match self.open_reader() {
+            Ok(Some(mut r)) => match r
+                .power_on()
+                .map_err(|e| e.to_string())
+                .and_then(|_| cards::OpenPgpCard::open(r).map_err(|e| e.to_string()))
+            {
+                Ok(card) => sources.push(Box::new(entropy::CardSource::new(card))),
+                Err(e) => absent.push(("OpenPGP card GET CHALLENGE".into(), e)),
+            },
+            Ok(None) => absent.push(("OpenPGP card GET CHALLENGE".into(), "no card reader".into())),
+            Err(e) => absent.push(("OpenPGP card GET CHALLENGE".into(), e)),
+        }
+        let mut view = EntropyView {
+            progress: Some("looking for sources".into()),
+            rows: Vec::new(),
+            absent,
+            ok: None,
+            verdict: String::new(),
+        };
+        progress(&view);
+        let result = entropy::gather_with_progress(&mut sources, &Policy::default(), &mut |ev| {
+            match ev {
+                Event::SourceStarted { index, total, info } => {
+                    view.progress = Some(format!(
+                        "source {} of {total}: {} {}",
+                        index + 1,
+                        info.kind,
+                        info.identity
+                    ));
+                }
+                Event::SourceFinished(r) => view.rows.push(source_row(r)),
+                Event::Mixing { .. } => view.progress = Some("mixing".into()),
+                _ => return,
+            }
+            progress(&view);
+        });
+        view.progress = None;
+        match result {
+            Ok((drbg, report)) => {
+                let counted: Vec<String> = report
+                    .sources
+                    .iter()
+                    .filter(|r| r.counted == Counted::Yes)
+                    .map(|r| r.identity.clone())
+                    .collect();
+                view.ok = Some(true);
+                view.verdict = format!(
+                    "{} independent hardware sources ({}) and the kernel CSPRNG",
+                    counted.len(),
+                    counted.join(", ")
+                );
+                let mut records: Vec<(String, String)> = report
+                    .sources
+                    .iter()
+                    .map(|r| {
+                        (
+                            "entropy.source".to_owned(),
+                            format!(
+                                "{} {:?} conditioning={} healthy={} counted={} bytes={} commitment={}",
+                                r.kind,
+                                r.identity,
+                                r.conditioning,
+                                r.is_healthy(),
+                                r.counted == Counted::Yes,
+                                r.bytes_contributed,
+                                r.commitment.as_ref().map(|c| c.to_hex()).unwrap_or_else(|| "none".into())
+                            ),
+                        )
+                    })
+                    .collect();
+                records.push(("entropy.mixer".into(), report.mixer_context.to_owned()));
+                Ok(Gathered {
+                    view,
+                    records,
+                    rng: Box::new(drbg),
+                })
+            }
+            Err(e) => {
+                view.ok = Some(false);
+                view.verdict = e.to_string();
+                Err(view)
+            }
+        }
+    }
+
+    fn poll_card(&mut self) -> CardPoll {
+        let mut reader = match self.open_reader() {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                self.seen = None;
+                return CardPoll::NoReader;
+            }
+            Err(e) => return CardPoll::Problem(e),
+        };
+        match reader.slot_status() {
+            Ok(cards::ccid::IccStatus::Absent) => {
+                self.seen = None;
+                return CardPoll::Empty;
+            }
+            Ok(_) => {}
+            Err(e) => return CardPoll::Problem(e.to_string()),
+        }
+        let reader_id = self
+            .cards
+            .readers()
+            .next()
+            .map(|r| r.id.clone())
+            .unwrap_or_default();
+        if let Some((id, poll)) = &self.seen
+            && *id == reader_id
+        {
+            return poll.clone();
+        }
+        let poll = match reader
+            .power_on()
+            .map_err(|e| format!("the card does not answer: {e}"))
+            .and_then(|_| {
+                cards::OpenPgpCard::open(reader)
+                    .and_then(|mut c| c.identity())
+                    .map_err(|e| format!("not a usable OpenPGP card: {e}"))
+            }) {
+            Ok(id) => CardPoll::Card {
+                holds_keys: id.signing_fingerprint.is_some()
+                    || id.decryption_fingerprint.is_some()
+                    || id.authentication_fingerprint.is_some(),
+                ident: id.ident,
+            },
+            Err(e) => CardPoll::Problem(e),
+        };
+        self.seen = Some((reader_id, poll.clone()));
+        poll
+    }
+
+    fn open_card(&mut self) -> Result<Box<dyn LocationCard>, String> {
+        let mut reader = self.open_reader()?.ok_or("the card reader is gone")?;
+        reader
+            .power_on()
+            .map_err(|e| format!("the card does not answer: {e}"))?;
+        // The next look at the reader reads the card again (it is being changed now).
+        self.seen = None;
+        let card = cards::OpenPgpCard::open(reader).map_err(|e| e.to_string())?;
+        Ok(Box::new(card))
+    }
+
+    fn poll_sticks(&mut self) -> Result<Vec<String>, String> {
+        Ok(self
+            .data_candidates()?
+            .iter()
+            .map(|c| format!("{} ({})", c.device.describe(), c.fs.name()))
+            .collect())
+    }
+
+    fn write(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, String> {
+        let candidates = self.data_candidates()?;
+        let mut sticks = Vec::new();
+        for c in &candidates {
+            sticks.push(self.media.open_data_stick(c).map_err(|e| e.to_string())?);
+        }
+        let report = {
+            let mut vols: Vec<&mut dyn Volume> =
+                sticks.iter_mut().map(|s| s as &mut dyn Volume).collect();
+            write_all(&mut vols, dir, files).map_err(|e| e.to_string())
+        };
+        // Flush and unmount every stick, whatever happened: only then may they be pulled.
+        let mut unmount_errors = Vec::new();
+        for s in sticks {
+            if let Err(e) = s.finish() {
+                unmount_errors.push(e.to_string());
+            }
+        }
+        let report = report?;
+        if !unmount_errors.is_empty() {
+            return Err(unmount_errors.join("; "));
+        }
+        Ok(report)
+    }
+}
+
+impl ImageDevices {
+    /// Data sticks: not the boot stick; the plan stick only when it is the only one there.
+    fn data_candidates(&self) -> Result<Vec<sherd_media::DataCandidate>, String> {
+        let mut rules = DataStickRules {
+            boot_disk: self.boot_disk.as_deref(),
+            plan_disk: self.plan_disk.as_deref(),
+            plan_stick_for_data: false,
+        };
+        let found = self
+            .media
+            .data_candidates(&rules)
+            .map_err(|e| e.to_string())?;
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        rules.plan_stick_for_data = true;
+        self.media
+            .data_candidates(&rules)
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,124 @@
+//! A ceremony kit for QEMU: throwaway holders with personal keys, a plan stick, an empty data
+//! stick and a boot stick holding the ISO, as disk images. The end-to-end test and the README's
+//! first command (`scripts/run`) use it. Throwaway keys only: a real ceremony's holders bring
+//! their own certificates and never give their secret keys to anyone.
+
+use ceremony::openpgp::Cert;
+use ceremony::openpgp::cert::{CertBuilder, CipherSuite};
+use ceremony::openpgp::serialize::SerializeInto;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// The demo ceremony's time (the plan's `time`), 2026-11-24T09:00:00Z.
+pub const TIME_UNIX: u64 = 1_795_510_800;
+pub const TIME_RFC3339: &str = "2026-11-24T09:00:00Z";
+pub const WITNESSES: [&str; 2] = ["Wendy Witness", "Walter Witness"];
+
+pub struct Kit {
+    pub dir: PathBuf,
+    pub plan_text: String,
+    pub plan_stick: PathBuf,
+    pub data_stick: PathBuf,
+    pub boot_stick: PathBuf,
+    pub names: Vec<String>,
+    /// The holders' personal keys, secret parts included (the demo plays every holder).
+    pub personal: Vec<Cert>,
+}
+
+fn personal_key(name: &str) -> Cert {
+    CertBuilder::general_purpose([format!("{name} <{}@holders.invalid>", name.to_lowercase())])
+        .set_cipher_suite(CipherSuite::Cv25519)
+        .set_creation_time(UNIX_EPOCH + Duration::from_secs(TIME_UNIX - 30 * 86_400))
+        .set_validity_period(None)
+        .generate()
+        .expect("generating a throwaway personal key")
+        .0
+}
+
+fn armored(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).expect("armor is ASCII")
+}
+
+/// The plan: holders `names` (one card each), threshold `m`, each holder's backup the next.
+pub fn plan_text(id: &str, m: usize, names: &[String], personal: &[Cert]) -> String {
+    let mut t = format!(
+        "# A demo plan made by sherd's test kit: throwaway holders, not a real ceremony.\n\
+         format = \"sherd-plan/1\"\nceremony_id = \"{id}\"\ntime = {TIME_RFC3339}\nthreshold = {m}\n\n"
+    );
+    let n = names.len();
+    for i in 0..n {
+        let public = armored(
+            personal[i]
+                .clone()
+                .strip_secret_key_material()
+                .armored()
+                .to_vec()
+                .expect("armoring"),
+        );
+        t.push_str(&format!(
+            "[[holder]]\nname = \"{}\"\nbackup = \"{}\"\ncards = 1\ncerts = ['''\n{public}''']\n\n",
+            names[i],
+            names[(i + 1) % n]
+        ));
+    }
+    for w in WITNESSES {
+        t.push_str(&format!("[[witness]]\nname = \"{w}\"\n\n"));
+    }
+    t
+}
+
+/// Writes the kit into `dir`: `plan-stick.img`, `data-stick.img`, `boot-stick.img` (with
+/// `iso`), the plan as `sherd-plan.toml`, and each holder's secret key in `holders/`.
+pub fn make(dir: &Path, id: &str, m: usize, names: &[&str], iso: &[u8]) -> Kit {
+    std::fs::create_dir_all(dir.join("holders")).expect("kit folder");
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let personal: Vec<Cert> = names.iter().map(|n| personal_key(n)).collect();
+    let plan = plan_text(id, m, &names, &personal);
+    std::fs::write(dir.join("sherd-plan.toml"), &plan).expect("plan");
+    for (n, k) in names.iter().zip(&personal) {
+        let tsk = armored(k.as_tsk().armored().to_vec().expect("armoring"));
+        std::fs::write(
+            dir.join("holders")
+                .join(format!("{}.key.asc", n.to_lowercase())),
+            tsk,
+        )
+        .expect("holder key");
+    }
+    let stick = |name: &str, label: &str, files: &[(&str, &[u8])]| {
+        let p = dir.join(name);
+        heads_config::stick::write_disk_image(&p, label, files, 0).expect("stick image");
+        p
+    };
+    let plan_stick = stick(
+        "plan-stick.img",
+        "PLAN",
+        &[("sherd-plan.toml", plan.as_bytes())],
+    );
+    let data_stick = stick("data-stick.img", "DATA", &[]);
+    let boot_stick = stick("boot-stick.img", "SHERD", &[("sherd.iso", iso)]);
+    Kit {
+        dir: dir.to_owned(),
+        plan_text: plan,
+        plan_stick,
+        data_stick,
+        boot_stick,
+        names,
+        personal,
+    }
+}
+
+/// QEMU arguments for USB sticks on the xHCI controller `xhci` (which the card reader also
+/// uses): each image as a usb-storage device.
+pub fn usb_stick_args(sticks: &[(&str, &Path)]) -> Vec<String> {
+    let mut a = Vec::new();
+    for (id, path) in sticks {
+        a.push("-drive".into());
+        a.push(format!(
+            "if=none,id={id},format=raw,file={}",
+            path.display()
+        ));
+        a.push("-device".into());
+        a.push(format!("usb-storage,bus=xhci.0,drive={id},removable=on"));
+    }
+    a
+}
