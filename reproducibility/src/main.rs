@@ -17,6 +17,7 @@ const USAGE: &str = "usage:
   sherd-release verify --release releases/VER [--builders FILE]
   sherd-release step kernel|init|initramfs|iso|manifest [--src DIR] [--out DIR] [--cache DIR]
                      [--kernel-tarball FILE] [--release-mode]
+  sherd-release test-key NAME DIR
   sherd-release check-builders FILE
   sherd-release check-stagex [FILE...]";
 
@@ -107,6 +108,7 @@ fn main() -> ExitCode {
         }
         "check-stagex" => cmd_check_stagex(&a),
         "step" => cmd_step(&a),
+        "test-key" => cmd_test_key(&a),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(true)
@@ -453,5 +455,38 @@ fn cmd_step(a: &Args) -> Result<bool> {
         src,
     };
     pipeline::run_step(step, &o)?;
+    Ok(true)
+}
+
+/// A throwaway Ed25519 builder key for tests and rehearsals: the secret key unencrypted, the
+/// certificate, and the `[[builder]]` table for builders.toml marked `test-key = true`.
+fn cmd_test_key(a: &Args) -> Result<bool> {
+    use openpgp::cert::prelude::*;
+    use openpgp::serialize::SerializeInto;
+    let [name, dir] = a.positional.as_slice() else {
+        return Err(format!("test-key needs NAME and DIR\n{USAGE}"));
+    };
+    let (cert, _) = CertBuilder::new()
+        .set_cipher_suite(CipherSuite::Cv25519)
+        .add_userid(format!("{name} (sherd TEST builder key, not for releases)"))
+        .add_signing_subkey()
+        .generate()
+        .map_err(|e| format!("generating the key: {e}"))?;
+    let armored = |r: openpgp::Result<Vec<u8>>| r.map_err(|e| format!("serializing: {e}"));
+    let secret = armored(cert.as_tsk().armored().to_vec())?;
+    let public = armored(cert.armored().to_vec())?;
+    let dir = Path::new(dir);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    write_new(&dir.join(format!("{name}.secret.asc")), &secret)?;
+    write_new(&dir.join(format!("{name}.cert.asc")), &public)?;
+    println!(
+        "[[builder]]\nname = \"{name}\"\ntest-key = true\nnote = \"TEST KEY: made by \
+         sherd-release test-key; its signature proves nothing\"\ncertificate = \"\"\"\n{}\"\"\"",
+        String::from_utf8_lossy(&public)
+    );
+    eprintln!(
+        "wrote {}/{name}.secret.asc (unencrypted) and {name}.cert.asc",
+        dir.display()
+    );
     Ok(true)
 }
