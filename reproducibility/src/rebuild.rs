@@ -220,6 +220,10 @@ pub fn rebuild(o: &Options) -> Result<Outcome> {
             c.env(k, v);
         }
     }
+    // A release manifest says `mode release`; the same mode gives the same line.
+    if release.get("mode") == Some("release") {
+        c.arg("--release");
+    }
     if o.kernel_cache {
         say("--kernel-cache: the kernel comes from the shared cache (development only)");
     } else {
