@@ -309,6 +309,8 @@ fn heads_hand_off_extends_pcr4_and_boots_sherd_from_the_stick() {
 
     // SeaBIOS's own log replays to the PCR4 it left, and PCR4 after the stand-in is Heads'
     // two extends on top of it.
+    eprintln!("firmware event log ({} bytes): {log_hex}", log.len());
+    eprintln!("PCR 0-7 after the stand-in: {after_line}");
     let bank = pcr::Bank::Sha256;
     let parsed = eventlog::parse(&log).expect("SeaBIOS's event log parses");
     let x = eventlog::replay(&parsed.events, 4, bank).expect("the log has a SHA-256 bank");
