@@ -31,10 +31,16 @@ const MODULES: &[&str] = &[
 ];
 
 fn cache_dir() -> PathBuf {
+    // The same base as sherd-image's kernel cache.
     let base = std::env::var_os("SHERD_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            Path::new(&std::env::var_os("HOME").expect("HOME is set")).join(".cache/sherd")
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    Path::new(&std::env::var_os("HOME").expect("HOME")).join(".cache")
+                })
+                .join("sherd")
         });
     base.join("standin")
 }
@@ -297,6 +303,8 @@ fn heads_hand_off_extends_pcr4_and_boots_sherd_from_the_stick() {
     ] {
         assert!(cmdline.split(' ').any(|x| x == w), "{w} missing: {cmdline}");
     }
+    let sig = wait_standin(&g, "signature", BOUND);
+    assert!(sig.starts_with("/media/sherd.iso.asc present"), "{sig}");
     let log_hex = wait_standin(&g, "eventlog", BOUND);
     let log = hex::decode(&log_hex).expect("event log printed as hex");
     let before = wait_standin(&g, "pcr4-before", BOUND);
