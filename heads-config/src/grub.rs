@@ -113,11 +113,14 @@ pub fn parse(cfg: &str, config_dir: &str) -> Vec<Entry> {
 }
 
 /// The words Heads adds for an ISO at `iso_path` (relative to the stick's root) on the
-/// partition with UUID `uuid`, before the entry's own (heads.md).
+/// partition with UUID `uuid`, before the entry's own: current Heads' `kexec-iso-init.sh`
+/// fallback set, used when the ISO has no `loopback.cfg` (sherd's has none). `img_loop` is the
+/// one word whose path has no leading `/`. Older Heads releases sent other sets (for example
+/// `fromiso=/dev/disk/by-uuid/U/P`, or `findiso=` with the device path in front).
 pub fn heads_iso_words(iso_path: &str, uuid: &str) -> String {
     let p = iso_path.trim_start_matches('/');
     format!(
-        "iso-scan/filename=/{p} findiso=/{p} img_dev=/dev/disk/by-uuid/{uuid} img_loop=/{p} \
+        "iso-scan/filename=/{p} findiso=/{p} img_dev=/dev/disk/by-uuid/{uuid} img_loop={p} \
          iso={uuid}/{p} live-media=/dev/disk/by-uuid/{uuid}"
     )
 }
@@ -364,7 +367,7 @@ mod tests {
         assert_eq!(
             heads_cmdline("/sherd.iso", "AB12-CD34", "loglevel=3", "console=ttyS0"),
             "iso-scan/filename=/sherd.iso findiso=/sherd.iso img_dev=/dev/disk/by-uuid/AB12-CD34 \
-             img_loop=/sherd.iso iso=AB12-CD34/sherd.iso live-media=/dev/disk/by-uuid/AB12-CD34 \
+             img_loop=sherd.iso iso=AB12-CD34/sherd.iso live-media=/dev/disk/by-uuid/AB12-CD34 \
              loglevel=3 console=ttyS0"
         );
     }
@@ -445,7 +448,7 @@ mod tests {
             ),
             (
                 good.replace("loglevel=3", &long),
-                "the command line is 1745 bytes; at most 1322 fit",
+                "the command line is 1745 bytes; at most 1323 fit",
             ),
         ];
         for (cfg, want) in cases {
