@@ -245,7 +245,7 @@ impl Devices for Fake {
 
 const HAPPY: &[(&str, Key)] = &[
     ("boot attestation 1", Key::Tab),
-    ("boot attestation 2", Key::Char('y')),
+    ("TPM PCR 0 to 3", Key::Char('y')),
     ("[ waiting ] Wendy", Key::Char('1')),
     ("[ waiting ] Walter", Key::Char('2')),
     ("[Y] go on", Key::Char('y')),

@@ -136,7 +136,16 @@ fn hex(b: &[u8]) -> String {
 
 impl Devices for ImageDevices {
     fn attest(&mut self) -> Attestation {
-        let (iso, boot_path) = self.iso();
+        // USB sticks appear a few seconds after boot: give them up to 15 s before saying the
+        // image cannot be found (the page offers to read again after that).
+        let t0 = Instant::now();
+        let (iso, boot_path) = loop {
+            let r = self.iso();
+            if !matches!(r.0, IsoCheck::NotFound(_)) || t0.elapsed() > Duration::from_secs(15) {
+                break r;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
         let log = std::fs::read(EVENT_LOG).ok();
         let pcrs = attest::judge(&pcrs(), log.as_deref())
             .into_iter()

@@ -81,7 +81,7 @@ fn to_cards(r: &mut Rig) {
         "the ISO read back from the boot stick is the manifest's\n{screen}"
     );
     g.send("\t");
-    g.wait_for_screen("boot attestation 2", BOUND);
+    g.wait_for_screen("TPM PCR 0 to 3", BOUND);
     eprintln!("{}", g.screen());
     g.send("y");
     g.wait_for_screen("[ waiting ] Wendy", BOUND);

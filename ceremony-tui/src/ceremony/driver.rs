@@ -107,6 +107,12 @@ impl From<io::Error> for Stop {
 
 type R<T> = Result<T, Stop>;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attest {
+    Confirmed,
+    ReadAgain,
+}
+
 const TICK: Duration = Duration::from_millis(300);
 
 fn is_abort(k: Key) -> bool {
@@ -243,7 +249,14 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
         let mut page = Page::new(screens::ATTEST, "reading the boot attestation");
         page.bold("Reading the boot stick, the TPM and this machine...");
         self.show(&mut page)?;
-        let attestation = self.dev.attest();
+        let mut attestation = self.dev.attest();
+        // Read again on request (a boot stick that was slow to appear) until confirmed.
+        while self.confirm_attestation(&attestation)? == Attest::ReadAgain {
+            let mut page = Page::new(screens::ATTEST, "reading the boot attestation");
+            page.bold("Reading the boot stick, the TPM and this machine again...");
+            self.show(&mut page)?;
+            attestation = self.dev.attest();
+        }
         let mut pending: VecDeque<Effect> = self
             .flow
             .handle(Event::Attested(attestation.records()))
@@ -251,7 +264,6 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
         while let Some(effect) = pending.pop_front() {
             let next = match effect {
                 Effect::ConfirmAttestation => {
-                    self.confirm_attestation(&attestation)?;
                     self.flow.handle(Event::Confirmed {
                         witness: "the witnesses present".into(),
                     })
@@ -387,7 +399,7 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
         Err(Stop::Abort(what))
     }
 
-    fn confirm_attestation(&mut self, a: &Attestation) -> R<()> {
+    fn confirm_attestation(&mut self, a: &Attestation) -> R<Attest> {
         let pages = screens::attestation_pages(a);
         let n = pages.len();
         self.wait(
@@ -398,7 +410,8 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                 match k {
                     Key::Tab | Key::Right | Key::PageDown | Key::Char(' ') => *i = (*i + 1) % n,
                     Key::Left | Key::PageUp => *i = (*i + n - 1) % n,
-                    k if is_yes(k) => return Some(()),
+                    Key::Char('r' | 'R') => return Some(Attest::ReadAgain),
+                    k if is_yes(k) => return Some(Attest::Confirmed),
                     _ => {}
                 }
                 None

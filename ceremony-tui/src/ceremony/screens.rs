@@ -149,20 +149,25 @@ pub fn attestation_pages(a: &Attestation) -> Vec<Page> {
     ));
     pages.push(p);
 
-    let mut p = Page::new(ATTEST, "boot attestation 2: TPM PCRs");
-    if a.pcrs.iter().all(|x| x.value.is_none()) {
-        p.alert("NO TPM: the PCRs cannot be read; the measured boot is UNKNOWN.");
-    }
-    for x in &a.pcrs {
-        let v = x.value.as_deref().unwrap_or("(none)");
-        p.line(format!("PCR{} {v:<64} {}", x.index, x.verdict));
-        let mut why = format!("     expected: {}", x.expectation);
-        if !x.reason.is_empty() && x.verdict != "PASS" {
-            why.push_str(&format!("; {}", x.reason));
+    let no_tpm = a.pcrs.iter().all(|x| x.value.is_none());
+    for half in a.pcrs.chunks(4) {
+        let first = half.first().map_or(0, |x| x.index);
+        let last = half.last().map_or(0, |x| x.index);
+        let mut p = Page::new(ATTEST, format!("boot attestation: TPM PCR {first} to {last}"));
+        if no_tpm {
+            p.alert("NO TPM: the PCRs cannot be read; the measured boot is UNKNOWN.");
         }
-        p.line(why);
+        for x in half {
+            let v = x.value.as_deref().unwrap_or("(none)");
+            p.bold(format!("PCR{} {v:<64} {}", x.index, x.verdict));
+            let mut why = format!("  expected: {}", x.expectation);
+            if !x.reason.is_empty() && x.verdict != "PASS" {
+                why.push_str(&format!("; {}", x.reason));
+            }
+            p.line(why);
+        }
+        pages.push(p);
     }
-    pages.push(p);
 
     for chunk in a.pcrs.chunks(3) {
         let first = chunk.first().map_or(0, |x| x.index);
@@ -185,6 +190,7 @@ pub fn attestation_pages(a: &Attestation) -> Vec<Page> {
     for (i, p) in pages.iter_mut().enumerate() {
         p.title = format!("{} [page {} of {n}]", p.title, i + 1);
         p.key("Tab", "next page");
+        p.key("R", "read again");
         p.key("Y", "witnesses confirm");
         p.key("A", "abort");
     }
@@ -566,7 +572,7 @@ mod tests {
     #[test]
     fn attestation_pages_80x25() {
         let pages = attestation_pages(&attestation());
-        assert_eq!(pages.len(), 5);
+        assert_eq!(pages.len(), 6);
         for (i, p) in pages.into_iter().enumerate() {
             insta::assert_snapshot!(format!("attestation_{}", i + 1), draw(p));
         }
