@@ -228,3 +228,44 @@ fn encrypted_key_needs_its_password() {
     let b = Builders::parse(&builders_toml(1, &[("alice", &alice)])).unwrap();
     attest::verify(&b, MANIFEST, &[file("alice", sig)]).unwrap();
 }
+
+/// Heads checks `<name>.iso.asc` with GnuPG: our signatures must verify there too. Skipped
+/// (with a note) where gpg is not installed.
+#[test]
+fn gnupg_verifies_our_signatures() {
+    if std::process::Command::new("gpg")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("gpg not installed: interop not checked");
+        return;
+    }
+    let alice = key("alice");
+    let home = tempfile::tempdir().unwrap();
+    let certfile = home.path().join("alice.asc");
+    std::fs::write(&certfile, public(&alice)).unwrap();
+    let data = home.path().join("sherd.iso");
+    std::fs::write(&data, b"not really an ISO").unwrap();
+    let sig = home.path().join("sherd.iso.asc");
+    std::fs::write(&sig, sign(&alice, b"not really an ISO")).unwrap();
+    let gpg = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new("gpg")
+            .env("GNUPGHOME", home.path())
+            .args(["--batch", "--quiet"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let imp = gpg(&["--import".as_ref(), certfile.as_os_str()]);
+    assert!(
+        imp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imp.stderr)
+    );
+    let v = gpg(&["--verify".as_ref(), sig.as_os_str(), data.as_os_str()]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    std::fs::write(&data, b"not really an ISO!").unwrap();
+    let v = gpg(&["--verify".as_ref(), sig.as_os_str(), data.as_os_str()]);
+    assert!(!v.status.success(), "gpg accepted a changed file");
+}
