@@ -106,6 +106,8 @@ pub struct TermConsole<'a> {
     t: &'a mut ConsoleTerminal,
     decoder: Decoder,
     pending: std::collections::VecDeque<Key>,
+    /// The page on screen: drawing it again would still send style resets down the line.
+    shown: Option<crate::ceremony::Page>,
 }
 
 impl<'a> TermConsole<'a> {
@@ -114,16 +116,19 @@ impl<'a> TermConsole<'a> {
             t,
             decoder: Decoder::new(),
             pending: Default::default(),
+            shown: None,
         }
     }
 }
 
 impl crate::ceremony::Console for TermConsole<'_> {
     fn show(&mut self, page: &crate::ceremony::Page) -> io::Result<()> {
-        // ratatui sends only the cells that changed, so showing the same page again is free.
-        self.t
-            .draw(|f| crate::ceremony::page::render(f, page))
-            .map(|_| ())
+        if self.shown.as_ref() == Some(page) {
+            return Ok(());
+        }
+        self.t.draw(|f| crate::ceremony::page::render(f, page))?;
+        self.shown = Some(page.clone());
+        Ok(())
     }
 
     fn next_key(&mut self, wait: std::time::Duration) -> io::Result<Option<Key>> {

@@ -336,15 +336,40 @@ pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
 /// inserted and removed by writing commands to it, as a person would move cards.
 pub struct CardBridge {
     child: Child,
-    stdin: ChildStdin,
+    ctl: Arc<Mutex<BridgeControl>>,
     dir: PathBuf,
+}
+
+/// The bridge's script input and its answers.
+struct BridgeControl {
+    stdin: ChildStdin,
+    replies: std::sync::mpsc::Receiver<String>,
+}
+
+impl BridgeControl {
+    fn command(&mut self, cmd: &str) -> String {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.stdin.flush().unwrap();
+        let answer = self
+            .replies
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("no answer from the card bridge to {cmd:?}: {e}"));
+        answer
+            .strip_prefix("ok ")
+            .unwrap_or_else(|| panic!("the card bridge refused {cmd:?}: {answer}"))
+            .to_owned()
+    }
 }
 
 impl CardBridge {
     /// `cards` virtual cards, none inserted yet.
     pub fn start(cards: usize) -> CardBridge {
         let bin = workspace_bin("vscard-bridge", "vscard-bridge");
-        let dir = std::env::temp_dir().join(format!("sherd-vscard-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "sherd-vscard-{}-{}",
+            std::process::id(),
+            BRIDGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let sock = dir.join("ccid.sock");
@@ -353,10 +378,22 @@ impl CardBridge {
             .arg(&sock)
             .args(["--cards", &cards.to_string(), "--insert", "none"])
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .spawn()
             .expect("vscard-bridge");
         let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, replies) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                // Answers to commands start with `ok` or `error`; the rest is progress.
+                if (line.starts_with("ok") || line.starts_with("error")) && tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
         let t0 = Instant::now();
         while !sock.exists() {
             assert!(
@@ -365,7 +402,11 @@ impl CardBridge {
             );
             thread::sleep(Duration::from_millis(20));
         }
-        CardBridge { child, stdin, dir }
+        CardBridge {
+            child,
+            ctl: Arc::new(Mutex::new(BridgeControl { stdin, replies })),
+            dir,
+        }
     }
 
     /// QEMU arguments: an xHCI controller with a CCID reader whose card lives in the bridge.
@@ -385,10 +426,51 @@ impl CardBridge {
         ]
     }
 
-    /// `insert N`, `remove`.
-    pub fn command(&mut self, cmd: &str) {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        self.stdin.flush().unwrap();
+    /// `insert N`, `remove`, `remove-after N`, `apdu N HEX`: waits for the bridge's answer and
+    /// returns it (without the leading `ok `); panics on an error answer.
+    pub fn command(&mut self, cmd: &str) -> String {
+        self.ctl.lock().unwrap().command(cmd)
+    }
+
+    /// Card `n` as an APDU channel straight to the bridge (not through QEMU), to check on the
+    /// host what a card holds after a ceremony.
+    pub fn direct(&self, n: usize) -> BridgeChannel {
+        BridgeChannel {
+            ctl: Arc::clone(&self.ctl),
+            card: n,
+            apdus: 0,
+        }
+    }
+}
+
+static BRIDGES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One of the bridge's cards as a `cards::ApduChannel` (short APDUs).
+pub struct BridgeChannel {
+    ctl: Arc<Mutex<BridgeControl>>,
+    card: usize,
+    apdus: u64,
+}
+
+impl cards::ApduChannel for BridgeChannel {
+    fn transmit(&mut self, apdu: &[u8]) -> cards::Result<Vec<u8>> {
+        self.apdus += 1;
+        let hex: String = apdu.iter().map(|b| format!("{b:02x}")).collect();
+        let r = self
+            .ctl
+            .lock()
+            .unwrap()
+            .command(&format!("apdu {} {hex}", self.card));
+        Ok((0..r.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&r[i..i + 2], 16).expect("hex from the bridge"))
+            .collect())
+    }
+    fn extended_apdus(&self) -> bool {
+        false
+    }
+    fn apdu_count(&self) -> u64 {
+        self.apdus
     }
 }
 

@@ -15,14 +15,36 @@ pub enum Control {
     Insert(usize),
     /// Pull the current card.
     Remove,
+    /// Pull the current card right after answering N more APDUs (a card yanked mid-operation).
+    RemoveAfter(u64),
+    /// Send one short APDU (hex) to card N directly, not through QEMU: the host checks what a
+    /// card holds after a ceremony. Answered with the response in hex.
+    Apdu(usize, Vec<u8>),
     /// Report what is inserted.
     Status,
     /// End the session.
     Quit,
 }
 
-/// Parse one line of the control script: `insert N`, `remove`, `status`, `quit`.
+/// Parse one line of the control script: `insert N`, `remove`, `remove-after N`,
+/// `apdu N HEX`, `status`, `quit`.
 pub fn parse_control(line: &str) -> Result<Control, String> {
+    if let Some(rest) = line.trim().strip_prefix("apdu ") {
+        let mut w = rest.split_whitespace();
+        let (Some(n), Some(hex), None) = (w.next(), w.next(), w.next()) else {
+            return Err(format!("apdu wants a card number and hex bytes, got {line:?}"));
+        };
+        let n = n
+            .parse()
+            .map_err(|_| format!("apdu wants a card number, got {n:?}"))?;
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+            .filter(|b| b.len() >= 4)
+            .ok_or_else(|| format!("apdu wants at least 4 bytes of hex, got {hex:?}"))?;
+        return Ok(Control::Apdu(n, bytes));
+    }
     let mut words = line.split_whitespace();
     let cmd = words.next().unwrap_or("");
     let arg = words.next();
@@ -36,10 +58,14 @@ pub fn parse_control(line: &str) -> Result<Control, String> {
             .map(Control::Insert)
             .map_err(|_| format!("insert wants a card number, got {n:?}")),
         ("remove", None) => Ok(Control::Remove),
+        ("remove-after", Some(n)) => n
+            .parse()
+            .map(Control::RemoveAfter)
+            .map_err(|_| format!("remove-after wants a number of APDUs, got {n:?}")),
         ("status", None) => Ok(Control::Status),
         ("quit", None) => Ok(Control::Quit),
         _ => Err(format!(
-            "unknown command {line:?}; use `insert N`, `remove`, `status` or `quit`"
+            "unknown command {line:?}; use `insert N`, `remove`, `remove-after N`, `apdu N HEX`, `status` or `quit`"
         )),
     }
 }
@@ -74,6 +100,8 @@ pub struct Bridge {
     inserted: Option<usize>,
     /// APDUs answered (for measurements).
     pub apdus: u64,
+    /// APDUs still to answer before the card is pulled (`remove-after`).
+    remove_after: Option<u64>,
 }
 
 impl Bridge {
@@ -82,6 +110,7 @@ impl Bridge {
             cards,
             inserted: None,
             apdus: 0,
+            remove_after: None,
         }
     }
 
@@ -175,6 +204,26 @@ impl Bridge {
         match c {
             Control::Insert(n) => self.insert(w, n).map(|()| format!("inserted {n}")),
             Control::Remove => self.remove(w).map(|()| "removed".into()),
+            Control::RemoveAfter(n) => {
+                if self.inserted.is_none() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "no card is inserted",
+                    ));
+                }
+                self.remove_after = Some(n);
+                Ok(format!("removing after {n} more APDUs"))
+            }
+            Control::Apdu(n, apdu) => {
+                let card = self.cards.get_mut(n).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, format!("there is no card {n}"))
+                })?;
+                Ok(card
+                    .short_apdu(&apdu)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect())
+            }
             Control::Status => Ok(match self.inserted {
                 Some(n) => format!("card {n} inserted, {} APDUs served", self.apdus),
                 None => format!("no card inserted, {} APDUs served", self.apdus),
@@ -197,7 +246,19 @@ impl Bridge {
                 };
                 self.apdus += 1;
                 let resp = self.cards[n].tpdu(&m.payload);
-                Msg::new(vscard::APDU, vscard::MINIMAL_READER_ID, resp).write_to(w)
+                Msg::new(vscard::APDU, vscard::MINIMAL_READER_ID, resp).write_to(w)?;
+                match self.remove_after {
+                    Some(0 | 1) => {
+                        self.remove_after = None;
+                        log(&format!("pulling card {n} as scripted"));
+                        self.remove(w)
+                    }
+                    Some(k) => {
+                        self.remove_after = Some(k - 1);
+                        Ok(())
+                    }
+                    None => Ok(()),
+                }
             }
             // QEMU acknowledges ReaderAdd, ATR and CardRemove with Error(code).
             vscard::ERROR => {
