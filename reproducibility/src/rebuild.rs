@@ -298,11 +298,18 @@ pub fn rebuild(o: &Options) -> Result<Outcome> {
 /// Copies the working tree's tracked and untracked-but-not-ignored files over the clone and
 /// removes the files deleted there, so the clone is the tree the dirty build saw.
 fn overlay_worktree(repo: &Path, dst: &Path) -> Result<()> {
+    // NUL-separated: git would quote unusual names in line mode.
     let listed = git(
         repo,
-        &["ls-files", "--cached", "--others", "--exclude-standard"],
+        &[
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ],
     )?;
-    for rel in listed.lines().filter(|l| !l.is_empty()) {
+    for rel in listed.split('\0').filter(|l| !l.is_empty()) {
         let from = repo.join(rel);
         let to = dst.join(rel);
         if from.is_file() {
