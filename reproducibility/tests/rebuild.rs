@@ -95,3 +95,41 @@ fn refuses_a_commit_that_is_not_in_the_repository() {
     let e = rebuild::rebuild(&options(d.path(), &manifest(&"0".repeat(40), "x"))).unwrap_err();
     assert!(e.contains("git fetch it first"), "{e}");
 }
+
+#[test]
+fn from_worktree_lays_the_working_trees_changes_over_the_commit() {
+    let d = tempfile::tempdir().unwrap();
+    let mut o = options(
+        d.path(),
+        &manifest(
+            &format!("{}-dirty", head()),
+            "rustc 0.0.1 (stops before building)",
+        ),
+    );
+    o.from_worktree = true;
+    let e = rebuild::rebuild(&o).unwrap_err();
+    let clean = Command::new("git")
+        .arg("-C")
+        .arg(workspace())
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .unwrap()
+        .stdout
+        .is_empty();
+    if clean {
+        assert!(e.contains("has no changes against the commit"), "{e}");
+        return;
+    }
+    // It got as far as the toolchain check, on a clone that carries the changes.
+    assert!(e.contains("toolchain differs"), "{e}");
+    let src = d
+        .path()
+        .join("work/elsewhere/a/deeper/checkout/sherd-rebuilt");
+    let status = Command::new("git")
+        .arg("-C")
+        .arg(&src)
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .unwrap();
+    assert!(!status.stdout.is_empty(), "the clone shows no changes");
+}
