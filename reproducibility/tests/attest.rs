@@ -269,3 +269,25 @@ fn gnupg_verifies_our_signatures() {
     let v = gpg(&["--verify".as_ref(), sig.as_os_str(), data.as_os_str()]);
     assert!(!v.status.success(), "gpg accepted a changed file");
 }
+
+/// Every checked-in release folder verifies against the checked-in builders file, so an edit
+/// to a manifest or to builders.toml that breaks an attestation fails here first.
+#[test]
+fn the_checked_in_releases_verify() {
+    let releases = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../releases");
+    let b = Builders::read(&releases.join("builders.toml")).unwrap();
+    let mut n = 0;
+    for e in std::fs::read_dir(&releases).unwrap() {
+        let dir = e.unwrap().path();
+        if !dir.join(attest::MANIFEST).is_file() {
+            continue;
+        }
+        let manifest = std::fs::read(dir.join(attest::MANIFEST)).unwrap();
+        let sigs = attest::release_signatures(&dir).unwrap();
+        if let Err(e) = attest::verify(&b, &manifest, &sigs) {
+            panic!("{}: {e}", dir.display());
+        }
+        n += 1;
+    }
+    assert!(n > 0, "no release folder in {}", releases.display());
+}
