@@ -252,7 +252,7 @@ fn gnupg_verifies_our_signatures() {
     let gpg = |args: &[&std::ffi::OsStr]| {
         std::process::Command::new("gpg")
             .env("GNUPGHOME", home.path())
-            .args(["--batch", "--quiet"])
+            .args(["--batch", "--quiet", "--no-autostart"])
             .args(args)
             .output()
             .unwrap()
