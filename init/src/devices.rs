@@ -357,7 +357,13 @@ impl Devices for ImageDevices {
         Ok(self
             .data_candidates()?
             .iter()
-            .map(|c| format!("{} ({})", c.device.describe(), c.fs.name()))
+            .map(|c| {
+                let mut label = format!("{} ({})", c.device.describe(), c.fs.name());
+                if c.plan_stick {
+                    label.push_str(", the plan stick: no other stick is in");
+                }
+                label
+            })
             .collect())
     }
 
@@ -389,7 +395,21 @@ impl Devices for ImageDevices {
 
 impl ImageDevices {
     /// Data sticks: not the boot stick; the plan stick only when it is the only one there.
-    fn data_candidates(&self) -> Result<Vec<sherd_media::DataCandidate>, String> {
+    fn data_candidates(&mut self) -> Result<Vec<sherd_media::DataCandidate>, String> {
+        // The kernel reuses a pulled disk's name for the next stick: forget the boot and plan
+        // sticks once they are gone, or a new stick would be taken for one of them.
+        let present: Vec<String> = self
+            .media
+            .disks()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
+        for known in [&mut self.boot_disk, &mut self.plan_disk] {
+            if known.as_ref().is_some_and(|k| !present.contains(k)) {
+                *known = None;
+            }
+        }
         let mut rules = DataStickRules {
             boot_disk: self.boot_disk.as_deref(),
             plan_disk: self.plan_disk.as_deref(),

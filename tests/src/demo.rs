@@ -118,7 +118,9 @@ pub fn usb_stick_args(sticks: &[(&str, &Path)]) -> Vec<String> {
             path.display()
         ));
         a.push("-device".into());
-        a.push(format!("usb-storage,bus=xhci.0,drive={id},removable=on"));
+        a.push(format!(
+            "usb-storage,bus=xhci.0,drive={id},id=dev-{id},removable=on"
+        ));
     }
     a
 }

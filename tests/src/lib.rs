@@ -69,6 +69,8 @@ pub struct Guest {
     stdin: ChildStdin,
     shared: Arc<Mutex<Shared>>,
     pub started: Instant,
+    /// QEMU's monitor socket (plugging and pulling devices).
+    monitor: PathBuf,
 }
 
 /// What to boot.
@@ -96,6 +98,12 @@ impl Boot {
 
 impl Guest {
     pub fn start(b: &Boot) -> Guest {
+        let monitor = std::env::temp_dir().join(format!(
+            "sherd-qemu-mon-{}-{}.sock",
+            std::process::id(),
+            BRIDGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&monitor);
         let mut cmd = Command::new("qemu-system-x86_64");
         // TCG: KVM guests hang on these machines. -no-reboot turns a guest reboot into an exit.
         cmd.args([
@@ -107,6 +115,8 @@ impl Guest {
             "-no-reboot",
         ])
         .args(["-m", &b.memory_mb.to_string()])
+        .arg("-monitor")
+        .arg(format!("unix:{},server=on,wait=off", monitor.display()))
         .arg("-kernel")
         .arg(&b.kernel)
         .arg("-initrd")
@@ -150,6 +160,7 @@ impl Guest {
             stdin,
             shared,
             started: Instant::now(),
+            monitor,
         }
     }
 
@@ -216,6 +227,72 @@ impl Guest {
         }
     }
 
+    /// Runs one QEMU monitor command (e.g. `device_del stick1`) and returns what it printed.
+    pub fn monitor(&self, cmd: &str) -> String {
+        use std::os::unix::net::UnixStream;
+        let t0 = Instant::now();
+        let mut sock = loop {
+            match UnixStream::connect(&self.monitor) {
+                Ok(s) => break s,
+                Err(e) if t0.elapsed() > Duration::from_secs(10) => {
+                    panic!("QEMU monitor {}: {e}", self.monitor.display())
+                }
+                Err(_) => thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        sock.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let read_prompt = |sock: &mut UnixStream| {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.ends_with(b"(qemu) ") {
+                let n = sock.read(&mut buf).expect("QEMU monitor answers");
+                assert!(n > 0, "QEMU monitor closed");
+                got.extend_from_slice(&buf[..n]);
+            }
+            String::from_utf8_lossy(&got).into_owned()
+        };
+        read_prompt(&mut sock);
+        writeln!(sock, "{cmd}").unwrap();
+        let out = read_prompt(&mut sock);
+        // The monitor echoes the command with line-editing escapes; keep what follows it.
+        let mut plain = String::new();
+        let mut esc = false;
+        for c in out.chars() {
+            match (esc, c) {
+                (false, '\x1b') => esc = true,
+                (true, c) if c.is_ascii_alphabetic() => esc = false,
+                (true, _) | (false, '\r') => {}
+                (false, c) => plain.push(c),
+            }
+        }
+        plain
+            .rsplit_once(cmd)
+            .map(|(_, rest)| rest)
+            .unwrap_or(&plain)
+            .trim_end_matches("(qemu) ")
+            .trim()
+            .to_owned()
+    }
+
+    /// Plugs a raw disk image in as a USB stick on the xHCI controller `xhci`.
+    pub fn plug_stick(&self, id: &str, file: &str) {
+        let out = self.monitor(&format!(
+            "drive_add 0 if=none,id={id},format=raw,file={file}"
+        ));
+        assert!(out.contains("OK"), "drive_add {id}: {out}");
+        let out = self.monitor(&format!(
+            "device_add usb-storage,bus=xhci.0,drive={id},id=dev-{id},removable=on"
+        ));
+        assert!(out.is_empty(), "device_add {id}: {out}");
+    }
+
+    /// Pulls the USB stick plugged as `id` (by [`Guest::plug_stick`] or the demo's arguments).
+    pub fn pull_stick(&self, id: &str) {
+        let out = self.monitor(&format!("device_del dev-{id}"));
+        assert!(out.is_empty(), "device_del {id}: {out}");
+    }
+
     /// Waits until the guest has printed nothing for a quarter of a second (at most 5 s), so
     /// that a screen whose first line matched has been drawn completely.
     fn settle(&self) {
@@ -260,6 +337,7 @@ impl Drop for Guest {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.monitor);
     }
 }
 
