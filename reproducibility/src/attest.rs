@@ -110,6 +110,59 @@ pub fn armor_signature(binary: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The certificate of the key in the card's signature slot: `cert` when given, otherwise the
+/// listed builder's that holds that key. Returns it with the slot's fingerprint.
+pub fn card_certificate(
+    card: &mut cards::OpenPgpCard,
+    builders: Option<&Builders>,
+    cert: Option<Cert>,
+) -> Result<(Cert, String)> {
+    let id = card
+        .identity()
+        .map_err(|e| format!("card {}: {e}", card.ident()))?;
+    let fp = id
+        .signing_fingerprint
+        .ok_or_else(|| format!("card {} has no key in its signature slot", id.ident))?;
+    let handle: openpgp::KeyHandle = fp
+        .parse()
+        .map_err(|e| format!("card {}: signature key fingerprint {fp}: {e}", id.ident))?;
+    let cert = match cert {
+        Some(c) => c,
+        None => builders
+            .and_then(|b| b.by_key(&handle))
+            .map(|b| b.cert.clone())
+            .ok_or_else(|| {
+                format!(
+                    "card {}'s signature key {fp} is no listed builder's: give its certificate \
+                     with --cert FILE",
+                    id.ident
+                )
+            })?,
+    };
+    if !cert.keys().any(|k| k.key().key_handle().aliases(&handle)) {
+        return Err(format!(
+            "certificate {} does not hold card {}'s signature key {fp}",
+            cert.fingerprint(),
+            id.ident
+        ));
+    }
+    Ok((cert, fp))
+}
+
+/// An armored detached signature over `data` by the card's signature key.
+pub fn sign_with_card(
+    card: &mut cards::OpenPgpCard,
+    pin: &cards::Pin,
+    cert: &Cert,
+    data: &[u8],
+) -> Result<Vec<u8>> {
+    let p = StandardPolicy::new();
+    let sig = card
+        .sign_detached(pin, cert, &p, data)
+        .map_err(|e| format!("card {}: {e}", card.ident()))?;
+    armor_signature(&sig)
+}
+
 /// A builder whose signature over the manifest checked out.
 #[derive(Clone, Debug)]
 pub struct Signed {

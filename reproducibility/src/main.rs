@@ -267,38 +267,20 @@ fn card_sign(a: &Args, data: &[u8], builders: Option<&Builders>) -> Result<(Vec<
     let mut reader = cards::usb::open(info).map_err(err)?;
     reader.power_on().map_err(err)?;
     let mut card = cards::OpenPgpCard::open(reader).map_err(err)?;
-    let id = card.identity().map_err(err)?;
-    let fp = id
-        .signing_fingerprint
-        .ok_or_else(|| format!("card {} has no signing key", id.ident))?;
-    let handle: openpgp::KeyHandle = fp
-        .parse()
-        .map_err(|e| format!("card {}: signing fingerprint {fp}: {e}", id.ident))?;
     let cert = match a.path("--cert") {
         Some(c) => {
             use openpgp::parse::Parse;
-            openpgp::Cert::from_file(&c).map_err(|e| format!("{}: {e}", c.display()))?
+            Some(openpgp::Cert::from_file(&c).map_err(|e| format!("{}: {e}", c.display()))?)
         }
-        None => builders
-            .and_then(|b| b.by_key(&handle))
-            .map(|b| b.cert.clone())
-            .ok_or_else(|| {
-                format!(
-                    "the card's signing key {fp} is no listed builder's: give its certificate \
-                     with --cert FILE"
-                )
-            })?,
+        None => None,
     };
+    let (cert, fp) = attest::card_certificate(&mut card, builders, cert)?;
     let pin = secret(
         a.path("--pin-file"),
-        &format!("user PIN of card {}", id.ident),
+        &format!("user PIN of card {}", card.ident()),
     )?;
     let pin = cards::Pin::new(pin).map_err(err)?;
-    let policy = openpgp::policy::StandardPolicy::new();
-    let sig = card
-        .sign_detached(&pin, &cert, &policy, data)
-        .map_err(err)?;
-    Ok((attest::armor_signature(&sig)?, fp))
+    Ok((attest::sign_with_card(&mut card, &pin, &cert, data)?, fp))
 }
 
 fn cmd_sign(a: &Args) -> Result<bool> {
