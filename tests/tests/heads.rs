@@ -360,6 +360,39 @@ fn heads_hand_off_extends_pcr4_and_boots_sherd_from_the_stick() {
         "sherd's kernel is running: {screen}"
     );
     assert!(!screen.contains("6.1.0-"), "not Debian's kernel: {screen}");
+
+    // sherd's own attestation: the ISO found through findiso= and read back from the stick
+    // is the manifest's, and PCR 0/1/3/4 pass on screen with the value the test computed.
+    g.send("g");
+    g.wait_for_screen("boot attestation 1", BOUND);
+    let screen = g.screen();
+    eprintln!("{screen}");
+    let iso_line = e2e::manifest_field("artifact sherd.iso");
+    let iso_sha = iso_line.split_whitespace().nth(3).expect("sha256 in the manifest");
+    assert_eq!(
+        e2e::hash_after(&screen, "Boot image (ISO) SHA-256").as_deref(),
+        Some(iso_sha),
+        "{screen}"
+    );
+    assert!(screen.contains("findiso=/sherd.iso)"), "{screen}");
+    g.send("\t");
+    g.wait_for_screen("TPM PCR 0 to 3", BOUND);
+    let screen = g.screen();
+    eprintln!("{screen}");
+    for i in [0, 1, 3] {
+        let line = format!("PCR{i} {} PASS", hex::encode(&after[i]));
+        assert!(screen.contains(&line), "{line}\n{screen}");
+    }
+    g.send("\t");
+    g.wait_for_screen("TPM PCR 4 to 7", BOUND);
+    let screen = g.screen();
+    eprintln!("{screen}");
+    let line = format!("PCR4 {} PASS", hex::encode(&expected));
+    assert!(screen.contains(&line), "{line}\n{screen}");
+    g.send("a");
+    g.wait_for_screen("Abort the ceremony?", BOUND);
+    g.send("y");
+    g.wait_for_screen("CEREMONY ABORTED", BOUND);
     g.send("p");
     g.wait_for_output("reboot: Power down", Duration::from_secs(60));
     let st = g.wait_exit(Duration::from_secs(30));
