@@ -139,15 +139,14 @@ fn write_and_finish(r: &mut Rig) -> String {
     let screen = g.screen();
     eprintln!("{screen}");
     assert!(screen.contains("Transcript final hash"), "{screen}");
-    let words = screen
+    screen
         .lines()
         .skip_while(|l| !l.contains("Transcript final hash"))
         .skip(2)
         .take(4)
         .map(|l| l.trim_matches(|c| c == '│' || c == ' '))
         .collect::<Vec<_>>()
-        .join(" ");
-    words
+        .join(" ")
 }
 
 fn power_off(r: &mut Rig) {

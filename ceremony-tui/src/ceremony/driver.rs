@@ -263,11 +263,9 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
             .into();
         while let Some(effect) = pending.pop_front() {
             let next = match effect {
-                Effect::ConfirmAttestation => {
-                    self.flow.handle(Event::Confirmed {
-                        witness: "the witnesses present".into(),
-                    })
-                }
+                Effect::ConfirmAttestation => self.flow.handle(Event::Confirmed {
+                    witness: "the witnesses present".into(),
+                }),
                 Effect::RequestPlan => {
                     self.step = screens::PLAN;
                     let text = self.wait_plan()?;

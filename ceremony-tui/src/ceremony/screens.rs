@@ -153,7 +153,10 @@ pub fn attestation_pages(a: &Attestation) -> Vec<Page> {
     for half in a.pcrs.chunks(4) {
         let first = half.first().map_or(0, |x| x.index);
         let last = half.last().map_or(0, |x| x.index);
-        let mut p = Page::new(ATTEST, format!("boot attestation: TPM PCR {first} to {last}"));
+        let mut p = Page::new(
+            ATTEST,
+            format!("boot attestation: TPM PCR {first} to {last}"),
+        );
         if no_tpm {
             p.alert("NO TPM: the PCRs cannot be read; the measured boot is UNKNOWN.");
         }

@@ -32,14 +32,19 @@ pub fn parse_control(line: &str) -> Result<Control, String> {
     if let Some(rest) = line.trim().strip_prefix("apdu ") {
         let mut w = rest.split_whitespace();
         let (Some(n), Some(hex), None) = (w.next(), w.next(), w.next()) else {
-            return Err(format!("apdu wants a card number and hex bytes, got {line:?}"));
+            return Err(format!(
+                "apdu wants a card number and hex bytes, got {line:?}"
+            ));
         };
         let n = n
             .parse()
             .map_err(|_| format!("apdu wants a card number, got {n:?}"))?;
         let bytes = (0..hex.len())
             .step_by(2)
-            .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|b| u8::from_str_radix(b, 16).ok())
+            })
             .collect::<Option<Vec<u8>>>()
             .filter(|b| b.len() >= 4)
             .ok_or_else(|| format!("apdu wants at least 4 bytes of hex, got {hex:?}"))?;
