@@ -11,7 +11,8 @@ use ceremony::keys::CardImport;
 use ceremony::secret::{CardPins, Pin, SharedSecret};
 use ceremony::storage::{DirVolume, OutputFile, WriteReport, write_all};
 use ceremony_tui::ceremony::screens::{Attestation, IsoCheck, PcrLine};
-use ceremony_tui::ceremony::{CardPoll, Console, Devices, Gathered, Outcome, Page, PlanPoll, run};
+use ceremony_tui::ceremony::script::Script;
+use ceremony_tui::ceremony::{CardPoll, Devices, Gathered, Outcome, PlanPoll, run};
 use ceremony_tui::entropy_check::{EntropyView, SourceRow};
 use ceremony_tui::keys::Key;
 use std::cell::RefCell;
@@ -19,60 +20,6 @@ use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
-
-/// Presses `key` once a page containing `when` is on screen; records every page.
-struct Script {
-    steps: VecDeque<(&'static str, Key)>,
-    pages: Vec<String>,
-    idle: usize,
-}
-
-impl Script {
-    fn new(steps: &[(&'static str, Key)]) -> Self {
-        Script {
-            steps: steps.iter().copied().collect(),
-            pages: Vec::new(),
-            idle: 0,
-        }
-    }
-    fn all_text(&self) -> String {
-        self.pages.join("\n")
-    }
-}
-
-impl Console for Script {
-    fn show(&mut self, page: &Page) -> io::Result<()> {
-        let mut t = page.text();
-        if page.rehearsal {
-            t.insert_str(0, "REHEARSAL\n");
-        }
-        for (k, w) in &page.keys {
-            t.push_str(&format!("[{k}] {w}\n"));
-        }
-        if self.pages.last() != Some(&t) {
-            self.pages.push(t);
-        }
-        Ok(())
-    }
-
-    fn next_key(&mut self, _: Duration) -> io::Result<Option<Key>> {
-        let last = self.pages.last().cloned().unwrap_or_default();
-        if let Some((when, key)) = self.steps.front().copied()
-            && last.contains(when)
-        {
-            self.steps.pop_front();
-            self.idle = 0;
-            return Ok(Some(key));
-        }
-        self.idle += 1;
-        assert!(
-            self.idle < 500,
-            "stuck: waiting for {:?}; the screen shows:\n{last}",
-            self.steps.front()
-        );
-        Ok(None)
-    }
-}
 
 /// A software card that stays inspectable after the driver drops its handle.
 #[derive(Clone)]

@@ -4,15 +4,8 @@
 //! their own certificates and never give their secret keys to anyone.
 
 use ceremony::openpgp::Cert;
-use ceremony::openpgp::cert::{CertBuilder, CipherSuite};
-use ceremony::openpgp::serialize::SerializeInto;
+use sherd_rehearsal::kit::{armored_secret, personal_key, plan_text};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
-
-/// The demo ceremony's time (the plan's `time`), 2026-11-24T09:00:00Z.
-pub const TIME_UNIX: u64 = 1_795_510_800;
-pub const TIME_RFC3339: &str = "2026-11-24T09:00:00Z";
-pub const WITNESSES: [&str; 2] = ["Wendy Witness", "Walter Witness"];
 
 pub struct Kit {
     pub dir: PathBuf,
@@ -25,48 +18,6 @@ pub struct Kit {
     pub personal: Vec<Cert>,
 }
 
-fn personal_key(name: &str) -> Cert {
-    CertBuilder::general_purpose([format!("{name} <{}@holders.invalid>", name.to_lowercase())])
-        .set_cipher_suite(CipherSuite::Cv25519)
-        .set_creation_time(UNIX_EPOCH + Duration::from_secs(TIME_UNIX - 30 * 86_400))
-        .set_validity_period(None)
-        .generate()
-        .expect("generating a throwaway personal key")
-        .0
-}
-
-fn armored(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).expect("armor is ASCII")
-}
-
-/// The plan: holders `names` (one card each), threshold `m`, each holder's backup the next.
-pub fn plan_text(id: &str, m: usize, names: &[String], personal: &[Cert]) -> String {
-    let mut t = format!(
-        "# A demo plan made by sherd's test kit: throwaway holders, not a real ceremony.\n\
-         format = \"sherd-plan/1\"\nceremony_id = \"{id}\"\ntime = {TIME_RFC3339}\nthreshold = {m}\n\n"
-    );
-    let n = names.len();
-    for i in 0..n {
-        let public = armored(
-            personal[i]
-                .clone()
-                .strip_secret_key_material()
-                .armored()
-                .to_vec()
-                .expect("armoring"),
-        );
-        t.push_str(&format!(
-            "[[holder]]\nname = \"{}\"\nbackup = \"{}\"\ncards = 1\ncerts = ['''\n{public}''']\n\n",
-            names[i],
-            names[(i + 1) % n]
-        ));
-    }
-    for w in WITNESSES {
-        t.push_str(&format!("[[witness]]\nname = \"{w}\"\n\n"));
-    }
-    t
-}
-
 /// Writes the kit into `dir`: `plan-stick.img`, `data-stick.img`, `boot-stick.img` (with
 /// `iso`), the plan as `sherd-plan.toml`, and each holder's secret key in `holders/`.
 pub fn make(dir: &Path, id: &str, m: usize, names: &[&str], iso: &[u8]) -> Kit {
@@ -76,7 +27,7 @@ pub fn make(dir: &Path, id: &str, m: usize, names: &[&str], iso: &[u8]) -> Kit {
     let plan = plan_text(id, m, &names, &personal);
     std::fs::write(dir.join("sherd-plan.toml"), &plan).expect("plan");
     for (n, k) in names.iter().zip(&personal) {
-        let tsk = armored(k.as_tsk().armored().to_vec().expect("armoring"));
+        let tsk = armored_secret(k);
         std::fs::write(
             dir.join("holders")
                 .join(format!("{}.key.asc", n.to_lowercase())),

@@ -3,6 +3,7 @@
 pub mod driver;
 pub mod page;
 pub mod screens;
+pub mod script;
 
 pub use driver::{CardPoll, Console, Devices, Gathered, Outcome, PlanPoll, run};
 pub use page::Page;

@@ -1,0 +1,243 @@
+//! The rehearsal's devices: virtual cards inserted and removed with keys, the plan from a
+//! file, a folder as the data stick.
+
+use cards::{ApduChannel, OpenPgpCard};
+use ceremony::card::LocationCard;
+use ceremony::storage::{DirVolume, OutputFile, WriteReport, write_all};
+use ceremony_tui::ceremony::screens::{Attestation, IsoCheck, PcrLine};
+use ceremony_tui::ceremony::{CardPoll, Devices, Gathered, PlanPoll};
+use ceremony_tui::entropy_check::{EntropyView, SourceRow};
+use ceremony_tui::keys::Key;
+use entropy::{Counted, Event, Policy};
+use std::path::PathBuf;
+use std::sync::Arc;
+use vscard_bridge::VirtualCard;
+
+/// A virtual card as the card stack sees it: extended APDUs, no reader in between.
+struct Channel {
+    card: Arc<VirtualCard>,
+    apdus: u64,
+}
+
+impl ApduChannel for Channel {
+    fn transmit(&mut self, apdu: &[u8]) -> cards::Result<Vec<u8>> {
+        self.apdus += 1;
+        Ok(self.card.transmit(apdu))
+    }
+    fn extended_apdus(&self) -> bool {
+        true
+    }
+    fn apdu_count(&self) -> u64 {
+        self.apdus
+    }
+}
+
+fn open(card: &Arc<VirtualCard>) -> cards::Result<OpenPgpCard> {
+    OpenPgpCard::open(Channel {
+        card: Arc::clone(card),
+        apdus: 0,
+    })
+}
+
+pub struct Rehearsal {
+    plan: PathBuf,
+    out: PathBuf,
+    /// The box of blank virtual cards; `inserted` indexes it.
+    cards: Vec<Arc<VirtualCard>>,
+    inserted: Option<usize>,
+    next: usize,
+}
+
+impl Rehearsal {
+    /// `plan`: the plan file; `out`: the folder standing in for the data stick.
+    pub fn new(plan: PathBuf, out: PathBuf, cards: usize) -> Self {
+        Rehearsal {
+            plan,
+            out,
+            cards: (0..cards)
+                .map(|i| Arc::new(VirtualCard::new(0x5245_0001 + i as u32)))
+                .collect(),
+            inserted: None,
+            next: 0,
+        }
+    }
+
+    /// Puts the next blank virtual card in the reader (what the `I` key does).
+    pub fn insert_next(&mut self) -> bool {
+        if self.inserted.is_some() || self.next >= self.cards.len() {
+            return false;
+        }
+        self.inserted = Some(self.next);
+        self.next += 1;
+        true
+    }
+
+    /// Takes the card out of the reader (what the `O` key does).
+    pub fn take_out(&mut self) -> bool {
+        self.inserted.take().is_some()
+    }
+
+    /// Puts card `i` back (a card pulled and re-inserted).
+    pub fn reinsert(&mut self, i: usize) {
+        self.inserted = Some(i);
+    }
+}
+
+impl Devices for Rehearsal {
+    fn rehearsal(&self) -> bool {
+        true
+    }
+
+    fn attest(&mut self) -> Attestation {
+        Attestation {
+            iso: IsoCheck::NotFound(
+                "rehearsal on a host: sherd was not booted, no boot stick is read".into(),
+            ),
+            rootfs_tree: None,
+            kernel_release: nix::sys::utsname::uname()
+                .map(|u| u.release().to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            boot_path: "rehearsal on an ordinary Linux host".into(),
+            pcrs: (0..8)
+                .map(|index| PcrLine {
+                    index,
+                    value: None,
+                    verdict: "UNKNOWN".into(),
+                    expectation: "read in the booted image only".into(),
+                    reason: "rehearsal: the host's TPM is not read".into(),
+                })
+                .collect(),
+        }
+    }
+
+    fn poll_plan(&mut self) -> PlanPoll {
+        match std::fs::read_to_string(&self.plan) {
+            Ok(text) => PlanPoll::Found {
+                text,
+                location: format!(
+                    "{} (rehearsal: a file stands in for the stick)",
+                    self.plan.display()
+                ),
+            },
+            Err(e) => PlanPoll::Problem(format!("{}: {e}", self.plan.display())),
+        }
+    }
+
+    fn gather_entropy(
+        &mut self,
+        progress: &mut dyn FnMut(&EntropyView),
+    ) -> Result<Gathered, EntropyView> {
+        let found = entropy::discover_verbose(&entropy::Config::default());
+        let mut sources = found.sources;
+        let mut absent: Vec<(String, String)> = found
+            .absent
+            .iter()
+            .map(|a| (a.what.clone(), a.reason.clone()))
+            .collect();
+        match self.inserted.map(|i| open(&self.cards[i])) {
+            Some(Ok(card)) => sources.push(Box::new(entropy::CardSource::new(card))),
+            Some(Err(e)) => absent.push(("virtual card GET CHALLENGE".into(), e.to_string())),
+            None => absent.push((
+                "virtual card GET CHALLENGE".into(),
+                "no virtual card in the reader (press I)".into(),
+            )),
+        }
+        let mut view = EntropyView {
+            progress: Some("looking for sources".into()),
+            rows: Vec::new(),
+            absent,
+            ok: None,
+            verdict: String::new(),
+        };
+        progress(&view);
+        let result = entropy::gather_with_progress(&mut sources, &Policy::default(), &mut |ev| {
+            if let Event::SourceFinished(r) = ev {
+                view.rows.push(SourceRow {
+                    kind: r.kind.to_string(),
+                    identity: r.identity.clone(),
+                    conditioning: r.conditioning.to_string(),
+                    healthy: r.is_healthy(),
+                    counted: r.counted == Counted::Yes,
+                    detail: match r.failure_reason() {
+                        Some(why) => format!("excluded: {why}"),
+                        None => format!("{} B", r.bytes_contributed),
+                    },
+                });
+                progress(&view);
+            }
+        });
+        view.progress = None;
+        match result {
+            Ok((drbg, report)) => {
+                view.ok = Some(true);
+                view.verdict = format!(
+                    "{} hardware sources counted (rehearsal: a virtual card's randomness \
+                     comes from this host)",
+                    report.counted_devices.len()
+                );
+                Ok(Gathered {
+                    view,
+                    records: vec![(
+                        "entropy.rehearsal".into(),
+                        "rehearsal on a host; not for real keys".into(),
+                    )],
+                    rng: Box::new(drbg),
+                })
+            }
+            Err(e) => {
+                view.ok = Some(false);
+                view.verdict = e.to_string();
+                Err(view)
+            }
+        }
+    }
+
+    fn poll_card(&mut self) -> CardPoll {
+        let Some(i) = self.inserted else {
+            return CardPoll::Empty;
+        };
+        match open(&self.cards[i]).and_then(|mut c| c.identity()) {
+            Ok(id) => CardPoll::Card {
+                holds_keys: id.decryption_fingerprint.is_some()
+                    || id.signing_fingerprint.is_some()
+                    || id.authentication_fingerprint.is_some(),
+                ident: id.ident,
+            },
+            Err(e) => CardPoll::Problem(e.to_string()),
+        }
+    }
+
+    fn open_card(&mut self) -> Result<Box<dyn LocationCard>, String> {
+        let i = self.inserted.ok_or("no virtual card in the reader")?;
+        Ok(Box::new(open(&self.cards[i]).map_err(|e| e.to_string())?))
+    }
+
+    fn poll_sticks(&mut self) -> Result<Vec<String>, String> {
+        Ok(vec![format!(
+            "{} (rehearsal: a folder stands in for the data stick)",
+            self.out.display()
+        )])
+    }
+
+    fn write(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, String> {
+        std::fs::create_dir_all(&self.out).map_err(|e| format!("{}: {e}", self.out.display()))?;
+        let mut v = DirVolume::new(&self.out);
+        write_all(&mut [&mut v], dir, files).map_err(|e| e.to_string())
+    }
+
+    fn on_key(&mut self, key: Key) -> bool {
+        match key {
+            Key::Char('i' | 'I') => self.insert_next(),
+            Key::Char('o' | 'O') => self.take_out(),
+            _ => false,
+        }
+    }
+
+    fn key_hints(&self) -> Vec<(String, String)> {
+        if self.inserted.is_some() {
+            vec![("O".into(), "take the card out".into())]
+        } else {
+            vec![("I".into(), "insert a virtual card".into())]
+        }
+    }
+}

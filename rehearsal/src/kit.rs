@@ -1,0 +1,60 @@
+//! Throwaway holders for rehearsals and tests: personal keys and a plan naming them. Real
+//! holders bring their own certificates and never give their secret keys to anyone.
+
+use ceremony::openpgp::Cert;
+use ceremony::openpgp::cert::{CertBuilder, CipherSuite};
+use ceremony::openpgp::serialize::SerializeInto;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// The demo ceremony's time (the plan's `time`), 2026-11-24T09:00:00Z.
+pub const TIME_UNIX: u64 = 1_795_510_800;
+pub const TIME_RFC3339: &str = "2026-11-24T09:00:00Z";
+pub const WITNESSES: [&str; 2] = ["Wendy Witness", "Walter Witness"];
+
+/// A throwaway personal key (Cv25519) for holder `name`, secret parts included.
+pub fn personal_key(name: &str) -> Cert {
+    CertBuilder::general_purpose([format!("{name} <{}@holders.invalid>", name.to_lowercase())])
+        .set_cipher_suite(CipherSuite::Cv25519)
+        .set_creation_time(UNIX_EPOCH + Duration::from_secs(TIME_UNIX - 30 * 86_400))
+        .set_validity_period(None)
+        .generate()
+        .expect("generating a throwaway personal key")
+        .0
+}
+
+fn armored(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).expect("armor is ASCII")
+}
+
+/// The secret key, armored (for the holder's own files in a rehearsal).
+pub fn armored_secret(k: &Cert) -> String {
+    armored(k.as_tsk().armored().to_vec().expect("armoring"))
+}
+
+/// A plan: holders `names` (one card each), threshold `m`, each holder's backup the next.
+pub fn plan_text(id: &str, m: usize, names: &[String], personal: &[Cert]) -> String {
+    let mut t = format!(
+        "# A demo plan with throwaway holders, made by sherd's rehearsal kit.\n\
+         format = \"sherd-plan/1\"\nceremony_id = \"{id}\"\ntime = {TIME_RFC3339}\nthreshold = {m}\n\n"
+    );
+    let n = names.len();
+    for i in 0..n {
+        let public = armored(
+            personal[i]
+                .clone()
+                .strip_secret_key_material()
+                .armored()
+                .to_vec()
+                .expect("armoring"),
+        );
+        t.push_str(&format!(
+            "[[holder]]\nname = \"{}\"\nbackup = \"{}\"\ncards = 1\ncerts = ['''\n{public}''']\n\n",
+            names[i],
+            names[(i + 1) % n]
+        ));
+    }
+    for w in WITNESSES {
+        t.push_str(&format!("[[witness]]\nname = \"{w}\"\n\n"));
+    }
+    t
+}
