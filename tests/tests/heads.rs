@@ -368,7 +368,10 @@ fn heads_hand_off_extends_pcr4_and_boots_sherd_from_the_stick() {
     let screen = g.screen();
     eprintln!("{screen}");
     let iso_line = e2e::manifest_field("artifact sherd.iso");
-    let iso_sha = iso_line.split_whitespace().nth(3).expect("sha256 in the manifest");
+    let iso_sha = iso_line
+        .split_whitespace()
+        .nth(3)
+        .expect("sha256 in the manifest");
     assert_eq!(
         e2e::hash_after(&screen, "Boot image (ISO) SHA-256").as_deref(),
         Some(iso_sha),
