@@ -3,6 +3,7 @@
 
 pub mod cpio;
 pub mod elf;
+pub mod init;
 pub mod initramfs;
 pub mod iso;
 pub mod kernel;

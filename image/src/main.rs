@@ -13,8 +13,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const MUSL: &str = "x86_64-unknown-linux-musl";
-
 #[derive(Default)]
 struct Args {
     out: Option<PathBuf>,
@@ -113,55 +111,8 @@ impl Tools {
     }
 }
 
-/// Builds `/init` for musl, static-pie, with paths remapped and a clean environment.
 fn build_init(repo: &Path, commit: &str, sde: i64, tools: &Tools) -> Result<Vec<u8>> {
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo"));
-    let rustup_home = std::env::var("RUSTUP_HOME").unwrap_or_else(|_| format!("{home}/.rustup"));
-    let target_dir = repo.join("target/image");
-    let rustflags = [
-        "-Ctarget-feature=+crt-static".to_owned(),
-        format!("--remap-path-prefix={}=/sherd", repo.display()),
-        format!("--remap-path-prefix={cargo_home}=/cargo"),
-    ]
-    .join("\x1f");
-    let mut c = Command::new("cargo");
-    // A clean environment: nothing from the builder's shell reaches the compiler.
-    c.env_clear()
-        .current_dir(repo)
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("CARGO_HOME", &cargo_home)
-        .env("RUSTUP_HOME", &rustup_home)
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
-        .env("CARGO_INCREMENTAL", "0")
-        .env("SOURCE_DATE_EPOCH", sde.to_string())
-        .env("SHERD_GIT_COMMIT", commit)
-        .env("SHERD_SOURCE_DATE_EPOCH", sde.to_string())
-        .env("SHERD_TOOLCHAIN", tools.embedded())
-        .args([
-            "build",
-            "--locked",
-            "--release",
-            "-p",
-            "sherd-init",
-            "--target",
-            MUSL,
-        ]);
-    pinned_env(&mut c);
-    log("init: cargo build --locked --release (musl, static-pie)");
-    run(&mut c)
-        .map_err(|e| format!("{e}\n(the musl target is needed: rustup target add {MUSL})"))?;
-    let path = target_dir.join(MUSL).join("release/init");
-    let bin = util::read(&path)?;
-    match elf::linkage(&bin)? {
-        elf::Linkage::StaticPie => Ok(bin),
-        other => Err(format!(
-            "{} is {other}; /init must be static-pie",
-            path.display()
-        )),
-    }
+    sherd_image::init::build_init(repo, commit, sde, &tools.embedded())
 }
 
 fn build(a: &Args) -> Result<()> {
