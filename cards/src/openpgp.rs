@@ -79,6 +79,15 @@ pub struct CardIdentity {
     pub retries: PinRetries,
 }
 
+impl CardIdentity {
+    /// Whether any key slot is filled: such a card is not blank.
+    pub fn holds_keys(&self) -> bool {
+        self.signing_fingerprint.is_some()
+            || self.decryption_fingerprint.is_some()
+            || self.authentication_fingerprint.is_some()
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Which {
     User,

@@ -7,6 +7,7 @@
 pub mod boot;
 pub mod card_check;
 pub mod entropy_check;
+pub mod entropy_run;
 pub mod keys;
 pub mod notice;
 pub mod term;

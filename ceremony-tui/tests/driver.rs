@@ -17,9 +17,7 @@ use ceremony_tui::entropy_check::{EntropyView, SourceRow};
 use ceremony_tui::keys::Key;
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::io;
 use std::rc::Rc;
-use std::time::Duration;
 
 /// A software card that stays inspectable after the driver drops its handle.
 #[derive(Clone)]

@@ -1,14 +1,13 @@
 //! The ceremony's devices in the image: sticks through `sherd-media`, the TPM's PCRs through
 //! sysfs, entropy through the `entropy` crate, OpenPGP cards through the `cards` crate.
 
-use crate::ui::source_row;
 use crate::{ENV_FINDISO, ENV_ROOTFS_TREE};
 use ceremony::card::LocationCard;
 use ceremony::storage::{OutputFile, Volume, WriteReport, write_all};
 use ceremony_tui::ceremony::screens::{Attestation, IsoCheck, PcrLine};
 use ceremony_tui::ceremony::{CardPoll, Devices, Gathered, PlanPoll};
 use ceremony_tui::entropy_check::EntropyView;
-use entropy::{Counted, Event, Policy};
+use ceremony_tui::entropy_run;
 use heads_config::attest::{self, Verdict};
 use sherd_media::{DataStickRules, Media, MediaError};
 use std::time::{Duration, Instant};
@@ -201,14 +200,9 @@ impl Devices for ImageDevices {
         &mut self,
         progress: &mut dyn FnMut(&EntropyView),
     ) -> Result<Gathered, EntropyView> {
-        let found = entropy::discover_verbose(&entropy::Config::default());
-        let mut sources = found.sources;
-        let mut absent: Vec<(String, String)> = found
-            .absent
-            .iter()
-            .map(|a| (a.what.clone(), a.reason.clone()))
-            .collect();
+        let (mut sources, mut absent) = entropy_run::discover();
         // A card in the reader adds its GET CHALLENGE as one more hardware source.
+        let what = "OpenPGP card GET CHALLENGE".to_owned();
         match self.open_reader() {
             Ok(Some(mut r)) => match r
                 .power_on()
@@ -216,82 +210,16 @@ impl Devices for ImageDevices {
                 .and_then(|_| cards::OpenPgpCard::open(r).map_err(|e| e.to_string()))
             {
                 Ok(card) => sources.push(Box::new(entropy::CardSource::new(card))),
-                Err(e) => absent.push(("OpenPGP card GET CHALLENGE".into(), e)),
+                Err(e) => absent.push((what, e)),
             },
-            Ok(None) => absent.push(("OpenPGP card GET CHALLENGE".into(), "no card reader".into())),
-            Err(e) => absent.push(("OpenPGP card GET CHALLENGE".into(), e)),
+            Ok(None) => absent.push((what, "no card reader".into())),
+            Err(e) => absent.push((what, e)),
         }
-        let mut view = EntropyView {
-            progress: Some("looking for sources".into()),
-            rows: Vec::new(),
-            absent,
-            ok: None,
-            verdict: String::new(),
-        };
-        progress(&view);
-        let result = entropy::gather_with_progress(&mut sources, &Policy::default(), &mut |ev| {
-            match ev {
-                Event::SourceStarted { index, total, info } => {
-                    view.progress = Some(format!(
-                        "source {} of {total}: {} {}",
-                        index + 1,
-                        info.kind,
-                        info.identity
-                    ));
-                }
-                Event::SourceFinished(r) => view.rows.push(source_row(r)),
-                Event::Mixing { .. } => view.progress = Some("mixing".into()),
-                _ => return,
-            }
-            progress(&view);
-        });
-        view.progress = None;
-        match result {
-            Ok((drbg, report)) => {
-                let counted: Vec<String> = report
-                    .sources
-                    .iter()
-                    .filter(|r| r.counted == Counted::Yes)
-                    .map(|r| r.identity.clone())
-                    .collect();
-                view.ok = Some(true);
-                view.verdict = format!(
-                    "{} independent hardware sources ({}) and the kernel CSPRNG",
-                    counted.len(),
-                    counted.join(", ")
-                );
-                let mut records: Vec<(String, String)> = report
-                    .sources
-                    .iter()
-                    .map(|r| {
-                        (
-                            "entropy.source".to_owned(),
-                            format!(
-                                "{} {:?} conditioning={} healthy={} counted={} bytes={} commitment={}",
-                                r.kind,
-                                r.identity,
-                                r.conditioning,
-                                r.is_healthy(),
-                                r.counted == Counted::Yes,
-                                r.bytes_contributed,
-                                r.commitment.as_ref().map(|c| c.to_hex()).unwrap_or_else(|| "none".into())
-                            ),
-                        )
-                    })
-                    .collect();
-                records.push(("entropy.mixer".into(), report.mixer_context.to_owned()));
-                Ok(Gathered {
-                    view,
-                    records,
-                    rng: Box::new(drbg),
-                })
-            }
-            Err(e) => {
-                view.ok = Some(false);
-                view.verdict = e.to_string();
-                Err(view)
-            }
-        }
+        entropy_run::gather(sources, absent, progress).map(|o| Gathered {
+            view: o.view,
+            records: o.records,
+            rng: Box::new(o.drbg),
+        })
     }
 
     fn poll_card(&mut self) -> CardPoll {
@@ -331,9 +259,7 @@ impl Devices for ImageDevices {
                     .map_err(|e| format!("not a usable OpenPGP card: {e}"))
             }) {
             Ok(id) => CardPoll::Card {
-                holds_keys: id.signing_fingerprint.is_some()
-                    || id.decryption_fingerprint.is_some()
-                    || id.authentication_fingerprint.is_some(),
+                holds_keys: id.holds_keys(),
                 ident: id.ident,
             },
             Err(e) => CardPoll::Problem(e),

@@ -4,10 +4,10 @@
 use crate::{ENV_CONSOLE_KIND, ENV_ROOTFS_TREE, ENV_SELFTEST, EXIT_POWER_OFF};
 use ceremony_tui::boot::{self, Action};
 use ceremony_tui::card_check::{self, CardsView, ReaderRow, Slot};
-use ceremony_tui::entropy_check::{self, EntropyView, SourceRow};
+use ceremony_tui::entropy_check;
+use ceremony_tui::entropy_run;
 use ceremony_tui::term::ConsoleTerminal;
 use ceremony_tui::{BootInfo, BuildInfo, term};
-use entropy::{Counted, Event, Policy, SourceReport};
 use std::io;
 use std::process::ExitCode;
 
@@ -41,101 +41,17 @@ fn boot_info() -> BootInfo {
     }
 }
 
-/// One source's line on the entropy screen: public values only.
-pub(crate) fn source_row(r: &SourceReport) -> SourceRow {
-    let detail = match (r.failure_reason(), &r.counted) {
-        (Some(why), _) => format!("excluded: {why}"),
-        (None, counted) => {
-            let base = format!(
-                "{} B, H {:.2}/{} per sample, commitment {}",
-                r.bytes_contributed,
-                r.estimated_h.unwrap_or(r.claimed_h),
-                r.sample_bits,
-                r.commitment
-                    .as_ref()
-                    .map(|c| c.to_hex()[..16].to_owned())
-                    .unwrap_or_default()
-            );
-            match counted {
-                Counted::Yes | Counted::Excluded => base,
-                Counted::OsSource => format!("{base}; mixed in, never counted as hardware"),
-                Counted::SameDeviceAs { same_as, .. } => {
-                    format!(
-                        "{base}; same device as source {}, counted once",
-                        same_as + 1
-                    )
-                }
-                Counted::TooLittleEntropy {
-                    credited_bits,
-                    needed,
-                } => format!("{base}; credited {credited_bits:.0} bits of {needed:.0} needed"),
-            }
-        }
-    };
-    SourceRow {
-        kind: r.kind.to_string(),
-        identity: r.identity.clone(),
-        conditioning: r.conditioning.to_string(),
-        healthy: r.is_healthy(),
-        counted: r.counted == Counted::Yes,
-        detail,
-    }
-}
-
 /// Finds the sources, draws from each with the ceremony's policy, and shows the outcome. The
 /// seeded DRBG is dropped (and wiped) at once: this is a check, not the ceremony.
 fn check_entropy(t: &mut ConsoleTerminal) -> io::Result<()> {
-    let found = entropy::discover_verbose(&entropy::Config::default());
-    let mut view = EntropyView {
-        progress: Some("looking for sources".into()),
-        rows: Vec::new(),
-        absent: found
-            .absent
-            .iter()
-            .map(|a| (a.what.clone(), a.reason.clone()))
-            .collect(),
-        ok: None,
-        verdict: String::new(),
+    let (sources, absent) = entropy_run::discover();
+    let view = match entropy_run::gather(sources, absent, &mut |v| {
+        let _ = t.draw(|f| entropy_check::render(f, v));
+    }) {
+        // The DRBG is dropped (and wiped) here: this is a check.
+        Ok(o) => o.view,
+        Err(v) => v,
     };
-    t.draw(|f| entropy_check::render(f, &view))?;
-    let mut sources = found.sources;
-    let result = entropy::gather_with_progress(&mut sources, &Policy::default(), &mut |ev| {
-        match ev {
-            Event::SourceStarted { index, total, info } => {
-                view.progress = Some(format!(
-                    "source {} of {total}: {} {}",
-                    index + 1,
-                    info.kind,
-                    info.identity
-                ));
-            }
-            Event::SourceFinished(r) => view.rows.push(source_row(r)),
-            Event::Mixing { .. } => view.progress = Some("mixing".into()),
-            _ => return,
-        }
-        let _ = t.draw(|f| entropy_check::render(f, &view));
-    });
-    view.progress = None;
-    match result {
-        Ok((_drbg, report)) => {
-            view.ok = Some(true);
-            let counted: Vec<String> = report
-                .sources
-                .iter()
-                .filter(|r| r.counted == Counted::Yes)
-                .map(|r| r.identity.clone())
-                .collect();
-            view.verdict = format!(
-                "{} independent hardware sources ({}) and the kernel CSPRNG",
-                counted.len(),
-                counted.join(", ")
-            );
-        }
-        Err(e) => {
-            view.ok = Some(false);
-            view.verdict = e.to_string();
-        }
-    }
     term::run_screen(
         t,
         |f| entropy_check::render(f, &view),

@@ -6,9 +6,9 @@ use ceremony::card::LocationCard;
 use ceremony::storage::{DirVolume, OutputFile, WriteReport, write_all};
 use ceremony_tui::ceremony::screens::{Attestation, IsoCheck, PcrLine};
 use ceremony_tui::ceremony::{CardPoll, Devices, Gathered, PlanPoll};
-use ceremony_tui::entropy_check::{EntropyView, SourceRow};
+use ceremony_tui::entropy_check::EntropyView;
+use ceremony_tui::entropy_run;
 use ceremony_tui::keys::Key;
-use entropy::{Counted, Event, Policy};
 use std::path::PathBuf;
 use std::sync::Arc;
 use vscard_bridge::VirtualCard;
@@ -127,69 +127,24 @@ impl Devices for Rehearsal {
         &mut self,
         progress: &mut dyn FnMut(&EntropyView),
     ) -> Result<Gathered, EntropyView> {
-        let found = entropy::discover_verbose(&entropy::Config::default());
-        let mut sources = found.sources;
-        let mut absent: Vec<(String, String)> = found
-            .absent
-            .iter()
-            .map(|a| (a.what.clone(), a.reason.clone()))
-            .collect();
+        let (mut sources, mut absent) = entropy_run::discover();
+        let what = "virtual card GET CHALLENGE".to_owned();
         match self.inserted.map(|i| open(&self.cards[i])) {
             Some(Ok(card)) => sources.push(Box::new(entropy::CardSource::new(card))),
-            Some(Err(e)) => absent.push(("virtual card GET CHALLENGE".into(), e.to_string())),
-            None => absent.push((
-                "virtual card GET CHALLENGE".into(),
-                "no virtual card in the reader (press I)".into(),
-            )),
+            Some(Err(e)) => absent.push((what, e.to_string())),
+            None => absent.push((what, "no virtual card in the reader (press I)".into())),
         }
-        let mut view = EntropyView {
-            progress: Some("looking for sources".into()),
-            rows: Vec::new(),
-            absent,
-            ok: None,
-            verdict: String::new(),
-        };
-        progress(&view);
-        let result = entropy::gather_with_progress(&mut sources, &Policy::default(), &mut |ev| {
-            if let Event::SourceFinished(r) = ev {
-                view.rows.push(SourceRow {
-                    kind: r.kind.to_string(),
-                    identity: r.identity.clone(),
-                    conditioning: r.conditioning.to_string(),
-                    healthy: r.is_healthy(),
-                    counted: r.counted == Counted::Yes,
-                    detail: match r.failure_reason() {
-                        Some(why) => format!("excluded: {why}"),
-                        None => format!("{} B", r.bytes_contributed),
-                    },
-                });
-                progress(&view);
+        entropy_run::gather(sources, absent, progress).map(|mut o| {
+            o.records.push((
+                "entropy.rehearsal".into(),
+                "a rehearsal on a host: a virtual card's randomness comes from this host".into(),
+            ));
+            Gathered {
+                view: o.view,
+                records: o.records,
+                rng: Box::new(o.drbg),
             }
-        });
-        view.progress = None;
-        match result {
-            Ok((drbg, report)) => {
-                view.ok = Some(true);
-                view.verdict = format!(
-                    "{} hardware sources counted (rehearsal: a virtual card's randomness \
-                     comes from this host)",
-                    report.counted_devices.len()
-                );
-                Ok(Gathered {
-                    view,
-                    records: vec![(
-                        "entropy.rehearsal".into(),
-                        "rehearsal on a host; not for real keys".into(),
-                    )],
-                    rng: Box::new(drbg),
-                })
-            }
-            Err(e) => {
-                view.ok = Some(false);
-                view.verdict = e.to_string();
-                Err(view)
-            }
-        }
+        })
     }
 
     fn poll_card(&mut self) -> CardPoll {
@@ -198,9 +153,7 @@ impl Devices for Rehearsal {
         };
         match open(&self.cards[i]).and_then(|mut c| c.identity()) {
             Ok(id) => CardPoll::Card {
-                holds_keys: id.decryption_fingerprint.is_some()
-                    || id.signing_fingerprint.is_some()
-                    || id.authentication_fingerprint.is_some(),
+                holds_keys: id.holds_keys(),
                 ident: id.ident,
             },
             Err(e) => CardPoll::Problem(e.to_string()),
