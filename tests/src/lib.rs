@@ -227,6 +227,16 @@ impl Guest {
         }
     }
 
+    /// With `SHERD_CAPTURE_SCREENS=1` (as `scripts/screens` sets it), writes the screen as it
+    /// is now to `docs/screens/<name>.txt` for the README; otherwise does nothing.
+    pub fn capture(&self, name: &str) {
+        if std::env::var_os("SHERD_CAPTURE_SCREENS").is_some() {
+            let dir = workspace().join("docs/screens");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{name}.txt")), self.screen()).unwrap();
+        }
+    }
+
     /// Runs one QEMU monitor command (e.g. `device_del stick1`) and returns what it printed.
     pub fn monitor(&self, cmd: &str) -> String {
         use std::os::unix::net::UnixStream;

@@ -71,6 +71,7 @@ fn to_cards(r: &mut Rig) {
     g.wait_for_screen(e2e::FIRST_SCREEN, BOUND);
     g.send("g");
     g.wait_for_screen("boot attestation 1", BOUND);
+    g.capture("ceremony-1-attestation");
     let screen = g.screen();
     eprintln!("{screen}");
     let iso = e2e::manifest_field("artifact sherd.iso");
@@ -86,6 +87,7 @@ fn to_cards(r: &mut Rig) {
     );
     g.send("\t");
     g.wait_for_screen("TPM PCR 0 to 3", BOUND);
+    g.capture("ceremony-2-pcrs");
     eprintln!("{}", g.screen());
     g.send("y");
     g.wait_for_screen("[ waiting ] Wendy", BOUND);
@@ -94,16 +96,19 @@ fn to_cards(r: &mut Rig) {
     g.wait_for_screen("[CONFIRMED] Wendy", BOUND);
     g.send("2");
     g.wait_for_screen("Y  go on", BOUND);
+    g.capture("ceremony-3-plan");
     // Holder 1's card goes in now: its GET CHALLENGE is a third entropy source.
     r.bridge.command("insert 0");
     std::thread::sleep(Duration::from_secs(1));
     g.send("y");
     g.wait_until_any(&["PASS:", "REFUSED:"], BOUND);
+    g.capture("ceremony-4-entropy");
     let screen = g.screen();
     eprintln!("{screen}");
     assert!(screen.contains("PASS:"), "{screen}");
     g.send("\r");
     g.wait_for_screen("Root certificate fingerprint", BOUND);
+    g.capture("ceremony-5-keys");
     eprintln!("{}", g.screen());
     g.send("y");
 }
@@ -113,11 +118,17 @@ fn cards(r: &mut Rig, first: usize) -> Vec<f64> {
     for i in first..3 {
         if i > 0 {
             r.g.wait_for_screen(&format!("for holder {}", i + 1), BOUND);
+            if i == 1 {
+                r.g.capture("ceremony-6-insert-card");
+            }
             r.bridge.command(&format!("insert {i}"));
         }
         let t = Instant::now();
         r.g.wait_until_any(&["Remove the card now", "THE LAST ATTEMPT FAILED"], BOUND);
         times.push(t.elapsed().as_secs_f64());
+        if i == 1 {
+            r.g.capture("ceremony-7-card-ready");
+        }
         eprintln!("{}", r.g.screen());
         assert!(
             r.g.screen().contains("Remove the card now"),
@@ -132,10 +143,12 @@ fn cards(r: &mut Rig, first: usize) -> Vec<f64> {
 fn write_and_finish(r: &mut Rig) -> String {
     let g = &mut r.g;
     g.wait_for_screen("W  write", BOUND);
+    g.capture("ceremony-8-write");
     eprintln!("{}", g.screen());
     g.send("w");
     // (An earlier failure stays on the write page, so only success ends this wait early.)
     g.wait_for_screen("Transcript final hash", BOUND);
+    g.capture("ceremony-9-transcript");
     let screen = g.screen();
     eprintln!("{screen}");
     assert!(screen.contains("Transcript final hash"), "{screen}");
@@ -152,6 +165,7 @@ fn write_and_finish(r: &mut Rig) -> String {
 fn power_off(r: &mut Rig) {
     r.g.send("y");
     r.g.wait_for_screen("P  power off", BOUND);
+    r.g.capture("ceremony-10-power-off");
     r.g.send("p");
     r.g.wait_for_output("reboot: Power down", BOUND);
 }
