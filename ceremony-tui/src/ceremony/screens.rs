@@ -383,6 +383,18 @@ pub fn card_done_page(v: &CardView, present: bool) -> Page {
     p
 }
 
+/// The subset check in words for the witnesses (the transcript keeps the exact line).
+fn subsets_in_words(r: &ceremony::recombine::SubsetReport) -> String {
+    if r.exhaustive {
+        format!("all {} sets of shares recombine to the same secret", r.checked)
+    } else {
+        format!(
+            "{} of the {} sets of shares (a stated sample) recombine to the same secret",
+            r.checked, r.total
+        )
+    }
+}
+
 pub fn verify_page(v: Option<&VerifyView>) -> Page {
     let mut p = Page::new(VERIFY, "verification");
     match v {
@@ -391,7 +403,7 @@ pub fn verify_page(v: Option<&VerifyView>) -> Page {
         }
         Some(v) => {
             p.bold("Verification PASSED");
-            p.line(format!("  shares: {}", v.subsets.describe()));
+            p.line(format!("  shares: {}", subsets_in_words(&v.subsets)));
             p.line("  every card decrypted its own share during its insertion");
             p.line(format!(
                 "  the root key signed and verified a fresh nonce {}",
@@ -412,7 +424,10 @@ pub fn write_page(
 ) -> Page {
     let mut p = Page::new(WRITE, "write the outputs");
     if let Some(v) = verified {
-        p.line(format!("Verification PASSED: {}", v.subsets.describe()));
+        p.line(format!(
+            "Verification PASSED: {}",
+            subsets_in_words(&v.subsets)
+        ));
         p.blank();
     }
     p.bold(format!(
