@@ -77,6 +77,17 @@ pub fn check_findiso(value: &str) -> Result<(), MediaError> {
     Ok(())
 }
 
+/// The path inside the partition that a `findiso=` value names. Current Heads passes the path
+/// alone (`/sherd.iso`); some older Heads versions passed it behind the partition's device,
+/// `/dev/disk/by-uuid/<uuid>/sherd.iso`. Without udev there is no such link here, so the device
+/// part is dropped: the path must then still be on exactly one stick.
+pub fn findiso_path(value: &str) -> &str {
+    value
+        .strip_prefix("/dev/disk/by-uuid/")
+        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or(value)
+}
+
 /// `rel` (checked, '/'-separated) under `root` if every step is a real directory and the last a
 /// regular file; `Ok(None)` if something is missing; `NotAFile` if a step is a link, a device,
 /// a FIFO... (a stick must not send us elsewhere).
@@ -173,6 +184,8 @@ impl Media {
         findiso: &str,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<IsoFound, MediaError> {
+        check_findiso(findiso)?;
+        let findiso = findiso_path(findiso);
         check_findiso(findiso)?;
         let (found, looked) = self.each_readonly(|dev, fs, root| {
             let loc = location(dev, fs, findiso);

@@ -39,7 +39,9 @@ use std::sync::atomic::AtomicU32;
 
 pub use data::{DataCandidate, DataStick, DataStickRules};
 pub use discovery::{Disk, FsDevice, FsType, Partition, human_size, probe, scan};
-pub use find::{IsoFound, IsoScan, PLAN_FILE, PLAN_MAX_BYTES, PlanFound, check_findiso};
+pub use find::{
+    IsoFound, IsoScan, PLAN_FILE, PLAN_MAX_BYTES, PlanFound, check_findiso, findiso_path,
+};
 pub use mount::{Mounted, Mounter, SystemMounter, mount_readonly, mount_writable};
 
 /// Where a file was found: which partition of which stick, and the path inside it.

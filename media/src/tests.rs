@@ -334,6 +334,31 @@ fn findiso_values() {
     }
 }
 
+#[test]
+fn findiso_behind_a_device_path_names_the_path_inside() {
+    assert_eq!(
+        findiso_path("/dev/disk/by-uuid/1234-ABCD/boot/sherd.iso"),
+        "/boot/sherd.iso"
+    );
+    assert_eq!(findiso_path("/sherd.iso"), "/sherd.iso");
+    // A uuid with nothing after it is left as it is (and then not found).
+    assert_eq!(
+        findiso_path("/dev/disk/by-uuid/1234-ABCD"),
+        "/dev/disk/by-uuid/1234-ABCD"
+    );
+    let s = boot_setup();
+    let iso = s
+        .media
+        .find_boot_iso("/dev/disk/by-uuid/1234-ABCD/boot/sherd.iso", &mut |_, _| {})
+        .unwrap();
+    assert_eq!(iso.sha256_hex(), ABC_SHA256);
+    assert!(matches!(
+        s.media
+            .find_boot_iso("/dev/disk/by-uuid/1234-ABCD/../x.iso", &mut |_, _| {}),
+        Err(MediaError::BadFindiso { .. })
+    ));
+}
+
 /// sdb: USB boot stick (vfat) with /boot/sherd.iso = "abc"; nvme: internal, also has it.
 fn boot_setup() -> Setup {
     let s = setup();
