@@ -451,8 +451,15 @@ impl BridgeControl {
 }
 
 impl CardBridge {
-    /// `cards` virtual cards, none inserted yet.
+    /// `cards` virtual cards, none inserted yet; the bridge's log goes to this process's
+    /// standard error.
     pub fn start(cards: usize) -> CardBridge {
+        Self::start_with(cards, Stdio::inherit())
+    }
+
+    /// As [`CardBridge::start`], with the bridge's log sent to `log` (the demo keeps it off
+    /// the screen the guest draws on).
+    pub fn start_with(cards: usize, log: Stdio) -> CardBridge {
         let bin = workspace_bin("vscard-bridge", "vscard-bridge");
         let dir = std::env::temp_dir().join(format!(
             "sherd-vscard-{}-{}",
@@ -468,6 +475,7 @@ impl CardBridge {
             .args(["--cards", &cards.to_string(), "--insert", "none"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            .stderr(log)
             .spawn()
             .expect("vscard-bridge");
         let stdin = child.stdin.take().unwrap();

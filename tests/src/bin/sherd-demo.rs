@@ -30,7 +30,8 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     let kit = demo::make(&dir, "demo-ceremony", 2, &["Alice", "Bob", "Carol"], &iso);
     let tpm = Swtpm::start();
-    let mut bridge = CardBridge::start(CARDS);
+    let log = std::fs::File::create(dir.join("card-bridge.log")).expect("demo folder");
+    let mut bridge = CardBridge::start_with(CARDS, log.into());
     let mut args: Vec<String> = vec![
         "-machine".into(),
         "q35".into(),
