@@ -11,7 +11,7 @@
 //! fbcon draws on when the firmware hands over a framebuffer (Heads, UEFI): the first screen.
 
 use e2e::vga::{Screen, TEXT_ROWS, VgaGuest};
-use e2e::{Swtpm, workspace};
+use e2e::{CardBridge, Swtpm, workspace};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -40,20 +40,25 @@ fn capture_screens_vga() {
     let dir = workspace().join("docs/screens");
     std::fs::create_dir_all(&dir).unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let stick = tmp.path().join("boot-stick.img");
-    heads_config::stick::write_disk_image(
-        &stick,
-        "SHERD",
-        &[("sherd.iso", &e2e::read_out("sherd.iso"))],
-        0,
-    )
-    .expect("boot stick image");
+    let kit = e2e::demo::make(
+        tmp.path(),
+        "vga-ceremony",
+        2,
+        &["Alice", "Bob", "Carol"],
+        &e2e::read_out("sherd.iso"),
+    );
 
     let tpm = Swtpm::start();
+    let mut bridge = CardBridge::start(3);
     let mut extra = tpm.qemu_args();
     extra.extend(["-device".into(), "virtio-rng-pci".into()]);
-    extra.extend(["-device".into(), "qemu-xhci,id=xhci".into()]);
-    extra.extend(e2e::demo::usb_stick_args(&[("boot", stick.as_path())]));
+    // The bridge's arguments bring the xHCI controller the sticks hang on.
+    extra.extend(bridge.qemu_args());
+    extra.extend(e2e::demo::usb_stick_args(&[
+        ("boot", kit.boot_stick.as_path()),
+        ("plan", kit.plan_stick.as_path()),
+        ("data", kit.data_stick.as_path()),
+    ]));
     let mut g = VgaGuest::start(
         "console=ttyS0 console=tty0 loglevel=3 findiso=/sherd.iso",
         &extra,
@@ -82,7 +87,42 @@ fn capture_screens_vga() {
     let text = g.wait_for_text(&["[page 2 of"], BOUND);
     eprintln!("{text}");
     save(&mut g, &dir, "attestation-2.png", t0);
+
+    // On through the ceremony: the plan, entropy (with a card's GET CHALLENGE), the root key,
+    // a card, the transcript's final words.
+    g.sendkey("y");
+    g.wait_for_text(&["[ waiting ] Wendy"], BOUND);
+    g.sendkey("1");
+    g.wait_for_text(&["[CONFIRMED] Wendy"], BOUND);
+    g.sendkey("2");
+    g.wait_for_text(&["Y  go on"], BOUND);
+    save(&mut g, &dir, "ceremony-plan.png", t0);
+    bridge.command("insert 0");
+    std::thread::sleep(Duration::from_secs(1));
+    g.sendkey("y");
+    g.wait_for_text(&["PASS:"], BOUND);
+    save(&mut g, &dir, "ceremony-entropy.png", t0);
+    g.sendkey("ret");
+    g.wait_for_text(&["Root certificate fingerprint"], BOUND);
+    save(&mut g, &dir, "ceremony-keys.png", t0);
+    g.sendkey("y");
+    for i in 0..3 {
+        if i > 0 {
+            g.wait_for_text(&[&format!("for holder {}", i + 1)], BOUND);
+            bridge.command(&format!("insert {i}"));
+        }
+        g.wait_for_text(&["Remove the card now"], BOUND);
+        if i == 0 {
+            save(&mut g, &dir, "ceremony-card-ready.png", t0);
+        }
+        bridge.command("remove");
+    }
+    g.wait_for_text(&["W  write"], BOUND);
+    g.sendkey("w");
+    g.wait_for_text(&["Transcript final hash"], BOUND);
+    save(&mut g, &dir, "ceremony-transcript.png", t0);
     drop(g);
+    drop(bridge);
     drop(tpm);
 
     // A framebuffer console: no text buffer to read, so the first screen is known by its
