@@ -386,7 +386,10 @@ pub fn card_done_page(v: &CardView, present: bool) -> Page {
 /// The subset check in words for the witnesses (the transcript keeps the exact line).
 fn subsets_in_words(r: &ceremony::recombine::SubsetReport) -> String {
     if r.exhaustive {
-        format!("all {} sets of shares recombine to the same secret", r.checked)
+        format!(
+            "all {} sets of shares recombine to the same secret",
+            r.checked
+        )
     } else {
         format!(
             "{} of the {} sets of shares (a stated sample) recombine to the same secret",
