@@ -24,6 +24,8 @@ pub struct ImageDevices {
     /// Plan sticks are mounted to be read: not more often than this.
     last_plan_look: Option<Instant>,
     last_plan: PlanPoll,
+    /// The data sticks at the last look, and when.
+    last_sticks: Option<(Instant, Result<Vec<String>, String>)>,
     cards: cards::discovery::Watcher,
     /// The reader and card last seen, so a card is read once per insertion.
     seen: Option<(String, CardPoll)>,
@@ -37,6 +39,7 @@ impl ImageDevices {
             plan_disk: None,
             last_plan_look: None,
             last_plan: PlanPoll::Waiting("looking for a plan stick".into()),
+            last_sticks: None,
             cards: cards::discovery::Watcher::system(),
             seen: None,
         }
@@ -280,6 +283,25 @@ impl Devices for ImageDevices {
     }
 
     fn poll_sticks(&mut self) -> Result<Vec<String>, String> {
+        // Each look reads every stick's first 32 KiB: once a second is enough.
+        if let Some((t, last)) = &self.last_sticks
+            && t.elapsed() < Duration::from_secs(1)
+        {
+            return last.clone();
+        }
+        let found = self.list_sticks();
+        self.last_sticks = Some((Instant::now(), found.clone()));
+        found
+    }
+
+    fn write(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, String> {
+        self.last_sticks = None;
+        self.write_sticks(dir, files)
+    }
+}
+
+impl ImageDevices {
+    fn list_sticks(&mut self) -> Result<Vec<String>, String> {
         Ok(self
             .data_candidates()?
             .iter()
@@ -293,7 +315,7 @@ impl Devices for ImageDevices {
             .collect())
     }
 
-    fn write(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, String> {
+    fn write_sticks(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, String> {
         let candidates = self.data_candidates()?;
         let mut sticks = Vec::new();
         for c in &candidates {
@@ -317,9 +339,7 @@ impl Devices for ImageDevices {
         }
         Ok(report)
     }
-}
 
-impl ImageDevices {
     /// Data sticks: not the boot stick; the plan stick only when it is the only one there.
     fn data_candidates(&mut self) -> Result<Vec<sherd_media::DataCandidate>, String> {
         // The kernel reuses a pulled disk's name for the next stick: forget the boot and plan

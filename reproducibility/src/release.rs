@@ -2,19 +2,12 @@
 //! toolchain it records with a builder's.
 
 use crate::Result;
+pub use sherd_image::manifest::Artifact;
 use sherd_image::manifest::Toolchain;
 
 /// Keys whose lines describe the toolchain; a rebuild needs the same lines to give the same
 /// bytes.
 pub const TOOLCHAIN_KEYS: &[&str] = &["tool", "tool-detail", "debian-package"];
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Artifact {
-    pub name: String,
-    pub size: u64,
-    pub sha256: String,
-    pub blake3: String,
-}
 
 #[derive(Clone, Debug)]
 pub struct Manifest {

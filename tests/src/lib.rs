@@ -12,6 +12,21 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod demo;
+
+/// `text` without its terminal escape sequences (ESC up to and including the first letter).
+pub fn strip_escapes(text: &str) -> String {
+    let mut plain = String::new();
+    let mut esc = false;
+    for c in text.chars() {
+        match (esc, c) {
+            (false, '\x1b') => esc = true,
+            (true, c) if c.is_ascii_alphabetic() => esc = false,
+            (true, _) => {}
+            (false, c) => plain.push(c),
+        }
+    }
+    plain
+}
 pub mod vga;
 
 /// Columns and rows PID 1 gives a serial console (see `init/src/pid1.rs`).
@@ -101,7 +116,7 @@ impl Guest {
         let monitor = std::env::temp_dir().join(format!(
             "sherd-qemu-mon-{}-{}.sock",
             std::process::id(),
-            BRIDGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            UNIQUE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let _ = std::fs::remove_file(&monitor);
         let mut cmd = Command::new("qemu-system-x86_64");
@@ -266,16 +281,7 @@ impl Guest {
         writeln!(sock, "{cmd}").unwrap();
         let out = read_prompt(&mut sock);
         // The monitor echoes the command with line-editing escapes; keep what follows it.
-        let mut plain = String::new();
-        let mut esc = false;
-        for c in out.chars() {
-            match (esc, c) {
-                (false, '\x1b') => esc = true,
-                (true, c) if c.is_ascii_alphabetic() => esc = false,
-                (true, _) | (false, '\r') => {}
-                (false, c) => plain.push(c),
-            }
-        }
+        let plain = strip_escapes(&out).replace('\r', "");
         plain
             .rsplit_once(cmd)
             .map(|(_, rest)| rest)
@@ -464,7 +470,7 @@ impl CardBridge {
         let dir = std::env::temp_dir().join(format!(
             "sherd-vscard-{}-{}",
             std::process::id(),
-            BRIDGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            UNIQUE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -540,7 +546,8 @@ impl CardBridge {
     }
 }
 
-static BRIDGES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Numbers the sockets of bridges and monitors, unique within this test process.
+static UNIQUE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// One of the bridge's cards as a `cards::ApduChannel` (short APDUs).
 pub struct BridgeChannel {

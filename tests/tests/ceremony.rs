@@ -237,16 +237,7 @@ fn base64(b: &[u8]) -> String {
 /// pieces, so the console is also checked with escape sequences stripped.
 fn secrets_never_on_console(raw: &[u8], secrets: &[Vec<u8>]) {
     let text = String::from_utf8_lossy(raw).into_owned();
-    let mut plain = String::new();
-    let mut esc = false;
-    for ch in text.chars() {
-        match (esc, ch) {
-            (false, '\x1b') => esc = true,
-            (true, c) if c.is_ascii_alphabetic() => esc = false,
-            (true, _) => {}
-            (false, c) => plain.push(c),
-        }
-    }
+    let plain = e2e::strip_escapes(&text);
     for s in secrets {
         let hex: String = s.iter().map(|b| format!("{b:02x}")).collect();
         let mut forms = vec![hex.clone(), hex.to_uppercase(), base64(s)];

@@ -314,7 +314,7 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                     self.wait(
                         false,
                         &mut (),
-                        |_, _| screens::card_done_page(&view, true),
+                        |_, _| screens::card_done_page(&view),
                         |_, _, _| None,
                         |d, _| (!matches!(d.dev.poll_card(), CardPoll::Card { .. })).then_some(()),
                     )?;

@@ -363,7 +363,7 @@ pub fn card_busy_page(holder: u8, card: u8, ident: &str) -> Page {
     p
 }
 
-pub fn card_done_page(v: &CardView, present: bool) -> Page {
+pub fn card_done_page(v: &CardView) -> Page {
     let mut p = Page::new(CARDS, "card ready");
     p.bold(format!(
         "Card {} is ready for holder {}, card {}.",
@@ -375,11 +375,7 @@ pub fn card_done_page(v: &CardView, present: bool) -> Page {
     ));
     p.line("and decrypted its holder's sealed share in a test.");
     p.blank();
-    if present {
-        p.alert("Remove the card now and give it to its holder (write the serial on it).");
-    } else {
-        p.line("Card removed.");
-    }
+    p.alert("Remove the card now and give it to its holder (write the serial on it).");
     p
 }
 
@@ -681,7 +677,7 @@ mod tests {
             serial: "000F:00001234".into(),
             location_fingerprint: "BBBB0123456789ABCDEF0123456789ABCDEF0123".into(),
         };
-        insta::assert_snapshot!("card_done", draw(card_done_page(&v, true)));
+        insta::assert_snapshot!("card_done", draw(card_done_page(&v)));
     }
 
     fn verified() -> VerifyView {
