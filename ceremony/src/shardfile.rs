@@ -101,10 +101,16 @@ fn cert_from_armor(text: &str) -> Result<Cert, String> {
     if cert.is_tsk() {
         return Err("contains secret key material".into());
     }
+    // Sequoia reads some packets it cannot write back (a subpacket naming an unknown kind of
+    // fingerprint, for one). Such a file could not be reproduced, and sherd never writes one.
+    cert.to_vec().map_err(|e| {
+        format!("cannot be written out again ({e:#}): this certificate was not made by sherd")
+    })?;
     Ok(cert)
 }
 
 fn armored_cert(cert: &Cert) -> String {
+    // Certificates come from sherd's own key generation or passed `cert_from_armor`'s check.
     let bin = cert.to_vec().expect("serializing to memory");
     String::from_utf8(pgp::armor(&bin, Kind::PublicKey)).expect("armor is ASCII")
 }

@@ -104,6 +104,18 @@ fn shard_file_round_trip_and_refusals() {
     let _ = done;
 }
 
+/// Found by the fuzzer: a certificate Sequoia reads but cannot write back (a signature names an
+/// unknown kind of fingerprint) used to make `to_toml` panic. Such a file is now refused.
+#[test]
+fn shard_file_with_unwritable_certificate_is_refused() {
+    let text = include_str!("../fuzz/seeds/shard_file/unwritable-cert.toml");
+    let err = ShardFile::parse(text).expect_err("should be refused");
+    assert!(
+        err.to_string().contains("cannot be written out again"),
+        "unexpected refusal: {err}"
+    );
+}
+
 fn pin_file(entries: &[(u8, String, String, String)]) -> PinFile {
     PinFile {
         ceremony_id: "pins".into(),
