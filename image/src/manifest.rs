@@ -267,11 +267,111 @@ impl Manifest {
     }
 }
 
-/// Reads the value of the first `key` line of a rendered manifest.
-pub fn field<'a>(manifest: &'a str, key: &str) -> Option<&'a str> {
-    manifest
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+/// Keys whose lines describe the toolchain; a rebuild needs the same lines to give the same
+/// bytes.
+pub const TOOLCHAIN_KEYS: &[&str] = &["tool", "tool-detail", "debian-package"];
+
+/// A manifest read back from its text, strictly: the one reader of the format, for build
+/// parties (`sherd-release`) and the tests alike.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// Every line as `(key, rest)`, in file order.
+    pub lines: Vec<(String, String)>,
+    pub artifacts: Vec<Artifact>,
+}
+
+impl Recorded {
+    /// Parses a manifest of format 1 or 2; refuses anything else with the line at fault.
+    pub fn parse(text: &str) -> Result<Recorded> {
+        let mut lines = Vec::new();
+        let mut artifacts = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            let n = i + 1;
+            let (k, v) = l
+                .split_once(' ')
+                .ok_or_else(|| format!("line {n}: {l:?} is not `KEY VALUE`"))?;
+            if k == "artifact" {
+                artifacts.push(parse_artifact(v).map_err(|e| format!("line {n}: {e}"))?);
+            }
+            lines.push((k.to_owned(), v.to_owned()));
+        }
+        let m = Recorded { lines, artifacts };
+        match m.get("format") {
+            Some("sherd-manifest 1" | "sherd-manifest 2") => {}
+            other => {
+                return Err(format!(
+                    "format line is {other:?}; this build reads sherd-manifest 1 and 2"
+                ));
+            }
+        }
+        for key in ["version", "git-commit", "source-date-epoch"] {
+            m.get(key)
+                .ok_or_else(|| format!("no {key} line: not a complete sherd manifest"))?;
+        }
+        m.source_date_epoch()?;
+        if m.artifacts.is_empty() {
+            return Err("no artifact lines: not a complete sherd manifest".into());
+        }
+        Ok(m)
+    }
+
+    /// The value of the first `key` line.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.lines
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The artifact called `name`.
+    pub fn artifact(&self, name: &str) -> Option<&Artifact> {
+        self.artifacts.iter().find(|a| a.name == name)
+    }
+
+    pub fn git_commit(&self) -> &str {
+        self.get("git-commit").unwrap_or("")
+    }
+
+    pub fn source_date_epoch(&self) -> Result<i64> {
+        let v = self.get("source-date-epoch").unwrap_or("");
+        v.parse()
+            .map_err(|_| format!("source-date-epoch {v:?} is not a number"))
+    }
+
+    /// The toolchain lines, as `(key, value)`.
+    pub fn toolchain(&self) -> Vec<(String, String)> {
+        self.lines
+            .iter()
+            .filter(|(k, _)| TOOLCHAIN_KEYS.contains(&k.as_str()))
+            .cloned()
+            .collect()
+    }
+}
+
+fn parse_artifact(v: &str) -> Result<Artifact> {
+    let w: Vec<&str> = v.split(' ').collect();
+    match w.as_slice() {
+        [name, "size", size, "sha256", sha, "blake3", b3]
+            if is_hex(sha, 64) && is_hex(b3, 64) && !name.contains('/') =>
+        {
+            Ok(Artifact {
+                name: (*name).to_owned(),
+                size: size
+                    .parse()
+                    .map_err(|_| format!("artifact {name}: size {size:?} is not a number"))?,
+                sha256: (*sha).to_owned(),
+                blake3: (*b3).to_owned(),
+            })
+        }
+        _ => Err(format!(
+            "artifact line {v:?} is not `NAME size BYTES sha256 HEX blake3 HEX`"
+        )),
+    }
+}
+
+/// Whether `s` is exactly `len` lower-case hex digits.
+pub fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]
@@ -309,8 +409,12 @@ mod tests {
         assert!(m.contains(
             "tool rustc rustc 1.95.0\ntool-detail rustc commit-hash 5980\ndebian-package make 4.3-4.1 amd64\nkernel-source "
         ));
-        assert_eq!(field(&m, "rootfs-tree"), Some("sha256 dd"));
-        assert_eq!(field(&m, "warning"), Some("multi line"));
+        // What the writer renders, the reader reads back.
+        let r = Recorded::parse(&m).unwrap();
+        assert_eq!(r.get("rootfs-tree"), Some("sha256 dd"));
+        assert_eq!(r.get("warning"), Some("multi line"));
+        assert_eq!(r.source_date_epoch(), Ok(1));
+        assert_eq!(r.artifact("initrd.img"), Some(&sample().artifacts[0]));
         assert!(m.contains(
             "artifact initrd.img size 3 sha256 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad blake3 6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85\n"
         ));

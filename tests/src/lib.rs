@@ -61,10 +61,16 @@ pub fn read_out(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
+/// The built image's manifest, read back by the same strict reader the build parties use.
+pub fn manifest() -> sherd_image::manifest::Recorded {
+    let m = String::from_utf8(read_out("manifest.txt")).expect("manifest is UTF-8");
+    sherd_image::manifest::Recorded::parse(&m).unwrap_or_else(|e| panic!("out/manifest.txt: {e}"))
+}
+
 /// The value of a manifest line, e.g. `manifest_field("rootfs-tree")` = `sha256 <hex>`.
 pub fn manifest_field(key: &str) -> String {
-    let m = String::from_utf8(read_out("manifest.txt")).expect("manifest is UTF-8");
-    sherd_image::manifest::field(&m, key)
+    manifest()
+        .get(key)
         .unwrap_or_else(|| panic!("manifest has no {key} line"))
         .to_owned()
 }

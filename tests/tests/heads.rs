@@ -367,14 +367,14 @@ fn heads_hand_off_extends_pcr4_and_boots_sherd_from_the_stick() {
     g.wait_for_screen("boot attestation 1", BOUND);
     let screen = g.screen();
     eprintln!("{screen}");
-    let iso_line = e2e::manifest_field("artifact sherd.iso");
-    let iso_sha = iso_line
-        .split_whitespace()
-        .nth(3)
-        .expect("sha256 in the manifest");
+    let manifest = e2e::manifest();
+    let iso_sha = &manifest
+        .artifact("sherd.iso")
+        .expect("sherd.iso in the manifest")
+        .sha256;
     assert_eq!(
         e2e::hash_after(&screen, "Boot image (ISO) SHA-256").as_deref(),
-        Some(iso_sha),
+        Some(iso_sha.as_str()),
         "{screen}"
     );
     assert!(screen.contains("findiso=/sherd.iso)"), "{screen}");
