@@ -1,7 +1,7 @@
 //! Glue between openpgp-card 0.7 and sequoia-openpgp 2.x (openpgp-card-sequoia is dead):
 //! a Sequoia key as `CardUploadableKey`, and card-backed Sequoia `Decryptor` and `Signer`.
 
-use openpgp::crypto::{self, SessionKey, mpi};
+use openpgp::crypto::{self, mpi};
 use openpgp::packet::Key;
 use openpgp::packet::key::{PublicParts, SecretParts, UnspecifiedRole};
 use openpgp::types::{Curve, HashAlgorithm};
@@ -168,67 +168,6 @@ impl CardUploadableKey for UploadableKey {
 
     fn fingerprint(&self) -> Result<Fingerprint, openpgp_card::Error> {
         Ok(Fingerprint::from(self.fingerprint))
-    }
-}
-
-/// A Sequoia `Decryptor` whose private operation (ECDH) runs on the card. The user PIN must
-/// already be verified in `tx`.
-pub struct CardDecryptor<'a, 'b> {
-    tx: &'a mut openpgp_card::Card<openpgp_card::state::Transaction<'b>>,
-    public: Key<PublicParts, UnspecifiedRole>,
-}
-
-impl<'a, 'b> CardDecryptor<'a, 'b> {
-    pub fn new(
-        tx: &'a mut openpgp_card::Card<openpgp_card::state::Transaction<'b>>,
-        public: Key<PublicParts, UnspecifiedRole>,
-    ) -> Self {
-        Self { tx, public }
-    }
-}
-
-impl crypto::Decryptor for CardDecryptor<'_, '_> {
-    fn public(&self) -> &Key<PublicParts, UnspecifiedRole> {
-        &self.public
-    }
-
-    fn decrypt(
-        &mut self,
-        ciphertext: &mpi::Ciphertext,
-        plaintext_len: Option<usize>,
-    ) -> openpgp::Result<SessionKey> {
-        match (ciphertext, self.public.mpis()) {
-            (
-                mpi::Ciphertext::ECDH { e, .. },
-                mpi::PublicKey::ECDH {
-                    curve: Curve::Cv25519,
-                    ..
-                },
-            ) => {
-                let eph = e.value();
-                // The card wants the bare point; OpenPGP prefixes it with 0x40.
-                let point = match eph {
-                    [0x40, rest @ ..] if rest.len() == 32 => rest,
-                    _ => {
-                        return Err(openpgp::Error::MalformedPacket(format!(
-                            "a Cv25519 ephemeral key must be 0x40 and 32 bytes, got {} bytes",
-                            eph.len()
-                        ))
-                        .into());
-                    }
-                };
-                let shared = self
-                    .tx
-                    .card()
-                    .decipher(openpgp_card::ocard::crypto::Cryptogram::ECDH(point))?;
-                let shared: crypto::mem::Protected = shared.into();
-                crypto::ecdh::decrypt_unwrap(&self.public, &shared, ciphertext, plaintext_len)
-            }
-            _ => Err(openpgp::Error::InvalidOperation(
-                "the card decryptor handles Cv25519 ECDH only".into(),
-            )
-            .into()),
-        }
     }
 }
 

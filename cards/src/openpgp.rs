@@ -21,7 +21,8 @@ use zeroize::Zeroizing;
 
 use crate::backend::{ApduChannel, SharedCard};
 use crate::error::{Error, Result};
-use crate::glue::{CardDecryptor, CardSigner, UploadableKey, hex};
+use crate::glue::{CardSigner, UploadableKey, hex};
+use ceremony::pgp::EcdhDecryptor;
 
 /// A PIN. Zeroized on drop, never printed.
 pub struct Pin(Zeroizing<String>);
@@ -297,7 +298,12 @@ impl OpenPgpCard {
             .map(|f| f.as_bytes().to_vec());
         let key = key_on_card(cert, policy, on_card, CardSlot::Decryption)?;
         let helper = Helper {
-            decryptor: CardDecryptor::new(&mut tx, key),
+            decryptor: EcdhDecryptor::new(key, |point: &[u8; 32]| {
+                let shared = tx
+                    .card()
+                    .decipher(openpgp_card::ocard::crypto::Cryptogram::ECDH(point))?;
+                Ok(shared.into())
+            }),
         };
         let mut d = DecryptorBuilder::from_bytes(message)?.with_policy(policy, None, helper)?;
         // The plaintext is secret: read through a buffer we wipe, into a vector sized so
@@ -524,11 +530,11 @@ fn pin_result<T>(
     }
 }
 
-struct Helper<'a, 'b> {
-    decryptor: CardDecryptor<'a, 'b>,
+struct Helper<D> {
+    decryptor: D,
 }
 
-impl VerificationHelper for Helper<'_, '_> {
+impl<D> VerificationHelper for Helper<D> {
     fn get_certs(&mut self, _ids: &[KeyHandle]) -> openpgp::Result<Vec<Cert>> {
         Ok(Vec::new())
     }
@@ -540,7 +546,7 @@ impl VerificationHelper for Helper<'_, '_> {
     }
 }
 
-impl DecryptionHelper for Helper<'_, '_> {
+impl<D: openpgp::crypto::Decryptor> DecryptionHelper for Helper<D> {
     fn decrypt(
         &mut self,
         pkesks: &[PKESK],

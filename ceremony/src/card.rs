@@ -5,15 +5,7 @@
 //! in tests and rehearsals: it keeps the key in memory and behaves like a card (PIN check with a
 //! retry counter, ECDH only).
 
-use sequoia_openpgp as openpgp;
-
-use openpgp::crypto::mpi;
-use openpgp::crypto::{self, SessionKey};
-use openpgp::packet::Key;
-use openpgp::packet::key::{PublicParts, UnspecifiedRole};
-
 use crate::keys::CardImport;
-use crate::pgp::CardErrorSlot;
 use crate::secret::{CardPins, Pin, SharedSecret};
 
 /// A card's serial number as the card reports it (public).
@@ -136,44 +128,5 @@ impl LocationCard for SoftwareCard {
             .secret
             .diffie_hellman(&x25519_dalek::PublicKey::from(*ephemeral_public));
         Ok(SharedSecret::new(shared.to_bytes()))
-    }
-}
-
-/// A Sequoia `Decryptor` whose private-key operation happens on a [`LocationCard`].
-pub(crate) struct CardDecryptor<'a> {
-    pub(crate) card: &'a mut dyn LocationCard,
-    pub(crate) pin: &'a Pin,
-    pub(crate) public: Key<PublicParts, UnspecifiedRole>,
-    pub(crate) error: CardErrorSlot,
-}
-
-impl crypto::Decryptor for CardDecryptor<'_> {
-    fn public(&self) -> &Key<PublicParts, UnspecifiedRole> {
-        &self.public
-    }
-
-    fn decrypt(
-        &mut self,
-        ciphertext: &mpi::Ciphertext,
-        plaintext_len: Option<usize>,
-    ) -> openpgp::Result<SessionKey> {
-        let mpi::Ciphertext::ECDH { e, .. } = ciphertext else {
-            return Err(openpgp::anyhow::anyhow!("not an ECDH ciphertext"));
-        };
-        let point = e.value();
-        if point.len() != 33 || point[0] != 0x40 {
-            return Err(openpgp::anyhow::anyhow!("not a Curve25519 ephemeral point"));
-        }
-        let mut eph = [0u8; 32];
-        eph.copy_from_slice(&point[1..]);
-        let shared = match self.card.ecdh(self.pin, &eph) {
-            Ok(s) => s,
-            Err(e) => {
-                *self.error.borrow_mut() = Some(e.to_string());
-                return Err(openpgp::anyhow::anyhow!(e));
-            }
-        };
-        let s: openpgp::crypto::mem::Protected = shared.expose_secret()[..].into();
-        openpgp::crypto::ecdh::decrypt_unwrap(&self.public, &s, ciphertext, plaintext_len)
     }
 }

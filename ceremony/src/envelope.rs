@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use openpgp::Cert;
 
-use crate::card::{CardDecryptor, LocationCard};
+use crate::card::LocationCard;
 use crate::hex;
 use crate::keys::{KeyError, RootKey, key_err};
 use crate::pgp::{self, OpenError};
@@ -230,12 +230,15 @@ pub fn open_with_card(
         })
     })?;
     let slot = pgp::CardErrorSlot::default();
-    let mut decryptor = CardDecryptor {
-        card,
-        pin: user_pin,
-        public,
-        error: slot.clone(),
-    };
+    // Sequoia only reports "could not decrypt"; the slot keeps what the card said.
+    let mut decryptor = pgp::EcdhDecryptor::new(public, |point| {
+        card.ecdh(user_pin, point)
+            .map(|shared| shared.expose_secret()[..].into())
+            .map_err(|e| {
+                *slot.borrow_mut() = Some(e.to_string());
+                openpgp::anyhow::anyhow!(e)
+            })
+    });
     let plaintext = pgp::decrypt_and_verify(message, vec![&mut decryptor], root_cert, time, &slot)?;
     Ok(Envelope::decode(&plaintext)?)
 }

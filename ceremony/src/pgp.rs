@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use openpgp::Cert;
 use openpgp::KeyHandle;
-use openpgp::crypto::{self, KeyPair, SessionKey};
+use openpgp::crypto::{self, KeyPair, SessionKey, mpi};
 use openpgp::packet::key::{PublicParts, UnspecifiedRole};
 use openpgp::packet::{Key, PKESK, SKESK};
 use openpgp::parse::Parse;
@@ -20,7 +20,7 @@ use openpgp::parse::stream::{
 };
 use openpgp::policy::StandardPolicy;
 use openpgp::serialize::stream::{Armorer, Encryptor, LiteralWriter, Message, Recipient, Signer};
-use openpgp::types::{Features, SymmetricAlgorithm};
+use openpgp::types::{Curve, Features, SymmetricAlgorithm};
 
 /// Why a sealed message could not be opened.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -199,6 +199,65 @@ impl DecryptionHelper for Helper<'_> {
         Err(openpgp::anyhow::anyhow!(
             "no session key could be decrypted"
         ))
+    }
+}
+
+/// A Sequoia `Decryptor` for a Cv25519 encryption key whose X25519 operation happens elsewhere,
+/// on a card: `ecdh` is given the sender's bare ephemeral point and returns the shared secret.
+/// The one place that unwraps the OpenPGP point encoding, for the ceremony and `cards` alike.
+pub struct EcdhDecryptor<F> {
+    public: Key<PublicParts, UnspecifiedRole>,
+    ecdh: F,
+}
+
+impl<F> EcdhDecryptor<F>
+where
+    F: FnMut(&[u8; 32]) -> openpgp::Result<crypto::mem::Protected>,
+{
+    pub fn new(public: Key<PublicParts, UnspecifiedRole>, ecdh: F) -> Self {
+        EcdhDecryptor { public, ecdh }
+    }
+}
+
+impl<F> crypto::Decryptor for EcdhDecryptor<F>
+where
+    F: FnMut(&[u8; 32]) -> openpgp::Result<crypto::mem::Protected>,
+{
+    fn public(&self) -> &Key<PublicParts, UnspecifiedRole> {
+        &self.public
+    }
+
+    fn decrypt(
+        &mut self,
+        ciphertext: &mpi::Ciphertext,
+        plaintext_len: Option<usize>,
+    ) -> openpgp::Result<SessionKey> {
+        let (
+            mpi::Ciphertext::ECDH { e, .. },
+            mpi::PublicKey::ECDH {
+                curve: Curve::Cv25519,
+                ..
+            },
+        ) = (ciphertext, self.public.mpis())
+        else {
+            return Err(openpgp::Error::InvalidOperation(
+                "a card decrypts Cv25519 ECDH messages only".into(),
+            )
+            .into());
+        };
+        // The card wants the bare point; OpenPGP prefixes it with 0x40.
+        let point: &[u8; 32] = match e.value() {
+            [0x40, rest @ ..] => rest.try_into().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            openpgp::Error::MalformedPacket(format!(
+                "a Cv25519 ephemeral key is 0x40 and 32 bytes, this one is {} bytes",
+                e.value().len()
+            ))
+        })?;
+        let shared = (self.ecdh)(point)?;
+        crypto::ecdh::decrypt_unwrap(&self.public, &shared, ciphertext, plaintext_len)
     }
 }
 
