@@ -202,6 +202,22 @@ impl DecryptionHelper for Helper<'_> {
     }
 }
 
+/// The decryptor of a holder whose personal key is held in software (a rehearsal's throwaway
+/// holders, a test): the first transport-encryption subkey of `tsk` with its secret. `None` if
+/// it has no such key or the secret is encrypted.
+pub fn software_decryptor(tsk: &Cert) -> Option<KeyPair> {
+    let policy = StandardPolicy::new();
+    tsk.keys()
+        .with_policy(&policy, None)
+        .for_transport_encryption()
+        .secret()
+        .next()?
+        .key()
+        .clone()
+        .into_keypair()
+        .ok()
+}
+
 /// A Sequoia `Decryptor` for a Cv25519 encryption key whose X25519 operation happens elsewhere,
 /// on a card: `ecdh` is given the sender's bare ephemeral point and returns the shared secret.
 /// The one place that unwraps the OpenPGP point encoding, for the ceremony and `cards` alike.

@@ -176,7 +176,8 @@ fn pins(r: &Rig, dir: &Path, root: &Cert) -> Vec<ceremony::pinfile::PinFile> {
         .map(|i| {
             let index = u8::try_from(i).unwrap();
             let bytes = std::fs::read(dir.join(paths::pin_file(index))).unwrap();
-            let mut kp = decryptor(&r.kit.personal[i - 1]);
+            let mut kp = ceremony::pgp::software_decryptor(&r.kit.personal[i - 1])
+                .expect("throwaway holder key");
             ceremony::pinfile::PinFile::open(&bytes, &mut kp, root).expect("PIN file opens")
         })
         .collect()
@@ -261,21 +262,6 @@ fn secrets_never_on_console(raw: &[u8], secrets: &[Vec<u8>]) {
             );
         }
     }
-}
-
-fn decryptor(personal: &ceremony::openpgp::Cert) -> ceremony::openpgp::crypto::KeyPair {
-    let p = ceremony::openpgp::policy::StandardPolicy::new();
-    personal
-        .keys()
-        .with_policy(&p, None)
-        .for_transport_encryption()
-        .secret()
-        .next()
-        .unwrap()
-        .key()
-        .clone()
-        .into_keypair()
-        .unwrap()
 }
 
 /// Reads the data stick image into a folder and runs the offline verifier on it.

@@ -131,18 +131,7 @@ pub fn file<'a>(files: &'a [OutputFile], path: &str) -> &'a [u8] {
 
 /// A software decryptor for a holder's personal certificate (the test plays the holder).
 pub fn decryptor_of(personal: &Cert) -> ceremony::openpgp::crypto::KeyPair {
-    let p = ceremony::openpgp::policy::StandardPolicy::new();
-    personal
-        .keys()
-        .with_policy(&p, None)
-        .for_transport_encryption()
-        .secret()
-        .next()
-        .unwrap()
-        .key()
-        .clone()
-        .into_keypair()
-        .unwrap()
+    ceremony::pgp::software_decryptor(personal).expect("a personal key with its secret")
 }
 
 /// The first card's user PIN of holder `index`, read from the PIN file with the holder's key.
