@@ -134,6 +134,8 @@ impl Volume for DataStick {
         self.volume.sync_dir(path)
     }
     fn read(&mut self, path: &str) -> io::Result<Vec<u8>> {
+        // `write_all` reads each file back to check the stick: from the stick, not from memory.
+        self.mounted.drop_cached()?;
         self.volume.read(path)
     }
     fn remove(&mut self, path: &str) -> io::Result<()> {

@@ -18,6 +18,10 @@ pub trait Mounter: Send + Sync {
     fn unmount(&self, target: &Path) -> io::Result<()>;
     /// Detaches `target` lazily: the last resort when dropping a mount that would not unmount.
     fn detach(&self, target: &Path) -> io::Result<()>;
+    /// Flushes the file system on `target` and drops the kernel's cached copy of its files, so
+    /// that the next reads come from the device itself: a read-back then checks the stick, not
+    /// memory.
+    fn drop_cached(&self, target: &Path) -> io::Result<()>;
 }
 
 /// The real one: mount(2), syncfs(2), umount2(2).
@@ -57,6 +61,15 @@ impl Mounter for SystemMounter {
     fn detach(&self, target: &Path) -> io::Result<()> {
         nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH).map_err(io::Error::from)
     }
+
+    fn drop_cached(&self, target: &Path) -> io::Result<()> {
+        // Only clean pages can be dropped: flush first.
+        self.sync(target)?;
+        // The image's kernel has no fadvise (CONFIG_ADVISE_SYSCALLS is off), so this drops the
+        // clean page cache of every file system: in the image, the sticks' (files of the root,
+        // /run and /tmp live only in RAM and stay). 1 = the page cache only.
+        std::fs::write("/proc/sys/vm/drop_caches", b"1\n")
+    }
 }
 
 /// A mounted file system; unmounted by [`Mounted::unmount`] (which reports errors) or, failing
@@ -82,6 +95,11 @@ impl std::fmt::Debug for Mounted {
 }
 
 impl Mounted {
+    /// See [`Mounter::drop_cached`].
+    pub fn drop_cached(&self) -> io::Result<()> {
+        self.mounter.drop_cached(&self.target)
+    }
+
     /// Where its files are.
     pub fn path(&self) -> &Path {
         &self.target

@@ -24,6 +24,7 @@ pub enum Call {
     Sync(PathBuf),
     Unmount(PathBuf),
     Detach(PathBuf),
+    DropCached(PathBuf),
 }
 
 #[derive(Default)]
@@ -124,6 +125,13 @@ impl Mounter for FakeMounter {
             return Err(errno(nix::errno::Errno::EINVAL));
         }
         fs::remove_file(target)
+    }
+
+    fn drop_cached(&self, target: &Path) -> io::Result<()> {
+        self.state()
+            .calls
+            .push(Call::DropCached(target.to_path_buf()));
+        Ok(())
     }
 
     fn detach(&self, target: &Path) -> io::Result<()> {

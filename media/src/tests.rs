@@ -649,6 +649,15 @@ fn data_stick_written_synced_and_unmounted() {
         .position(|c| *c == Call::Unmount(t1.clone()))
         .unwrap();
     assert!(sync < unmount);
+    // Each file is read back from the stick itself: the cache is dropped before each read.
+    let dropped: Vec<usize> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == Call::DropCached(t1.clone()))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(dropped.len(), files.len());
+    assert!(dropped.iter().all(|&i| i < sync));
 }
 
 #[test]
