@@ -67,8 +67,21 @@ pub fn manifest() -> sherd_image::manifest::Recorded {
     sherd_image::manifest::Recorded::parse(&m).unwrap_or_else(|e| panic!("out/manifest.txt: {e}"))
 }
 
+/// The SHA-256 (hex) the manifest records for artifact `name`, e.g. `sherd.iso`.
+pub fn artifact_sha256(name: &str) -> String {
+    manifest()
+        .artifact(name)
+        .unwrap_or_else(|| panic!("manifest has no artifact {name}"))
+        .sha256
+        .clone()
+}
+
 /// The value of a manifest line, e.g. `manifest_field("rootfs-tree")` = `sha256 <hex>`.
 pub fn manifest_field(key: &str) -> String {
+    assert!(
+        !key.contains(' '),
+        "manifest keys are one word ({key:?}); artifacts: artifact_sha256"
+    );
     manifest()
         .get(key)
         .unwrap_or_else(|| panic!("manifest has no {key} line"))

@@ -74,12 +74,7 @@ fn to_cards(r: &mut Rig) {
     g.capture("ceremony-1-attestation");
     let screen = g.screen();
     eprintln!("{screen}");
-    let iso = e2e::manifest_field("artifact sherd.iso");
-    let iso_sha = iso
-        .split_whitespace()
-        .nth(3)
-        .expect("sha256 in the manifest")
-        .to_owned();
+    let iso_sha = e2e::artifact_sha256("sherd.iso");
     assert_eq!(
         e2e::hash_after(&screen, "Boot image (ISO) SHA-256").as_deref(),
         Some(iso_sha.as_str()),
