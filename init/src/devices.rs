@@ -218,11 +218,7 @@ impl Devices for ImageDevices {
             Ok(None) => absent.push((what, "no card reader".into())),
             Err(e) => absent.push((what, e)),
         }
-        entropy_run::gather(sources, absent, progress).map(|o| Gathered {
-            view: o.view,
-            records: o.records,
-            rng: Box::new(o.drbg),
-        })
+        entropy_run::gather(sources, absent, progress).map(Gathered::from)
     }
 
     fn poll_card(&mut self) -> CardPoll {

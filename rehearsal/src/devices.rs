@@ -1,7 +1,7 @@
 //! The rehearsal's devices: virtual cards inserted and removed with keys, the plan from a
 //! file, a folder as the data stick.
 
-use cards::{ApduChannel, OpenPgpCard};
+use cards::OpenPgpCard;
 use ceremony::card::LocationCard;
 use ceremony::storage::{DirVolume, OutputFile, WriteReport, write_all};
 use ceremony_tui::ceremony::screens::{Attestation, IsoCheck, PcrLine};
@@ -12,31 +12,10 @@ use ceremony_tui::keys::Key;
 use std::path::PathBuf;
 use std::sync::Arc;
 use vscard_bridge::VirtualCard;
-
-/// A virtual card as the card stack sees it: extended APDUs, no reader in between.
-struct Channel {
-    card: Arc<VirtualCard>,
-    apdus: u64,
-}
-
-impl ApduChannel for Channel {
-    fn transmit(&mut self, apdu: &[u8]) -> cards::Result<Vec<u8>> {
-        self.apdus += 1;
-        Ok(self.card.transmit(apdu))
-    }
-    fn extended_apdus(&self) -> bool {
-        true
-    }
-    fn apdu_count(&self) -> u64 {
-        self.apdus
-    }
-}
+use vscard_bridge::direct::Direct;
 
 fn open(card: &Arc<VirtualCard>) -> cards::Result<OpenPgpCard> {
-    OpenPgpCard::open(Channel {
-        card: Arc::clone(card),
-        apdus: 0,
-    })
+    OpenPgpCard::open(Direct::new(Arc::clone(card)))
 }
 
 pub struct Rehearsal {
@@ -142,11 +121,7 @@ impl Devices for Rehearsal {
                 "entropy.rehearsal".into(),
                 "a rehearsal on a host: a virtual card's randomness comes from this host".into(),
             ));
-            Gathered {
-                view: o.view,
-                records: o.records,
-                rng: Box::new(o.drbg),
-            }
+            Gathered::from(o)
         })
     }
 

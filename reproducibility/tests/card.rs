@@ -7,23 +7,9 @@ use openpgp::serialize::SerializeInto;
 use sequoia_openpgp as openpgp;
 use sherd_release::attest::{self, SignatureFile};
 use sherd_release::builders::Builders;
+use std::sync::Arc;
 use vscard_bridge::VirtualCard;
-
-/// The virtual card behind the APDU channel, without a CCID reader in between.
-struct Direct(VirtualCard, u64);
-
-impl cards::ApduChannel for Direct {
-    fn transmit(&mut self, apdu: &[u8]) -> cards::Result<Vec<u8>> {
-        self.1 += 1;
-        Ok(self.0.transmit(apdu))
-    }
-    fn extended_apdus(&self) -> bool {
-        true
-    }
-    fn apdu_count(&self) -> u64 {
-        self.1
-    }
-}
+use vscard_bridge::direct::Direct;
 
 const MANIFEST: &[u8] = b"format sherd-manifest 2\nversion 0.1.0\n";
 
@@ -46,7 +32,8 @@ fn a_builder_signs_the_manifest_with_a_card() {
         .key()
         .clone()
         .role_into_unspecified();
-    let mut card = cards::OpenPgpCard::open(Direct(VirtualCard::new(0x5348_4552), 0)).unwrap();
+    let mut card =
+        cards::OpenPgpCard::open(Direct::new(Arc::new(VirtualCard::new(0x5348_4552)))).unwrap();
     card.factory_reset().unwrap();
     card.import_keys(&cards::Pin::default_admin(), Some(&signing), None)
         .unwrap();

@@ -56,6 +56,16 @@ pub struct Gathered {
     pub rng: Box<dyn SecretRng>,
 }
 
+impl From<crate::entropy_run::Outcome> for Gathered {
+    fn from(o: crate::entropy_run::Outcome) -> Self {
+        Gathered {
+            view: o.view,
+            records: o.records,
+            rng: Box::new(o.drbg),
+        }
+    }
+}
+
 /// The hardware the ceremony uses.
 pub trait Devices {
     /// A rehearsal: every page says so.

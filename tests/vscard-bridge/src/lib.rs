@@ -1,7 +1,10 @@
 //! Test-only: virtual OpenPGP cards (opcard on trussed's RAM platform), a T=0 card front for
-//! them, and a VSCard bridge serving them to QEMU's `ccid-card-passthru`.
+//! them, a VSCard bridge serving them to QEMU's `ccid-card-passthru`, and (feature `cards`) a
+//! direct APDU channel to them for the card stack.
 
 pub mod bridge;
+#[cfg(feature = "cards")]
+pub mod direct;
 pub mod t0;
 pub mod virtual_card;
 pub mod vscard;
