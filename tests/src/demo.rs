@@ -75,3 +75,16 @@ pub fn usb_stick_args(sticks: &[(&str, &Path)]) -> Vec<String> {
     }
     a
 }
+
+/// Copies the files of the data stick image `stick` into `dir` (folders kept); returns how many
+/// there were. What an auditor gets by copying the stick's files off it.
+pub fn copy_out(stick: &Path, dir: &Path) -> Result<usize, String> {
+    let files = heads_config::stick::read_files(stick).map_err(|e| e.to_string())?;
+    for (name, bytes) in &files {
+        let p = dir.join(name);
+        let parent = p.parent().unwrap_or(dir);
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        std::fs::write(&p, bytes).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    Ok(files.len())
+}

@@ -128,6 +128,27 @@ impl Boot {
             memory_mb: 512,
         }
     }
+
+    /// QEMU's arguments for this boot, on the serial console. TCG: KVM guests hang on these
+    /// machines. -no-reboot turns a guest reboot into an exit.
+    pub fn qemu_args(&self) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "-machine",
+            "q35",
+            "-accel",
+            "tcg",
+            "-nographic",
+            "-no-reboot",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(["-m".into(), self.memory_mb.to_string()]);
+        a.extend(["-kernel".into(), self.kernel.display().to_string()]);
+        a.extend(["-initrd".into(), self.initrd.display().to_string()]);
+        a.extend(["-append".into(), self.append.clone()]);
+        a.extend(self.extra.iter().cloned());
+        a
+    }
 }
 
 impl Guest {
@@ -139,27 +160,12 @@ impl Guest {
         ));
         let _ = std::fs::remove_file(&monitor);
         let mut cmd = Command::new("qemu-system-x86_64");
-        // TCG: KVM guests hang on these machines. -no-reboot turns a guest reboot into an exit.
-        cmd.args([
-            "-machine",
-            "q35",
-            "-accel",
-            "tcg",
-            "-nographic",
-            "-no-reboot",
-        ])
-        .args(["-m", &b.memory_mb.to_string()])
-        .arg("-monitor")
-        .arg(format!("unix:{},server=on,wait=off", monitor.display()))
-        .arg("-kernel")
-        .arg(&b.kernel)
-        .arg("-initrd")
-        .arg(&b.initrd)
-        .args(["-append", &b.append])
-        .args(&b.extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        cmd.args(b.qemu_args())
+            .arg("-monitor")
+            .arg(format!("unix:{},server=on,wait=off", monitor.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         let mut child = cmd
             .spawn()
             .expect("qemu-system-x86_64 is needed: apt-get install qemu-system-x86");

@@ -261,13 +261,8 @@ fn secrets_never_on_console(raw: &[u8], secrets: &[Vec<u8>]) {
 
 /// Reads the data stick image into a folder and runs the offline verifier on it.
 fn verify_stick(r: &Rig, id: &str) -> (ceremony::verify::Report, tempfile::TempDir) {
-    let files = heads_config::stick::read_files(&r.kit.data_stick).expect("data stick image");
     let out = tempfile::tempdir().unwrap();
-    for (name, bytes) in &files {
-        let p = out.path().join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
-    }
+    e2e::demo::copy_out(&r.kit.data_stick, out.path()).expect("data stick image");
     let dir = out.path().join(format!("sherd-{id}"));
     let report = ceremony::verify::verify_dir(&dir)
         .unwrap_or_else(|e| panic!("offline verifier on the data stick: {e}"));

@@ -32,24 +32,10 @@ fn main() {
     let tpm = Swtpm::start();
     let log = std::fs::File::create(dir.join("card-bridge.log")).expect("demo folder");
     let mut bridge = CardBridge::start_with(CARDS, log.into());
-    let mut args: Vec<String> = vec![
-        "-machine".into(),
-        "q35".into(),
-        "-accel".into(),
-        "tcg".into(),
-        "-m".into(),
-        "512".into(),
-        "-nographic".into(),
-        "-no-reboot".into(),
-        "-kernel".into(),
-        out.join("vmlinuz").display().to_string(),
-        "-initrd".into(),
-        out.join("initrd.img").display().to_string(),
-        "-append".into(),
-        "console=ttyS0 loglevel=3 findiso=/sherd.iso".into(),
-        "-device".into(),
-        "virtio-rng-pci".into(),
-    ];
+    let mut boot = e2e::Boot::serial();
+    boot.append.push_str(" findiso=/sherd.iso");
+    boot.extra = vec!["-device".into(), "virtio-rng-pci".into()];
+    let mut args = boot.qemu_args();
     args.extend(tpm.qemu_args());
     args.extend(bridge.qemu_args());
     args.extend(demo::usb_stick_args(&[
@@ -138,13 +124,8 @@ fn main() {
 
     println!();
     let copy = dir.join("data-stick");
-    match heads_config::stick::read_files(&kit.data_stick) {
-        Ok(files) if !files.is_empty() => {
-            for (name, bytes) in &files {
-                let p = copy.join(name);
-                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-                std::fs::write(p, bytes).unwrap();
-            }
+    match demo::copy_out(&kit.data_stick, &copy) {
+        Ok(n) if n > 0 => {
             println!("The data stick image is {}.", kit.data_stick.display());
             println!("Its files are copied to {}.", copy.display());
             println!("Verify them as an auditor would, offline:");
