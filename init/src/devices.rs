@@ -113,15 +113,23 @@ impl ImageDevices {
         }
     }
 
-    fn open_reader(
-        &mut self,
-    ) -> Result<Option<cards::reader::Reader<cards::usb::UsbTransport>>, String> {
+    fn open_reader(&mut self) -> Result<Option<UsbReader>, String> {
         self.cards.poll().map_err(|e| e.to_string())?;
         let Some(info) = self.cards.readers().next().cloned() else {
             return Ok(None);
         };
         cards::usb::open(&info).map(Some).map_err(|e| e.to_string())
     }
+}
+
+type UsbReader = cards::reader::Reader<cards::usb::UsbTransport>;
+
+/// Powers the card in `reader` and opens its OpenPGP application; the error says which failed.
+fn open_openpgp(mut reader: UsbReader) -> Result<cards::OpenPgpCard, String> {
+    reader
+        .power_on()
+        .map_err(|e| format!("the card does not answer: {e}"))?;
+    cards::OpenPgpCard::open(reader).map_err(|e| format!("not a usable OpenPGP card: {e}"))
 }
 
 fn pcrs() -> [Option<Vec<u8>>; 8] {
@@ -207,11 +215,7 @@ impl Devices for ImageDevices {
         // A card in the reader adds its GET CHALLENGE as one more hardware source.
         let what = "OpenPGP card GET CHALLENGE".to_owned();
         match self.open_reader() {
-            Ok(Some(mut r)) => match r
-                .power_on()
-                .map_err(|e| e.to_string())
-                .and_then(|_| cards::OpenPgpCard::open(r).map_err(|e| e.to_string()))
-            {
+            Ok(Some(r)) => match open_openpgp(r) {
                 Ok(card) => sources.push(Box::new(entropy::CardSource::new(card))),
                 Err(e) => absent.push((what, e)),
             },
@@ -249,14 +253,10 @@ impl Devices for ImageDevices {
         {
             return poll.clone();
         }
-        let poll = match reader
-            .power_on()
-            .map_err(|e| format!("the card does not answer: {e}"))
-            .and_then(|_| {
-                cards::OpenPgpCard::open(reader)
-                    .and_then(|mut c| c.identity())
-                    .map_err(|e| format!("not a usable OpenPGP card: {e}"))
-            }) {
+        let poll = match open_openpgp(reader).and_then(|mut c| {
+            c.identity()
+                .map_err(|e| format!("not a usable OpenPGP card: {e}"))
+        }) {
             Ok(id) => CardPoll::Card {
                 holds_keys: id.holds_keys(),
                 ident: id.ident,
@@ -268,14 +268,10 @@ impl Devices for ImageDevices {
     }
 
     fn open_card(&mut self) -> Result<Box<dyn LocationCard>, String> {
-        let mut reader = self.open_reader()?.ok_or("the card reader is gone")?;
-        reader
-            .power_on()
-            .map_err(|e| format!("the card does not answer: {e}"))?;
+        let reader = self.open_reader()?.ok_or("the card reader is gone")?;
         // The next look at the reader reads the card again (it is being changed now).
         self.seen = None;
-        let card = cards::OpenPgpCard::open(reader).map_err(|e| e.to_string())?;
-        Ok(Box::new(card))
+        Ok(Box::new(open_openpgp(reader)?))
     }
 
     fn poll_sticks(&mut self) -> Result<Vec<String>, String> {
