@@ -111,10 +111,6 @@ impl Tools {
     }
 }
 
-fn build_init(repo: &Path, commit: &str, sde: i64, tools: &Tools) -> Result<Vec<u8>> {
-    sherd_image::init::build_init(repo, commit, sde, &tools.embedded())
-}
-
 fn build(a: &Args) -> Result<()> {
     let repo = find_repo()?;
     let out = a.out.clone().unwrap_or_else(|| repo.join("out"));
@@ -158,7 +154,7 @@ fn build(a: &Args) -> Result<()> {
         log: &log,
     })?;
 
-    let init = build_init(&repo, &commit, sde, &tools)?;
+    let init = sherd_image::init::build_init(&repo, &commit, sde, &tools.embedded())?;
     let list_text = String::from_utf8(util::read(&repo.join("image/initramfs.list"))?)
         .map_err(|_| "image/initramfs.list is not UTF-8")?;
     let list = initramfs::parse_list(&list_text).map_err(|e| e.to_string())?;

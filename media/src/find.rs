@@ -184,6 +184,7 @@ impl Media {
         findiso: &str,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<IsoFound, MediaError> {
+        // The whole value is refused if odd anywhere, even in a device part dropped below.
         check_findiso(findiso)?;
         let findiso = findiso_path(findiso);
         check_findiso(findiso)?;

@@ -86,7 +86,9 @@ pub fn run_step(step: &str, o: &Options) -> Result<()> {
             write(&o.out, ".steps/kernel-release", k.release.as_bytes())
         }
         "init" => {
-            let bin = build_init(&o.src, &commit(&o.src)?, sde()?, &tools)?;
+            // `/init` exactly as `sherd-image build` compiles it (the same library function).
+            let bin =
+                sherd_image::init::build_init(&o.src, &commit(&o.src)?, sde()?, &tools.embedded())?;
             write(&o.out, "init", &bin)
         }
         "initramfs" => {
@@ -122,11 +124,6 @@ pub fn run_step(step: &str, o: &Options) -> Result<()> {
             crate::steps::step_names().join(", ")
         )),
     }
-}
-
-/// `/init` exactly as `sherd-image build` compiles it (the same library function).
-fn build_init(repo: &Path, commit: &str, sde: i64, tools: &manifest::Toolchain) -> Result<Vec<u8>> {
-    sherd_image::init::build_init(repo, commit, sde, &tools.embedded())
 }
 
 fn write_manifest(o: &Options, tools: &manifest::Toolchain) -> Result<()> {
