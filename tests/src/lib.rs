@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod demo;
+pub mod vga;
 
 /// `text` without its terminal escape sequences (ESC up to and including the first letter).
 pub fn strip_escapes(text: &str) -> String {
@@ -27,7 +28,6 @@ pub fn strip_escapes(text: &str) -> String {
     }
     plain
 }
-pub mod vga;
 
 /// Columns and rows PID 1 gives a serial console (see `init/src/pid1.rs`).
 pub const COLS: u16 = 80;
