@@ -1,4 +1,4 @@
-//! Writes seed inputs for the fuzz targets (ceremony/fuzz/seeds/<target>/) from a simulated
+//! Writes seed inputs for the fuzz targets (fuzz/seeds/<target>/) from a simulated
 //! ceremony with test keys. Run: `cargo run -p ceremony --example fuzz_seeds -- <seeds dir>`.
 
 #[path = "../tests/common/mod.rs"]

@@ -108,7 +108,7 @@ fn shard_file_round_trip_and_refusals() {
 /// unknown kind of fingerprint) used to make `to_toml` panic. Such a file is now refused.
 #[test]
 fn shard_file_with_unwritable_certificate_is_refused() {
-    let text = include_str!("../fuzz/seeds/shard_file/unwritable-cert.toml");
+    let text = include_str!("../../fuzz/seeds/shard_file/unwritable-cert.toml");
     let err = ShardFile::parse(text).expect_err("should be refused");
     assert!(
         err.to_string().contains("cannot be written out again"),

@@ -2,7 +2,7 @@
 //! value or an error naming the word, never a panic.
 #![no_main]
 
-#[path = "../../src/cmdline.rs"]
+#[path = "../../init/src/cmdline.rs"]
 #[allow(dead_code)]
 mod cmdline;
 
