@@ -4,6 +4,7 @@
 //! frame, and turns key presses into actions. Screens keep to what the Linux console can draw:
 //! single-line box drawing, the 16 named colours, and nothing whose meaning rests on colour.
 
+pub mod aloud;
 pub mod boot;
 pub mod card_check;
 pub mod entropy_check;

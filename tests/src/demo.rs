@@ -88,3 +88,123 @@ pub fn copy_out(stick: &Path, dir: &Path) -> Result<usize, String> {
     }
     Ok(files.len())
 }
+
+/// The key that starts a demo command (Ctrl-]); the next key says which.
+pub const COMMAND_PREFIX: u8 = 0x1d;
+
+/// A card move typed in the demo, for the card bridge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardMove {
+    /// Insert blank card `n` (0-based) into the reader.
+    Insert(usize),
+    /// Take the card in the reader out.
+    Remove,
+}
+
+impl CardMove {
+    /// The card bridge's command for this move.
+    pub fn command(self) -> String {
+        match self {
+            CardMove::Insert(n) => format!("insert {n}"),
+            CardMove::Remove => "remove".into(),
+        }
+    }
+}
+
+/// What one byte typed in the demo's terminal does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    /// Goes to the guest's serial console.
+    Guest(u8),
+    Card(CardMove),
+    /// Stop QEMU.
+    Quit,
+    /// The prefix, or an unknown command after it: nothing happens.
+    Nothing,
+}
+
+/// Turns typed bytes into [`Key`]s: everything goes to the guest except Ctrl-] and the key
+/// after it (1 to `cards` insert that card, 0 takes it out, q quits, Ctrl-] again sends a
+/// Ctrl-] to the guest).
+#[derive(Clone, Copy, Debug)]
+pub struct KeyReader {
+    cards: usize,
+    prefix: bool,
+}
+
+impl KeyReader {
+    pub fn new(cards: usize) -> Self {
+        KeyReader {
+            cards: cards.min(9),
+            prefix: false,
+        }
+    }
+
+    pub fn key(&mut self, b: u8) -> Key {
+        if !self.prefix {
+            if b == COMMAND_PREFIX {
+                self.prefix = true;
+                return Key::Nothing;
+            }
+            return Key::Guest(b);
+        }
+        self.prefix = false;
+        match b {
+            b'0' => Key::Card(CardMove::Remove),
+            b'1'..=b'9' if usize::from(b - b'0') <= self.cards => {
+                Key::Card(CardMove::Insert(usize::from(b - b'1')))
+            }
+            b'q' | b'Q' => Key::Quit,
+            COMMAND_PREFIX => Key::Guest(COMMAND_PREFIX),
+            _ => Key::Nothing,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(typed: &[u8]) -> Vec<Key> {
+        let mut r = KeyReader::new(6);
+        typed.iter().map(|b| r.key(*b)).collect()
+    }
+
+    #[test]
+    fn keys_go_to_the_guest_except_the_commands() {
+        assert_eq!(
+            keys(b"g\t\x1d1y\x1d0\x1d6\x1dq"),
+            [
+                Key::Guest(b'g'),
+                Key::Guest(b'\t'),
+                Key::Nothing,
+                Key::Card(CardMove::Insert(0)),
+                Key::Guest(b'y'),
+                Key::Nothing,
+                Key::Card(CardMove::Remove),
+                Key::Nothing,
+                Key::Card(CardMove::Insert(5)),
+                Key::Nothing,
+                Key::Quit,
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_commands_do_nothing_and_the_prefix_twice_is_typed() {
+        assert_eq!(
+            keys(b"\x1d7\x1dx\x1d\x1d\x1d"),
+            [
+                Key::Nothing,
+                Key::Nothing,
+                Key::Nothing,
+                Key::Nothing,
+                Key::Nothing,
+                Key::Guest(COMMAND_PREFIX),
+                Key::Nothing,
+            ]
+        );
+        assert_eq!(CardMove::Insert(2).command(), "insert 2");
+        assert_eq!(CardMove::Remove.command(), "remove");
+    }
+}

@@ -12,6 +12,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod demo;
+pub mod pty;
+pub mod tty;
 pub mod vga;
 
 /// `text` without its terminal escape sequences (ESC up to and including the first letter).
@@ -92,19 +94,148 @@ struct Shared {
     raw: Vec<u8>,
     parser: vt100::Parser,
     eof: bool,
-    /// When the guest last printed anything: screens are drawn in several writes, so a
+    /// When the program last printed anything: screens are drawn in several writes, so a
     /// matching line can appear before the rest of its screen has arrived.
     last_output: Instant,
 }
 
-/// A running QEMU guest.
+/// What a program printed on a terminal (QEMU's serial line, or a pseudo-terminal): the raw
+/// bytes and a terminal emulator's view of the screen, read by a thread as they come.
+pub struct Console {
+    shared: Arc<Mutex<Shared>>,
+    pub started: Instant,
+}
+
+impl Console {
+    /// Starts reading `from` until it ends (end of file or an error, as a pseudo-terminal
+    /// gives `EIO` once its program is gone).
+    pub fn read_from(mut from: impl Read + Send + 'static) -> Console {
+        let shared = Arc::new(Mutex::new(Shared {
+            raw: Vec::new(),
+            parser: vt100::Parser::new(ROWS.try_into().unwrap(), COLS.try_into().unwrap(), 0),
+            eof: false,
+            last_output: Instant::now(),
+        }));
+        let s2 = Arc::clone(&shared);
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match from.read(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Ok(0) | Err(_) => {
+                        s2.lock().unwrap().eof = true;
+                        return;
+                    }
+                    Ok(n) => {
+                        let mut s = s2.lock().unwrap();
+                        s.raw.extend_from_slice(&buf[..n]);
+                        s.parser.process(&buf[..n]);
+                        s.last_output = Instant::now();
+                    }
+                }
+            }
+        });
+        Console {
+            shared,
+            started: Instant::now(),
+        }
+    }
+
+    /// The screen as text, one line per row.
+    pub fn screen(&self) -> String {
+        self.shared.lock().unwrap().parser.screen().contents()
+    }
+
+    /// Everything printed so far, escape sequences included.
+    pub fn raw(&self) -> Vec<u8> {
+        self.shared.lock().unwrap().raw.clone()
+    }
+
+    /// Waits until the screen contains `text`; panics with the screen and the tail of the raw
+    /// output when it does not within `timeout`.
+    pub fn wait_for_screen(&self, text: &str, timeout: Duration) -> Duration {
+        self.wait_until(timeout, &format!("screen to show {text:?}"), |g| {
+            g.screen().contains(text)
+        })
+    }
+
+    /// Waits until the screen contains any of `texts`.
+    pub fn wait_until_any(&self, texts: &[&str], timeout: Duration) -> Duration {
+        self.wait_until(timeout, &format!("screen to show one of {texts:?}"), |g| {
+            let s = g.screen();
+            texts.iter().any(|t| s.contains(t))
+        })
+    }
+
+    /// Waits until the raw output contains `text`.
+    pub fn wait_for_output(&self, text: &str, timeout: Duration) -> Duration {
+        let needle = text.as_bytes();
+        self.wait_until(timeout, &format!("output to contain {text:?}"), |g| {
+            g.raw().windows(needle.len()).any(|w| w == needle)
+        })
+    }
+
+    fn wait_until(&self, timeout: Duration, what: &str, ok: impl Fn(&Console) -> bool) -> Duration {
+        let t0 = Instant::now();
+        loop {
+            if ok(self) {
+                let at = self.started.elapsed();
+                self.settle();
+                return at;
+            }
+            let eof = self.shared.lock().unwrap().eof;
+            if eof || t0.elapsed() > timeout {
+                let raw = self.raw();
+                let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(3000)..]);
+                panic!(
+                    "timed out after {:?} waiting for the {what} (the program {}).\n--- screen ---\n{}\n--- last output ---\n{tail}",
+                    t0.elapsed(),
+                    if eof { "ended" } else { "is still running" },
+                    self.screen()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// With `SHERD_CAPTURE_SCREENS=1` (as `scripts/screens` sets it), writes the screen as it
+    /// is now to `docs/screens/<name>.txt` for the README; otherwise does nothing.
+    pub fn capture(&self, name: &str) {
+        if std::env::var_os("SHERD_CAPTURE_SCREENS").is_some() {
+            let dir = workspace().join("docs/screens");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{name}.txt")), self.screen()).unwrap();
+        }
+    }
+
+    /// Waits until nothing was printed for a quarter of a second (at most 5 s), so that a
+    /// screen whose first line matched has been drawn completely.
+    fn settle(&self) {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if self.shared.lock().unwrap().last_output.elapsed() > Duration::from_millis(250) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+/// A running QEMU guest, its serial line on a pipe.
 pub struct Guest {
     child: Child,
     stdin: ChildStdin,
-    shared: Arc<Mutex<Shared>>,
-    pub started: Instant,
+    console: Console,
     /// QEMU's monitor socket (plugging and pulling devices).
     monitor: PathBuf,
+}
+
+/// The guest's console: `g.screen()`, `g.wait_for_screen(..)`, ...
+impl std::ops::Deref for Guest {
+    type Target = Console;
+    fn deref(&self) -> &Console {
+        &self.console
+    }
 }
 
 /// What to boot.
@@ -165,116 +296,36 @@ impl Guest {
             .arg(format!("unix:{},server=on,wait=off", monitor.display()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            // Piped and copied, not inherited: QEMU changes its standard streams' flags, and
+            // a person's terminal shares them between programs.
+            .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
             .expect("qemu-system-x86_64 is needed: apt-get install qemu-system-x86");
         let stdin = child.stdin.take().unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let shared = Arc::new(Mutex::new(Shared {
-            raw: Vec::new(),
-            parser: vt100::Parser::new(ROWS.try_into().unwrap(), COLS.try_into().unwrap(), 0),
-            eof: false,
-            last_output: Instant::now(),
-        }));
-        let s2 = Arc::clone(&shared);
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
         thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            loop {
-                match stdout.read(&mut buf) {
-                    Ok(0) | Err(_) => {
-                        s2.lock().unwrap().eof = true;
-                        return;
-                    }
-                    Ok(n) => {
-                        let mut s = s2.lock().unwrap();
-                        s.raw.extend_from_slice(&buf[..n]);
-                        s.parser.process(&buf[..n]);
-                        s.last_output = Instant::now();
-                    }
-                }
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("qemu: {line}");
             }
         });
         Guest {
             child,
             stdin,
-            shared,
-            started: Instant::now(),
+            console: Console::read_from(stdout),
             monitor,
         }
-    }
-
-    /// The screen as text, one line per row.
-    pub fn screen(&self) -> String {
-        self.shared.lock().unwrap().parser.screen().contents()
-    }
-
-    /// Everything the guest printed so far, escape sequences included.
-    pub fn raw(&self) -> Vec<u8> {
-        self.shared.lock().unwrap().raw.clone()
     }
 
     /// Types keys on the serial line.
     pub fn send(&mut self, keys: &str) {
         self.stdin.write_all(keys.as_bytes()).unwrap();
         self.stdin.flush().unwrap();
-    }
-
-    /// Waits until the screen contains `text`; panics with the screen and the tail of the raw
-    /// output when it does not within `timeout`.
-    pub fn wait_for_screen(&self, text: &str, timeout: Duration) -> Duration {
-        self.wait_until(timeout, &format!("screen to show {text:?}"), |g| {
-            g.screen().contains(text)
-        })
-    }
-
-    /// Waits until the screen contains any of `texts`.
-    pub fn wait_until_any(&self, texts: &[&str], timeout: Duration) -> Duration {
-        self.wait_until(timeout, &format!("screen to show one of {texts:?}"), |g| {
-            let s = g.screen();
-            texts.iter().any(|t| s.contains(t))
-        })
-    }
-
-    /// Waits until the raw output contains `text`.
-    pub fn wait_for_output(&self, text: &str, timeout: Duration) -> Duration {
-        let needle = text.as_bytes();
-        self.wait_until(timeout, &format!("output to contain {text:?}"), |g| {
-            g.raw().windows(needle.len()).any(|w| w == needle)
-        })
-    }
-
-    fn wait_until(&self, timeout: Duration, what: &str, ok: impl Fn(&Guest) -> bool) -> Duration {
-        let t0 = Instant::now();
-        loop {
-            if ok(self) {
-                let at = self.started.elapsed();
-                self.settle();
-                return at;
-            }
-            let eof = self.shared.lock().unwrap().eof;
-            if eof || t0.elapsed() > timeout {
-                let raw = self.raw();
-                let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(3000)..]);
-                panic!(
-                    "timed out after {:?} waiting for the {what} (guest {}).\n--- screen ---\n{}\n--- last output ---\n{tail}",
-                    t0.elapsed(),
-                    if eof { "exited" } else { "still running" },
-                    self.screen()
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// With `SHERD_CAPTURE_SCREENS=1` (as `scripts/screens` sets it), writes the screen as it
-    /// is now to `docs/screens/<name>.txt` for the README; otherwise does nothing.
-    pub fn capture(&self, name: &str) {
-        if std::env::var_os("SHERD_CAPTURE_SCREENS").is_some() {
-            let dir = workspace().join("docs/screens");
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join(format!("{name}.txt")), self.screen()).unwrap();
-        }
     }
 
     /// Runs one QEMU monitor command (e.g. `device_del stick1`) and returns what it printed.
@@ -332,18 +383,6 @@ impl Guest {
     pub fn pull_stick(&self, id: &str) {
         let out = self.monitor(&format!("device_del dev-{id}"));
         assert!(out.is_empty(), "device_del {id}: {out}");
-    }
-
-    /// Waits until the guest has printed nothing for a quarter of a second (at most 5 s), so
-    /// that a screen whose first line matched has been drawn completely.
-    fn settle(&self) {
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(5) {
-            if self.shared.lock().unwrap().last_output.elapsed() > Duration::from_millis(250) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(25));
-        }
     }
 
     /// From a screen that Enter leaves, back to the first screen, then P: the guest must power
@@ -467,17 +506,23 @@ struct BridgeControl {
 }
 
 impl BridgeControl {
-    fn command(&mut self, cmd: &str) -> String {
-        writeln!(self.stdin, "{cmd}").unwrap();
-        self.stdin.flush().unwrap();
+    /// Sends `cmd`; the bridge's answer without its leading `ok `, or why there is none.
+    fn try_command(&mut self, cmd: &str) -> Result<String, String> {
+        writeln!(self.stdin, "{cmd}")
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| format!("the card bridge is gone ({cmd:?}): {e}"))?;
         let answer = self
             .replies
             .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("no answer from the card bridge to {cmd:?}: {e}"));
-        answer
-            .strip_prefix("ok ")
-            .unwrap_or_else(|| panic!("the card bridge refused {cmd:?}: {answer}"))
-            .to_owned()
+            .map_err(|e| format!("no answer from the card bridge to {cmd:?}: {e}"))?;
+        match answer.strip_prefix("ok ") {
+            Some(rest) => Ok(rest.to_owned()),
+            None => Err(format!("the card bridge refused {cmd:?}: {answer}")),
+        }
+    }
+
+    fn command(&mut self, cmd: &str) -> String {
+        self.try_command(cmd).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
@@ -560,6 +605,12 @@ impl CardBridge {
         self.ctl.lock().unwrap().command(cmd)
     }
 
+    /// As [`CardBridge::command`], returning a refusal instead of panicking (the demo, where
+    /// a person may ask for a card that is already in).
+    pub fn try_command(&mut self, cmd: &str) -> Result<String, String> {
+        self.ctl.lock().unwrap().try_command(cmd)
+    }
+
     /// Card `n` as an APDU channel straight to the bridge (not through QEMU), to check on the
     /// host what a card holds after a ceremony.
     pub fn direct(&self, n: usize) -> BridgeChannel {
@@ -611,21 +662,57 @@ impl Drop for CardBridge {
     }
 }
 
-/// Reads a 64-hex-digit hash shown on screen in groups of 8 on the line after `label`.
+/// The tokens of a screen line, without the box drawn around it.
+fn tokens(line: &str) -> Vec<&str> {
+    line.split(|c: char| c.is_whitespace() || c == '│')
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+fn is_hex(t: &str) -> bool {
+    !t.is_empty() && t.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// A value shown under `label` as rows to read aloud (`n  hex  word word word word`, one per
+/// 4-byte group, as the ceremony's pages show hashes): its hex and its words, each joined.
+pub fn read_aloud_after(screen: &str, label: &str) -> Option<(String, String)> {
+    let mut lines = screen.lines();
+    lines.find(|l| l.contains(label))?;
+    let (mut hex, mut words) = (String::new(), Vec::new());
+    for (n, line) in lines.enumerate() {
+        let t = tokens(line);
+        let row = t.len() >= 3 && t[0] == (n + 1).to_string() && is_hex(t[1]) && t[1].len() <= 8;
+        if !row {
+            break;
+        }
+        hex.push_str(t[1]);
+        words.extend_from_slice(&t[2..]);
+    }
+    (!hex.is_empty()).then(|| (hex, words.join(" ")))
+}
+
+/// Reads a 64-hex-digit hash shown after `label`: in groups of 8 on the next line (the first
+/// screen), or as rows to read aloud (the ceremony's pages, see [`read_aloud_after`]).
 pub fn hash_after(screen: &str, label: &str) -> Option<String> {
     let mut lines = screen.lines();
     lines.find(|l| l.contains(label))?;
-    let next = lines.next()?;
-    let hex: String = next
-        .split(|c: char| !c.is_ascii_hexdigit())
-        .filter(|w| w.len() == 8)
+    let next = tokens(lines.next()?);
+    let grouped: String = next
+        .iter()
+        .filter(|w| w.len() == 8 && is_hex(w))
+        .copied()
         .collect();
+    let hex = if grouped.len() == 64 {
+        grouped
+    } else {
+        read_aloud_after(screen, label)?.0
+    };
     (hex.len() == 64).then_some(hex)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::hash_after;
+    use super::{hash_after, read_aloud_after};
 
     #[test]
     fn reads_grouped_hash_from_a_boxed_screen() {
@@ -640,5 +727,42 @@ mod tests {
             None
         );
         assert_eq!(hash_after("nothing", "Root filesystem tree"), None);
+    }
+
+    #[test]
+    fn reads_a_hash_shown_as_rows_to_read_aloud() {
+        let h: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(9) + 1).collect();
+        let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+        let mut screen =
+            "│Transcript final hash: every witness writes these words down  │\n".to_owned();
+        for row in ceremony_tui::aloud::rows(&h) {
+            screen.push_str(&format!("│  {row:<76}│\n"));
+        }
+        screen.push_str(
+            "│                                                                              │\n",
+        );
+        screen.push_str(
+            "│An auditor later checks the transcript.                                       │\n",
+        );
+        assert_eq!(
+            hash_after(&screen, "Transcript final hash").as_deref(),
+            Some(hex.as_str())
+        );
+        let (shown, words) = read_aloud_after(&screen, "Transcript final hash").unwrap();
+        assert_eq!(shown, hex);
+        assert_eq!(words, ceremony::words::to_phrase(&h));
+        // A 20-byte fingerprint is no 64-digit hash, but reads aloud.
+        let fpr = &h[..20];
+        let mut screen = "Root certificate fingerprint\n".to_owned();
+        for row in ceremony_tui::aloud::rows(fpr) {
+            screen.push_str(&format!("  {row}\n"));
+        }
+        assert_eq!(hash_after(&screen, "Root certificate fingerprint"), None);
+        assert_eq!(
+            read_aloud_after(&screen, "Root certificate fingerprint")
+                .unwrap()
+                .1,
+            ceremony::words::to_phrase(fpr)
+        );
     }
 }

@@ -304,8 +304,11 @@ impl VgaGuest {
             .arg(out.join("initrd.img"))
             .args(["-append", append])
             .args(extra)
+            // Never the terminal of whoever runs the capture: QEMU changes its standard
+            // streams' flags, and a terminal's streams share them. Its messages go to a file.
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("qemu-stderr.txt")).expect("temp dir"))
             .spawn()
             .expect("qemu-system-x86_64 is needed: apt-get install qemu-system-x86");
         let mut g = VgaGuest {
@@ -326,7 +329,14 @@ impl VgaGuest {
             match UnixStream::connect(sock) {
                 Ok(s) => return s,
                 Err(e) if t0.elapsed() > Duration::from_secs(30) => {
-                    panic!("QEMU's QMP socket {}: {e}", sock.display())
+                    let said = sock
+                        .parent()
+                        .and_then(|d| std::fs::read_to_string(d.join("qemu-stderr.txt")).ok())
+                        .unwrap_or_default();
+                    panic!(
+                        "QEMU's QMP socket {}: {e}; QEMU said: {said}",
+                        sock.display()
+                    )
                 }
                 Err(_) => thread::sleep(Duration::from_millis(50)),
             }

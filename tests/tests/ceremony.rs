@@ -81,6 +81,8 @@ fn to_cards(r: &mut Rig) {
         "the ISO read back from the boot stick is the manifest's\n{screen}"
     );
     g.send("\t");
+    g.wait_for_screen("boot attestation 2", BOUND);
+    g.send("\t");
     g.wait_for_screen("TPM PCR 0 to 3", BOUND);
     g.capture("ceremony-2-pcrs");
     eprintln!("{}", g.screen());
@@ -147,14 +149,9 @@ fn write_and_finish(r: &mut Rig) -> String {
     let screen = g.screen();
     eprintln!("{screen}");
     assert!(screen.contains("Transcript final hash"), "{screen}");
-    screen
-        .lines()
-        .skip_while(|l| !l.contains("Transcript final hash"))
-        .skip(2)
-        .take(4)
-        .map(|l| l.trim_matches(|c| c == '│' || c == ' '))
-        .collect::<Vec<_>>()
-        .join(" ")
+    e2e::read_aloud_after(&screen, "Transcript final hash")
+        .unwrap_or_else(|| panic!("no final hash rows on screen\n{screen}"))
+        .1
 }
 
 fn power_off(r: &mut Rig) {

@@ -375,6 +375,8 @@ fn heads_hand_off_extends_pcr4_and_boots_sherd_from_the_stick() {
     );
     assert!(screen.contains("findiso=/sherd.iso)"), "{screen}");
     g.send("\t");
+    g.wait_for_screen("boot attestation 2", BOUND);
+    g.send("\t");
     g.wait_for_screen("TPM PCR 0 to 3", BOUND);
     let screen = g.screen();
     eprintln!("{screen}");

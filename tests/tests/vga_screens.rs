@@ -84,7 +84,9 @@ fn capture_screens_vga() {
     eprintln!("{text}");
     save(&mut g, &dir, "attestation-1.png", t0);
     g.sendkey("tab");
-    let text = g.wait_for_text(&["[page 2 of"], BOUND);
+    g.wait_for_text(&["[page 2 of"], BOUND);
+    g.sendkey("tab");
+    let text = g.wait_for_text(&["TPM PCR 0 to 3"], BOUND);
     eprintln!("{text}");
     save(&mut g, &dir, "attestation-2.png", t0);
 

@@ -1,6 +1,7 @@
 //! The pages of the generation ceremony, built from public values only.
 
 use super::page::Page;
+use crate::aloud;
 use crate::boot::grouped_hex;
 use ceremony::ceremony::{CardView, FinishView, KeysView, VerifyView};
 use ceremony::plan::PlanSummary;
@@ -15,14 +16,6 @@ pub const VERIFY: usize = 5;
 pub const WRITE: usize = 6;
 pub const TRANSCRIPT: usize = 7;
 pub const POWER_OFF: usize = 8;
-
-/// A hash as PGP words (hex that does not parse is shown as such: it came from outside).
-pub fn words_of_hex(hex: &str) -> String {
-    match ceremony::hex::decode(hex) {
-        Some(b) => ceremony::words::to_phrase(&b),
-        None => format!("(not hex: {hex})"),
-    }
-}
 
 /// The image's SHA-256 as read back from the boot medium.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,10 +94,12 @@ impl Attestation {
     }
 }
 
+/// A hash under its label, one row per 4-byte group: hex, then its words (see [`aloud`]).
 fn hash_lines(p: &mut Page, label: &str, hex: &str) {
     p.bold(label);
-    p.line(format!("  {}", grouped_hex(hex)));
-    p.line(format!("  {}", words_of_hex(hex)));
+    for row in aloud::rows_of_hex(hex) {
+        p.line(format!("  {row}"));
+    }
 }
 
 /// The attestation, as several pages the witnesses leaf through (80x25 holds one at a time).
@@ -123,7 +118,7 @@ pub fn attestation_pages(a: &Attestation) -> Vec<Page> {
                 "Boot image (ISO) SHA-256, read back from the boot stick",
                 sha256,
             );
-            p.line(format!("  found at {location} (via {via})"));
+            p.line(format!("found at {location} (via {via})"));
         }
         IsoCheck::Several(c) => {
             p.alert("SEVERAL boot images found and no findiso= to tell which one booted:");
@@ -137,6 +132,10 @@ pub fn attestation_pages(a: &Attestation) -> Vec<Page> {
             p.line(format!("  {why}"));
         }
     }
+    pages.push(p);
+
+    let mut p = Page::new(ATTEST, "boot attestation 2: the running system");
+    p.line("Compare each value with the release manifest the build parties signed.");
     match &a.rootfs_tree {
         Some(h) => hash_lines(&mut p, "Root filesystem tree SHA-256, computed at boot", h),
         None => {
@@ -172,7 +171,8 @@ pub fn attestation_pages(a: &Attestation) -> Vec<Page> {
         pages.push(p);
     }
 
-    for chunk in a.pcrs.chunks(3) {
+    // Two to a page: each value takes a row per 4-byte group.
+    for chunk in a.pcrs.chunks(2) {
         let first = chunk.first().map_or(0, |x| x.index);
         let last = chunk.last().map_or(0, |x| x.index);
         let mut p = Page::new(
@@ -251,8 +251,9 @@ pub fn plan_page(s: &PlanSummary, confirmed: &[bool], location: &str) -> Page {
 pub fn keys_page(k: &KeysView, sealed: usize) -> Page {
     let mut p = Page::new(KEYS, "the root key");
     p.bold("Root certificate fingerprint (Ed25519 primary, Cv25519 encryption subkey)");
-    p.line(format!("  {}", grouped_hex(&k.root_fingerprint)));
-    p.line(format!("  {}", k.root_fingerprint_words));
+    for row in aloud::rows_of_hex(&k.root_fingerprint) {
+        p.line(format!("  {row}"));
+    }
     p.blank();
     p.bold("Location keys, one per holder (their cards are provisioned next)");
     const SHOWN: usize = 8;
@@ -465,9 +466,11 @@ pub fn final_page(f: &FinishView, written: &[String]) -> Page {
     }
     p.line(format!("  {} files", f.files.len()));
     p.blank();
-    p.bold("Transcript final hash: every witness writes these words down");
-    p.line(format!("  {}", grouped_hex(&f.transcript_final_hash)));
-    p.line(format!("  {}", f.transcript_final_words));
+    hash_lines(
+        &mut p,
+        "Transcript final hash: every witness writes these words down",
+        &f.transcript_final_hash,
+    );
     p.blank();
     p.line("An auditor later checks the transcript on the stick against these words.");
     p.key("Y", "words written down");
@@ -526,7 +529,34 @@ mod tests {
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
+    /// A hash as PGP words, as the core's views carry it.
+    fn words_of_hex(hex: &str) -> String {
+        let bytes = ceremony::hex::decode(hex).or_else(|| ceremony::hex::decode_upper(hex));
+        ceremony::words::to_phrase(&bytes.unwrap())
+    }
+
+    /// Every page fits the serial console (80x24): no row of a read-aloud hash wraps, and
+    /// the page's rows, wrapped at the box's inner width, fit inside the box.
+    fn assert_fits(p: &Page) {
+        let (inner_width, inner_rows) = (80 - 2, 24 - 1 - 1 - 2 - usize::from(p.rehearsal));
+        let rows: usize = p
+            .lines
+            .iter()
+            .map(|l| l.text.chars().count().div_ceil(inner_width).max(1))
+            .sum();
+        assert!(rows <= inner_rows, "{rows} rows:\n{}", p.text());
+        for l in &p.lines {
+            let t = l.text.trim_start();
+            if t.split_whitespace().nth(1).is_some_and(|h| h.len() == 8)
+                && t.starts_with(|c: char| c.is_ascii_digit())
+            {
+                assert!(l.text.chars().count() <= inner_width, "{}", l.text);
+            }
+        }
+    }
+
     fn draw(mut p: Page) -> TestBackend {
+        assert_fits(&p);
         p.ceremony_id = Some("acme-root-2026".into());
         let mut t = Terminal::new(TestBackend::new(80, 25)).unwrap();
         t.draw(|f| render(f, &p)).unwrap();
@@ -589,7 +619,8 @@ mod tests {
     #[test]
     fn attestation_pages_80x25() {
         let pages = attestation_pages(&attestation());
-        assert_eq!(pages.len(), 6);
+        // The image, the running system, PCRs 0-3 and 4-7, then the PCRs as words, two a page.
+        assert_eq!(pages.len(), 8);
         for (i, p) in pages.into_iter().enumerate() {
             insta::assert_snapshot!(format!("attestation_{}", i + 1), draw(p));
         }
