@@ -2,6 +2,7 @@
 //! the boot screen's entropy check, the ceremony's entropy step and the rehearsal.
 
 use crate::entropy_check::{EntropyView, SourceRow};
+use ceremony::record::{Fields, Note};
 use entropy::{Counted, Drbg, Event, Policy, Source, SourceReport};
 
 /// One source's line on the screen: public values only.
@@ -50,7 +51,7 @@ pub struct Outcome {
     pub view: EntropyView,
     /// `entropy.source` per source (kind, identity, health, counted, bytes, commitment) and
     /// `entropy.mixer`: public values for the transcript.
-    pub records: Vec<(String, String)>,
+    pub records: Vec<Note>,
     pub drbg: Drbg,
 }
 
@@ -101,7 +102,7 @@ pub fn gather(
                 counted.len(),
                 counted.join(", ")
             );
-            let mut records: Vec<(String, String)> = report
+            let mut records: Vec<Note> = report
                 .sources
                 .iter()
                 .map(|r| {
@@ -110,21 +111,24 @@ pub fn gather(
                         .as_ref()
                         .map(|c| c.to_hex())
                         .unwrap_or_else(|| "none".into());
-                    (
-                        "entropy.source".to_owned(),
-                        format!(
-                            "{} {:?} conditioning={} healthy={} counted={} bytes={} commitment={commitment}",
-                            r.kind,
-                            r.identity,
-                            r.conditioning,
-                            r.is_healthy(),
-                            r.counted == Counted::Yes,
-                            r.bytes_contributed,
-                        ),
-                    )
+                    let fields = Fields::new()
+                        .with("source", r.kind.to_string())
+                        .with("identity", r.identity.clone())
+                        .with("conditioning", r.conditioning.to_string())
+                        .with("healthy", r.is_healthy().to_string())
+                        .with("counted", (r.counted == Counted::Yes).to_string())
+                        .with("bytes", r.bytes_contributed.to_string())
+                        .with("commitment", commitment);
+                    Note::new("entropy.source", fields).expect("not a core kind")
                 })
                 .collect();
-            records.push(("entropy.mixer".into(), report.mixer_context.to_owned()));
+            records.push(
+                Note::new(
+                    "entropy.mixer",
+                    Fields::new().with("context", report.mixer_context),
+                )
+                .expect("not a core kind"),
+            );
             Ok(Outcome {
                 view,
                 records,

@@ -141,7 +141,15 @@ impl Devices for Fake {
         progress(&v);
         Ok(Gathered {
             view: view(true),
-            records: vec![("entropy.source".into(), "tpm test".into())],
+            records: vec![
+                ceremony::record::Note::new(
+                    "entropy.source",
+                    ceremony::record::Fields::new()
+                        .with("source", "tpm")
+                        .with("identity", "test TPM"),
+                )
+                .unwrap(),
+            ],
             rng: Box::new(common::seeded(5)),
         })
     }

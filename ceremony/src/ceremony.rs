@@ -17,6 +17,7 @@ use crate::keys::{self, KeyError, LocationKey, RootKey};
 use crate::pinfile::{PinEntry, PinFile};
 use crate::plan::{Plan, PlanError};
 use crate::recombine::{self, Expected, RecombineError, SubsetReport};
+use crate::record::{self, Fpr, Hash32, Note, Passed, SubsetPolicy, SubsetTotal};
 use crate::rng::SecretRng;
 use crate::secret::{CardPins, RootSecret, ShareBytes};
 use crate::shamir::{self, ShamirError};
@@ -79,8 +80,6 @@ pub enum CeremonyError {
     Shamir(#[from] ShamirError),
     #[error(transparent)]
     Transcript(#[from] TranscriptError),
-    #[error("record kind {kind:?} is written by the ceremony core itself; use another kind")]
-    ReservedKind { kind: String },
     #[error("holder {holder} card {card} does not exist in the plan")]
     NoSuchCard { holder: u8, card: u8 },
     #[error("holder {holder} card {card} was already provisioned (serial {serial})")]
@@ -191,20 +190,37 @@ pub struct Ceremony {
     pin_files: Vec<Vec<u8>>,
 }
 
-/// Transcript record kinds only the core writes (the verifier relies on them).
-pub const RESERVED_KINDS: &[&str] = &[
-    "ceremony.plan",
-    "plan.hash",
-    "root.fingerprint",
-    "location.cert",
-    "share.sealed",
-    "card.provisioned",
-    "pins.sealed",
-    "verify.subsets",
-    "verify.self-test",
-    "output.file",
-    "ceremony.end",
-];
+/// What a caller may add to the transcript: its own public notes, and the witnesses'
+/// confirmations of a step. The core's other records are written only by the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    Note(Note),
+    WitnessConfirm(record::WitnessConfirm),
+}
+
+impl Record {
+    fn write<'t>(
+        &self,
+        t: &'t mut Transcript,
+    ) -> Result<&'t crate::transcript::Record, crate::transcript::TranscriptError> {
+        match self {
+            Record::Note(n) => t.push_note(n),
+            Record::WitnessConfirm(w) => t.push_core(w.clone()),
+        }
+    }
+}
+
+impl From<Note> for Record {
+    fn from(n: Note) -> Self {
+        Record::Note(n)
+    }
+}
+
+impl From<record::WitnessConfirm> for Record {
+    fn from(w: record::WitnessConfirm) -> Self {
+        Record::WitnessConfirm(w)
+    }
+}
 
 /// Output file names inside the ceremony folder.
 pub mod paths {
@@ -227,32 +243,25 @@ impl Ceremony {
     }
 
     /// Starts a ceremony whose transcript begins with records made before the plan was read
-    /// (the boot attestation, in the design's order).
+    /// (the boot attestation and its confirmation, in the design's order).
     pub fn with_prior_records(
         plan_text: &str,
-        prior: &[(String, String)],
+        prior: &[Record],
     ) -> Result<Ceremony, CeremonyError> {
         let plan = Plan::parse(plan_text)?;
         let mut transcript = Transcript::new();
-        for (kind, value) in prior {
-            if RESERVED_KINDS.contains(&kind.as_str()) {
-                return Err(CeremonyError::ReservedKind { kind: kind.clone() });
-            }
-            transcript.append(kind, value)?;
+        for r in prior {
+            r.write(&mut transcript)?;
         }
         let s = plan.summary();
-        transcript.append(
-            "ceremony.plan",
-            &format!(
-                "id={} time={} threshold={} holders={} witnesses={}",
-                s.ceremony_id,
-                s.time_rfc3339,
-                s.threshold,
-                s.holders.len(),
-                s.witnesses.len()
-            ),
-        )?;
-        transcript.append("plan.hash", &s.hash_hex)?;
+        transcript.push_core(record::CeremonyPlan {
+            id: s.ceremony_id.clone(),
+            time: s.time_rfc3339.clone(),
+            threshold: s.threshold,
+            holders: s.holders.len(),
+            witnesses: s.witnesses.len(),
+        })?;
+        transcript.push_core(record::PlanHash(Hash32(plan.hash())))?;
         Ok(Ceremony {
             plan,
             plan_text: plan_text.to_string(),
@@ -308,16 +317,16 @@ impl Ceremony {
         }
     }
 
-    /// Appends a caller's public record (boot attestation, entropy report and commitments,
-    /// witness confirmations); returns the record's hash as hex.
-    pub fn record(&mut self, kind: &str, value: &str) -> Result<String, CeremonyError> {
+    /// Appends a caller's public record (boot attestation, entropy report and commitments) or
+    /// a witness confirmation; returns the record's hash as hex.
+    pub fn record(&mut self, r: &Record) -> Result<String, CeremonyError> {
         if self.phase == Phase::Finished {
             return Err(CeremonyError::WrongPhase {
                 expected: Phase::Verified,
                 actual: self.phase,
             });
         }
-        Ok(hex::encode(&self.transcript.append(kind, value)?.hash))
+        Ok(hex::encode(&r.write(&mut self.transcript)?.hash))
     }
 
     fn expect(&self, expected: Phase) -> Result<(), CeremonyError> {
@@ -341,7 +350,8 @@ impl Ceremony {
         let secret = RootSecret::generate(rng);
         let root = RootKey::derive(&secret, &self.plan.ceremony_id, self.plan.time_unix)?;
         let fpr = root.fingerprint();
-        self.transcript.append("root.fingerprint", &fpr.to_hex())?;
+        self.transcript
+            .push_core(record::RootFingerprint(Fpr(fpr.to_hex())))?;
         let mut locations = Vec::new();
         let mut holders = Vec::new();
         for h in &self.plan.holders {
@@ -353,15 +363,11 @@ impl Ceremony {
                 self.plan.time_unix,
             )?;
             let subkey = location.public_subkey().fingerprint();
-            self.transcript.append(
-                "location.cert",
-                &format!(
-                    "holder={} fingerprint={} subkey={}",
-                    h.index,
-                    location.cert().fingerprint().to_hex(),
-                    subkey.to_hex()
-                ),
-            )?;
+            self.transcript.push_core(record::LocationCert {
+                holder: h.index,
+                fingerprint: Fpr(location.cert().fingerprint().to_hex()),
+                subkey: Fpr(subkey.to_hex()),
+            })?;
             locations.push((
                 h.index,
                 h.name.clone(),
@@ -405,12 +411,12 @@ impl Ceremony {
                 self.root(),
                 self.holders[usize::from(h.index) - 1].location.cert(),
             )?;
-            let digest = hex::encode(&kdf::sha256(&msg));
-            self.transcript.append(
-                "share.sealed",
-                &format!("holder={} sha256={digest}", h.index),
-            )?;
-            view.push((h.index, digest));
+            let digest = kdf::sha256(&msg);
+            self.transcript.push_core(record::ShareSealed {
+                holder: h.index,
+                sha256: Hash32(digest),
+            })?;
+            view.push((h.index, hex::encode(&digest)));
             sealed.push(msg);
         }
         self.shares = shares;
@@ -516,10 +522,13 @@ impl Ceremony {
             return Err(CeremonyError::WrongShareFromCard { holder, card });
         }
         let location_fingerprint = self.holders[hi].location.cert().fingerprint().to_hex();
-        self.transcript.append(
-            "card.provisioned",
-            &format!("holder={holder} card={card} serial={} location={location_fingerprint} test-decrypt=ok", serial.0),
-        )?;
+        self.transcript.push_core(record::CardProvisioned {
+            holder,
+            card,
+            serial: serial.0.clone(),
+            location: Fpr(location_fingerprint.clone()),
+            test_decrypt: Passed,
+        })?;
         let st = &mut self.holders[hi];
         st.serials[ci] = Some(serial.clone());
         if st.opened.is_none() {
@@ -591,19 +600,14 @@ impl Ceremony {
                 .map(|c| &c.cert)
                 .collect();
             let armored = pf.seal(self.root(), &recipients, self.plan.time_unix)?;
-            let fprs: Vec<String> = recipients
-                .iter()
-                .map(|c| c.fingerprint().to_hex())
-                .collect();
-            self.transcript.append(
-                "pins.sealed",
-                &format!(
-                    "holder={} sha256={} recipients={}",
-                    h.index,
-                    hex::encode(&kdf::sha256(&armored)),
-                    fprs.join(",")
-                ),
-            )?;
+            self.transcript.push_core(record::PinsSealed {
+                holder: h.index,
+                sha256: Hash32(kdf::sha256(&armored)),
+                recipients: recipients
+                    .iter()
+                    .map(|c| Fpr(c.fingerprint().to_hex()))
+                    .collect(),
+            })?;
             files.push(armored);
         }
         self.pin_files = files;
@@ -645,14 +649,23 @@ impl Ceremony {
         let shares: Vec<&ShareBytes> = opened.iter().map(|e| &e.share).collect();
         let report = recombine::verify_subsets(secret, &shares, self.plan.threshold, rng)
             .map_err(CeremonyError::SubsetFailed)?;
-        self.transcript
-            .append("verify.subsets", &report.describe())?;
+        self.transcript.push_core(record::VerifySubsets {
+            checked: report.checked,
+            total: SubsetTotal(report.total),
+            policy: if report.exhaustive {
+                SubsetPolicy::All
+            } else {
+                SubsetPolicy::CyclicWindowsRandom
+            },
+        })?;
         let mut nonce = [0u8; 32];
         rng.fill(&mut nonce);
         self.root().self_test(&nonce)?;
         let nonce_hex = hex::encode(&nonce);
-        self.transcript
-            .append("verify.self-test", &format!("nonce={nonce_hex} result=ok"))?;
+        self.transcript.push_core(record::VerifySelfTest {
+            nonce: Hash32(nonce),
+            result: Passed,
+        })?;
         self.phase = Phase::Verified;
         Ok(VerifyView {
             subsets: report,
@@ -709,15 +722,15 @@ impl Ceremony {
         }
         let mut listed = Vec::new();
         for f in &files {
-            let digest = hex::encode(&kdf::sha256(&f.bytes));
-            self.transcript.append(
-                "output.file",
-                &format!("path={} size={} sha256={digest}", f.path, f.bytes.len()),
-            )?;
-            listed.push((f.path.clone(), f.bytes.len(), digest));
+            let digest = kdf::sha256(&f.bytes);
+            self.transcript.push_core(record::OutputFile {
+                path: f.path.clone(),
+                size: f.bytes.len(),
+                sha256: Hash32(digest),
+            })?;
+            listed.push((f.path.clone(), f.bytes.len(), hex::encode(&digest)));
         }
-        self.transcript
-            .append("ceremony.end", &format!("files={}", files.len()))?;
+        self.transcript.push_core(record::CeremonyEnd { files: files.len() })?;
         let sig = self.transcript.sign(self.root(), self.plan.time_unix)?;
         let text = self.transcript.to_text().into_bytes();
         for (path, bytes) in [(paths::TRANSCRIPT, text), (paths::TRANSCRIPT_SIG, sig)] {

@@ -8,8 +8,9 @@
 //! (final words confirmed) -> wipe.
 
 use crate::card::LocationCard;
-use crate::ceremony::{CardView, Ceremony, FinishView, KeysView, NextAction, VerifyView};
+use crate::ceremony::{CardView, Ceremony, FinishView, KeysView, NextAction, Record, VerifyView};
 use crate::plan::PlanSummary;
+use crate::record::{Note, WitnessConfirm};
 use crate::rng::SecretRng;
 use crate::storage::{OutputFile, WriteReport};
 
@@ -30,15 +31,15 @@ pub enum Step {
 
 /// Something that happened outside the core.
 pub enum Event<'a> {
-    /// Boot attestation values read (kind, value), e.g. `image.iso-sha256`.
-    Attested(Vec<(String, String)>),
+    /// Boot attestation values read, e.g. `image.iso-sha256`.
+    Attested(Vec<Note>),
     /// A witness confirmed what is on screen.
     Confirmed { witness: String },
     /// The plan file's text was read from the plan stick.
     PlanRead(String),
-    /// Entropy gathered: the public report and commitments (kind, value), and the DRBG.
+    /// Entropy gathered: the public report and commitments, and the DRBG.
     EntropyReady {
-        report: Vec<(String, String)>,
+        report: Vec<Note>,
         rng: &'a mut dyn SecretRng,
     },
     /// A blank card was inserted for the requested holder and card.
@@ -91,7 +92,7 @@ pub enum Effect {
 /// The ceremony flow.
 pub struct Flow {
     step: Step,
-    attestation: Vec<(String, String)>,
+    attestation: Vec<Record>,
     ceremony: Option<Ceremony>,
     final_view: Option<FinishView>,
     files: Vec<OutputFile>,
@@ -148,7 +149,10 @@ impl Flow {
 
     fn confirm(&mut self, witness: &str, what: &str) -> Result<(), String> {
         self.c()
-            .record("witness.confirm", &format!("name={witness} step={what}"))
+            .record(&Record::WitnessConfirm(WitnessConfirm {
+                name: witness.to_owned(),
+                step: what.to_owned(),
+            }))
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
@@ -168,14 +172,14 @@ impl Flow {
         let refuse = |step: Step| vec![Effect::Error(format!("not expected at step {step:?}"))];
         match (self.step, event) {
             (Step::Attest, Event::Attested(records)) if self.attestation.is_empty() => {
-                self.attestation = records;
+                self.attestation = records.into_iter().map(Record::Note).collect();
                 vec![Effect::ConfirmAttestation]
             }
             (Step::Attest, Event::Confirmed { witness }) if !self.attestation.is_empty() => {
-                self.attestation.push((
-                    "witness.confirm".into(),
-                    format!("name={witness} step=attestation"),
-                ));
+                self.attestation.push(Record::WitnessConfirm(WitnessConfirm {
+                    name: witness,
+                    step: "attestation".into(),
+                }));
                 self.step = Step::Plan;
                 vec![Effect::RequestPlan]
             }
@@ -199,8 +203,8 @@ impl Flow {
                 }
             }
             (Step::Entropy, Event::EntropyReady { report, rng }) => {
-                for (k, v) in &report {
-                    if let Err(e) = self.c().record(k, v) {
+                for note in report {
+                    if let Err(e) = self.c().record(&Record::Note(note)) {
                         return vec![Effect::Error(e.to_string()), Effect::RequestEntropy];
                     }
                 }

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The ceremony core of sherd: plan, keys, Shamir shares, sealing, recombination, transcript,
 //! output writing and offline verification.
 //!
@@ -33,6 +34,7 @@ pub mod pgp;
 pub mod pinfile;
 pub mod plan;
 pub mod recombine;
+pub mod record;
 pub mod rng;
 pub mod secret;
 pub mod shamir;

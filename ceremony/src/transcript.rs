@@ -11,14 +11,47 @@ use openpgp::serialize::SerializeInto;
 use openpgp::types::SignatureType;
 
 use crate::keys::{KeyError, RootKey, key_err};
+use crate::record::{self, CoreRecord, Entry, Kind, Note, RecordError};
 use crate::{hex, kdf, words};
 
-/// The first line of every transcript.
-pub const HEADER: &str = "sherd-transcript/1";
-/// Longest record kind, in bytes.
-pub const MAX_KIND_LEN: usize = 64;
+/// The first line of every transcript this code writes.
+pub const HEADER: &str = "sherd-transcript/2";
+/// The first line of format-1 transcripts (read, never written).
+pub const HEADER_V1: &str = "sherd-transcript/1";
 /// Longest record value, in bytes.
 pub const MAX_VALUE_LEN: usize = 4096;
+
+/// A transcript's format, named by its first line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// `sherd-transcript/1`: the core's records as in format 2; callers' values were free
+    /// text, some of it ambiguous (`name=the witnesses present`), so they are not interpreted.
+    V1,
+    /// `sherd-transcript/2`: every value is `key=value` fields under one quoting rule
+    /// ([`crate::record`]), and parsed strictly.
+    #[default]
+    V2,
+}
+
+impl Format {
+    /// The transcript's first line.
+    pub fn header(self) -> &'static str {
+        match self {
+            Format::V1 => HEADER_V1,
+            Format::V2 => HEADER,
+        }
+    }
+
+    /// The hash the first record chains to: SHA-256 of the header line.
+    pub fn genesis(self) -> [u8; 32] {
+        kdf::sha256(self.header().as_bytes())
+    }
+
+    /// Whether records of `kind` are the core's typed records in this format.
+    fn is_core(self, kind: Kind) -> bool {
+        self == Format::V2 || kind.reserved_in_format_1()
+    }
+}
 
 /// One record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,20 +79,13 @@ impl Record {
             self.value
         )
     }
-
-    /// The value of `key=` in a value made of space-separated `key=value` fields.
-    pub fn field(&self, key: &str) -> Option<&str> {
-        self.value
-            .split(' ')
-            .find_map(|kv| kv.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
-    }
 }
 
 /// Why a transcript was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TranscriptError {
-    #[error("line 1 must be exactly {HEADER:?}")]
+    #[error("line 1 must be exactly {HEADER:?} (or {HEADER_V1:?} for format 1)")]
     BadHeader,
     #[error("the transcript is not UTF-8")]
     NotUtf8,
@@ -87,18 +113,14 @@ pub enum TranscriptError {
     BadKind { kind: String },
     #[error("invalid value for {kind}: {reason}")]
     BadValue { kind: String, reason: &'static str },
+    #[error("record {seq}: {source}")]
+    BadRecord { seq: u32, source: RecordError },
     #[error("the transcript signature does not verify: {0}")]
     BadSignature(String),
 }
 
 fn check_kind(kind: &str) -> Result<(), TranscriptError> {
-    let ok = !kind.is_empty()
-        && kind.len() <= MAX_KIND_LEN
-        && kind
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        && kind.as_bytes()[0].is_ascii_alphanumeric();
-    if ok {
+    if record::valid_kind(kind) {
         Ok(())
     } else {
         Err(TranscriptError::BadKind {
@@ -129,25 +151,43 @@ fn check_value(kind: &str, value: &str) -> Result<(), TranscriptError> {
 /// A hash-chained transcript.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Transcript {
+    format: Format,
     records: Vec<Record>,
 }
 
 impl Transcript {
-    /// An empty transcript.
+    /// An empty transcript in the current format.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The hash the first record chains to: SHA-256 of the header line.
-    pub fn genesis() -> [u8; 32] {
-        kdf::sha256(HEADER.as_bytes())
+    /// The format it was written in.
+    pub fn format(&self) -> Format {
+        self.format
     }
 
-    /// Appends a record; refuses kinds and values outside the format.
-    pub fn append(&mut self, kind: &str, value: &str) -> Result<&Record, TranscriptError> {
+    /// Appends a record the core writes.
+    pub(crate) fn push_core(
+        &mut self,
+        record: impl Into<CoreRecord>,
+    ) -> Result<&Record, TranscriptError> {
+        let r = record.into();
+        self.append(r.kind().name(), &r.encode())
+    }
+
+    /// Appends a caller's record.
+    pub(crate) fn push_note(&mut self, note: &Note) -> Result<&Record, TranscriptError> {
+        self.append(note.kind(), &note.encode())
+    }
+
+    /// Appends a line; refuses kinds and values outside the format.
+    fn append(&mut self, kind: &str, value: &str) -> Result<&Record, TranscriptError> {
         check_kind(kind)?;
         check_value(kind, value)?;
         let seq = u32::try_from(self.records.len() + 1).expect("fewer than 2^32 records");
+        if self.format == Format::V2 {
+            Entry::parse(kind, value).map_err(|source| TranscriptError::BadRecord { seq, source })?;
+        }
         let prev = self.final_hash();
         let mut rec = Record {
             seq,
@@ -172,12 +212,27 @@ impl Transcript {
         self.records.iter().filter(move |r| r.kind == kind)
     }
 
+    /// The core's records, typed, with their lines (in format 1, the kinds it reserved to the
+    /// core; their values were already unambiguous there).
+    pub fn core_records(&self) -> Result<Vec<(&Record, CoreRecord)>, TranscriptError> {
+        let mut out = Vec::new();
+        for r in &self.records {
+            let Some(kind) = Kind::from_name(&r.kind).filter(|k| self.format.is_core(*k)) else {
+                continue;
+            };
+            let typed = CoreRecord::parse(kind, &r.value)
+                .map_err(|source| TranscriptError::BadRecord { seq: r.seq, source })?;
+            out.push((r, typed));
+        }
+        Ok(out)
+    }
+
     /// The hash of the last record (the genesis hash when empty).
     pub fn final_hash(&self) -> [u8; 32] {
         self.records
             .last()
             .map(|r| r.hash)
-            .unwrap_or_else(Self::genesis)
+            .unwrap_or_else(|| self.format.genesis())
     }
 
     /// The final hash as PGP words, for the witnesses to write down.
@@ -187,7 +242,7 @@ impl Transcript {
 
     /// The file text.
     pub fn to_text(&self) -> String {
-        let mut out = String::from(HEADER);
+        let mut out = String::from(self.format.header());
         out.push('\n');
         for r in &self.records {
             out.push_str(&r.line());
@@ -196,17 +251,23 @@ impl Transcript {
         out
     }
 
-    /// Parses a transcript file and checks the whole chain.
+    /// Parses a transcript file and checks the whole chain; in format 2 every record's value
+    /// must also parse strictly as its kind's fields.
     pub fn parse(bytes: &[u8]) -> Result<Transcript, TranscriptError> {
         let text = std::str::from_utf8(bytes).map_err(|_| TranscriptError::NotUtf8)?;
         let body = text
             .strip_suffix('\n')
             .ok_or(TranscriptError::MissingFinalNewline)?;
         let mut lines = body.split('\n');
-        if lines.next() != Some(HEADER) {
-            return Err(TranscriptError::BadHeader);
-        }
-        let mut t = Transcript::new();
+        let format = match lines.next() {
+            Some(HEADER) => Format::V2,
+            Some(HEADER_V1) => Format::V1,
+            _ => return Err(TranscriptError::BadHeader),
+        };
+        let mut t = Transcript {
+            format,
+            records: Vec::new(),
+        };
         for (i, line) in lines.enumerate() {
             let lineno = i + 2;
             let bad = |reason: &str| TranscriptError::BadLine {
@@ -289,18 +350,28 @@ pub fn verify_signature(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{Fields, PlanHash, RootFingerprint, WitnessConfirm};
     use proptest::prelude::*;
 
-    fn arb_records() -> impl Strategy<Value = Vec<(String, String)>> {
-        proptest::collection::vec(("[a-z0-9][a-z0-9._-]{0,20}", "[ -~]{0,40}[!-~]"), 0..20)
+    fn note(kind: &str, value: &str) -> Note {
+        Note::new(kind, Fields::new().with("v", value)).unwrap()
+    }
+
+    fn arb_notes() -> impl Strategy<Value = Vec<Note>> {
+        proptest::collection::vec(
+            ("[a-z0-9][a-z0-9._-]{0,20}", "[ -~é]{0,40}")
+                .prop_filter("not a core kind", |(k, _)| Kind::from_name(k).is_none())
+                .prop_map(|(k, v)| note(&k, &v)),
+            0..20,
+        )
     }
 
     proptest! {
         #[test]
-        fn round_trip(records in arb_records()) {
+        fn round_trip(notes in arb_notes()) {
             let mut t = Transcript::new();
-            for (k, v) in &records {
-                t.append(k, v).unwrap();
+            for n in &notes {
+                t.push_note(n).unwrap();
             }
             let text = t.to_text();
             let back = Transcript::parse(text.as_bytes()).unwrap();
@@ -309,10 +380,10 @@ mod tests {
         }
 
         #[test]
-        fn any_byte_change_is_caught(records in arb_records(), at in any::<prop::sample::Index>(), flip in 1u8..=255) {
+        fn any_byte_change_is_caught(notes in arb_notes(), at in any::<prop::sample::Index>(), flip in 1u8..=255) {
             let mut t = Transcript::new();
-            for (k, v) in &records {
-                t.append(k, v).unwrap();
+            for n in &notes {
+                t.push_note(n).unwrap();
             }
             let mut bytes = t.to_text().into_bytes();
             let i = at.index(bytes.len());
@@ -331,9 +402,14 @@ mod tests {
 
     fn sample() -> Transcript {
         let mut t = Transcript::new();
-        t.append("plan.hash", "aa").unwrap();
-        t.append("root.fingerprint", "BB").unwrap();
-        t.append("witness.confirm", "name=Wendy step=plan").unwrap();
+        t.push_core(PlanHash(record::Hash32([0xaa; 32]))).unwrap();
+        t.push_core(RootFingerprint(record::Fpr("BB".repeat(20))))
+            .unwrap();
+        t.push_core(WitnessConfirm {
+            name: "Wendy".into(),
+            step: "plan".into(),
+        })
+        .unwrap();
         t
     }
 
@@ -376,18 +452,18 @@ mod tests {
             Transcript::parse(edited.as_bytes()).unwrap().records()[2].value,
             "name=Mallory step=plan"
         );
-        let edited_middle = text.replace(" aa\n", " ab\n");
+        let edited_middle = text.replace(&"a".repeat(64), &format!("{}b", "a".repeat(63)));
         assert!(matches!(
             Transcript::parse(edited_middle.as_bytes()).unwrap_err(),
             TranscriptError::BrokenChain { line: 3, .. }
         ));
 
         assert_eq!(
-            Transcript::parse(b"sherd-transcript/2\n").unwrap_err(),
+            Transcript::parse(b"sherd-transcript/3\n").unwrap_err(),
             TranscriptError::BadHeader
         );
         assert!(matches!(
-            t.clone().append("Bad Kind", "x"),
+            t.clone().append("Bad Kind", "x=y"),
             Err(TranscriptError::BadKind { .. })
         ));
         assert!(matches!(
@@ -397,14 +473,40 @@ mod tests {
     }
 
     #[test]
+    fn format_2_values_parse_strictly_format_1_values_are_kept() {
+        let v2 = format!(
+            "{HEADER}\n1 {} witness.confirm name=the witnesses present step=plan\n",
+            hex::encode(&Format::V2.genesis())
+        );
+        assert!(matches!(
+            Transcript::parse(v2.as_bytes()).unwrap_err(),
+            TranscriptError::BadRecord { seq: 1, .. }
+        ));
+        let v1 = format!(
+            "{HEADER_V1}\n1 {} witness.confirm name=the witnesses present step=plan\n",
+            hex::encode(&Format::V1.genesis())
+        );
+        let t = Transcript::parse(v1.as_bytes()).unwrap();
+        assert_eq!(t.format(), Format::V1);
+        assert!(t.core_records().unwrap().is_empty(), "not the core's in format 1");
+        assert_eq!(t.to_text(), v1);
+    }
+
+    #[test]
     fn chain_is_sha256_of_lines() {
         let t = sample();
         let r1 = &t.records()[0];
-        assert_eq!(r1.prev, kdf::sha256(b"sherd-transcript/1"));
-        let line = format!("1 {} plan.hash aa", hex::encode(&r1.prev));
+        assert_eq!(r1.prev, kdf::sha256(b"sherd-transcript/2"));
+        let line = format!("1 {} plan.hash {}", hex::encode(&r1.prev), "a".repeat(64));
         assert_eq!(r1.hash, kdf::sha256(line.as_bytes()));
         assert_eq!(t.records()[1].prev, r1.hash);
-        assert_eq!(t.records()[2].field("step"), Some("plan"));
-        assert_eq!(t.records()[2].field("nam"), None);
+        let typed = t.core_records().unwrap();
+        assert_eq!(
+            typed[2].1,
+            CoreRecord::WitnessConfirm(WitnessConfirm {
+                name: "Wendy".into(),
+                step: "plan".into()
+            })
+        );
     }
 }

@@ -17,7 +17,8 @@ use openpgp::types::{Curve, PublicKeyAlgorithm};
 use crate::ceremony::paths;
 use crate::plan::{self, Plan};
 use crate::shardfile::ShardFile;
-use crate::transcript::{self, Record, Transcript};
+use crate::record::{self, CoreRecord, Kind};
+use crate::transcript::{self, Transcript};
 use crate::{hex, kdf, pgp, words};
 
 /// What a passing verification established.
@@ -77,23 +78,31 @@ fn mismatch(
     }
 }
 
-fn one<'a>(t: &'a Transcript, kind: &str) -> Result<&'a Record, Failure> {
-    let mut it = t.of_kind(kind);
-    let r = it
-        .next()
-        .ok_or_else(|| Failure::MissingRecord(format!("no {kind} record")))?;
-    if it.next().is_some() {
-        return Err(Failure::MissingRecord(format!(
-            "more than one {kind} record"
-        )));
-    }
-    Ok(r)
+/// The core's typed records of one kind, in order.
+macro_rules! all {
+    ($core:expr, $variant:ident) => {
+        $core
+            .iter()
+            .filter_map(|(_, c)| match c {
+                CoreRecord::$variant(x) => Some(x),
+                _ => None,
+            })
+            .collect::<Vec<&record::$variant>>()
+    };
 }
 
-fn field<'a>(r: &'a Record, key: &str) -> Result<&'a str, Failure> {
-    r.field(key).ok_or_else(|| {
-        Failure::MissingRecord(format!("record {} ({}) has no {key}=", r.seq, r.kind))
-    })
+/// The one record of a kind that appears exactly once.
+fn one<T>(found: Vec<T>, kind: Kind) -> Result<T, Failure> {
+    let n = found.len();
+    let mut it = found.into_iter();
+    match (it.next(), n) {
+        (Some(r), 1) => Ok(r),
+        (None, _) => Err(Failure::MissingRecord(format!("no {} record", kind.name()))),
+        _ => Err(Failure::MissingRecord(format!(
+            "more than one {} record",
+            kind.name()
+        ))),
+    }
 }
 
 /// Checks the root certificate's shape: Ed25519 primary (certify+sign), one Cv25519 encryption
@@ -183,8 +192,12 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
         path: paths::TRANSCRIPT.into(),
         source,
     })?;
-    match t.records().last() {
-        Some(r) if r.kind == "ceremony.end" => {}
+    let core = t.core_records().map_err(|source| Failure::Transcript {
+        path: paths::TRANSCRIPT.into(),
+        source,
+    })?;
+    match core.last() {
+        Some((r, CoreRecord::CeremonyEnd(_))) if r.seq as usize == t.records().len() => {}
         _ => {
             return Err(Failure::MissingRecord(
                 "the last record is not ceremony.end: the transcript is incomplete".into(),
@@ -193,7 +206,10 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
     }
 
     // 2. The root certificate, and the transcript's signature by it.
-    let root_fpr = one(&t, "root.fingerprint")?.value.clone();
+    let root_fpr = one(all!(core, RootFingerprint), Kind::RootFingerprint)?
+        .0
+        .0
+        .clone();
     let root_bytes = get(paths::ROOT_CERT)?;
     let root_cert =
         Cert::from_bytes(&root_bytes).map_err(|e| invalid(paths::ROOT_CERT, format!("{e:#}")))?;
@@ -218,21 +234,21 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
 
     // 3. Every output file the transcript lists, by size and hash.
     let mut listed: HashMap<String, Vec<u8>> = HashMap::new();
-    for r in t.of_kind("output.file") {
-        let path = field(r, "path")?;
+    for r in all!(core, OutputFile) {
+        let path = r.path.as_str();
         let bytes = get(path)?;
-        let digest = hex::encode(&kdf::sha256(&bytes));
-        if field(r, "sha256")? != digest {
+        let digest = kdf::sha256(&bytes);
+        if r.sha256.0 != digest {
             return Err(mismatch(
                 format!("SHA-256 of {path}"),
-                field(r, "sha256")?,
-                digest,
+                r.sha256.to_string(),
+                hex::encode(&digest),
             ));
         }
-        if field(r, "size")? != bytes.len().to_string() {
+        if r.size != bytes.len() {
             return Err(mismatch(
                 format!("size of {path}"),
-                field(r, "size")?,
+                r.size.to_string(),
                 bytes.len().to_string(),
             ));
         }
@@ -249,8 +265,8 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
         .map_err(|_| invalid(paths::PLAN, "not UTF-8"))?;
     let plan = Plan::parse(&plan_text).map_err(|e| invalid(paths::PLAN, e.to_string()))?;
     let plan_hash = hex::encode(&plan.hash());
-    let recorded = &one(&t, "plan.hash")?.value;
-    if *recorded != plan_hash {
+    let recorded = one(all!(core, PlanHash), Kind::PlanHash)?.0.to_string();
+    if recorded != plan_hash {
         return Err(mismatch("canonical plan hash", recorded, &plan_hash));
     }
 
@@ -300,8 +316,8 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
             ));
         }
     }
-    let sealed: Vec<&Record> = t.of_kind("share.sealed").collect();
-    let locations: Vec<&Record> = t.of_kind("location.cert").collect();
+    let sealed = all!(core, ShareSealed);
+    let locations = all!(core, LocationCert);
     if sealed.len() != shards.shares.len() || locations.len() != shards.shares.len() {
         return Err(Failure::MissingRecord(format!(
             "{} share.sealed and {} location.cert records for {} shares",
@@ -319,20 +335,18 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
                 &s.holder,
             ));
         }
-        if field(rec, "holder")? != s.index.to_string()
-            || field(loc, "holder")? != s.index.to_string()
-        {
+        if rec.holder != s.index || loc.holder != s.index {
             return Err(Failure::MissingRecord(format!(
                 "records for share {} are out of order",
                 s.index
             )));
         }
-        let digest = hex::encode(&s.message_sha256());
-        if field(rec, "sha256")? != digest {
+        let digest = s.message_sha256();
+        if rec.sha256.0 != digest {
             return Err(mismatch(
                 format!("share {} ciphertext SHA-256", s.index),
-                field(rec, "sha256")?,
-                digest,
+                rec.sha256.to_string(),
+                hex::encode(&digest),
             ));
         }
         check_location_cert(&s.location_cert, plan.time_unix).map_err(|e| {
@@ -342,10 +356,10 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
             )
         })?;
         let fpr = s.location_cert.fingerprint().to_hex();
-        if field(loc, "fingerprint")? != fpr {
+        if loc.fingerprint.0 != fpr {
             return Err(mismatch(
                 format!("share {} location certificate", s.index),
-                field(loc, "fingerprint")?,
+                loc.fingerprint.to_string(),
                 fpr,
             ));
         }
@@ -353,7 +367,7 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
 
     // 6. PIN files: listed, hashed, and encrypted to exactly the holder's and backup's keys.
     let time = UNIX_EPOCH + Duration::from_secs(u64::from(plan.time_unix));
-    let pins: Vec<&Record> = t.of_kind("pins.sealed").collect();
+    let pins = all!(core, PinsSealed);
     if pins.len() != plan.holders.len() {
         return Err(Failure::MissingRecord(format!(
             "{} pins.sealed records for {} holders",
@@ -364,12 +378,12 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
     for (h, rec) in plan.holders.iter().zip(&pins) {
         let path = paths::pin_file(h.index);
         let bytes = listed_get(&path)?;
-        let digest = hex::encode(&kdf::sha256(bytes));
-        if field(rec, "holder")? != h.index.to_string() || field(rec, "sha256")? != digest {
+        let digest = kdf::sha256(bytes);
+        if rec.holder != h.index || rec.sha256.0 != digest {
             return Err(mismatch(
                 format!("{path} SHA-256"),
-                field(rec, "sha256")?,
-                digest,
+                rec.sha256.to_string(),
+                hex::encode(&digest),
             ));
         }
         let bin =
@@ -397,43 +411,35 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
     }
 
     // 7. Cards: every planned card provisioned and test-decrypted, no serial twice.
+    // (A card.provisioned record says test-decrypt=ok by its type: any other value is
+    // refused when the transcript is read.)
+    let provisioned = all!(core, CardProvisioned);
     let mut serials = BTreeSet::new();
     let mut cards = 0;
     for h in &plan.holders {
         for c in 1..=h.cards {
-            let rec = t
-                .of_kind("card.provisioned")
-                .find(|r| {
-                    r.field("holder") == Some(&h.index.to_string())
-                        && r.field("card") == Some(&c.to_string())
-                })
+            let rec = provisioned
+                .iter()
+                .find(|r| r.holder == h.index && r.card == c)
                 .ok_or_else(|| {
                     Failure::MissingRecord(format!(
                         "holder {} card {c} was never provisioned",
                         h.index
                     ))
                 })?;
-            if field(rec, "test-decrypt")? != "ok" {
-                return Err(Failure::MissingRecord(format!(
-                    "holder {} card {c} test decryption not ok",
-                    h.index
-                )));
-            }
-            if !serials.insert(field(rec, "serial")?.to_string()) {
+            if !serials.insert(rec.serial.clone()) {
                 return Err(Failure::MissingRecord(format!(
                     "card serial {} used twice",
-                    field(rec, "serial")?
+                    rec.serial
                 )));
             }
             cards += 1;
         }
     }
 
-    // 8. The verification steps happened.
-    one(&t, "verify.subsets")?;
-    if field(one(&t, "verify.self-test")?, "result")? != "ok" {
-        return Err(Failure::MissingRecord("root key self-test not ok".into()));
-    }
+    // 8. The verification steps happened (the self-test's result=ok, by its type).
+    one(all!(core, VerifySubsets), Kind::VerifySubsets)?;
+    one(all!(core, VerifySelfTest), Kind::VerifySelfTest)?;
 
     Ok(Report {
         ceremony_id: plan.ceremony_id.clone(),

@@ -8,12 +8,17 @@ use std::collections::HashMap;
 use ceremony::card::SoftwareCard;
 use ceremony::flow::{Effect, Event, Flow, Step};
 use ceremony::storage::{DirVolume, write_all};
+use ceremony::record::{CoreRecord, Fields, Note};
 use common::*;
 
-fn attestation() -> Vec<(String, String)> {
+fn note(kind: &str, key: &str, value: &str) -> Note {
+    Note::new(kind, Fields::new().with(key, value)).unwrap()
+}
+
+fn attestation() -> Vec<Note> {
     vec![
-        ("image.iso-sha256".into(), "ab".repeat(32)),
-        ("image.kernel".into(), "6.12.0".into()),
+        note("image.iso-sha256", "sha256", &"ab".repeat(32)),
+        note("image.kernel", "release", "6.12.0"),
     ]
 }
 
@@ -56,10 +61,14 @@ fn a_whole_ceremony_through_events() {
         vec![Effect::RequestEntropy]
     );
 
-    let report = vec![(
-        "entropy.source".into(),
-        "name=rdseed health=ok commit=00".into(),
-    )];
+    let report = vec![Note::new(
+        "entropy.source",
+        Fields::new()
+            .with("source", "rdseed")
+            .with("identity", "RDSEED (x86 CPU)")
+            .with("commitment", "00"),
+    )
+    .unwrap()];
     let keys = flow.handle(Event::EntropyReady {
         report,
         rng: &mut rng,
@@ -133,9 +142,14 @@ fn a_whole_ceremony_through_events() {
             "ceremony.plan"
         ]
     );
-    let steps: Vec<&str> = t
-        .of_kind("witness.confirm")
-        .filter_map(|r| r.field("step"))
+    let steps: Vec<String> = t
+        .core_records()
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, r)| match r {
+            CoreRecord::WitnessConfirm(w) => Some(w.step),
+            _ => None,
+        })
         .collect();
     assert_eq!(steps, ["attestation", "plan", "root-fingerprint"]);
     let map: HashMap<&str, usize> = kinds.iter().enumerate().map(|(i, k)| (*k, i)).collect();

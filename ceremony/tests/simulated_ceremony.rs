@@ -264,7 +264,7 @@ fn steps_are_enforced_in_order() {
     let (files, _) = c.finish().unwrap();
     assert_eq!(c.next_action(), NextAction::Done);
     assert!(matches!(
-        c.record("late", "x"),
+        c.record(&note("late", "v", "x")),
         Err(CeremonyError::WrongPhase { .. })
     ));
     verify_files(&files).unwrap();

@@ -117,10 +117,16 @@ impl Devices for Rehearsal {
             None => absent.push((what, "no virtual card in the reader (press I)".into())),
         }
         entropy_run::gather(sources, absent, progress).map(|mut o| {
-            o.records.push((
-                "entropy.rehearsal".into(),
-                "a rehearsal on a host: a virtual card's randomness comes from this host".into(),
-            ));
+            o.records.push(
+                ceremony::record::Note::new(
+                    "entropy.rehearsal",
+                    ceremony::record::Fields::new().with(
+                        "note",
+                        "a rehearsal on a host: a virtual card's randomness comes from this host",
+                    ),
+                )
+                .expect("not a core kind"),
+            );
             Gathered::from(o)
         })
     }

@@ -51,7 +51,7 @@ pub enum CardPoll {
 pub struct Gathered {
     pub view: EntropyView,
     /// Public values for the transcript (sources, results, commitments).
-    pub records: Vec<(String, String)>,
+    pub records: Vec<ceremony::record::Note>,
     /// The seeded DRBG.
     pub rng: Box<dyn SecretRng>,
 }

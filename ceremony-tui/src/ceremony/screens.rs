@@ -5,6 +5,7 @@ use crate::aloud;
 use crate::boot::grouped_hex;
 use ceremony::ceremony::{CardView, FinishView, KeysView, VerifyView};
 use ceremony::plan::PlanSummary;
+use ceremony::record::{Fields, Note};
 
 /// Step indexes into [`super::page::STEPS`].
 pub const ATTEST: usize = 0;
@@ -55,7 +56,10 @@ pub struct Attestation {
 
 impl Attestation {
     /// The values the transcript records, in a fixed order.
-    pub fn records(&self) -> Vec<(String, String)> {
+    pub fn records(&self) -> Vec<Note> {
+        let note = |kind: &str, fields: Fields| {
+            Note::new(kind, fields).expect("attestation kinds are not the core's")
+        };
         let mut r = Vec::new();
         match &self.iso {
             IsoCheck::Found {
@@ -63,31 +67,42 @@ impl Attestation {
                 location,
                 via,
             } => {
-                r.push(("image.iso-sha256".into(), sha256.clone()));
-                r.push((
-                    "image.iso-location".into(),
-                    format!("{location} (via {via})"),
+                r.push(note("image.iso-sha256", Fields::new().with("sha256", sha256)));
+                r.push(note(
+                    "image.iso-location",
+                    Fields::new().with("location", location).with("via", via),
                 ));
             }
             IsoCheck::Several(c) => {
                 for (loc, h) in c {
-                    r.push(("image.iso-candidate".into(), format!("{h} {loc}")));
+                    r.push(note(
+                        "image.iso-candidate",
+                        Fields::new().with("sha256", h).with("location", loc),
+                    ));
                 }
             }
             IsoCheck::NotFound(why) => {
-                r.push(("image.iso-sha256".into(), format!("unknown: {why}")))
+                r.push(note("image.iso-sha256", Fields::new().with("unknown", why)))
             }
         }
-        r.push((
-            "image.rootfs-tree-sha256".into(),
-            self.rootfs_tree.clone().unwrap_or_else(|| "unknown".into()),
+        r.push(note(
+            "image.rootfs-tree-sha256",
+            match &self.rootfs_tree {
+                Some(h) => Fields::new().with("sha256", h),
+                None => Fields::new().with("unknown", "not computed by sherd's PID 1"),
+            },
         ));
-        r.push(("boot.kernel-release".into(), self.kernel_release.clone()));
-        r.push(("boot.path".into(), self.boot_path.clone()));
+        r.push(note(
+            "boot.kernel-release",
+            Fields::new().with("release", &self.kernel_release),
+        ));
+        r.push(note("boot.path", Fields::new().with("path", &self.boot_path)));
         for p in &self.pcrs {
-            r.push((
-                format!("tpm.pcr{}-sha256", p.index),
-                format!("{} {}", p.value.as_deref().unwrap_or("none"), p.verdict),
+            r.push(note(
+                &format!("tpm.pcr{}-sha256", p.index),
+                Fields::new()
+                    .with("value", p.value.as_deref().unwrap_or("none"))
+                    .with("verdict", &p.verdict),
             ));
         }
         r
@@ -641,7 +656,7 @@ mod tests {
         assert!(
             a.records()
                 .iter()
-                .any(|(k, v)| k == "image.iso-sha256" && v.starts_with("unknown"))
+                .any(|n| n.kind() == "image.iso-sha256" && n.fields().get("unknown").is_some())
         );
     }
 

@@ -5,7 +5,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use ceremony::card::SoftwareCard;
-use ceremony::ceremony::{Ceremony, FinishView};
+use ceremony::ceremony::{Ceremony, FinishView, Record};
+use ceremony::record::{Fields, Note, WitnessConfirm};
 use ceremony::openpgp::Cert;
 use ceremony::openpgp::cert::{CertBuilder, CipherSuite};
 use ceremony::openpgp::serialize::SerializeInto;
@@ -86,6 +87,11 @@ pub fn fixture(id: &str, n: usize, m: usize) -> Fixture {
     fixture_with(id, n, m, &cards)
 }
 
+/// A caller's record with one field.
+pub fn note(kind: &str, key: &str, value: &str) -> Record {
+    Record::Note(Note::new(kind, Fields::new().with(key, value)).expect("a caller's kind"))
+}
+
 pub struct Done {
     pub files: Vec<OutputFile>,
     pub view: FinishView,
@@ -97,12 +103,13 @@ pub struct Done {
 pub fn run(f: &Fixture, seed: u8) -> Done {
     let mut rng = seeded(seed);
     let mut c = Ceremony::new(&f.plan_text).expect("plan");
-    c.record(
-        "image.iso-sha256",
-        "0000000000000000000000000000000000000000000000000000000000000000",
-    )
+    c.record(&note("image.iso-sha256", "sha256", &"0".repeat(64)))
+        .unwrap();
+    c.record(&Record::WitnessConfirm(WitnessConfirm {
+        name: "Wendy".into(),
+        step: "plan".into(),
+    }))
     .unwrap();
-    c.record("witness.confirm", "name=Wendy step=plan").unwrap();
     c.generate_keys(&mut rng).expect("keys");
     c.seal_shares(&mut rng).expect("seal");
     let mut cards = Vec::new();
