@@ -28,12 +28,12 @@ pub struct UploadableKey {
 // Holds a private key: never printed.
 impl std::fmt::Debug for UploadableKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "UploadableKey({})", hex(&self.fingerprint))
+        write!(
+            f,
+            "UploadableKey({})",
+            hexstr::encode_upper(&self.fingerprint)
+        )
     }
-}
-
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
 impl UploadableKey {
@@ -233,6 +233,7 @@ impl crypto::Signer for CardSigner<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hexstr::encode_upper;
     use openpgp::cert::prelude::*;
 
     fn secret_keys(profile: openpgp::Profile) -> Vec<Key<SecretParts, UnspecifiedRole>> {
@@ -261,8 +262,8 @@ mod tests {
             assert_eq!(u.public[0], 0x40);
             // The debug form shows the fingerprint, never the secret.
             let shown = format!("{u:?}");
-            assert!(shown.contains(&hex(&u.fingerprint_bytes())));
-            assert!(!shown.contains(&hex(&u.private)));
+            assert!(shown.contains(&encode_upper(&u.fingerprint_bytes())));
+            assert!(!shown.contains(&encode_upper(&u.private)));
         }
     }
 

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! OpenPGP smart cards without pcscd: a CCID reader driver over Linux usbfs, reader discovery
 //! by polling sysfs, and the OpenPGP card operations a sherd ceremony needs.
 //!

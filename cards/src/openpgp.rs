@@ -21,8 +21,9 @@ use zeroize::Zeroizing;
 
 use crate::backend::{ApduChannel, SharedCard};
 use crate::error::{Error, Result};
-use crate::glue::{CardSigner, UploadableKey, hex};
+use crate::glue::{CardSigner, UploadableKey};
 use ceremony::pgp::EcdhDecryptor;
+use hexstr::encode_upper;
 
 /// A PIN. Zeroized on drop, never printed.
 pub struct Pin(Zeroizing<String>);
@@ -180,7 +181,9 @@ impl OpenPgpCard {
         let mut tx = self.card.transaction()?;
         let aid = tx.application_identifier()?;
         let fps = tx.fingerprints()?;
-        let fp = |f: Option<&openpgp_card::ocard::data::Fingerprint>| f.map(|f| hex(f.as_bytes()));
+        let fp = |f: Option<&openpgp_card::ocard::data::Fingerprint>| {
+            f.map(|f| encode_upper(f.as_bytes()))
+        };
         let pw = tx.pw_status_bytes()?;
         Ok(CardIdentity {
             ident: aid.ident(),
@@ -271,8 +274,8 @@ impl OpenPgpCard {
             {
                 return Err(Error::Key(format!(
                     "after import the card's {slot} slot holds {:?}, not {}",
-                    got.map(|f| hex(f.as_bytes())),
-                    hex(&k.fingerprint_bytes())
+                    got.map(|f| encode_upper(f.as_bytes())),
+                    encode_upper(&k.fingerprint_bytes())
                 )));
             }
         }
@@ -601,7 +604,7 @@ fn key_on_card(
         .ok_or_else(|| {
             let fpr = on_card
                 .as_deref()
-                .map(hex)
+                .map(encode_upper)
                 .unwrap_or_else(|| "(none)".into());
             Error::Key(format!(
                 "the card's {slot_name} key {fpr} is not {expected} of {}",

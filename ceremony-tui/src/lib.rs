@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The screens the operator and witnesses see.
 //!
 //! Everything here renders plain data (view models that cannot hold secrets) into a ratatui

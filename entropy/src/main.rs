@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `entropy`: host command to see which entropy sources this machine has and how they test.
 //!
 //! ```text

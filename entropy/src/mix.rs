@@ -74,7 +74,7 @@ pub struct Commitment(pub [u8; 32]);
 
 impl Commitment {
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hexstr::encode(&self.0)
     }
 }
 
@@ -173,10 +173,6 @@ mod tests {
         Contribution::new(label, Zeroizing::new(data.to_vec()))
     }
 
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
     fn kat_inputs() -> Vec<Contribution> {
         vec![
             c("rdseed|cpu", &[0x11; 64]),
@@ -196,7 +192,7 @@ mod tests {
     #[test]
     fn mixer_known_answer() {
         let seed = mix(&kat_inputs());
-        assert_eq!(hex(seed.expose_secret()), KAT_SEED);
+        assert_eq!(hexstr::encode(seed.expose_secret()), KAT_SEED);
         assert_eq!(kat_inputs()[0].commitment().to_hex(), KAT_COMMIT_0);
     }
 

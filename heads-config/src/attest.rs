@@ -144,7 +144,9 @@ pub fn judge(pcrs: &[Option<Vec<u8>>; 8], event_log: Option<&[u8]>) -> Vec<PcrVe
 /// Reads PCR 0-7 of the SHA-256 bank from sysfs text (`/sys/class/tpm/tpm0/pcr-sha256/N`
 /// holds hex and a newline); a missing or malformed file gives None.
 pub fn parse_sysfs_pcr(text: &str) -> Option<Vec<u8>> {
-    crate::hex::decode(text).filter(|v| v.len() == Bank::Sha256.digest_len())
+    // sysfs ends the digest with a newline and Linux prints it in upper case: trim and fold.
+    crate::hex::decode(&text.trim().to_ascii_lowercase())
+        .filter(|v| v.len() == Bank::Sha256.digest_len())
 }
 
 #[cfg(test)]
@@ -262,6 +264,11 @@ mod tests {
             parse_sysfs_pcr(&format!("{HEADS_PCR4}\n")),
             decode(HEADS_PCR4)
         );
+        assert_eq!(
+            parse_sysfs_pcr(&format!("{}\n", HEADS_PCR4.to_ascii_uppercase())),
+            decode(HEADS_PCR4)
+        );
         assert_eq!(parse_sysfs_pcr("00\n"), None);
+        assert_eq!(parse_sysfs_pcr(&"zz".repeat(32)), None);
     }
 }

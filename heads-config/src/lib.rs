@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! What booting sherd through Heads depends on, in one place: the grub.cfg rules Heads' parser
 //! imposes, the PCR values a clean Heads USB boot leaves, the firmware's TCG event log (SeaBIOS
 //! in QEMU) and its replay, the attestation verdicts shown to witnesses, and the USB stick layout.

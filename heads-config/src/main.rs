@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `sherd-heads`: the host-side commands for booting sherd through Heads.
 
 use heads_config::{grub, hex, pcr, stick};

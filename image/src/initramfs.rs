@@ -253,7 +253,7 @@ mod tests {
         );
         let want = format!(
             "file 0755 0 0 6 {} /init\n",
-            treehash::hex(&treehash::sha256(b"binary"))
+            hexstr::encode(&treehash::sha256(b"binary"))
         );
         assert!(built.tree.listing().contains(&want));
     }

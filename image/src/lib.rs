@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The pieces of `sherd-image`, the host-side build tool, as a library so that the end-to-end
 //! tests read the artifacts with the same code that wrote them.
 

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `sherd-image`: builds the sherd image (kernel, initramfs, ISO, manifest) reproducibly.
 //!
 //! ```text
@@ -196,7 +197,7 @@ fn build(a: &Args) -> Result<()> {
         kernel_config_sha256: util::sha256_hex(&config),
         kernel_release: k.release.clone(),
         kernel_cmdline: iso::KERNEL_CMDLINE.to_owned(),
-        rootfs_tree_sha256: treehash::hex(&ramfs.tree.hash()),
+        rootfs_tree_sha256: hexstr::encode(&ramfs.tree.hash()),
         warnings,
         artifacts: vec![
             manifest::Artifact::of("init", &init),

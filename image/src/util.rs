@@ -43,7 +43,7 @@ pub fn version_line(program: &str, arg: &str, cwd: &Path) -> Result<String> {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    treehash::hex(&treehash::sha256(data))
+    hexstr::encode(&treehash::sha256(data))
 }
 
 pub fn blake3_hex(data: &[u8]) -> String {
@@ -52,7 +52,7 @@ pub fn blake3_hex(data: &[u8]) -> String {
 
 pub fn sha256_file(path: &Path) -> Result<String> {
     treehash::hash_file(path)
-        .map(|(_, h)| treehash::hex(&h))
+        .map(|(_, h)| hexstr::encode(&h))
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 

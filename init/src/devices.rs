@@ -1,7 +1,7 @@
 //! The ceremony's devices in the image: sticks through `sherd-media`, the TPM's PCRs through
 //! sysfs, entropy through the `entropy` crate, OpenPGP cards through the `cards` crate.
 
-use crate::{ENV_FINDISO, ENV_ROOTFS_TREE};
+use crate::ENV_FINDISO;
 use ceremony::card::LocationCard;
 use ceremony::storage::{OutputFile, Volume, WriteReport, write_all};
 use ceremony_tui::ceremony::screens::{Attestation, IsoCheck, PcrLine};
@@ -140,10 +140,6 @@ fn pcrs() -> [Option<Vec<u8>>; 8] {
     })
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 impl Devices for ImageDevices {
     fn attest(&mut self) -> Attestation {
         // USB sticks appear a few seconds after boot: give them up to 15 s before saying the
@@ -161,7 +157,7 @@ impl Devices for ImageDevices {
             .into_iter()
             .map(|v| PcrLine {
                 index: v.index,
-                value: v.value.as_deref().map(hex),
+                value: v.value.as_deref().map(hexstr::encode),
                 verdict: match v.verdict {
                     Verdict::Pass => "PASS",
                     Verdict::Fail => "FAIL",
@@ -174,9 +170,7 @@ impl Devices for ImageDevices {
             .collect();
         Attestation {
             iso,
-            rootfs_tree: std::env::var(ENV_ROOTFS_TREE)
-                .ok()
-                .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())),
+            rootfs_tree: crate::rootfs_tree(),
             kernel_release: nix::sys::utsname::uname()
                 .map(|u| u.release().to_string_lossy().into_owned())
                 .unwrap_or_else(|e| format!("unknown ({e})")),

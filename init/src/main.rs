@@ -26,6 +26,14 @@ pub const ENV_FINDISO: &str = "SHERD_FINDISO";
 /// The UI's exit code for "the operator asked to power off".
 pub const EXIT_POWER_OFF: i32 = 80;
 
+/// The tree hash PID 1 passed in [`ENV_ROOTFS_TREE`], if it is one (64 lower-case hex digits,
+/// as PID 1 writes it): the boot page and the attestation both show it, so they read it alike.
+pub fn rootfs_tree() -> Option<String> {
+    std::env::var(ENV_ROOTFS_TREE)
+        .ok()
+        .filter(|h| hexstr::decode_array::<32>(h).is_some())
+}
+
 fn main() -> ExitCode {
     if std::process::id() == 1 {
         pid1::run();

@@ -110,7 +110,7 @@ fn boot() -> Result<Never, String> {
     // bootloader handed the kernel (the initramfs), comparable with the build manifest.
     let tree = treehash::Tree::scan(Path::new("/"))
         .map_err(|e| format!("cannot list the root filesystem: {e}"))?;
-    let tree_hex = treehash::hex(&tree.hash());
+    let tree_hex = hexstr::encode(&tree.hash());
 
     for m in MOUNTS {
         mount(Some(m.source), m.target, Some(m.fstype), m.flags, m.data).map_err(|e| {
@@ -147,8 +147,14 @@ fn open_console(console: &Console) -> Result<File, String> {
         .open(console.device())
         .map_err(|e| format!("cannot open the console {}: {e}", console.device()))?;
     if let Console::Serial { .. } = console {
-        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-        // SAFETY: TIOCGWINSZ/TIOCSWINSZ read/write a winsize struct we own.
+        let mut ws = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCGWINSZ writes and TIOCSWINSZ reads one winsize, which `ws` is and which
+        // lives across both calls; the fd is the open console.
         unsafe {
             if libc::ioctl(tty.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) == 0
                 && (ws.ws_col == 0 || ws.ws_row == 0)
@@ -171,17 +177,17 @@ fn supervise_ui(params: &BootParams, tree_hex: &str) -> Result<i32, String> {
         Console::Vt { .. } => "vt",
     };
     let mut env = vec![
-        format!("{ENV_ROLE}={ROLE_UI}"),
-        format!("{ENV_ROOTFS_TREE}={tree_hex}"),
-        format!("{ENV_CONSOLE_KIND}={kind}"),
-        "TERM=linux".to_owned(),
-        "PATH=/".to_owned(),
+        (ENV_ROLE, ROLE_UI.to_owned()),
+        (ENV_ROOTFS_TREE, tree_hex.to_owned()),
+        (ENV_CONSOLE_KIND, kind.to_owned()),
+        ("TERM", "linux".to_owned()),
+        ("PATH", "/".to_owned()),
     ];
     if let Some(cmdline::SelfTest::Card) = params.selftest {
-        env.push(format!("{ENV_SELFTEST}=card"));
+        env.push((ENV_SELFTEST, "card".to_owned()));
     }
     if let Some(f) = &params.findiso {
-        env.push(format!("{ENV_FINDISO}={f}"));
+        env.push((ENV_FINDISO, f.clone()));
     }
     let ui = spawn_on_console(&tty, &env)?;
     drop(tty);
@@ -197,77 +203,46 @@ fn supervise_ui(params: &BootParams, tree_hex: &str) -> Result<i32, String> {
     }
 }
 
-/// The steps between fork and exec, so a failure names the one that failed.
-const CHILD_STEPS: [&str; 4] = [
-    "setsid",
-    "make the console the controlling terminal (TIOCSCTTY)",
-    "dup2 the console onto stdin/stdout/stderr",
-    "execve /proc/self/exe",
-];
-
-/// fork + exec of this same binary with `env`, the console as fds 0-2 and controlling terminal.
-/// A failing step in the child is reported through a close-on-exec pipe as (step, errno).
-fn spawn_on_console(tty: &File, env: &[String]) -> Result<Pid, String> {
-    use std::ffi::CString;
-    let exe = c"/proc/self/exe";
-    let argv = [c"sherd-ui".as_ptr(), std::ptr::null()];
-    let envs: Vec<CString> = env
-        .iter()
-        .map(|e| CString::new(e.as_str()).map_err(|_| format!("NUL in environment {e:?}")))
-        .collect::<Result<_, _>>()?;
-    let mut envp: Vec<*const libc::c_char> = envs.iter().map(|e| e.as_ptr()).collect();
-    envp.push(std::ptr::null());
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: pipe2 fills the two-element array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(format!("pipe2: {}", std::io::Error::last_os_error()));
-    }
-    let (rd, wr) = (fds[0], fds[1]);
-    let tty_fd = tty.as_raw_fd();
-    // SAFETY: the child only makes async-signal-safe calls (no allocation) before execve or _exit.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(format!("fork: {}", std::io::Error::last_os_error()));
-    }
-    if pid == 0 {
-        unsafe {
-            let fail = |step: u8| -> ! {
-                let errno = *libc::__errno_location();
-                let msg = [step, errno as u8, (errno >> 8) as u8];
-                libc::write(wr, msg.as_ptr().cast(), msg.len());
-                libc::_exit(127)
-            };
-            if libc::setsid() < 0 {
-                fail(0);
-            }
-            if libc::ioctl(tty_fd, libc::TIOCSCTTY, 0) < 0 {
-                fail(1);
-            }
-            for fd in 0..3 {
-                if libc::dup2(tty_fd, fd) < 0 {
-                    fail(2);
-                }
-            }
-            libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
-            fail(3);
-        }
-    }
-    // SAFETY: closing our copy of the write end; reading at most 3 bytes into a local buffer.
-    let mut msg = [0u8; 3];
-    let n = unsafe {
-        libc::close(wr);
-        let n = libc::read(rd, msg.as_mut_ptr().cast(), msg.len());
-        libc::close(rd);
-        n
+/// Starts this same binary as `sherd-ui` with exactly `env`, the console as fds 0-2 and as the
+/// controlling terminal of a session of its own. std forks, puts the console on 0-2, runs the
+/// hook below, execs, and reports the errno of whichever of those steps failed (through its own
+/// close-on-exec pipe, as the hand-written fork did).
+fn spawn_on_console(tty: &File, env: &[(&str, String)]) -> Result<Pid, String> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let console = || {
+        tty.try_clone()
+            .map(Stdio::from)
+            .map_err(|e| format!("cannot hand the console to the ceremony program: {e}"))
     };
-    if n == 3 {
-        let errno = i32::from(msg[1]) | (i32::from(msg[2]) << 8);
-        return Err(format!(
-            "cannot start the ceremony program: {} failed: {}",
-            CHILD_STEPS.get(usize::from(msg[0])).unwrap_or(&"?"),
-            std::io::Error::from_raw_os_error(errno)
-        ));
-    }
+    let mut ui = Command::new("/proc/self/exe");
+    ui.arg0("sherd-ui")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(console()?)
+        .stdout(console()?)
+        .stderr(console()?);
+    // Runs in the child after fork, once fd 0 is the console: no allocation, system calls only.
+    let own_session_on_console = || -> std::io::Result<()> {
+        nix::unistd::setsid()?;
+        // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal it from another
+        // session), no pointer; fd 0 is open (std has just put the console there).
+        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the hook only makes async-signal-safe system calls (setsid, ioctl) and builds an
+    // error from errno, without allocating or touching locks, as pre_exec requires after fork.
+    unsafe { ui.pre_exec(own_session_on_console) };
+    let child = ui.spawn().map_err(|e| {
+        format!(
+            "cannot start the ceremony program (setsid, the console as controlling terminal \
+             and stdin/stdout/stderr, execve /proc/self/exe): {e}"
+        )
+    })?;
+    // PID 1 reaps it with waitpid like every other child; dropping `Child` does not wait.
+    let pid = i32::try_from(child.id()).map_err(|_| "pid out of range".to_owned())?;
     Ok(Pid::from_raw(pid))
 }
 

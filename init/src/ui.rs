@@ -1,7 +1,7 @@
 //! The UI role: gathers what the boot screen shows and runs the screens on the console that
 //! PID 1 made this process's controlling terminal.
 
-use crate::{ENV_CONSOLE_KIND, ENV_ROOTFS_TREE, ENV_SELFTEST, EXIT_POWER_OFF};
+use crate::{ENV_CONSOLE_KIND, ENV_SELFTEST, EXIT_POWER_OFF};
 use ceremony_tui::boot::{self, Action};
 use ceremony_tui::card_check::{self, CardsView, ReaderRow, Slot};
 use ceremony_tui::entropy_check;
@@ -34,9 +34,7 @@ fn boot_info() -> BootInfo {
     BootInfo {
         build: build_info(),
         kernel_release,
-        rootfs_tree: std::env::var(ENV_ROOTFS_TREE)
-            .ok()
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())),
+        rootfs_tree: crate::rootfs_tree(),
         console: format!("{kind} ({tty})"),
     }
 }

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Removable storage inside the sherd image: sticks found by polling sysfs (no udev), mounted
 //! read-only or writable behind the [`Mounter`] trait, and the three things sherd wants from
 //! them: the boot ISO (hashed for the witnesses), the plan (`sherd-plan.toml`) and data sticks

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Rehearsals of the generation ceremony on an ordinary Linux host: the same screens and the
 //! same ceremony core as the image, with in-process virtual OpenPGP cards, the host's own
 //! randomness sources, and a folder standing in for the data stick. Every page carries the

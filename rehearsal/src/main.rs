@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `sherd-rehearsal`: the ceremony's screens in this terminal, with virtual cards.
 //!
 //! ```text

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! Releases of sherd that several parties can rebuild, sign and check: the release manifest as
 //! read back, the builders file, detached attestations over the manifest, k-of-n verification,
 //! rebuild-and-compare, and the stagex pipeline's correspondence with the native one.

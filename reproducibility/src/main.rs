@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `sherd-release`: what a build party runs to rebuild, attest and verify a release.
 
 use sequoia_openpgp as openpgp;

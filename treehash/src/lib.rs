@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The rootfs tree hash: one number that names the whole in-RAM root filesystem.
 //!
 //! The build tool computes it from the initramfs file list and writes it into the manifest; PID 1
@@ -187,7 +188,7 @@ impl Tree {
                     "file {m:04o} {} {} {size} {} {}",
                     e.uid,
                     e.gid,
-                    hex(sha256),
+                    hexstr::encode(sha256),
                     e.path
                 ),
                 Kind::Symlink { target } => {
@@ -320,17 +321,6 @@ pub fn split_dev(rdev: u64) -> (u32, u32) {
     let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
     let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
     (major as u32, minor as u32)
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
 }
 
 #[cfg(test)]

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `sherd-cards`: list CCID readers and the OpenPGP cards in them, through sherd's own
 //! driver (no pcscd), so holders can check their cards before a ceremony.
 //!
@@ -72,7 +73,7 @@ fn describe(info: &ReaderInfo) -> bool {
         }
     }
     match reader.power_on() {
-        Ok(atr) => println!("  ATR: {}", hex(&atr)),
+        Ok(atr) => println!("  ATR: {}", hexstr::encode_upper(&atr)),
         Err(e) => {
             println!("  power-on failed: {e}");
             return false;
@@ -150,8 +151,4 @@ fn watch() -> i32 {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02X}")).collect()
 }

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `sherd-verify <folder>`: checks a sherd ceremony's output folder offline and prints PASS with
 //! the values to compare against the witnesses' notes, or FAIL with the first problem.
 

@@ -135,15 +135,18 @@ impl Source for CpuSource {
     #[cfg(target_arch = "x86_64")]
     fn fill(&mut self, buf: &mut [u8]) -> Result<(), SourceError> {
         for chunk in buf.chunks_mut(8) {
-            // SAFETY: the instruction was detected when this source was opened.
             let word = match self.instruction {
                 Instruction::Rdseed => {
+                    // SAFETY: `rdseed64` only needs the CPU to have RDSEED, and `Rdseed` is chosen
+                    // only after `has_rdseed()` said it does (`open`).
                     unsafe { rdseed64(RDSEED_TRIES) }.ok_or(SourceError::CpuExhausted {
                         instruction: "RDSEED",
                         tries: RDSEED_TRIES,
                     })?
                 }
                 Instruction::Rdrand => {
+                    // SAFETY: `rdrand64` only needs the CPU to have RDRAND, and `Rdrand` is chosen
+                    // only after `has_rdrand()` said it does (`open`, `open_rdrand`).
                     unsafe { rdrand64(RDRAND_TRIES) }.ok_or(SourceError::CpuExhausted {
                         instruction: "RDRAND",
                         tries: RDRAND_TRIES,
