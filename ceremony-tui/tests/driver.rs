@@ -99,7 +99,20 @@ fn view(ok: bool) -> EntropyView {
     }
 }
 
+/// The test devices' failures.
+#[derive(Debug, thiserror::Error)]
+enum FakeError {
+    #[error("no card")]
+    NoCard,
+    #[error("TEST stick: writing failed: the stick was pulled out (test)")]
+    Pulled,
+    #[error(transparent)]
+    Write(#[from] ceremony::storage::WriteError),
+}
+
 impl Devices for Fake {
+    type Error = FakeError;
+
     fn attest(&mut self) -> Attestation {
         Attestation {
             iso: IsoCheck::Found {
@@ -177,22 +190,22 @@ impl Devices for Fake {
             },
         }
     }
-    fn open_card(&mut self) -> Result<Box<dyn LocationCard>, String> {
-        let (c, used) = self.inserted.as_mut().ok_or("no card")?;
+    fn open_card(&mut self) -> Result<Box<dyn LocationCard>, FakeError> {
+        let (c, used) = self.inserted.as_mut().ok_or(FakeError::NoCard)?;
         *used = true;
         self.provisioned.push(c.clone());
         Ok(Box::new(c.clone()))
     }
-    fn poll_sticks(&mut self) -> Result<Vec<String>, String> {
+    fn poll_sticks(&mut self) -> Result<Vec<String>, FakeError> {
         Ok(vec!["TEST stick".into()])
     }
-    fn write(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, String> {
+    fn write(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, FakeError> {
         if self.write_fails > 0 {
             self.write_fails -= 1;
-            return Err("TEST stick: writing failed: the stick was pulled out (test)".into());
+            return Err(FakeError::Pulled);
         }
         let mut v = DirVolume::new(&self.out);
-        write_all(&mut [&mut v], dir, files).map_err(|e| e.to_string())
+        Ok(write_all(&mut [&mut v], dir, files)?)
     }
 }
 

@@ -8,20 +8,20 @@ mod common;
 use std::time::Instant;
 
 use ceremony::card::SoftwareCard;
-use ceremony::ceremony::Ceremony;
+use ceremony::ceremony::Planned;
 
 fn main() {
     for (n, m) in [(5usize, 3usize), (255, 128)] {
         let f = common::fixture_with(&format!("bench-{n}-{m}"), n, m, &vec![1u8; n]);
         let mut rng = common::seeded(1);
         let t0 = Instant::now();
-        let mut c = Ceremony::new(&f.plan_text).unwrap();
+        let c = Planned::new(&f.plan_text).unwrap();
         let t_plan = t0.elapsed();
         let t = Instant::now();
-        c.generate_keys(&mut rng).unwrap();
+        let (c, _) = c.generate_keys(&mut rng).unwrap();
         let t_keys = t.elapsed();
         let t = Instant::now();
-        c.seal_shares(&mut rng).unwrap();
+        let (mut c, _) = c.seal_shares(&mut rng).unwrap();
         let t_seal = t.elapsed();
         let t = Instant::now();
         for i in 1..=n {
@@ -29,12 +29,13 @@ fn main() {
             c.provision_card(u8::try_from(i).unwrap(), 1, &mut card)
                 .unwrap();
         }
+        let c = c.cards_complete().unwrap();
         let t_cards = t.elapsed();
         let t = Instant::now();
-        let v = c.verify(&mut rng).unwrap();
+        let (c, v) = c.verify(&mut rng).unwrap();
         let t_verify = t.elapsed();
         let t = Instant::now();
-        let (files, _) = c.finish().unwrap();
+        let (_, files, _) = c.finish().unwrap();
         let t_finish = t.elapsed();
         println!("N={n} M={m}");
         println!("  plan parse+validate      {:>9.3} s", t_plan.as_secs_f64());

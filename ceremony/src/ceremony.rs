@@ -1,15 +1,71 @@
-//! The generation ceremony as a sequence of steps the caller drives, each allowed only in its
-//! phase: plan -> keys -> seal -> cards -> PIN files -> verify -> outputs -> wipe.
+//! The generation ceremony as types: each phase is a type that holds exactly its data, and a
+//! step consumes its phase and returns the next (or hands the phase back with the reason it
+//! refused). A step that does not exist in a phase does not compile:
+//!
+//! [`Planned`] -> `generate_keys` -> [`Keyed`] -> `seal_shares` -> [`Sealed`] (`provision_card`
+//! for each card) -> `cards_complete` -> [`Provisioned`] -> `verify` -> [`Verified`] -> `finish`
+//! -> [`Finished`] (the output files; every secret already dropped and zeroized).
 //!
 //! Shares are sealed before the cards are provisioned so that each card, during its single
 //! insertion, decrypts its own real share as its test decryption (design steps 5 to 7). Every
 //! step returns plain public data for the screens and appends to the transcript; secrets stay
 //! inside. The caller adds its own public records (boot attestation, entropy report, witness
-//! confirmations) with [`Ceremony::record`].
+//! confirmations) with `record`, in every phase before [`Finished`].
+//!
+//! ```
+//! # fn walk(plan_text: &str, rng: &mut dyn ceremony::rng::SecretRng,
+//! #         card: &mut dyn ceremony::card::LocationCard) -> Result<(), ceremony::ceremony::CeremonyError> {
+//! use ceremony::ceremony::Planned;
+//! let planned = Planned::new(plan_text)?;
+//! let (keyed, _keys) = planned.generate_keys(rng).map_err(|r| r.error)?;
+//! let (mut sealed, _) = keyed.seal_shares(rng).map_err(|r| r.error)?;
+//! while let Some(next) = sealed.next_card() {
+//!     sealed.provision_card(next.holder, next.card, card)?;
+//! }
+//! let provisioned = sealed.cards_complete().map_err(|r| r.error)?;
+//! let (verified, _) = provisioned.verify(rng).map_err(|r| r.error)?;
+//! let (finished, _files, _view) = verified.finish().map_err(|r| r.error)?;
+//! # let _ = finished.transcript(); Ok(()) }
+//! ```
+//!
+//! Out of order, it does not compile: no sealing before the keys,
+//! ```compile_fail
+//! # fn f(p: ceremony::ceremony::Planned, rng: &mut dyn ceremony::rng::SecretRng) {
+//! p.seal_shares(rng);
+//! # }
+//! ```
+//! no second key generation,
+//! ```compile_fail
+//! # fn f(k: ceremony::ceremony::Keyed, rng: &mut dyn ceremony::rng::SecretRng) {
+//! k.generate_keys(rng);
+//! # }
+//! ```
+//! no verification before every card is provisioned,
+//! ```compile_fail
+//! # fn f(s: ceremony::ceremony::Sealed, rng: &mut dyn ceremony::rng::SecretRng) {
+//! s.verify(rng);
+//! # }
+//! ```
+//! no card provisioned once the cards are complete,
+//! ```compile_fail
+//! # fn f(p: &mut ceremony::ceremony::Provisioned, card: &mut dyn ceremony::card::LocationCard) {
+//! p.provision_card(1, 1, card);
+//! # }
+//! ```
+//! no outputs before verification,
+//! ```compile_fail
+//! # fn f(p: ceremony::ceremony::Provisioned) {
+//! p.finish();
+//! # }
+//! ```
+//! and no record once the transcript is signed.
+//! ```compile_fail
+//! # fn f(mut d: ceremony::ceremony::Finished, r: &ceremony::ceremony::Record) {
+//! d.record(r);
+//! # }
+//! ```
 
 use sequoia_openpgp as openpgp;
-
-use openpgp::serialize::SerializeInto;
 
 use crate::card::{CardSerial, LocationCard};
 use crate::envelope::{self, Envelope, EnvelopeHeader, OpenShareError};
@@ -26,52 +82,40 @@ use crate::storage::OutputFile;
 use crate::transcript::{Transcript, TranscriptError};
 use crate::{hex, kdf, words};
 
-/// Where the ceremony is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Plan accepted; waiting for keys.
-    Planned,
-    /// Root and location keys and PINs exist.
-    Keys,
-    /// Shares split and sealed; cards can be provisioned.
-    Sealed,
-    /// All cards provisioned and test-decrypted; PIN files sealed.
-    Cards,
-    /// Every check passed.
-    Verified,
-    /// Output files produced; the transcript is final.
-    Finished,
+/// The next card to ask for, while [`Sealed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NextCard {
+    pub holder: u8,
+    pub card: u8,
+    pub holder_name: String,
+    pub cards_for_holder: u8,
 }
 
-/// What the ceremony needs next: plain public data for the screen that drives the next step.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NextAction {
-    /// Call [`Ceremony::generate_keys`] (after the witnesses confirmed the plan and the
-    /// entropy report has been recorded).
-    GenerateKeys,
-    /// Call [`Ceremony::seal_shares`].
-    SealShares,
-    /// Ask for a blank card for this holder and call [`Ceremony::provision_card`].
-    InsertCard {
-        holder: u8,
-        card: u8,
-        holder_name: String,
-        cards_for_holder: u8,
-    },
-    /// Call [`Ceremony::verify`].
-    Verify,
-    /// Call [`Ceremony::finish`] and write the files.
-    Finish,
-    /// Nothing left but writing the files, wiping and powering off.
-    Done,
+/// A step that refused: the phase it was given, unchanged (boxed: phases are large), and why.
+pub struct Refused<S> {
+    pub state: Box<S>,
+    pub error: CeremonyError,
+}
+
+impl<S> Refused<S> {
+    fn new(state: S, error: impl Into<CeremonyError>) -> Self {
+        Refused {
+            state: Box::new(state),
+            error: error.into(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Refused<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Refused({:?})", self.error)
+    }
 }
 
 /// Why a step refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CeremonyError {
-    #[error("this step needs phase {expected:?}, the ceremony is in {actual:?}")]
-    WrongPhase { expected: Phase, actual: Phase },
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -167,29 +211,6 @@ pub struct FinishView {
     pub transcript_final_words: String,
 }
 
-struct HolderState {
-    location: LocationKey,
-    pins: Vec<CardPins>,
-    serials: Vec<Option<CardSerial>>,
-    /// The envelope as the first card decrypted it (compared with `share`).
-    opened: Option<Envelope>,
-}
-
-/// One generation ceremony in progress. Holds secrets; dropping it (or [`Ceremony::wipe`])
-/// zeroizes them.
-pub struct Ceremony {
-    plan: Plan,
-    plan_text: String,
-    phase: Phase,
-    transcript: Transcript,
-    secret: Option<RootSecret>,
-    root: Option<RootKey>,
-    holders: Vec<HolderState>,
-    shares: Vec<ShareBytes>,
-    sealed: Vec<Vec<u8>>,
-    pin_files: Vec<Vec<u8>>,
-}
-
 /// What a caller may add to the transcript: its own public notes, and the witnesses'
 /// confirmations of a step. The core's other records are written only by the core.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -236,18 +257,136 @@ pub mod paths {
     }
 }
 
-impl Ceremony {
+/// What every phase holds: the validated plan, its text, and the transcript so far.
+struct Common {
+    plan: Plan,
+    plan_text: String,
+    transcript: Transcript,
+}
+
+impl Common {
+    fn header(&self, root: &RootKey, index: u8, commitment: [u8; 32]) -> EnvelopeHeader {
+        EnvelopeHeader {
+            ceremony_id: self.plan.ceremony_id.clone(),
+            index,
+            threshold: self.plan.threshold,
+            count: self.plan.holder_count(),
+            key_time: self.plan.time_unix,
+            plan_hash: self.plan.hash(),
+            commitment,
+            root_fingerprint: root.fingerprint().as_bytes().to_vec(),
+        }
+    }
+}
+
+/// One holder's secrets from the key step on.
+struct Holder {
+    location: LocationKey,
+    /// One set of PINs per card the holder gets.
+    pins: Vec<CardPins>,
+}
+
+/// The secrets made at the key step: the root secret and key, each holder's location key and
+/// PINs. Dropping them zeroizes them.
+struct Keys {
+    secret: RootSecret,
+    root: RootKey,
+    holders: Vec<Holder>,
+}
+
+impl Keys {
+    fn commitment(&self, plan: &Plan) -> [u8; 32] {
+        keys::commitment(&self.secret, &plan.ceremony_id)
+    }
+}
+
+/// The shares, each sealed to its holder's location key (one per holder, in order).
+struct Shares {
+    plain: Vec<ShareBytes>,
+    sealed: Vec<Vec<u8>>,
+}
+
+/// The common methods of every phase before [`Finished`].
+macro_rules! in_progress {
+    ($($phase:ident),+) => {$(
+        impl $phase {
+            /// The validated plan.
+            pub fn plan(&self) -> &Plan {
+                &self.common.plan
+            }
+
+            /// The transcript so far (public).
+            pub fn transcript(&self) -> &Transcript {
+                &self.common.transcript
+            }
+
+            /// Appends a caller's public record (boot attestation, entropy report and
+            /// commitments) or a witness confirmation; returns the record's hash as hex.
+            pub fn record(&mut self, r: &Record) -> Result<String, CeremonyError> {
+                Ok(hex::encode(&r.write(&mut self.common.transcript)?.hash))
+            }
+        }
+    )+};
+}
+
+/// The plan is accepted; nothing secret exists yet.
+pub struct Planned {
+    common: Common,
+}
+
+/// Root and location keys and the PINs exist.
+pub struct Keyed {
+    common: Common,
+    keys: Keys,
+}
+
+/// The shares are split and sealed; cards are being provisioned.
+pub struct Sealed {
+    common: Common,
+    keys: Keys,
+    shares: Shares,
+    /// `serials[holder-1][card-1]`, as each card is provisioned.
+    serials: Vec<Vec<Option<CardSerial>>>,
+    /// Each holder's envelope as their first card decrypted it.
+    opened: Vec<Option<Envelope>>,
+}
+
+/// Every card is provisioned and test-decrypted its share; the PIN files are sealed.
+pub struct Provisioned {
+    common: Common,
+    keys: Keys,
+    shares: Shares,
+    /// Each holder's envelope as their first card decrypted it.
+    opened: Vec<Envelope>,
+    pin_files: Vec<Vec<u8>>,
+}
+
+/// Every check passed; only the outputs are left.
+pub struct Verified {
+    common: Common,
+    keys: Keys,
+    sealed: Vec<Vec<u8>>,
+    pin_files: Vec<Vec<u8>>,
+}
+
+/// The outputs exist and the transcript is signed. No secret is left: they were dropped (and
+/// zeroized) when this was made.
+pub struct Finished {
+    plan: Plan,
+    transcript: Transcript,
+}
+
+in_progress!(Planned, Keyed, Sealed, Provisioned, Verified);
+
+impl Planned {
     /// Starts a ceremony from the plan file's text.
-    pub fn new(plan_text: &str) -> Result<Ceremony, CeremonyError> {
+    pub fn new(plan_text: &str) -> Result<Planned, CeremonyError> {
         Self::with_prior_records(plan_text, &[])
     }
 
     /// Starts a ceremony whose transcript begins with records made before the plan was read
     /// (the boot attestation and its confirmation, in the design's order).
-    pub fn with_prior_records(
-        plan_text: &str,
-        prior: &[Record],
-    ) -> Result<Ceremony, CeremonyError> {
+    pub fn with_prior_records(plan_text: &str, prior: &[Record]) -> Result<Planned, CeremonyError> {
         let plan = Plan::parse(plan_text)?;
         let mut transcript = Transcript::new();
         for r in prior {
@@ -262,108 +401,46 @@ impl Ceremony {
             witnesses: s.witnesses.len(),
         })?;
         transcript.push_core(record::PlanHash(Hash32(plan.hash())))?;
-        Ok(Ceremony {
-            plan,
-            plan_text: plan_text.to_string(),
-            phase: Phase::Planned,
-            transcript,
-            secret: None,
-            root: None,
-            holders: Vec::new(),
-            shares: Vec::new(),
-            sealed: Vec::new(),
-            pin_files: Vec::new(),
+        Ok(Planned {
+            common: Common {
+                plan,
+                plan_text: plan_text.to_string(),
+                transcript,
+            },
         })
     }
 
-    /// The validated plan.
-    pub fn plan(&self) -> &Plan {
-        &self.plan
-    }
-
-    /// The current phase.
-    pub fn phase(&self) -> Phase {
-        self.phase
-    }
-
-    /// The transcript so far (public).
-    pub fn transcript(&self) -> &Transcript {
-        &self.transcript
-    }
-
-    /// The next step to drive.
-    pub fn next_action(&self) -> NextAction {
-        match self.phase {
-            Phase::Planned => NextAction::GenerateKeys,
-            Phase::Keys => NextAction::SealShares,
-            Phase::Sealed => match self.cards_missing().first() {
-                Some(&(holder, card)) => {
-                    let h = self
-                        .plan
-                        .holder(holder)
-                        .expect("missing cards are of planned holders");
-                    NextAction::InsertCard {
-                        holder,
-                        card,
-                        holder_name: h.name.clone(),
-                        cards_for_holder: h.cards,
-                    }
-                }
-                None => NextAction::Verify,
-            },
-            Phase::Cards => NextAction::Verify,
-            Phase::Verified => NextAction::Finish,
-            Phase::Finished => NextAction::Done,
-        }
-    }
-
-    /// Appends a caller's public record (boot attestation, entropy report and commitments) or
-    /// a witness confirmation; returns the record's hash as hex.
-    pub fn record(&mut self, r: &Record) -> Result<String, CeremonyError> {
-        if self.phase == Phase::Finished {
-            return Err(CeremonyError::WrongPhase {
-                expected: Phase::Verified,
-                actual: self.phase,
-            });
-        }
-        Ok(hex::encode(&r.write(&mut self.transcript)?.hash))
-    }
-
-    fn expect(&self, expected: Phase) -> Result<(), CeremonyError> {
-        if self.phase == expected {
-            Ok(())
-        } else {
-            Err(CeremonyError::WrongPhase {
-                expected,
-                actual: self.phase,
-            })
-        }
-    }
-
-    fn root(&self) -> &RootKey {
-        self.root.as_ref().expect("present after the key step")
-    }
-
     /// Draws the root secret, derives the root certificate, draws location keys and PINs.
-    pub fn generate_keys(&mut self, rng: &mut dyn SecretRng) -> Result<KeysView, CeremonyError> {
-        self.expect(Phase::Planned)?;
+    pub fn generate_keys(
+        mut self,
+        rng: &mut dyn SecretRng,
+    ) -> Result<(Keyed, KeysView), Refused<Planned>> {
+        match self.make_keys(rng) {
+            Ok((keys, view)) => Ok((
+                Keyed {
+                    common: self.common,
+                    keys,
+                },
+                view,
+            )),
+            Err(e) => Err(Refused::new(self, e)),
+        }
+    }
+
+    fn make_keys(&mut self, rng: &mut dyn SecretRng) -> Result<(Keys, KeysView), CeremonyError> {
+        let plan = &self.common.plan;
+        let t = &mut self.common.transcript;
         let secret = RootSecret::generate(rng);
-        let root = RootKey::derive(&secret, &self.plan.ceremony_id, self.plan.time_unix)?;
+        let root = RootKey::derive(&secret, &plan.ceremony_id, plan.time_unix)?;
         let fpr = root.fingerprint();
-        self.transcript
-            .push_core(record::RootFingerprint(Fpr(fpr.to_hex())))?;
+        t.push_core(record::RootFingerprint(Fpr(fpr.to_hex())))?;
         let mut locations = Vec::new();
         let mut holders = Vec::new();
-        for h in &self.plan.holders {
-            let location = LocationKey::generate(
-                rng,
-                &self.plan.ceremony_id,
-                h.index,
-                &h.name,
-                self.plan.time_unix,
-            )?;
+        for h in &plan.holders {
+            let location =
+                LocationKey::generate(rng, &plan.ceremony_id, h.index, &h.name, plan.time_unix)?;
             let subkey = location.public_subkey().fingerprint();
-            self.transcript.push_core(record::LocationCert {
+            t.push_core(record::LocationCert {
                 holder: h.index,
                 fingerprint: Fpr(location.cert().fingerprint().to_hex()),
                 subkey: Fpr(subkey.to_hex()),
@@ -374,134 +451,176 @@ impl Ceremony {
                 location.cert().fingerprint().to_hex(),
             ));
             let pins = (0..h.cards).map(|_| CardPins::generate(rng)).collect();
-            holders.push(HolderState {
-                location,
-                pins,
-                serials: vec![None; usize::from(h.cards)],
-                opened: None,
-            });
+            holders.push(Holder { location, pins });
         }
-        self.secret = Some(secret);
-        self.root = Some(root);
-        self.holders = holders;
-        self.phase = Phase::Keys;
-        Ok(KeysView {
+        let view = KeysView {
             root_fingerprint: fpr.to_hex(),
             root_fingerprint_words: words::to_phrase(fpr.as_bytes()),
             locations,
-        })
+        };
+        Ok((
+            Keys {
+                secret,
+                root,
+                holders,
+            },
+            view,
+        ))
+    }
+}
+
+impl Keyed {
+    /// Splits the secret M-of-N and seals each share to its holder's location key.
+    pub fn seal_shares(
+        mut self,
+        rng: &mut dyn SecretRng,
+    ) -> Result<(Sealed, SealView), Refused<Keyed>> {
+        match self.split_and_seal(rng) {
+            Ok((shares, view)) => {
+                let plan = &self.common.plan;
+                let serials = plan
+                    .holders
+                    .iter()
+                    .map(|h| vec![None; usize::from(h.cards)])
+                    .collect();
+                let opened = (0..plan.holders.len()).map(|_| None).collect();
+                Ok((
+                    Sealed {
+                        common: self.common,
+                        keys: self.keys,
+                        shares,
+                        serials,
+                        opened,
+                    },
+                    view,
+                ))
+            }
+            Err(e) => Err(Refused::new(self, e)),
+        }
     }
 
-    /// Splits the secret M-of-N and seals each share to its holder's location key.
-    pub fn seal_shares(&mut self, rng: &mut dyn SecretRng) -> Result<SealView, CeremonyError> {
-        self.expect(Phase::Keys)?;
-        let secret = self.secret.as_ref().expect("present after the key step");
-        let n = self.plan.holder_count();
-        let shares = shamir::split(secret, self.plan.threshold, n, rng)?;
-        let commitment = keys::commitment(secret, &self.plan.ceremony_id);
+    fn split_and_seal(
+        &mut self,
+        rng: &mut dyn SecretRng,
+    ) -> Result<(Shares, SealView), CeremonyError> {
+        let c = &mut self.common;
+        let plan = &c.plan;
+        let shares = shamir::split(&self.keys.secret, plan.threshold, plan.holder_count(), rng)?;
+        let commitment = self.keys.commitment(plan);
         let mut sealed = Vec::with_capacity(shares.len());
         let mut view = Vec::new();
-        for (h, share) in self.plan.holders.iter().zip(&shares) {
+        for ((h, share), holder) in plan.holders.iter().zip(&shares).zip(&self.keys.holders) {
             let env = Envelope {
-                header: self.header(h.index, commitment),
+                header: c.header(&self.keys.root, h.index, commitment),
                 share: share.duplicate(),
             };
-            let msg = envelope::seal(
-                &env,
-                self.root(),
-                self.holders[usize::from(h.index) - 1].location.cert(),
-            )?;
+            let msg = envelope::seal(&env, &self.keys.root, holder.location.cert())?;
             let digest = kdf::sha256(&msg);
-            self.transcript.push_core(record::ShareSealed {
+            c.transcript.push_core(record::ShareSealed {
                 holder: h.index,
                 sha256: Hash32(digest),
             })?;
             view.push((h.index, hex::encode(&digest)));
             sealed.push(msg);
         }
-        self.shares = shares;
-        self.sealed = sealed;
-        self.phase = Phase::Sealed;
-        Ok(SealView { sealed: view })
+        Ok((
+            Shares {
+                plain: shares,
+                sealed,
+            },
+            SealView { sealed: view },
+        ))
+    }
+}
+
+impl Sealed {
+    /// The next card to provision, in plan order; `None` once every card is done.
+    pub fn next_card(&self) -> Option<NextCard> {
+        let (holder, card) = self.cards_missing().into_iter().next()?;
+        let h = self.common.plan.holder(holder)?;
+        Some(NextCard {
+            holder,
+            card,
+            holder_name: h.name.clone(),
+            cards_for_holder: h.cards,
+        })
     }
 
-    fn header(&self, index: u8, commitment: [u8; 32]) -> EnvelopeHeader {
-        EnvelopeHeader {
-            ceremony_id: self.plan.ceremony_id.clone(),
-            index,
-            threshold: self.plan.threshold,
-            count: self.plan.holder_count(),
-            key_time: self.plan.time_unix,
-            plan_hash: self.plan.hash(),
-            commitment,
-            root_fingerprint: self.root().fingerprint().as_bytes().to_vec(),
+    /// How many cards the plan has in all.
+    pub fn cards_total(&self) -> usize {
+        self.serials.iter().map(Vec::len).sum()
+    }
+
+    /// Which (holder, card) pairs still need provisioning.
+    pub fn cards_missing(&self) -> Vec<(u8, u8)> {
+        let mut out = Vec::new();
+        for (h, cards) in self.serials.iter().enumerate() {
+            for (c, s) in cards.iter().enumerate() {
+                if s.is_none() {
+                    out.push((small(h + 1), small(c + 1)));
+                }
+            }
         }
+        out
     }
 
     /// Provisions card `card` (1-based) of holder `holder` with the holder's location key and
     /// that card's PINs, then has it decrypt the holder's sealed share and compares the result
-    /// with the share in memory. Each card is inserted once.
+    /// with the share in memory. Each card is inserted once. On a refusal nothing is recorded
+    /// and the card may be tried again (or another one).
     pub fn provision_card(
         &mut self,
         holder: u8,
         card: u8,
         device: &mut dyn LocationCard,
     ) -> Result<CardView, CeremonyError> {
-        self.expect(Phase::Sealed)?;
-        let no_such = CeremonyError::NoSuchCard { holder, card };
+        let no_such = || CeremonyError::NoSuchCard { holder, card };
         let hi = usize::from(holder)
             .checked_sub(1)
-            .filter(|&i| i < self.holders.len())
-            .ok_or(no_such)?;
+            .filter(|&i| i < self.serials.len())
+            .ok_or_else(no_such)?;
         let ci = usize::from(card)
             .checked_sub(1)
-            .filter(|&i| i < self.holders[hi].pins.len())
-            .ok_or(CeremonyError::NoSuchCard { holder, card })?;
-        if let Some(s) = &self.holders[hi].serials[ci] {
+            .filter(|&i| i < self.serials[hi].len())
+            .ok_or_else(no_such)?;
+        if let Some(s) = &self.serials[hi][ci] {
             return Err(CeremonyError::AlreadyProvisioned {
                 holder,
                 card,
                 serial: s.0.clone(),
             });
         }
-        // Read the serial first: a card already provisioned in this ceremony must not be
-        // reset and re-keyed by mistake.
-        let serial = device.serial().map_err(|source| CeremonyError::Card {
+        let card_err = |source| CeremonyError::Card {
             holder,
             card,
             source,
-        })?;
-        for (h, st) in self.holders.iter().enumerate() {
-            for (c, s) in st.serials.iter().enumerate() {
+        };
+        // Read the serial first: a card already provisioned in this ceremony must not be
+        // reset and re-keyed by mistake.
+        let serial = device.serial().map_err(card_err)?;
+        for (h, cards) in self.serials.iter().enumerate() {
+            for (c, s) in cards.iter().enumerate() {
                 if s.as_ref() == Some(&serial) {
                     return Err(CeremonyError::DuplicateSerial {
                         serial: serial.0.clone(),
-                        holder: u8::try_from(h + 1).expect("small"),
-                        card: u8::try_from(c + 1).expect("small"),
+                        holder: small(h + 1),
+                        card: small(c + 1),
                     });
                 }
             }
         }
-        let state = &self.holders[hi];
+        let state = &self.keys.holders[hi];
         let provisioned = device
             .provision(&state.location.card_import(), &state.pins[ci])
-            .map_err(|source| CeremonyError::Card {
-                holder,
-                card,
-                source,
-            })?;
+            .map_err(card_err)?;
         if provisioned != serial {
-            return Err(CeremonyError::Card {
-                holder,
-                card,
-                source: crate::card::CardError::Device(format!(
-                    "serial changed from {serial} to {provisioned} during provisioning"
-                )),
-            });
+            return Err(card_err(crate::card::CardError::Device(format!(
+                "serial changed from {serial} to {provisioned} during provisioning"
+            ))));
         }
-        let root_cert = self.root().public_cert();
+        let root_cert = self.keys.root.public_cert();
         let opened = envelope::open_with_card(
-            &self.sealed[hi],
+            &self.shares.sealed[hi],
             device,
             &state.pins[ci].user,
             state.location.cert(),
@@ -512,35 +631,23 @@ impl Ceremony {
             card,
             source,
         })?;
-        let commitment = keys::commitment(
-            self.secret.as_ref().expect("present"),
-            &self.plan.ceremony_id,
-        );
-        if opened.share.expose_secret() != self.shares[hi].expose_secret()
-            || opened.header != self.header(holder, commitment)
+        let commitment = self.keys.commitment(&self.common.plan);
+        if opened.share.expose_secret() != self.shares.plain[hi].expose_secret()
+            || opened.header != self.common.header(&self.keys.root, holder, commitment)
         {
             return Err(CeremonyError::WrongShareFromCard { holder, card });
         }
-        let location_fingerprint = self.holders[hi].location.cert().fingerprint().to_hex();
-        self.transcript.push_core(record::CardProvisioned {
+        let location_fingerprint = state.location.cert().fingerprint().to_hex();
+        self.common.transcript.push_core(record::CardProvisioned {
             holder,
             card,
             serial: serial.0.clone(),
             location: Fpr(location_fingerprint.clone()),
             test_decrypt: Passed,
         })?;
-        let st = &mut self.holders[hi];
-        st.serials[ci] = Some(serial.clone());
-        if st.opened.is_none() {
-            st.opened = Some(opened);
-        }
-        if self
-            .holders
-            .iter()
-            .all(|h| h.serials.iter().all(Option::is_some))
-        {
-            self.seal_pin_files()?;
-            self.phase = Phase::Cards;
+        self.serials[hi][ci] = Some(serial.clone());
+        if self.opened[hi].is_none() {
+            self.opened[hi] = Some(opened);
         }
         Ok(CardView {
             holder,
@@ -550,37 +657,55 @@ impl Ceremony {
         })
     }
 
-    /// Which (holder, card) pairs still need provisioning.
-    pub fn cards_missing(&self) -> Vec<(u8, u8)> {
-        let mut out = Vec::new();
-        for (h, st) in self.holders.iter().enumerate() {
-            for (c, s) in st.serials.iter().enumerate() {
-                if s.is_none() {
-                    out.push((
-                        u8::try_from(h + 1).expect("small"),
-                        u8::try_from(c + 1).expect("small"),
-                    ));
+    /// Once every card is provisioned: seals the PIN files and moves on.
+    pub fn cards_complete(mut self) -> Result<Provisioned, Refused<Sealed>> {
+        let missing = self.cards_missing();
+        if !missing.is_empty() {
+            return Err(Refused::new(self, CeremonyError::CardsMissing { missing }));
+        }
+        // Every slot is filled (checked just above).
+        let serials: Vec<Vec<CardSerial>> = self
+            .serials
+            .iter()
+            .map(|cards| cards.iter().flatten().cloned().collect())
+            .collect();
+        let opened: Vec<Envelope> = self.opened.iter_mut().flat_map(Option::take).collect();
+        match self.seal_pin_files(&serials) {
+            Ok(pin_files) => Ok(Provisioned {
+                common: self.common,
+                keys: self.keys,
+                shares: self.shares,
+                opened,
+                pin_files,
+            }),
+            Err(e) => {
+                for (slot, env) in self.opened.iter_mut().zip(opened) {
+                    *slot = Some(env);
                 }
+                Err(Refused::new(self, e))
             }
         }
-        out
     }
 
-    fn seal_pin_files(&mut self) -> Result<(), CeremonyError> {
+    fn seal_pin_files(
+        &mut self,
+        serials: &[Vec<CardSerial>],
+    ) -> Result<Vec<Vec<u8>>, CeremonyError> {
+        let c = &mut self.common;
         let mut files = Vec::new();
-        for (h, st) in self.plan.holders.iter().zip(&self.holders) {
+        for ((h, st), serials) in c.plan.holders.iter().zip(&self.keys.holders).zip(serials) {
             let pf = PinFile {
-                ceremony_id: self.plan.ceremony_id.clone(),
+                ceremony_id: c.plan.ceremony_id.clone(),
                 holder: h.index,
                 name: h.name.clone(),
                 cards: st
                     .pins
                     .iter()
-                    .zip(&st.serials)
+                    .zip(serials)
                     .enumerate()
                     .map(|(i, (p, s))| PinEntry {
-                        card: u8::try_from(i + 1).expect("small"),
-                        serial: s.clone().expect("all provisioned"),
+                        card: small(i + 1),
+                        serial: s.clone(),
                         pins: CardPins {
                             user: crate::secret::Pin::from_string(
                                 p.user.expose_secret().to_string(),
@@ -592,15 +717,18 @@ impl Ceremony {
                     })
                     .collect(),
             };
-            let backup = self.plan.holder(h.backup).expect("validated backup");
+            let backup = c.plan.holder(h.backup).ok_or(CeremonyError::NoSuchCard {
+                holder: h.backup,
+                card: 1,
+            })?;
             let recipients: Vec<&openpgp::Cert> = h
                 .certs
                 .iter()
                 .chain(backup.certs.iter())
                 .map(|c| &c.cert)
                 .collect();
-            let armored = pf.seal(self.root(), &recipients, self.plan.time_unix)?;
-            self.transcript.push_core(record::PinsSealed {
+            let armored = pf.seal(&self.keys.root, &recipients, c.plan.time_unix)?;
+            c.transcript.push_core(record::PinsSealed {
                 holder: h.index,
                 sha256: Hash32(kdf::sha256(&armored)),
                 recipients: recipients
@@ -610,35 +738,41 @@ impl Ceremony {
             })?;
             files.push(armored);
         }
-        self.pin_files = files;
-        Ok(())
+        Ok(files)
     }
+}
 
+impl Provisioned {
     /// Verifies before anything leaves: the shares as the cards decrypted them recombine (with
     /// every check of [`recombine::recombine`]) to the secret; every M-subset recombines (all
     /// of them up to [`recombine::EXHAUSTIVE_BOUND`], the stated sample above); the root key
-    /// signs and verifies a fresh nonce from the DRBG.
-    pub fn verify(&mut self, rng: &mut dyn SecretRng) -> Result<VerifyView, CeremonyError> {
-        if self.phase != Phase::Cards {
-            if self.phase == Phase::Sealed {
-                return Err(CeremonyError::CardsMissing {
-                    missing: self.cards_missing(),
-                });
-            }
-            return Err(CeremonyError::WrongPhase {
-                expected: Phase::Cards,
-                actual: self.phase,
-            });
+    /// signs and verifies a fresh nonce. A refusal means nothing from this ceremony may be
+    /// used: abort.
+    pub fn verify(
+        mut self,
+        rng: &mut dyn SecretRng,
+    ) -> Result<(Verified, VerifyView), Refused<Provisioned>> {
+        match self.check(rng) {
+            Ok(view) => Ok((
+                Verified {
+                    common: self.common,
+                    keys: self.keys,
+                    sealed: self.shares.sealed,
+                    pin_files: self.pin_files,
+                },
+                view,
+            )),
+            Err(e) => Err(Refused::new(self, e)),
         }
-        let secret = self.secret.as_ref().expect("present");
-        let opened: Vec<&Envelope> = self
-            .holders
-            .iter()
-            .map(|h| h.opened.as_ref().expect("all opened"))
-            .collect();
+    }
+
+    fn check(&mut self, rng: &mut dyn SecretRng) -> Result<VerifyView, CeremonyError> {
+        let secret = &self.keys.secret;
+        let root = &self.keys.root;
+        let opened: Vec<&Envelope> = self.opened.iter().collect();
         let expected = Expected {
-            ceremony_id: self.plan.ceremony_id.clone(),
-            root_fingerprint: self.root().fingerprint().as_bytes().to_vec(),
+            ceremony_id: self.common.plan.ceremony_id.clone(),
+            root_fingerprint: root.fingerprint().as_bytes().to_vec(),
         };
         let recovered = recombine::recombine(&expected, &opened)?;
         if !recovered.secret.ct_eq(secret) {
@@ -647,9 +781,10 @@ impl Ceremony {
             ));
         }
         let shares: Vec<&ShareBytes> = opened.iter().map(|e| &e.share).collect();
-        let report = recombine::verify_subsets(secret, &shares, self.plan.threshold, rng)
+        let report = recombine::verify_subsets(secret, &shares, self.common.plan.threshold, rng)
             .map_err(CeremonyError::SubsetFailed)?;
-        self.transcript.push_core(record::VerifySubsets {
+        let t = &mut self.common.transcript;
+        t.push_core(record::VerifySubsets {
             checked: report.checked,
             total: SubsetTotal(report.total),
             policy: if report.exhaustive {
@@ -660,37 +795,51 @@ impl Ceremony {
         })?;
         let mut nonce = [0u8; 32];
         rng.fill(&mut nonce);
-        self.root().self_test(&nonce)?;
-        let nonce_hex = hex::encode(&nonce);
-        self.transcript.push_core(record::VerifySelfTest {
+        root.self_test(&nonce)?;
+        t.push_core(record::VerifySelfTest {
             nonce: Hash32(nonce),
             result: Passed,
         })?;
-        self.phase = Phase::Verified;
         Ok(VerifyView {
             subsets: report,
-            self_test_nonce: nonce_hex,
+            self_test_nonce: hex::encode(&nonce),
         })
     }
+}
 
+impl Verified {
     /// Produces the output files (plan, root certificate, shard file, PIN files, transcript and
-    /// its signature), records their hashes, and signs the transcript. After this the
-    /// transcript is final; write the files with [`crate::storage::write_all`].
-    pub fn finish(&mut self) -> Result<(Vec<OutputFile>, FinishView), CeremonyError> {
-        self.expect(Phase::Verified)?;
-        let root = self.root();
+    /// its signature), records their hashes, and signs the transcript. The secrets are dropped
+    /// (and zeroized) here: write the files with [`crate::storage::write_all`].
+    pub fn finish(mut self) -> Result<(Finished, Vec<OutputFile>, FinishView), Refused<Verified>> {
+        match self.outputs() {
+            Ok((files, view)) => Ok((
+                Finished {
+                    plan: self.common.plan,
+                    transcript: self.common.transcript,
+                },
+                files,
+                view,
+            )),
+            Err(e) => Err(Refused::new(self, e)),
+        }
+    }
+
+    fn outputs(&mut self) -> Result<(Vec<OutputFile>, FinishView), CeremonyError> {
+        let c = &mut self.common;
+        let root = &self.keys.root;
         let shard = ShardFile {
-            ceremony_id: self.plan.ceremony_id.clone(),
-            plan_hash: self.plan.hash(),
-            threshold: self.plan.threshold,
-            count: self.plan.holder_count(),
-            key_time: self.plan.time_unix,
+            ceremony_id: c.plan.ceremony_id.clone(),
+            plan_hash: c.plan.hash(),
+            threshold: c.plan.threshold,
+            count: c.plan.holder_count(),
+            key_time: c.plan.time_unix,
             root_cert: root.public_cert(),
-            shares: self
+            shares: c
                 .plan
                 .holders
                 .iter()
-                .zip(&self.holders)
+                .zip(&self.keys.holders)
                 .zip(&self.sealed)
                 .map(|((h, st), msg)| SealedShare {
                     index: h.index,
@@ -703,7 +852,7 @@ impl Ceremony {
         let mut files = vec![
             OutputFile {
                 path: paths::PLAN.into(),
-                bytes: self.plan_text.clone().into_bytes(),
+                bytes: c.plan_text.clone().into_bytes(),
             },
             OutputFile {
                 path: paths::ROOT_CERT.into(),
@@ -714,25 +863,27 @@ impl Ceremony {
                 bytes: shard.to_toml().into_bytes(),
             },
         ];
-        for (h, pf) in self.plan.holders.iter().zip(&self.pin_files) {
+        for (h, pf) in c.plan.holders.iter().zip(&self.pin_files) {
             files.push(OutputFile {
                 path: paths::pin_file(h.index),
                 bytes: pf.clone(),
             });
         }
+        // Signed on a copy: if anything fails, the transcript in this phase is unchanged.
+        let mut t = c.transcript.clone();
         let mut listed = Vec::new();
         for f in &files {
             let digest = kdf::sha256(&f.bytes);
-            self.transcript.push_core(record::OutputFile {
+            t.push_core(record::OutputFile {
                 path: f.path.clone(),
                 size: f.bytes.len(),
                 sha256: Hash32(digest),
             })?;
             listed.push((f.path.clone(), f.bytes.len(), hex::encode(&digest)));
         }
-        self.transcript.push_core(record::CeremonyEnd { files: files.len() })?;
-        let sig = self.transcript.sign(self.root(), self.plan.time_unix)?;
-        let text = self.transcript.to_text().into_bytes();
+        t.push_core(record::CeremonyEnd { files: files.len() })?;
+        let sig = t.sign(root, c.plan.time_unix)?;
+        let text = t.to_text().into_bytes();
         for (path, bytes) in [(paths::TRANSCRIPT, text), (paths::TRANSCRIPT_SIG, sig)] {
             listed.push((
                 path.to_string(),
@@ -744,26 +895,29 @@ impl Ceremony {
                 bytes,
             });
         }
-        self.phase = Phase::Finished;
-        Ok((
-            files,
-            FinishView {
-                files: listed,
-                transcript_final_hash: hex::encode(&self.transcript.final_hash()),
-                transcript_final_words: self.transcript.final_words(),
-            },
-        ))
+        let view = FinishView {
+            files: listed,
+            transcript_final_hash: hex::encode(&t.final_hash()),
+            transcript_final_words: t.final_words(),
+        };
+        c.transcript = t;
+        Ok((files, view))
+    }
+}
+
+impl Finished {
+    /// The plan the ceremony ran.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
     }
 
-    /// The root certificate (public), once keys exist.
-    pub fn root_cert_armored(&self) -> Option<Vec<u8>> {
-        self.root
-            .as_ref()
-            .map(|r| r.public_cert().armored().to_vec().expect("to memory"))
+    /// The final, signed transcript.
+    pub fn transcript(&self) -> &Transcript {
+        &self.transcript
     }
+}
 
-    /// Drops every secret (root secret, shares, location keys, PINs) now.
-    pub fn wipe(self) {
-        drop(self);
-    }
+/// Holder and card numbers: the plan allows at most 255 of each.
+fn small(n: usize) -> u8 {
+    u8::try_from(n).unwrap_or(u8::MAX)
 }

@@ -1,21 +1,29 @@
-//! The ceremony as a state machine: events in, effects out, no I/O of its own (a sketch of the
-//! design's intent on top of [`Ceremony`]). The TUI turns keys and device results into
-//! [`Event`]s and carries out the returned [`Effect`]s; devices (DRBG, cards) come in with the
-//! events that need them. Effects carry public data only, except `WriteFiles`, whose files are
-//! all public too (sealed messages, certificates, transcript).
+//! The generation ceremony as one state machine: events in, effects out, no I/O of its own.
+//! The TUI turns keys and device results into [`Event`]s and carries out the returned
+//! [`Effect`]s; devices (DRBG, cards) come in with the events that need them. Effects carry
+//! public data only (`WriteFiles`' files are all public too: sealed messages, certificates,
+//! transcript).
 //!
-//! Steps: attest -> plan -> entropy -> keys (+ seal) -> cards -> verify -> write -> transcript
-//! (final words confirmed) -> wipe.
+//! Each state holds exactly its data (the ceremony core's phase types from
+//! [`crate::ceremony`]); a transition consumes the state. One table, [`Flow::handle`], says
+//! which event each state takes; any other event is a bug in the caller and fails closed: the
+//! ceremony is aborted and every secret dropped.
+//!
+//! Steps ([`Step`], the one list the screens show): attest -> plan -> entropy -> keys (+ seal)
+//! -> cards -> verify -> write -> transcript (final words confirmed) -> power off.
 
 use crate::card::LocationCard;
-use crate::ceremony::{CardView, Ceremony, FinishView, KeysView, NextAction, Record, VerifyView};
+use crate::ceremony::{
+    CardView, CeremonyError, FinishView, Finished, KeysView, NextCard, Planned, Provisioned,
+    Record, Sealed, VerifyView,
+};
 use crate::plan::PlanSummary;
 use crate::record::{Note, WitnessConfirm};
 use crate::rng::SecretRng;
 use crate::storage::{OutputFile, WriteReport};
 
-/// Where the flow is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The steps of the generation ceremony, as the screens' header names and numbers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Step {
     Attest,
     Plan,
@@ -25,15 +33,50 @@ pub enum Step {
     Verify,
     Write,
     Transcript,
-    Wipe,
-    Aborted,
+    PowerOff,
+}
+
+impl Step {
+    /// Every step, in order.
+    pub const ALL: [Step; 9] = [
+        Step::Attest,
+        Step::Plan,
+        Step::Entropy,
+        Step::Keys,
+        Step::Cards,
+        Step::Verify,
+        Step::Write,
+        Step::Transcript,
+        Step::PowerOff,
+    ];
+
+    /// The step's name on screen (sealing is done with the keys: it needs only the public
+    /// location keys).
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Attest => "Boot attestation",
+            Step::Plan => "Plan",
+            Step::Entropy => "Entropy",
+            Step::Keys => "Keys and sealing",
+            Step::Cards => "Cards",
+            Step::Verify => "Verify",
+            Step::Write => "Write",
+            Step::Transcript => "Transcript",
+            Step::PowerOff => "Power off",
+        }
+    }
+
+    /// 1-based position, for "step k of 9".
+    pub fn number(self) -> usize {
+        Step::ALL.iter().position(|s| *s == self).unwrap_or(0) + 1
+    }
 }
 
 /// Something that happened outside the core.
 pub enum Event<'a> {
     /// Boot attestation values read, e.g. `image.iso-sha256`.
     Attested(Vec<Note>),
-    /// A witness confirmed what is on screen.
+    /// The witnesses confirmed what is on screen (key presses on the operator's keyboard).
     Confirmed { witness: String },
     /// The plan file's text was read from the plan stick.
     PlanRead(String),
@@ -46,14 +89,63 @@ pub enum Event<'a> {
     CardInserted(&'a mut dyn LocationCard),
     /// Run the verification with the DRBG (fresh nonce, random subsets).
     VerifyNow(&'a mut dyn SecretRng),
-    /// The files were written (or not).
-    Written(Result<WriteReport, String>),
+    /// The files were written, or why not.
+    Written(Result<WriteReport, WriteFailed>),
     /// Stop the ceremony.
     Abort { reason: String },
 }
 
+impl Event<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Event::Attested(_) => "the attestation",
+            Event::Confirmed { .. } => "a witness confirmation",
+            Event::PlanRead(_) => "a plan",
+            Event::EntropyReady { .. } => "entropy",
+            Event::CardInserted(_) => "a card",
+            Event::VerifyNow(_) => "the verification",
+            Event::Written(_) => "a write result",
+            Event::Abort { .. } => "an abort",
+        }
+    }
+}
+
+/// Why writing the outputs failed (from the device layer, which knows sticks).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WriteFailed(pub Box<dyn std::error::Error + Send + Sync>);
+
+impl WriteFailed {
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        WriteFailed(Box::new(e))
+    }
+}
+
+/// Why the flow refused something, up to the screen that explains it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlowError {
+    /// The plan was refused; the flow waits for another.
+    #[error("{0}")]
+    Plan(CeremonyError),
+    /// A ceremony step refused (card, entropy record, verification, outputs).
+    #[error("{0}")]
+    Ceremony(#[from] CeremonyError),
+    /// Writing failed; the same files can be written again.
+    #[error("writing failed: {0}; use another stick or folder")]
+    Write(WriteFailed),
+    /// An event the state does not take: a bug in the caller. The ceremony was aborted.
+    #[error(
+        "{event} was not expected at step {step:?}: the ceremony was aborted and every secret wiped"
+    )]
+    OutOfOrder { step: Step, event: &'static str },
+    /// The operator or the flow aborted.
+    #[error("aborted: {0}")]
+    Aborted(String),
+}
+
 /// What the outside should do or show next.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Effect {
     /// Show the attestation values and ask witnesses to confirm.
     ConfirmAttestation,
@@ -65,12 +157,11 @@ pub enum Effect {
     RequestEntropy,
     /// Show the root fingerprint (words) and location fingerprints; witnesses confirm.
     ConfirmKeys(KeysView),
-    /// Ask for a blank card.
+    /// Ask for a blank card; `done` of `total` cards are provisioned.
     RequestCard {
-        holder: u8,
-        card: u8,
-        holder_name: String,
-        cards_for_holder: u8,
+        next: NextCard,
+        done: usize,
+        total: usize,
     },
     /// A card was provisioned and test-decrypted; remove it.
     CardDone(CardView),
@@ -83,19 +174,52 @@ pub enum Effect {
     WriteFiles(Vec<OutputFile>),
     /// Show the final hash and words; witnesses write them down and confirm.
     ConfirmFinal(FinishView),
-    /// Wipe secrets (already dropped in the core) and power off.
+    /// Secrets are dropped; power off.
     WipeAndPowerOff,
-    /// Show an error; the flow stays where it was (or is aborted).
-    Error(String),
+    /// Show an error; the flow stays where it was, unless the error says it aborted.
+    Error(FlowError),
 }
 
-/// The ceremony flow.
+/// Where the flow is. Each state holds exactly what it needs.
+enum State {
+    AwaitingAttestation,
+    AttestationShown(Vec<Note>),
+    AwaitingPlan(Vec<Record>),
+    PlanShown(Planned),
+    AwaitingEntropy(Planned),
+    KeysShown(Sealed),
+    Cards(Sealed),
+    AwaitingVerify(Provisioned),
+    /// The outputs exist and every secret is gone; they are written until that succeeds.
+    Writing {
+        finished: Finished,
+        files: Vec<OutputFile>,
+        view: FinishView,
+    },
+    FinalShown(Finished),
+    Done,
+    Aborted,
+}
+
+impl State {
+    fn step(&self) -> Step {
+        match self {
+            State::AwaitingAttestation | State::AttestationShown(_) => Step::Attest,
+            State::AwaitingPlan(_) | State::PlanShown(_) => Step::Plan,
+            State::AwaitingEntropy(_) => Step::Entropy,
+            State::KeysShown(_) => Step::Keys,
+            State::Cards(_) => Step::Cards,
+            State::AwaitingVerify(_) => Step::Verify,
+            State::Writing { .. } => Step::Write,
+            State::FinalShown(_) => Step::Transcript,
+            State::Done | State::Aborted => Step::PowerOff,
+        }
+    }
+}
+
+/// The generation ceremony's flow.
 pub struct Flow {
-    step: Step,
-    attestation: Vec<Record>,
-    ceremony: Option<Ceremony>,
-    final_view: Option<FinishView>,
-    files: Vec<OutputFile>,
+    state: State,
 }
 
 impl Default for Flow {
@@ -104,184 +228,234 @@ impl Default for Flow {
     }
 }
 
+fn confirmation(witness: String, step: &str) -> Record {
+    Record::WitnessConfirm(WitnessConfirm {
+        name: witness,
+        step: step.to_owned(),
+    })
+}
+
+/// The card to ask for next, or the verification once every card is done.
+fn cards_or_verify(sealed: Sealed, effects: &mut Vec<Effect>) -> State {
+    match sealed.next_card() {
+        Some(next) => {
+            let total = sealed.cards_total();
+            let done = total - sealed.cards_missing().len();
+            effects.push(Effect::RequestCard { next, done, total });
+            State::Cards(sealed)
+        }
+        None => match sealed.cards_complete() {
+            Ok(p) => {
+                effects.push(Effect::RequestVerify);
+                State::AwaitingVerify(p)
+            }
+            Err(r) => {
+                // Only reached if sealing the PIN files failed: nothing can go on.
+                effects.push(Effect::Error(FlowError::Ceremony(r.error)));
+                State::Cards(*r.state)
+            }
+        },
+    }
+}
+
 impl Flow {
     /// A flow at its first step, waiting for the boot attestation.
     pub fn new() -> Self {
-        Self {
-            step: Step::Attest,
-            attestation: Vec::new(),
-            ceremony: None,
-            final_view: None,
-            files: Vec::new(),
+        Flow {
+            state: State::AwaitingAttestation,
         }
     }
 
-    /// The current step.
+    /// The step the flow is at (what the screens' header shows).
     pub fn step(&self) -> Step {
-        self.step
+        self.state.step()
     }
 
-    /// The ceremony, once the plan is accepted (for its transcript and plan).
-    pub fn ceremony(&self) -> Option<&Ceremony> {
-        self.ceremony.as_ref()
+    /// Whether the flow was aborted (every secret dropped).
+    pub fn aborted(&self) -> bool {
+        matches!(self.state, State::Aborted)
     }
 
-    fn c(&mut self) -> &mut Ceremony {
-        self.ceremony.as_mut().expect("present after the plan step")
+    /// Whether the flow is done (the final words were confirmed; every secret dropped).
+    pub fn done(&self) -> bool {
+        matches!(self.state, State::Done)
     }
 
-    fn request_card_or_verify(&self) -> Effect {
-        match self.ceremony.as_ref().map(Ceremony::next_action) {
-            Some(NextAction::InsertCard {
-                holder,
-                card,
-                holder_name,
-                cards_for_holder,
-            }) => Effect::RequestCard {
-                holder,
-                card,
-                holder_name,
-                cards_for_holder,
-            },
-            _ => Effect::RequestVerify,
+    /// The transcript so far, once the plan is accepted.
+    pub fn transcript(&self) -> Option<&crate::transcript::Transcript> {
+        match &self.state {
+            State::PlanShown(c) | State::AwaitingEntropy(c) => Some(c.transcript()),
+            State::KeysShown(c) | State::Cards(c) => Some(c.transcript()),
+            State::AwaitingVerify(c) => Some(c.transcript()),
+            State::Writing { finished, .. } | State::FinalShown(finished) => {
+                Some(finished.transcript())
+            }
+            _ => None,
         }
     }
 
-    fn confirm(&mut self, witness: &str, what: &str) -> Result<(), String> {
-        self.c()
-            .record(&Record::WitnessConfirm(WitnessConfirm {
-                name: witness.to_owned(),
-                step: what.to_owned(),
-            }))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    /// Handles one event; returns what to do next. An event that does not fit the step is
-    /// refused with `Effect::Error` and changes nothing.
+    /// Handles one event; returns what to do next. This match is the whole transition table:
+    /// an event a state does not take aborts the ceremony (fail closed).
     pub fn handle(&mut self, event: Event<'_>) -> Vec<Effect> {
-        if let Event::Abort { reason } = &event {
-            // Dropping the ceremony zeroizes every secret.
-            self.ceremony = None;
-            self.step = Step::Aborted;
-            return vec![
-                Effect::Error(format!("aborted: {reason}")),
-                Effect::WipeAndPowerOff,
-            ];
-        }
-        let refuse = |step: Step| vec![Effect::Error(format!("not expected at step {step:?}"))];
-        match (self.step, event) {
-            (Step::Attest, Event::Attested(records)) if self.attestation.is_empty() => {
-                self.attestation = records.into_iter().map(Record::Note).collect();
-                vec![Effect::ConfirmAttestation]
+        let state = std::mem::replace(&mut self.state, State::Aborted);
+        let mut fx = Vec::new();
+        self.state = match (state, event) {
+            (_, Event::Abort { reason }) => {
+                // The state, and every secret in it, is dropped here.
+                fx.push(Effect::Error(FlowError::Aborted(reason)));
+                fx.push(Effect::WipeAndPowerOff);
+                State::Aborted
             }
-            (Step::Attest, Event::Confirmed { witness }) if !self.attestation.is_empty() => {
-                self.attestation.push(Record::WitnessConfirm(WitnessConfirm {
-                    name: witness,
-                    step: "attestation".into(),
-                }));
-                self.step = Step::Plan;
-                vec![Effect::RequestPlan]
+            (State::AwaitingAttestation, Event::Attested(notes)) => {
+                fx.push(Effect::ConfirmAttestation);
+                State::AttestationShown(notes)
             }
-            (Step::Plan, Event::PlanRead(text)) if self.ceremony.is_none() => {
-                match Ceremony::with_prior_records(&text, &self.attestation) {
+            (State::AttestationShown(notes), Event::Confirmed { witness }) => {
+                let mut prior: Vec<Record> = notes.into_iter().map(Record::Note).collect();
+                prior.push(confirmation(witness, "attestation"));
+                fx.push(Effect::RequestPlan);
+                State::AwaitingPlan(prior)
+            }
+            (State::AwaitingPlan(prior), Event::PlanRead(text)) => {
+                match Planned::with_prior_records(&text, &prior) {
                     Ok(c) => {
-                        let summary = c.plan().summary();
-                        self.ceremony = Some(c);
-                        vec![Effect::ConfirmPlan(summary)]
+                        fx.push(Effect::ConfirmPlan(c.plan().summary()));
+                        State::PlanShown(c)
                     }
-                    Err(e) => vec![Effect::Error(e.to_string()), Effect::RequestPlan],
-                }
-            }
-            (Step::Plan, Event::Confirmed { witness }) if self.ceremony.is_some() => {
-                match self.confirm(&witness, "plan") {
-                    Ok(()) => {
-                        self.step = Step::Entropy;
-                        vec![Effect::RequestEntropy]
-                    }
-                    Err(e) => vec![Effect::Error(e)],
-                }
-            }
-            (Step::Entropy, Event::EntropyReady { report, rng }) => {
-                for note in report {
-                    if let Err(e) = self.c().record(&Record::Note(note)) {
-                        return vec![Effect::Error(e.to_string()), Effect::RequestEntropy];
+                    Err(e) => {
+                        fx.push(Effect::Error(FlowError::Plan(e)));
+                        fx.push(Effect::RequestPlan);
+                        State::AwaitingPlan(prior)
                     }
                 }
-                let keys = match self.c().generate_keys(rng) {
-                    Ok(k) => k,
-                    Err(e) => return vec![Effect::Error(e.to_string())],
-                };
-                // Sealing needs only public location keys; do it now so each card decrypts
-                // its own real share during its single insertion.
-                if let Err(e) = self.c().seal_shares(rng) {
-                    return vec![Effect::Error(e.to_string())];
-                }
-                self.step = Step::Keys;
-                vec![Effect::ConfirmKeys(keys)]
             }
-            (Step::Keys, Event::Confirmed { witness }) => {
-                match self.confirm(&witness, "root-fingerprint") {
-                    Ok(()) => {
-                        self.step = Step::Cards;
-                        vec![self.request_card_or_verify()]
+            (State::PlanShown(mut c), Event::Confirmed { witness }) => {
+                match c.record(&confirmation(witness, "plan")) {
+                    Ok(_) => {
+                        fx.push(Effect::RequestEntropy);
+                        State::AwaitingEntropy(c)
                     }
-                    Err(e) => vec![Effect::Error(e)],
+                    Err(e) => {
+                        fx.push(Effect::Error(e.into()));
+                        State::PlanShown(c)
+                    }
                 }
             }
-            (Step::Cards, Event::CardInserted(card)) => {
-                let NextAction::InsertCard {
-                    holder, card: n, ..
-                } = self.c().next_action()
-                else {
-                    return refuse(Step::Cards);
-                };
-                match self.c().provision_card(holder, n, card) {
-                    Ok(view) => {
-                        let next = self.request_card_or_verify();
-                        if next == Effect::RequestVerify {
-                            self.step = Step::Verify;
+            (State::AwaitingEntropy(mut c), Event::EntropyReady { report, rng }) => {
+                let recorded = report
+                    .into_iter()
+                    .try_for_each(|n| c.record(&Record::Note(n)).map(|_| ()));
+                match recorded {
+                    Err(e) => {
+                        // A report the transcript refuses is a bug in the caller: stop.
+                        fx.push(Effect::Error(e.into()));
+                        fx.push(Effect::WipeAndPowerOff);
+                        State::Aborted
+                    }
+                    Ok(()) => match c.generate_keys(rng) {
+                        Err(r) => {
+                            fx.push(Effect::Error(r.error.into()));
+                            State::AwaitingEntropy(*r.state)
                         }
-                        vec![Effect::CardDone(view), next]
-                    }
-                    Err(e) => vec![Effect::Error(e.to_string()), self.request_card_or_verify()],
+                        // Sealing needs only public location keys; done now so that each card
+                        // decrypts its own real share during its single insertion.
+                        Ok((keyed, keys)) => match keyed.seal_shares(rng) {
+                            Ok((sealed, _)) => {
+                                fx.push(Effect::ConfirmKeys(keys));
+                                State::KeysShown(sealed)
+                            }
+                            Err(r) => {
+                                fx.push(Effect::Error(r.error.into()));
+                                fx.push(Effect::WipeAndPowerOff);
+                                State::Aborted
+                            }
+                        },
+                    },
                 }
             }
-            (Step::Verify, Event::VerifyNow(rng)) => {
-                let view = match self.c().verify(rng) {
-                    Ok(v) => v,
-                    Err(e) => return vec![Effect::Error(e.to_string())],
-                };
-                match self.c().finish() {
-                    Ok((files, fin)) => {
-                        self.final_view = Some(fin);
-                        self.files = files.clone();
-                        self.step = Step::Write;
-                        vec![Effect::Verified(view), Effect::WriteFiles(files)]
+            (State::KeysShown(mut c), Event::Confirmed { witness }) => {
+                match c.record(&confirmation(witness, "root-fingerprint")) {
+                    Ok(_) => cards_or_verify(c, &mut fx),
+                    Err(e) => {
+                        fx.push(Effect::Error(e.into()));
+                        State::KeysShown(c)
                     }
-                    Err(e) => vec![Effect::Error(e.to_string())],
                 }
             }
-            (Step::Write, Event::Written(result)) => match result {
-                Ok(_) => {
-                    self.step = Step::Transcript;
-                    vec![Effect::ConfirmFinal(
-                        self.final_view.clone().expect("set with the files"),
-                    )]
-                }
-                Err(e) => vec![
-                    Effect::Error(format!("writing failed: {e}; use another stick or folder")),
-                    Effect::WriteFiles(self.files.clone()),
-                ],
+            (State::Cards(mut c), Event::CardInserted(card)) => match c.next_card() {
+                Some(next) => match c.provision_card(next.holder, next.card, card) {
+                    Ok(view) => {
+                        fx.push(Effect::CardDone(view));
+                        cards_or_verify(c, &mut fx)
+                    }
+                    Err(e) => {
+                        fx.push(Effect::Error(e.into()));
+                        cards_or_verify(c, &mut fx)
+                    }
+                },
+                None => cards_or_verify(c, &mut fx),
             },
-            (Step::Transcript, Event::Confirmed { .. }) => {
+            (State::AwaitingVerify(c), Event::VerifyNow(rng)) => match c.verify(rng) {
+                Err(r) => {
+                    // Nothing from this ceremony may be used; the operator aborts.
+                    fx.push(Effect::Error(r.error.into()));
+                    State::AwaitingVerify(*r.state)
+                }
+                Ok((verified, view)) => match verified.finish() {
+                    Ok((finished, files, fin)) => {
+                        fx.push(Effect::Verified(view));
+                        fx.push(Effect::WriteFiles(files.clone()));
+                        State::Writing {
+                            finished,
+                            files,
+                            view: fin,
+                        }
+                    }
+                    Err(r) => {
+                        fx.push(Effect::Error(r.error.into()));
+                        fx.push(Effect::WipeAndPowerOff);
+                        State::Aborted
+                    }
+                },
+            },
+            (
+                State::Writing {
+                    finished,
+                    files,
+                    view,
+                },
+                Event::Written(result),
+            ) => match result {
+                Ok(_) => {
+                    fx.push(Effect::ConfirmFinal(view));
+                    State::FinalShown(finished)
+                }
+                Err(e) => {
+                    fx.push(Effect::Error(FlowError::Write(e)));
+                    fx.push(Effect::WriteFiles(files.clone()));
+                    State::Writing {
+                        finished,
+                        files,
+                        view,
+                    }
+                }
+            },
+            (State::FinalShown(_), Event::Confirmed { .. }) => {
                 // The transcript is already signed; the confirmation is the witnesses' record
                 // of the final words, made on paper.
-                self.ceremony = None;
-                self.step = Step::Wipe;
-                vec![Effect::WipeAndPowerOff]
+                fx.push(Effect::WipeAndPowerOff);
+                State::Done
             }
-            (step, _) => refuse(step),
-        }
+            (state, event) => {
+                // Fail closed: drop the state (and every secret in it).
+                fx.push(Effect::Error(FlowError::OutOfOrder {
+                    step: state.step(),
+                    event: event.name(),
+                }));
+                fx.push(Effect::WipeAndPowerOff);
+                State::Aborted
+            }
+        };
+        fx
     }
 }

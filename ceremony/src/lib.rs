@@ -7,18 +7,10 @@
 //! wrapper types that do not implement `Debug`, `Display` or `Clone` and are zeroized on drop
 //! (see [`secret`]); everything a screen may show is plain public data.
 //!
-//! Driving a generation ceremony (or use the event/effect wrapper [`flow::Flow`]):
-//!
-//! 1. [`ceremony::Ceremony::new`] (or `with_prior_records` for the boot attestation) parses and
-//!    validates the plan; show [`plan::Plan::summary`] (hash as words); record confirmations
-//!    and the entropy report with [`ceremony::Ceremony::record`].
-//! 2. `generate_keys(&mut drbg)`: root secret, root certificate, location keys, PINs.
-//! 3. `seal_shares(&mut drbg)`: split M-of-N and seal each share to its location key.
-//! 4. `provision_card(holder, card, &mut dyn LocationCard)` for every card
-//!    ([`ceremony::Ceremony::next_action`] says which); each card decrypts its own share.
-//! 5. `verify(&mut drbg)`: recombination from the cards' decryptions, M-subsets, self-test.
-//! 6. `finish()`: output files and the signed transcript; write them with
-//!    [`storage::write_all`]; show the final words; drop the ceremony.
+//! Driving a generation ceremony: the phase types of [`ceremony`] (`Planned` -> `Keyed` ->
+//! `Sealed` -> `Provisioned` -> `Verified` -> `Finished`, each step consuming its phase), or
+//! the event/effect state machine on top of them, [`flow::Flow`]. Callers add their public
+//! records (boot attestation, entropy report) as [`record::Note`]s.
 //!
 //! Recovery: [`shardfile::ShardFile::parse`], [`envelope::open_with_card`] per share,
 //! [`recombine::recombine`]. Auditors: [`verify::verify_dir`] / the `sherd-verify` binary.

@@ -37,7 +37,9 @@ pub enum RecordError {
         what: &'static str,
     },
     /// A record kind that is not well formed.
-    #[error("invalid record kind {0:?}: use 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit")]
+    #[error(
+        "invalid record kind {0:?}: use 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit"
+    )]
     BadKind(String),
     /// A caller tried to write a kind only the core writes.
     #[error("record kind {0:?} is written by the ceremony core itself; use another kind")]
@@ -278,7 +280,10 @@ impl fmt::Display for Fpr {
 impl FieldValue for Vec<Fpr> {
     const WHAT: &'static str = "fingerprints separated by commas";
     fn to_field(&self) -> String {
-        self.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(",")
+        self.iter()
+            .map(|f| f.0.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     }
     fn from_field(text: &str) -> Option<Self> {
         text.split(',').map(Fpr::from_field).collect()
@@ -773,9 +778,18 @@ mod tests {
     #[test]
     fn typed_parse_is_strict() {
         for (kind, value) in [
-            (Kind::CardProvisioned, "holder=1 card=1 serial=x location=AB test-decrypt=ok"),
-            (Kind::CardProvisioned, "holder=1 card=1 serial=x location=C3F8B672AFF6913138FCE4FC0DED2028D4B92472 test-decrypt=failed"),
-            (Kind::CardProvisioned, "card=1 holder=1 serial=x location=C3F8B672AFF6913138FCE4FC0DED2028D4B92472 test-decrypt=ok"),
+            (
+                Kind::CardProvisioned,
+                "holder=1 card=1 serial=x location=AB test-decrypt=ok",
+            ),
+            (
+                Kind::CardProvisioned,
+                "holder=1 card=1 serial=x location=C3F8B672AFF6913138FCE4FC0DED2028D4B92472 test-decrypt=failed",
+            ),
+            (
+                Kind::CardProvisioned,
+                "card=1 holder=1 serial=x location=C3F8B672AFF6913138FCE4FC0DED2028D4B92472 test-decrypt=ok",
+            ),
             (Kind::OutputFile, "path=a size=01 sha256=00"),
             (Kind::CeremonyEnd, "files=3 extra=1"),
             (Kind::PlanHash, "ABCD"),
@@ -793,7 +807,10 @@ mod tests {
                 Err(RecordError::Reserved(k.name().into()))
             );
         }
-        assert!(matches!(NoteKind::new("Bad Kind"), Err(RecordError::BadKind(_))));
+        assert!(matches!(
+            NoteKind::new("Bad Kind"),
+            Err(RecordError::BadKind(_))
+        ));
         assert!(NoteKind::new("image.iso-sha256").is_ok());
     }
 
@@ -807,7 +824,9 @@ mod tests {
     }
 
     fn fpr() -> impl Strategy<Value = Fpr> {
-        proptest::string::string_regex("[0-9A-F]{40}").unwrap().prop_map(Fpr)
+        proptest::string::string_regex("[0-9A-F]{40}")
+            .unwrap()
+            .prop_map(Fpr)
     }
 
     fn hash() -> impl Strategy<Value = Hash32> {
@@ -816,16 +835,21 @@ mod tests {
 
     fn core_record() -> impl Strategy<Value = CoreRecord> {
         prop_oneof![
-            (value(), value(), any::<u8>(), any::<usize>(), any::<usize>()).prop_map(
-                |(id, time, threshold, holders, witnesses)| CeremonyPlan {
+            (
+                value(),
+                value(),
+                any::<u8>(),
+                any::<usize>(),
+                any::<usize>()
+            )
+                .prop_map(|(id, time, threshold, holders, witnesses)| CeremonyPlan {
                     id,
                     time,
                     threshold,
                     holders,
                     witnesses
                 }
-                .into()
-            ),
+                .into()),
             hash().prop_map(|h| PlanHash(h).into()),
             fpr().prop_map(|f| RootFingerprint(f).into()),
             (any::<u8>(), fpr(), fpr()).prop_map(|(holder, fingerprint, subkey)| LocationCert {
@@ -834,17 +858,20 @@ mod tests {
                 subkey
             }
             .into()),
-            (any::<u8>(), hash()).prop_map(|(holder, sha256)| ShareSealed { holder, sha256 }.into()),
-            (any::<u8>(), any::<u8>(), value(), fpr()).prop_map(|(holder, card, serial, location)| {
-                CardProvisioned {
-                    holder,
-                    card,
-                    serial,
-                    location,
-                    test_decrypt: Passed,
+            (any::<u8>(), hash())
+                .prop_map(|(holder, sha256)| ShareSealed { holder, sha256 }.into()),
+            (any::<u8>(), any::<u8>(), value(), fpr()).prop_map(
+                |(holder, card, serial, location)| {
+                    CardProvisioned {
+                        holder,
+                        card,
+                        serial,
+                        location,
+                        test_decrypt: Passed,
+                    }
+                    .into()
                 }
-                .into()
-            }),
+            ),
             (any::<u8>(), hash(), proptest::collection::vec(fpr(), 1..4)).prop_map(
                 |(holder, sha256, recipients)| PinsSealed {
                     holder,

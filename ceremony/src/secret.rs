@@ -192,7 +192,10 @@ assert_not_impl!(crate::envelope::Envelope: core::fmt::Debug, core::fmt::Display
 assert_not_impl!(crate::keys::RootKey: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
 assert_not_impl!(crate::keys::LocationKey: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
 assert_not_impl!(crate::pinfile::PinFile: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
-assert_not_impl!(crate::ceremony::Ceremony: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
+assert_not_impl!(crate::ceremony::Keyed: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
+assert_not_impl!(crate::ceremony::Sealed: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
+assert_not_impl!(crate::ceremony::Provisioned: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
+assert_not_impl!(crate::ceremony::Verified: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
 assert_not_impl!(crate::recombine::Recovered: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
 assert_not_impl!(crate::flow::Flow: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);
 assert_not_impl!(SharedSecret: core::fmt::Debug, core::fmt::Display, Clone, PartialEq, serde::Serialize);

@@ -186,7 +186,8 @@ impl Transcript {
         check_value(kind, value)?;
         let seq = u32::try_from(self.records.len() + 1).expect("fewer than 2^32 records");
         if self.format == Format::V2 {
-            Entry::parse(kind, value).map_err(|source| TranscriptError::BadRecord { seq, source })?;
+            Entry::parse(kind, value)
+                .map_err(|source| TranscriptError::BadRecord { seq, source })?;
         }
         let prev = self.final_hash();
         let mut rec = Record {
@@ -488,7 +489,10 @@ mod tests {
         );
         let t = Transcript::parse(v1.as_bytes()).unwrap();
         assert_eq!(t.format(), Format::V1);
-        assert!(t.core_records().unwrap().is_empty(), "not the core's in format 1");
+        assert!(
+            t.core_records().unwrap().is_empty(),
+            "not the core's in format 1"
+        );
         assert_eq!(t.to_text(), v1);
     }
 

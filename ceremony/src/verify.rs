@@ -16,8 +16,8 @@ use openpgp::types::{Curve, PublicKeyAlgorithm};
 
 use crate::ceremony::paths;
 use crate::plan::{self, Plan};
-use crate::shardfile::ShardFile;
 use crate::record::{self, CoreRecord, Kind};
+use crate::shardfile::ShardFile;
 use crate::transcript::{self, Transcript};
 use crate::{hex, kdf, pgp, words};
 

@@ -1,14 +1,16 @@
-//! The event/effect flow drives a whole ceremony with software cards, refuses out-of-order
-//! events, and wipes on abort.
+//! The event/effect flow drives a whole ceremony with software cards, fails closed on an
+//! out-of-order event, and wipes on abort.
 
 mod common;
 
 use std::collections::HashMap;
 
 use ceremony::card::SoftwareCard;
-use ceremony::flow::{Effect, Event, Flow, Step};
-use ceremony::storage::{DirVolume, write_all};
+use ceremony::ceremony::{CeremonyError, NextCard};
+use ceremony::flow::{Effect, Event, Flow, FlowError, Step, WriteFailed};
+use ceremony::plan::PlanError;
 use ceremony::record::{CoreRecord, Fields, Note};
+use ceremony::storage::{DirVolume, write_all};
 use common::*;
 
 fn note(kind: &str, key: &str, value: &str) -> Note {
@@ -28,47 +30,49 @@ fn a_whole_ceremony_through_events() {
     let mut rng = seeded(31);
     let mut flow = Flow::new();
 
-    assert_eq!(
-        flow.handle(Event::Confirmed {
-            witness: "W".into()
-        }),
-        vec![Effect::Error("not expected at step Attest".into())]
-    );
-    assert_eq!(
-        flow.handle(Event::Attested(attestation())),
-        vec![Effect::ConfirmAttestation]
-    );
-    assert_eq!(
-        flow.handle(Event::Confirmed {
+    assert!(matches!(
+        &flow.handle(Event::Attested(attestation()))[..],
+        [Effect::ConfirmAttestation]
+    ));
+    assert!(matches!(
+        &flow.handle(Event::Confirmed {
             witness: "Wendy".into()
-        }),
-        vec![Effect::RequestPlan]
-    );
+        })[..],
+        [Effect::RequestPlan]
+    ));
 
     let bad = flow.handle(Event::PlanRead("format = \"sherd-plan/1\"".into()));
     assert!(
-        matches!(&bad[..], [Effect::Error(m), Effect::RequestPlan] if m.contains("TOML")),
+        matches!(
+            &bad[..],
+            [
+                Effect::Error(FlowError::Plan(CeremonyError::Plan(PlanError::Syntax(_)))),
+                Effect::RequestPlan
+            ]
+        ),
         "{bad:?}"
     );
     let plan = flow.handle(Event::PlanRead(f.plan_text.clone()));
     assert!(
         matches!(&plan[..], [Effect::ConfirmPlan(s)] if s.ceremony_id == "flow" && s.threshold == 2)
     );
-    assert_eq!(
-        flow.handle(Event::Confirmed {
+    assert!(matches!(
+        &flow.handle(Event::Confirmed {
             witness: "Walter".into()
-        }),
-        vec![Effect::RequestEntropy]
-    );
+        })[..],
+        [Effect::RequestEntropy]
+    ));
 
-    let report = vec![Note::new(
-        "entropy.source",
-        Fields::new()
-            .with("source", "rdseed")
-            .with("identity", "RDSEED (x86 CPU)")
-            .with("commitment", "00"),
-    )
-    .unwrap()];
+    let report = vec![
+        Note::new(
+            "entropy.source",
+            Fields::new()
+                .with("source", "rdseed")
+                .with("identity", "RDSEED (x86 CPU)")
+                .with("commitment", "00"),
+        )
+        .unwrap(),
+    ];
     let keys = flow.handle(Event::EntropyReady {
         report,
         rng: &mut rng,
@@ -81,10 +85,14 @@ fn a_whole_ceremony_through_events() {
         matches!(
             &first[..],
             [Effect::RequestCard {
-                holder: 1,
-                card: 1,
-                cards_for_holder: 2,
-                ..
+                next: NextCard {
+                    holder: 1,
+                    card: 1,
+                    cards_for_holder: 2,
+                    ..
+                },
+                done: 0,
+                total: 4,
             }]
         ),
         "{first:?}"
@@ -103,10 +111,10 @@ fn a_whole_ceremony_through_events() {
         );
         match expected_next.next() {
             Some((h, c)) => assert!(
-                matches!(&out[1], Effect::RequestCard { holder, card, .. } if *holder == h && *card == c),
+                matches!(&out[1], Effect::RequestCard { next, .. } if next.holder == h && next.card == c),
                 "{out:?}"
             ),
-            None => assert_eq!(out[1], Effect::RequestVerify),
+            None => assert!(matches!(out[1], Effect::RequestVerify)),
         }
     }
     assert_eq!(flow.step(), Step::Verify);
@@ -117,8 +125,11 @@ fn a_whole_ceremony_through_events() {
     assert!(v.subsets.exhaustive);
 
     // A failed write offers the same files again.
-    let again = flow.handle(Event::Written(Err("stick full".into())));
-    assert!(matches!(&again[..], [Effect::Error(_), Effect::WriteFiles(f2)] if f2 == files));
+    let full = std::io::Error::new(std::io::ErrorKind::StorageFull, "stick full");
+    let again = flow.handle(Event::Written(Err(WriteFailed::new(full))));
+    assert!(
+        matches!(&again[..], [Effect::Error(FlowError::Write(_)), Effect::WriteFiles(f2)] if f2 == files)
+    );
 
     let stick = tempfile::tempdir().unwrap();
     let mut vol = DirVolume::new(stick.path());
@@ -131,7 +142,7 @@ fn a_whole_ceremony_through_events() {
     assert_eq!(checked.transcript_final_words, view.transcript_final_words);
 
     // The attestation and every witness confirmation are in the signed transcript, in order.
-    let t = flow.ceremony().unwrap().transcript();
+    let t = flow.transcript().unwrap();
     let kinds: Vec<&str> = t.records().iter().map(|r| r.kind.as_str()).collect();
     assert_eq!(
         &kinds[..4],
@@ -155,14 +166,48 @@ fn a_whole_ceremony_through_events() {
     let map: HashMap<&str, usize> = kinds.iter().enumerate().map(|(i, k)| (*k, i)).collect();
     assert!(map["entropy.source"] < map["root.fingerprint"]);
 
-    assert_eq!(
-        flow.handle(Event::Confirmed {
+    assert!(matches!(
+        &flow.handle(Event::Confirmed {
             witness: "Wendy".into()
-        }),
-        vec![Effect::WipeAndPowerOff]
+        })[..],
+        [Effect::WipeAndPowerOff]
+    ));
+    assert_eq!(flow.step(), Step::PowerOff);
+    assert!(
+        flow.done() && flow.transcript().is_none(),
+        "secrets dropped"
     );
-    assert_eq!(flow.step(), Step::Wipe);
-    assert!(flow.ceremony().is_none(), "secrets dropped");
+}
+
+/// An event the state does not take is a bug in the caller: the flow fails closed.
+#[test]
+fn an_out_of_order_event_aborts_and_wipes() {
+    let f = fixture("order", 2, 2);
+    let mut flow = Flow::new();
+    let out = flow.handle(Event::Confirmed {
+        witness: "W".into(),
+    });
+    assert!(
+        matches!(
+            &out[..],
+            [
+                Effect::Error(FlowError::OutOfOrder {
+                    step: Step::Attest,
+                    ..
+                }),
+                Effect::WipeAndPowerOff
+            ]
+        ),
+        "{out:?}"
+    );
+    assert!(flow.aborted());
+    // Nothing is taken after that.
+    let out = flow.handle(Event::PlanRead(f.plan_text.clone()));
+    assert!(matches!(
+        &out[..],
+        [Effect::Error(FlowError::OutOfOrder { .. }), ..]
+    ));
+    assert!(flow.transcript().is_none());
 }
 
 #[test]
@@ -183,20 +228,26 @@ fn abort_wipes_at_any_step() {
         rng: &mut rng,
     });
     assert_eq!(flow.step(), Step::Keys);
-    assert!(matches!(
-        flow.handle(Event::VerifyNow(&mut rng))[..],
-        [Effect::Error(_)]
-    ));
+    assert!(flow.transcript().is_some());
     let out = flow.handle(Event::Abort {
         reason: "witness objected".into(),
     });
-    assert_eq!(out[1], Effect::WipeAndPowerOff);
-    assert_eq!(flow.step(), Step::Aborted);
-    assert!(flow.ceremony().is_none());
+    assert!(matches!(
+        &out[..],
+        [
+            Effect::Error(FlowError::Aborted(_)),
+            Effect::WipeAndPowerOff
+        ]
+    ));
+    assert!(flow.aborted());
+    assert!(
+        flow.transcript().is_none(),
+        "the ceremony and its secrets are dropped"
+    );
     assert!(matches!(
         flow.handle(Event::Confirmed {
             witness: "W".into()
         })[..],
-        [Effect::Error(_)]
+        [Effect::Error(_), Effect::WipeAndPowerOff]
     ));
 }

@@ -47,7 +47,10 @@ fn a_format_2_folder_verifies_and_every_record_is_typed() {
         std::fs::write(p, &file.bytes).unwrap();
     }
     let report = ceremony::verify::verify_dir(out.path()).expect("format 2 verifies");
-    assert_eq!(report.transcript_final_words, done.view.transcript_final_words);
+    assert_eq!(
+        report.transcript_final_words,
+        done.view.transcript_final_words
+    );
     let bytes = common::file(&done.files, "transcript.txt");
     assert!(bytes.starts_with(b"sherd-transcript/2\n"));
     let t = Transcript::parse(bytes).unwrap();

@@ -24,8 +24,8 @@ pub struct ImageDevices {
     /// Plan sticks are mounted to be read: not more often than this.
     last_plan_look: Option<Instant>,
     last_plan: PlanPoll,
-    /// The data sticks at the last look, and when.
-    last_sticks: Option<(Instant, Result<Vec<String>, String>)>,
+    /// The data sticks at the last successful look, and when.
+    last_sticks: Option<(Instant, Vec<String>)>,
     cards: cards::discovery::Watcher,
     /// The reader and card last seen, so a card is read once per insertion.
     seen: Option<(String, CardPoll)>,
@@ -113,23 +113,51 @@ impl ImageDevices {
         }
     }
 
-    fn open_reader(&mut self) -> Result<Option<UsbReader>, String> {
-        self.cards.poll().map_err(|e| e.to_string())?;
+    fn open_reader(&mut self) -> Result<Option<UsbReader>, DeviceError> {
+        self.cards.poll().map_err(DeviceError::Reader)?;
         let Some(info) = self.cards.readers().next().cloned() else {
             return Ok(None);
         };
-        cards::usb::open(&info).map(Some).map_err(|e| e.to_string())
+        cards::usb::open(&info)
+            .map(Some)
+            .map_err(DeviceError::Reader)
     }
 }
 
 type UsbReader = cards::reader::Reader<cards::usb::UsbTransport>;
 
+/// What went wrong with the image's devices, as the ceremony's screens explain it.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("the card reader: {0}")]
+    Reader(cards::Error),
+    #[error("the card reader is gone")]
+    ReaderGone,
+    #[error("the card does not answer: {0}")]
+    CardSilent(cards::Error),
+    #[error("not a usable OpenPGP card: {0}")]
+    NotOpenPgp(cards::Error),
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error(transparent)]
+    Write(#[from] ceremony::storage::WriteError),
+    /// Every stick is flushed and unmounted whatever happened; these failed.
+    #[error("flushing and unmounting: {}", list(.0))]
+    Unmount(Vec<MediaError>),
+}
+
+fn list(errors: &[MediaError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Powers the card in `reader` and opens its OpenPGP application; the error says which failed.
-fn open_openpgp(mut reader: UsbReader) -> Result<cards::OpenPgpCard, String> {
-    reader
-        .power_on()
-        .map_err(|e| format!("the card does not answer: {e}"))?;
-    cards::OpenPgpCard::open(reader).map_err(|e| format!("not a usable OpenPGP card: {e}"))
+fn open_openpgp(mut reader: UsbReader) -> Result<cards::OpenPgpCard, DeviceError> {
+    reader.power_on().map_err(DeviceError::CardSilent)?;
+    cards::OpenPgpCard::open(reader).map_err(DeviceError::NotOpenPgp)
 }
 
 fn pcrs() -> [Option<Vec<u8>>; 8] {
@@ -141,6 +169,8 @@ fn pcrs() -> [Option<Vec<u8>>; 8] {
 }
 
 impl Devices for ImageDevices {
+    type Error = DeviceError;
+
     fn attest(&mut self) -> Attestation {
         // USB sticks appear a few seconds after boot: give them up to 15 s before saying the
         // image cannot be found (the page offers to read again after that).
@@ -211,10 +241,10 @@ impl Devices for ImageDevices {
         match self.open_reader() {
             Ok(Some(r)) => match open_openpgp(r) {
                 Ok(card) => sources.push(Box::new(entropy::CardSource::new(card))),
-                Err(e) => absent.push((what, e)),
+                Err(e) => absent.push((what, e.to_string())),
             },
             Ok(None) => absent.push((what, "no card reader".into())),
-            Err(e) => absent.push((what, e)),
+            Err(e) => absent.push((what, e.to_string())),
         }
         entropy_run::gather(sources, absent, progress).map(Gathered::from)
     }
@@ -226,7 +256,7 @@ impl Devices for ImageDevices {
                 self.seen = None;
                 return CardPoll::NoReader;
             }
-            Err(e) => return CardPoll::Problem(e),
+            Err(e) => return CardPoll::Problem(e.to_string()),
         };
         match reader.slot_status() {
             Ok(cards::ccid::IccStatus::Absent) => {
@@ -247,47 +277,47 @@ impl Devices for ImageDevices {
         {
             return poll.clone();
         }
-        let poll = match open_openpgp(reader).and_then(|mut c| {
-            c.identity()
-                .map_err(|e| format!("not a usable OpenPGP card: {e}"))
-        }) {
+        let poll = match open_openpgp(reader)
+            .and_then(|mut c| c.identity().map_err(DeviceError::NotOpenPgp))
+        {
             Ok(id) => CardPoll::Card {
                 holds_keys: id.holds_keys(),
                 ident: id.ident,
             },
-            Err(e) => CardPoll::Problem(e),
+            Err(e) => CardPoll::Problem(e.to_string()),
         };
         self.seen = Some((reader_id, poll.clone()));
         poll
     }
 
-    fn open_card(&mut self) -> Result<Box<dyn LocationCard>, String> {
-        let reader = self.open_reader()?.ok_or("the card reader is gone")?;
+    fn open_card(&mut self) -> Result<Box<dyn LocationCard>, DeviceError> {
+        let reader = self.open_reader()?.ok_or(DeviceError::ReaderGone)?;
         // The next look at the reader reads the card again (it is being changed now).
         self.seen = None;
         Ok(Box::new(open_openpgp(reader)?))
     }
 
-    fn poll_sticks(&mut self) -> Result<Vec<String>, String> {
+    fn poll_sticks(&mut self) -> Result<Vec<String>, DeviceError> {
         // Each look reads every stick's first 32 KiB: once a second is enough.
         if let Some((t, last)) = &self.last_sticks
             && t.elapsed() < Duration::from_secs(1)
         {
-            return last.clone();
+            return Ok(last.clone());
         }
-        let found = self.list_sticks();
+        self.last_sticks = None;
+        let found = self.list_sticks()?;
         self.last_sticks = Some((Instant::now(), found.clone()));
-        found
+        Ok(found)
     }
 
-    fn write(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, String> {
+    fn write(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, DeviceError> {
         self.last_sticks = None;
         self.write_sticks(dir, files)
     }
 }
 
 impl ImageDevices {
-    fn list_sticks(&mut self) -> Result<Vec<String>, String> {
+    fn list_sticks(&mut self) -> Result<Vec<String>, DeviceError> {
         Ok(self
             .data_candidates()?
             .iter()
@@ -301,42 +331,38 @@ impl ImageDevices {
             .collect())
     }
 
-    fn write_sticks(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, String> {
+    fn write_sticks(
+        &mut self,
+        dir: &str,
+        files: &[OutputFile],
+    ) -> Result<WriteReport, DeviceError> {
         let candidates = self.data_candidates()?;
         let mut sticks = Vec::new();
         for c in &candidates {
-            sticks.push(self.media.open_data_stick(c).map_err(|e| e.to_string())?);
+            sticks.push(self.media.open_data_stick(c)?);
         }
         let report = {
             let mut vols: Vec<&mut dyn Volume> =
                 sticks.iter_mut().map(|s| s as &mut dyn Volume).collect();
-            write_all(&mut vols, dir, files).map_err(|e| e.to_string())
+            write_all(&mut vols, dir, files)
         };
         // Flush and unmount every stick, whatever happened: only then may they be pulled.
-        let mut unmount_errors = Vec::new();
-        for s in sticks {
-            if let Err(e) = s.finish() {
-                unmount_errors.push(e.to_string());
-            }
-        }
+        let unmount_errors: Vec<MediaError> = sticks
+            .into_iter()
+            .filter_map(|s| s.finish().err())
+            .collect();
         let report = report?;
         if !unmount_errors.is_empty() {
-            return Err(unmount_errors.join("; "));
+            return Err(DeviceError::Unmount(unmount_errors));
         }
         Ok(report)
     }
 
     /// Data sticks: not the boot stick; the plan stick only when it is the only one there.
-    fn data_candidates(&mut self) -> Result<Vec<sherd_media::DataCandidate>, String> {
+    fn data_candidates(&mut self) -> Result<Vec<sherd_media::DataCandidate>, DeviceError> {
         // The kernel reuses a pulled disk's name for the next stick: forget the boot and plan
         // sticks once they are gone, or a new stick would be taken for one of them.
-        let present: Vec<String> = self
-            .media
-            .disks()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|d| d.name)
-            .collect();
+        let present: Vec<String> = self.media.disks()?.into_iter().map(|d| d.name).collect();
         for known in [&mut self.boot_disk, &mut self.plan_disk] {
             if known.as_ref().is_some_and(|k| !present.contains(k)) {
                 *known = None;
@@ -347,16 +373,11 @@ impl ImageDevices {
             plan_disk: self.plan_disk.as_deref(),
             plan_stick_for_data: false,
         };
-        let found = self
-            .media
-            .data_candidates(&rules)
-            .map_err(|e| e.to_string())?;
+        let found = self.media.data_candidates(&rules)?;
         if !found.is_empty() {
             return Ok(found);
         }
         rules.plan_stick_for_data = true;
-        self.media
-            .data_candidates(&rules)
-            .map_err(|e| e.to_string())
+        Ok(self.media.data_candidates(&rules)?)
     }
 }

@@ -65,7 +65,25 @@ impl Rehearsal {
     }
 }
 
+/// What can go wrong in a rehearsal's devices.
+#[derive(Debug, thiserror::Error)]
+pub enum RehearsalError {
+    #[error("no virtual card in the reader")]
+    NoCard,
+    #[error("the virtual card: {0}")]
+    Card(#[from] cards::Error),
+    #[error("{path}: {source}")]
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Write(#[from] ceremony::storage::WriteError),
+}
+
 impl Devices for Rehearsal {
+    type Error = RehearsalError;
+
     fn rehearsal(&self) -> bool {
         true
     }
@@ -151,24 +169,27 @@ impl Devices for Rehearsal {
         poll
     }
 
-    fn open_card(&mut self) -> Result<Box<dyn LocationCard>, String> {
-        let i = self.inserted.ok_or("no virtual card in the reader")?;
+    fn open_card(&mut self) -> Result<Box<dyn LocationCard>, RehearsalError> {
+        let i = self.inserted.ok_or(RehearsalError::NoCard)?;
         // It is about to change: read it again at the next look.
         self.seen = None;
-        Ok(Box::new(open(&self.cards[i]).map_err(|e| e.to_string())?))
+        Ok(Box::new(open(&self.cards[i])?))
     }
 
-    fn poll_sticks(&mut self) -> Result<Vec<String>, String> {
+    fn poll_sticks(&mut self) -> Result<Vec<String>, RehearsalError> {
         Ok(vec![format!(
             "{} (rehearsal: a folder stands in for the data stick)",
             self.out.display()
         )])
     }
 
-    fn write(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, String> {
-        std::fs::create_dir_all(&self.out).map_err(|e| format!("{}: {e}", self.out.display()))?;
+    fn write(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, RehearsalError> {
+        std::fs::create_dir_all(&self.out).map_err(|source| RehearsalError::Folder {
+            path: self.out.clone(),
+            source,
+        })?;
         let mut v = DirVolume::new(&self.out);
-        write_all(&mut [&mut v], dir, files).map_err(|e| e.to_string())
+        Ok(write_all(&mut [&mut v], dir, files)?)
     }
 
     fn on_key(&mut self, key: Key) -> bool {

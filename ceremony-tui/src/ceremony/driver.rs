@@ -10,8 +10,9 @@ use super::screens::{self, Attestation, CardState};
 use crate::entropy_check::EntropyView;
 use crate::keys::Key;
 use ceremony::card::LocationCard;
+use ceremony::ceremony::NextCard;
 use ceremony::ceremony::VerifyView;
-use ceremony::flow::{Effect, Event, Flow};
+use ceremony::flow::{Effect, Event, Flow, Step, WriteFailed};
 use ceremony::rng::SecretRng;
 use ceremony::storage::{OutputFile, WriteReport};
 use std::collections::{BTreeSet, VecDeque};
@@ -68,6 +69,9 @@ impl From<crate::entropy_run::Outcome> for Gathered {
 
 /// The hardware the ceremony uses.
 pub trait Devices {
+    /// What can go wrong with these devices; shown to the operator as it says.
+    type Error: std::error::Error + Send + Sync + 'static;
+
     /// A rehearsal: every page says so.
     fn rehearsal(&self) -> bool {
         false
@@ -81,12 +85,12 @@ pub trait Devices {
     ) -> Result<Gathered, EntropyView>;
     fn poll_card(&mut self) -> CardPoll;
     /// Opens the card that [`Devices::poll_card`] last saw.
-    fn open_card(&mut self) -> Result<Box<dyn LocationCard>, String>;
+    fn open_card(&mut self) -> Result<Box<dyn LocationCard>, Self::Error>;
     /// Data sticks ready to be written, by label.
-    fn poll_sticks(&mut self) -> Result<Vec<String>, String>;
+    fn poll_sticks(&mut self) -> Result<Vec<String>, Self::Error>;
     /// Writes `files` under `dir` on every stick (see `ceremony::storage::write_all`), then
     /// syncs and unmounts them.
-    fn write(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, String>;
+    fn write(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, Self::Error>;
     /// A key the pages do not use (a rehearsal uses some to insert virtual cards).
     fn on_key(&mut self, _key: Key) -> bool {
         false
@@ -137,7 +141,6 @@ struct Driver<'a, C: Console, D: Devices> {
     con: &'a mut C,
     dev: &'a mut D,
     flow: Flow,
-    step: usize,
     ceremony_id: Option<String>,
     plan_location: String,
     rng: Option<Box<dyn SecretRng>>,
@@ -148,7 +151,6 @@ struct Driver<'a, C: Console, D: Devices> {
     /// are reset again when inserted.
     interrupted: BTreeSet<String>,
     card_in_hand: Option<String>,
-    cards_done: usize,
     /// The plan text last handed to the flow (to wait for a change after a refusal).
     plan_text: Option<String>,
     /// What the write step wrote, per stick.
@@ -161,7 +163,6 @@ pub fn run(con: &mut impl Console, dev: &mut impl Devices) -> io::Result<Outcome
         con,
         dev,
         flow: Flow::new(),
-        step: screens::ATTEST,
         ceremony_id: None,
         plan_location: String::new(),
         rng: None,
@@ -169,7 +170,6 @@ pub fn run(con: &mut impl Console, dev: &mut impl Devices) -> io::Result<Outcome
         error: None,
         interrupted: BTreeSet::new(),
         card_in_hand: None,
-        cards_done: 0,
         plan_text: None,
         written: Vec::new(),
     };
@@ -239,14 +239,14 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
     }
 
     fn confirm_abort(&mut self) -> R<()> {
-        let mut page = screens::abort_confirm_page(self.step);
+        let mut page = screens::abort_confirm_page(self.flow.step());
         loop {
             self.show(&mut page)?;
             match self.con.next_key(Duration::from_secs(60))? {
                 Some(k) if is_yes(k) => {
                     return Err(Stop::Abort(format!(
                         "aborted by the operator at step {}",
-                        super::page::STEPS[self.step]
+                        self.flow.step().name()
                     )));
                 }
                 Some(Key::Char('n' | 'N') | Key::Esc) => return Ok(()),
@@ -256,13 +256,13 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
     }
 
     fn main(&mut self) -> R<()> {
-        let mut page = Page::new(screens::ATTEST, "reading the boot attestation");
+        let mut page = Page::new(Step::Attest, "reading the boot attestation");
         page.bold("Reading the boot stick, the TPM and this machine...");
         self.show(&mut page)?;
         let mut attestation = self.dev.attest();
         // Read again on request (a boot stick that was slow to appear) until confirmed.
         while self.confirm_attestation(&attestation)? == Attest::ReadAgain {
-            let mut page = Page::new(screens::ATTEST, "reading the boot attestation");
+            let mut page = Page::new(Step::Attest, "reading the boot attestation");
             page.bold("Reading the boot stick, the TPM and this machine again...");
             self.show(&mut page)?;
             attestation = self.dev.attest();
@@ -277,7 +277,6 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                     witness: "the witnesses present".into(),
                 }),
                 Effect::RequestPlan => {
-                    self.step = screens::PLAN;
                     let text = self.wait_plan()?;
                     self.flow.handle(Event::PlanRead(text))
                 }
@@ -287,7 +286,6 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                     self.flow.handle(Event::Confirmed { witness: names })
                 }
                 Effect::RequestEntropy => {
-                    self.step = screens::ENTROPY;
                     let g = self.entropy()?;
                     let rng = self.rng.insert(g.rng);
                     self.flow.handle(Event::EntropyReady {
@@ -296,7 +294,6 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                     })
                 }
                 Effect::ConfirmKeys(keys) => {
-                    self.step = screens::KEYS;
                     let sealed = keys.locations.len();
                     self.wait(
                         true,
@@ -309,18 +306,11 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                         witness: "the witnesses present".into(),
                     })
                 }
-                Effect::RequestCard {
-                    holder,
-                    card,
-                    holder_name,
-                    cards_for_holder,
-                } => {
-                    self.step = screens::CARDS;
-                    self.insert_card(holder, card, &holder_name, cards_for_holder)?
+                Effect::RequestCard { next, done, total } => {
+                    self.insert_card(&next, done, total)?
                 }
                 Effect::CardDone(view) => {
                     self.error = None;
-                    self.cards_done += 1;
                     self.wait(
                         false,
                         &mut (),
@@ -332,7 +322,6 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                     Vec::new()
                 }
                 Effect::RequestVerify => {
-                    self.step = screens::VERIFY;
                     self.show(&mut screens::verify_page(None))?;
                     let rng = self.rng.as_mut().expect("seeded at the entropy step");
                     self.flow.handle(Event::VerifyNow(rng.as_mut()))
@@ -342,7 +331,6 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                     Vec::new()
                 }
                 Effect::WriteFiles(files) => {
-                    self.step = screens::WRITE;
                     let r = self.write(&files)?;
                     if r.is_ok() {
                         self.error = None;
@@ -350,7 +338,6 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                     self.flow.handle(Event::Written(r))
                 }
                 Effect::ConfirmFinal(fin) => {
-                    self.step = screens::TRANSCRIPT;
                     // Secrets are not needed past this point.
                     self.rng = None;
                     let written = std::mem::take(&mut self.written);
@@ -366,14 +353,16 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                     })
                 }
                 Effect::WipeAndPowerOff => {
-                    self.step = screens::POWER_OFF;
-                    return Ok(());
+                    return match self.error.take() {
+                        Some(e) if self.flow.aborted() => Err(Stop::Abort(e)),
+                        _ => Ok(()),
+                    };
                 }
                 Effect::Error(e) => {
                     if let Some(ident) = self.card_in_hand.take() {
                         self.interrupted.insert(ident);
                     }
-                    self.error = Some(e);
+                    self.error = Some(e.to_string());
                     Vec::new()
                 }
             };
@@ -387,7 +376,7 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
             .error
             .take()
             .unwrap_or_else(|| "the ceremony stopped".into());
-        let step = self.step;
+        let step = self.flow.step();
         self.wait(
             false,
             &mut (),
@@ -449,7 +438,7 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
             true,
             &mut st,
             |d, st| {
-                let mut p = Page::new(screens::PLAN, "the plan stick");
+                let mut p = Page::new(Step::Plan, "the plan stick");
                 p.bold("Insert the plan stick: a USB stick with sherd-plan.toml at its root.");
                 p.line("It is mounted read-only; nothing on it is changed.");
                 p.blank();
@@ -578,12 +567,14 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
         }
     }
 
-    fn insert_card(&mut self, holder: u8, card: u8, name: &str, cards: u8) -> R<Vec<Effect>> {
-        let total = self
-            .flow
-            .ceremony()
-            .map(|c| c.plan().holders.iter().map(|h| usize::from(h.cards)).sum())
-            .unwrap_or(0);
+    fn insert_card(&mut self, next: &NextCard, done: usize, total: usize) -> R<Vec<Effect>> {
+        let NextCard {
+            holder,
+            card,
+            holder_name: name,
+            cards_for_holder: cards,
+        } = next.clone();
+        let (holder, card, name, cards) = (holder, card, name.as_str(), cards);
         // After a failure the card must leave the reader before another try.
         let mut st = (CardState::Empty, self.error.is_some());
         let ident = self.wait(
@@ -595,7 +586,7 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                     card,
                     name: name.to_owned(),
                     cards,
-                    done: d.cards_done,
+                    done,
                     total,
                 };
                 screens::card_request_page(&r, state, d.error.as_deref())
@@ -633,10 +624,9 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
             Err(e) => {
                 self.error = Some(format!("card {ident}: {e}"));
                 return Ok(vec![Effect::RequestCard {
-                    holder,
-                    card,
-                    holder_name: name.to_owned(),
-                    cards_for_holder: cards,
+                    next: next.clone(),
+                    done,
+                    total,
                 }]);
             }
         };
@@ -644,7 +634,7 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
         Ok(self.flow.handle(Event::CardInserted(device.as_mut())))
     }
 
-    fn write(&mut self, files: &[OutputFile]) -> R<Result<WriteReport, String>> {
+    fn write(&mut self, files: &[OutputFile]) -> R<Result<WriteReport, WriteFailed>> {
         let verified = self.verified.clone();
         let n = files.len();
         // (sticks found, scan error)
@@ -670,14 +660,14 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                         *sticks = s;
                         *scan_error = None;
                     }
-                    Err(e) => *scan_error = Some(e),
+                    Err(e) => *scan_error = Some(e.to_string()),
                 }
                 None
             },
         )?;
         let sticks = st.0;
         if sticks.is_empty() {
-            return Ok(Err("no data stick is inserted".into()));
+            return Ok(Err(WriteFailed::new(NoDataStick)));
         }
         let mut page = screens::write_page(
             verified.as_ref(),
@@ -694,7 +684,7 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                 .clone()
                 .unwrap_or_else(|| "ceremony".into())
         );
-        let r = self.dev.write(&dir, files);
+        let r = self.dev.write(&dir, files).map_err(WriteFailed::new);
         if let Ok(report) = &r {
             self.written = report
                 .volumes
@@ -706,9 +696,14 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
     }
 }
 
+/// W was pressed with no data stick in.
+#[derive(Debug, thiserror::Error)]
+#[error("no data stick is inserted")]
+struct NoDataStick;
+
 /// The entropy step's page, from the same lines as the boot screen's entropy check.
 pub fn entropy_page(v: &EntropyView) -> Page {
-    let mut p = Page::new(screens::ENTROPY, "randomness");
+    let mut p = Page::new(Step::Entropy, "randomness");
     for (strong, text) in crate::entropy_check::body(v) {
         if strong {
             p.bold(text);

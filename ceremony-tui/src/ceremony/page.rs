@@ -6,25 +6,12 @@
 //! formatted into a page by accident.
 
 use crate::boot::render_footer;
+use ceremony::flow::Step;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
-
-/// The steps of the generation ceremony as the header names them (the design's steps, with
-/// sealing done together with the keys: sealing needs only the public location keys).
-pub const STEPS: [&str; 9] = [
-    "Boot attestation",
-    "Plan",
-    "Entropy",
-    "Keys and sealing",
-    "Cards",
-    "Verify",
-    "Write",
-    "Transcript",
-    "Power off",
-];
 
 /// How one line is shown. Meaning never rests on colour: alerts also say so in words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,8 +31,8 @@ pub struct PageLine {
 /// A ceremony screen. Public values only.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Page {
-    /// Index into [`STEPS`].
-    pub step: usize,
+    /// The ceremony step the page belongs to (its header says "step k of 9").
+    pub step: Step,
     pub ceremony_id: Option<String>,
     pub rehearsal: bool,
     /// The box's title, e.g. `insert a card`.
@@ -56,7 +43,7 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn new(step: usize, title: impl Into<String>) -> Self {
+    pub fn new(step: Step, title: impl Into<String>) -> Self {
         Page {
             step,
             ceremony_id: None,
@@ -98,7 +85,7 @@ impl Page {
 
     /// The whole page as text (for logs of what was shown, and tests).
     pub fn text(&self) -> String {
-        let mut s = format!("{}: {}\n", STEPS[self.step], self.title);
+        let mut s = format!("{}: {}\n", self.step.name(), self.title);
         for l in &self.lines {
             s.push_str(&l.text);
             s.push('\n');
@@ -129,9 +116,9 @@ pub fn render(frame: &mut Frame, page: &Page) {
     }
     let mut h = format!(
         " sherd  step {} of {}: {}",
-        page.step + 1,
-        STEPS.len(),
-        STEPS[page.step]
+        page.step.number(),
+        Step::ALL.len(),
+        page.step.name()
     );
     if let Some(id) = &page.ceremony_id {
         h.push_str(&format!("   ceremony {id}"));

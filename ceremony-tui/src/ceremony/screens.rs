@@ -4,19 +4,9 @@ use super::page::Page;
 use crate::aloud;
 use crate::boot::grouped_hex;
 use ceremony::ceremony::{CardView, FinishView, KeysView, VerifyView};
+use ceremony::flow::Step;
 use ceremony::plan::PlanSummary;
 use ceremony::record::{Fields, Note};
-
-/// Step indexes into [`super::page::STEPS`].
-pub const ATTEST: usize = 0;
-pub const PLAN: usize = 1;
-pub const ENTROPY: usize = 2;
-pub const KEYS: usize = 3;
-pub const CARDS: usize = 4;
-pub const VERIFY: usize = 5;
-pub const WRITE: usize = 6;
-pub const TRANSCRIPT: usize = 7;
-pub const POWER_OFF: usize = 8;
 
 /// The image's SHA-256 as read back from the boot medium.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,7 +57,10 @@ impl Attestation {
                 location,
                 via,
             } => {
-                r.push(note("image.iso-sha256", Fields::new().with("sha256", sha256)));
+                r.push(note(
+                    "image.iso-sha256",
+                    Fields::new().with("sha256", sha256),
+                ));
                 r.push(note(
                     "image.iso-location",
                     Fields::new().with("location", location).with("via", via),
@@ -96,7 +89,10 @@ impl Attestation {
             "boot.kernel-release",
             Fields::new().with("release", &self.kernel_release),
         ));
-        r.push(note("boot.path", Fields::new().with("path", &self.boot_path)));
+        r.push(note(
+            "boot.path",
+            Fields::new().with("path", &self.boot_path),
+        ));
         for p in &self.pcrs {
             r.push(note(
                 &format!("tpm.pcr{}-sha256", p.index),
@@ -120,7 +116,7 @@ fn hash_lines(p: &mut Page, label: &str, hex: &str) {
 /// The attestation, as several pages the witnesses leaf through (80x25 holds one at a time).
 pub fn attestation_pages(a: &Attestation) -> Vec<Page> {
     let mut pages = Vec::new();
-    let mut p = Page::new(ATTEST, "boot attestation 1: the image");
+    let mut p = Page::new(Step::Attest, "boot attestation 1: the image");
     p.line("Compare each value with the release manifest the build parties signed.");
     match &a.iso {
         IsoCheck::Found {
@@ -149,7 +145,7 @@ pub fn attestation_pages(a: &Attestation) -> Vec<Page> {
     }
     pages.push(p);
 
-    let mut p = Page::new(ATTEST, "boot attestation 2: the running system");
+    let mut p = Page::new(Step::Attest, "boot attestation 2: the running system");
     p.line("Compare each value with the release manifest the build parties signed.");
     match &a.rootfs_tree {
         Some(h) => hash_lines(&mut p, "Root filesystem tree SHA-256, computed at boot", h),
@@ -168,7 +164,7 @@ pub fn attestation_pages(a: &Attestation) -> Vec<Page> {
         let first = half.first().map_or(0, |x| x.index);
         let last = half.last().map_or(0, |x| x.index);
         let mut p = Page::new(
-            ATTEST,
+            Step::Attest,
             format!("boot attestation: TPM PCR {first} to {last}"),
         );
         if no_tpm {
@@ -191,7 +187,7 @@ pub fn attestation_pages(a: &Attestation) -> Vec<Page> {
         let first = chunk.first().map_or(0, |x| x.index);
         let last = chunk.last().map_or(0, |x| x.index);
         let mut p = Page::new(
-            ATTEST,
+            Step::Attest,
             format!("boot attestation: PCR {first} to {last} as words"),
         );
         for x in chunk {
@@ -217,7 +213,7 @@ pub fn attestation_pages(a: &Attestation) -> Vec<Page> {
 
 /// The plan as read from the plan stick, with each witness's confirmation so far.
 pub fn plan_page(s: &PlanSummary, confirmed: &[bool], location: &str) -> Page {
-    let mut p = Page::new(PLAN, "the plan");
+    let mut p = Page::new(Step::Plan, "the plan");
     let n = s.holders.len();
     p.bold(format!(
         "Ceremony {}  at {}  threshold {} of {n}",
@@ -264,7 +260,7 @@ pub fn plan_page(s: &PlanSummary, confirmed: &[bool], location: &str) -> Page {
 }
 
 pub fn keys_page(k: &KeysView, sealed: usize) -> Page {
-    let mut p = Page::new(KEYS, "the root key");
+    let mut p = Page::new(Step::Keys, "the root key");
     p.bold("Root certificate fingerprint (Ed25519 primary, Cv25519 encryption subkey)");
     for row in aloud::rows_of_hex(&k.root_fingerprint) {
         p.line(format!("  {row}"));
@@ -338,7 +334,7 @@ pub fn card_request_page(r: &CardRequest, state: &CardState, last_error: Option<
         done,
         total,
     } = r;
-    let mut p = Page::new(CARDS, format!("card {} of {total}", done + 1));
+    let mut p = Page::new(Step::Cards, format!("card {} of {total}", done + 1));
     p.bold(format!(
         "Insert a BLANK OpenPGP card for holder {holder} ({name}): card {card} of {cards}."
     ));
@@ -371,7 +367,7 @@ pub fn card_request_page(r: &CardRequest, state: &CardState, last_error: Option<
 }
 
 pub fn card_busy_page(holder: u8, card: u8, ident: &str) -> Page {
-    let mut p = Page::new(CARDS, "provisioning");
+    let mut p = Page::new(Step::Cards, "provisioning");
     p.bold(format!(
         "Provisioning card {ident} for holder {holder}, card {card}."
     ));
@@ -380,7 +376,7 @@ pub fn card_busy_page(holder: u8, card: u8, ident: &str) -> Page {
 }
 
 pub fn card_done_page(v: &CardView) -> Page {
-    let mut p = Page::new(CARDS, "card ready");
+    let mut p = Page::new(Step::Cards, "card ready");
     p.bold(format!(
         "Card {} is ready for holder {}, card {}.",
         v.serial, v.holder, v.card
@@ -411,7 +407,7 @@ fn subsets_in_words(r: &ceremony::recombine::SubsetReport) -> String {
 }
 
 pub fn verify_page(v: Option<&VerifyView>) -> Page {
-    let mut p = Page::new(VERIFY, "verification");
+    let mut p = Page::new(Step::Verify, "verification");
     match v {
         None => {
             p.bold("Verifying: every card's share, the M-subsets, the root key...");
@@ -437,7 +433,7 @@ pub fn write_page(
     status: Option<&str>,
     error: Option<&str>,
 ) -> Page {
-    let mut p = Page::new(WRITE, "write the outputs");
+    let mut p = Page::new(Step::Write, "write the outputs");
     if let Some(v) = verified {
         p.line(format!(
             "Verification PASSED: {}",
@@ -474,7 +470,7 @@ pub fn write_page(
 }
 
 pub fn final_page(f: &FinishView, written: &[String]) -> Page {
-    let mut p = Page::new(TRANSCRIPT, "the transcript");
+    let mut p = Page::new(Step::Transcript, "the transcript");
     p.bold("Written and read back:");
     for w in written.iter().take(4) {
         p.line(format!("  {w}"));
@@ -493,7 +489,7 @@ pub fn final_page(f: &FinishView, written: &[String]) -> Page {
 }
 
 pub fn power_off_page(aborted: Option<&str>) -> Page {
-    let mut p = Page::new(POWER_OFF, "done");
+    let mut p = Page::new(Step::PowerOff, "done");
     match aborted {
         Some(why) => {
             p.alert("CEREMONY ABORTED");
@@ -513,7 +509,7 @@ pub fn power_off_page(aborted: Option<&str>) -> Page {
     p
 }
 
-pub fn abort_confirm_page(step: usize) -> Page {
+pub fn abort_confirm_page(step: Step) -> Page {
     let mut p = Page::new(step, "abort?");
     p.alert("Abort the ceremony?");
     p.line("Every secret is wiped and nothing more is written. This cannot be undone.");
@@ -523,7 +519,7 @@ pub fn abort_confirm_page(step: usize) -> Page {
 }
 
 /// Something went wrong that the operator must read; the ceremony stays where it was.
-pub fn error_page(step: usize, what: &str, kept: &str, todo: &str) -> Page {
+pub fn error_page(step: Step, what: &str, kept: &str, todo: &str) -> Page {
     let mut p = Page::new(step, "problem");
     p.alert("PROBLEM");
     p.line(what.to_owned());
@@ -778,11 +774,11 @@ mod tests {
                 "aborted by the operator at step Cards"
             )))
         );
-        insta::assert_snapshot!("abort_confirm", draw(abort_confirm_page(CARDS)));
+        insta::assert_snapshot!("abort_confirm", draw(abort_confirm_page(Step::Cards)));
         insta::assert_snapshot!(
             "error",
             draw(error_page(
-                KEYS,
+                Step::Keys,
                 "key generation failed: x",
                 "Nothing has been written.",
                 "Press A."

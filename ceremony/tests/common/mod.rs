@@ -5,11 +5,11 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use ceremony::card::SoftwareCard;
-use ceremony::ceremony::{Ceremony, FinishView, Record};
-use ceremony::record::{Fields, Note, WitnessConfirm};
+use ceremony::ceremony::{FinishView, Planned, Record};
 use ceremony::openpgp::Cert;
 use ceremony::openpgp::cert::{CertBuilder, CipherSuite};
 use ceremony::openpgp::serialize::SerializeInto;
+use ceremony::record::{Fields, Note, WitnessConfirm};
 use ceremony::storage::OutputFile;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -102,7 +102,7 @@ pub struct Done {
 /// Runs every step of a ceremony with software cards.
 pub fn run(f: &Fixture, seed: u8) -> Done {
     let mut rng = seeded(seed);
-    let mut c = Ceremony::new(&f.plan_text).expect("plan");
+    let mut c = Planned::new(&f.plan_text).expect("plan");
     c.record(&note("image.iso-sha256", "sha256", &"0".repeat(64)))
         .unwrap();
     c.record(&Record::WitnessConfirm(WitnessConfirm {
@@ -110,8 +110,8 @@ pub fn run(f: &Fixture, seed: u8) -> Done {
         step: "plan".into(),
     }))
     .unwrap();
-    c.generate_keys(&mut rng).expect("keys");
-    c.seal_shares(&mut rng).expect("seal");
+    let (c, _) = c.generate_keys(&mut rng).expect("keys");
+    let (mut c, _) = c.seal_shares(&mut rng).expect("seal");
     let mut cards = Vec::new();
     for (i, &k) in f.cards.iter().enumerate() {
         let mut hc = Vec::new();
@@ -123,8 +123,9 @@ pub fn run(f: &Fixture, seed: u8) -> Done {
         }
         cards.push(hc);
     }
-    c.verify(&mut rng).expect("verify");
-    let (files, view) = c.finish().expect("finish");
+    let c = c.cards_complete().expect("every card");
+    let (c, _) = c.verify(&mut rng).expect("verify");
+    let (_, files, view) = c.finish().expect("finish");
     Done { files, view, cards }
 }
 
