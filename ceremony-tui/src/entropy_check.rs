@@ -37,6 +37,19 @@ pub struct EntropyView {
     pub verdict: String,
 }
 
+impl EntropyView {
+    /// Before any source is drawn.
+    pub fn looking() -> Self {
+        EntropyView {
+            progress: Some("looking for sources".into()),
+            rows: Vec::new(),
+            absent: Vec::new(),
+            ok: None,
+            verdict: String::new(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     Back,

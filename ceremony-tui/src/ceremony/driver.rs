@@ -5,17 +5,18 @@
 //! Devices come in through [`Devices`] (real hardware in the image, in-process virtual cards
 //! and a folder in a rehearsal, scripted doubles in tests) and the screen through [`Console`].
 
+use super::intent::{self, Intent};
 use super::page::Page;
+use super::policy::{CardDecision, CardPolicy, PlanDecision, PlanPolicy};
 use super::screens::{self, Attestation, CardState};
 use crate::entropy_check::EntropyView;
 use crate::keys::Key;
 use ceremony::card::LocationCard;
-use ceremony::ceremony::NextCard;
-use ceremony::ceremony::VerifyView;
-use ceremony::flow::{Effect, Event, Flow, Step, WriteFailed};
+use ceremony::ceremony::{NextCard, VerifyView};
+use ceremony::flow::{Effect, Event, Flow, FlowError, WriteFailed};
 use ceremony::rng::SecretRng;
 use ceremony::storage::{OutputFile, WriteReport};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 
@@ -121,40 +122,55 @@ impl From<io::Error> for Stop {
 
 type R<T> = Result<T, Stop>;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Attest {
-    Confirmed,
-    ReadAgain,
-}
-
 const TICK: Duration = Duration::from_millis(300);
-
-fn is_abort(k: Key) -> bool {
-    matches!(k, Key::Char('a' | 'A'))
-}
-
-fn is_yes(k: Key) -> bool {
-    matches!(k, Key::Char('y' | 'Y'))
-}
 
 struct Driver<'a, C: Console, D: Devices> {
     con: &'a mut C,
     dev: &'a mut D,
     flow: Flow,
     ceremony_id: Option<String>,
+    /// Where the plan was read from, for the plan page.
     plan_location: String,
     rng: Option<Box<dyn SecretRng>>,
     verified: Option<VerifyView>,
     /// The last error the flow reported, shown by the next page that waits.
     error: Option<String>,
-    /// Cards whose provisioning failed part way in this ceremony: they may hold our keys, and
-    /// are reset again when inserted.
-    interrupted: BTreeSet<String>,
+    cards: CardPolicy,
+    plans: PlanPolicy,
+    /// The card being provisioned, while the flow works on it.
     card_in_hand: Option<String>,
     /// The plan text last handed to the flow (to wait for a change after a refusal).
     plan_text: Option<String>,
     /// What the write step wrote, per stick.
     written: Vec<String>,
+}
+
+/// The attestation's pages and which one is shown.
+struct AttestWait {
+    pages: Vec<Page>,
+    shown: usize,
+}
+
+/// Looking for the plan stick.
+struct PlanWait {
+    status: String,
+    found: Option<(String, String)>,
+}
+
+/// Each witness's confirmation of the plan.
+struct WitnessWait {
+    confirmed: Vec<bool>,
+}
+
+/// Waiting for a card for one holder.
+struct CardWait {
+    state: CardState,
+}
+
+/// Looking for data sticks.
+struct StickWait {
+    sticks: Vec<String>,
+    scan_error: Option<String>,
 }
 
 /// Runs the ceremony to its end. Returns when the operator may power off.
@@ -168,7 +184,8 @@ pub fn run(con: &mut impl Console, dev: &mut impl Devices) -> io::Result<Outcome
         rng: None,
         verified: None,
         error: None,
-        interrupted: BTreeSet::new(),
+        cards: CardPolicy::default(),
+        plans: PlanPolicy::default(),
         card_in_hand: None,
         plan_text: None,
         written: Vec::new(),
@@ -190,11 +207,16 @@ pub fn run(con: &mut impl Console, dev: &mut impl Devices) -> io::Result<Outcome
     });
     loop {
         d.show(&mut page)?;
-        if let Some(Key::Char('p' | 'P')) = d.con.next_key(Duration::from_secs(60))? {
+        if let Some(k) = d.con.next_key(Duration::from_secs(60))?
+            && intent::power_off(k) == Intent::PowerOff
+        {
             return Ok(outcome);
         }
     }
 }
+
+/// The witnesses present confirmed by key presses (not by name: no one is identified).
+const PRESENT: &str = "the witnesses present";
 
 impl<C: Console, D: Devices> Driver<'_, C, D> {
     fn show(&mut self, page: &mut Page) -> io::Result<()> {
@@ -208,14 +230,14 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
         self.con.show(page)
     }
 
-    /// Shows the page `view` builds until `on_key` or `tick` gives a result. `A` asks whether
-    /// to abort (when `abortable`).
+    /// Shows the page `view` builds until `on_intent` or `tick` gives a result. Keys become
+    /// intents through `keys` (the page's bindings, [`intent`]); `Abort` asks first.
     fn wait<S, T>(
         &mut self,
-        abortable: bool,
         state: &mut S,
-        mut view: impl FnMut(&mut Self, &S) -> Page,
-        mut on_key: impl FnMut(&mut Self, &mut S, Key) -> Option<T>,
+        keys: fn(Key) -> Intent,
+        mut view: impl FnMut(&Self, &S) -> Page,
+        mut on_intent: impl FnMut(&mut Self, &mut S, Intent) -> Option<T>,
         mut tick: impl FnMut(&mut Self, &mut S) -> Option<T>,
     ) -> R<T> {
         loop {
@@ -227,44 +249,58 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
             let Some(key) = self.con.next_key(TICK)? else {
                 continue;
             };
-            if abortable && is_abort(key) {
-                self.confirm_abort()?;
-                continue;
+            match keys(key) {
+                Intent::Abort => self.confirm_abort()?,
+                Intent::Other => {
+                    self.dev.on_key(key);
+                }
+                i => {
+                    if let Some(t) = on_intent(self, state, i) {
+                        return Ok(t);
+                    }
+                }
             }
-            if let Some(t) = on_key(self, state, key) {
-                return Ok(t);
-            }
-            self.dev.on_key(key);
         }
+    }
+
+    /// A page that waits for the witnesses' Y (or an abort).
+    fn confirm_page(&mut self, keys: fn(Key) -> Intent, page: Page) -> R<()> {
+        self.wait(
+            &mut (),
+            keys,
+            |_, _| page.clone(),
+            |_, _, i| (i == Intent::Confirm).then_some(()),
+            |_, _| None,
+        )
     }
 
     fn confirm_abort(&mut self) -> R<()> {
         let mut page = screens::abort_confirm_page(self.flow.step());
         loop {
             self.show(&mut page)?;
-            match self.con.next_key(Duration::from_secs(60))? {
-                Some(k) if is_yes(k) => {
+            match self
+                .con
+                .next_key(Duration::from_secs(60))?
+                .map(intent::abort_question)
+            {
+                Some(Intent::Abort) => {
                     return Err(Stop::Abort(format!(
                         "aborted by the operator at step {}",
                         self.flow.step().name()
                     )));
                 }
-                Some(Key::Char('n' | 'N') | Key::Esc) => return Ok(()),
+                Some(Intent::Cancel) => return Ok(()),
                 _ => {}
             }
         }
     }
 
     fn main(&mut self) -> R<()> {
-        let mut page = Page::new(Step::Attest, "reading the boot attestation");
-        page.bold("Reading the boot stick, the TPM and this machine...");
-        self.show(&mut page)?;
+        self.show(&mut screens::reading_attestation_page(false))?;
         let mut attestation = self.dev.attest();
         // Read again on request (a boot stick that was slow to appear) until confirmed.
-        while self.confirm_attestation(&attestation)? == Attest::ReadAgain {
-            let mut page = Page::new(Step::Attest, "reading the boot attestation");
-            page.bold("Reading the boot stick, the TPM and this machine again...");
-            self.show(&mut page)?;
+        while self.confirm_attestation(&attestation)? == Intent::ReadAgain {
+            self.show(&mut screens::reading_attestation_page(true))?;
             attestation = self.dev.attest();
         }
         let mut pending: VecDeque<Effect> = self
@@ -274,7 +310,7 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
         while let Some(effect) = pending.pop_front() {
             let next = match effect {
                 Effect::ConfirmAttestation => self.flow.handle(Event::Confirmed {
-                    witness: "the witnesses present".into(),
+                    witness: PRESENT.into(),
                 }),
                 Effect::RequestPlan => {
                     let text = self.wait_plan()?;
@@ -295,15 +331,9 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                 }
                 Effect::ConfirmKeys(keys) => {
                     let sealed = keys.locations.len();
-                    self.wait(
-                        true,
-                        &mut (),
-                        |_, _| screens::keys_page(&keys, sealed),
-                        |_, _, k| is_yes(k).then_some(()),
-                        |_, _| None,
-                    )?;
+                    self.confirm_page(intent::confirm, screens::keys_page(&keys, sealed))?;
                     self.flow.handle(Event::Confirmed {
-                        witness: "the witnesses present".into(),
+                        witness: PRESENT.into(),
                     })
                 }
                 Effect::RequestCard { next, done, total } => {
@@ -312,8 +342,8 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                 Effect::CardDone(view) => {
                     self.error = None;
                     self.wait(
-                        false,
                         &mut (),
+                        |_| Intent::Other,
                         |_, _| screens::card_done_page(&view),
                         |_, _, _| None,
                         |d, _| (!matches!(d.dev.poll_card(), CardPoll::Card { .. })).then_some(()),
@@ -323,14 +353,22 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                 }
                 Effect::RequestVerify => {
                     self.show(&mut screens::verify_page(None))?;
-                    let rng = self.rng.as_mut().expect("seeded at the entropy step");
-                    self.flow.handle(Event::VerifyNow(rng.as_mut()))
+                    match self.rng.as_mut() {
+                        Some(rng) => self.flow.handle(Event::VerifyNow(rng.as_mut())),
+                        None => {
+                            return Err(Stop::Abort(
+                                "the verification was asked for before any entropy".into(),
+                            ));
+                        }
+                    }
                 }
                 Effect::Verified(v) => {
                     self.verified = Some(v);
                     Vec::new()
                 }
                 Effect::WriteFiles(files) => {
+                    // The core dropped its secrets when it made the files; so does the driver.
+                    self.rng = None;
                     let r = self.write(&files)?;
                     if r.is_ok() {
                         self.error = None;
@@ -338,18 +376,10 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                     self.flow.handle(Event::Written(r))
                 }
                 Effect::ConfirmFinal(fin) => {
-                    // Secrets are not needed past this point.
-                    self.rng = None;
                     let written = std::mem::take(&mut self.written);
-                    self.wait(
-                        false,
-                        &mut (),
-                        |_, _| screens::final_page(&fin, &written),
-                        |_, _, k| is_yes(k).then_some(()),
-                        |_, _| None,
-                    )?;
+                    self.confirm_page(intent::final_words, screens::final_page(&fin, &written))?;
                     self.flow.handle(Event::Confirmed {
-                        witness: "the witnesses present".into(),
+                        witness: PRESENT.into(),
                     })
                 }
                 Effect::WipeAndPowerOff => {
@@ -360,7 +390,10 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                 }
                 Effect::Error(e) => {
                     if let Some(ident) = self.card_in_hand.take() {
-                        self.interrupted.insert(ident);
+                        self.cards.failed(Some(ident));
+                    }
+                    if let (FlowError::Plan(_), Some(text)) = (&e, self.plan_text.take()) {
+                        self.plans.refused(text);
                     }
                     self.error = Some(e.to_string());
                     Vec::new()
@@ -376,39 +409,30 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
             .error
             .take()
             .unwrap_or_else(|| "the ceremony stopped".into());
-        let step = self.flow.step();
+        let page = screens::stopped_page(self.flow.step(), &what);
         self.wait(
-            false,
             &mut (),
-            |_, _| {
-                let mut p = screens::error_page(
-                    step,
-                    &what,
-                    "Nothing has been written to any stick.",
-                    "Press A to abort the ceremony; every secret is wiped.",
-                );
-                p.key("A", "abort");
-                p
-            },
-            |_, _, k| is_abort(k).then_some(()),
+            intent::waiting,
+            |_, _| page.clone(),
+            |_, _, _| None,
             |_, _| None,
         )?;
         Err(Stop::Abort(what))
     }
 
-    fn confirm_attestation(&mut self, a: &Attestation) -> R<Attest> {
+    fn confirm_attestation(&mut self, a: &Attestation) -> R<Intent> {
         let pages = screens::attestation_pages(a);
-        let n = pages.len();
+        let mut st = AttestWait { pages, shown: 0 };
         self.wait(
-            true,
-            &mut 0usize,
-            |_, i| pages[*i].clone(),
-            |_, i, k| {
-                match k {
-                    Key::Tab | Key::Right | Key::PageDown | Key::Char(' ') => *i = (*i + 1) % n,
-                    Key::Left | Key::PageUp => *i = (*i + n - 1) % n,
-                    Key::Char('r' | 'R') => return Some(Attest::ReadAgain),
-                    k if is_yes(k) => return Some(Attest::Confirmed),
+            &mut st,
+            intent::attestation,
+            |_, st| st.pages[st.shown].clone(),
+            |_, st, i| {
+                let n = st.pages.len();
+                match i {
+                    Intent::NextPage => st.shown = (st.shown + 1) % n,
+                    Intent::PreviousPage => st.shown = (st.shown + n - 1) % n,
+                    Intent::ReadAgain | Intent::Confirm => return Some(i),
                     _ => {}
                 }
                 None
@@ -418,64 +442,28 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
     }
 
     fn wait_plan(&mut self) -> R<String> {
-        // A plan the flow refused is not read again until the stick is removed.
-        let refused = if self.error.is_some() {
-            self.plan_text.take()
-        } else {
-            None
-        };
-        struct St {
-            refused: Option<String>,
-            status: String,
-            found: Option<String>,
-        }
-        let mut st = St {
-            refused,
+        let mut st = PlanWait {
             status: "looking for a plan stick".into(),
             found: None,
         };
-        let text = self.wait(
-            true,
+        self.wait(
             &mut st,
-            |d, st| {
-                let mut p = Page::new(Step::Plan, "the plan stick");
-                p.bold("Insert the plan stick: a USB stick with sherd-plan.toml at its root.");
-                p.line("It is mounted read-only; nothing on it is changed.");
-                p.blank();
-                if let Some(e) = &d.error {
-                    p.alert("THE PLAN WAS REFUSED");
-                    p.line(e.clone());
-                    p.line("Nothing has been generated. Correct the plan on another machine,");
-                    p.line("check its hash with every holder again, and insert the stick.");
-                    p.blank();
-                }
-                p.line(st.status.clone());
-                p.key("A", "abort");
-                p
-            },
+            intent::waiting,
+            |d, st| screens::plan_stick_page(d.error.as_deref(), &st.status),
             |_, _, _| None,
-            |d, st| match d.dev.poll_plan() {
-                PlanPoll::Found { text, location } => {
-                    if st.refused.as_deref() == Some(text.as_str()) {
-                        st.status = format!("{location}: still the refused plan; remove the stick");
-                        return None;
-                    }
-                    st.found = Some(location);
-                    Some(text)
+            |d, st| match d.plans.judge(d.dev.poll_plan()) {
+                PlanDecision::Read { text, location } => {
+                    st.found = Some((text, location));
+                    Some(())
                 }
-                PlanPoll::Waiting(w) => {
-                    st.refused = None;
-                    st.status = w;
-                    None
-                }
-                PlanPoll::Problem(e) => {
-                    st.status = e;
+                PlanDecision::Wait(status) => {
+                    st.status = status;
                     None
                 }
             },
         )?;
-        let found = st.found;
-        self.plan_location = found.unwrap_or_default();
+        let (text, location) = st.found.unwrap_or_default();
+        self.plan_location = location;
         self.plan_text = Some(text.clone());
         Ok(text)
     }
@@ -483,19 +471,21 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
     fn confirm_plan(&mut self, s: &ceremony::plan::PlanSummary) -> R<String> {
         let location = self.plan_location.clone();
         self.error = None;
+        let mut st = WitnessWait {
+            confirmed: vec![false; s.witnesses.len()],
+        };
         self.wait(
-            true,
-            &mut vec![false; s.witnesses.len()],
-            |_, confirmed| screens::plan_page(s, confirmed, &location),
-            |_, confirmed, k| {
-                match k {
-                    Key::Char(c @ '1'..='9') => {
-                        let i = usize::from(c as u8 - b'1');
-                        if i < confirmed.len() {
-                            confirmed[i] = true;
+            &mut st,
+            intent::plan,
+            |_, st| screens::plan_page(s, &st.confirmed, &location),
+            |_, st, i| {
+                match i {
+                    Intent::Witness(n) => {
+                        if let Some(c) = st.confirmed.get_mut(n) {
+                            *c = true;
                         }
                     }
-                    k if is_yes(k) && confirmed.iter().all(|c| *c) => {
+                    Intent::Confirm if st.confirmed.iter().all(|c| *c) => {
                         return Some(if s.witnesses.is_empty() {
                             "no witnesses named in the plan".to_owned()
                         } else {
@@ -512,54 +502,35 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
 
     fn entropy(&mut self) -> R<Gathered> {
         loop {
-            let mut running = EntropyView {
-                progress: Some("looking for sources".into()),
-                rows: Vec::new(),
-                absent: Vec::new(),
-                ok: None,
-                verdict: String::new(),
-            };
-            self.show(&mut entropy_page(&running))?;
+            self.show(&mut screens::entropy_page(&EntropyView::looking()))?;
             let rehearsal = self.dev.rehearsal();
             let id = self.ceremony_id.clone();
             let con = &mut *self.con;
             let result = self.dev.gather_entropy(&mut |v| {
-                running = v.clone();
-                let mut p = entropy_page(v);
+                let mut p = screens::entropy_page(v);
                 p.rehearsal = rehearsal;
                 p.ceremony_id = id.clone();
                 let _ = con.show(&p);
             });
             match result {
                 Ok(g) => {
-                    let view = g.view.clone();
+                    let page = screens::entropy_passed_page(&g.view);
                     self.wait(
-                        true,
                         &mut (),
-                        |_, _| {
-                            let mut p = entropy_page(&view);
-                            p.key("Enter", "go on");
-                            p.key("A", "abort");
-                            p
-                        },
-                        |_, _, k| matches!(k, Key::Enter).then_some(()),
+                        intent::entropy_passed,
+                        |_, _| page.clone(),
+                        |_, _, i| (i == Intent::GoOn).then_some(()),
                         |_, _| None,
                     )?;
                     return Ok(g);
                 }
                 Err(view) => {
+                    let page = screens::entropy_refused_page(&view);
                     self.wait(
-                        true,
                         &mut (),
-                        |_, _| {
-                            let mut p = entropy_page(&view);
-                            p.line("Nothing has been generated. Attach another hardware source");
-                            p.line("(TPM, USB TRNG, an OpenPGP card in the reader) and retry.");
-                            p.key("R", "retry");
-                            p.key("A", "abort");
-                            p
-                        },
-                        |_, _, k| matches!(k, Key::Char('r' | 'R')).then_some(()),
+                        intent::refused,
+                        |_, _| page.clone(),
+                        |_, _, i| (i == Intent::Retry).then_some(()),
                         |_, _| None,
                     )?;
                 }
@@ -568,57 +539,35 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
     }
 
     fn insert_card(&mut self, next: &NextCard, done: usize, total: usize) -> R<Vec<Effect>> {
-        let NextCard {
-            holder,
-            card,
-            holder_name: name,
-            cards_for_holder: cards,
-        } = next.clone();
-        let (holder, card, name, cards) = (holder, card, name.as_str(), cards);
-        // After a failure the card must leave the reader before another try.
-        let mut st = (CardState::Empty, self.error.is_some());
+        let request = screens::CardRequest {
+            holder: next.holder,
+            card: next.card,
+            name: next.holder_name.clone(),
+            cards: next.cards_for_holder,
+            done,
+            total,
+        };
+        self.cards.request(self.error.is_some());
+        let mut st = CardWait {
+            state: CardState::Empty,
+        };
         let ident = self.wait(
-            true,
             &mut st,
-            |d, (state, _)| {
-                let r = screens::CardRequest {
-                    holder,
-                    card,
-                    name: name.to_owned(),
-                    cards,
-                    done,
-                    total,
-                };
-                screens::card_request_page(&r, state, d.error.as_deref())
-            },
+            intent::waiting,
+            |d, st| screens::card_request_page(&request, &st.state, d.error.as_deref()),
             |_, _, _| None,
-            |d, (state, must_leave)| {
-                match d.dev.poll_card() {
-                    CardPoll::NoReader => {
-                        *must_leave = false;
-                        *state = CardState::NoReader
-                    }
-                    CardPoll::Empty => {
-                        *must_leave = false;
-                        *state = CardState::Empty
-                    }
-                    CardPoll::Problem(e) => *state = CardState::Problem(e),
-                    CardPoll::Card { ident, holds_keys } => {
-                        if *must_leave {
-                            *state = CardState::Problem(format!(
-                                "card {ident}: remove it first, then insert it (or a spare) again"
-                            ));
-                        } else if holds_keys && !d.interrupted.contains(&ident) {
-                            *state = CardState::NotBlank(ident);
-                        } else {
-                            return Some(ident);
-                        }
+            |d, st| {
+                let poll = d.dev.poll_card();
+                match d.cards.judge(poll) {
+                    CardDecision::Use(ident) => Some(ident),
+                    CardDecision::Wait(state) => {
+                        st.state = state;
+                        None
                     }
                 }
-                None
             },
         )?;
-        self.show(&mut screens::card_busy_page(holder, card, &ident))?;
+        self.show(&mut screens::card_busy_page(next.holder, next.card, &ident))?;
         let mut device = match self.dev.open_card() {
             Ok(c) => c,
             Err(e) => {
@@ -637,47 +586,38 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
     fn write(&mut self, files: &[OutputFile]) -> R<Result<WriteReport, WriteFailed>> {
         let verified = self.verified.clone();
         let n = files.len();
-        // (sticks found, scan error)
-        let mut st: (Vec<String>, Option<String>) = (Vec::new(), None);
+        let mut st = StickWait {
+            sticks: Vec::new(),
+            scan_error: None,
+        };
         self.wait(
-            true,
             &mut st,
-            |d, (sticks, scan_error)| {
+            intent::write,
+            |d, st| {
                 screens::write_page(
                     verified.as_ref(),
-                    sticks,
+                    &st.sticks,
                     n,
-                    scan_error.as_deref(),
+                    st.scan_error.as_deref(),
                     d.error.as_deref(),
                 )
             },
-            |_, (sticks, _), k| {
-                (matches!(k, Key::Char('w' | 'W')) && !sticks.is_empty()).then_some(())
-            },
-            |d, (sticks, scan_error)| {
+            |_, st, i| (i == Intent::Write && !st.sticks.is_empty()).then_some(()),
+            |d, st| {
                 match d.dev.poll_sticks() {
                     Ok(s) => {
-                        *sticks = s;
-                        *scan_error = None;
+                        st.sticks = s;
+                        st.scan_error = None;
                     }
-                    Err(e) => *scan_error = Some(e.to_string()),
+                    Err(e) => st.scan_error = Some(e.to_string()),
                 }
                 None
             },
         )?;
-        let sticks = st.0;
-        if sticks.is_empty() {
+        if st.sticks.is_empty() {
             return Ok(Err(WriteFailed::new(NoDataStick)));
         }
-        let mut page = screens::write_page(
-            verified.as_ref(),
-            &sticks,
-            n,
-            Some("Writing, reading back and comparing... do not remove any stick."),
-            None,
-        );
-        page.keys.clear();
-        self.show(&mut page)?;
+        self.show(&mut screens::writing_page(verified.as_ref(), &st.sticks, n))?;
         let dir = format!(
             "sherd-{}",
             self.ceremony_id
@@ -700,16 +640,3 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
 #[derive(Debug, thiserror::Error)]
 #[error("no data stick is inserted")]
 struct NoDataStick;
-
-/// The entropy step's page, from the same lines as the boot screen's entropy check.
-pub fn entropy_page(v: &EntropyView) -> Page {
-    let mut p = Page::new(Step::Entropy, "randomness");
-    for (strong, text) in crate::entropy_check::body(v) {
-        if strong {
-            p.bold(text);
-        } else {
-            p.line(text);
-        }
-    }
-    p
-}

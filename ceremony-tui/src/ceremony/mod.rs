@@ -1,7 +1,9 @@
 //! The witnessed generation ceremony: one page per step, driven by the ceremony core's flow.
 
 pub mod driver;
+pub mod intent;
 pub mod page;
+pub mod policy;
 pub mod screens;
 pub mod script;
 

@@ -3,6 +3,7 @@
 use super::page::Page;
 use crate::aloud;
 use crate::boot::grouped_hex;
+use crate::entropy_check::EntropyView;
 use ceremony::ceremony::{CardView, FinishView, KeysView, VerifyView};
 use ceremony::flow::Step;
 use ceremony::plan::PlanSummary;
@@ -426,6 +427,91 @@ pub fn verify_page(v: Option<&VerifyView>) -> Page {
 }
 
 /// The write step: which data sticks are in, and what happened.
+/// While the boot stick, the TPM and the machine are read (again, after R).
+pub fn reading_attestation_page(again: bool) -> Page {
+    let mut p = Page::new(Step::Attest, "reading the boot attestation");
+    p.bold(if again {
+        "Reading the boot stick, the TPM and this machine again..."
+    } else {
+        "Reading the boot stick, the TPM and this machine..."
+    });
+    p
+}
+
+/// Waiting for the plan stick; after a refused plan, why it was refused.
+pub fn plan_stick_page(refusal: Option<&str>, status: &str) -> Page {
+    let mut p = Page::new(Step::Plan, "the plan stick");
+    p.bold("Insert the plan stick: a USB stick with sherd-plan.toml at its root.");
+    p.line("It is mounted read-only; nothing on it is changed.");
+    p.blank();
+    if let Some(e) = refusal {
+        p.alert("THE PLAN WAS REFUSED");
+        p.line(e.to_owned());
+        p.line("Nothing has been generated. Correct the plan on another machine,");
+        p.line("check its hash with every holder again, and insert the stick.");
+        p.blank();
+    }
+    p.line(status.to_owned());
+    p.key("A", "abort");
+    p
+}
+
+/// The entropy step's page, from the same lines as the boot screen's entropy check.
+pub fn entropy_page(v: &EntropyView) -> Page {
+    let mut p = Page::new(Step::Entropy, "randomness");
+    for (strong, text) in crate::entropy_check::body(v) {
+        if strong {
+            p.bold(text);
+        } else {
+            p.line(text);
+        }
+    }
+    p
+}
+
+/// The entropy report once the policy is met.
+pub fn entropy_passed_page(v: &EntropyView) -> Page {
+    let mut p = entropy_page(v);
+    p.key("Enter", "go on");
+    p.key("A", "abort");
+    p
+}
+
+/// The entropy report when the policy refused: what to attach, and R.
+pub fn entropy_refused_page(v: &EntropyView) -> Page {
+    let mut p = entropy_page(v);
+    p.line("Nothing has been generated. Attach another hardware source");
+    p.line("(TPM, USB TRNG, an OpenPGP card in the reader) and retry.");
+    p.key("R", "retry");
+    p.key("A", "abort");
+    p
+}
+
+/// The flow stopped with no way on (e.g. key generation failed): say so; A aborts.
+pub fn stopped_page(step: Step, what: &str) -> Page {
+    let mut p = error_page(
+        step,
+        what,
+        "Nothing has been written to any stick.",
+        "Press A to abort the ceremony; every secret is wiped.",
+    );
+    p.key("A", "abort");
+    p
+}
+
+/// While the outputs are written: no key does anything, no stick may be pulled.
+pub fn writing_page(verified: Option<&VerifyView>, sticks: &[String], files: usize) -> Page {
+    let mut p = write_page(
+        verified,
+        sticks,
+        files,
+        Some("Writing, reading back and comparing... do not remove any stick."),
+        None,
+    );
+    p.keys.clear();
+    p
+}
+
 pub fn write_page(
     verified: Option<&VerifyView>,
     sticks: &[String],
