@@ -22,12 +22,21 @@ impl std::fmt::Display for CardSerial {
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CardError {
+    /// The card rejected the user PIN and decremented its retry counter.
     #[error("the card refused the PIN ({retries_left} tries left)")]
-    WrongPin { retries_left: u8 },
+    WrongPin {
+        /// User-PIN tries left before the card blocks, as the card reports it.
+        retries_left: u8,
+    },
+    /// The user-PIN retry counter is exhausted: the card refuses to decrypt until it is
+    /// unblocked with the admin PIN or factory-reset.
     #[error("the card is blocked: too many wrong PINs; it needs the admin PIN or a factory reset")]
     Blocked,
+    /// The card has no decryption key (never provisioned, or reset since).
     #[error("the card holds no decryption key: provision it first")]
     NotProvisioned,
+    /// Any other card or reader failure, including a card that misbehaved while being
+    /// provisioned; the text is the device layer's description.
     #[error("the card or reader failed: {0}")]
     Device(String),
 }

@@ -85,15 +85,21 @@ use crate::{hex, kdf, words};
 /// The next card to ask for, while [`Sealed`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NextCard {
+    /// Holder index, 1-based, as in the plan.
     pub holder: u8,
+    /// Card number within the holder, 1-based.
     pub card: u8,
+    /// The holder's name, as in the plan.
     pub holder_name: String,
+    /// How many cards this holder gets in all.
     pub cards_for_holder: u8,
 }
 
 /// A step that refused: the phase it was given, unchanged (boxed: phases are large), and why.
 pub struct Refused<S> {
+    /// The phase the step was given, to retry the step from or to drop (abort).
     pub state: Box<S>,
+    /// Why the step refused.
     pub error: CeremonyError,
 }
 
@@ -116,54 +122,94 @@ impl<S> std::fmt::Debug for Refused<S> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CeremonyError {
+    /// The plan was refused.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// Building a key, message or signature failed inside Sequoia (a bug, not bad input).
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// Splitting the root secret failed.
     #[error(transparent)]
     Shamir(#[from] ShamirError),
+    /// The transcript refused a record (a caller's record that is not well formed).
     #[error(transparent)]
     Transcript(#[from] TranscriptError),
+    /// The holder or card number is not in the plan.
     #[error("holder {holder} card {card} does not exist in the plan")]
-    NoSuchCard { holder: u8, card: u8 },
+    NoSuchCard {
+        /// Holder index asked for, 1-based.
+        holder: u8,
+        /// Card number asked for, 1-based.
+        card: u8,
+    },
+    /// That card of that holder was already provisioned in this ceremony.
     #[error("holder {holder} card {card} was already provisioned (serial {serial})")]
     AlreadyProvisioned {
+        /// Holder index, 1-based.
         holder: u8,
+        /// Card number within the holder, 1-based.
         card: u8,
+        /// Serial of the card already provisioned in that place.
         serial: String,
     },
+    /// The card or reader failed while its serial was read or while it was provisioned.
     #[error("holder {holder} card {card}: {source}")]
     Card {
+        /// Holder index, 1-based.
         holder: u8,
+        /// Card number within the holder, 1-based.
         card: u8,
+        /// The card's error.
         source: crate::card::CardError,
     },
+    /// The freshly provisioned card could not open its holder's sealed share.
     #[error(
         "holder {holder} card {card}: test decryption failed: {source}; use another blank card"
     )]
     TestDecryption {
+        /// Holder index, 1-based.
         holder: u8,
+        /// Card number within the holder, 1-based.
         card: u8,
+        /// Why opening the share failed.
         source: OpenShareError,
     },
+    /// The card opened the sealed share, but the share or envelope header differs from what
+    /// was sealed.
     #[error(
         "holder {holder} card {card}: the card decrypted a share that differs from the one sealed; the card or reader is faulty, use another blank card"
     )]
-    WrongShareFromCard { holder: u8, card: u8 },
+    WrongShareFromCard {
+        /// Holder index, 1-based.
+        holder: u8,
+        /// Card number within the holder, 1-based.
+        card: u8,
+    },
+    /// The inserted card's serial was already provisioned in this ceremony.
     #[error(
         "serial {serial} was already used for holder {holder} card {card}: insert a different card"
     )]
     DuplicateSerial {
+        /// The serial the inserted card reports.
         serial: String,
+        /// Holder index the serial was provisioned for earlier, 1-based.
         holder: u8,
+        /// Card number it was provisioned as earlier, 1-based.
         card: u8,
     },
+    /// Not every card is provisioned yet.
     #[error("cards not yet provisioned: {missing:?} (holder, card)")]
-    CardsMissing { missing: Vec<(u8, u8)> },
+    CardsMissing {
+        /// (holder index, card number) pairs still to provision, both 1-based, in plan order.
+        missing: Vec<(u8, u8)>,
+    },
+    /// An M-subset of the shares does not recombine to the secret: abort. The subset's share
+    /// positions, 1-based (= holder indices).
     #[error(
         "the M-subset at share positions {0:?} does not recombine to the secret; abort: nothing from this ceremony may be used"
     )]
     SubsetFailed(Vec<usize>),
+    /// Recombining the shares as the cards decrypted them was refused: abort.
     #[error(
         "recombination from the cards' decryptions failed: {0}; abort: nothing from this ceremony may be used"
     )]
@@ -173,7 +219,9 @@ pub enum CeremonyError {
 /// Public results of the key step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeysView {
+    /// Root certificate fingerprint, 40 upper-case hex digits.
     pub root_fingerprint: String,
+    /// The fingerprint's 20 bytes as PGP words separated by spaces, for the witnesses.
     pub root_fingerprint_words: String,
     /// (holder index, holder name, location certificate fingerprint).
     pub locations: Vec<(u8, String, String)>,
@@ -189,16 +237,22 @@ pub struct SealView {
 /// Public results of one card's provisioning.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CardView {
+    /// Holder index, 1-based.
     pub holder: u8,
+    /// Card number within the holder, 1-based.
     pub card: u8,
+    /// The card's serial number as the card reports it.
     pub serial: String,
+    /// Fingerprint of the location certificate whose key the card now holds, upper-case hex.
     pub location_fingerprint: String,
 }
 
 /// Public results of verification.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifyView {
+    /// How many M-subsets were recombined, out of how many, and by which policy.
     pub subsets: SubsetReport,
+    /// The random nonce the root key signed and verified, 64 lower-case hex digits.
     pub self_test_nonce: String,
 }
 
@@ -207,7 +261,9 @@ pub struct VerifyView {
 pub struct FinishView {
     /// (path, size, SHA-256 hex) of every output file.
     pub files: Vec<(String, usize, String)>,
+    /// The signed transcript's final hash, 64 lower-case hex digits.
     pub transcript_final_hash: String,
+    /// The same hash as PGP words, for the witnesses to write down.
     pub transcript_final_words: String,
 }
 
@@ -215,7 +271,9 @@ pub struct FinishView {
 /// confirmations of a step. The core's other records are written only by the core.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
+    /// A caller's public record (boot attestation, entropy report).
     Note(Note),
+    /// The witnesses confirmed what a step showed.
     WitnessConfirm(record::WitnessConfirm),
 }
 
@@ -245,10 +303,15 @@ impl From<record::WitnessConfirm> for Record {
 
 /// Output file names inside the ceremony folder.
 pub mod paths {
+    /// The plan, byte for byte as read from the plan stick.
     pub const PLAN: &str = "plan.toml";
+    /// The public root certificate, ASCII-armored.
     pub const ROOT_CERT: &str = "root-cert.asc";
+    /// The shard file ([`crate::shardfile`]).
     pub const SHARDS: &str = "shards.toml";
+    /// The transcript text ([`crate::transcript`]).
     pub const TRANSCRIPT: &str = "transcript.txt";
+    /// The root key's ASCII-armored detached signature over the transcript text.
     pub const TRANSCRIPT_SIG: &str = "transcript.txt.sig";
 
     /// The PIN file of holder `index`.

@@ -53,16 +53,33 @@ pub struct Envelope {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EnvelopeError {
+    /// The plaintext does not start with [`MAGIC`] (or is shorter than it): not an envelope.
     #[error("not a sherd share envelope (bad magic)")]
     BadMagic,
+    /// The version byte is not [`VERSION`]; the version found.
     #[error("envelope version {0} is not supported (this build reads version {VERSION})")]
     UnsupportedVersion(u8),
+    /// The plaintext ends inside a field.
     #[error("envelope truncated in field {field}")]
-    Truncated { field: &'static str },
+    Truncated {
+        /// Name of the field that was cut short, e.g. `plan_hash`.
+        field: &'static str,
+    },
+    /// Bytes follow the share, the last field.
     #[error("{count} unexpected bytes after the envelope")]
-    TrailingBytes { count: usize },
+    TrailingBytes {
+        /// Number of extra bytes.
+        count: usize,
+    },
+    /// A field's value is out of range or inconsistent with another (ceremony id, index,
+    /// threshold, fingerprint length, share).
     #[error("invalid field {field}: {reason}")]
-    InvalidField { field: &'static str, reason: String },
+    InvalidField {
+        /// Name of the offending field, e.g. `index`.
+        field: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
 }
 
 struct Reader<'a> {
@@ -246,8 +263,12 @@ pub fn open_with_card(
 /// Why a sealed share could not be opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OpenShareError {
+    /// Decryption or the root signature check failed (wrong card or PIN, another holder's
+    /// share, a message not signed by this root key).
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// The message decrypted and its signature checked out, but the plaintext is not a valid
+    /// envelope.
     #[error("the decrypted envelope is invalid: {0}")]
     Envelope(#[from] EnvelopeError),
 }

@@ -25,14 +25,23 @@ use crate::storage::{OutputFile, WriteReport};
 /// The steps of the generation ceremony, as the screens' header names and numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Step {
+    /// Boot attestation values shown and confirmed by the witnesses.
     Attest,
+    /// The plan read from the plan stick, shown with its hash, and confirmed.
     Plan,
+    /// Entropy gathered and its public report recorded.
     Entropy,
+    /// Keys generated and shares sealed; the root fingerprint confirmed.
     Keys,
+    /// Each location card provisioned and test-decrypted, one insertion each.
     Cards,
+    /// Recombination, M-subset and root-key self-test checks.
     Verify,
+    /// The output files written to the data sticks.
     Write,
+    /// The final transcript hash shown as words and confirmed.
     Transcript,
+    /// Secrets dropped; power off (also where an aborted ceremony ends).
     PowerOff,
 }
 
@@ -77,12 +86,18 @@ pub enum Event<'a> {
     /// Boot attestation values read, e.g. `image.iso-sha256`.
     Attested(Vec<Note>),
     /// The witnesses confirmed what is on screen (key presses on the operator's keyboard).
-    Confirmed { witness: String },
+    Confirmed {
+        /// Who confirmed: witnesses' names or "the witnesses present"; written as a
+        /// `witness.confirm` record, except for the final words (the transcript is signed).
+        witness: String,
+    },
     /// The plan file's text was read from the plan stick.
     PlanRead(String),
     /// Entropy gathered: the public report and commitments, and the DRBG.
     EntropyReady {
+        /// Public records of the entropy gathered, written to the transcript before the keys.
         report: Vec<Note>,
+        /// The seeded DRBG the keys, PINs and share polynomials are drawn from.
         rng: &'a mut dyn SecretRng,
     },
     /// A blank card was inserted for the requested holder and card.
@@ -92,7 +107,10 @@ pub enum Event<'a> {
     /// The files were written, or why not.
     Written(Result<WriteReport, WriteFailed>),
     /// Stop the ceremony.
-    Abort { reason: String },
+    Abort {
+        /// Why, as shown to the operator in [`FlowError::Aborted`].
+        reason: String,
+    },
 }
 
 impl Event<'_> {
@@ -116,6 +134,7 @@ impl Event<'_> {
 pub struct WriteFailed(pub Box<dyn std::error::Error + Send + Sync>);
 
 impl WriteFailed {
+    /// Wraps the device layer's error.
     pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         WriteFailed(Box::new(e))
     }
@@ -138,7 +157,12 @@ pub enum FlowError {
     #[error(
         "{event} was not expected at step {step:?}: the ceremony was aborted and every secret wiped"
     )]
-    OutOfOrder { step: Step, event: &'static str },
+    OutOfOrder {
+        /// The step the flow was at.
+        step: Step,
+        /// The unexpected event, described for the screen, e.g. "a card".
+        event: &'static str,
+    },
     /// The operator or the flow aborted.
     #[error("aborted: {0}")]
     Aborted(String),
@@ -159,8 +183,11 @@ pub enum Effect {
     ConfirmKeys(KeysView),
     /// Ask for a blank card; `done` of `total` cards are provisioned.
     RequestCard {
+        /// Which holder's card, and which of their cards, to ask for.
         next: NextCard,
+        /// Cards provisioned so far, over all holders.
         done: usize,
+        /// Cards in the plan, over all holders.
         total: usize,
     },
     /// A card was provisioned and test-decrypted; remove it.

@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 //! The ceremony core of sherd: plan, keys, Shamir shares, sealing, recombination, transcript,
 //! output writing and offline verification.
 //!

@@ -26,14 +26,28 @@ use openpgp::types::{Curve, Features, SymmetricAlgorithm};
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OpenError {
+    /// The bytes are not a well-formed OpenPGP message (bad armor, bad packets, or data after
+    /// the message); the parser's reason.
     #[error("not a readable OpenPGP message: {0}")]
     Malformed(String),
+    /// None of the message's recipients is a key that was offered: the message belongs to
+    /// another holder or another ceremony.
     #[error("the message is not encrypted to this key ({key}); it is someone else's")]
-    NotForThisKey { key: String },
+    NotForThisKey {
+        /// Upper-case hex fingerprints of the decryption keys offered, joined by ", " (or the
+        /// certificate's own fingerprint when it has no usable encryption key).
+        key: String,
+    },
+    /// The card reported an error while decrypting (wrong PIN, blocked, device failure); its
+    /// message.
     #[error("the card refused: {0}")]
     Card(String),
+    /// A recipient matched but the session key or the data did not decrypt: the message was
+    /// altered, or the key is not the one it was encrypted to.
     #[error("decryption failed (the message was altered or the key is wrong): {0}")]
     DecryptionFailed(String),
+    /// The message decrypted, but it is not exactly one good signature by the expected signer
+    /// (the root key) around literal data; what was wrong.
     #[error("the signature does not check out: {0}")]
     BadSignature(String),
 }
@@ -230,6 +244,8 @@ impl<F> EcdhDecryptor<F>
 where
     F: FnMut(&[u8; 32]) -> openpgp::Result<crypto::mem::Protected>,
 {
+    /// A decryptor for the Cv25519 encryption key `public`; `ecdh` receives the sender's bare
+    /// 32-byte ephemeral point and returns the 32-byte X25519 shared secret.
     pub fn new(public: Key<PublicParts, UnspecifiedRole>, ecdh: F) -> Self {
         EcdhDecryptor { public, ecdh }
     }

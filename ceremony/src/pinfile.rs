@@ -28,9 +28,14 @@ pub struct PinEntry {
 
 /// A PIN file's contents. Holds PINs: no Debug, no Clone.
 pub struct PinFile {
+    /// Ceremony id, as in the plan.
     pub ceremony_id: String,
+    /// Holder index, 1-based, as in the plan.
     pub holder: u8,
+    /// Holder name, as in the plan.
     pub name: String,
+    /// One entry per location card of the holder (at least one); the ceremony writes them
+    /// card 1 first.
     pub cards: Vec<PinEntry>,
 }
 
@@ -44,8 +49,17 @@ fn canonical_u8(text: &str) -> Option<u8> {
 /// Why a PIN file plaintext was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PinFileError {
+    /// The plaintext is not a well-formed PIN file.
     #[error("line {line}: {reason}")]
-    BadLine { line: usize, reason: String },
+    BadLine {
+        /// Line number, 1-based; 0 when the fault is not on one line (not UTF-8, no final
+        /// newline, no `end=` line).
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The armored message could not be opened: not for this key, wrong card or PIN, or the
+    /// root signature does not check out.
     #[error(transparent)]
     Open(#[from] OpenError),
 }

@@ -31,86 +31,194 @@ pub const MAX_NAME_LEN: usize = 64;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PlanError {
+    /// Not TOML, or a field is missing, unknown or of the wrong type; the TOML parser's
+    /// message.
     #[error("the plan is not valid TOML for this schema: {0}")]
     Syntax(String),
+    /// The `format` field is not [`FORMAT`].
     #[error("unsupported plan format {found:?}: this build reads {FORMAT:?}")]
-    UnsupportedFormat { found: String },
+    UnsupportedFormat {
+        /// The `format` value found.
+        found: String,
+    },
+    /// The ceremony id breaks the rules of [`check_ceremony_id`].
     #[error("invalid ceremony_id {id:?}: {reason}")]
-    InvalidCeremonyId { id: String, reason: &'static str },
+    InvalidCeremonyId {
+        /// The id as given.
+        id: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// `time` is not a whole-second UTC date and time (trailing `Z`) from 2020-01-01 up to
+    /// the end of 32-bit OpenPGP time.
     #[error("invalid time {time}: {reason}")]
-    InvalidTime { time: String, reason: &'static str },
+    InvalidTime {
+        /// The time as written in the plan.
+        time: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// The plan has no `[[holder]]` table.
     #[error("the plan has no holders: add [[holder]] tables")]
     NoHolders,
+    /// More than [`MAX_HOLDERS`] holders.
     #[error(
         "the plan has {count} holders; at most {MAX_HOLDERS} are possible (one byte per share index)"
     )]
-    TooManyHolders { count: usize },
+    TooManyHolders {
+        /// Number of holders in the plan.
+        count: usize,
+    },
+    /// The threshold exceeds the number of holders: the secret could never be recovered.
     #[error("threshold {threshold} is larger than the number of holders ({holders})")]
-    ThresholdAboveHolders { threshold: i64, holders: usize },
+    ThresholdAboveHolders {
+        /// The plan's threshold.
+        threshold: i64,
+        /// Number of holders in the plan.
+        holders: usize,
+    },
+    /// Threshold 1 without `allow_threshold_one = true`: every holder alone would hold the
+    /// secret.
     #[error(
         "threshold {threshold} is below 2: one holder alone could recover the secret; set allow_threshold_one = true if that is really intended"
     )]
-    ThresholdBelowTwo { threshold: i64 },
+    ThresholdBelowTwo {
+        /// The plan's threshold (1: lower values are refused as out of range first).
+        threshold: i64,
+    },
+    /// The threshold is not in 1..=255.
     #[error("threshold {threshold} is out of range 1..=255")]
-    ThresholdOutOfRange { threshold: i64 },
+    ThresholdOutOfRange {
+        /// The threshold as written in the plan.
+        threshold: i64,
+    },
+    /// A holder or witness name breaks the rules of [`check_name`].
     #[error("invalid {what} name {name:?}: {reason}")]
     InvalidName {
+        /// Whose name: `holder` or `witness`.
         what: &'static str,
+        /// The name as given.
         name: String,
+        /// Which rule it breaks.
         reason: &'static str,
     },
+    /// Two holders have the same name (compared byte for byte).
     #[error("holder {name:?} appears twice (holders {first} and {second})")]
     DuplicateHolder {
+        /// The repeated name.
         name: String,
+        /// 1-based index of the first holder with that name.
         first: usize,
+        /// 1-based index of the second holder with that name.
         second: usize,
     },
+    /// A witness is listed twice (compared byte for byte).
     #[error("witness {name:?} appears twice")]
-    DuplicateWitness { name: String },
+    DuplicateWitness {
+        /// The repeated name.
+        name: String,
+    },
+    /// The plan has no `[[witness]]` table.
     #[error("the plan names no witness: a ceremony needs at least one")]
     NoWitnesses,
+    /// A holder's `backup` is not the name of any holder in the plan.
     #[error("holder {holder:?}: backup {backup:?} is not a holder in this plan")]
-    UnknownBackup { holder: String, backup: String },
+    UnknownBackup {
+        /// The holder whose backup is unknown.
+        holder: String,
+        /// The `backup` value as written.
+        backup: String,
+    },
+    /// A holder names themself as backup: nobody else could read their PIN file.
     #[error("holder {holder:?} is named as their own backup")]
-    SelfBackup { holder: String },
+    SelfBackup {
+        /// The holder's name.
+        holder: String,
+    },
+    /// A holder's `cards` is not in 1..=[`MAX_CARDS_PER_HOLDER`].
     #[error("holder {holder:?}: cards = {cards} is out of range 1..={MAX_CARDS_PER_HOLDER}")]
-    CardCount { holder: String, cards: i64 },
+    CardCount {
+        /// The holder's name.
+        holder: String,
+        /// The `cards` value as written.
+        cards: i64,
+    },
+    /// A holder's `certs` list is empty: their PIN file could be encrypted to nobody.
     #[error("holder {holder:?} has no personal certificate to encrypt their PIN file to")]
-    NoCertificates { holder: String },
+    NoCertificates {
+        /// The holder's name.
+        holder: String,
+    },
+    /// A certificate is not an ASCII-armored public key block that parses as a certificate.
     #[error("holder {holder:?}, certificate {position}: cannot be read: {reason}")]
     CertUnreadable {
+        /// The holder's name.
         holder: String,
+        /// 1-based position of the certificate in the holder's `certs`.
         position: usize,
+        /// The armor or parser error.
         reason: String,
     },
+    /// A certificate carries secret key material.
     #[error(
         "holder {holder:?}, certificate {fingerprint}: contains secret key material; put only the public certificate in the plan"
     )]
-    CertHasSecret { holder: String, fingerprint: String },
+    CertHasSecret {
+        /// The holder's name.
+        holder: String,
+        /// The certificate's fingerprint, upper-case hex.
+        fingerprint: String,
+    },
+    /// A certificate is not valid under the standard policy at the plan time (e.g. no valid
+    /// self-signature then).
     #[error(
         "holder {holder:?}, certificate {fingerprint}: not valid at the ceremony time: {reason}"
     )]
     CertInvalid {
+        /// The holder's name.
         holder: String,
+        /// The certificate's fingerprint, upper-case hex.
         fingerprint: String,
+        /// Sequoia's reason.
         reason: String,
     },
+    /// A certificate is revoked at the plan time.
     #[error("holder {holder:?}, certificate {fingerprint}: revoked")]
-    CertRevoked { holder: String, fingerprint: String },
+    CertRevoked {
+        /// The holder's name.
+        holder: String,
+        /// The certificate's fingerprint, upper-case hex.
+        fingerprint: String,
+    },
+    /// A certificate is not alive at the plan time (it has expired).
     #[error("holder {holder:?}, certificate {fingerprint}: expired at the ceremony time: {reason}")]
     CertExpired {
+        /// The holder's name.
         holder: String,
+        /// The certificate's fingerprint, upper-case hex.
         fingerprint: String,
+        /// Sequoia's reason.
         reason: String,
     },
+    /// A certificate has no live, unrevoked encryption-capable key at the plan time (see
+    /// [`encryption_keys`]), so the PIN file could not be encrypted to it.
     #[error(
         "holder {holder:?}, certificate {fingerprint}: has no live encryption-capable key at the ceremony time"
     )]
-    CertCannotEncrypt { holder: String, fingerprint: String },
+    CertCannotEncrypt {
+        /// The holder's name.
+        holder: String,
+        /// The certificate's fingerprint, upper-case hex.
+        fingerprint: String,
+    },
+    /// The same certificate (by fingerprint) is listed twice in the plan.
     #[error("certificate {fingerprint} is listed for both {first:?} and {second:?}")]
     DuplicateCertificate {
+        /// The certificate's fingerprint, upper-case hex.
         fingerprint: String,
+        /// Name of the holder who lists it first.
         first: String,
+        /// Name of the holder who lists it again (the same holder if listed twice by one).
         second: String,
     },
 }
@@ -193,22 +301,34 @@ pub struct Plan {
 /// Plain public data for a screen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanSummary {
+    /// Ceremony id.
     pub ceremony_id: String,
+    /// Plan time, UTC, as `YYYY-MM-DDTHH:MM:SSZ`.
     pub time_rfc3339: String,
+    /// Threshold M.
     pub threshold: u8,
+    /// One line per holder, in plan order.
     pub holders: Vec<HolderSummary>,
+    /// Witness names, in plan order.
     pub witnesses: Vec<String>,
+    /// The canonical plan hash, 64 lower-case hex digits.
     pub hash_hex: String,
+    /// The same hash as 32 PGP words separated by single spaces, for reading aloud.
     pub hash_words: String,
 }
 
 /// One holder's line in a [`PlanSummary`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HolderSummary {
+    /// Holder index, 1-based; also the share's x coordinate.
     pub index: u8,
+    /// The holder's name as written in the plan.
     pub name: String,
+    /// The backup holder's name (who can also read this holder's PIN file).
     pub backup: String,
+    /// Number of location cards for this holder.
     pub cards: u8,
+    /// Fingerprints of the holder's personal certificates, upper-case hex, in plan order.
     pub cert_fingerprints: Vec<String>,
 }
 

@@ -25,56 +25,104 @@ pub struct Expected {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RecombineError {
+    /// The list of envelopes is empty.
     #[error("no shares given")]
     NoShares,
+    /// A share's ceremony id or root fingerprint is not the expected one.
     #[error(
         "share at position {position} (index {index}) is from another ceremony: its {field} is {found}, expected {expected}"
     )]
     Foreign {
+        /// 1-based position of the share in the input list.
         position: usize,
+        /// The share index its envelope claims.
         index: u8,
+        /// Which field differs: `ceremony id` or `root fingerprint`.
         field: &'static str,
+        /// The share's value (a fingerprint as upper-case hex).
         found: String,
+        /// The expected value (a fingerprint as upper-case hex).
         expected: String,
     },
+    /// A share disagrees with the majority of the shares on threshold, share count, key time,
+    /// plan hash or commitment.
     #[error(
         "share at position {position} (index {index}) disagrees with the other shares: its {field} is {found}, the others say {expected}"
     )]
     Mismatch {
+        /// 1-based position of the first dissenting share in the input list.
         position: usize,
+        /// The share index its envelope claims.
         index: u8,
+        /// Which field differs, e.g. `plan hash`.
         field: &'static str,
+        /// The share's value (hashes as lower-case hex, times as Unix seconds).
         found: String,
+        /// The value most shares agree on (ties: the earliest), in the same spelling.
         expected: String,
     },
+    /// The same share (identical bytes) was given twice.
     #[error("share index {index} is given twice (positions {first} and {second}); remove one")]
     Duplicate {
+        /// The repeated share index.
         index: u8,
+        /// 1-based position of its first occurrence.
         first: usize,
+        /// 1-based position of its second occurrence.
         second: usize,
     },
+    /// Two shares with different bytes claim the same index: at least one is forged.
     #[error(
         "two different shares both claim index {index} (positions {first} and {second}); at least one is forged"
     )]
     ConflictingDuplicate {
+        /// The share index both claim.
         index: u8,
+        /// 1-based position of the first.
         first: usize,
+        /// 1-based position of the second.
         second: usize,
     },
+    /// Fewer shares than the threshold.
     #[error("need {need} shares, have {have}")]
-    NotEnoughShares { have: usize, need: usize },
+    NotEnoughShares {
+        /// Number of shares given.
+        have: usize,
+        /// The threshold M from the envelopes.
+        need: usize,
+    },
+    /// An extra share (beyond the M that match the commitment) gives a different secret when
+    /// it replaces one of them: it is corrupt or forged.
     #[error(
         "share at position {position} (index {index}) does not lie on the same polynomial as the others: it is corrupt or forged"
     )]
-    Inconsistent { position: usize, index: u8 },
+    Inconsistent {
+        /// 1-based position of the share in the input list.
+        position: usize,
+        /// The share index its envelope claims.
+        index: u8,
+    },
+    /// No M of the shares (within the search bound) recombine to a secret matching the
+    /// commitment.
     #[error(
         "the shares at positions {positions:?} recombine to a secret that does not match the commitment; one of them is wrong, bring one more share to find which"
     )]
-    CommitmentMismatch { positions: Vec<usize> },
+    CommitmentMismatch {
+        /// 1-based positions of the shares involved.
+        positions: Vec<usize>,
+    },
+    /// The secret matches the commitment but derives a different root key than expected.
     #[error("the recombined secret derives root fingerprint {derived}, expected {expected}")]
-    FingerprintMismatch { derived: String, expected: String },
+    FingerprintMismatch {
+        /// Fingerprint of the root key derived from the secret, upper-case hex.
+        derived: String,
+        /// The expected root fingerprint, upper-case hex.
+        expected: String,
+    },
+    /// The Shamir combination refused the shares' structure.
     #[error(transparent)]
     Shamir(#[from] ShamirError),
+    /// Deriving the root key from the recombined secret failed (a bug, not bad input).
     #[error(transparent)]
     Key(#[from] KeyErrorEq),
 }
@@ -265,14 +313,23 @@ pub fn recombine(
 /// Why a recovery from a shard file stopped.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecoverError {
+    /// A share could not be opened (wrong card or PIN, bad signature, invalid envelope).
     #[error("share {index} ({holder}): {source}")]
     Open {
+        /// The share's index (= holder index, 1-based).
         index: u8,
+        /// The holder's name, from the shard file.
         holder: String,
+        /// Why opening failed.
         source: crate::envelope::OpenShareError,
     },
+    /// An index asked for is not in 1..=N of the shard file.
     #[error("share {index} is not in the shard file")]
-    NoSuchShare { index: u8 },
+    NoSuchShare {
+        /// The index asked for.
+        index: u8,
+    },
+    /// The opened shares were refused by [`recombine`].
     #[error(transparent)]
     Recombine(#[from] RecombineError),
 }

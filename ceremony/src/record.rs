@@ -20,20 +20,32 @@ use std::fmt;
 pub enum RecordError {
     /// The fields could not be read at all.
     #[error("{kind}: {reason}")]
-    Syntax { kind: String, reason: String },
+    Syntax {
+        /// The record's kind, naming it in the message.
+        kind: String,
+        /// What is wrong with the value.
+        reason: String,
+    },
     /// A field is missing, extra, out of order or has the wrong key.
     #[error("{kind}: expected field {expected}=, found {found}")]
     UnexpectedField {
+        /// The record's kind.
         kind: String,
+        /// The key expected at this place, or "the end of the record".
         expected: String,
+        /// What is there instead: `key=`, or "the end of the record".
         found: String,
     },
     /// A field's value is not what its type allows.
     #[error("{kind}: field {key}={value:?} is not {what}")]
     BadValue {
+        /// The record's kind.
         kind: String,
+        /// The field's key (`value` for a record that is one bare value).
         key: String,
+        /// The value as read.
         value: String,
+        /// What the value must be, e.g. "a decimal number".
         what: &'static str,
     },
     /// A record kind that is not well formed.
@@ -99,6 +111,7 @@ pub fn encode_value(value: &str) -> String {
 pub struct Fields(Vec<(String, String)>);
 
 impl Fields {
+    /// No fields yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -205,7 +218,9 @@ impl Fields {
 pub trait FieldValue: Sized {
     /// What a value must be, for errors ("a decimal number", ...).
     const WHAT: &'static str;
+    /// The value's one spelling (before the quoting rule is applied).
     fn to_field(&self) -> String;
+    /// Reads that spelling back; `None` for any other text.
     fn from_field(text: &str) -> Option<Self>;
 }
 
@@ -400,7 +415,10 @@ impl Reader<'_> {
 pub trait Body: Sized {
     /// The kind's name in the transcript.
     const NAME: &'static str;
+    /// The record value as written in the transcript.
     fn encode(&self) -> String;
+    /// Reads a record value back strictly: exactly the fields, in order, each in its one
+    /// spelling.
     fn parse(value: &str) -> Result<Self, RecordError>;
 }
 
@@ -458,11 +476,15 @@ macro_rules! single_body {
 field_body! {
     /// The plan's identity, right after the records made before the plan was read.
     CeremonyPlan = "ceremony.plan" {
+        /// The ceremony id.
         id: String = "id",
         /// RFC 3339, as in the plan.
         time: String = "time",
+        /// Threshold M.
         threshold: u8 = "threshold",
+        /// Number of holders N.
         holders: usize = "holders",
+        /// Number of witnesses.
         witnesses: usize = "witnesses",
     }
 }
@@ -477,62 +499,86 @@ single_body! {
 field_body! {
     /// One holder's location certificate and its encryption subkey.
     LocationCert = "location.cert" {
+        /// Holder index, 1-based.
         holder: u8 = "holder",
+        /// The location certificate's (primary key) fingerprint.
         fingerprint: Fpr = "fingerprint",
+        /// The fingerprint of its Cv25519 encryption subkey, the key the cards hold.
         subkey: Fpr = "subkey",
     }
 }
 field_body! {
     /// One holder's sealed share (the binary message's SHA-256).
     ShareSealed = "share.sealed" {
+        /// Holder index, 1-based (= the share's x coordinate).
         holder: u8 = "holder",
+        /// SHA-256 of the binary (not armored) OpenPGP message.
         sha256: Hash32 = "sha256",
     }
 }
 field_body! {
     /// One card provisioned and its test decryption passed.
     CardProvisioned = "card.provisioned" {
+        /// Holder index, 1-based.
         holder: u8 = "holder",
+        /// Card number within the holder, 1-based.
         card: u8 = "card",
+        /// The card's serial number as the card reports it.
         serial: String = "serial",
+        /// Fingerprint of the location certificate whose key the card now holds.
         location: Fpr = "location",
+        /// The card opened the holder's sealed share and it matched the share in memory.
         test_decrypt: Passed = "test-decrypt",
     }
 }
 field_body! {
     /// One holder's PIN file and its recipients' keys.
     PinsSealed = "pins.sealed" {
+        /// Holder index, 1-based.
         holder: u8 = "holder",
+        /// SHA-256 of the ASCII-armored PIN file, as written to the output folder.
         sha256: Hash32 = "sha256",
+        /// Fingerprints of the personal certificates it is encrypted to: the holder's, then
+        /// the backup holder's.
         recipients: Vec<Fpr> = "recipients",
     }
 }
 field_body! {
     /// The M-subsets recombined.
     VerifySubsets = "verify.subsets" {
+        /// Number of M-subsets recombined.
         checked: usize = "checked",
+        /// C(N, M), the number of M-subsets there are.
         total: SubsetTotal = "total",
+        /// How the checked subsets were chosen.
         policy: SubsetPolicy = "policy",
     }
 }
 field_body! {
     /// The root key signed and verified a fresh nonce.
     VerifySelfTest = "verify.self-test" {
+        /// The 32 random bytes that were signed.
         nonce: Hash32 = "nonce",
+        /// The signature verified with the root certificate.
         result: Passed = "result",
     }
 }
 field_body! {
     /// One output file.
     OutputFile = "output.file" {
+        /// Path relative to the ceremony folder, '/'-separated.
         path: String = "path",
+        /// Size in bytes.
         size: usize = "size",
+        /// SHA-256 of the file's bytes.
         sha256: Hash32 = "sha256",
     }
 }
 field_body! {
     /// The last record.
     CeremonyEnd = "ceremony.end" {
+        /// Number of `output.file` records (the transcript and its signature are not among
+        /// them).
         files: usize = "files",
     }
 }
@@ -548,10 +594,10 @@ field_body! {
 
 /// Declares the core's kinds once: the tag enum, the typed enum, and their names.
 macro_rules! core_kinds {
-    ($($variant:ident,)+) => {
+    ($($(#[$m:meta])* $variant:ident,)+) => {
         /// The record kinds only the core writes.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum Kind { $($variant),+ }
+        pub enum Kind { $($(#[$m])* $variant),+ }
 
         impl Kind {
             /// Every core kind.
@@ -570,9 +616,12 @@ macro_rules! core_kinds {
 
         /// A record the core writes, with its typed content.
         #[derive(Clone, Debug, PartialEq, Eq)]
-        pub enum CoreRecord { $($variant($variant)),+ }
+        pub enum CoreRecord {
+            $(#[doc = concat!("A record with body [`", stringify!($variant), "`].")] $variant($variant)),+
+        }
 
         impl CoreRecord {
+            /// The record's kind.
             pub fn kind(&self) -> Kind {
                 match self { $(CoreRecord::$variant(_) => Kind::$variant),+ }
             }
@@ -595,17 +644,29 @@ macro_rules! core_kinds {
 }
 
 core_kinds! {
+    /// `ceremony.plan` ([`CeremonyPlan`]).
     CeremonyPlan,
+    /// `plan.hash` ([`PlanHash`]).
     PlanHash,
+    /// `root.fingerprint` ([`RootFingerprint`]).
     RootFingerprint,
+    /// `location.cert` ([`LocationCert`]).
     LocationCert,
+    /// `share.sealed` ([`ShareSealed`]).
     ShareSealed,
+    /// `card.provisioned` ([`CardProvisioned`]).
     CardProvisioned,
+    /// `pins.sealed` ([`PinsSealed`]).
     PinsSealed,
+    /// `verify.subsets` ([`VerifySubsets`]).
     VerifySubsets,
+    /// `verify.self-test` ([`VerifySelfTest`]).
     VerifySelfTest,
+    /// `output.file` ([`OutputFile`]).
     OutputFile,
+    /// `ceremony.end` ([`CeremonyEnd`]).
     CeremonyEnd,
+    /// `witness.confirm` ([`WitnessConfirm`]).
     WitnessConfirm,
 }
 
@@ -622,6 +683,7 @@ impl Kind {
 pub struct NoteKind(String);
 
 impl NoteKind {
+    /// Checks `kind`: well formed ([`valid_kind`]) and not one of the core's kinds.
     pub fn new(kind: &str) -> Result<NoteKind, RecordError> {
         if !valid_kind(kind) {
             return Err(RecordError::BadKind(kind.into()));
@@ -632,6 +694,7 @@ impl NoteKind {
         Ok(NoteKind(kind.into()))
     }
 
+    /// The kind's name, as written in the transcript.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -663,10 +726,12 @@ impl Note {
         Note::new(kind, Fields::parse(kind, value)?)
     }
 
+    /// The note's kind name (never one of the core's kinds).
     pub fn kind(&self) -> &str {
         self.kind.as_str()
     }
 
+    /// The note's fields, in order (at least one).
     pub fn fields(&self) -> &Fields {
         &self.fields
     }
@@ -680,7 +745,9 @@ impl Note {
 /// Any record of a format-2 transcript, typed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
+    /// A record of one of the core's kinds, parsed by its definition.
     Core(CoreRecord),
+    /// A record of any other kind: a caller's note.
     Note(Note),
 }
 
@@ -693,6 +760,7 @@ impl Entry {
         }
     }
 
+    /// The record's kind name, as written in the transcript.
     pub fn kind(&self) -> &str {
         match self {
             Entry::Core(c) => c.kind().name(),
@@ -700,6 +768,7 @@ impl Entry {
         }
     }
 
+    /// The record's value, as written in the transcript.
     pub fn encode(&self) -> String {
         match self {
             Entry::Core(c) => c.encode(),

@@ -11,22 +11,51 @@ use crate::secret::{RootSecret, ShareBytes};
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ShamirError {
+    /// The threshold is 0 or larger than the share count.
     #[error(
         "threshold {threshold} of {count} shares is impossible: need 1 <= threshold <= count <= 255"
     )]
-    Parameters { threshold: usize, count: usize },
+    Parameters {
+        /// Threshold M asked for.
+        threshold: usize,
+        /// Share count N asked for.
+        count: usize,
+    },
+    /// Fewer shares were given than the threshold.
     #[error("need at least {need} shares to recombine, got {have}")]
-    NotEnoughShares { have: usize, need: usize },
+    NotEnoughShares {
+        /// Number of shares given.
+        have: usize,
+        /// Number needed: the threshold (at least 1).
+        need: usize,
+    },
+    /// A share's x byte is 0, the secret's own coordinate.
     #[error("share {position} has x = 0, which is the secret's own coordinate: it is not a share")]
-    ZeroIndex { position: usize },
+    ZeroIndex {
+        /// 1-based position of the share in the input list.
+        position: usize,
+    },
+    /// Two shares have the same x coordinate.
     #[error("shares {first} and {second} both have x = {x}: a duplicate share")]
-    DuplicateIndex { x: u8, first: usize, second: usize },
+    DuplicateIndex {
+        /// The repeated x coordinate (holder index).
+        x: u8,
+        /// 1-based position of its first occurrence in the input list.
+        first: usize,
+        /// 1-based position of its second occurrence.
+        second: usize,
+    },
+    /// A share's length differs from the first share's, or is under 2 bytes (x and one y).
     #[error("share {position} is {len} bytes; the others are {expected}")]
     LengthMismatch {
+        /// 1-based position of the share in the input list.
         position: usize,
+        /// Its length in bytes, x byte included.
         len: usize,
+        /// The first share's length in bytes.
         expected: usize,
     },
+    /// vsss-rs refused the split or the combination; its message.
     #[error("vsss-rs refused: {0}")]
     Library(String),
 }

@@ -65,9 +65,13 @@ impl SealedShare {
 /// A parsed shard file.
 #[derive(Clone, Debug)]
 pub struct ShardFile {
+    /// Ceremony id, as in the plan.
     pub ceremony_id: String,
+    /// The canonical plan hash (64 lower-case hex digits in the file).
     pub plan_hash: [u8; 32],
+    /// Threshold M, 1..=count.
     pub threshold: u8,
+    /// Number of shares N (one per holder), 1..=255.
     pub count: u8,
     /// Root key creation time = plan time (Unix seconds).
     pub key_time: u32,
@@ -81,16 +85,34 @@ pub struct ShardFile {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ShardFileError {
+    /// Not TOML, or a field is missing, unknown or of the wrong type; the TOML parser's
+    /// message.
     #[error("the shard file is not valid TOML for this schema: {0}")]
     Syntax(String),
+    /// The `format` field is not [`FORMAT`].
     #[error("unsupported shard file format {found:?}: this build reads {FORMAT:?}")]
-    UnsupportedFormat { found: String },
+    UnsupportedFormat {
+        /// The `format` value found.
+        found: String,
+    },
+    /// A top-level field is out of range or does not match (e.g. `root_fingerprint` against
+    /// `root_cert`, or the number of `[[share]]` tables against `count`).
     #[error("field {field}: {reason}")]
-    Field { field: &'static str, reason: String },
+    Field {
+        /// The field's TOML key.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `[[share]]` table is refused: out of order, bad holder name or certificate, hash
+    /// mismatch, or a message not encrypted to exactly its location key.
     #[error("share {position} (index {index}): {reason}")]
     Share {
+        /// 1-based position of the table in the file.
         position: usize,
+        /// The `index` the table states, as written.
         index: i64,
+        /// What is wrong with it.
         reason: String,
     },
 }

@@ -39,26 +39,50 @@ pub struct OutputFile {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WriteError {
+    /// The folder or an output path is not a safe relative path; nothing was written.
     #[error("refusing output path {path:?}: {reason}")]
-    BadPath { path: String, reason: &'static str },
+    BadPath {
+        /// The refused path, as given.
+        path: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// An output already exists on a volume; nothing was written to that volume (volumes
+    /// before it in the list are complete).
     #[error(
         "{volume}: {path} already exists; refusing to overwrite ceremony outputs (use a fresh stick or folder)"
     )]
-    AlreadyExists { volume: String, path: String },
+    AlreadyExists {
+        /// The volume's label.
+        volume: String,
+        /// The existing file, relative to the volume root.
+        path: String,
+    },
+    /// A file-system step failed; the files completed before it stay complete and verified.
     #[error("{volume}: {step} {path} failed: {source}")]
     Io {
+        /// The volume's label.
         volume: String,
+        /// The file the step worked on, relative to the volume root (the temporary name while
+        /// that is checked, removed or written).
         path: String,
+        /// The step that failed, e.g. `writing`, `renaming into`, `reading back`.
         step: &'static str,
+        /// The operating system's error.
         source: io::Error,
     },
+    /// A file read back differs from the bytes written: the medium is faulty.
     #[error(
         "{volume}: {path} reads back different from what was written ({written} bytes written, {read} read): the medium is faulty, use another"
     )]
     ReadBackMismatch {
+        /// The volume's label.
         volume: String,
+        /// The file, relative to the volume root.
         path: String,
+        /// Number of bytes written.
         written: usize,
+        /// Number of bytes read back.
         read: usize,
     },
 }

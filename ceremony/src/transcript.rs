@@ -85,36 +85,75 @@ impl Record {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TranscriptError {
+    /// Line 1 is neither [`HEADER`] nor [`HEADER_V1`].
     #[error("line 1 must be exactly {HEADER:?} (or {HEADER_V1:?} for format 1)")]
     BadHeader,
+    /// The file is not valid UTF-8.
     #[error("the transcript is not UTF-8")]
     NotUtf8,
+    /// The file does not end with a newline: it may have been cut short.
     #[error("the transcript must end with a newline (it may have been truncated)")]
     MissingFinalNewline,
+    /// A line is not `seq prev kind value` separated by single spaces, or its previous hash is
+    /// not 64 lower-case hex digits.
     #[error("line {line}: {reason}")]
-    BadLine { line: usize, reason: String },
+    BadLine {
+        /// Line number in the file, 1-based (the header is line 1).
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A record's number is not the next one: records missing, repeated or reordered.
     #[error(
         "line {line}: record number {found}, expected {expected} (records missing, repeated or reordered)"
     )]
     Sequence {
+        /// Line number in the file, 1-based.
         line: usize,
+        /// The number as written.
         found: String,
+        /// The number expected: the records so far plus one.
         expected: u32,
     },
+    /// A record's previous-hash is not the hash of the record before (of the header line, for
+    /// record 1).
     #[error(
         "line {line}: previous-hash {found} does not match the hash of the record before, {expected}: the chain is broken"
     )]
     BrokenChain {
+        /// Line number in the file, 1-based.
         line: usize,
+        /// The previous-hash as written, lower-case hex.
         found: String,
+        /// The hash it should be, lower-case hex.
         expected: String,
     },
+    /// A record kind is not well formed ([`record::valid_kind`]).
     #[error("invalid record kind {kind:?}: use 1 to 64 of a-z, 0-9, '.', '_', '-'")]
-    BadKind { kind: String },
+    BadKind {
+        /// The kind as given.
+        kind: String,
+    },
+    /// A record value is empty, longer than [`MAX_VALUE_LEN`] bytes, or contains control
+    /// characters.
     #[error("invalid value for {kind}: {reason}")]
-    BadValue { kind: String, reason: &'static str },
+    BadValue {
+        /// The record's kind.
+        kind: String,
+        /// Which rule the value breaks.
+        reason: &'static str,
+    },
+    /// A record's value does not parse as its kind's fields (every record in format 2; the
+    /// core's kinds in format 1).
     #[error("record {seq}: {source}")]
-    BadRecord { seq: u32, source: RecordError },
+    BadRecord {
+        /// The record's sequence number, 1-based.
+        seq: u32,
+        /// Why its value was refused.
+        source: RecordError,
+    },
+    /// The detached signature is unreadable, not a binary-document signature, or does not
+    /// verify with the root certificate's primary key; what went wrong.
     #[error("the transcript signature does not verify: {0}")]
     BadSignature(String),
 }

@@ -24,15 +24,27 @@ use crate::{hex, kdf, pgp, words};
 /// What a passing verification established.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
+    /// Ceremony id, from the plan.
     pub ceremony_id: String,
+    /// Root certificate fingerprint, 40 upper-case hex digits, as the transcript records it
+    /// and `root-cert.asc` matches.
     pub root_fingerprint: String,
+    /// Threshold M, from the plan.
     pub threshold: u8,
+    /// Number of shares N (= holders), from the plan.
     pub count: u8,
+    /// Number of records in the transcript.
     pub records: usize,
+    /// Files checked: every file an `output.file` record lists (by size and SHA-256), plus
+    /// the transcript and its signature.
     pub files_checked: usize,
+    /// Number of cards the plan calls for, each found provisioned under a distinct serial.
     pub cards: usize,
+    /// The canonical plan hash recomputed from `plan.toml`, 64 lower-case hex digits.
     pub plan_hash: String,
+    /// The transcript's final hash, 64 lower-case hex digits.
     pub transcript_final_hash: String,
+    /// The same hash as PGP words, to compare with what the witnesses wrote down.
     pub transcript_final_words: String,
 }
 
@@ -40,21 +52,44 @@ pub struct Report {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Failure {
+    /// A file the checks need could not be read (missing, or a path leaving the folder).
     #[error("{path}: cannot read: {source}")]
-    Unreadable { path: String, source: io::Error },
+    Unreadable {
+        /// Path relative to the ceremony folder.
+        path: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The transcript is malformed or its chain broken, or its signature does not verify.
     #[error("{path}: {source}")]
     Transcript {
+        /// `transcript.txt`, or `transcript.txt.sig` for the signature.
         path: String,
+        /// What the transcript check refused.
         source: transcript::TranscriptError,
     },
+    /// A file is malformed or has the wrong shape (root certificate, plan, shard file, PIN
+    /// file).
     #[error("{path}: {reason}")]
-    Invalid { path: String, reason: String },
+    Invalid {
+        /// Path relative to the ceremony folder.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A value differs between the transcript (or the plan) and a file.
     #[error("{what}: transcript says {recorded}, found {found}")]
     Mismatch {
+        /// What was compared, e.g. `SHA-256 of plan.toml`.
         what: String,
+        /// The expected value, as the transcript records it (the shard file's header fields
+        /// are compared with the plan instead, except `root_fingerprint`).
         recorded: String,
+        /// The value found in the file.
         found: String,
     },
+    /// A record the checks need is missing, repeated or out of order, or records contradict
+    /// each other (e.g. a card serial used twice); what is wrong.
     #[error("transcript: {0}")]
     MissingRecord(String),
 }
