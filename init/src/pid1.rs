@@ -120,7 +120,8 @@ fn boot() -> Result<Never, String> {
             )
         })?;
     }
-    // Keep late kernel messages (USB plugging, ...) off the screens: errors and worse only.
+    // Keep late kernel messages (USB plugging, errors of pulled sticks, ...) off the screens:
+    // console log level 1 lets only emergencies (KERN_EMERG) through; the rest stays in dmesg.
     // SAFETY: klogctl with a null buffer and length 1 only sets the console log level.
     unsafe { libc::klogctl(8, std::ptr::null_mut(), 1) };
 
@@ -177,17 +178,17 @@ fn supervise_ui(params: &BootParams, tree_hex: &str) -> Result<i32, String> {
         Console::Vt { .. } => "vt",
     };
     let mut env = vec![
-        (ENV_ROLE, ROLE_UI.to_owned()),
-        (ENV_ROOTFS_TREE, tree_hex.to_owned()),
-        (ENV_CONSOLE_KIND, kind.to_owned()),
-        ("TERM", "linux".to_owned()),
-        ("PATH", "/".to_owned()),
+        format!("{ENV_ROLE}={ROLE_UI}"),
+        format!("{ENV_ROOTFS_TREE}={tree_hex}"),
+        format!("{ENV_CONSOLE_KIND}={kind}"),
+        "TERM=linux".to_owned(),
+        "PATH=/".to_owned(),
     ];
     if let Some(cmdline::SelfTest::Card) = params.selftest {
-        env.push((ENV_SELFTEST, "card".to_owned()));
+        env.push(format!("{ENV_SELFTEST}=card"));
     }
     if let Some(f) = &params.findiso {
-        env.push((ENV_FINDISO, f.clone()));
+        env.push(format!("{ENV_FINDISO}={f}"));
     }
     let ui = spawn_on_console(&tty, &env)?;
     drop(tty);
@@ -203,46 +204,81 @@ fn supervise_ui(params: &BootParams, tree_hex: &str) -> Result<i32, String> {
     }
 }
 
-/// Starts this same binary as `sherd-ui` with exactly `env`, the console as fds 0-2 and as the
-/// controlling terminal of a session of its own. std forks, puts the console on 0-2, runs the
-/// hook below, execs, and reports the errno of whichever of those steps failed (through its own
-/// close-on-exec pipe, as the hand-written fork did).
-fn spawn_on_console(tty: &File, env: &[(&str, String)]) -> Result<Pid, String> {
-    use std::os::unix::process::CommandExt;
-    use std::process::{Command, Stdio};
-    let console = || {
-        tty.try_clone()
-            .map(Stdio::from)
-            .map_err(|e| format!("cannot hand the console to the ceremony program: {e}"))
-    };
-    let mut ui = Command::new("/proc/self/exe");
-    ui.arg0("sherd-ui")
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(console()?)
-        .stdout(console()?)
-        .stderr(console()?);
-    // Runs in the child after fork, once fd 0 is the console: no allocation, system calls only.
-    let own_session_on_console = || -> std::io::Result<()> {
-        nix::unistd::setsid()?;
-        // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal it from another
-        // session), no pointer; fd 0 is open (std has just put the console there).
-        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
-            return Err(std::io::Error::last_os_error());
+/// The steps between fork and exec, so a failure names the one that failed.
+const CHILD_STEPS: [&str; 4] = [
+    "setsid",
+    "make the console the controlling terminal (TIOCSCTTY)",
+    "dup2 the console onto stdin/stdout/stderr",
+    "execve /proc/self/exe",
+];
+
+/// fork + exec of this same binary with `env`, the console as fds 0-2 and controlling terminal.
+/// A failing step in the child is reported through a close-on-exec pipe as (step, errno).
+fn spawn_on_console(tty: &File, env: &[String]) -> Result<Pid, String> {
+    use std::ffi::CString;
+    let exe = c"/proc/self/exe";
+    let argv = [c"sherd-ui".as_ptr(), std::ptr::null()];
+    let envs: Vec<CString> = env
+        .iter()
+        .map(|e| CString::new(e.as_str()).map_err(|_| format!("NUL in environment {e:?}")))
+        .collect::<Result<_, _>>()?;
+    let mut envp: Vec<*const libc::c_char> = envs.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 fills the two-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(format!("pipe2: {}", std::io::Error::last_os_error()));
+    }
+    let (rd, wr) = (fds[0], fds[1]);
+    let tty_fd = tty.as_raw_fd();
+    // SAFETY: the child only makes async-signal-safe calls (no allocation) before execve or _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: in the forked child only async-signal-safe calls on valid fds and the
+        // NUL-terminated arrays built above (which fork copied), then execve or _exit.
+        // (std::process::Command with a pre_exec hook was tried instead: in the image the
+        // spawn failed with ENOSYS, so this stays hand-written.)
+        unsafe {
+            let fail = |step: u8| -> ! {
+                let errno = *libc::__errno_location();
+                let msg = [step, errno as u8, (errno >> 8) as u8];
+                libc::write(wr, msg.as_ptr().cast(), msg.len());
+                libc::_exit(127)
+            };
+            if libc::setsid() < 0 {
+                fail(0);
+            }
+            if libc::ioctl(tty_fd, libc::TIOCSCTTY, 0) < 0 {
+                fail(1);
+            }
+            for fd in 0..3 {
+                if libc::dup2(tty_fd, fd) < 0 {
+                    fail(2);
+                }
+            }
+            libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            fail(3);
         }
-        Ok(())
+    }
+    // SAFETY: closing our copy of the write end; reading at most 3 bytes into a local buffer.
+    let mut msg = [0u8; 3];
+    let n = unsafe {
+        libc::close(wr);
+        let n = libc::read(rd, msg.as_mut_ptr().cast(), msg.len());
+        libc::close(rd);
+        n
     };
-    // SAFETY: the hook only makes async-signal-safe system calls (setsid, ioctl) and builds an
-    // error from errno, without allocating or touching locks, as pre_exec requires after fork.
-    unsafe { ui.pre_exec(own_session_on_console) };
-    let child = ui.spawn().map_err(|e| {
-        format!(
-            "cannot start the ceremony program (setsid, the console as controlling terminal \
-             and stdin/stdout/stderr, execve /proc/self/exe): {e}"
-        )
-    })?;
-    // PID 1 reaps it with waitpid like every other child; dropping `Child` does not wait.
-    let pid = i32::try_from(child.id()).map_err(|_| "pid out of range".to_owned())?;
+    if n == 3 {
+        let errno = i32::from(msg[1]) | (i32::from(msg[2]) << 8);
+        return Err(format!(
+            "cannot start the ceremony program: {} failed: {}",
+            CHILD_STEPS.get(usize::from(msg[0])).unwrap_or(&"?"),
+            std::io::Error::from_raw_os_error(errno)
+        ));
+    }
     Ok(Pid::from_raw(pid))
 }
 
