@@ -492,7 +492,9 @@ impl Planned {
 
     fn make_keys(&mut self, rng: &mut dyn SecretRng) -> Result<(Keys, KeysView), CeremonyError> {
         let plan = &self.common.plan;
-        let t = &mut self.common.transcript;
+        // Recorded on a copy, kept only if the whole step succeeds: a refused step hands its
+        // phase back unchanged.
+        let mut t = self.common.transcript.clone();
         let secret = RootSecret::generate(rng);
         let root = RootKey::derive(&secret, &plan.ceremony_id, plan.time_unix)?;
         let fpr = root.fingerprint();
@@ -521,6 +523,7 @@ impl Planned {
             root_fingerprint_words: words::to_phrase(fpr.as_bytes()),
             locations,
         };
+        self.common.transcript = t;
         Ok((
             Keys {
                 secret,
@@ -568,6 +571,8 @@ impl Keyed {
     ) -> Result<(Shares, SealView), CeremonyError> {
         let c = &mut self.common;
         let plan = &c.plan;
+        // On a copy, kept only if every share is sealed.
+        let mut t = c.transcript.clone();
         let shares = shamir::split(&self.keys.secret, plan.threshold, plan.holder_count(), rng)?;
         let commitment = self.keys.commitment(plan);
         let mut sealed = Vec::with_capacity(shares.len());
@@ -579,13 +584,14 @@ impl Keyed {
             };
             let msg = envelope::seal(&env, &self.keys.root, holder.location.cert())?;
             let digest = kdf::sha256(&msg);
-            c.transcript.push_core(record::ShareSealed {
+            t.push_core(record::ShareSealed {
                 holder: h.index,
                 sha256: Hash32(digest),
             })?;
             view.push((h.index, hex::encode(&digest)));
             sealed.push(msg);
         }
+        c.transcript = t;
         Ok((
             Shares {
                 plain: shares,
@@ -755,6 +761,8 @@ impl Sealed {
         serials: &[Vec<CardSerial>],
     ) -> Result<Vec<Vec<u8>>, CeremonyError> {
         let c = &mut self.common;
+        // On a copy, kept only if every PIN file is sealed.
+        let mut t = c.transcript.clone();
         let mut files = Vec::new();
         for ((h, st), serials) in c.plan.holders.iter().zip(&self.keys.holders).zip(serials) {
             let pf = PinFile {
@@ -791,7 +799,7 @@ impl Sealed {
                 .map(|c| &c.cert)
                 .collect();
             let armored = pf.seal(&self.keys.root, &recipients, c.plan.time_unix)?;
-            c.transcript.push_core(record::PinsSealed {
+            t.push_core(record::PinsSealed {
                 holder: h.index,
                 sha256: Hash32(kdf::sha256(&armored)),
                 recipients: recipients
@@ -801,6 +809,7 @@ impl Sealed {
             })?;
             files.push(armored);
         }
+        c.transcript = t;
         Ok(files)
     }
 }
@@ -846,7 +855,8 @@ impl Provisioned {
         let shares: Vec<&ShareBytes> = opened.iter().map(|e| &e.share).collect();
         let report = recombine::verify_subsets(secret, &shares, self.common.plan.threshold, rng)
             .map_err(CeremonyError::SubsetFailed)?;
-        let t = &mut self.common.transcript;
+        // On a copy, kept only if the self-test passes too.
+        let mut t = self.common.transcript.clone();
         t.push_core(record::VerifySubsets {
             checked: report.checked,
             total: SubsetTotal(report.total),
@@ -863,6 +873,7 @@ impl Provisioned {
             nonce: Hash32(nonce),
             result: Passed,
         })?;
+        self.common.transcript = t;
         Ok(VerifyView {
             subsets: report,
             self_test_nonce: hex::encode(&nonce),

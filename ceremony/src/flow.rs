@@ -279,7 +279,8 @@ fn cards_or_verify(sealed: Sealed, effects: &mut Vec<Effect>) -> State {
             Err(r) => {
                 // Only reached if sealing the PIN files failed: nothing can go on.
                 effects.push(Effect::Error(FlowError::Ceremony(r.error)));
-                State::Cards(*r.state)
+                effects.push(Effect::WipeAndPowerOff);
+                State::Aborted
             }
         },
     }
@@ -381,8 +382,11 @@ impl Flow {
                     }
                     Ok(()) => match c.generate_keys(rng) {
                         Err(r) => {
+                            // Key derivation failing is a fault of this machine or build, not
+                            // something to retry: stop.
                             fx.push(Effect::Error(r.error.into()));
-                            State::AwaitingEntropy(*r.state)
+                            fx.push(Effect::WipeAndPowerOff);
+                            State::Aborted
                         }
                         // Sealing needs only public location keys; done now so that each card
                         // decrypts its own real share during its single insertion.
