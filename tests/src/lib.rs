@@ -396,20 +396,31 @@ impl Guest {
 
     /// Waits for QEMU to exit (the guest powered off) within `timeout`; kills it otherwise.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let t0 = Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            if t0.elapsed() > timeout {
-                let _ = self.child.kill();
-                panic!(
-                    "QEMU did not exit within {timeout:?}; screen:\n{}",
-                    self.screen()
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
+        wait_child(&mut self.child, timeout, "QEMU", &self.console)
+    }
+}
+
+/// Waits for `child` to exit within `timeout`; kills it and panics with `console`'s screen
+/// otherwise.
+pub(crate) fn wait_child(
+    child: &mut Child,
+    timeout: Duration,
+    what: &str,
+    console: &Console,
+) -> ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
         }
+        if t0.elapsed() > timeout {
+            let _ = child.kill();
+            panic!(
+                "{what} did not exit within {timeout:?}; screen:\n{}",
+                console.screen()
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
     }
 }
 

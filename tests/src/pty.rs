@@ -74,20 +74,7 @@ impl PtySession {
 
     /// Waits for the program to exit within `timeout`; kills it otherwise.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let t0 = Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            if t0.elapsed() > timeout {
-                let _ = self.child.kill();
-                panic!(
-                    "the program did not exit within {timeout:?}; screen:\n{}",
-                    self.screen()
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
+        crate::wait_child(&mut self.child, timeout, "the program", &self.console)
     }
 
     /// The program's process id (to send it signals).

@@ -112,10 +112,9 @@ fn the_demo_in_a_terminal_walks_through_a_whole_ceremony() {
     );
 }
 
-/// Ctrl-] q stops QEMU; the demo says so, and puts the terminal back.
-#[test]
-#[ignore = "needs the built image; the README's test command runs it"]
-fn the_demo_stops_on_ctrl_bracket_q_and_restores_the_terminal() {
+/// Starts the demo in a terminal, waits for the first screen, does `stop`, and checks that the
+/// demo says `says`, ends, and puts the terminal back.
+fn stops_and_restores(stop: impl FnOnce(&mut PtySession), says: &str) {
     let bin = e2e::workspace_bin("e2e", "sherd-demo");
     e2e::workspace_bin("vscard-bridge", "vscard-bridge");
     let dir = tempfile::tempdir().unwrap();
@@ -124,12 +123,19 @@ fn the_demo_stops_on_ctrl_bracket_q_and_restores_the_terminal() {
     let mut s = PtySession::spawn(cmd, e2e::COLS, e2e::ROWS);
     let cooked = s.settings();
     s.wait_for_screen(e2e::FIRST_SCREEN, BOUND);
-    demo_command(&mut s, b'q');
-    s.wait_for_output("QEMU stopped (Ctrl-] q).", BOUND);
+    stop(&mut s);
+    s.wait_for_output(says, BOUND);
     s.wait_for_output("Nothing was written to the data stick", BOUND);
     let st = s.wait_exit(Duration::from_secs(60));
     assert!(st.success(), "sherd-demo exit status {st}");
     assert_eq!(s.settings().local_flags, cooked.local_flags);
+}
+
+/// Ctrl-] q stops QEMU; the demo says so, and puts the terminal back.
+#[test]
+#[ignore = "needs the built image; the README's test command runs it"]
+fn the_demo_stops_on_ctrl_bracket_q_and_restores_the_terminal() {
+    stops_and_restores(|s| demo_command(s, b'q'), "QEMU stopped (Ctrl-] q).");
 }
 
 /// A signal (here SIGTERM, as `kill` sends) stops QEMU the same way, and the terminal is put
@@ -137,18 +143,11 @@ fn the_demo_stops_on_ctrl_bracket_q_and_restores_the_terminal() {
 #[test]
 #[ignore = "needs the built image; the README's test command runs it"]
 fn the_demo_stops_on_sigterm_and_restores_the_terminal() {
-    let bin = e2e::workspace_bin("e2e", "sherd-demo");
-    e2e::workspace_bin("vscard-bridge", "vscard-bridge");
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(bin);
-    cmd.env("SHERD_DEMO_DIR", dir.path());
-    let mut s = PtySession::spawn(cmd, e2e::COLS, e2e::ROWS);
-    let cooked = s.settings();
-    s.wait_for_screen(e2e::FIRST_SCREEN, BOUND);
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(s.pid()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    s.wait_for_output("SIGTERM received, so QEMU was stopped.", BOUND);
-    let st = s.wait_exit(Duration::from_secs(60));
-    assert!(st.success(), "sherd-demo exit status {st}");
-    assert_eq!(s.settings().local_flags, cooked.local_flags);
+    stops_and_restores(
+        |s| {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(s.pid()).unwrap());
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        },
+        "SIGTERM received, so QEMU was stopped.",
+    );
 }
