@@ -78,3 +78,44 @@ fn root_key_works() {
     assert_eq!(cert.userids().count(), 1);
     assert_eq!(cert.keys().subkeys().count(), 1);
 }
+
+/// The Python program in docs/formats/keys.md: an independent derivation (standard library
+/// HKDF/HMAC, Debian's python3-cryptography for Ed25519/X25519, the v4 fingerprint computed
+/// from RFC 4880 by hand, no OpenPGP library) of the root and subkey fingerprints and the
+/// commitment.
+fn python_program() -> String {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/formats/keys.md"
+    ))
+    .expect("docs/formats/keys.md");
+    let start = doc.find("```python\n").expect("a python block in keys.md") + "```python\n".len();
+    let len = doc[start..].find("```").expect("the python block ends");
+    doc[start..start + len].to_owned()
+}
+
+/// The pinned vector is re-derived by that program, and our derivation must give what it
+/// prints: the vector is checked by a second implementation, not only by our own past output.
+#[test]
+fn an_independent_implementation_derives_the_same_keys() {
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", &python_program()])
+        .output()
+        .expect("Debian's python3 is needed (./scripts/setup installs python3-cryptography)");
+    assert!(
+        out.status.success(),
+        "the program in docs/formats/keys.md failed (is python3-cryptography installed?): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let root = RootKey::derive(&vector_secret(), "vector-test", TIME).unwrap();
+    assert_eq!(
+        lines,
+        [
+            root.fingerprint().to_hex(),
+            subkey_fingerprint(&root),
+            hex::encode(&keys::commitment(&vector_secret(), "vector-test")),
+        ]
+    );
+}
