@@ -20,6 +20,13 @@ impl LocationCard for OpenPgpCard {
         Ok(CardSerial(self.ident().to_owned()))
     }
 
+    /// Read from the card's key fingerprints, now, on this handle.
+    fn holds_keys(&mut self) -> Result<bool, CardError> {
+        self.identity()
+            .map(|id| id.holds_keys())
+            .map_err(card_error)
+    }
+
     /// Factory reset, import of the decryption key with the factory admin PIN, then the admin
     /// and user PINs changed to the ceremony's. If the card is pulled part way, it holds at
     /// most the new key under factory or new PINs: the ceremony reports the card as not

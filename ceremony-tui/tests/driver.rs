@@ -27,6 +27,9 @@ impl LocationCard for SharedCard {
     fn serial(&mut self) -> Result<CardSerial, CardError> {
         self.0.borrow_mut().serial()
     }
+    fn holds_keys(&mut self) -> Result<bool, CardError> {
+        self.0.borrow_mut().holds_keys()
+    }
     fn provision(
         &mut self,
         key: &CardImport<'_>,

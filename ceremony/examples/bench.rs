@@ -26,7 +26,8 @@ fn main() {
         let t = Instant::now();
         for i in 1..=n {
             let mut card = SoftwareCard::new(&format!("{i:08}"));
-            c.provision_card(u8::try_from(i).unwrap(), 1, &mut card)
+            let ok = common::approve(&mut card);
+            c.provision_card(u8::try_from(i).unwrap(), 1, &mut card, &ok)
                 .unwrap();
         }
         let c = c.cards_complete().unwrap();

@@ -46,6 +46,10 @@ pub trait LocationCard {
     /// Reads the card's serial number (before anything is changed on it).
     fn serial(&mut self) -> Result<CardSerial, CardError>;
 
+    /// Whether the card holds any key now (read from the card, not remembered): a card that
+    /// does is never reset unless this ceremony started on it.
+    fn holds_keys(&mut self) -> Result<bool, CardError>;
+
     /// Factory-resets a blank card, imports `key` as its decryption key (Cv25519, with the
     /// fingerprint and creation time given), sets the user and admin PINs, and returns the
     /// card's serial number.
@@ -93,6 +97,10 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 impl LocationCard for SoftwareCard {
     fn serial(&mut self) -> Result<CardSerial, CardError> {
         Ok(self.serial.clone())
+    }
+
+    fn holds_keys(&mut self) -> Result<bool, CardError> {
+        Ok(self.state.is_some())
     }
 
     fn provision(

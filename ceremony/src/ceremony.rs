@@ -20,7 +20,8 @@
 //! let (keyed, _keys) = planned.generate_keys(rng).map_err(|r| r.error)?;
 //! let (mut sealed, _) = keyed.seal_shares(rng).map_err(|r| r.error)?;
 //! while let Some(next) = sealed.next_card() {
-//!     sealed.provision_card(next.holder, next.card, card)?;
+//!     let approved = ceremony::ceremony::Approved { serial: card.serial()?, may_hold_keys: false };
+//!     sealed.provision_card(next.holder, next.card, card, &approved)?;
 //! }
 //! let provisioned = sealed.cards_complete().map_err(|r| r.error)?;
 //! let (verified, _) = provisioned.verify(rng).map_err(|r| r.error)?;
@@ -93,6 +94,18 @@ pub struct NextCard {
     pub holder_name: String,
     /// How many cards this holder gets in all.
     pub cards_for_holder: u8,
+}
+
+/// The card the operator's screen approved for provisioning, as the device layer saw it when
+/// it polled the reader. [`Sealed::provision_card`] checks it again on the open card, right
+/// before the reset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approved {
+    /// The serial the screen showed.
+    pub serial: CardSerial,
+    /// Whether the card may hold keys: only a card whose provisioning this ceremony started
+    /// and that failed part way.
+    pub may_hold_keys: bool,
 }
 
 /// A step that refused: the phase it was given, unchanged (boxed: phases are large), and why.
@@ -196,6 +209,25 @@ pub enum CeremonyError {
         holder: u8,
         /// Card number it was provisioned as earlier, 1-based.
         card: u8,
+    },
+    /// The card opened is not the one the screen approved (swapped since the reader was
+    /// looked at): nothing was done to it.
+    #[error(
+        "the card in the reader is {found}, not {approved} as shown: nothing was changed on it; insert the card again"
+    )]
+    CardSwapped {
+        /// The serial the screen approved.
+        approved: String,
+        /// The serial of the card actually opened.
+        found: String,
+    },
+    /// The card holds keys and this ceremony did not start on it: it was not reset.
+    #[error(
+        "card {serial} holds keys: it was not reset (sherd never erases a card it did not start on); use a blank card"
+    )]
+    NotBlank {
+        /// The card's serial.
+        serial: String,
     },
     /// Not every card is provisioned yet.
     #[error("cards not yet provisioned: {missing:?} (holder, card)")]
@@ -642,6 +674,7 @@ impl Sealed {
         holder: u8,
         card: u8,
         device: &mut dyn LocationCard,
+        approved: &Approved,
     ) -> Result<CardView, CeremonyError> {
         let no_such = || CeremonyError::NoSuchCard { holder, card };
         let hi = usize::from(holder)
@@ -677,6 +710,20 @@ impl Sealed {
                     });
                 }
             }
+        }
+        // On this handle, immediately before the reset: the card is the one the screen
+        // approved, and it is blank unless this ceremony started on it. (A card pulled and
+        // another inserted ends this handle's session: its next command fails.)
+        if serial != approved.serial {
+            return Err(CeremonyError::CardSwapped {
+                approved: approved.serial.0.clone(),
+                found: serial.0.clone(),
+            });
+        }
+        if !approved.may_hold_keys && device.holds_keys().map_err(card_err)? {
+            return Err(CeremonyError::NotBlank {
+                serial: serial.0.clone(),
+            });
         }
         let state = &self.keys.holders[hi];
         let provisioned = device

@@ -14,8 +14,8 @@
 
 use crate::card::LocationCard;
 use crate::ceremony::{
-    CardView, CeremonyError, FinishView, Finished, KeysView, NextCard, Planned, Provisioned,
-    Record, Sealed, VerifyView,
+    Approved, CardView, CeremonyError, FinishView, Finished, KeysView, NextCard, Planned,
+    Provisioned, Record, Sealed, VerifyView,
 };
 use crate::plan::PlanSummary;
 use crate::record::{Note, WitnessConfirm};
@@ -100,8 +100,13 @@ pub enum Event<'a> {
         /// The seeded DRBG the keys, PINs and share polynomials are drawn from.
         rng: &'a mut dyn SecretRng,
     },
-    /// A blank card was inserted for the requested holder and card.
-    CardInserted(&'a mut dyn LocationCard),
+    /// The card the screen approved was inserted for the requested holder and card.
+    CardInserted {
+        /// The open card.
+        card: &'a mut dyn LocationCard,
+        /// What the screen approved, checked again on `card` before it is reset.
+        approved: Approved,
+    },
     /// Run the verification with the DRBG (fresh nonce, random subsets).
     VerifyNow(&'a mut dyn SecretRng),
     /// The files were written, or why not.
@@ -120,7 +125,7 @@ impl Event<'_> {
             Event::Confirmed { .. } => "a witness confirmation",
             Event::PlanRead(_) => "a plan",
             Event::EntropyReady { .. } => "entropy",
-            Event::CardInserted(_) => "a card",
+            Event::CardInserted { .. } => "a card",
             Event::VerifyNow(_) => "the verification",
             Event::Written(_) => "a write result",
             Event::Abort { .. } => "an abort",
@@ -413,8 +418,8 @@ impl Flow {
                     }
                 }
             }
-            (State::Cards(mut c), Event::CardInserted(card)) => match c.next_card() {
-                Some(next) => match c.provision_card(next.holder, next.card, card) {
+            (State::Cards(mut c), Event::CardInserted { card, approved }) => match c.next_card() {
+                Some(next) => match c.provision_card(next.holder, next.card, card, &approved) {
                     Ok(view) => {
                         fx.push(Effect::CardDone(view));
                         cards_or_verify(c, &mut fx)

@@ -104,7 +104,8 @@ fn a_whole_ceremony_through_events() {
         .collect();
     let mut expected_next = vec![(1u8, 2u8), (2, 1), (3, 1)].into_iter();
     for (i, card) in cards.iter_mut().enumerate() {
-        let out = flow.handle(Event::CardInserted(card));
+        let approved = approve(card);
+        let out = flow.handle(Event::CardInserted { card, approved });
         assert!(
             matches!(&out[0], Effect::CardDone(v) if v.serial == format!("CARD{i}")),
             "{out:?}"

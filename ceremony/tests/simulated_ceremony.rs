@@ -5,7 +5,8 @@ mod common;
 
 use std::collections::HashMap;
 
-use ceremony::ceremony::{CeremonyError, NextCard, Planned, paths};
+use ceremony::card::{CardSerial, LocationCard};
+use ceremony::ceremony::{Approved, CeremonyError, NextCard, Planned, paths};
 use ceremony::envelope::{self, Envelope};
 use ceremony::pinfile::PinFile;
 use ceremony::recombine::{self, Expected};
@@ -223,7 +224,7 @@ fn steps_are_enforced_in_order() {
         })
     );
     let mut card = ceremony::card::SoftwareCard::new("A");
-    c.provision_card(1, 1, &mut card).unwrap();
+    c.provision_card(1, 1, &mut card, &approved("A")).unwrap();
     // Not every card yet: refused, and the phase comes back unchanged.
     let Err(refused) = c.cards_complete() else {
         panic!("complete with a card missing")
@@ -233,29 +234,99 @@ fn steps_are_enforced_in_order() {
     );
     let mut c = *refused.state;
     assert!(matches!(
-        c.provision_card(1, 1, &mut card),
+        c.provision_card(1, 1, &mut card, &approved("A")),
         Err(CeremonyError::AlreadyProvisioned { .. })
     ));
     assert!(matches!(
-        c.provision_card(3, 1, &mut card),
+        c.provision_card(3, 1, &mut card, &approved("A")),
         Err(CeremonyError::NoSuchCard { .. })
     ));
     assert!(matches!(
-        c.provision_card(2, 2, &mut card),
+        c.provision_card(2, 2, &mut card, &approved("A")),
         Err(CeremonyError::NoSuchCard { .. })
     ));
     let mut same_serial = ceremony::card::SoftwareCard::new("A");
     assert!(matches!(
-        c.provision_card(2, 1, &mut same_serial),
+        c.provision_card(2, 1, &mut same_serial, &approved("A")),
         Err(CeremonyError::DuplicateSerial { .. })
     ));
     let mut card2 = ceremony::card::SoftwareCard::new("B");
-    c.provision_card(2, 1, &mut card2).unwrap();
+    c.provision_card(2, 1, &mut card2, &approved("B")).unwrap();
     assert_eq!(c.next_card(), None);
     let c = c.cards_complete().unwrap();
     let (c, _) = c.verify(&mut rng).unwrap();
     let (_, files, _) = c.finish().unwrap();
     verify_files(&files).unwrap();
+}
+
+/// What the screen approved: a blank card with this serial.
+fn approved(serial: &str) -> Approved {
+    Approved {
+        serial: CardSerial(serial.into()),
+        may_hold_keys: false,
+    }
+}
+
+/// The card is checked again on the open handle right before the reset: a card swapped in
+/// after the screen approved another, or one that holds keys, is left untouched.
+#[test]
+fn a_swapped_or_keyed_card_is_never_reset() {
+    let f = fixture_with("swap", 2, 2, &[1, 1]);
+    let mut rng = seeded(2);
+    // Someone's real card: provisioned by another ceremony, it decrypts that ceremony's share.
+    let of = fixture_with("other", 2, 2, &[1, 1]);
+    let other = run(&of, 3);
+    let mut other_cards = other.cards;
+    let mut keyed = other_cards.remove(0).remove(0);
+    assert!(keyed.holds_keys().unwrap());
+    let pin = user_pin(
+        &of,
+        &other.files,
+        &ShardFile::parse(std::str::from_utf8(file(&other.files, paths::SHARDS)).unwrap())
+            .unwrap()
+            .root_cert,
+        1,
+    );
+    let before = keyed
+        .ecdh(&pin, &[9; 32])
+        .map(|z| z.expose_secret().to_vec())
+        .ok();
+
+    let (c, _) = Planned::new(&f.plan_text)
+        .unwrap()
+        .generate_keys(&mut rng)
+        .unwrap();
+    let (mut c, _) = c.seal_shares(&mut rng).unwrap();
+    let blank = ceremony::card::SoftwareCard::new("BLANK");
+    let approved_blank = Approved {
+        serial: CardSerial("BLANK".into()),
+        may_hold_keys: false,
+    };
+    // The screen approved the blank card; the keyed one is in the reader now.
+    assert!(matches!(
+        c.provision_card(1, 1, &mut keyed, &approved_blank),
+        Err(CeremonyError::CardSwapped { .. })
+    ));
+    // Approved as itself but not started here: it holds keys, so it is not reset.
+    let approved_keyed = Approved {
+        serial: keyed.serial().unwrap(),
+        may_hold_keys: false,
+    };
+    assert!(matches!(
+        c.provision_card(1, 1, &mut keyed, &approved_keyed),
+        Err(CeremonyError::NotBlank { .. })
+    ));
+    let after = keyed
+        .ecdh(&pin, &[9; 32])
+        .map(|z| z.expose_secret().to_vec())
+        .ok();
+    assert!(
+        before.is_some() && before == after,
+        "the keyed card still holds its key"
+    );
+    let mut blank = blank;
+    c.provision_card(1, 1, &mut blank, &approved_blank).unwrap();
+    assert!(blank.holds_keys().unwrap());
 }
 
 /// All key material comes from the DRBG handed in (or is derived from it): the same seed gives

@@ -11,8 +11,9 @@ use super::policy::{CardDecision, CardPolicy, PlanDecision, PlanPolicy};
 use super::screens::{self, Attestation, CardState};
 use crate::entropy_check::EntropyView;
 use crate::keys::Key;
+use ceremony::card::CardSerial;
 use ceremony::card::LocationCard;
-use ceremony::ceremony::{NextCard, VerifyView};
+use ceremony::ceremony::{Approved, NextCard, VerifyView};
 use ceremony::flow::{Effect, Event, Flow, FlowError, WriteFailed};
 use ceremony::rng::SecretRng;
 use ceremony::storage::{OutputFile, WriteReport};
@@ -551,7 +552,7 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
         let mut st = CardWait {
             state: CardState::Empty,
         };
-        let ident = self.wait(
+        let (ident, may_hold_keys) = self.wait(
             &mut st,
             intent::waiting,
             |d, st| screens::card_request_page(&request, &st.state, d.error.as_deref()),
@@ -559,7 +560,10 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
             |d, st| {
                 let poll = d.dev.poll_card();
                 match d.cards.judge(poll) {
-                    CardDecision::Use(ident) => Some(ident),
+                    CardDecision::Use {
+                        ident,
+                        may_hold_keys,
+                    } => Some((ident, may_hold_keys)),
                     CardDecision::Wait(state) => {
                         st.state = state;
                         None
@@ -579,8 +583,15 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                 }]);
             }
         };
+        let approved = Approved {
+            serial: CardSerial(ident.clone()),
+            may_hold_keys,
+        };
         self.card_in_hand = Some(ident);
-        Ok(self.flow.handle(Event::CardInserted(device.as_mut())))
+        Ok(self.flow.handle(Event::CardInserted {
+            card: device.as_mut(),
+            approved,
+        }))
     }
 
     fn write(&mut self, files: &[OutputFile]) -> R<Result<WriteReport, WriteFailed>> {

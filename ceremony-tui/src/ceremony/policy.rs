@@ -25,8 +25,9 @@ pub struct CardPolicy {
 pub enum CardDecision {
     /// Keep waiting; the page shows this.
     Wait(CardState),
-    /// Provision the card with this identity.
-    Use(String),
+    /// Provision the card with this identity; it may hold keys only if this ceremony started
+    /// on it (the core checks both again on the open card).
+    Use { ident: String, may_hold_keys: bool },
 }
 
 impl CardPolicy {
@@ -61,10 +62,14 @@ impl CardPolicy {
                 )))
             }
             CardPoll::Card { ident, holds_keys } => {
-                if holds_keys && !self.interrupted.contains(&ident) {
+                let started_here = self.interrupted.contains(&ident);
+                if holds_keys && !started_here {
                     CardDecision::Wait(CardState::NotBlank(ident))
                 } else {
-                    CardDecision::Use(ident)
+                    CardDecision::Use {
+                        ident,
+                        may_hold_keys: started_here,
+                    }
                 }
             }
         }
@@ -131,7 +136,13 @@ mod tests {
             p.judge(card("A", true)),
             CardDecision::Wait(CardState::NotBlank("A".into()))
         );
-        assert_eq!(p.judge(card("B", false)), CardDecision::Use("B".into()));
+        assert_eq!(
+            p.judge(card("B", false)),
+            CardDecision::Use {
+                ident: "B".into(),
+                may_hold_keys: false
+            }
+        );
         // B's provisioning fails part way: it holds keys now, and must leave first.
         p.failed(Some("B".into()));
         assert!(matches!(
@@ -142,7 +153,13 @@ mod tests {
             p.judge(CardPoll::Empty),
             CardDecision::Wait(CardState::Empty)
         );
-        assert_eq!(p.judge(card("B", true)), CardDecision::Use("B".into()));
+        assert_eq!(
+            p.judge(card("B", true)),
+            CardDecision::Use {
+                ident: "B".into(),
+                may_hold_keys: true
+            }
+        );
         assert_eq!(
             p.judge(card("A", true)),
             CardDecision::Wait(CardState::NotBlank("A".into()))

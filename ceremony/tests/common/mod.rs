@@ -87,6 +87,14 @@ pub fn fixture(id: &str, n: usize, m: usize) -> Fixture {
     fixture_with(id, n, m, &cards)
 }
 
+/// What a screen approves for a blank card: its own serial.
+pub fn approve(card: &mut dyn ceremony::card::LocationCard) -> ceremony::ceremony::Approved {
+    ceremony::ceremony::Approved {
+        serial: card.serial().expect("a serial"),
+        may_hold_keys: false,
+    }
+}
+
 /// A caller's record with one field.
 pub fn note(kind: &str, key: &str, value: &str) -> Record {
     Record::Note(Note::new(kind, Fields::new().with(key, value)).expect("a caller's kind"))
@@ -117,7 +125,8 @@ pub fn run(f: &Fixture, seed: u8) -> Done {
         let mut hc = Vec::new();
         for j in 1..=k {
             let mut card = SoftwareCard::new(&format!("000F:{:04X}{:02X}", i + 1, j));
-            c.provision_card(u8::try_from(i + 1).unwrap(), j, &mut card)
+            let ok = approve(&mut card);
+            c.provision_card(u8::try_from(i + 1).unwrap(), j, &mut card, &ok)
                 .expect("card");
             hc.push(card);
         }
