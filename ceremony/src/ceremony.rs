@@ -14,14 +14,15 @@
 //!
 //! ```
 //! # fn walk(plan_text: &str, rng: &mut dyn ceremony::rng::SecretRng,
-//! #         card: &mut dyn ceremony::card::LocationCard) -> Result<(), ceremony::ceremony::CeremonyError> {
+//! #         card: &mut dyn ceremony::card::LocationCard,
+//! #         approved: &ceremony::ceremony::Approved) -> Result<(), ceremony::ceremony::CeremonyError> {
 //! use ceremony::ceremony::Planned;
 //! let planned = Planned::new(plan_text)?;
 //! let (keyed, _keys) = planned.generate_keys(rng).map_err(|r| r.error)?;
 //! let (mut sealed, _) = keyed.seal_shares(rng).map_err(|r| r.error)?;
 //! while let Some(next) = sealed.next_card() {
-//!     let approved = ceremony::ceremony::Approved { serial: card.serial()?, may_hold_keys: false };
-//!     sealed.provision_card(next.holder, next.card, card, &approved)?;
+//!     // `approved`: the card the screen showed (its serial; whether it may hold keys).
+//!     sealed.provision_card(next.holder, next.card, card, approved)?;
 //! }
 //! let provisioned = sealed.cards_complete().map_err(|r| r.error)?;
 //! let (verified, _) = provisioned.verify(rng).map_err(|r| r.error)?;
