@@ -33,16 +33,11 @@ fn rows_cased(bytes: &[u8], upper: bool) -> Vec<String> {
         .chunks(GROUP)
         .enumerate()
         .map(|(g, chunk)| {
-            let hex: String = chunk
-                .iter()
-                .map(|b| {
-                    if upper {
-                        format!("{b:02X}")
-                    } else {
-                        format!("{b:02x}")
-                    }
-                })
-                .collect();
+            let hex = if upper {
+                ceremony::hex::encode_upper(chunk)
+            } else {
+                ceremony::hex::encode(chunk)
+            };
             let mut row = format!("{:>2}  {hex:<8}  ", g + 1);
             for (i, b) in chunk.iter().enumerate() {
                 // Positions are counted from the start of the value, so parity is the byte's.
@@ -96,7 +91,7 @@ mod tests {
             let fields: Vec<&str> = row.split_whitespace().collect();
             assert_eq!(fields[0], (g + 1).to_string());
             let chunk = &bytes[g * GROUP..((g + 1) * GROUP).min(bytes.len())];
-            let hex: String = chunk.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = ceremony::hex::encode(chunk);
             assert_eq!(fields[1], hex);
             assert_eq!(&fields[2..], &words[g * GROUP..g * GROUP + chunk.len()]);
         }

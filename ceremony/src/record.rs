@@ -90,7 +90,7 @@ fn bare(value: &str) -> bool {
 }
 
 /// One value, bare or quoted by the rule above.
-pub fn encode_value(value: &str) -> String {
+fn encode_value(value: &str) -> String {
     if bare(value) {
         return value.to_owned();
     }

@@ -246,12 +246,6 @@ impl Transcript {
         &self.records
     }
 
-    /// Records of one kind.
-    pub fn of_kind<'a>(&'a self, kind: &str) -> impl Iterator<Item = &'a Record> + 'a {
-        let kind = kind.to_string();
-        self.records.iter().filter(move |r| r.kind == kind)
-    }
-
     /// The core's records, typed, with their lines (in format 1, the kinds it reserved to the
     /// core; their values were already unambiguous there).
     pub fn core_records(&self) -> Result<Vec<(&Record, CoreRecord)>, TranscriptError> {

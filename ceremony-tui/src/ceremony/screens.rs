@@ -262,10 +262,11 @@ pub fn plan_page(s: &PlanSummary, confirmed: &[bool], location: &str) -> Page {
 
 pub fn keys_page(k: &KeysView, sealed: usize) -> Page {
     let mut p = Page::new(Step::Keys, "the root key");
-    p.bold("Root certificate fingerprint (Ed25519 primary, Cv25519 encryption subkey)");
-    for row in aloud::rows_of_hex(&k.root_fingerprint) {
-        p.line(format!("  {row}"));
-    }
+    hash_lines(
+        &mut p,
+        "Root certificate fingerprint (Ed25519 primary, Cv25519 encryption subkey)",
+        &k.root_fingerprint,
+    );
     p.blank();
     p.bold("Location keys, one per holder (their cards are provisioned next)");
     const SHOWN: usize = 8;
