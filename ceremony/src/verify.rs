@@ -1,6 +1,6 @@
 //! The offline verifier: given a ceremony's output folder, check everything that can be checked
 //! without secrets, and report a pass or the first failure. Runs on an ordinary computer
-//! (`sherd-verify <folder>`); the checks are listed in docs/formats/README.md.
+//! (`sherd-verify <folder>`); the checks are listed in docs/formats/ceremony-outputs.md.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -16,10 +16,10 @@ use openpgp::types::{Curve, PublicKeyAlgorithm};
 
 use crate::ceremony::paths;
 use crate::plan::{self, Plan};
-use crate::record::{self, CoreRecord, Kind};
+use crate::record::{self, CoreRecord, FieldValue, Kind, SubsetPolicy};
 use crate::shardfile::ShardFile;
 use crate::transcript::{self, Transcript};
-use crate::{hex, kdf, pgp, words};
+use crate::{hex, kdf, pgp, recombine, words};
 
 /// What a passing verification established.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,21 +77,36 @@ pub enum Failure {
         /// What is wrong with it.
         reason: String,
     },
-    /// A value differs between the transcript (or the plan) and a file.
-    #[error("{what}: transcript says {recorded}, found {found}")]
+    /// A value differs between two places: what one of them (`expected_from`) says, and what
+    /// was found in the other (named in `what`).
+    #[error("{what}: {expected_from} says {expected}, found {found}")]
     Mismatch {
-        /// What was compared, e.g. `SHA-256 of plan.toml`.
+        /// What was compared and where the found value is, e.g. `SHA-256 of plan.toml`.
         what: String,
-        /// The expected value, as the transcript records it (the shard file's header fields
-        /// are compared with the plan instead, except `root_fingerprint`).
-        recorded: String,
-        /// The value found in the file.
+        /// Where the expected value comes from: `plan.toml`, or a transcript record such as
+        /// `transcript.txt record 12 (location.cert)`.
+        expected_from: String,
+        /// The expected value, as `expected_from` gives it.
+        expected: String,
+        /// The value found.
         found: String,
     },
-    /// A record the checks need is missing, repeated or out of order, or records contradict
-    /// each other (e.g. a card serial used twice); what is wrong.
-    #[error("transcript: {0}")]
+    /// A record the checks need is missing or repeated, or records contradict each other or
+    /// the plan as a whole (e.g. a card serial used twice, a planned card never provisioned);
+    /// what is wrong.
+    #[error("transcript.txt: {0}")]
     MissingRecord(String),
+    /// One record of the transcript is wrong in itself: out of the ceremony's order, or about
+    /// a holder or card the plan does not have, or repeating one already recorded.
+    #[error("transcript.txt record {seq} ({kind}): {reason}")]
+    BadRecord {
+        /// The record's sequence number, 1-based.
+        seq: u32,
+        /// The record's kind.
+        kind: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 fn invalid(path: &str, reason: impl Into<String>) -> Failure {
@@ -103,26 +118,56 @@ fn invalid(path: &str, reason: impl Into<String>) -> Failure {
 
 fn mismatch(
     what: impl Into<String>,
-    recorded: impl Into<String>,
+    expected_from: impl Into<String>,
+    expected: impl Into<String>,
     found: impl Into<String>,
 ) -> Failure {
     Failure::Mismatch {
         what: what.into(),
-        recorded: recorded.into(),
+        expected_from: expected_from.into(),
+        expected: expected.into(),
         found: found.into(),
     }
 }
 
-/// The core's typed records of one kind, in order.
+fn bad_record(seq: u32, kind: Kind, reason: impl Into<String>) -> Failure {
+    Failure::BadRecord {
+        seq,
+        kind: kind.name(),
+        reason: reason.into(),
+    }
+}
+
+/// Names a transcript record in messages: `transcript.txt record 12 (location.cert)`.
+fn rec_name(seq: u32, kind: Kind) -> String {
+    format!("{} record {seq} ({})", paths::TRANSCRIPT, kind.name())
+}
+
+/// One typed record and its sequence number.
+struct At<'a, T> {
+    seq: u32,
+    body: &'a T,
+}
+
+impl<T> At<'_, T> {
+    fn name(&self, kind: Kind) -> String {
+        rec_name(self.seq, kind)
+    }
+}
+
+/// The core's typed records of one kind, in order, with their sequence numbers.
 macro_rules! all {
     ($core:expr, $variant:ident) => {
         $core
             .iter()
-            .filter_map(|(_, c)| match c {
-                CoreRecord::$variant(x) => Some(x),
+            .filter_map(|(r, c)| match c {
+                CoreRecord::$variant(x) => Some(At {
+                    seq: r.seq,
+                    body: x,
+                }),
                 _ => None,
             })
-            .collect::<Vec<&record::$variant>>()
+            .collect::<Vec<At<'_, record::$variant>>>()
     };
 }
 
@@ -137,6 +182,86 @@ fn one<T>(found: Vec<T>, kind: Kind) -> Result<T, Failure> {
             "more than one {} record",
             kind.name()
         ))),
+    }
+}
+
+/// The ceremony's order of the core's record kinds: the steps of [`crate::flow::Step`] as the
+/// phase types of [`crate::ceremony`] write them. Records must appear with non-decreasing
+/// places. `None`: a kind that may appear at any place before `ceremony.end` (the witnesses
+/// confirm several steps). Callers' notes (attestation, entropy) are not core records and have
+/// no place here.
+///
+/// Every kind is listed without a wildcard, so a new core kind must be given its place.
+pub fn phase_place(kind: Kind) -> Option<u8> {
+    match kind {
+        // Plan: read, shown, hashed.
+        Kind::CeremonyPlan => Some(0),
+        Kind::PlanHash => Some(1),
+        // Keys: the root key, the location keys, the sealed shares.
+        Kind::RootFingerprint => Some(2),
+        Kind::LocationCert => Some(3),
+        Kind::ShareSealed => Some(4),
+        // Cards, then the PIN files once every card is done.
+        Kind::CardProvisioned => Some(5),
+        Kind::PinsSealed => Some(6),
+        // Verify.
+        Kind::VerifySubsets => Some(7),
+        Kind::VerifySelfTest => Some(8),
+        // Write: the outputs are listed, then the transcript ends.
+        Kind::OutputFile => Some(9),
+        Kind::CeremonyEnd => Some(10),
+        Kind::WitnessConfirm => None,
+    }
+}
+
+/// Checks the core records' order ([`phase_place`]); the first record out of place.
+fn check_order(core: &[(&transcript::Record, CoreRecord)]) -> Result<(), Failure> {
+    let mut last: Option<(u8, Kind)> = None;
+    for (r, c) in core {
+        let kind = c.kind();
+        let Some(place) = phase_place(kind) else {
+            continue;
+        };
+        if let Some((before, before_kind)) = last
+            && place < before
+        {
+            return Err(bad_record(
+                r.seq,
+                kind,
+                format!(
+                    "out of the ceremony's order: it comes after a {} record",
+                    before_kind.name()
+                ),
+            ));
+        }
+        if last.is_none_or(|(before, _)| place > before) {
+            last = Some((place, kind));
+        }
+    }
+    Ok(())
+}
+
+/// What `verify.subsets` must say for N holders and threshold M: the ceremony checks every
+/// M-subset up to [`recombine::EXHAUSTIVE_BOUND`], and above it the N cyclic windows plus
+/// [`recombine::RANDOM_SUBSETS`] random subsets (`recombine::verify_subsets`).
+fn expected_subsets(n: u8, m: u8) -> (u128, usize, SubsetPolicy) {
+    let total = recombine::binomial(u64::from(n), u64::from(m));
+    if total <= recombine::EXHAUSTIVE_BOUND {
+        let all = usize::try_from(total).expect("at most EXHAUSTIVE_BOUND");
+        (total, all, SubsetPolicy::All)
+    } else {
+        (
+            total,
+            usize::from(n) + recombine::RANDOM_SUBSETS,
+            SubsetPolicy::CyclicWindowsRandom,
+        )
+    }
+}
+
+fn policy_name(p: SubsetPolicy) -> &'static str {
+    match p {
+        SubsetPolicy::All => "all",
+        SubsetPolicy::CyclicWindowsRandom => "cyclic-windows+random",
     }
 }
 
@@ -186,8 +311,8 @@ fn check_root_cert(cert: &Cert) -> Result<(), String> {
 }
 
 /// Checks a location certificate's shape: created at the plan time, exactly one encryption
-/// key, Cv25519, no secret key material.
-fn check_location_cert(cert: &Cert, time_unix: u32) -> Result<(), String> {
+/// key, Cv25519, no secret key material. Returns that key's fingerprint.
+fn check_location_cert(cert: &Cert, time_unix: u32) -> Result<String, String> {
     if cert.is_tsk() {
         return Err("contains secret key material".into());
     }
@@ -205,7 +330,7 @@ fn check_location_cert(cert: &Cert, time_unix: u32) -> Result<(), String> {
             }
         ) =>
         {
-            Ok(())
+            Ok(k.fingerprint().to_hex())
         }
         [_] => Err("the encryption key is not Cv25519".into()),
         _ => Err(format!("expected one encryption key, found {}", keys.len())),
@@ -241,10 +366,8 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
     }
 
     // 2. The root certificate, and the transcript's signature by it.
-    let root_fpr = one(all!(core, RootFingerprint), Kind::RootFingerprint)?
-        .0
-        .0
-        .clone();
+    let root_rec = one(all!(core, RootFingerprint), Kind::RootFingerprint)?;
+    let root_fpr = root_rec.body.0.0.clone();
     let root_bytes = get(paths::ROOT_CERT)?;
     let root_cert =
         Cert::from_bytes(&root_bytes).map_err(|e| invalid(paths::ROOT_CERT, format!("{e:#}")))?;
@@ -253,7 +376,8 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
     }
     if root_cert.fingerprint().to_hex() != root_fpr {
         return Err(mismatch(
-            "root certificate fingerprint",
+            format!("root certificate fingerprint ({})", paths::ROOT_CERT),
+            root_rec.name(Kind::RootFingerprint),
             &root_fpr,
             root_cert.fingerprint().to_hex(),
         ));
@@ -267,27 +391,52 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
         }
     })?;
 
-    // 3. Every output file the transcript lists, by size and hash.
+    // 3. The records in the ceremony's order, the once-only ones once.
+    check_order(&core)?;
+    let plan_rec = one(all!(core, CeremonyPlan), Kind::CeremonyPlan)?;
+    let plan_hash_rec = one(all!(core, PlanHash), Kind::PlanHash)?;
+    let subsets = one(all!(core, VerifySubsets), Kind::VerifySubsets)?;
+    one(all!(core, VerifySelfTest), Kind::VerifySelfTest)?;
+    let end = one(all!(core, CeremonyEnd), Kind::CeremonyEnd)?;
+
+    // 4. Every output file the transcript lists, by size and hash; ceremony.end counts them.
     let mut listed: HashMap<String, Vec<u8>> = HashMap::new();
-    for r in all!(core, OutputFile) {
-        let path = r.path.as_str();
+    let outputs = all!(core, OutputFile);
+    for r in &outputs {
+        let path = r.body.path.as_str();
         let bytes = get(path)?;
         let digest = kdf::sha256(&bytes);
-        if r.sha256.0 != digest {
+        if r.body.sha256.0 != digest {
             return Err(mismatch(
                 format!("SHA-256 of {path}"),
-                r.sha256.to_string(),
+                r.name(Kind::OutputFile),
+                r.body.sha256.to_string(),
                 hex::encode(&digest),
             ));
         }
-        if r.size != bytes.len() {
+        if r.body.size != bytes.len() {
             return Err(mismatch(
                 format!("size of {path}"),
-                r.size.to_string(),
+                r.name(Kind::OutputFile),
+                r.body.size.to_string(),
                 bytes.len().to_string(),
             ));
         }
-        listed.insert(path.to_string(), bytes);
+        if listed.insert(path.to_string(), bytes).is_some() {
+            return Err(bad_record(
+                r.seq,
+                Kind::OutputFile,
+                format!("{path} is listed twice"),
+            ));
+        }
+    }
+    if end.body.files != outputs.len() {
+        return Err(mismatch(
+            "number of output.file records",
+            end.name(Kind::CeremonyEnd),
+            end.body.files.to_string(),
+            outputs.len().to_string(),
+        ));
     }
     let listed_get = |path: &str| {
         listed
@@ -295,17 +444,51 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
             .ok_or_else(|| Failure::MissingRecord(format!("no output.file record for {path}")))
     };
 
-    // 4. The plan, by its canonical hash.
+    // 5. The plan, by its canonical hash; ceremony.plan states it.
     let plan_text = String::from_utf8(listed_get(paths::PLAN)?.clone())
         .map_err(|_| invalid(paths::PLAN, "not UTF-8"))?;
     let plan = Plan::parse(&plan_text).map_err(|e| invalid(paths::PLAN, e.to_string()))?;
     let plan_hash = hex::encode(&plan.hash());
-    let recorded = one(all!(core, PlanHash), Kind::PlanHash)?.0.to_string();
-    if recorded != plan_hash {
-        return Err(mismatch("canonical plan hash", recorded, &plan_hash));
+    if plan_hash_rec.body.0.to_string() != plan_hash {
+        return Err(mismatch(
+            format!("canonical hash of {}", paths::PLAN),
+            plan_hash_rec.name(Kind::PlanHash),
+            plan_hash_rec.body.0.to_string(),
+            &plan_hash,
+        ));
+    }
+    let summary = plan.summary();
+    let stated = plan_rec.body;
+    for (field, recorded, from_plan) in [
+        ("id", stated.id.clone(), summary.ceremony_id.clone()),
+        ("time", stated.time.clone(), summary.time_rfc3339.clone()),
+        (
+            "threshold",
+            stated.threshold.to_string(),
+            plan.threshold.to_string(),
+        ),
+        (
+            "holders",
+            stated.holders.to_string(),
+            plan.holders.len().to_string(),
+        ),
+        (
+            "witnesses",
+            stated.witnesses.to_string(),
+            plan.witnesses.len().to_string(),
+        ),
+    ] {
+        if recorded != from_plan {
+            return Err(mismatch(
+                format!("{} {field}=", plan_rec.name(Kind::CeremonyPlan)),
+                paths::PLAN,
+                from_plan,
+                recorded,
+            ));
+        }
     }
 
-    // 5. The shard file against the plan and the transcript.
+    // 6. The shard file against the plan and the transcript.
     let shard_text = String::from_utf8(listed_get(paths::SHARDS)?.clone())
         .map_err(|_| invalid(paths::SHARDS, "not UTF-8"))?;
     let shards =
@@ -313,39 +496,46 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
     let checks = [
         (
             "ceremony_id",
+            paths::PLAN.to_string(),
             shards.ceremony_id.clone(),
             plan.ceremony_id.clone(),
         ),
         (
             "plan_hash",
+            format!("{} (canonical hash)", paths::PLAN),
             hex::encode(&shards.plan_hash),
             plan_hash.clone(),
         ),
         (
             "threshold",
+            paths::PLAN.to_string(),
             shards.threshold.to_string(),
             plan.threshold.to_string(),
         ),
         (
             "count",
+            format!("{} (number of holders)", paths::PLAN),
             shards.count.to_string(),
             plan.holder_count().to_string(),
         ),
         (
             "key_time",
+            paths::PLAN.to_string(),
             shards.key_time.to_string(),
             plan.time_unix.to_string(),
         ),
         (
             "root_fingerprint",
+            root_rec.name(Kind::RootFingerprint),
             shards.root_fingerprint().to_hex(),
             root_fpr.clone(),
         ),
     ];
-    for (name, found, expected) in checks {
+    for (name, from, found, expected) in checks {
         if found != expected {
             return Err(mismatch(
                 format!("{} {name}", paths::SHARDS),
+                from,
                 expected,
                 found,
             ));
@@ -361,46 +551,91 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
             shards.shares.len()
         )));
     }
+    // The location certificate of each holder, as shards.toml gives it and a location.cert
+    // record states it: (its fingerprint, where it was stated).
+    let mut location_of: HashMap<u8, (String, String)> = HashMap::new();
     for ((s, rec), loc) in shards.shares.iter().zip(&sealed).zip(&locations) {
         let h = plan.holder(s.index).expect("indices checked against count");
         if s.holder != h.name {
             return Err(mismatch(
-                format!("share {} holder name", s.index),
+                format!("{} share {} holder name", paths::SHARDS, s.index),
+                paths::PLAN,
                 &h.name,
                 &s.holder,
             ));
         }
-        if rec.holder != s.index || loc.holder != s.index {
-            return Err(Failure::MissingRecord(format!(
-                "records for share {} are out of order",
-                s.index
-            )));
+        for (seq, kind, holder) in [
+            (rec.seq, Kind::ShareSealed, rec.body.holder),
+            (loc.seq, Kind::LocationCert, loc.body.holder),
+        ] {
+            if holder != s.index {
+                return Err(bad_record(
+                    seq,
+                    kind,
+                    format!(
+                        "holder={holder} where share {} of {} is, in plan order",
+                        s.index,
+                        paths::SHARDS
+                    ),
+                ));
+            }
         }
         let digest = s.message_sha256();
-        if rec.sha256.0 != digest {
+        if rec.body.sha256.0 != digest {
             return Err(mismatch(
-                format!("share {} ciphertext SHA-256", s.index),
-                rec.sha256.to_string(),
+                format!("{} share {} ciphertext SHA-256", paths::SHARDS, s.index),
+                rec.name(Kind::ShareSealed),
+                rec.body.sha256.to_string(),
                 hex::encode(&digest),
             ));
         }
-        check_location_cert(&s.location_cert, plan.time_unix).map_err(|e| {
+        let subkey = check_location_cert(&s.location_cert, plan.time_unix).map_err(|e| {
             invalid(
                 paths::SHARDS,
                 format!("share {}: location certificate: {e}", s.index),
             )
         })?;
         let fpr = s.location_cert.fingerprint().to_hex();
-        if loc.fingerprint.0 != fpr {
+        if loc.body.fingerprint.0 != fpr {
             return Err(mismatch(
-                format!("share {} location certificate", s.index),
-                loc.fingerprint.to_string(),
+                format!(
+                    "{} share {} location certificate fingerprint",
+                    paths::SHARDS,
+                    s.index
+                ),
+                loc.name(Kind::LocationCert),
+                loc.body.fingerprint.to_string(),
                 fpr,
             ));
         }
+        if loc.body.subkey.0 != subkey {
+            return Err(mismatch(
+                format!(
+                    "{} share {} location certificate encryption subkey",
+                    paths::SHARDS,
+                    s.index
+                ),
+                loc.name(Kind::LocationCert),
+                loc.body.subkey.to_string(),
+                subkey,
+            ));
+        }
+        location_of.insert(
+            s.index,
+            (
+                fpr,
+                format!(
+                    "{} and {} share {}",
+                    loc.name(Kind::LocationCert),
+                    paths::SHARDS,
+                    s.index
+                ),
+            ),
+        );
     }
 
-    // 6. PIN files: listed, hashed, and encrypted to exactly the holder's and backup's keys.
+    // 7. PIN files: listed, hashed, and encrypted to exactly the holder's and backup's keys;
+    // pins.sealed names exactly those personal certificates.
     let time = UNIX_EPOCH + Duration::from_secs(u64::from(plan.time_unix));
     let pins = all!(core, PinsSealed);
     if pins.len() != plan.holders.len() {
@@ -411,13 +646,43 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
         )));
     }
     for (h, rec) in plan.holders.iter().zip(&pins) {
+        if rec.body.holder != h.index {
+            return Err(bad_record(
+                rec.seq,
+                Kind::PinsSealed,
+                format!(
+                    "holder={} where holder {} is, in the order of {}",
+                    rec.body.holder,
+                    h.index,
+                    paths::PLAN
+                ),
+            ));
+        }
+        let backup = plan.holder(h.backup).expect("validated");
+        let certs: Vec<&plan::PersonalCert> = h.certs.iter().chain(&backup.certs).collect();
+        let planned: Vec<String> = certs.iter().map(|c| c.fingerprint.to_hex()).collect();
+        let recorded: Vec<String> = rec.body.recipients.iter().map(|f| f.0.clone()).collect();
+        if recorded != planned {
+            return Err(mismatch(
+                format!("{} recipients", rec.name(Kind::PinsSealed)),
+                format!(
+                    "{} (personal certificates of holder {}, then of backup holder {})",
+                    paths::PLAN,
+                    h.index,
+                    backup.index
+                ),
+                planned.join(","),
+                recorded.join(","),
+            ));
+        }
         let path = paths::pin_file(h.index);
         let bytes = listed_get(&path)?;
         let digest = kdf::sha256(bytes);
-        if rec.holder != h.index || rec.sha256.0 != digest {
+        if rec.body.sha256.0 != digest {
             return Err(mismatch(
-                format!("{path} SHA-256"),
-                rec.sha256.to_string(),
+                format!("SHA-256 of {path}"),
+                rec.name(Kind::PinsSealed),
+                rec.body.sha256.to_string(),
                 hex::encode(&digest),
             ));
         }
@@ -428,53 +693,127 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
             .iter()
             .map(|k| k.to_hex())
             .collect();
-        let backup = plan.holder(h.backup).expect("validated");
-        let expected: BTreeSet<String> = h
-            .certs
+        let expected: BTreeSet<String> = certs
             .iter()
-            .chain(&backup.certs)
             .flat_map(|c| plan::encryption_keys(&c.cert, time))
             .map(|k| k.keyid().to_hex())
             .collect();
         if found != expected {
             return Err(mismatch(
-                format!("{path} recipients"),
+                format!("recipient key IDs of {path}"),
+                format!(
+                    "{} (encryption keys of holder {}'s and backup holder {}'s personal certificates)",
+                    paths::PLAN,
+                    h.index,
+                    backup.index
+                ),
                 expected.into_iter().collect::<Vec<_>>().join(","),
                 found.into_iter().collect::<Vec<_>>().join(","),
             ));
         }
     }
 
-    // 7. Cards: every planned card provisioned and test-decrypted, no serial twice.
-    // (A card.provisioned record says test-decrypt=ok by its type: any other value is
-    // refused when the transcript is read.)
-    let provisioned = all!(core, CardProvisioned);
-    let mut serials = BTreeSet::new();
+    // 8. Cards: exactly the planned cards provisioned (none the plan does not call for, none
+    // twice), each with its holder's location key, no serial twice. (A card.provisioned
+    // record says test-decrypt=ok by its type: any other value is refused when the transcript
+    // is read.)
+    let mut seen: HashMap<(u8, u8), u32> = HashMap::new();
+    let mut serials: HashMap<&str, u32> = HashMap::new();
+    for rec in all!(core, CardProvisioned) {
+        let r = rec.body;
+        let planned = plan
+            .holder(r.holder)
+            .is_some_and(|h| (1..=h.cards).contains(&r.card));
+        if !planned {
+            return Err(bad_record(
+                rec.seq,
+                Kind::CardProvisioned,
+                format!(
+                    "holder {} card {} is not a card {} calls for",
+                    r.holder,
+                    r.card,
+                    paths::PLAN
+                ),
+            ));
+        }
+        if let Some(first) = seen.insert((r.holder, r.card), rec.seq) {
+            return Err(bad_record(
+                rec.seq,
+                Kind::CardProvisioned,
+                format!(
+                    "holder {} card {} was already provisioned in record {first}",
+                    r.holder, r.card
+                ),
+            ));
+        }
+        if let Some(first) = serials.insert(r.serial.as_str(), rec.seq) {
+            return Err(bad_record(
+                rec.seq,
+                Kind::CardProvisioned,
+                format!(
+                    "card serial {} was already used in record {first}",
+                    r.serial
+                ),
+            ));
+        }
+        let (fpr, from) = location_of
+            .get(&r.holder)
+            .expect("every planned holder has a share and a location.cert record");
+        if r.location.0 != *fpr {
+            return Err(mismatch(
+                format!("{} location=", rec.name(Kind::CardProvisioned)),
+                from,
+                fpr,
+                r.location.to_string(),
+            ));
+        }
+    }
     let mut cards = 0;
     for h in &plan.holders {
         for c in 1..=h.cards {
-            let rec = provisioned
-                .iter()
-                .find(|r| r.holder == h.index && r.card == c)
-                .ok_or_else(|| {
-                    Failure::MissingRecord(format!(
-                        "holder {} card {c} was never provisioned",
-                        h.index
-                    ))
-                })?;
-            if !serials.insert(rec.serial.clone()) {
+            if !seen.contains_key(&(h.index, c)) {
                 return Err(Failure::MissingRecord(format!(
-                    "card serial {} used twice",
-                    rec.serial
+                    "holder {} card {c} was never provisioned ({} calls for {} cards)",
+                    h.index,
+                    paths::PLAN,
+                    h.cards
                 )));
             }
             cards += 1;
         }
     }
 
-    // 8. The verification steps happened (the self-test's result=ok, by its type).
-    one(all!(core, VerifySubsets), Kind::VerifySubsets)?;
-    one(all!(core, VerifySelfTest), Kind::VerifySelfTest)?;
+    // 9. The verification steps: every M-subset recombined (or the stated sample), for this
+    // plan's N and M; the self-test's result=ok by its type.
+    let (total, checked, policy) = expected_subsets(plan.holder_count(), plan.threshold);
+    let s = subsets.body;
+    let total_text = |t: u128| record::SubsetTotal(t).to_field();
+    for (field, expected, found) in [
+        ("total", total_text(total), total_text(s.total.0)),
+        (
+            "policy",
+            policy_name(policy).to_string(),
+            policy_name(s.policy).to_string(),
+        ),
+        ("checked", checked.to_string(), s.checked.to_string()),
+    ] {
+        if expected != found {
+            return Err(mismatch(
+                format!("{} {field}=", subsets.name(Kind::VerifySubsets)),
+                format!(
+                    "{} (N={}, M={}: C(N, M) = {}; every subset up to {}, else N windows + {} random)",
+                    paths::PLAN,
+                    plan.holder_count(),
+                    plan.threshold,
+                    total_text(total),
+                    recombine::EXHAUSTIVE_BOUND,
+                    recombine::RANDOM_SUBSETS
+                ),
+                expected,
+                found,
+            ));
+        }
+    }
 
     Ok(Report {
         ceremony_id: plan.ceremony_id.clone(),
