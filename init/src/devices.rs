@@ -2,7 +2,11 @@
 //! sysfs, entropy through the `entropy` crate, OpenPGP cards through the `cards` crate.
 
 use crate::ENV_FINDISO;
-use ceremony::card::LocationCard;
+use crate::journal::{self, Entry, Journal};
+use ceremony::card::{CardError, CardSerial, LocationCard};
+use ceremony::ceremony::NextCard;
+use ceremony::keys::CardImport;
+use ceremony::secret::{CardPins, Pin, SharedSecret};
 use ceremony::storage::{OutputFile, Volume, WriteReport, write_all};
 use ceremony_tui::ceremony::screens::{Attestation, IsoCheck, PcrLine};
 use ceremony_tui::ceremony::{CardPoll, Devices, Gathered, PlanPoll};
@@ -29,6 +33,10 @@ pub struct ImageDevices {
     cards: cards::discovery::Watcher,
     /// The reader and card last seen, so a card is read once per insertion.
     seen: Option<(String, CardPoll)>,
+    /// Every card reset and file written is recorded here for PID 1's fatal screen.
+    journal: Journal,
+    /// The holder the next card opened is for (named in the journal).
+    holder: String,
 }
 
 impl ImageDevices {
@@ -42,6 +50,8 @@ impl ImageDevices {
             last_sticks: None,
             cards: cards::discovery::Watcher::system(),
             seen: None,
+            journal: Journal::new(journal::PATH),
+            holder: "?".into(),
         }
     }
 
@@ -294,7 +304,15 @@ impl Devices for ImageDevices {
         let reader = self.open_reader()?.ok_or(DeviceError::ReaderGone)?;
         // The next look at the reader reads the card again (it is being changed now).
         self.seen = None;
-        Ok(Box::new(open_openpgp(reader)?))
+        Ok(Box::new(JournaledCard {
+            card: open_openpgp(reader)?,
+            journal: self.journal.clone(),
+            holder: self.holder.clone(),
+        }))
+    }
+
+    fn card_for(&mut self, next: &NextCard) {
+        self.holder = next.holder_name.clone();
     }
 
     fn poll_sticks(&mut self) -> Result<Vec<String>, DeviceError> {
@@ -342,8 +360,16 @@ impl ImageDevices {
             sticks.push(self.media.open_data_stick(c)?);
         }
         let report = {
+            let mut journaled: Vec<JournaledVolume<'_, _>> = sticks
+                .iter_mut()
+                .map(|s| JournaledVolume {
+                    volume: s,
+                    journal: &self.journal,
+                    started: false,
+                })
+                .collect();
             let mut vols: Vec<&mut dyn Volume> =
-                sticks.iter_mut().map(|s| s as &mut dyn Volume).collect();
+                journaled.iter_mut().map(|v| v as &mut dyn Volume).collect();
             write_all(&mut vols, dir, files)
         };
         // Flush and unmount every stick, whatever happened: only then may they be pulled.
@@ -379,5 +405,242 @@ impl ImageDevices {
         }
         rules.plan_stick_for_data = true;
         Ok(self.media.data_candidates(&rules)?)
+    }
+}
+
+/// A card whose reset and provisioning are recorded in the progress journal: the start line is
+/// fsync'd before the reset (or the card is left untouched), the done line after.
+struct JournaledCard<C> {
+    card: C,
+    journal: Journal,
+    holder: String,
+}
+
+impl<C: LocationCard> LocationCard for JournaledCard<C> {
+    fn serial(&mut self) -> Result<CardSerial, CardError> {
+        self.card.serial()
+    }
+
+    fn holds_keys(&mut self) -> Result<bool, CardError> {
+        self.card.holds_keys()
+    }
+
+    fn provision(
+        &mut self,
+        key: &CardImport<'_>,
+        pins: &CardPins,
+    ) -> Result<CardSerial, CardError> {
+        let serial = self.card.serial()?;
+        let (serial_text, holder) = (serial.0.clone(), self.holder.clone());
+        self.journal
+            .append(&Entry::CardStart {
+                serial: serial_text.clone(),
+                holder: holder.clone(),
+            })
+            .map_err(|e| CardError::Device(format!("{e}; the card was not touched")))?;
+        let provisioned = self.card.provision(key, pins)?;
+        // The card holds its key now; a journal that cannot say so still says "partly".
+        let _ = self.journal.append(&Entry::CardDone {
+            serial: serial_text,
+            holder,
+        });
+        Ok(provisioned)
+    }
+
+    fn ecdh(
+        &mut self,
+        user_pin: &Pin,
+        ephemeral_public: &[u8; 32],
+    ) -> Result<SharedSecret, CardError> {
+        self.card.ecdh(user_pin, ephemeral_public)
+    }
+}
+
+/// A stick whose writes are recorded in the progress journal: a start line before its first
+/// change (or no change at all), then one line per file complete under its final name.
+struct JournaledVolume<'a, V: Volume> {
+    volume: &'a mut V,
+    journal: &'a Journal,
+    started: bool,
+}
+
+impl<V: Volume> JournaledVolume<'_, V> {
+    fn start(&mut self) -> std::io::Result<()> {
+        if !self.started {
+            self.journal
+                .append(&Entry::StickStart {
+                    volume: self.volume.label(),
+                })
+                .map_err(std::io::Error::other)?;
+            self.started = true;
+        }
+        Ok(())
+    }
+}
+
+impl<V: Volume> Volume for JournaledVolume<'_, V> {
+    fn label(&self) -> String {
+        self.volume.label()
+    }
+    fn exists(&mut self, path: &str) -> std::io::Result<bool> {
+        self.volume.exists(path)
+    }
+    fn create_dirs(&mut self, path: &str) -> std::io::Result<()> {
+        self.start()?;
+        self.volume.create_dirs(path)
+    }
+    fn write_new_synced(&mut self, path: &str, bytes: &[u8]) -> std::io::Result<()> {
+        self.start()?;
+        self.volume.write_new_synced(path, bytes)
+    }
+    fn rename(&mut self, from: &str, to: &str) -> std::io::Result<()> {
+        self.start()?;
+        self.volume.rename(from, to)?;
+        // The file's bytes were fsync'd before the rename: it is there under its name.
+        let _ = self.journal.append(&Entry::File {
+            volume: self.volume.label(),
+            path: to.to_owned(),
+        });
+        Ok(())
+    }
+    fn sync_dir(&mut self, path: &str) -> std::io::Result<()> {
+        self.volume.sync_dir(path)
+    }
+    fn read(&mut self, path: &str) -> std::io::Result<Vec<u8>> {
+        self.volume.read(path)
+    }
+    fn remove(&mut self, path: &str) -> std::io::Result<()> {
+        self.start()?;
+        self.volume.remove(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ceremony::card::SoftwareCard;
+    use ceremony::keys::LocationKey;
+    use ceremony::rng::SecretRng;
+    use ceremony::storage::DirVolume;
+    use std::path::PathBuf;
+
+    /// Not random at all: enough to make a key for a software card.
+    struct Counter(u8);
+    impl SecretRng for Counter {
+        fn fill(&mut self, out: &mut [u8]) {
+            for b in out {
+                self.0 = self.0.wrapping_add(1);
+                *b = self.0;
+            }
+        }
+    }
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("sherd-devices-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn provision(card: &mut dyn LocationCard) -> Result<CardSerial, CardError> {
+        let mut rng = Counter(0);
+        let key = LocationKey::generate(&mut rng, "c1", 1, "Alice", 1_700_000_000).unwrap();
+        let pins = CardPins::generate(&mut rng);
+        card.provision(&key.card_import(), &pins)
+    }
+
+    #[test]
+    fn a_card_reset_is_journaled_before_and_after() {
+        let dir = tempdir("card");
+        let path = dir.join("progress");
+        let mut card = JournaledCard {
+            card: SoftwareCard::new("0005:0000A1B2"),
+            journal: Journal::new(&path),
+            holder: "Alice".into(),
+        };
+        assert_eq!(provision(&mut card).unwrap().0, "0005:0000A1B2");
+        let (serial, holder) = ("0005:0000A1B2".to_owned(), "Alice".to_owned());
+        assert_eq!(
+            journal::read(&path).unwrap(),
+            [
+                Entry::CardStart {
+                    serial: serial.clone(),
+                    holder: holder.clone()
+                },
+                Entry::CardDone { serial, holder }
+            ]
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn no_journal_no_reset() {
+        let dir = tempdir("card-nojournal");
+        let mut card = JournaledCard {
+            card: SoftwareCard::new("S1"),
+            journal: Journal::new(dir.join("missing/progress")),
+            holder: "Alice".into(),
+        };
+        let e = provision(&mut card).unwrap_err();
+        assert!(e.to_string().contains("the card was not touched"), "{e}");
+        assert!(!card.holds_keys().unwrap());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn outputs() -> Vec<OutputFile> {
+        ["root.asc", "transcript.txt"]
+            .iter()
+            .map(|p| OutputFile {
+                path: (*p).into(),
+                bytes: p.as_bytes().to_vec(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_file_written_is_journaled() {
+        let dir = tempdir("stick");
+        let path = dir.join("progress");
+        std::fs::create_dir_all(dir.join("stick")).unwrap();
+        let mut stick = DirVolume::new(dir.join("stick"));
+        let journal = Journal::new(&path);
+        let mut v = JournaledVolume {
+            volume: &mut stick,
+            journal: &journal,
+            started: false,
+        };
+        let label = v.label();
+        write_all(&mut [&mut v], "sherd-c1", &outputs()).unwrap();
+        let file = |p: &str| Entry::File {
+            volume: label.clone(),
+            path: p.into(),
+        };
+        assert_eq!(
+            journal::read(&path).unwrap(),
+            [
+                Entry::StickStart {
+                    volume: label.clone()
+                },
+                file("sherd-c1/root.asc"),
+                file("sherd-c1/transcript.txt"),
+            ]
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn no_journal_no_write() {
+        let dir = tempdir("stick-nojournal");
+        std::fs::create_dir_all(dir.join("stick")).unwrap();
+        let mut stick = DirVolume::new(dir.join("stick"));
+        let journal = Journal::new(dir.join("missing/progress"));
+        let mut v = JournaledVolume {
+            volume: &mut stick,
+            journal: &journal,
+            started: false,
+        };
+        assert!(write_all(&mut [&mut v], "sherd-c1", &outputs()).is_err());
+        assert_eq!(std::fs::read_dir(dir.join("stick")).unwrap().count(), 0);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -6,6 +6,7 @@
 
 mod cmdline;
 mod devices;
+mod journal;
 mod pid1;
 mod selftest;
 mod ui;

@@ -3,6 +3,7 @@
 //! It never exits (the kernel would panic) and never offers a shell.
 
 use crate::cmdline::{self, BootParams, Console};
+use crate::journal::{self, Entry, JournalError, Summary};
 use crate::{
     ENV_CONSOLE_KIND, ENV_FINDISO, ENV_ROLE, ENV_ROOTFS_TREE, ENV_SELFTEST, EXIT_POWER_OFF, ROLE_UI,
 };
@@ -301,14 +302,12 @@ pub fn power_off() -> ! {
     }
 }
 
-/// Shows what went wrong on the console, waits for Enter, powers off. Plain text: PID 1 does
-/// not depend on the UI code that may be what failed.
+/// Shows what went wrong on the console and what the ceremony had done by then (from its
+/// progress journal), waits for Enter, powers off. Plain text: PID 1 does not depend on the UI
+/// code that may be what failed.
 fn fatal(reason: &str) -> ! {
-    let msg = format!(
-        "\x1b[0m\x1b[2J\x1b[H\r\n  sherd: FATAL ERROR\r\n\r\n  {reason}\r\n\r\n  \
-         Nothing was written to any card or stick by this step.\r\n  \
-         Press Enter to power off.\r\n"
-    );
+    let journal = journal::read(Path::new(journal::PATH));
+    let msg = fatal_message(reason, &journal);
     // Any console will do; try the kernel's, then the usual suspects (devtmpfs may be missing).
     for dev in ["/dev/console", "/dev/tty1", "/dev/ttyS0"] {
         if let Ok(mut c) = OpenOptions::new().read(true).write(true).open(dev) {
@@ -328,4 +327,215 @@ fn fatal(reason: &str) -> ! {
     }
     std::thread::sleep(Duration::from_secs(300));
     power_off()
+}
+
+/// Text columns the message is wrapped to (a serial console is 80 wide).
+const WIDTH: usize = 76;
+
+/// The fatal screen's text: `reason`, then exactly what the progress journal says was done.
+/// "Nothing was written" only when the journal says nothing was; an unreadable journal says so.
+pub fn fatal_message(reason: &str, journal: &Result<Vec<Entry>, JournalError>) -> String {
+    let mut out = vec!["sherd: FATAL ERROR".to_owned(), String::new()];
+    out.extend(wrap(reason, ""));
+    out.push(String::new());
+    match journal {
+        Ok(entries) if entries.is_empty() => {
+            out.push("Nothing was written to any card or stick.".into());
+        }
+        Ok(entries) => {
+            let s = Summary::of(entries);
+            out.push("What was done before this (from the progress journal):".into());
+            for c in &s.cards {
+                let what = if c.done {
+                    "provisioned (it holds a location key)".to_owned()
+                } else {
+                    "MAY BE PARTLY PROVISIONED (its reset began, provisioning did not finish)"
+                        .to_owned()
+                };
+                out.extend(wrap(
+                    &format!("- card {} for holder {}: {what}", c.serial, c.holder),
+                    "  ",
+                ));
+            }
+            for t in &s.sticks {
+                let what = if t.files.is_empty() {
+                    "writing began, no file was completed (a folder or a temporary file may be \
+                     there)"
+                        .to_owned()
+                } else {
+                    format!(
+                        "{} file(s) written and complete: {} (a half-written temporary file \
+                         may be there too)",
+                        t.files.len(),
+                        t.files.join(", ")
+                    )
+                };
+                out.extend(wrap(&format!("- {}: {what}", t.volume), "  "));
+            }
+            if s.sticks.is_empty() {
+                out.push("Nothing was written to any stick.".into());
+            }
+            if s.cards.is_empty() {
+                out.push("No card was changed.".into());
+            }
+        }
+        Err(e) => {
+            out.extend(wrap(
+                &format!(
+                    "What was written cannot be told ({e}): treat every card and stick used \
+                     in this ceremony as possibly written."
+                ),
+                "",
+            ));
+        }
+    }
+    out.push(String::new());
+    out.push("Press Enter to power off.".into());
+    let mut msg = "\x1b[0m\x1b[2J\x1b[H\r\n".to_owned();
+    for l in out {
+        if !l.is_empty() {
+            msg.push_str("  ");
+        }
+        msg.push_str(&l);
+        msg.push_str("\r\n");
+    }
+    msg
+}
+
+/// `text` in lines of at most [`WIDTH`] characters (longer words stay whole), the lines after
+/// the first indented by `indent`.
+fn wrap(text: &str, indent: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > WIDTH {
+            lines.push(std::mem::replace(&mut line, indent.to_owned()));
+        } else if !line.is_empty() && line != indent {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(done: bool, serial: &str, holder: &str) -> Entry {
+        let (serial, holder) = (serial.to_owned(), holder.to_owned());
+        if done {
+            Entry::CardDone { serial, holder }
+        } else {
+            Entry::CardStart { serial, holder }
+        }
+    }
+
+    /// The message without escapes and line ends, one line per entry.
+    fn lines(journal: Result<Vec<Entry>, JournalError>) -> Vec<String> {
+        let m = fatal_message("the ceremony program stopped unexpectedly", &journal);
+        assert!(m.starts_with("\x1b[0m\x1b[2J\x1b[H\r\n"));
+        assert!(m.ends_with("Press Enter to power off.\r\n"));
+        assert!(m.lines().all(|l| l.chars().count() <= 80), "{m}");
+        m.trim_start_matches("\x1b[0m\x1b[2J\x1b[H")
+            .split("\r\n")
+            .map(|l| l.trim().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn nothing_written_only_when_the_journal_says_nothing() {
+        let l = lines(Ok(vec![]));
+        assert!(l.contains(&"Nothing was written to any card or stick.".to_owned()));
+        let l = lines(Ok(vec![card(true, "0005:0000A1B2", "Alice")])).join("\n");
+        assert!(!l.contains("Nothing was written to any card"), "{l}");
+    }
+
+    #[test]
+    fn cards_and_files_are_named() {
+        let vol = "data stick sdc1 (SanDisk Ultra, 32.0 GB)";
+        let l = lines(Ok(vec![
+            card(false, "0005:0000A1B2", "Alice"),
+            card(true, "0005:0000A1B2", "Alice"),
+            card(false, "0005:0000C3D4", "Bob"),
+            Entry::StickStart { volume: vol.into() },
+            Entry::File {
+                volume: vol.into(),
+                path: "sherd-c1/root.asc".into(),
+            },
+            Entry::File {
+                volume: vol.into(),
+                path: "sherd-c1/holder-1.shard.asc".into(),
+            },
+        ]))
+        .join("\n");
+        assert!(
+            l.contains(
+                "- card 0005:0000A1B2 for holder Alice: provisioned (it holds a location key)"
+            ),
+            "{l}"
+        );
+        assert!(
+            l.contains("- card 0005:0000C3D4 for holder Bob: MAY BE PARTLY PROVISIONED"),
+            "{l}"
+        );
+        assert!(
+            l.contains(&format!("- {vol}: 2 file(s) written and complete:")),
+            "{l}"
+        );
+        assert!(l.contains("sherd-c1/root.asc,"), "{l}");
+        assert!(l.contains("sherd-c1/holder-1.shard.asc"), "{l}");
+        assert!(!l.contains("Nothing was written"), "{l}");
+    }
+
+    #[test]
+    fn cards_only_says_no_stick_was_written() {
+        let l = lines(Ok(vec![card(true, "S1", "Alice")])).join("\n");
+        assert!(l.contains("Nothing was written to any stick."), "{l}");
+        assert!(!l.contains("No card was changed"), "{l}");
+    }
+
+    #[test]
+    fn a_stick_begun_without_a_finished_file() {
+        let l = lines(Ok(vec![Entry::StickStart {
+            volume: "data stick sdd1".into(),
+        }]))
+        .join("\n");
+        assert!(
+            l.contains("- data stick sdd1: writing began, no file was completed"),
+            "{l}"
+        );
+        assert!(l.contains("No card was changed."), "{l}");
+    }
+
+    #[test]
+    fn an_unreadable_journal_promises_nothing() {
+        let l = lines(Err(JournalError::BadHeader)).join("\n");
+        assert!(l.contains("What was written cannot be told"), "{l}");
+        assert!(!l.contains("Nothing was written"), "{l}");
+    }
+
+    #[test]
+    fn built_from_the_journal_file() {
+        let dir = std::env::temp_dir().join(format!("sherd-fatal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("progress");
+        let j = journal::Journal::new(&path);
+        j.append(&card(false, "S9", "Carol")).unwrap();
+        let l = lines(journal::read(&path)).join("\n");
+        assert!(
+            l.contains("- card S9 for holder Carol: MAY BE PARTLY PROVISIONED"),
+            "{l}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn long_lines_wrap() {
+        assert_eq!(wrap("a b", "  "), ["a b"]);
+        let w = wrap(&"word ".repeat(40), "  ");
+        assert!(w.len() > 1 && w.iter().all(|l| l.chars().count() <= WIDTH));
+        assert!(w[1].starts_with("  word"));
+    }
 }

@@ -88,6 +88,9 @@ pub trait Devices {
     fn poll_card(&mut self) -> CardPoll;
     /// Opens the card that [`Devices::poll_card`] last saw.
     fn open_card(&mut self) -> Result<Box<dyn LocationCard>, Self::Error>;
+    /// Says which holder the card opened next is for, before [`Devices::open_card`]: the
+    /// image names the holder in the progress journal PID 1 shows if this program dies.
+    fn card_for(&mut self, _next: &NextCard) {}
     /// Data sticks ready to be written, by label.
     fn poll_sticks(&mut self) -> Result<Vec<String>, Self::Error>;
     /// Writes `files` under `dir` on every stick (see `ceremony::storage::write_all`), then
@@ -572,6 +575,7 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
             },
         )?;
         self.show(&mut screens::card_busy_page(next.holder, next.card, &ident))?;
+        self.dev.card_for(next);
         let mut device = match self.dev.open_card() {
             Ok(c) => c,
             Err(e) => {
