@@ -192,7 +192,7 @@ fn one<T>(found: Vec<T>, kind: Kind) -> Result<T, Failure> {
 /// no place here.
 ///
 /// Every kind is listed without a wildcard, so a new core kind must be given its place.
-pub fn phase_place(kind: Kind) -> Option<u8> {
+fn phase_place(kind: Kind) -> Option<u8> {
     match kind {
         // Plan: read, shown, hashed.
         Kind::CeremonyPlan => Some(0),
@@ -842,4 +842,53 @@ pub fn verify_dir(dir: &Path) -> Result<Report, Failure> {
         std::fs::read(dir.join(p))
     };
     verify_with(&read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::tests::seeded;
+    use crate::secret::{RootSecret, ShareBytes};
+    use crate::shamir;
+
+    /// What the verifier expects is what the ceremony's own subset check reports, exhaustive
+    /// and sampled (the sampled case needs C(N, M) > 20,000, too large for a test ceremony).
+    #[test]
+    fn expected_subsets_are_what_the_ceremony_reports() {
+        let secret = RootSecret::generate(&mut seeded(1));
+        for (m, n, policy) in [
+            (2u8, 3u8, SubsetPolicy::All),
+            (3, 6, SubsetPolicy::All),
+            (10, 20, SubsetPolicy::CyclicWindowsRandom),
+        ] {
+            let shares = shamir::split(&secret, m, n, &mut seeded(2)).unwrap();
+            let refs: Vec<&ShareBytes> = shares.iter().collect();
+            let r = recombine::verify_subsets(&secret, &refs, m, &mut seeded(3)).unwrap();
+            assert_eq!(expected_subsets(n, m), (r.total, r.checked, policy));
+            assert_eq!(r.exhaustive, policy == SubsetPolicy::All);
+        }
+        assert_eq!(
+            expected_subsets(20, 10),
+            (184_756, 1_020, SubsetPolicy::CyclicWindowsRandom)
+        );
+        assert_eq!(expected_subsets(255, 128).0, u128::MAX);
+    }
+
+    /// The places follow the order the phase types write the records in (which is also the
+    /// order the kinds are declared in); only witness.confirm has none.
+    #[test]
+    fn every_core_kind_has_its_place() {
+        let placed: Vec<Kind> = Kind::ALL
+            .iter()
+            .copied()
+            .filter(|k| phase_place(*k).is_some())
+            .collect();
+        assert_eq!(placed.len(), Kind::ALL.len() - 1);
+        assert!(
+            placed
+                .windows(2)
+                .all(|w| phase_place(w[0]) < phase_place(w[1]))
+        );
+        assert_eq!(phase_place(Kind::WitnessConfirm), None);
+    }
 }

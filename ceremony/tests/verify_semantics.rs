@@ -1,0 +1,729 @@
+//! The verifier checks what the records mean, not only that they are chained and signed.
+//!
+//! Each test takes a valid ceremony folder, changes the transcript so that it says something
+//! wrong, and re-chains and re-signs it with the ceremony's own root key, so that the chain and
+//! the signature are good and only the meaning is wrong. The test knows the root key because
+//! the ceremony ran on a seeded DRBG: the root secret is its first draw
+//! (`Planned::generate_keys`), and the key derived from it is checked against `root-cert.asc`.
+
+mod common;
+
+use std::collections::HashMap;
+
+use ceremony::ceremony::paths;
+use ceremony::keys::RootKey;
+use ceremony::openpgp::Cert;
+use ceremony::openpgp::parse::Parse;
+use ceremony::record::{self, CoreRecord, Entry, Fpr, Kind};
+use ceremony::secret::RootSecret;
+use ceremony::storage::OutputFile;
+use ceremony::transcript::{self, Transcript};
+use ceremony::verify::{self, Failure};
+use common::*;
+use sha2::{Digest, Sha256};
+
+/// A finished ceremony and its root key.
+struct Signed {
+    files: Vec<OutputFile>,
+    root: RootKey,
+}
+
+/// Runs a ceremony with `n` holders, threshold `m`; holder 1 has two cards, the others one.
+fn signed(id: &str, n: usize, m: usize, seed: u8) -> Signed {
+    let f = fixture(id, n, m);
+    let done = run(&f, seed);
+    let secret = RootSecret::generate(&mut seeded(seed));
+    let root = RootKey::derive(&secret, id, PLAN_TIME).unwrap();
+    let cert = Cert::from_bytes(file(&done.files, paths::ROOT_CERT)).unwrap();
+    assert_eq!(
+        root.fingerprint(),
+        cert.fingerprint(),
+        "the root secret is the DRBG's first draw"
+    );
+    Signed {
+        files: done.files,
+        root,
+    }
+}
+
+/// The default fixture for these tests: 3 holders, threshold 2, 4 cards.
+fn ceremony() -> Signed {
+    signed("semantics", 3, 2, 11)
+}
+
+fn verify_files(files: &[OutputFile]) -> Result<verify::Report, Failure> {
+    let map: HashMap<String, Vec<u8>> = files
+        .iter()
+        .map(|f| (f.path.clone(), f.bytes.clone()))
+        .collect();
+    verify::verify_with(&|p: &str| {
+        map.get(p)
+            .cloned()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "missing"))
+    })
+}
+
+/// The transcript's records as (kind, value), in order.
+fn records(files: &[OutputFile]) -> Vec<(String, String)> {
+    let text = std::str::from_utf8(file(files, paths::TRANSCRIPT)).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(transcript::HEADER));
+    lines
+        .map(|l| {
+            let mut parts = l.splitn(4, ' ');
+            let (_, _, kind, value) = (
+                parts.next(),
+                parts.next(),
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+            );
+            (kind.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+/// `records` as a format-2 transcript with a fresh hash chain.
+fn chain(records: &[(String, String)]) -> String {
+    let mut prev: [u8; 32] = Sha256::digest(transcript::HEADER.as_bytes()).into();
+    let mut text = format!("{}\n", transcript::HEADER);
+    for (i, (kind, value)) in records.iter().enumerate() {
+        let line = format!("{} {} {kind} {value}", i + 1, ceremony::hex::encode(&prev));
+        prev = Sha256::digest(line.as_bytes()).into();
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
+}
+
+fn replace(files: &[OutputFile], path: &str, bytes: Vec<u8>) -> Vec<OutputFile> {
+    let mut out = files.to_vec();
+    out.iter_mut().find(|f| f.path == path).unwrap().bytes = bytes;
+    out
+}
+
+/// The folder with its transcript's records edited, re-chained and re-signed by the root key.
+fn resign(s: &Signed, edit: impl FnOnce(&mut Vec<(String, String)>)) -> Vec<OutputFile> {
+    let mut recs = records(&s.files);
+    edit(&mut recs);
+    let text = chain(&recs);
+    let t = Transcript::parse(text.as_bytes()).expect("a well-formed, chained transcript");
+    let sig = t.sign(&s.root, PLAN_TIME).unwrap();
+    assert_eq!(text, t.to_text());
+    let out = replace(&s.files, paths::TRANSCRIPT, text.into_bytes());
+    replace(&out, paths::TRANSCRIPT_SIG, sig)
+}
+
+/// The typed content of a core record.
+fn typed(r: &(String, String)) -> Option<CoreRecord> {
+    match Entry::parse(&r.0, &r.1).unwrap() {
+        Entry::Core(c) => Some(c),
+        Entry::Note(_) => None,
+    }
+}
+
+/// Positions of the records of `kind`, in order.
+fn positions(recs: &[(String, String)], kind: Kind) -> Vec<usize> {
+    recs.iter()
+        .enumerate()
+        .filter(|(_, r)| r.0 == kind.name())
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The record at `i` rewritten by `f` on its typed content.
+fn edit_at(recs: &mut [(String, String)], i: usize, f: impl FnOnce(&mut CoreRecord)) {
+    let mut c = typed(&recs[i]).expect("a core record");
+    f(&mut c);
+    recs[i] = (c.kind().name().to_string(), c.encode());
+}
+
+/// The `nth` record of `kind` rewritten by `f`.
+fn edit_nth(
+    recs: &mut [(String, String)],
+    kind: Kind,
+    nth: usize,
+    f: impl FnOnce(&mut CoreRecord),
+) {
+    let i = positions(recs, kind)[nth];
+    edit_at(recs, i, f);
+}
+
+fn location_cert(recs: &[(String, String)], holder: u8) -> record::LocationCert {
+    recs.iter()
+        .filter_map(typed)
+        .find_map(|c| match c {
+            CoreRecord::LocationCert(l) if l.holder == holder => Some(l),
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// Moves the record at `from` to just before the record at `to`.
+fn move_before(recs: &mut Vec<(String, String)>, from: usize, to: usize) {
+    let r = recs.remove(from);
+    let to = if from < to { to - 1 } else { to };
+    recs.insert(to, r);
+}
+
+fn mismatch(err: Failure) -> (String, String, String, String) {
+    match err {
+        Failure::Mismatch {
+            what,
+            expected_from,
+            expected,
+            found,
+        } => (what, expected_from, expected, found),
+        other => panic!("expected a mismatch, got: {other}"),
+    }
+}
+
+fn bad_record(err: Failure) -> (u32, &'static str, String) {
+    match err {
+        Failure::BadRecord { seq, kind, reason } => (seq, kind, reason),
+        other => panic!("expected a bad record, got: {other}"),
+    }
+}
+
+/// The 1-based sequence number of the record at position `i`.
+fn seq(i: usize) -> u32 {
+    u32::try_from(i + 1).unwrap()
+}
+
+#[test]
+fn the_helper_re_signs_a_valid_folder_unchanged() {
+    let s = ceremony();
+    let before = verify_files(&s.files).unwrap();
+    let same = resign(&s, |_| {});
+    assert_eq!(
+        file(&same, paths::TRANSCRIPT),
+        file(&s.files, paths::TRANSCRIPT)
+    );
+    assert_eq!(verify_files(&same).unwrap(), before);
+    // A changed record is re-chained and re-signed: the chain and the signature pass, so any
+    // failure below is about meaning.
+    let changed = resign(&s, |recs| {
+        let i = positions(recs, Kind::WitnessConfirm)[0];
+        edit_at(recs, i, |c| {
+            let CoreRecord::WitnessConfirm(w) = c else {
+                unreachable!()
+            };
+            w.name = "Mallory".into();
+        });
+    });
+    let r = verify_files(&changed).unwrap();
+    assert_ne!(r.transcript_final_hash, before.transcript_final_hash);
+}
+
+// 1. card.provisioned location= is the holder's location certificate.
+
+#[test]
+fn a_card_with_another_holders_location_key_fails() {
+    let s = ceremony();
+    let forged = resign(&s, |recs| {
+        let other = location_cert(recs, 1).fingerprint;
+        // Holder 2's card (the third card record) claims holder 1's location key.
+        edit_nth(recs, Kind::CardProvisioned, 2, |c| {
+            let CoreRecord::CardProvisioned(p) = c else {
+                unreachable!()
+            };
+            assert_eq!(p.holder, 2);
+            p.location = other;
+        });
+    });
+    let recs = records(&forged);
+    let i = positions(&recs, Kind::CardProvisioned)[2];
+    let j = positions(&recs, Kind::LocationCert)[1];
+    let (what, from, expected, found) = mismatch(verify_files(&forged).unwrap_err());
+    assert_eq!(
+        what,
+        format!(
+            "transcript.txt record {} (card.provisioned) location=",
+            seq(i)
+        )
+    );
+    assert_eq!(
+        from,
+        format!(
+            "transcript.txt record {} (location.cert) and shards.toml share 2",
+            seq(j)
+        )
+    );
+    assert_eq!(expected, location_cert(&recs, 2).fingerprint.0);
+    assert_eq!(found, location_cert(&recs, 1).fingerprint.0);
+}
+
+// 2. card.provisioned only for the plan's cards, each once.
+
+#[test]
+fn a_card_the_plan_does_not_call_for_fails() {
+    let s = ceremony();
+    // Holder 4 does not exist (3 holders); holder 2 has one card, not two; holder 0 is no one.
+    for (holder, card) in [(4u8, 1u8), (2, 2), (0, 1), (1, 3)] {
+        let mut at = 0;
+        let forged = resign(&s, |recs| {
+            let last = *positions(recs, Kind::CardProvisioned).last().unwrap();
+            let mut extra = recs[last].clone();
+            edit_at(std::slice::from_mut(&mut extra), 0, |c| {
+                let CoreRecord::CardProvisioned(p) = c else {
+                    unreachable!()
+                };
+                p.holder = holder;
+                p.card = card;
+                p.serial = "000F:999999".into();
+            });
+            recs.insert(last + 1, extra);
+            at = last + 1;
+        });
+        let (n, kind, reason) = bad_record(verify_files(&forged).unwrap_err());
+        assert_eq!((n, kind), (seq(at), "card.provisioned"));
+        assert_eq!(
+            reason,
+            format!("holder {holder} card {card} is not a card plan.toml calls for")
+        );
+    }
+}
+
+#[test]
+fn a_card_provisioned_twice_fails() {
+    let s = ceremony();
+    // One more record for holder 3's card 1, under a new serial: five records for four cards.
+    let mut at = 0;
+    let mut first = 0;
+    let forged = resign(&s, |recs| {
+        let last = *positions(recs, Kind::CardProvisioned).last().unwrap();
+        let mut extra = recs[last].clone();
+        edit_at(std::slice::from_mut(&mut extra), 0, |c| {
+            let CoreRecord::CardProvisioned(p) = c else {
+                unreachable!()
+            };
+            assert_eq!((p.holder, p.card), (3, 1));
+            p.serial = "000F:999999".into();
+        });
+        recs.insert(last + 1, extra);
+        (first, at) = (last, last + 1);
+    });
+    let (n, _, reason) = bad_record(verify_files(&forged).unwrap_err());
+    assert_eq!(n, seq(at));
+    assert_eq!(
+        reason,
+        format!(
+            "holder 3 card 1 was already provisioned in record {}",
+            seq(first)
+        )
+    );
+}
+
+#[test]
+fn a_serial_used_twice_or_a_card_missing_fails() {
+    let s = ceremony();
+    let forged = resign(&s, |recs| {
+        let serial = match typed(&recs[positions(recs, Kind::CardProvisioned)[0]]) {
+            Some(CoreRecord::CardProvisioned(p)) => p.serial,
+            _ => unreachable!(),
+        };
+        edit_nth(recs, Kind::CardProvisioned, 3, |c| {
+            let CoreRecord::CardProvisioned(p) = c else {
+                unreachable!()
+            };
+            p.serial = serial;
+        });
+    });
+    let (_, _, reason) = bad_record(verify_files(&forged).unwrap_err());
+    assert!(
+        reason.starts_with("card serial 000F:000101 was already used in record "),
+        "{reason}"
+    );
+
+    let forged = resign(&s, |recs| {
+        let i = positions(recs, Kind::CardProvisioned)[1];
+        recs.remove(i);
+    });
+    let err = verify_files(&forged).unwrap_err();
+    assert!(matches!(err, Failure::MissingRecord(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "transcript.txt: holder 1 card 2 was never provisioned (plan.toml calls for 2 cards)"
+    );
+}
+
+// 3. location.cert subkey= is the certificate's encryption subkey.
+
+#[test]
+fn a_location_cert_record_with_another_subkey_fails() {
+    let s = ceremony();
+    let forged = resign(&s, |recs| {
+        let other = location_cert(recs, 3).subkey;
+        edit_nth(recs, Kind::LocationCert, 1, |c| {
+            let CoreRecord::LocationCert(l) = c else {
+                unreachable!()
+            };
+            l.subkey = other;
+        });
+    });
+    let recs = records(&forged);
+    let j = positions(&recs, Kind::LocationCert)[1];
+    let (what, from, expected, found) = mismatch(verify_files(&forged).unwrap_err());
+    assert_eq!(
+        what,
+        "shards.toml share 2 location certificate encryption subkey"
+    );
+    assert_eq!(
+        from,
+        format!("transcript.txt record {} (location.cert)", seq(j))
+    );
+    assert_eq!(expected, location_cert(&recs, 3).subkey.0);
+    assert_eq!(found, location_cert(&records(&s.files), 2).subkey.0);
+}
+
+// 4. pins.sealed recipients= are the holder's, then the backup holder's, personal
+// certificates from the plan.
+
+#[test]
+fn pins_sealed_naming_other_recipients_fails() {
+    let s = ceremony();
+    let original = records(&s.files);
+    let recipients = |h: usize| match typed(&original[positions(&original, Kind::PinsSealed)[h]]) {
+        Some(CoreRecord::PinsSealed(p)) => p.recipients,
+        _ => unreachable!(),
+    };
+    let holder_1 = recipients(0);
+    assert_eq!(holder_1.len(), 2, "the holder's and the backup's");
+    let stranger = recipients(2)[0].clone();
+    for forged_recipients in [
+        // The backup holder left out.
+        vec![holder_1[0].clone()],
+        // Holder 3's certificate in place of the backup's.
+        vec![holder_1[0].clone(), stranger],
+        // The right certificates in the wrong order.
+        vec![holder_1[1].clone(), holder_1[0].clone()],
+        // An extra recipient.
+        vec![
+            holder_1[0].clone(),
+            holder_1[1].clone(),
+            Fpr("AB".repeat(20)),
+        ],
+    ] {
+        let list = |v: &[Fpr]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>().join(",");
+        let found_list = list(&forged_recipients);
+        let forged = resign(&s, |recs| {
+            edit_nth(recs, Kind::PinsSealed, 0, |c| {
+                let CoreRecord::PinsSealed(p) = c else {
+                    unreachable!()
+                };
+                p.recipients = forged_recipients;
+            });
+        });
+        let i = positions(&original, Kind::PinsSealed)[0];
+        let (what, from, expected, found) = mismatch(verify_files(&forged).unwrap_err());
+        assert_eq!(
+            what,
+            format!("transcript.txt record {} (pins.sealed) recipients", seq(i))
+        );
+        assert_eq!(
+            from,
+            "plan.toml (personal certificates of holder 1, then of backup holder 2)"
+        );
+        assert_eq!(expected, list(&holder_1));
+        assert_eq!(found, found_list);
+    }
+}
+
+// 5. verify.subsets says every M-subset for the plan's N and M.
+
+#[test]
+fn verify_subsets_with_the_wrong_numbers_fails() {
+    let s = ceremony();
+    // 3 holders, threshold 2: C(3, 2) = 3, all checked.
+    assert!(
+        records(&s.files)
+            .iter()
+            .any(|r| r.0 == "verify.subsets" && r.1 == "checked=3 total=3 policy=all")
+    );
+    for (checked, total, policy, field, expected, found) in [
+        (2, 3, record::SubsetPolicy::All, "checked", "3", "2"),
+        (4, 4, record::SubsetPolicy::All, "total", "3", "4"),
+        (
+            3,
+            3,
+            record::SubsetPolicy::CyclicWindowsRandom,
+            "policy",
+            "all",
+            "cyclic-windows+random",
+        ),
+        (
+            1003,
+            u128::MAX,
+            record::SubsetPolicy::CyclicWindowsRandom,
+            "total",
+            "3",
+            "over-2^128",
+        ),
+    ] {
+        let forged = resign(&s, |recs| {
+            edit_nth(recs, Kind::VerifySubsets, 0, |c| {
+                *c = CoreRecord::VerifySubsets(record::VerifySubsets {
+                    checked,
+                    total: record::SubsetTotal(total),
+                    policy,
+                });
+            });
+        });
+        let (what, from, e, f) = mismatch(verify_files(&forged).unwrap_err());
+        assert!(
+            what.starts_with("transcript.txt record ")
+                && what.ends_with(&format!("(verify.subsets) {field}=")),
+            "{what}"
+        );
+        assert!(
+            from.starts_with("plan.toml (N=3, M=2: C(N, M) = 3;"),
+            "{from}"
+        );
+        assert_eq!((e.as_str(), f.as_str()), (expected, found));
+    }
+}
+
+// 6. Records in the ceremony's order.
+
+#[test]
+fn records_out_of_the_ceremonys_order_fail() {
+    let s = ceremony();
+    let cases: [(Kind, Kind, Kind); 5] = [
+        // (record moved, moved before the first record of, the record reported, which comes
+        // after it)
+        // A card provisioned before the keys exist.
+        (
+            Kind::CardProvisioned,
+            Kind::RootFingerprint,
+            Kind::RootFingerprint,
+        ),
+        // An output file listed before the verification.
+        (Kind::OutputFile, Kind::VerifySubsets, Kind::VerifySubsets),
+        // PIN files sealed before the cards.
+        (
+            Kind::PinsSealed,
+            Kind::CardProvisioned,
+            Kind::CardProvisioned,
+        ),
+        // A share sealed before its location key.
+        (Kind::ShareSealed, Kind::LocationCert, Kind::LocationCert),
+        // The plan hash before the plan.
+        (Kind::PlanHash, Kind::CeremonyPlan, Kind::CeremonyPlan),
+    ];
+    for (moved, before, reported) in cases {
+        let mut at = 0;
+        let forged = resign(&s, |recs| {
+            let from = positions(recs, moved)[0];
+            let to = positions(recs, before)[0];
+            move_before(recs, from, to);
+            at = positions(recs, reported)[0];
+        });
+        let (n, kind, reason) = bad_record(verify_files(&forged).unwrap_err());
+        assert_eq!((n, kind), (seq(at), reported.name()), "{moved:?}");
+        assert_eq!(
+            reason,
+            format!(
+                "out of the ceremony's order: it comes after a {} record",
+                moved.name()
+            )
+        );
+    }
+}
+
+#[test]
+fn witness_confirmations_may_come_at_any_step_before_the_end() {
+    let s = ceremony();
+    let forged = resign(&s, |recs| {
+        let last_output = *positions(recs, Kind::OutputFile).last().unwrap();
+        let w = recs[positions(recs, Kind::WitnessConfirm)[0]].clone();
+        recs.insert(last_output + 1, w.clone());
+        recs.insert(0, w);
+    });
+    verify_files(&forged).unwrap();
+}
+
+#[test]
+fn a_once_only_record_repeated_fails() {
+    let s = ceremony();
+    for kind in [
+        Kind::CeremonyPlan,
+        Kind::PlanHash,
+        Kind::VerifySubsets,
+        Kind::VerifySelfTest,
+    ] {
+        let forged = resign(&s, |recs| {
+            let i = positions(recs, kind)[0];
+            recs.insert(i + 1, recs[i].clone());
+        });
+        let err = verify_files(&forged).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("transcript.txt: more than one {} record", kind.name())
+        );
+    }
+}
+
+#[test]
+fn ceremony_end_counts_the_output_files() {
+    let s = ceremony();
+    let forged = resign(&s, |recs| {
+        let i = *positions(recs, Kind::OutputFile).last().unwrap();
+        recs.remove(i);
+    });
+    let (what, from, expected, found) = mismatch(verify_files(&forged).unwrap_err());
+    assert_eq!(what, "number of output.file records");
+    assert!(from.ends_with("(ceremony.end)"), "{from}");
+    assert_eq!((expected.as_str(), found.as_str()), ("6", "5"));
+
+    let forged = resign(&s, |recs| {
+        let i = positions(recs, Kind::OutputFile)[0];
+        recs.insert(i + 1, recs[i].clone());
+        let end = recs.len() - 1;
+        edit_at(recs, end, |c| {
+            *c = CoreRecord::CeremonyEnd(record::CeremonyEnd { files: 7 });
+        });
+    });
+    let (_, _, reason) = bad_record(verify_files(&forged).unwrap_err());
+    assert_eq!(reason, "plan.toml is listed twice");
+}
+
+// 7. Every message names the real source of the expected value.
+
+#[test]
+fn a_ceremony_plan_record_contradicting_the_plan_names_the_plan() {
+    let s = ceremony();
+    let forged = resign(&s, |recs| {
+        edit_nth(recs, Kind::CeremonyPlan, 0, |c| {
+            let CoreRecord::CeremonyPlan(p) = c else {
+                unreachable!()
+            };
+            p.threshold = 3;
+        });
+    });
+    let i = positions(&records(&forged), Kind::CeremonyPlan)[0];
+    let err = verify_files(&forged).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "transcript.txt record {} (ceremony.plan) threshold=: plan.toml says 2, found 3",
+            seq(i)
+        )
+    );
+}
+
+#[test]
+fn mismatch_messages_name_their_source() {
+    let s = ceremony();
+    let recs = records(&s.files);
+    // A value from the transcript: the record is named.
+    let plan_out = positions(&recs, Kind::OutputFile)[0];
+    let mut plan_text = file(&s.files, paths::PLAN).to_vec();
+    plan_text.push(b'\n');
+    let err = verify_files(&replace(&s.files, paths::PLAN, plan_text))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "SHA-256 of plan.toml: transcript.txt record {} (output.file) says ",
+            seq(plan_out)
+        )),
+        "{err}"
+    );
+
+    // A value from the plan: the plan is named. Another plan (one more witness), re-listed
+    // and re-signed: the plan hash record no longer matches it.
+    let mut plan_text = String::from_utf8(file(&s.files, paths::PLAN).to_vec()).unwrap();
+    plan_text.push_str("\n[[witness]]\nname = \"Mallory\"\n");
+    let digest: [u8; 32] = Sha256::digest(plan_text.as_bytes()).into();
+    let size = plan_text.len();
+    let mut s2 = Signed {
+        files: replace(&s.files, paths::PLAN, plan_text.into_bytes()),
+        root: s.root,
+    };
+    s2.files = resign(&s2, |recs| {
+        edit_at(recs, plan_out, |c| {
+            let CoreRecord::OutputFile(o) = c else {
+                unreachable!()
+            };
+            o.size = size;
+            o.sha256 = record::Hash32(digest);
+        });
+    });
+    let err = verify_files(&s2.files).unwrap_err().to_string();
+    let ph = positions(&recs, Kind::PlanHash)[0];
+    assert!(
+        err.starts_with(&format!(
+            "canonical hash of plan.toml: transcript.txt record {} (plan.hash) says ",
+            seq(ph)
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("transcript says"));
+}
+
+// 8. Values are parsed strictly: a quoted value cannot inject a field.
+
+#[test]
+fn a_quoted_value_cannot_inject_a_field() {
+    // A caller's record whose quoted identity contains " counted=yes".
+    let line_value = r#"identity="evil device counted=yes" counted=no"#;
+    let text = chain(&[("test.entropy-source".into(), line_value.into())]);
+    let t = Transcript::parse(text.as_bytes()).unwrap();
+    let Entry::Note(n) = Entry::parse(&t.records()[0].kind, &t.records()[0].value).unwrap() else {
+        panic!("a caller's record")
+    };
+    assert_eq!(
+        n.fields().pairs(),
+        [
+            (
+                "identity".to_string(),
+                "evil device counted=yes".to_string()
+            ),
+            ("counted".to_string(), "no".to_string())
+        ]
+    );
+    assert_eq!(n.fields().get("counted"), Some("no"));
+
+    // The same in a signed ceremony, on a core record: a card serial that carries another
+    // holder's location= is read as a serial; the record's own location= is the one checked.
+    let s = ceremony();
+    let folder = resign(&s, |recs| {
+        let other = location_cert(recs, 1).fingerprint;
+        edit_nth(recs, Kind::CardProvisioned, 2, |c| {
+            let CoreRecord::CardProvisioned(p) = c else {
+                unreachable!()
+            };
+            p.serial = format!("000F:000201 location={other} counted=yes");
+        });
+    });
+    let recs = records(&folder);
+    let i = positions(&recs, Kind::CardProvisioned)[2];
+    assert!(
+        recs[i]
+            .1
+            .starts_with(r#"holder=2 card=1 serial="000F:000201 location="#)
+    );
+    let Some(CoreRecord::CardProvisioned(p)) = typed(&recs[i]) else {
+        unreachable!()
+    };
+    assert_eq!(p.location, location_cert(&recs, 2).fingerprint);
+    assert!(p.serial.ends_with(" counted=yes"));
+    verify_files(&folder).unwrap();
+
+    // Written without the quotes, the same text is extra fields, and the record is refused
+    // when the transcript is read, before anything else.
+    let mut bad = recs.clone();
+    bad[i].1 = bad[i].1.replacen('"', "", 2);
+    let folder = replace(&folder, paths::TRANSCRIPT, chain(&bad).into_bytes());
+    let err = verify_files(&folder).unwrap_err();
+    assert!(
+        matches!(err, Failure::Transcript { ref path, .. } if path == "transcript.txt"),
+        "{err}"
+    );
+    // Unquoted, the first location= would be read as the record's: only the strict field
+    // order (exactly one location=, then test-decrypt=) refuses it.
+    assert!(
+        err.to_string()
+            .contains("card.provisioned: expected field test-decrypt=, found counted="),
+        "{err}"
+    );
+}
