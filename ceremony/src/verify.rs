@@ -258,13 +258,6 @@ fn expected_subsets(n: u8, m: u8) -> (u128, usize, SubsetPolicy) {
     }
 }
 
-fn policy_name(p: SubsetPolicy) -> &'static str {
-    match p {
-        SubsetPolicy::All => "all",
-        SubsetPolicy::CyclicWindowsRandom => "cyclic-windows+random",
-    }
-}
-
 /// Checks the root certificate's shape: Ed25519 primary (certify+sign), one Cv25519 encryption
 /// subkey, valid at its own creation time.
 fn check_root_cert(cert: &Cert) -> Result<(), String> {
@@ -790,11 +783,7 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
     let total_text = |t: u128| record::SubsetTotal(t).to_field();
     for (field, expected, found) in [
         ("total", total_text(total), total_text(s.total.0)),
-        (
-            "policy",
-            policy_name(policy).to_string(),
-            policy_name(s.policy).to_string(),
-        ),
+        ("policy", policy.to_field(), s.policy.to_field()),
         ("checked", checked.to_string(), s.checked.to_string()),
     ] {
         if expected != found {

@@ -16,6 +16,7 @@ use ceremony::openpgp::Cert;
 use ceremony::openpgp::parse::Parse;
 use ceremony::record::{self, CoreRecord, Entry, Fpr, Kind};
 use ceremony::secret::RootSecret;
+use ceremony::shardfile::ShardFile;
 use ceremony::storage::OutputFile;
 use ceremony::transcript::{self, Transcript};
 use ceremony::verify::{self, Failure};
@@ -658,6 +659,35 @@ fn mismatch_messages_name_their_source() {
         "{err}"
     );
     assert!(!err.contains("transcript says"));
+
+    // A value from the plan compared with shards.toml (re-listed and re-signed).
+    let mut shards =
+        ShardFile::parse(std::str::from_utf8(file(&s2.files, paths::SHARDS)).unwrap()).unwrap();
+    shards.shares[0].holder = "Mallory".into();
+    let text = shards.to_toml();
+    let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+    let size = text.len();
+    // (On the original folder: only the shard file and its output.file record changed.)
+    let s3 = Signed {
+        files: replace(&s.files, paths::SHARDS, text.into_bytes()),
+        root: s2.root,
+    };
+    let shards_out = positions(&recs, Kind::OutputFile)[2];
+    let folder = resign(&s3, |recs| {
+        edit_at(recs, shards_out, |c| {
+            let CoreRecord::OutputFile(o) = c else {
+                unreachable!()
+            };
+            assert_eq!(o.path, paths::SHARDS);
+            o.size = size;
+            o.sha256 = record::Hash32(digest);
+        });
+    });
+    let err = verify_files(&folder).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "shards.toml share 1 holder name: plan.toml says Holder 001, found Mallory"
+    );
 }
 
 // 8. Values are parsed strictly: a quoted value cannot inject a field.
