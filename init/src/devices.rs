@@ -13,7 +13,7 @@ use ceremony_tui::ceremony::{CardPoll, Devices, Gathered, PlanPoll};
 use ceremony_tui::entropy_check::EntropyView;
 use ceremony_tui::entropy_run;
 use heads_config::attest::{self, Verdict};
-use sherd_media::{DataStickRules, Media, MediaError};
+use sherd_media::{DataStickRules, FsIdentity, Media, MediaError};
 use std::time::{Duration, Instant};
 
 const PCR_DIR: &str = "/sys/class/tpm/tpm0/pcr-sha256";
@@ -21,10 +21,12 @@ const EVENT_LOG: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
 
 pub struct ImageDevices {
     media: Media,
-    /// Disk names (e.g. `sda`) the ISO and the plan came from: outputs never go to the boot
-    /// stick, and to the plan stick only if nothing else is there.
-    boot_disk: Option<String>,
-    plan_disk: Option<String>,
+    /// The file systems the ISO and the plan came from, and the ISO's path in its own: outputs
+    /// never go to the boot or plan stick, whatever name the kernel gives them (see
+    /// `DataStickRules`).
+    boot_fs: Option<FsIdentity>,
+    plan_fs: Option<FsIdentity>,
+    boot_iso_path: Option<String>,
     /// Plan sticks are mounted to be read: not more often than this.
     last_plan_look: Option<Instant>,
     last_plan: PlanPoll,
@@ -43,8 +45,9 @@ impl ImageDevices {
     pub fn new() -> Self {
         ImageDevices {
             media: Media::system(),
-            boot_disk: None,
-            plan_disk: None,
+            boot_fs: None,
+            plan_fs: None,
+            boot_iso_path: None,
             last_plan_look: None,
             last_plan: PlanPoll::Waiting("looking for a plan stick".into()),
             last_sticks: None,
@@ -62,7 +65,8 @@ impl ImageDevices {
                 let path_shown = path.clone();
                 match self.media.find_boot_iso(path, &mut |_, _| {}) {
                     Ok(f) => {
-                        self.boot_disk = Some(f.location.device.disk.clone());
+                        self.boot_fs = f.location.identity.clone();
+                        self.boot_iso_path = Some(f.location.path.clone());
                         (
                             IsoCheck::Found {
                                 sha256: f.sha256_hex(),
@@ -98,7 +102,8 @@ impl ImageDevices {
                             path,
                         ),
                         [f] => {
-                            self.boot_disk = Some(f.location.device.disk.clone());
+                            self.boot_fs = f.location.identity.clone();
+                            self.boot_iso_path = Some(f.location.path.clone());
                             (
                                 IsoCheck::Found {
                                     sha256: f.sha256_hex(),
@@ -229,7 +234,7 @@ impl Devices for ImageDevices {
         self.last_plan_look = Some(Instant::now());
         self.last_plan = match self.media.find_plan() {
             Ok(found) => {
-                self.plan_disk = Some(found.location.device.disk.clone());
+                self.plan_fs = found.location.identity.clone();
                 PlanPoll::Found {
                     location: found.location.to_string(),
                     text: found.text,
@@ -339,13 +344,7 @@ impl ImageDevices {
         Ok(self
             .data_candidates()?
             .iter()
-            .map(|c| {
-                let mut label = format!("{} ({})", c.device.describe(), c.fs.name());
-                if c.plan_stick {
-                    label.push_str(", the plan stick: no other stick is in");
-                }
-                label
-            })
+            .map(|c| format!("{} ({})", c.device.describe(), c.fs().name()))
             .collect())
     }
 
@@ -357,7 +356,7 @@ impl ImageDevices {
         let candidates = self.data_candidates()?;
         let mut sticks = Vec::new();
         for c in &candidates {
-            sticks.push(self.media.open_data_stick(c)?);
+            sticks.push(self.media.open_data_stick(c, &self.rules())?);
         }
         let report = {
             let mut journaled: Vec<JournaledVolume<'_, _>> = sticks
@@ -384,27 +383,18 @@ impl ImageDevices {
         Ok(report)
     }
 
-    /// Data sticks: not the boot stick; the plan stick only when it is the only one there.
+    /// The boot and plan sticks, told by their file systems and what they hold.
+    fn rules(&self) -> DataStickRules<'_> {
+        DataStickRules {
+            boot: self.boot_fs.as_ref(),
+            plan: self.plan_fs.as_ref(),
+            boot_iso_path: self.boot_iso_path.as_deref(),
+        }
+    }
+
+    /// Data sticks: neither the boot stick nor the plan stick, even plugged in again.
     fn data_candidates(&mut self) -> Result<Vec<sherd_media::DataCandidate>, DeviceError> {
-        // The kernel reuses a pulled disk's name for the next stick: forget the boot and plan
-        // sticks once they are gone, or a new stick would be taken for one of them.
-        let present: Vec<String> = self.media.disks()?.into_iter().map(|d| d.name).collect();
-        for known in [&mut self.boot_disk, &mut self.plan_disk] {
-            if known.as_ref().is_some_and(|k| !present.contains(k)) {
-                *known = None;
-            }
-        }
-        let mut rules = DataStickRules {
-            boot_disk: self.boot_disk.as_deref(),
-            plan_disk: self.plan_disk.as_deref(),
-            plan_stick_for_data: false,
-        };
-        let found = self.media.data_candidates(&rules)?;
-        if !found.is_empty() {
-            return Ok(found);
-        }
-        rules.plan_stick_for_data = true;
-        Ok(self.media.data_candidates(&rules)?)
+        Ok(self.media.data_candidates(&self.rules())?)
     }
 }
 

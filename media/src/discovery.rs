@@ -246,8 +246,9 @@ impl std::fmt::Display for FsType {
     }
 }
 
-/// Bytes read to tell the file system: through the ISO 9660 primary volume descriptor.
-const PROBE_LEN: usize = 32 * 1024 + 8;
+/// Bytes read to tell the file system: through the ISO 9660 primary volume descriptor's
+/// creation date (at 32 KiB + 813, 17 bytes).
+const PROBE_LEN: usize = 32 * 1024 + 830;
 
 /// Which file system `dev` holds, from its magic numbers; `None` if none sherd knows. Lets a
 /// mount try the right type first (every wrong guess prints a kernel error on the console) and
@@ -258,6 +259,65 @@ pub fn probe(dev: &Path) -> io::Result<Option<FsType>> {
         .take(PROBE_LEN as u64)
         .read_to_end(&mut buf)?;
     Ok(probe_bytes(&buf))
+}
+
+/// What tells one file system from another, whatever kernel name its stick gets when it is
+/// plugged in again: its type, serial number (or UUID) and label, from its own first bytes.
+/// Formatting gives a new serial; copying a stick block by block keeps it (and sherd then
+/// treats the copy as the same stick, which only ever refuses more).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FsIdentity {
+    pub fs: FsType,
+    /// FAT and exFAT: the 4-byte volume serial; ext2/3/4: the 16-byte UUID; ISO 9660: the
+    /// 17-byte creation date (it has no serial).
+    pub serial: Vec<u8>,
+    /// The label as stored (FAT 11 bytes, ext 16, ISO 9660 32; exFAT keeps its label in the
+    /// root folder, not read here: empty).
+    pub label: Vec<u8>,
+}
+
+impl std::fmt::Display for FsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let label = clean_label(&self.label);
+        write!(f, "{} serial {}", self.fs, hex(&self.serial))?;
+        if !label.is_empty() {
+            write!(f, " label {label:?}")?;
+        }
+        Ok(())
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The identity of the file system on `dev`; `None` if it holds none sherd knows.
+pub fn identify(dev: &Path) -> io::Result<Option<FsIdentity>> {
+    let mut buf = Vec::with_capacity(PROBE_LEN);
+    fs::File::open(dev)?
+        .take(PROBE_LEN as u64)
+        .read_to_end(&mut buf)?;
+    Ok(identify_bytes(&buf))
+}
+
+pub(crate) fn identify_bytes(b: &[u8]) -> Option<FsIdentity> {
+    let fs = probe_bytes(b)?;
+    let (serial, label) = match fs {
+        // FAT32 keeps them further on than FAT12/16 (its boot sector is longer).
+        FsType::Vfat if b.get(0x52..0x57) == Some(b"FAT32") => (0x43..0x47, 0x47..0x52),
+        FsType::Vfat => (0x27..0x2b, 0x2b..0x36),
+        FsType::Exfat => (100..104, 0..0),
+        FsType::Ext4 => (1024 + 0x68..1024 + 0x78, 1024 + 0x78..1024 + 0x88),
+        FsType::Iso9660 => (
+            32 * 1024 + 813..32 * 1024 + 830,
+            32 * 1024 + 40..32 * 1024 + 72,
+        ),
+    };
+    Some(FsIdentity {
+        fs,
+        serial: b.get(serial)?.to_vec(),
+        label: b.get(label)?.to_vec(),
+    })
 }
 
 pub(crate) fn probe_bytes(b: &[u8]) -> Option<FsType> {

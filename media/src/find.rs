@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::discovery::{FsDevice, FsType};
+use crate::discovery::{FsDevice, FsType, identify};
 use crate::{Location, Media, MediaError, mount_readonly};
 
 /// The plan's file name, at the root of the plan stick.
@@ -166,11 +166,13 @@ fn hash_file(
     Ok((done, h.finalize().into()))
 }
 
+/// Called while `dev` is mounted, so the identity read is the file system's that holds `path`.
 fn location(dev: &FsDevice, fs: FsType, path: &str) -> Location {
     Location {
         device: dev.clone(),
         fs,
         path: path.to_string(),
+        identity: identify(&dev.dev_path).ok().flatten(),
     }
 }
 

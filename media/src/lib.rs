@@ -14,12 +14,12 @@
 //! let iso = media.find_boot_iso(findiso, &mut |done, total| { /* progress bar */ })?;
 //! let plan = media.find_plan()?; // plan.text -> ceremony::plan::Plan::parse
 //! let rules = DataStickRules {
-//!     boot_disk: Some(&iso.location.device.disk),
-//!     plan_disk: Some(&plan.location.device.disk),
-//!     plan_stick_for_data: false,
+//!     boot: iso.location.identity.as_ref(),
+//!     plan: plan.location.identity.as_ref(),
+//!     boot_iso_path: Some(&iso.location.path),
 //! };
 //! let candidates = media.data_candidates(&rules)?; // poll; the operator picks one
-//! let mut stick = media.open_data_stick(&candidates[0])?;
+//! let mut stick = media.open_data_stick(&candidates[0], &rules)?;
 //! # let files = [];
 //! ceremony::storage::write_all(&mut [&mut stick], "ceremony-1", &files)?;
 //! stick.finish()?; // synced and unmounted: now say "you may remove the stick"
@@ -39,7 +39,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 
 pub use data::{DataCandidate, DataStick, DataStickRules};
-pub use discovery::{Disk, FsDevice, FsType, Partition, human_size, probe, scan};
+pub use discovery::{
+    Disk, FsDevice, FsIdentity, FsType, Partition, human_size, identify, probe, scan,
+};
 pub use find::{
     IsoFound, IsoScan, PLAN_FILE, PLAN_MAX_BYTES, PlanFound, check_findiso, findiso_path,
 };
@@ -52,6 +54,9 @@ pub struct Location {
     pub fs: FsType,
     /// Absolute inside the file system, e.g. `/sherd.iso`; unprintable characters shown as `?`.
     pub path: String,
+    /// The file system's identity, which outlives the kernel's name for the stick: data sticks
+    /// are never the boot or plan stick by this (see [`DataStickRules`]).
+    pub identity: Option<FsIdentity>,
 }
 
 impl std::fmt::Display for Location {
@@ -92,6 +97,30 @@ pub enum MediaError {
         "{device} holds {fs}, which is read-only; nothing was written. Use a stick formatted FAT32, exFAT or ext4"
     )]
     NotWritable { device: String, fs: FsType },
+    #[error(
+        "{device} is the {what} stick ({identity}), which is never written; nothing was written to it. Take it out and insert a data stick"
+    )]
+    Protected {
+        device: String,
+        what: &'static str,
+        identity: FsIdentity,
+    },
+    #[error(
+        "{device} holds {path}, so it is a {what} stick, which is never written; nothing was written to it. Use a stick without it"
+    )]
+    HoldsProtected {
+        device: String,
+        path: String,
+        what: &'static str,
+    },
+    #[error(
+        "{device} is no longer the stick that was listed (it was {listed}, it is now {now}); nothing was written to it. Look again and choose"
+    )]
+    Changed {
+        device: String,
+        listed: FsIdentity,
+        now: String,
+    },
     #[error(
         "{device}: flushing it to the stick failed ({source}); what was written to it may be incomplete. Do not rely on this stick: write the outputs to another one"
     )]

@@ -228,9 +228,13 @@ impl FakeMachine {
         )
     }
 
-    /// Unplugs disk `name` (its sysfs entry goes; the node stays, as a stale one might).
+    /// Unplugs disk `name` (its sysfs entries go; the node stays, as a stale one might). A disk
+    /// of the same name may be added again, as the kernel reuses names.
     pub fn remove_disk(&self, name: &str) -> io::Result<()> {
-        fs::remove_file(self.sys.join("block").join(name))
+        let link = self.sys.join("block").join(name);
+        let dir = link.canonicalize()?;
+        fs::remove_file(link)?;
+        fs::remove_dir_all(dir)
     }
 
     /// The directory a [`FakeMachine::format`]ted device shows when mounted.
@@ -241,14 +245,56 @@ impl FakeMachine {
     /// Formats device `dev_name` (a partition or superfloppy) with `fs`: writes its magic numbers
     /// into the device node and tells `mounter` to show a directory for it, which is returned
     /// for the test to fill.
+    /// Its serial number is made from `dev_name`, so each formatted device has its own
+    /// [`crate::FsIdentity`].
     pub fn format(&self, mounter: &FakeMounter, dev_name: &str, fs: FsType) -> io::Result<PathBuf> {
+        // FNV-1a: any stable, name-dependent value will do.
+        let serial = dev_name.bytes().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        self.format_as(mounter, dev_name, fs, serial)
+    }
+
+    /// [`FakeMachine::format`] with the given serial number: the same file system seen again
+    /// under another name (a stick pulled and plugged in again), or a block-by-block copy.
+    pub fn format_as(
+        &self,
+        mounter: &FakeMounter,
+        dev_name: &str,
+        fs: FsType,
+        serial: u32,
+    ) -> io::Result<PathBuf> {
         let node = self.dev.join(dev_name);
-        fs::write(&node, fs_image(fs))?;
+        fs::write(&node, fs_image_with(fs, serial))?;
         let contents = self.content.join(dev_name);
         fs::create_dir_all(&contents)?;
         mounter.insert(&node, fs, &contents);
         Ok(contents)
     }
+}
+
+/// [`fs_image`] with a serial number (and for ISO 9660 a creation date) made from `serial`,
+/// and the label `SHERD`, where each file system keeps them.
+pub fn fs_image_with(fs: FsType, serial: u32) -> Vec<u8> {
+    let mut b = fs_image(fs);
+    let id = serial.to_le_bytes();
+    let mut put = |off: usize, m: &[u8]| b[off..off + m.len()].copy_from_slice(m);
+    match fs {
+        FsType::Vfat => {
+            put(0x43, &id);
+            put(0x47, b"SHERD      ");
+        }
+        FsType::Exfat => put(100, &id),
+        FsType::Ext4 => {
+            put(1024 + 0x68, &id);
+            put(1024 + 0x78, b"SHERD");
+        }
+        FsType::Iso9660 => {
+            put(32 * 1024 + 40, b"SHERD");
+            put(32 * 1024 + 813, format!("{serial:017}").as_bytes());
+        }
+    }
+    b
 }
 
 /// The first 36 KiB of a file system of type `fs`: just its magic numbers.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use ceremony::storage::{OutputFile, WriteError, write_all};
 
 use crate::discovery::probe_bytes;
-use crate::testing::{Bus, Call, FakeDisk, FakeMachine, FakeMounter, fs_image};
+use crate::testing::{Bus, Call, FakeDisk, FakeMachine, FakeMounter, fs_image, fs_image_with};
 use crate::*;
 
 const GB: u64 = 1_000_000_000;
@@ -578,50 +578,206 @@ fn data_setup() -> Setup {
     s
 }
 
+fn identity(s: &Setup, dev: &str) -> FsIdentity {
+    identify(&s.machine.dev.join(dev)).unwrap().unwrap()
+}
+
+#[test]
+fn identities_from_first_bytes() {
+    for fs in FsType::ALL {
+        let a = crate::discovery::identify_bytes(&fs_image_with(fs, 1)).unwrap();
+        let b = crate::discovery::identify_bytes(&fs_image_with(fs, 2)).unwrap();
+        assert_eq!(a.fs, fs);
+        assert_ne!(a, b, "{fs}: another serial is another file system");
+    }
+    let fat = crate::discovery::identify_bytes(&fs_image_with(FsType::Vfat, 0x1234_abcd)).unwrap();
+    assert_eq!(fat.serial, [0xcd, 0xab, 0x34, 0x12]);
+    assert_eq!(fat.to_string(), "vfat serial cdab3412 label \"SHERD\"");
+    // FAT12/16 keep serial and label earlier in the boot sector.
+    let mut fat16 = vec![0u8; 4096];
+    fat16[0x36..0x3b].copy_from_slice(b"FAT16");
+    fat16[510..512].copy_from_slice(&[0x55, 0xaa]);
+    fat16[0x27..0x2b].copy_from_slice(&[1, 2, 3, 4]);
+    fat16[0x2b..0x36].copy_from_slice(b"PLAN       ");
+    let id = crate::discovery::identify_bytes(&fat16).unwrap();
+    assert_eq!(
+        (id.serial.as_slice(), id.label.as_slice()),
+        (&[1u8, 2, 3, 4][..], &b"PLAN       "[..])
+    );
+    assert_eq!(crate::discovery::identify_bytes(&[0u8; 4096]), None);
+}
+
 #[test]
 fn data_candidates_follow_the_rules() {
     let s = data_setup();
-    let names = |rules: DataStickRules| -> Vec<(String, FsType, bool)> {
+    let names = |rules: DataStickRules| -> Vec<(String, FsType)> {
         s.media
             .data_candidates(&rules)
             .unwrap()
             .into_iter()
-            .map(|c| (c.device.name, c.fs, c.plan_stick))
+            .map(|c| (c.device.name.clone(), c.fs()))
             .collect()
     };
-    let mut rules = DataStickRules {
-        boot_disk: Some("sdb"),
-        plan_disk: Some("sdc"),
-        plan_stick_for_data: false,
+    let (boot, plan) = (identity(&s, "sdb1"), identity(&s, "sdc1"));
+    let rules = DataStickRules {
+        boot: Some(&boot),
+        plan: Some(&plan),
+        boot_iso_path: Some("/boot/sherd.iso"),
     };
-    assert_eq!(names(rules), [("sdd2".into(), FsType::Exfat, false)]);
-    rules.plan_stick_for_data = true;
-    assert_eq!(
-        names(rules),
-        [
-            ("sdc1".into(), FsType::Vfat, true),
-            ("sdd2".into(), FsType::Exfat, false)
-        ]
-    );
-    // Boot stick unknown: it is offered like any other.
+    assert_eq!(names(rules), [("sdd2".into(), FsType::Exfat)]);
+    // Boot and plan sticks unknown: listed like any other (opening them still refuses them).
     assert_eq!(names(DataStickRules::default()).len(), 3);
     assert!(s.mounter.calls().is_empty(), "listing mounts nothing");
+}
+
+/// The identities the ceremony learns: where the ISO and the plan were found.
+fn found_identities(s: &Setup) -> (FsIdentity, FsIdentity, String) {
+    let iso = s
+        .media
+        .find_boot_iso("/boot/sherd.iso", &mut |_, _| {})
+        .unwrap();
+    let plan = s.media.find_plan().unwrap();
+    (
+        iso.location.identity.unwrap(),
+        plan.location.identity.unwrap(),
+        iso.location.path,
+    )
+}
+
+#[test]
+fn boot_and_plan_sticks_plugged_in_again_are_never_offered() {
+    let s = data_setup();
+    let (boot, plan, iso_path) = found_identities(&s);
+    assert_eq!(boot, identity(&s, "sdb1"));
+    assert_eq!(plan, identity(&s, "sdc1"));
+    let serial = |id: &FsIdentity| u32::from_le_bytes(id.serial[..4].try_into().unwrap());
+    // Both pulled; plugged in again they get new names, and a blank stick gets the boot
+    // stick's old one (as the kernel does).
+    s.machine.remove_disk("sdb").unwrap();
+    s.machine.remove_disk("sdc").unwrap();
+    s.machine.add_disk(&usb("sdf", &[("sdf1", GB)])).unwrap();
+    let f = s
+        .machine
+        .format_as(&s.mounter, "sdf1", FsType::Vfat, serial(&boot))
+        .unwrap();
+    fs::create_dir(f.join("boot")).unwrap();
+    fs::write(f.join("boot/sherd.iso"), b"abc").unwrap();
+    s.machine.add_disk(&usb("sdg", &[("sdg1", GB)])).unwrap();
+    let g = s
+        .machine
+        .format_as(&s.mounter, "sdg1", FsType::Vfat, serial(&plan))
+        .unwrap();
+    fs::write(g.join(PLAN_FILE), "plan").unwrap();
+    s.machine.add_disk(&usb("sdb", &[("sdb1", GB)])).unwrap();
+    s.machine
+        .format_as(&s.mounter, "sdb1", FsType::Ext4, 77)
+        .unwrap();
+
+    let rules = DataStickRules {
+        boot: Some(&boot),
+        plan: Some(&plan),
+        boot_iso_path: Some(&iso_path),
+    };
+    let cands = s.media.data_candidates(&rules).unwrap();
+    let names: Vec<&str> = cands.iter().map(|c| c.device.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["sdb1", "sdd2"],
+        "the new stick named sdb is offered"
+    );
+    // Even handed to open directly, they are refused before any mount.
+    for (dev, what) in [("sdf1", "boot"), ("sdg1", "plan")] {
+        let c = DataCandidate {
+            device: s
+                .media
+                .removable_fs_devices()
+                .unwrap()
+                .into_iter()
+                .find(|d| d.name == dev)
+                .unwrap(),
+            identity: identity(&s, dev),
+        };
+        let before = s.mounter.calls().len();
+        match s.media.open_data_stick(&c, &rules) {
+            Err(MediaError::Protected { what: w, .. }) => assert_eq!(w, what),
+            Err(e) => panic!("{dev}: {e}"),
+            Ok(_) => panic!("{dev} was opened"),
+        }
+        assert_eq!(s.mounter.calls().len(), before, "{dev}: nothing mounted");
+    }
+}
+
+#[test]
+fn a_stick_holding_the_plan_or_the_boot_iso_is_refused_untouched() {
+    let s = data_setup();
+    // Identities unknown (as when the plan's stick could not be read again): content decides.
+    s.machine.add_disk(&usb("sdf", &[("sdf1", GB)])).unwrap();
+    let f = s.machine.format(&s.mounter, "sdf1", FsType::Ext4).unwrap();
+    fs::create_dir(f.join("boot")).unwrap();
+    fs::write(f.join("boot/sherd.iso"), b"abc").unwrap();
+    let rules = DataStickRules {
+        boot_iso_path: Some("/boot/sherd.iso"),
+        ..DataStickRules::default()
+    };
+    let cands = s.media.data_candidates(&rules).unwrap();
+    let by_name = |n: &str| cands.iter().find(|c| c.device.name == n).unwrap();
+    for (dev, path, what) in [
+        ("sdb1", "/boot/sherd.iso", "boot"),
+        ("sdc1", "/sherd-plan.toml", "plan"),
+        ("sdf1", "/boot/sherd.iso", "boot"),
+    ] {
+        let e = s.media.open_data_stick(by_name(dev), &rules).err().unwrap();
+        match &e {
+            MediaError::HoldsProtected {
+                path: p, what: w, ..
+            } => {
+                assert_eq!((p.as_str(), *w), (path, what), "{dev}")
+            }
+            e => panic!("{dev}: {e}"),
+        }
+        assert!(e.to_string().contains("nothing was written to it"), "{e}");
+    }
+    assert!(
+        mounts(&s.mounter.calls()).iter().all(|(_, _, w)| !w),
+        "only read-only looks"
+    );
+    assert!(s.media.open_data_stick(by_name("sdd2"), &rules).is_ok());
+}
+
+#[test]
+fn a_stick_changed_since_listing_is_refused_untouched() {
+    let s = data_setup();
+    let cands = s.media.data_candidates(&DataStickRules::default()).unwrap();
+    let sdd2 = cands.iter().find(|c| c.device.name == "sdd2").unwrap();
+    // Another stick now under the same name.
+    fs::write(s.machine.dev.join("sdd2"), fs_image_with(FsType::Exfat, 5)).unwrap();
+    let e = s
+        .media
+        .open_data_stick(sdd2, &DataStickRules::default())
+        .err()
+        .unwrap();
+    assert!(matches!(e, MediaError::Changed { .. }), "{e}");
+    assert!(e.to_string().contains("nothing was written"), "{e}");
+    assert!(s.mounter.calls().is_empty());
 }
 
 #[test]
 fn data_stick_written_synced_and_unmounted() {
     let s = data_setup();
+    s.machine.add_disk(&usb("sdf", &[("sdf1", GB)])).unwrap();
+    s.machine.format(&s.mounter, "sdf1", FsType::Vfat).unwrap();
+    let (boot, plan) = (identity(&s, "sdb1"), identity(&s, "sdc1"));
     let rules = DataStickRules {
-        boot_disk: Some("sdb"),
-        plan_disk: Some("sdc"),
-        plan_stick_for_data: true,
+        boot: Some(&boot),
+        plan: Some(&plan),
+        boot_iso_path: Some("/boot/sherd.iso"),
     };
     let cands = s.media.data_candidates(&rules).unwrap();
-    let mut a = s.media.open_data_stick(&cands[0]).unwrap();
-    let mut b = s.media.open_data_stick(&cands[1]).unwrap();
+    let mut a = s.media.open_data_stick(&cands[0], &rules).unwrap();
+    let mut b = s.media.open_data_stick(&cands[1], &rules).unwrap();
     assert_eq!(a.path(), s.machine.run.join("data-1"));
     assert_eq!(b.path(), s.machine.run.join("data-2"));
-    assert_eq!(a.name(), "data stick sdc1 (SanDisk Cruzer Blade, 1.0 GB)");
+    assert_eq!(a.name(), "data stick sdd2 (SanDisk Cruzer Blade, 1.0 GB)");
     let files = [OutputFile {
         path: "root.asc".into(),
         bytes: b"cert".to_vec(),
@@ -630,15 +786,24 @@ fn data_stick_written_synced_and_unmounted() {
     a.finish().unwrap();
     b.finish().unwrap();
     assert_eq!(
-        fs::read(s.machine.content_dir("sdc1").join("ceremony-1/root.asc")).unwrap(),
-        b"cert"
-    );
-    assert_eq!(
         fs::read(s.machine.content_dir("sdd2").join("ceremony-1/root.asc")).unwrap(),
         b"cert"
     );
+    assert_eq!(
+        fs::read(s.machine.content_dir("sdf1").join("ceremony-1/root.asc")).unwrap(),
+        b"cert"
+    );
     let calls = s.mounter.calls();
-    assert!(mounts(&calls).iter().all(|(_, _, w)| *w));
+    // Each stick is looked at read-only, then mounted writable on its own data-<n>.
+    assert_eq!(
+        mounts(&calls),
+        [
+            ("sdd2".into(), FsType::Exfat, false),
+            ("sdd2".into(), FsType::Exfat, true),
+            ("sdf1".into(), FsType::Vfat, false),
+            ("sdf1".into(), FsType::Vfat, true),
+        ]
+    );
     let t1 = s.machine.run.join("data-1");
     let sync = calls
         .iter()
@@ -671,7 +836,10 @@ fn data_stick_pulled_or_stuck_gives_errors_naming_it() {
     }];
 
     // Pulled while writing: the files are gone from under the mount point.
-    let mut v = s.media.open_data_stick(sdd2).unwrap();
+    let mut v = s
+        .media
+        .open_data_stick(sdd2, &DataStickRules::default())
+        .unwrap();
     fs::remove_dir_all(s.machine.content_dir("sdd2")).unwrap();
     let err = write_all(&mut [&mut v], "out", &files).unwrap_err();
     assert!(matches!(err, WriteError::Io { .. }));
@@ -688,7 +856,10 @@ fn data_stick_pulled_or_stuck_gives_errors_naming_it() {
 
     // Will not unmount: reported, then detached.
     fs::create_dir_all(s.machine.content_dir("sdd2")).unwrap();
-    let v = s.media.open_data_stick(sdd2).unwrap();
+    let v = s
+        .media
+        .open_data_stick(sdd2, &DataStickRules::default())
+        .unwrap();
     s.mounter.fail_unmount(true);
     let err = v.finish().unwrap_err();
     assert!(matches!(err, MediaError::Unmount { .. }), "{err}");
