@@ -12,10 +12,13 @@ use std::path::{Path, PathBuf};
 pub const PATH: &str = "/run/sherd-progress";
 /// The first line of every journal.
 pub const HEADER: &str = "sherd progress 1";
+/// Who a card is for in the card self-test.
+pub const SELF_TEST: &str = "the card self-test (a throwaway key)";
 /// A journal is a few dozen short lines; anything larger is not one.
 pub const MAX_BYTES: u64 = 256 * 1024;
 
-/// One act, or the start of one.
+/// One act, or the start of one. A card's `holder` is the holder's name from the plan, or
+/// [`SELF_TEST`] for the card self-test's throwaway key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
     /// Written right before a card is reset: if no `CardDone` follows, it may be partly

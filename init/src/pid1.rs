@@ -347,13 +347,13 @@ pub fn fatal_message(reason: &str, journal: &Result<Vec<Entry>, JournalError>) -
             out.push("What was done before this (from the progress journal):".into());
             for c in &s.cards {
                 let what = if c.done {
-                    "provisioned (it holds a location key)".to_owned()
+                    "provisioned (it holds a key now)".to_owned()
                 } else {
                     "MAY BE PARTLY PROVISIONED (its reset began, provisioning did not finish)"
                         .to_owned()
                 };
                 out.extend(wrap(
-                    &format!("- card {} for holder {}: {what}", c.serial, c.holder),
+                    &format!("- card {} for {}: {what}", c.serial, c.holder),
                     "  ",
                 ));
             }
@@ -471,13 +471,11 @@ mod tests {
         ]))
         .join("\n");
         assert!(
-            l.contains(
-                "- card 0005:0000A1B2 for holder Alice: provisioned (it holds a location key)"
-            ),
+            l.contains("- card 0005:0000A1B2 for Alice: provisioned (it holds a key now)"),
             "{l}"
         );
         assert!(
-            l.contains("- card 0005:0000C3D4 for holder Bob: MAY BE PARTLY PROVISIONED"),
+            l.contains("- card 0005:0000C3D4 for Bob: MAY BE PARTLY PROVISIONED"),
             "{l}"
         );
         assert!(
@@ -525,7 +523,7 @@ mod tests {
         j.append(&card(false, "S9", "Carol")).unwrap();
         let l = lines(journal::read(&path)).join("\n");
         assert!(
-            l.contains("- card S9 for holder Carol: MAY BE PARTLY PROVISIONED"),
+            l.contains("- card S9 for Carol: MAY BE PARTLY PROVISIONED"),
             "{l}"
         );
         std::fs::remove_dir_all(dir).unwrap();

@@ -5,6 +5,7 @@
 //! left untouched. The PINs are random and never shown: the card stays usable only after another
 //! factory reset, which needs no PIN.
 
+use crate::journal::{self, Entry, Journal};
 use cards::ccid::IccStatus;
 use cards::discovery::{ReaderInfo, Watcher};
 use cards::{OpenPgpCard, Pin, Provision};
@@ -96,6 +97,15 @@ fn provision_blank(info: &ReaderInfo) -> Result<(Vec<String>, String), String> {
         random_digits(6).map_err(|e| e.to_string())?,
         random_digits(8).map_err(|e| e.to_string())?,
     );
+    // Recorded before the reset (or nothing is done) and after, for PID 1's fatal screen.
+    let journal = Journal::new(journal::PATH);
+    let (serial, holder) = (id.ident.clone(), journal::SELF_TEST.to_owned());
+    journal
+        .append(&Entry::CardStart {
+            serial: serial.clone(),
+            holder: holder.clone(),
+        })
+        .map_err(|e| format!("{e}: card {} was left untouched", id.ident))?;
     let report = card
         .provision(&Provision {
             cert: &cert,
@@ -106,6 +116,7 @@ fn provision_blank(info: &ReaderInfo) -> Result<(Vec<String>, String), String> {
             policy: &policy,
         })
         .map_err(|e| format!("provisioning card {} failed: {e}", id.ident))?;
+    let _ = journal.append(&Entry::CardDone { serial, holder });
     let fpr = decryption.fingerprint().to_hex();
     Ok((
         vec![
