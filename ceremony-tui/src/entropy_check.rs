@@ -21,7 +21,8 @@ pub struct SourceRow {
     pub healthy: bool,
     /// Counted towards the two hardware sources.
     pub counted: bool,
-    /// e.g. `256 B, H 8.00/8, commit 3f2a9b1c`, or why it was excluded or not counted.
+    /// e.g. `256 B, credited 2048 bits by claim, commitment 3f2a9b1c...`,
+    /// or why it was excluded or not counted.
     pub detail: String,
 }
 
@@ -78,6 +79,17 @@ pub fn body(v: &EntropyView) -> Vec<(bool, String)> {
     for (what, why) in &v.absent {
         lines.push((false, format!("[ ABSENT  ] {what}: {why}")));
     }
+    if v.rows
+        .iter()
+        .any(|r| r.healthy && r.conditioning == "whitened")
+    {
+        lines.push((
+            false,
+            "Whitened output is credited by its claim: its health tests catch only stuck or \
+             grossly biased output, not a weak noise source under the whitening."
+                .into(),
+        ));
+    }
     lines.push((false, String::new()));
     match (&v.progress, v.ok) {
         (Some(p), _) => lines.push((false, format!("Testing... {p}"))),
@@ -133,7 +145,8 @@ mod tests {
                     conditioning: "whitened".into(),
                     healthy: true,
                     counted: true,
-                    detail: "256 B, H 8.00/8, commitment 3f2a9b1c0a1b2c3d".into(),
+                    detail: "256 B, credited 2048 bits by claim, commitment 3f2a9b1c0a1b2c3d"
+                        .into(),
                 },
                 SourceRow {
                     kind: "hwrng".into(),
@@ -141,7 +154,8 @@ mod tests {
                     conditioning: "whitened".into(),
                     healthy: true,
                     counted: true,
-                    detail: "256 B, H 8.00/8, commitment 0a1b2c3d3f2a9b1c".into(),
+                    detail: "256 B, credited 2048 bits by claim, commitment 0a1b2c3d3f2a9b1c"
+                        .into(),
                 },
                 SourceRow {
                     kind: "os".into(),

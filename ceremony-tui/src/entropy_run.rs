@@ -3,25 +3,41 @@
 
 use crate::entropy_check::{EntropyView, SourceRow};
 use ceremony::record::{Fields, Note};
-use entropy::{Counted, Drbg, Event, Policy, Source, SourceReport};
+use entropy::{Assessment, Counted, Drbg, Event, Machine, Policy, Source, SourceReport};
 
 /// One source's line on the screen: public values only.
 pub fn source_row(r: &SourceReport) -> SourceRow {
     let detail = match (r.failure_reason(), &r.counted) {
         (Some(why), _) => format!("excluded: {why}"),
         (None, counted) => {
-            let base = format!(
-                "{} B, H {:.2}/{} per sample, commitment {}",
+            let credit = match &r.assessment {
+                Some(Assessment::ByClaim) => {
+                    format!("credited {:.0} bits by claim", r.credited_bits)
+                }
+                Some(a @ Assessment::Estimated(_)) => format!(
+                    "credited {:.0} bits (SP 800-90B: {:.2}/{})",
+                    r.credited_bits,
+                    a.per_sample(r.claimed_h),
+                    r.sample_bits
+                ),
+                None => "not credited".into(),
+            };
+            let mut base = format!(
+                "{} B, {credit}, commitment {}",
                 r.bytes_contributed,
-                r.estimated_h.unwrap_or(r.claimed_h),
-                r.sample_bits,
                 r.commitment
                     .as_ref()
                     .map(|c| c.to_hex()[..16].to_owned())
                     .unwrap_or_default()
             );
+            if let (Some(why), Counted::Yes) = (&r.virtual_device, counted) {
+                base.push_str(&format!("; VIRTUAL ({why}), counted: the plan allows it"));
+            }
             match counted {
                 Counted::Yes | Counted::Excluded => base,
+                Counted::Virtual { why } => {
+                    format!("{base}; VIRTUAL ({why}), not counted")
+                }
                 Counted::OsSource => format!("{base}; mixed in, never counted as hardware"),
                 Counted::SameDeviceAs { same_as, .. } => {
                     format!(
@@ -55,12 +71,33 @@ pub struct Outcome {
     pub drbg: Drbg,
 }
 
-/// Draws from `sources` under the default policy, calling `progress` with the view after each
-/// step. `absent` lists sources looked for and not found (what, why). On refusal returns the
-/// view that says why.
+/// The ceremony's entropy policy; `allow_virtual_hardware` comes from the plan (a test or
+/// rehearsal plan), and is off for the boot screen's check.
+pub fn policy(allow_virtual_hardware: bool) -> Policy {
+    Policy {
+        allow_virtual_hardware,
+        ..Policy::default()
+    }
+}
+
+/// Draws from `sources` under `policy` on this machine, calling `progress` with the view after
+/// each step. `absent` lists sources looked for and not found (what, why). On refusal returns
+/// the view that says why.
 pub fn gather(
     mut sources: Vec<Box<dyn Source>>,
     absent: Vec<(String, String)>,
+    policy: &Policy,
+    progress: &mut dyn FnMut(&EntropyView),
+) -> Result<Outcome, EntropyView> {
+    gather_on(&mut sources, absent, policy, &Machine::detect(), progress)
+}
+
+/// [`gather`] on a machine described by `machine` (tests give one; the image detects it).
+pub fn gather_on(
+    sources: &mut [Box<dyn Source>],
+    absent: Vec<(String, String)>,
+    policy: &Policy,
+    machine: &Machine,
     progress: &mut dyn FnMut(&EntropyView),
 ) -> Result<Outcome, EntropyView> {
     let mut view = EntropyView {
@@ -71,7 +108,7 @@ pub fn gather(
         verdict: String::new(),
     };
     progress(&view);
-    let result = entropy::gather_with_progress(&mut sources, &Policy::default(), &mut |ev| {
+    let result = entropy::gather_with_progress(sources, policy, machine, &mut |ev| {
         match ev {
             Event::SourceStarted { index, total, info } => {
                 view.progress = Some(format!(
@@ -90,18 +127,27 @@ pub fn gather(
     view.progress = None;
     match result {
         Ok((drbg, report)) => {
-            let counted: Vec<String> = report
+            let counted: Vec<&SourceReport> = report
                 .sources
                 .iter()
                 .filter(|r| r.counted == Counted::Yes)
-                .map(|r| r.identity.clone())
                 .collect();
+            let names: Vec<&str> = counted.iter().map(|r| r.identity.as_str()).collect();
             view.ok = Some(true);
-            view.verdict = format!(
-                "{} independent hardware sources ({}) and the kernel CSPRNG",
-                counted.len(),
-                counted.join(", ")
-            );
+            view.verdict = if counted.iter().any(|r| r.virtual_device.is_some()) {
+                format!(
+                    "{} sources counted as independent hardware ({}), VIRTUAL devices allowed \
+                     by the plan, and the kernel CSPRNG",
+                    counted.len(),
+                    names.join(", ")
+                )
+            } else {
+                format!(
+                    "{} independent hardware sources ({}) and the kernel CSPRNG",
+                    counted.len(),
+                    names.join(", ")
+                )
+            };
             let mut records: Vec<Note> = report
                 .sources
                 .iter()
@@ -111,17 +157,61 @@ pub fn gather(
                         .as_ref()
                         .map(|c| c.to_hex())
                         .unwrap_or_else(|| "none".into());
-                    let fields = Fields::new()
+                    let mut fields = Fields::new()
                         .with("source", r.kind.to_string())
                         .with("identity", r.identity.clone())
                         .with("conditioning", r.conditioning.to_string())
                         .with("healthy", r.is_healthy().to_string())
                         .with("counted", (r.counted == Counted::Yes).to_string())
                         .with("bytes", r.bytes_contributed.to_string())
-                        .with("commitment", commitment);
+                        .with("commitment", commitment)
+                        .with(
+                            "virtual",
+                            r.virtual_device.clone().unwrap_or_else(|| "no".into()),
+                        )
+                        .with("credited_bits", format!("{:.0}", r.credited_bits));
+                    fields = match &r.assessment {
+                        None => fields.with("assessment", "none"),
+                        Some(Assessment::ByClaim) => fields
+                            .with("assessment", "claim")
+                            .with("claimed_h", format!("{}", r.claimed_h)),
+                        Some(Assessment::Estimated(e)) => fields
+                            .with("assessment", "sp800-90b")
+                            .with("claimed_h", format!("{}", r.claimed_h))
+                            .with("samples", e.samples.to_string())
+                            .with("h", format!("{:.4}", e.per_sample()))
+                            .with("mcv", format!("{:.4}", e.mcv))
+                            .with("bit_mcv", format!("{:.4}", e.bit_mcv))
+                            .with("bit_collision", format!("{:.4}", e.bit_collision))
+                            .with("bit_markov", format!("{:.4}", e.bit_markov)),
+                    };
                     Note::new("entropy.source", fields).expect("not a core kind")
                 })
                 .collect();
+            records.insert(
+                0,
+                Note::new(
+                    "entropy.policy",
+                    Fields::new()
+                        .with(
+                            "hardware_sources",
+                            report.policy.min_hardware_sources.to_string(),
+                        )
+                        .with(
+                            "credited_bits",
+                            format!("{:.0}", report.policy.min_credited_bits),
+                        )
+                        .with(
+                            "allow_virtual_hardware",
+                            report.policy.allow_virtual_hardware.to_string(),
+                        )
+                        .with(
+                            "hypervisor",
+                            machine.hypervisor.clone().unwrap_or_else(|| "no".into()),
+                        ),
+                )
+                .expect("not a core kind"),
+            );
             records.push(
                 Note::new(
                     "entropy.mixer",

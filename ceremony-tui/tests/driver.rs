@@ -48,6 +48,8 @@ impl LocationCard for SharedCard {
 struct Fake {
     plan: Vec<PlanPoll>,
     entropy_fails: usize,
+    /// What the driver asked of the entropy step: may virtual devices count?
+    allow_virtual: Vec<bool>,
     queue: VecDeque<SharedCard>,
     inserted: Option<(SharedCard, bool)>,
     provisioned: Vec<SharedCard>,
@@ -63,6 +65,7 @@ impl Fake {
                 location: "USB stick TEST (sdb1)".into(),
             }],
             entropy_fails: 0,
+            allow_virtual: Vec::new(),
             queue: (0..cards)
                 .map(|i| {
                     SharedCard(
@@ -146,8 +149,10 @@ impl Devices for Fake {
     }
     fn gather_entropy(
         &mut self,
+        allow_virtual_hardware: bool,
         progress: &mut dyn FnMut(&EntropyView),
     ) -> Result<Gathered, EntropyView> {
+        self.allow_virtual.push(allow_virtual_hardware);
         if self.entropy_fails > 0 {
             self.entropy_fails -= 1;
             return Err(view(false));
@@ -266,6 +271,49 @@ fn a_whole_ceremony_writes_verifiable_outputs_and_shows_no_secret() {
     }
     // Every card was inserted once and decrypts its own share.
     assert_eq!(dev.provisioned.len(), 3);
+    // A real plan: virtual devices never count, and no page says they may.
+    assert_eq!(dev.allow_virtual, [false]);
+    assert!(!text.contains("VIRTUAL HARDWARE ALLOWED"));
+}
+
+#[test]
+fn a_plan_that_allows_virtual_hardware_says_so_on_every_page_after_it() {
+    let f = common::fixture_with("tui-virtual", 3, 2, &[1, 1, 1]);
+    let plan = f.plan_text.replacen(
+        "threshold = 2\n",
+        "threshold = 2\nallow_virtual_hardware = true\n",
+        1,
+    );
+    assert_ne!(plan, f.plan_text, "the fixture's plan has a threshold line");
+    let out = tempfile::tempdir().unwrap();
+    let mut dev = Fake::new(&plan, 3, out.path());
+    let mut con = Script::new(HAPPY);
+    assert_eq!(run(&mut con, &mut dev).unwrap(), Outcome::Completed);
+    assert_eq!(dev.allow_virtual, [true]);
+    let pages = &con.pages;
+    let plan_page = pages
+        .iter()
+        .position(|p| p.contains("allows VIRTUAL hardware"))
+        .expect("the plan page says the plan allows virtual hardware");
+    // From the plan page on, every page carries the banner; none before the plan was read.
+    let first_banner = pages
+        .iter()
+        .position(|p| p.starts_with("VIRTUAL HARDWARE ALLOWED"))
+        .expect("banner shown");
+    assert_eq!(first_banner, plan_page);
+    assert!(
+        pages[..first_banner]
+            .iter()
+            .all(|p| !p.starts_with("VIRTUAL"))
+    );
+    assert!(
+        pages[first_banner..]
+            .iter()
+            .all(|p| p.starts_with("VIRTUAL HARDWARE ALLOWED")),
+        "a page after the plan without the banner"
+    );
+    let dir = out.path().join("sherd-tui-virtual");
+    ceremony::verify::verify_dir(&dir).expect("the offline verifier passes");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<OutputFile> {

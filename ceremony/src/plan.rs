@@ -232,6 +232,8 @@ struct RawPlan {
     threshold: i64,
     #[serde(default)]
     allow_threshold_one: bool,
+    #[serde(default)]
+    allow_virtual_hardware: bool,
     #[serde(rename = "holder", default)]
     holders: Vec<RawHolder>,
     #[serde(rename = "witness", default)]
@@ -291,6 +293,10 @@ pub struct Plan {
     pub threshold: u8,
     /// Whether M = 1 was explicitly allowed.
     pub allow_threshold_one: bool,
+    /// Whether virtual devices (a software TPM, virtio-rng, a machine under a hypervisor) may
+    /// count as hardware entropy sources: for tests and rehearsals only. Every page after the
+    /// plan says so.
+    pub allow_virtual_hardware: bool,
     /// The holders, in plan order (index 1..=N).
     pub holders: Vec<Holder>,
     /// Witness names.
@@ -311,6 +317,8 @@ pub struct PlanSummary {
     pub holders: Vec<HolderSummary>,
     /// Witness names, in plan order.
     pub witnesses: Vec<String>,
+    /// Whether the plan lets virtual devices count as hardware entropy sources.
+    pub allow_virtual_hardware: bool,
     /// The canonical plan hash, 64 lower-case hex digits.
     pub hash_hex: String,
     /// The same hash as 32 PGP words separated by single spaces, for reading aloud.
@@ -371,6 +379,10 @@ impl Plan {
             "allow_threshold_one={}\n",
             self.allow_threshold_one
         ));
+        // Only when set, so the hashes of plans written before the key existed stay the same.
+        if self.allow_virtual_hardware {
+            out.push_str("allow_virtual_hardware=true\n");
+        }
         out.push_str(&format!("holders={}\n", self.holders.len()));
         for h in &self.holders {
             let backup = &self.holders[usize::from(h.backup) - 1].name;
@@ -412,6 +424,7 @@ impl Plan {
                 })
                 .collect(),
             witnesses: self.witnesses.clone(),
+            allow_virtual_hardware: self.allow_virtual_hardware,
             hash_hex: hex::encode(&self.hash),
             hash_words: words::to_phrase(&self.hash),
         }
@@ -526,6 +539,7 @@ impl Plan {
             time_unix,
             threshold: u8::try_from(threshold).expect("checked range"),
             allow_threshold_one: raw.allow_threshold_one,
+            allow_virtual_hardware: raw.allow_virtual_hardware,
             holders,
             witnesses,
             hash: [0; 32],

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
+use crate::estimate::{self, Estimates};
 use crate::health::{Alpha, Cutoffs, HealthTester, MIN_STARTUP_SAMPLES};
 use crate::mix::{self, Commitment, Contribution, Drbg};
-use crate::source::{Conditioning, DeviceKey, Source, SourceInfo, SourceKind};
+use crate::source::{Conditioning, DeviceKey, Machine, Source, SourceInfo, SourceKind};
 
 /// What [`gather`] requires. [`Policy::default`] is the ceremony's policy.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +25,10 @@ pub struct Policy {
     /// Bits of credited min-entropy a hardware source must bring to count: 256 + 64 for a
     /// 256-bit seed (SP 800-90C's n + 64), so that each counted source could seed it alone.
     pub min_credited_bits: f64,
+    /// Whether virtual devices (a software TPM, virtio-rng, anything on a machine that runs
+    /// under a hypervisor) may count as hardware. Only for tests and rehearsals; a plan sets it
+    /// explicitly and every page then says so.
+    pub allow_virtual_hardware: bool,
 }
 
 impl Default for Policy {
@@ -34,6 +39,7 @@ impl Default for Policy {
             startup_samples: MIN_STARTUP_SAMPLES,
             contribution_bytes: 256,
             min_credited_bits: 320.0,
+            allow_virtual_hardware: false,
         }
     }
 }
@@ -84,6 +90,8 @@ pub enum Counted {
     SameDeviceAs { same_as: usize, device: DeviceKey },
     /// Healthy and mixed, but credited with too little entropy to count.
     TooLittleEntropy { credited_bits: f64, needed: f64 },
+    /// Healthy and mixed, but a virtual device, and the policy does not allow those.
+    Virtual { why: String },
     /// Not healthy: excluded.
     Excluded,
 }
@@ -108,15 +116,60 @@ pub struct SourceReport {
     pub samples_tested: u64,
     pub startup_passed: bool,
     pub status: Status,
-    /// Most-common-value min-entropy estimate per sample over all samples drawn.
-    pub estimated_h: Option<f64>,
-    /// min(claimed, estimated) per sample times the contributed samples.
+    /// Why the device is virtual, if it is (its own report, or the machine's hypervisor).
+    pub virtual_device: Option<String>,
+    /// How its credit was decided (absent when it failed before that).
+    pub assessment: Option<Assessment>,
+    /// Credited min-entropy of the contribution: see [`Assessment`].
     pub credited_bits: f64,
     /// The commitment to the contribution (only for healthy sources), recorded before mixing.
     pub commitment: Option<Commitment>,
     pub counted: Counted,
     /// Time spent drawing from the device.
     pub elapsed: Duration,
+}
+
+/// How a healthy source's contribution is credited.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Assessment {
+    /// Conditioned output: credited by its claim, after start-up and continuous tests on every
+    /// sample passed. On whitened output those tests catch only stuck or grossly biased
+    /// output; no test on our side can measure the noise under a conditioner.
+    ByClaim,
+    /// Raw noise: SP 800-90B estimates over [`estimate::ASSESSMENT_SAMPLES`] samples drawn
+    /// after start-up (tested, assessed, then discarded); credited by the least of the claim
+    /// and the estimate.
+    Estimated(Estimates),
+}
+
+impl Assessment {
+    /// Min-entropy per sample the contribution is credited with.
+    pub fn per_sample(&self, claimed_h: f64) -> f64 {
+        match self {
+            Assessment::ByClaim => claimed_h,
+            Assessment::Estimated(e) => e.per_sample().min(claimed_h),
+        }
+    }
+}
+
+impl fmt::Display for Assessment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Assessment::ByClaim => {
+                f.write_str("by claim (whitened; tests catch only stuck or grossly biased output)")
+            }
+            Assessment::Estimated(e) => write!(
+                f,
+                "SP 800-90B over {} samples: MCV {:.3}, bits MCV {:.3} collision {:.3} Markov {:.3} per bit, H {:.3}",
+                e.samples,
+                e.mcv,
+                e.bit_mcv,
+                e.bit_collision,
+                e.bit_markov,
+                e.per_sample()
+            ),
+        }
+    }
 }
 
 impl SourceReport {
@@ -136,7 +189,8 @@ impl SourceReport {
             samples_tested: 0,
             startup_passed: false,
             status: Status::Error("not started".into()),
-            estimated_h: None,
+            virtual_device: None,
+            assessment: None,
             credited_bits: 0.0,
             commitment: None,
             counted: Counted::Excluded,
@@ -176,18 +230,19 @@ impl fmt::Display for SourceReport {
             None => writeln!(f, "   cutoffs: none (claim H={} invalid)", self.claimed_h)?,
         }
         writeln!(f, "   claim basis: {}", self.claim_basis)?;
-        let est = self
-            .estimated_h
-            .map(|h| format!("{h:.3}"))
-            .unwrap_or_else(|| "-".into());
+        if let Some(why) = &self.virtual_device {
+            writeln!(f, "   VIRTUAL: {why}")?;
+        }
+        if let Some(a) = &self.assessment {
+            writeln!(f, "   assessed {a}")?;
+        }
         writeln!(
             f,
-            "   drawn {} bytes ({} samples tested) in {:.3} s, contributed {}, MCV estimate H={} bits/sample, credited {:.0} bits",
+            "   drawn {} bytes ({} samples tested) in {:.3} s, contributed {}, credited {:.0} bits",
             self.bytes_drawn,
             self.samples_tested,
             self.elapsed.as_secs_f64(),
             self.bytes_contributed,
-            est,
             self.credited_bits
         )?;
         match &self.status {
@@ -211,6 +266,9 @@ impl fmt::Display for SourceReport {
                 credited_bits,
                 needed,
             } => format!("mixed, not counted: {credited_bits:.0} credited bits < {needed:.0}"),
+            Counted::Virtual { why } => {
+                format!("mixed, not counted: virtual ({why}) and the plan does not allow that")
+            }
             Counted::Excluded => "not mixed".to_string(),
         };
         write!(f, "   {counted}")
@@ -348,7 +406,13 @@ fn draw(
     let start = Instant::now();
     let mut buf = Zeroizing::new([0u8; CHUNK]);
     let mut result = None;
-    let total = tester.startup_bytes_remaining() + policy.contribution_bytes;
+    // Raw noise is assessed on samples of its own, drawn after start-up and then discarded.
+    let assess_bytes = match info.conditioning {
+        Conditioning::Raw => estimate::ASSESSMENT_SAMPLES * info.sample_bits as usize / 8,
+        Conditioning::Whitened => 0,
+    };
+    let total = tester.startup_bytes_remaining() + assess_bytes + policy.contribution_bytes;
+    let mut assessment = None;
     'run: {
         // Start-up: tested, then discarded.
         let mut left = tester.startup_bytes_remaining();
@@ -372,6 +436,37 @@ fn draw(
         }
         rep.startup_passed = true;
         progress(Event::StartupPassed { index });
+        if assess_bytes > 0 {
+            let mut samples = Zeroizing::new(vec![0u8; assess_bytes]);
+            for chunk in samples.chunks_mut(CHUNK) {
+                if let Err(e) = source.fill(chunk) {
+                    rep.status = Status::Error(format!("during assessment: {e}"));
+                    break 'run;
+                }
+                rep.bytes_drawn += chunk.len();
+                progress(Event::Drawn {
+                    index,
+                    bytes: rep.bytes_drawn,
+                    total,
+                });
+                if let Err(f) = tester.feed(chunk) {
+                    rep.status = Status::HealthFailed(f);
+                    break 'run;
+                }
+            }
+            match estimate::assess(&samples, info.sample_bits) {
+                Some(e) => assessment = Some(Assessment::Estimated(e)),
+                None => {
+                    rep.status = Status::Error(format!(
+                        "{} bits per sample cannot be assessed; use 1 or 8",
+                        info.sample_bits
+                    ));
+                    break 'run;
+                }
+            }
+        } else {
+            assessment = Some(Assessment::ByClaim);
+        }
         // Contribution: every byte tested before it may be mixed.
         let mut data = Zeroizing::new(vec![0u8; policy.contribution_bytes]);
         for chunk in data.chunks_mut(CHUNK) {
@@ -395,12 +490,11 @@ fn draw(
     }
     rep.elapsed = start.elapsed();
     rep.samples_tested = tester.samples();
-    rep.estimated_h = tester.mcv_estimate();
-    if let Some(data) = &result {
+    rep.assessment = assessment;
+    if let (Some(data), Some(a)) = (&result, &rep.assessment) {
         rep.bytes_contributed = data.len();
-        let per_sample = rep.estimated_h.unwrap_or(0.0).min(info.claimed_h);
         let samples = (data.len() * 8) as f64 / info.sample_bits as f64;
-        rep.credited_bits = per_sample * samples;
+        rep.credited_bits = a.per_sample(info.claimed_h) * samples;
     }
     result
 }
@@ -411,8 +505,12 @@ fn label(index: usize, info: &SourceInfo) -> String {
 }
 
 /// [`gather_with_progress`] without progress reports.
-pub fn gather(sources: &mut [Box<dyn Source>], policy: &Policy) -> Result<(Drbg, Report), Error> {
-    gather_with_progress(sources, policy, &mut |_| {})
+pub fn gather(
+    sources: &mut [Box<dyn Source>],
+    policy: &Policy,
+    machine: &Machine,
+) -> Result<(Drbg, Report), Error> {
+    gather_with_progress(sources, policy, machine, &mut |_| {})
 }
 
 /// Draws from every source in order, health tests each one, commits to each healthy
@@ -423,9 +521,12 @@ pub fn gather(sources: &mut [Box<dyn Source>], policy: &Policy) -> Result<(Drbg,
 /// `policy.min_hardware_sources` healthy hardware sources on different physical devices each
 /// bring `policy.min_credited_bits`, and with [`Error::NoOsCsprng`] unless a healthy
 /// [`SourceKind::OsCsprng`] source contributed. Both errors carry the full [`Report`].
+/// A virtual device (its own report, or every source when `machine` runs under a
+/// hypervisor) counts only when `policy.allow_virtual_hardware` is set.
 pub fn gather_with_progress(
     sources: &mut [Box<dyn Source>],
     policy: &Policy,
+    machine: &Machine,
     progress: &mut dyn FnMut(Event<'_>),
 ) -> Result<(Drbg, Report), Error> {
     policy.check()?;
@@ -444,6 +545,10 @@ pub fn gather_with_progress(
             info: &info,
         });
         let mut rep = SourceReport::new(index, &info);
+        rep.virtual_device = info
+            .virtual_device
+            .clone()
+            .or_else(|| machine.hypervisor.clone());
         if let Some(data) = draw(index, source.as_mut(), policy, &mut rep, progress) {
             let c = Contribution::new(label(index, &info), data);
             // Commit now, before any other source is drawn or anything is mixed.
@@ -454,6 +559,12 @@ pub fn gather_with_progress(
             Counted::Excluded
         } else if !rep.kind.is_hardware() {
             Counted::OsSource
+        } else if let Some(why) = rep
+            .virtual_device
+            .as_ref()
+            .filter(|_| !policy.allow_virtual_hardware)
+        {
+            Counted::Virtual { why: why.clone() }
         } else if rep.credited_bits < policy.min_credited_bits {
             Counted::TooLittleEntropy {
                 credited_bits: rep.credited_bits,
@@ -524,6 +635,9 @@ pub fn gather_with_progress(
                         None,
                     ) => {
                         format!("only {credited_bits:.0} credited bits, {needed:.0} needed")
+                    }
+                    (Counted::Virtual { why }, None) => {
+                        format!("virtual: {why}; only a test or rehearsal plan may allow that")
                     }
                     _ => "not counted".into(),
                 };

@@ -393,17 +393,7 @@ impl Drop for HealthTester {
     }
 }
 
-/// SP 800-90B 6.3.1 on a histogram of `n` samples.
-pub fn mcv_estimate(counts: &[u64; 256], n: u64) -> Option<f64> {
-    if n < 2 {
-        return None;
-    }
-    let max = *counts.iter().max().unwrap_or(&0) as f64;
-    let nf = n as f64;
-    let p_hat = max / nf;
-    let p_u = (p_hat + 2.576 * (p_hat * (1.0 - p_hat) / (nf - 1.0)).sqrt()).min(1.0);
-    Some(-p_u.log2())
-}
+pub use crate::estimate::mcv_estimate;
 
 #[cfg(test)]
 mod tests {
@@ -640,8 +630,8 @@ mod tests {
         let mut counts = [0u64; 256];
         counts[0] = 500;
         counts[1] = 500;
-        // p_hat = 0.5, p_u = 0.5 + 2.576 * sqrt(0.25 / 999)
-        let p_u: f64 = 0.5 + 2.576 * (0.25f64 / 999.0).sqrt();
+        // p_hat = 0.5, p_u = 0.5 + z sqrt(0.25 / 999), z the 99.5% normal quantile
+        let p_u: f64 = 0.5 + 2.575_829_303_548_901 * (0.25f64 / 999.0).sqrt();
         let got = mcv_estimate(&counts, 1000).unwrap();
         assert!((got - (-p_u.log2())).abs() < 1e-12);
         assert!(got < 1.0);

@@ -8,7 +8,8 @@
 //! // Every source found on this machine, the kernel CSPRNG last. Cards are added by the
 //! // card stack through `entropy::CardSource::new(card)` where `card: impl ChallengeCard`.
 //! let mut sources = entropy::discover(&Config::default());
-//! let result = entropy::gather_with_progress(&mut sources, &Policy::default(), &mut |ev| {
+//! let machine = entropy::Machine::detect();
+//! let result = entropy::gather_with_progress(&mut sources, &Policy::default(), &machine, &mut |ev| {
 //!     match ev {
 //!         Event::SourceStarted { index, total, info } => { /* "drawing 1/4: tpm ..." */ }
 //!         Event::Drawn { index, bytes, total } => { /* progress bar */ }
@@ -41,15 +42,19 @@
 //!    as soon as it is drawn, and the commitment is in the report before anything is mixed.
 //! 3. Policy ([`Policy`]): at least two healthy hardware sources on different physical devices
 //!    (the TPM and `/dev/hwrng` = `tpm-rng-0` are one device), each credited with at least
-//!    320 bits (`min(claimed H, measured MCV estimate)` per contributed sample), plus a healthy
-//!    kernel CSPRNG, which is always mixed in and never counted as hardware. Otherwise a typed
-//!    [`Error`] names what is missing.
+//!    320 bits, plus a healthy kernel CSPRNG, which is always mixed in and never counted as
+//!    hardware. A whitened source is credited by its claim once its tests pass; a raw one by
+//!    the least of its claim and SP 800-90B estimates over 1,000,000 samples ([`Assessment`]).
+//!    Virtual devices (a software TPM, virtio-rng, anything under a hypervisor: [`Machine`])
+//!    count only when [`Policy::allow_virtual_hardware`] is set. Otherwise a typed [`Error`]
+//!    names what is missing.
 //! 4. All healthy contributions, labelled and length-prefixed, in source order, are mixed with
 //!    BLAKE3 `derive_key` ([`mix::MIX_CONTEXT`]) into a 32-byte seed for ChaCha20 ([`Drbg`]).
 //!
 //! Secrets (contributions, seed, DRBG) have no Debug or Display and are zeroized on drop. The
 //! [`Report`] and its commitments are public values.
 
+pub mod estimate;
 pub mod gather;
 pub mod health;
 pub mod mix;
@@ -59,10 +64,11 @@ pub mod sources;
 use std::path::{Path, PathBuf};
 
 pub use gather::{
-    Counted, Error, Event, Policy, Report, SourceReport, Status, gather, gather_with_progress,
+    Assessment, Counted, Error, Event, Policy, Report, SourceReport, Status, gather,
+    gather_with_progress,
 };
 pub use mix::{Commitment, Drbg};
-pub use source::{Conditioning, DeviceKey, Source, SourceError, SourceInfo, SourceKind};
+pub use source::{Conditioning, DeviceKey, Machine, Source, SourceError, SourceInfo, SourceKind};
 pub use sources::card::{CardSource, ChallengeCard};
 pub use sources::cpu::CpuSource;
 pub use sources::hwrng::HwrngSource;

@@ -7,6 +7,8 @@
 //! entropy dump <source> <file> <bytes> [--trng PATH] [--tpm-socket PATH]
 //!     source: rdseed | rdrand | hwrng | tpm | trng | os
 //!     writes raw samples (one byte per sample) for NIST's ea_non_iid
+//! entropy assess <file> <1|8>
+//!     the SP 800-90B estimates sherd credits a raw source by, over a sample file
 //! ```
 
 use std::io::Write;
@@ -25,6 +27,9 @@ const USAGE: &str = "usage:
   entropy dump <source> <file> <bytes> [--trng PATH] [--tpm-socket PATH]
       write <bytes> raw samples of one source to <file> for NIST ea_non_iid
       (then: ea_non_iid -v <file> 8); source is rdseed, rdrand, hwrng, tpm, trng or os
+  entropy assess <file> <1|8>
+      the SP 800-90B most-common-value, collision and Markov estimates sherd credits a raw
+      source by, over a file of samples (8: one byte per sample; 1: each bit a sample)
   --tpm-socket PATH: use a TPM speaking raw TPM 2.0 commands on a unix socket (swtpm's
       --server type=unixio) instead of /dev/tpmrm0";
 
@@ -40,6 +45,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("probe") => probe(&args[1..]),
         Some("dump") => dump(&args[1..]),
+        Some("assess") => assess(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -123,7 +129,11 @@ fn probe(args: &[String]) -> Result<(), String> {
         "\nceremony policy (gather with {} contribution bytes):",
         policy.contribution_bytes
     );
-    match entropy::gather(&mut sources, &policy) {
+    let machine = entropy::Machine::detect();
+    if let Some(why) = &machine.hypervisor {
+        println!("this machine is virtual: {why}; its sources do not count as hardware");
+    }
+    match entropy::gather(&mut sources, &policy, &machine) {
         Ok((_drbg, report)) => {
             println!("{report}");
             println!("verdict: the DRBG would be seeded");
@@ -285,4 +295,33 @@ fn open_named(name: &str, config: &Config) -> Result<Box<dyn Source>, String> {
             ));
         }
     })
+}
+
+fn assess(args: &[String]) -> Result<(), String> {
+    let [file, bits] = args else {
+        return Err(format!("assess takes a file and 1 or 8\n{USAGE}"));
+    };
+    let sample_bits: u32 = match bits.as_str() {
+        "1" => 1,
+        "8" => 8,
+        _ => return Err(format!("{bits:?}: bits per sample must be 1 or 8")),
+    };
+    let data = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
+    let e = entropy::estimate::assess(&data, sample_bits)
+        .ok_or_else(|| format!("{file}: fewer than 2 samples"))?;
+    println!("samples: {}", e.samples);
+    if sample_bits == 8 {
+        println!("most common value (H_original): {:.6} bits/sample", e.mcv);
+    }
+    println!("bit string, most common value: {:.6} bits/bit", e.bit_mcv);
+    println!("bit string, collision: {:.6} bits/bit", e.bit_collision);
+    println!("bit string, Markov: {:.6} bits/bit", e.bit_markov);
+    println!("assessed: {:.6} bits/sample", e.per_sample());
+    if (e.samples as usize) < entropy::estimate::ASSESSMENT_SAMPLES {
+        println!(
+            "note: fewer than {} samples; SP 800-90B asks for at least that many",
+            entropy::estimate::ASSESSMENT_SAMPLES
+        );
+    }
+    Ok(())
 }

@@ -104,6 +104,37 @@ pub struct SourceInfo {
     pub claimed_h: f64,
     /// Why that claim (one sentence, shown in the report).
     pub claim_basis: &'static str,
+    /// Why this device is virtual, when the device itself says so (a software TPM,
+    /// virtio-rng). [`Machine`] adds the hypervisor case for every source.
+    pub virtual_device: Option<String>,
+}
+
+/// What the machine says about itself that bears on every source.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Machine {
+    /// Why this machine is virtual, when its CPU says it runs under a hypervisor: then every
+    /// device it shows may be the host's, passed through or emulated.
+    pub hypervisor: Option<String>,
+}
+
+impl Machine {
+    /// Reads the CPU's flags from `/proc/cpuinfo` (the kernel's copy of CPUID).
+    pub fn detect() -> Self {
+        Self::from_cpuinfo(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default())
+    }
+
+    /// From the text of `/proc/cpuinfo`: the `hypervisor` flag is CPUID leaf 1, ECX bit 31,
+    /// which hypervisors set for their guests.
+    pub fn from_cpuinfo(text: &str) -> Self {
+        let flagged = text
+            .lines()
+            .filter(|l| l.starts_with("flags"))
+            .filter_map(|l| l.split_once(':'))
+            .any(|(_, flags)| flags.split_whitespace().any(|f| f == "hypervisor"));
+        Machine {
+            hypervisor: flagged.then(|| "under a hypervisor (CPUID hypervisor bit)".to_string()),
+        }
+    }
 }
 
 /// A source of entropy. Implementations read from one device; they do no health testing of

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use entropy::health::{Alpha, Cutoffs, HealthTester, Verdict};
-use entropy::{Counted, DeviceKey, Error, HwrngSource, Policy, Source, TpmSource, gather};
+use entropy::{Counted, DeviceKey, Error, HwrngSource, Policy, Source, TpmSource};
 
 struct Swtpm {
     child: Child,
@@ -119,7 +119,12 @@ fn swtpm_plus_an_independent_hwrng_pass_and_tpm_rng_does_not_count_twice() {
         Box::new(HwrngSource::open(&dev, dir.path()).unwrap()),
         os(1),
     ];
-    let (_drbg, report) = gather(&mut sources, &Policy::default()).unwrap();
+    // swtpm and virtio-rng are virtual devices: they count only where a plan allows that.
+    let allow = Policy {
+        allow_virtual_hardware: true,
+        ..Policy::default()
+    };
+    let (_drbg, report) = gather(&mut sources, &allow).unwrap();
     assert_eq!(report.sources[0].counted, Counted::Yes);
     assert_eq!(report.sources[1].counted, Counted::Yes);
     // swtpm serves one client at a time: hang up before connecting again.
@@ -132,7 +137,7 @@ fn swtpm_plus_an_independent_hwrng_pass_and_tpm_rng_does_not_count_twice() {
         Box::new(HwrngSource::open(&dev, dir.path()).unwrap()),
         os(1),
     ];
-    match gather(&mut sources, &Policy::default()) {
+    match gather(&mut sources, &allow) {
         Err(e @ Error::TooFewHardwareSources { .. }) => {
             assert!(e.to_string().contains("same device (tpm-chip-0)"), "{e}");
         }
@@ -145,9 +150,38 @@ fn swtpm_plus_an_independent_hwrng_pass_and_tpm_rng_does_not_count_twice() {
 fn tpm_alone_is_refused() {
     let tpm = start_swtpm();
     let mut sources: Vec<Box<dyn Source>> = vec![Box::new(tpm_source(&tpm)), os(1)];
-    let e = gather(&mut sources, &Policy::default()).err().unwrap();
+    let allow = Policy {
+        allow_virtual_hardware: true,
+        ..Policy::default()
+    };
+    let e = gather(&mut sources, &allow).err().unwrap();
     assert!(
         matches!(e, Error::TooFewHardwareSources { missing: 1, .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn swtpm_says_it_is_software_and_is_not_counted_without_the_flag() {
+    let tpm = start_swtpm();
+    let source = tpm_source(&tpm);
+    let why = source
+        .info()
+        .virtual_device
+        .clone()
+        .expect("swtpm is virtual");
+    assert!(why.contains("software TPM"), "{why}");
+    let mut sources: Vec<Box<dyn Source>> = vec![Box::new(source), hw("hwrng:a", 2), os(1)];
+    let e = gather(&mut sources, &Policy::default()).err().unwrap();
+    let r = e.report().unwrap();
+    assert!(
+        matches!(&r.sources[0].counted, Counted::Virtual { why } if why.contains("software TPM")),
+        "{:?}",
+        r.sources[0].counted
+    );
+    assert!(
+        e.to_string()
+            .contains("only a test or rehearsal plan may allow"),
         "{e}"
     );
 }

@@ -248,6 +248,7 @@ impl Devices for ImageDevices {
 
     fn gather_entropy(
         &mut self,
+        allow_virtual_hardware: bool,
         progress: &mut dyn FnMut(&EntropyView),
     ) -> Result<Gathered, EntropyView> {
         let (mut sources, mut absent) = entropy_run::discover();
@@ -261,7 +262,13 @@ impl Devices for ImageDevices {
             Ok(None) => absent.push((what, "no card reader".into())),
             Err(e) => absent.push((what, e.to_string())),
         }
-        entropy_run::gather(sources, absent, progress).map(Gathered::from)
+        entropy_run::gather(
+            sources,
+            absent,
+            &entropy_run::policy(allow_virtual_hardware),
+            progress,
+        )
+        .map(Gathered::from)
     }
 
     fn poll_card(&mut self) -> CardPoll {

@@ -125,6 +125,7 @@ impl Devices for Rehearsal {
 
     fn gather_entropy(
         &mut self,
+        allow_virtual_hardware: bool,
         progress: &mut dyn FnMut(&EntropyView),
     ) -> Result<Gathered, EntropyView> {
         let (mut sources, mut absent) = entropy_run::discover();
@@ -134,7 +135,13 @@ impl Devices for Rehearsal {
             Some(Err(e)) => absent.push((what, e.to_string())),
             None => absent.push((what, "no virtual card in the reader (press I)".into())),
         }
-        entropy_run::gather(sources, absent, progress).map(|mut o| {
+        entropy_run::gather(
+            sources,
+            absent,
+            &entropy_run::policy(allow_virtual_hardware),
+            progress,
+        )
+        .map(|mut o| {
             o.records.push(
                 ceremony::record::Note::new(
                     "entropy.rehearsal",

@@ -31,11 +31,15 @@ pub fn armored_secret(k: &Cert) -> String {
     armored(k.as_tsk().armored().to_vec().expect("armoring"))
 }
 
-/// A plan: holders `names` (one card each), threshold `m`, each holder's backup the next.
+/// A plan: holders `names` (one card each), threshold `m`, each holder's backup the next;
+/// virtual entropy devices allowed (a demo or test plan, never a real one).
 pub fn plan_text(id: &str, m: usize, names: &[String], personal: &[Cert]) -> String {
     let mut t = format!(
         "# A demo plan with throwaway holders, made by sherd's rehearsal kit.\n\
-         format = \"sherd-plan/1\"\nceremony_id = \"{id}\"\ntime = {TIME_RFC3339}\nthreshold = {m}\n\n"
+         # It runs in QEMU or on a host under a hypervisor, whose entropy devices are virtual:\n\
+         # allow_virtual_hardware lets them count, and every page then says so.\n\
+         format = \"sherd-plan/1\"\nceremony_id = \"{id}\"\ntime = {TIME_RFC3339}\nthreshold = {m}\n\
+         allow_virtual_hardware = true\n\n"
     );
     let n = names.len();
     for i in 0..n {

@@ -80,9 +80,11 @@ pub trait Devices {
     }
     fn attest(&mut self) -> Attestation;
     fn poll_plan(&mut self) -> PlanPoll;
-    /// Gathers entropy, reporting progress; on refusal returns the view that says why.
+    /// Gathers entropy under the ceremony's policy (virtual devices counting only when the
+    /// plan allows them), reporting progress; on refusal returns the view that says why.
     fn gather_entropy(
         &mut self,
+        allow_virtual_hardware: bool,
         progress: &mut dyn FnMut(&EntropyView),
     ) -> Result<Gathered, EntropyView>;
     fn poll_card(&mut self) -> CardPoll;
@@ -133,6 +135,8 @@ struct Driver<'a, C: Console, D: Devices> {
     dev: &'a mut D,
     flow: Flow,
     ceremony_id: Option<String>,
+    /// The plan lets virtual devices count as hardware: every page from then on says so.
+    virtual_hardware: bool,
     /// Where the plan was read from, for the plan page.
     plan_location: String,
     rng: Option<Box<dyn SecretRng>>,
@@ -184,6 +188,7 @@ pub fn run(con: &mut impl Console, dev: &mut impl Devices) -> io::Result<Outcome
         dev,
         flow: Flow::new(),
         ceremony_id: None,
+        virtual_hardware: false,
         plan_location: String::new(),
         rng: None,
         verified: None,
@@ -226,6 +231,7 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
     fn show(&mut self, page: &mut Page) -> io::Result<()> {
         page.ceremony_id = self.ceremony_id.clone();
         page.rehearsal = self.dev.rehearsal();
+        page.virtual_hardware = self.virtual_hardware;
         for (k, w) in self.dev.key_hints() {
             if !page.keys.iter().any(|(kk, _)| *kk == k) {
                 page.keys.push((k, w));
@@ -322,6 +328,7 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                 }
                 Effect::ConfirmPlan(summary) => {
                     self.ceremony_id = Some(summary.ceremony_id.clone());
+                    self.virtual_hardware = summary.allow_virtual_hardware;
                     let names = self.confirm_plan(&summary)?;
                     self.flow.handle(Event::Confirmed { witness: names })
                 }
@@ -509,10 +516,12 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
             self.show(&mut screens::entropy_page(&EntropyView::looking()))?;
             let rehearsal = self.dev.rehearsal();
             let id = self.ceremony_id.clone();
+            let virtual_hardware = self.virtual_hardware;
             let con = &mut *self.con;
-            let result = self.dev.gather_entropy(&mut |v| {
+            let result = self.dev.gather_entropy(virtual_hardware, &mut |v| {
                 let mut p = screens::entropy_page(v);
                 p.rehearsal = rehearsal;
+                p.virtual_hardware = virtual_hardware;
                 p.ceremony_id = id.clone();
                 let _ = con.show(&p);
             });

@@ -35,6 +35,8 @@ pub struct Page {
     pub step: Step,
     pub ceremony_id: Option<String>,
     pub rehearsal: bool,
+    /// The plan lets virtual devices count as hardware (tests and rehearsals).
+    pub virtual_hardware: bool,
     /// The box's title, e.g. `insert a card`.
     pub title: String,
     pub lines: Vec<PageLine>,
@@ -48,6 +50,7 @@ impl Page {
             step,
             ceremony_id: None,
             rehearsal: false,
+            virtual_hardware: false,
             title: title.into(),
             lines: Vec::new(),
             keys: Vec::new(),
@@ -98,8 +101,19 @@ impl Page {
 pub const REHEARSAL_BANNER: &str =
     "REHEARSAL: practice only. No real keys, no real cards, nothing here is kept.";
 
+/// The banner on every page after a plan that allows virtual hardware.
+pub const VIRTUAL_BANNER: &str =
+    "VIRTUAL HARDWARE ALLOWED by the plan: tests and rehearsals only, no real keys.";
+
+impl Page {
+    /// Header rows above the box: the banners and the step line.
+    pub fn header_rows(&self) -> u16 {
+        1 + u16::from(self.rehearsal) + u16::from(self.virtual_hardware)
+    }
+}
+
 pub fn render(frame: &mut Frame, page: &Page) {
-    let rows = if page.rehearsal { 2 } else { 1 };
+    let rows = page.header_rows();
     let [header, main, footer] = Layout::vertical([
         Constraint::Length(rows),
         Constraint::Min(3),
@@ -111,6 +125,12 @@ pub fn render(frame: &mut Frame, page: &Page) {
     if page.rehearsal {
         head.push(Line::styled(
             format!(" {REHEARSAL_BANNER}"),
+            rev.add_modifier(Modifier::BOLD),
+        ));
+    }
+    if page.virtual_hardware {
+        head.push(Line::styled(
+            format!(" {VIRTUAL_BANNER}"),
             rev.add_modifier(Modifier::BOLD),
         ));
     }

@@ -220,7 +220,13 @@ pub fn plan_page(s: &PlanSummary, confirmed: &[bool], location: &str) -> Page {
         "Ceremony {}  at {}  threshold {} of {n}",
         s.ceremony_id, s.time_rfc3339, s.threshold
     ));
-    p.line(format!("read from {location}"));
+    if s.allow_virtual_hardware {
+        p.alert(format!(
+            "read from {location}; allows VIRTUAL hardware: tests and rehearsals only"
+        ));
+    } else {
+        p.line(format!("read from {location}"));
+    }
     const SHOWN: usize = 6;
     for h in s.holders.iter().take(SHOWN) {
         p.line(format!(
@@ -636,7 +642,7 @@ mod tests {
     /// Every page fits the serial console (80x24): no row of a read-aloud hash wraps, and
     /// the page's rows, wrapped at the box's inner width, fit inside the box.
     fn assert_fits(p: &Page) {
-        let (inner_width, inner_rows) = (80 - 2, 24 - 1 - 1 - 2 - usize::from(p.rehearsal));
+        let (inner_width, inner_rows) = (80 - 2, 24 - 1 - 2 - usize::from(p.header_rows()));
         let rows: usize = p
             .lines
             .iter()
@@ -709,6 +715,7 @@ mod tests {
                 })
                 .collect(),
             witnesses: vec!["Wendy Witness".into(), "Walter Witness".into()],
+            allow_virtual_hardware: false,
             hash_hex: H1.into(),
             hash_words: words_of_hex(H1),
         }

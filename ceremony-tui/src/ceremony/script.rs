@@ -30,6 +30,9 @@ impl Script {
 impl Console for Script {
     fn show(&mut self, page: &Page) -> io::Result<()> {
         let mut t = page.text();
+        if page.virtual_hardware {
+            t.insert_str(0, "VIRTUAL HARDWARE ALLOWED\n");
+        }
         if page.rehearsal {
             t.insert_str(0, "REHEARSAL\n");
         }

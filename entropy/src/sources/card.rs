@@ -41,6 +41,7 @@ impl<C: ChallengeCard> CardSource<C> {
                 sample_bits: 8,
                 claimed_h: super::WHITENED_CLAIM,
                 claim_basis: "GET CHALLENGE returns the card's DRBG output, seeded by its TRNG",
+                virtual_device: None,
             },
             card,
         }

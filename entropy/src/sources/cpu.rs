@@ -66,6 +66,7 @@ impl CpuSource {
                 sample_bits: 8,
                 claimed_h: super::WHITENED_CLAIM,
                 claim_basis: basis,
+                virtual_device: None,
             },
             instruction,
         }

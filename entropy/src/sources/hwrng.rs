@@ -55,6 +55,7 @@ impl HwrngSource {
                 sample_bits: 8,
                 claimed_h: super::WHITENED_CLAIM,
                 claim_basis: "hwrng drivers deliver their device's conditioned output",
+                virtual_device: virtual_hwrng(&current),
             },
             current,
         })
@@ -131,6 +132,13 @@ pub fn prefer_non_tpm(sysfs_dir: &Path) -> Result<Option<String>, SourceError> {
 
 /// The TPM registers itself as `tpm-rng-<chip>` (older kernels: `tpm-rng`, chip 0): that is the
 /// same generator as `TPM2_GetRandom` on `/dev/tpmrm<chip>`, so it gets the TPM's key.
+/// Why an hwrng device is virtual: virtio-rng hands the guest whatever the host feeds it.
+pub fn virtual_hwrng(current: &str) -> Option<String> {
+    current
+        .starts_with("virtio_rng")
+        .then(|| "virtio-rng, the hypervisor's randomness".to_string())
+}
+
 pub fn device_key_for(current: &str) -> DeviceKey {
     if current == "tpm-rng" {
         return DeviceKey::tpm_chip(0);

@@ -18,6 +18,7 @@ impl OsCsprng {
                 sample_bits: 8,
                 claimed_h: super::WHITENED_CLAIM,
                 claim_basis: "ChaCha20 CSPRNG output; getrandom blocks until the pool is seeded",
+                virtual_device: None,
             },
         }
     }

@@ -105,6 +105,7 @@ impl SerialTrngSource {
                     Conditioning::Whitened => "the device whitens its noise before sending it",
                     Conditioning::Raw => "configured claim for the device's raw noise",
                 },
+                virtual_device: None,
             },
         })
     }

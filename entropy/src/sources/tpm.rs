@@ -210,6 +210,15 @@ pub fn describe(props: &[(u32, u32)]) -> String {
     s.trim().to_string()
 }
 
+/// Why a TPM is software, from its fixed properties: swtpm (libtpms) reports manufacturer
+/// "IBM" and vendor string "SW TPM".
+pub fn software_tpm(props: &[(u32, u32)]) -> Option<String> {
+    let d = describe(props);
+    let mut words = d.split_whitespace();
+    (words.next() == Some("IBM") && words.next() == Some("SW") && words.next() == Some("TPM"))
+        .then(|| "a software TPM (swtpm)".to_string())
+}
+
 /// TPM2_GetRandom over a raw command transport.
 pub struct TpmSource<T: Read + Write + Send> {
     transport: T,
@@ -256,6 +265,7 @@ impl<T: Read + Write + Send> TpmSource<T> {
                 sample_bits: 8,
                 claimed_h: super::WHITENED_CLAIM,
                 claim_basis: "TPM2_GetRandom returns the TPM's DRBG output, seeded by its entropy source",
+                virtual_device: None,
             },
             vendor: String::new(),
         };
@@ -264,7 +274,9 @@ impl<T: Read + Write + Send> TpmSource<T> {
             &get_capability_command(TPM_PT_MANUFACTURER, count),
             "TPM2_GetCapability",
         )?;
-        s.vendor = describe(&parse_properties(&resp)?);
+        let props = parse_properties(&resp)?;
+        s.vendor = describe(&props);
+        s.info.virtual_device = software_tpm(&props);
         s.info.identity = format!("{location}: TPM 2.0 {}", s.vendor);
         Ok(s)
     }

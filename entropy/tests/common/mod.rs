@@ -17,6 +17,8 @@ pub enum Behaviour {
     Biased(u8),
     /// Good until byte `n`, then an I/O error (a device unplugged).
     IoErrorAfter { seed: u8, n: usize },
+    /// The same byte forever (as 1-bit samples, 0x55 alternates and passes RCT and APT).
+    Constant(u8),
 }
 
 pub struct Double {
@@ -31,7 +33,8 @@ pub fn double(kind: SourceKind, device: &str, behaviour: Behaviour) -> Double {
         Behaviour::Good(s)
         | Behaviour::StuckAfter { seed: s, .. }
         | Behaviour::Biased(s)
-        | Behaviour::IoErrorAfter { seed: s, .. } => s,
+        | Behaviour::IoErrorAfter { seed: s, .. }
+        | Behaviour::Constant(s) => s,
     };
     Double {
         info: SourceInfo {
@@ -42,6 +45,7 @@ pub fn double(kind: SourceKind, device: &str, behaviour: Behaviour) -> Double {
             sample_bits: 8,
             claimed_h: 8.0,
             claim_basis: "test double",
+            virtual_device: None,
         },
         behaviour,
         rng: ChaCha20Rng::from_seed([seed; 32]),
@@ -56,6 +60,18 @@ impl Double {
     }
     pub fn with_device(mut self, d: DeviceKey) -> Self {
         self.info.device = d;
+        self
+    }
+    /// Raw noise of `sample_bits` per sample, claimed at `h`.
+    pub fn raw(mut self, sample_bits: u32, h: f64) -> Self {
+        self.info.conditioning = Conditioning::Raw;
+        self.info.sample_bits = sample_bits;
+        self.info.claimed_h = h;
+        self
+    }
+    /// The device says it is virtual.
+    pub fn virtual_device(mut self, why: &str) -> Self {
+        self.info.virtual_device = Some(why.into());
         self
     }
     pub fn boxed(self) -> Box<dyn Source> {
@@ -73,6 +89,7 @@ impl Source for Double {
             let good = (self.rng.next_u32() & 0xff) as u8;
             *b = match self.behaviour {
                 Behaviour::Good(_) => good,
+                Behaviour::Constant(v) => v,
                 Behaviour::StuckAfter { n, value, .. } => {
                     if self.pos >= n {
                         value
@@ -111,6 +128,14 @@ pub fn hw(device: &str, seed: u8) -> Box<dyn Source> {
 
 pub fn os(seed: u8) -> Box<dyn Source> {
     double(SourceKind::OsCsprng, "os-csprng", Behaviour::Good(seed)).boxed()
+}
+
+/// `entropy::gather` on a machine that does not report a hypervisor.
+pub fn gather(
+    sources: &mut [Box<dyn Source>],
+    policy: &entropy::Policy,
+) -> Result<(entropy::Drbg, entropy::Report), entropy::Error> {
+    entropy::gather(sources, policy, &entropy::Machine::default())
 }
 
 pub fn drbg_bytes(d: &mut entropy::Drbg) -> [u8; 64] {
