@@ -169,21 +169,21 @@ pub fn gather_on(
                             "virtual",
                             r.virtual_device.clone().unwrap_or_else(|| "no".into()),
                         )
-                        .with("credited_bits", format!("{:.0}", r.credited_bits));
+                        .with("credited-bits", format!("{:.0}", r.credited_bits));
                     fields = match &r.assessment {
                         None => fields.with("assessment", "none"),
                         Some(Assessment::ByClaim) => fields
                             .with("assessment", "claim")
-                            .with("claimed_h", format!("{}", r.claimed_h)),
+                            .with("claimed-h", format!("{}", r.claimed_h)),
                         Some(Assessment::Estimated(e)) => fields
                             .with("assessment", "sp800-90b")
-                            .with("claimed_h", format!("{}", r.claimed_h))
+                            .with("claimed-h", format!("{}", r.claimed_h))
                             .with("samples", e.samples.to_string())
                             .with("h", format!("{:.4}", e.per_sample()))
                             .with("mcv", format!("{:.4}", e.mcv))
-                            .with("bit_mcv", format!("{:.4}", e.bit_mcv))
-                            .with("bit_collision", format!("{:.4}", e.bit_collision))
-                            .with("bit_markov", format!("{:.4}", e.bit_markov)),
+                            .with("bit-mcv", format!("{:.4}", e.bit_mcv))
+                            .with("bit-collision", format!("{:.4}", e.bit_collision))
+                            .with("bit-markov", format!("{:.4}", e.bit_markov)),
                     };
                     Note::new("entropy.source", fields).expect("not a core kind")
                 })
@@ -194,15 +194,15 @@ pub fn gather_on(
                     "entropy.policy",
                     Fields::new()
                         .with(
-                            "hardware_sources",
+                            "hardware-sources",
                             report.policy.min_hardware_sources.to_string(),
                         )
                         .with(
-                            "credited_bits",
+                            "credited-bits",
                             format!("{:.0}", report.policy.min_credited_bits),
                         )
                         .with(
-                            "allow_virtual_hardware",
+                            "allow-virtual-hardware",
                             report.policy.allow_virtual_hardware.to_string(),
                         )
                         .with(
