@@ -247,3 +247,11 @@ pub fn discover() -> Found {
         .collect();
     (found.sources, absent)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_verifier_checks_the_mixer_this_image_uses() {
+        assert_eq!(ceremony::verify::MIX_CONTEXT, entropy::mix::MIX_CONTEXT);
+    }
+}

@@ -13,7 +13,7 @@ use ceremony::storage::{DirVolume, OutputFile, WriteReport, write_all};
 use ceremony_tui::ceremony::screens::{Attestation, IsoCheck, PcrLine};
 use ceremony_tui::ceremony::script::Script;
 use ceremony_tui::ceremony::{CardPoll, Devices, Gathered, Outcome, PlanPoll, run};
-use ceremony_tui::entropy_check::{EntropyView, SourceRow};
+use ceremony_tui::entropy_check::EntropyView;
 use ceremony_tui::keys::Key;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -84,24 +84,39 @@ impl Fake {
     }
 }
 
-fn view(ok: bool) -> EntropyView {
-    EntropyView {
-        progress: None,
-        rows: vec![SourceRow {
-            kind: "tpm".into(),
-            identity: "TPM 2.0 (test)".into(),
-            conditioning: "whitened".into(),
-            healthy: true,
-            counted: true,
-            detail: "256 B".into(),
-        }],
-        absent: vec![],
-        ok: Some(ok),
-        verdict: if ok {
-            "two sources".into()
-        } else {
-            "only one hardware source".into()
-        },
+/// A deterministic entropy source double (ChaCha20 from a seed), whitened, 8 bits claimed.
+struct TestSource {
+    info: entropy::SourceInfo,
+    rng: rand_chacha::ChaCha20Rng,
+}
+
+impl TestSource {
+    fn boxed(kind: entropy::SourceKind, device: &str, seed: u8) -> Box<dyn entropy::Source> {
+        use rand_core::SeedableRng;
+        Box::new(TestSource {
+            info: entropy::SourceInfo {
+                kind,
+                identity: format!("test {device}"),
+                device: entropy::DeviceKey(device.into()),
+                conditioning: entropy::Conditioning::Whitened,
+                sample_bits: 8,
+                claimed_h: 8.0,
+                claim_basis: "test double",
+                virtual_device: None,
+            },
+            rng: rand_chacha::ChaCha20Rng::from_seed([seed; 32]),
+        })
+    }
+}
+
+impl entropy::Source for TestSource {
+    fn info(&self) -> &entropy::SourceInfo {
+        &self.info
+    }
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), entropy::SourceError> {
+        use rand_core::Rng;
+        self.rng.fill_bytes(buf);
+        Ok(())
     }
 }
 
@@ -153,26 +168,25 @@ impl Devices for Fake {
         progress: &mut dyn FnMut(&EntropyView),
     ) -> Result<Gathered, EntropyView> {
         self.allow_virtual.push(allow_virtual_hardware);
+        // The real gathering and policy over deterministic test sources; a failing step has
+        // one hardware source, which the policy refuses.
+        let mut sources: Vec<Box<dyn entropy::Source>> = vec![
+            TestSource::boxed(entropy::SourceKind::Tpm, "tpm-chip-0", 1),
+            TestSource::boxed(entropy::SourceKind::Hwrng, "hwrng:test", 2),
+            TestSource::boxed(entropy::SourceKind::OsCsprng, "os-csprng", 3),
+        ];
         if self.entropy_fails > 0 {
             self.entropy_fails -= 1;
-            return Err(view(false));
+            sources.remove(1);
         }
-        let mut v = view(true);
-        v.progress = Some("source 1 of 1".into());
-        progress(&v);
-        Ok(Gathered {
-            view: view(true),
-            records: vec![
-                ceremony::record::Note::new(
-                    "entropy.source",
-                    ceremony::record::Fields::new()
-                        .with("source", "tpm")
-                        .with("identity", "test TPM"),
-                )
-                .unwrap(),
-            ],
-            rng: Box::new(common::seeded(5)),
-        })
+        ceremony_tui::entropy_run::gather_on(
+            &mut sources,
+            Vec::new(),
+            &ceremony_tui::entropy_run::policy(allow_virtual_hardware),
+            &entropy::Machine::default(),
+            progress,
+        )
+        .map(Gathered::from)
     }
     fn poll_card(&mut self) -> CardPoll {
         match &self.inserted {
@@ -378,7 +392,11 @@ fn faults_are_shown_and_recovered_without_losing_anything() {
     assert_eq!(run(&mut con, &mut dev).unwrap(), Outcome::Completed);
     let text = con.all_text();
     assert!(text.contains("THE PLAN WAS REFUSED"), "{text}");
-    assert!(text.contains("REFUSED: only one hardware source"));
+    assert!(
+        text.contains(
+            "REFUSED: refusing to seed the DRBG: 1 independent healthy hardware source(s)"
+        )
+    );
     assert!(text.contains("THE LAST ATTEMPT FAILED"));
     assert!(text.contains("the card was pulled out"));
     assert!(text.contains("WRITING FAILED"));

@@ -46,7 +46,40 @@ pub struct Report {
     pub transcript_final_hash: String,
     /// The same hash as PGP words, to compare with what the witnesses wrote down.
     pub transcript_final_words: String,
+    /// What the entropy records say, once checked against the policy.
+    pub entropy: EntropyReport,
 }
+
+/// The entropy step as its records tell it, after [`verify_with`] checked them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntropyReport {
+    /// Identities of the sources counted as independent hardware, in transcript order.
+    pub counted: Vec<String>,
+    /// Whether the plan (and the `entropy.policy` record) let virtual devices count.
+    pub virtual_allowed: bool,
+    /// Identities of counted sources that are virtual devices (only when allowed).
+    pub counted_virtual: Vec<String>,
+    /// What the entropy records could be checked against.
+    pub basis: EntropyBasis,
+}
+
+/// How much of the entropy step a transcript lets the verifier check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntropyBasis {
+    /// `entropy.policy` recorded: every counted source is healthy, committed, credited enough
+    /// and not virtual unless the plan allowed it, and there are as many as required.
+    Policy,
+    /// Written before `entropy.policy` existed: two healthy, committed counted sources, the
+    /// kernel CSPRNG and the mixer were checked; credit and virtual devices were not recorded.
+    CountsOnly,
+    /// Format 1: its entropy records were free text, not checked.
+    NotChecked,
+}
+
+/// The mixer's BLAKE3 context the `entropy.mixer` record must name (the `entropy` crate's
+/// `mix::MIX_CONTEXT`; a test in ceremony-tui keeps the two equal).
+pub const MIX_CONTEXT: &str =
+    "sherd 2026-11-24 entropy mixer v1: ChaCha20 DRBG seed from committed source contributions";
 
 /// The first failed check.
 #[derive(Debug, thiserror::Error)]
@@ -804,7 +837,10 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
         }
     }
 
+    let entropy = check_entropy(&t, &plan, plan_hash_rec.seq, root_rec.seq)?;
+
     Ok(Report {
+        entropy,
         ceremony_id: plan.ceremony_id.clone(),
         root_fingerprint: root_fpr,
         threshold: plan.threshold,
@@ -815,6 +851,233 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
         plan_hash,
         transcript_final_hash: hex::encode(&t.final_hash()),
         transcript_final_words: words::to_phrase(&t.final_hash()),
+    })
+}
+
+fn bad_note(seq: u32, kind: &'static str, reason: impl Into<String>) -> Failure {
+    Failure::BadRecord {
+        seq,
+        kind,
+        reason: reason.into(),
+    }
+}
+
+/// One entropy record's fields, each read once: a repeated key is refused.
+struct NoteFields {
+    seq: u32,
+    kind: &'static str,
+    fields: record::Fields,
+}
+
+impl NoteFields {
+    fn parse(r: &transcript::Record, kind: &'static str) -> Result<Self, Failure> {
+        let fields = record::Fields::parse(kind, &r.value)
+            .map_err(|e| bad_note(r.seq, kind, e.to_string()))?;
+        let mut seen = BTreeSet::new();
+        for (k, _) in fields.pairs() {
+            if !seen.insert(k.as_str()) {
+                return Err(bad_note(r.seq, kind, format!("field {k} appears twice")));
+            }
+        }
+        Ok(NoteFields {
+            seq: r.seq,
+            kind,
+            fields,
+        })
+    }
+
+    fn get(&self, key: &str) -> Result<&str, Failure> {
+        self.fields
+            .get(key)
+            .ok_or_else(|| bad_note(self.seq, self.kind, format!("has no {key}= field")))
+    }
+
+    fn flag(&self, key: &str) -> Result<bool, Failure> {
+        match self.get(key)? {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            v => Err(bad_note(
+                self.seq,
+                self.kind,
+                format!("{key}={v:?}: expected true or false"),
+            )),
+        }
+    }
+
+    fn number(&self, key: &str) -> Result<u64, Failure> {
+        let v = self.get(key)?;
+        v.parse().map_err(|_| {
+            bad_note(
+                self.seq,
+                self.kind,
+                format!("{key}={v:?}: expected a whole number"),
+            )
+        })
+    }
+}
+
+/// The entropy records against the policy: they come after the plan and before the root key
+/// was made; one `entropy.mixer` with the mixer's context; the kernel CSPRNG healthy; enough
+/// counted sources, each healthy and committed, and, when `entropy.policy` is recorded, each
+/// credited enough and not virtual unless the plan allowed virtual hardware.
+fn check_entropy(
+    t: &Transcript,
+    plan: &Plan,
+    plan_hash_seq: u32,
+    root_seq: u32,
+) -> Result<EntropyReport, Failure> {
+    const SOURCE: &str = "entropy.source";
+    const POLICY: &str = "entropy.policy";
+    const MIXER: &str = "entropy.mixer";
+    let of = |kind: &'static str| -> Result<Vec<NoteFields>, Failure> {
+        t.records()
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| {
+                if r.seq < plan_hash_seq || r.seq > root_seq {
+                    return Err(bad_note(
+                        r.seq,
+                        kind,
+                        "outside the entropy step: entropy records come after plan.hash and \
+                         before root.fingerprint",
+                    ));
+                }
+                NoteFields::parse(r, kind)
+            })
+            .collect()
+    };
+    if t.format() == transcript::Format::V1 {
+        return Ok(EntropyReport {
+            counted: Vec::new(),
+            virtual_allowed: false,
+            counted_virtual: Vec::new(),
+            basis: EntropyBasis::NotChecked,
+        });
+    }
+    let sources = of(SOURCE)?;
+    let policies = of(POLICY)?;
+    let mixers = of(MIXER)?;
+
+    let mixer = match mixers.as_slice() {
+        [m] => m,
+        [] => {
+            return Err(Failure::MissingRecord(format!(
+                "transcript.txt: no {MIXER} record: the entropy step did not finish"
+            )));
+        }
+        [_, second, ..] => {
+            return Err(bad_note(second.seq, MIXER, "a second entropy.mixer record"));
+        }
+    };
+    if mixer.get("context")? != MIX_CONTEXT {
+        return Err(mismatch(
+            "mixer context",
+            format!("sherd-verify (the entropy mixer's context, {MIX_CONTEXT:?})"),
+            MIX_CONTEXT,
+            mixer.get("context")?,
+        ));
+    }
+    if !sources
+        .iter()
+        .try_fold(false, |ok, s| -> Result<bool, Failure> {
+            Ok(ok || (s.get("source")? == "os-csprng" && s.flag("healthy")?))
+        })?
+    {
+        return Err(Failure::MissingRecord(format!(
+            "transcript.txt: no healthy os-csprng {SOURCE} record: the kernel CSPRNG is always \
+             mixed in"
+        )));
+    }
+
+    let policy = match policies.as_slice() {
+        [] => None,
+        [p] => Some(p),
+        [_, second, ..] => {
+            return Err(bad_note(
+                second.seq,
+                POLICY,
+                "a second entropy.policy record",
+            ));
+        }
+    };
+    let (required, min_bits, virtual_allowed) = match policy {
+        Some(p) => {
+            let required = p.number("hardware-sources")?;
+            let bits = p.number("credited-bits")?;
+            if required < 2 || bits < 320 {
+                return Err(bad_note(
+                    p.seq,
+                    POLICY,
+                    format!(
+                        "hardware-sources={required} credited-bits={bits}: below the \
+                         ceremony's minimum of 2 sources of 320 bits each"
+                    ),
+                ));
+            }
+            let allowed = p.flag("allow-virtual-hardware")?;
+            if allowed != plan.allow_virtual_hardware {
+                return Err(mismatch(
+                    "allow-virtual-hardware",
+                    paths::PLAN,
+                    plan.allow_virtual_hardware.to_string(),
+                    allowed.to_string(),
+                ));
+            }
+            (required, bits, allowed)
+        }
+        None => (2, 0, false),
+    };
+
+    let mut counted = Vec::new();
+    let mut counted_virtual = Vec::new();
+    for s in &sources {
+        if !s.flag("counted")? {
+            continue;
+        }
+        let identity = s.get("identity")?.to_string();
+        let problem = if s.get("source")? == "os-csprng" {
+            Some("the kernel CSPRNG is never counted as hardware".to_string())
+        } else if !s.flag("healthy")? {
+            Some("counted but not healthy".into())
+        } else if s.get("commitment")? == "none" {
+            Some("counted but not committed to".into())
+        } else if policy.is_some() && s.number("credited-bits")? < min_bits {
+            Some(format!(
+                "counted with credited-bits={} below the policy's {min_bits}",
+                s.get("credited-bits")?
+            ))
+        } else if policy.is_some() && s.get("virtual")? != "no" && !virtual_allowed {
+            Some(format!(
+                "counted, but virtual ({}) and the plan does not allow virtual hardware",
+                s.get("virtual")?
+            ))
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            return Err(bad_note(s.seq, SOURCE, format!("{identity}: {p}")));
+        }
+        if policy.is_some() && s.get("virtual")? != "no" {
+            counted_virtual.push(identity.clone());
+        }
+        counted.push(identity);
+    }
+    if (counted.len() as u64) < required {
+        return Err(Failure::MissingRecord(format!(
+            "transcript.txt: {} entropy source(s) counted as independent hardware, {required} \
+             required",
+            counted.len()
+        )));
+    }
+    Ok(EntropyReport {
+        counted,
+        virtual_allowed,
+        counted_virtual,
+        basis: if policy.is_some() {
+            EntropyBasis::Policy
+        } else {
+            EntropyBasis::CountsOnly
+        },
     })
 }
 

@@ -63,16 +63,7 @@ fn a_whole_ceremony_through_events() {
         [Effect::RequestEntropy]
     ));
 
-    let report = vec![
-        Note::new(
-            "entropy.source",
-            Fields::new()
-                .with("source", "rdseed")
-                .with("identity", "RDSEED (x86 CPU)")
-                .with("commitment", "00"),
-        )
-        .unwrap(),
-    ];
+    let report = common::entropy_notes();
     let keys = flow.handle(Event::EntropyReady {
         report,
         rng: &mut rng,

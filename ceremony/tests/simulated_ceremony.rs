@@ -211,7 +211,10 @@ fn verifier_reports_the_first_failure() {
 fn steps_are_enforced_in_order() {
     let f = fixture_with("order", 2, 2, &[1, 1]);
     let mut rng = seeded(1);
-    let c = Planned::new(&f.plan_text).unwrap();
+    let mut c = Planned::new(&f.plan_text).unwrap();
+    for n in entropy_notes() {
+        c.record(&ceremony::ceremony::Record::Note(n)).unwrap();
+    }
     let (c, _) = c.generate_keys(&mut rng).unwrap();
     let (mut c, _) = c.seal_shares(&mut rng).unwrap();
     assert_eq!(

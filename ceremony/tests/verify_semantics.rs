@@ -757,3 +757,129 @@ fn a_quoted_value_cannot_inject_a_field() {
         "{err}"
     );
 }
+
+/// The record of `kind` whose fields `f` rewrites: (key, value) pairs, in order.
+fn edit_note(
+    recs: &mut [(String, String)],
+    kind: &str,
+    nth: usize,
+    f: impl FnOnce(&mut Vec<(String, String)>),
+) {
+    let i = recs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.0 == kind)
+        .map(|(i, _)| i)
+        .nth(nth)
+        .unwrap();
+    let fields = record::Fields::parse(kind, &recs[i].1).unwrap();
+    let mut pairs = fields.pairs().to_vec();
+    f(&mut pairs);
+    let rebuilt = pairs
+        .iter()
+        .fold(record::Fields::new(), |acc, (k, v)| acc.with(k, v.clone()));
+    recs[i].1 = rebuilt.encode();
+}
+
+fn set(pairs: &mut [(String, String)], key: &str, value: &str) {
+    pairs.iter_mut().find(|(k, _)| k == key).unwrap().1 = value.into();
+}
+
+#[test]
+fn entropy_records_are_checked_against_the_policy() {
+    let s = ceremony();
+    let report = verify_files(&s.files).unwrap();
+    assert_eq!(report.entropy.basis, verify::EntropyBasis::Policy);
+    assert_eq!(report.entropy.counted.len(), 2);
+    assert!(!report.entropy.virtual_allowed);
+
+    // A counted source that is virtual, in a plan that does not allow virtual hardware.
+    let files = resign(&s, |r| {
+        edit_note(r, "entropy.source", 0, |p| {
+            set(p, "virtual", "a software TPM (swtpm)")
+        })
+    });
+    let (_, kind, why) = bad_record(verify_files(&files).unwrap_err());
+    assert_eq!(kind, "entropy.source");
+    assert!(why.contains("does not allow virtual hardware"), "{why}");
+
+    // The policy record claiming virtual hardware was allowed when the plan does not.
+    let files = resign(&s, |r| {
+        edit_note(r, "entropy.policy", 0, |p| {
+            set(p, "allow-virtual-hardware", "true")
+        })
+    });
+    let (what, from, ..) = mismatch(verify_files(&files).unwrap_err());
+    assert_eq!(
+        (what.as_str(), from.as_str()),
+        ("allow-virtual-hardware", "plan.toml")
+    );
+
+    // Only one source counted.
+    let files = resign(&s, |r| {
+        edit_note(r, "entropy.source", 1, |p| set(p, "counted", "false"))
+    });
+    let err = verify_files(&files).unwrap_err().to_string();
+    assert!(err.contains("1 entropy source(s) counted"), "{err}");
+
+    // A counted source credited below the policy's minimum.
+    let files = resign(&s, |r| {
+        edit_note(r, "entropy.source", 1, |p| set(p, "credited-bits", "256"))
+    });
+    let (_, _, why) = bad_record(verify_files(&files).unwrap_err());
+    assert!(why.contains("below the policy's 320"), "{why}");
+
+    // A counted source that failed its health tests.
+    let files = resign(&s, |r| {
+        edit_note(r, "entropy.source", 0, |p| set(p, "healthy", "false"))
+    });
+    let (_, _, why) = bad_record(verify_files(&files).unwrap_err());
+    assert!(why.contains("not healthy"), "{why}");
+
+    // A policy weaker than the ceremony's.
+    let files = resign(&s, |r| {
+        edit_note(r, "entropy.policy", 0, |p| set(p, "hardware-sources", "1"))
+    });
+    let (_, kind, _) = bad_record(verify_files(&files).unwrap_err());
+    assert_eq!(kind, "entropy.policy");
+
+    // Another mixer.
+    let files = resign(&s, |r| {
+        edit_note(r, "entropy.mixer", 0, |p| set(p, "context", "xor"))
+    });
+    let (what, ..) = mismatch(verify_files(&files).unwrap_err());
+    assert_eq!(what, "mixer context");
+
+    // No mixer at all, or no kernel CSPRNG.
+    let files = resign(&s, |r| r.retain(|(k, _)| k != "entropy.mixer"));
+    assert!(matches!(
+        verify_files(&files).unwrap_err(),
+        Failure::MissingRecord(m) if m.contains("entropy.mixer")
+    ));
+    let files = resign(&s, |r| {
+        edit_note(r, "entropy.source", 2, |p| set(p, "healthy", "false"))
+    });
+    assert!(matches!(
+        verify_files(&files).unwrap_err(),
+        Failure::MissingRecord(m) if m.contains("os-csprng")
+    ));
+
+    // Entropy recorded after the root key was made.
+    let files = resign(&s, |r| {
+        let i = r.iter().position(|(k, _)| k == "entropy.mixer").unwrap();
+        let m = r.remove(i);
+        let root = r.iter().position(|(k, _)| k == "root.fingerprint").unwrap();
+        r.insert(root + 1, m);
+    });
+    let (_, _, why) = bad_record(verify_files(&files).unwrap_err());
+    assert!(why.contains("before root.fingerprint"), "{why}");
+
+    // A field given twice cannot smuggle a second value past the check.
+    let files = resign(&s, |r| {
+        edit_note(r, "entropy.source", 0, |p| {
+            p.push(("virtual".into(), "no".into()))
+        })
+    });
+    let (_, _, why) = bad_record(verify_files(&files).unwrap_err());
+    assert!(why.contains("appears twice"), "{why}");
+}

@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use ceremony::verify::EntropyBasis;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [dir] = args.as_slice() else {
@@ -24,6 +26,36 @@ fn main() -> ExitCode {
                 r.records
             );
             println!("files checked:     {}", r.files_checked);
+            let e = &r.entropy;
+            match e.basis {
+                EntropyBasis::NotChecked => {
+                    println!("entropy:           not checked (format 1 records are free text)")
+                }
+                basis => {
+                    println!(
+                        "entropy:           {} source(s) counted as independent hardware: {}",
+                        e.counted.len(),
+                        e.counted.join("; ")
+                    );
+                    if basis == EntropyBasis::CountsOnly {
+                        println!(
+                            "                   (no entropy.policy record: credit and virtual \
+                             devices were not recorded, only counts checked)"
+                        );
+                    }
+                    if e.virtual_allowed {
+                        println!(
+                            "                   VIRTUAL hardware allowed by the plan; counted \
+                             virtual: {}",
+                            if e.counted_virtual.is_empty() {
+                                "none".to_string()
+                            } else {
+                                e.counted_virtual.join("; ")
+                            }
+                        );
+                    }
+                }
+            }
             println!("final hash:        {}", r.transcript_final_hash);
             println!("final hash words:  {}", r.transcript_final_words);
             println!("Compare the final hash words with those the witnesses wrote down.");

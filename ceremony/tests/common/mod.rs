@@ -107,6 +107,48 @@ pub struct Done {
     pub cards: Vec<Vec<SoftwareCard>>,
 }
 
+/// The entropy records the image's entropy step writes, for two physical hardware sources and
+/// the kernel CSPRNG (the image writes them through `ceremony_tui::entropy_run`).
+pub fn entropy_notes() -> Vec<Note> {
+    let source = |kind: &str, identity: &str, counted: bool| {
+        Note::new(
+            "entropy.source",
+            Fields::new()
+                .with("source", kind)
+                .with("identity", identity)
+                .with("conditioning", "whitened")
+                .with("healthy", "true")
+                .with("counted", counted.to_string())
+                .with("bytes", "256")
+                .with("commitment", "ab".repeat(32))
+                .with("virtual", "no")
+                .with("credited-bits", "2048")
+                .with("assessment", "claim")
+                .with("claimed-h", "8"),
+        )
+        .expect("a caller's kind")
+    };
+    vec![
+        Note::new(
+            "entropy.policy",
+            Fields::new()
+                .with("hardware-sources", "2")
+                .with("credited-bits", "320")
+                .with("allow-virtual-hardware", "false")
+                .with("hypervisor", "no"),
+        )
+        .expect("a caller's kind"),
+        source("tpm", "/dev/tpmrm0: TPM 2.0 test", true),
+        source("hwrng", "/dev/hwrng (test)", true),
+        source("os-csprng", "getrandom(2) (kernel CSPRNG)", false),
+        Note::new(
+            "entropy.mixer",
+            Fields::new().with("context", ceremony::verify::MIX_CONTEXT),
+        )
+        .expect("a caller's kind"),
+    ]
+}
+
 /// Runs every step of a ceremony with software cards.
 pub fn run(f: &Fixture, seed: u8) -> Done {
     let mut rng = seeded(seed);
@@ -118,6 +160,9 @@ pub fn run(f: &Fixture, seed: u8) -> Done {
         step: "plan".into(),
     }))
     .unwrap();
+    for n in entropy_notes() {
+        c.record(&Record::Note(n)).unwrap();
+    }
     let (c, _) = c.generate_keys(&mut rng).expect("keys");
     let (mut c, _) = c.seal_shares(&mut rng).expect("seal");
     let mut cards = Vec::new();
