@@ -2,10 +2,11 @@
 //! expectation in plain words. Pure: the caller reads the PCRs and the event log.
 //!
 //! Rules (`../shared/reference/heads.md`): under coreboot+Heads PCR 0, 1 and 3 stay zero and
-//! PCR4 holds `E(E(0, H("usb")), H("generic"))` after a USB boot. When a firmware event log
-//! exists (SeaBIOS in QEMU, where the Heads stand-in does Heads' extends), PCR 0, 1, 3 must equal
-//! their log replay and PCR4 must equal the Heads extends on top of PCR4's replay. PCR 2, 5, 6, 7
-//! depend on the board, the ROM and its user files: only the owner's recorded values can judge them.
+//! PCR4 holds `E(E(0, H("usb")), H("generic"))` after a USB boot: those are the only PASS. When
+//! a firmware event log exists (SeaBIOS in QEMU, where the Heads stand-in does Heads' extends),
+//! a PCR equal to its log's replay (PCR4: Heads' extends on top of it) is UNKNOWN, shown as
+//! information: any firmware that keeps a log matches its own replay. PCR 2, 5, 6, 7 depend on
+//! the board, the ROM and its user files: only the owner's recorded values can judge them.
 
 use crate::eventlog;
 use crate::hex::encode;
@@ -54,82 +55,7 @@ pub fn judge(pcrs: &[Option<Vec<u8>>; 8], event_log: Option<&[u8]>) -> Vec<PcrVe
         .enumerate()
         .map(|(i, value)| {
             let index = i as u8;
-            // The expected value and its description, or None for board-specific PCRs.
-            let expected: Option<Result<(Vec<u8>, String), String>> = match (index, &log) {
-                (2 | 5 | 6 | 7, _) => None,
-                (_, Err(why)) => Some(Err(why.clone())),
-                (0 | 1 | 3, Ok(None)) => Some(Ok((pcr::zero(bank), "zero under Heads".into()))),
-                (_, Ok(None)) => Some(Ok((
-                    pcr::heads_usb_boot_pcr4(bank, &pcr::zero(bank)),
-                    "E(E(0,H(usb)),H(generic)): Heads' USB boot from a reset PCR".into(),
-                ))),
-                (0 | 1 | 3, Ok(Some(ev))) => Some(
-                    eventlog::replay(ev, index.into(), bank)
-                        .map(|v| {
-                            let words = "replay of the firmware event log (firmware with a log, \
-                                         e.g. SeaBIOS in QEMU; zero under Heads)";
-                            (v, words.to_string())
-                        })
-                        .ok_or_else(|| "the firmware event log cannot be replayed".to_string()),
-                ),
-                (_, Ok(Some(ev))) => Some(
-                    eventlog::replay(ev, 4, bank)
-                        .map(|x| {
-                            (
-                                pcr::heads_usb_boot_pcr4(bank, &x),
-                                format!(
-                                    "E(E(x,H(usb)),H(generic)), x from firmware log = {}",
-                                    encode(&x)
-                                ),
-                            )
-                        })
-                        .ok_or_else(|| "the firmware event log cannot be replayed".to_string()),
-                ),
-            };
-            let (verdict, expectation, reason) = match (value, expected) {
-                (_, None) => (
-                    Verdict::Unknown,
-                    "board-specific".to_string(),
-                    "depends on the board's firmware, ROM and its files: compare with the \
-                     owner's recorded values"
-                        .to_string(),
-                ),
-                (None, Some(Ok((want, words)))) => (
-                    Verdict::Unknown,
-                    format!("{words} = {}", encode(&want)),
-                    "no TPM: nothing to compare".to_string(),
-                ),
-                (None, Some(Err(_))) => (
-                    Verdict::Unknown,
-                    "cannot be computed".to_string(),
-                    "no TPM: nothing to compare".to_string(),
-                ),
-                (Some(_), Some(Err(why))) => (
-                    Verdict::Fail,
-                    "cannot be computed".to_string(),
-                    format!("{why}: do not trust this boot until it is explained"),
-                ),
-                (Some(v), Some(Ok((want, words)))) => {
-                    let expectation = format!("{words} = {}", encode(&want));
-                    if v.len() != bank.digest_len() {
-                        (
-                            Verdict::Fail,
-                            expectation,
-                            format!("read {} bytes, a SHA-256 PCR has 32", v.len()),
-                        )
-                    } else if *v == want {
-                        (Verdict::Pass, expectation, "equals the expectation".into())
-                    } else {
-                        let why = if index == 4 {
-                            "differs: a recovery shell, a retried boot or a different boot path \
-                             changes PCR4"
-                        } else {
-                            "differs: this firmware measured something the expectation lacks"
-                        };
-                        (Verdict::Fail, expectation, why.to_string())
-                    }
-                }
-            };
+            let (verdict, expectation, reason) = judge_one(index, value.as_deref(), &log, bank);
             PcrVerdict {
                 index,
                 value: value.clone(),
@@ -139,6 +65,88 @@ pub fn judge(pcrs: &[Option<Vec<u8>>; 8], event_log: Option<&[u8]>) -> Vec<PcrVe
             }
         })
         .collect()
+}
+
+/// One PCR. Only Heads' rules give PASS: PCR 0, 1 and 3 zero, PCR4 the USB boot from a reset
+/// PCR. A firmware event log's replay is information: equal to it means the log is consistent
+/// with the PCR, not that the firmware is the expected one (any firmware that keeps a log would
+/// pass), so it is UNKNOWN; different from both is FAIL.
+fn judge_one(
+    index: u8,
+    value: Option<&[u8]>,
+    log: &Result<Option<Vec<eventlog::Event>>, String>,
+    bank: Bank,
+) -> (Verdict, String, String) {
+    let heads = match index {
+        0 | 1 | 3 => (pcr::zero(bank), "zero under Heads".to_string()),
+        4 => (
+            pcr::heads_usb_boot_pcr4(bank, &pcr::zero(bank)),
+            "E(E(0,H(usb)),H(generic)): Heads' USB boot from a reset PCR".to_string(),
+        ),
+        _ => {
+            return (
+                Verdict::Unknown,
+                "board-specific".to_string(),
+                "depends on the board's firmware, ROM and its files: compare with the owner's \
+                 recorded values"
+                    .to_string(),
+            );
+        }
+    };
+    let expectation = format!("{} = {}", heads.1, encode(&heads.0));
+    let Some(v) = value else {
+        return (Verdict::Unknown, expectation, "no TPM: nothing to compare".into());
+    };
+    if v.len() != bank.digest_len() {
+        return (
+            Verdict::Fail,
+            expectation,
+            format!("read {} bytes, a SHA-256 PCR has 32", v.len()),
+        );
+    }
+    if v == heads.0.as_slice() {
+        return (Verdict::Pass, expectation, "equals Heads' value".into());
+    }
+    // The log's replay (PCR4: Heads' extends on top of it), when there is a usable log.
+    let replay = match log {
+        Ok(Some(ev)) => eventlog::replay(ev, index.into(), bank).map(|x| {
+            if index == 4 {
+                pcr::heads_usb_boot_pcr4(bank, &x)
+            } else {
+                x
+            }
+        }),
+        _ => None,
+    };
+    match (log, replay) {
+        (_, Some(r)) if v == r.as_slice() => (
+            Verdict::Unknown,
+            expectation,
+            if index == 4 {
+                "not Heads' value; equals Heads' extends on top of the firmware event log's \
+                 replay (information only: a log replay is not a PASS)"
+            } else {
+                "not zero; equals the replay of the firmware event log (information only: any \
+                 firmware that keeps a log matches its own replay)"
+            }
+            .to_string(),
+        ),
+        (Err(why), _) => (
+            Verdict::Fail,
+            expectation,
+            format!("{why}: do not trust this boot until it is explained"),
+        ),
+        _ => (
+            Verdict::Fail,
+            expectation,
+            if index == 4 {
+                "differs: a recovery shell, a retried boot or a different boot path changes PCR4"
+            } else {
+                "differs: this firmware measured something the expectation lacks"
+            }
+            .to_string(),
+        ),
+    }
 }
 
 /// Reads PCR 0-7 of the SHA-256 bank from sysfs text (`/sys/class/tpm/tpm0/pcr-sha256/N`
@@ -233,22 +241,29 @@ mod tests {
         p[4] = decode(pcr4);
         p[0] = decode(pcr0);
         let v = judge(&p, Some(&log));
-        assert_eq!(v[4].verdict, Verdict::Pass, "{:?}", v[4]);
-        assert!(v[4].expectation.contains("x from firmware log"));
-        assert_eq!(v[0].verdict, Verdict::Pass, "{:?}", v[0]);
-        assert!(
-            v[0].expectation
-                .contains("replay of the firmware event log")
-        );
+        // Equal to the log's replay: information, never PASS.
+        assert_eq!(v[4].verdict, Verdict::Unknown, "{:?}", v[4]);
+        assert!(v[4].reason.contains("firmware event log's replay"));
+        assert_eq!(v[0].verdict, Verdict::Unknown, "{:?}", v[0]);
+        assert!(v[0].reason.contains("information only"));
+        // PCR1 is zero, as under Heads: that is a PASS, log or not.
         assert_eq!(v[1].verdict, Verdict::Pass);
-        // Heads' zero PCR4 expectation does not hold under this firmware.
+        // Heads' own PCR4 value passes under any firmware.
         p[4] = Some(pcr::heads_usb_boot_pcr4(b, &pcr::zero(b)));
-        assert_eq!(judge(&p, Some(&log))[4].verdict, Verdict::Fail);
+        assert_eq!(judge(&p, Some(&log))[4].verdict, Verdict::Pass);
+        // Neither Heads' value nor the replay: FAIL.
+        p[0] = Some(vec![9; 32]);
+        assert_eq!(judge(&p, Some(&log))[0].verdict, Verdict::Fail);
     }
 
     #[test]
     fn a_bad_log_fails_what_it_would_judge() {
+        // Heads' values still pass; anything else cannot be explained by the unreadable log.
         let v = judge(&heads_pcrs(), Some(b"garbage"));
+        assert_eq!(v[4].verdict, Verdict::Pass);
+        let mut p = heads_pcrs();
+        p[4] = Some(vec![7; 32]);
+        let v = judge(&p, Some(b"garbage"));
         assert_eq!(v[4].verdict, Verdict::Fail);
         assert!(
             v[4].reason.contains("event log could not be read"),

@@ -340,12 +340,13 @@ fn heads_hand_off_extends_pcr4_and_boots_sherd_from_the_stick() {
             "PCR{} {:?}: {} ({})",
             v.index, v.verdict, v.expectation, v.reason
         );
-        let want = if [0, 1, 3, 4].contains(&v.index) {
-            attest::Verdict::Pass
-        } else {
-            attest::Verdict::Unknown
-        };
-        assert_eq!(v.verdict, want, "PCR{}: {}", v.index, v.reason);
+        // SeaBIOS keeps an event log and measures into PCR 0-7, so nothing is Heads' value:
+        // PCR 0, 1, 3 and 4 equal their log replay (PCR4 with the stand-in's Heads extends on
+        // top), which is information, never a PASS.
+        assert_eq!(v.verdict, attest::Verdict::Unknown, "PCR{}: {}", v.index, v.reason);
+        if [0, 1, 3, 4].contains(&v.index) {
+            assert!(v.reason.contains("replay"), "PCR{}: {}", v.index, v.reason);
+        }
     }
 
     // sherd itself, booted by kexec: its first screen, with its own kernel.
@@ -362,7 +363,8 @@ fn heads_hand_off_extends_pcr4_and_boots_sherd_from_the_stick() {
     assert!(!screen.contains("6.1.0-"), "not Debian's kernel: {screen}");
 
     // sherd's own attestation: the ISO found through findiso= and read back from the stick
-    // is the manifest's, and PCR 0/1/3/4 pass on screen with the value the test computed.
+    // is the manifest's, and PCR 0/1/3/4 show the value the test computed, as UNKNOWN: they
+    // match the firmware log's replay, which is information, not Heads' values.
     g.send("g");
     g.wait_for_screen("boot attestation 1", BOUND);
     let screen = g.screen();
@@ -381,14 +383,14 @@ fn heads_hand_off_extends_pcr4_and_boots_sherd_from_the_stick() {
     let screen = g.screen();
     eprintln!("{screen}");
     for i in [0, 1, 3] {
-        let line = format!("PCR{i} {} PASS", hex::encode(&after[i]));
+        let line = format!("PCR{i} {} UNKNOWN", hex::encode(&after[i]));
         assert!(screen.contains(&line), "{line}\n{screen}");
     }
     g.send("\t");
     g.wait_for_screen("TPM PCR 4 to 7", BOUND);
     let screen = g.screen();
     eprintln!("{screen}");
-    let line = format!("PCR4 {} PASS", hex::encode(&expected));
+    let line = format!("PCR4 {} UNKNOWN", hex::encode(&expected));
     assert!(screen.contains(&line), "{line}\n{screen}");
     g.send("a");
     g.wait_for_screen("Abort the ceremony?", BOUND);
