@@ -150,9 +150,11 @@ pub enum PlanError {
         holder: String,
     },
     /// A certificate is not an ASCII-armored public key block that parses as a certificate.
-    #[error("holder {holder:?}, certificate {position}: cannot be read: {reason}")]
+    #[error("{what} {holder:?}, certificate {position}: cannot be read: {reason}")]
     CertUnreadable {
-        /// The holder's name.
+        /// Whose certificate: `holder` or `witness`.
+        what: &'static str,
+        /// The holder's or witness's name.
         holder: String,
         /// 1-based position of the certificate in the holder's `certs`.
         position: usize,
@@ -161,10 +163,12 @@ pub enum PlanError {
     },
     /// A certificate carries secret key material.
     #[error(
-        "holder {holder:?}, certificate {fingerprint}: contains secret key material; put only the public certificate in the plan"
+        "{what} {holder:?}, certificate {fingerprint}: contains secret key material; put only the public certificate in the plan"
     )]
     CertHasSecret {
-        /// The holder's name.
+        /// Whose certificate: `holder` or `witness`.
+        what: &'static str,
+        /// The holder's or witness's name.
         holder: String,
         /// The certificate's fingerprint, upper-case hex.
         fingerprint: String,
@@ -172,10 +176,12 @@ pub enum PlanError {
     /// A certificate is not valid under the standard policy at the plan time (e.g. no valid
     /// self-signature then).
     #[error(
-        "holder {holder:?}, certificate {fingerprint}: not valid at the ceremony time: {reason}"
+        "{what} {holder:?}, certificate {fingerprint}: not valid at the ceremony time: {reason}"
     )]
     CertInvalid {
-        /// The holder's name.
+        /// Whose certificate: `holder` or `witness`.
+        what: &'static str,
+        /// The holder's or witness's name.
         holder: String,
         /// The certificate's fingerprint, upper-case hex.
         fingerprint: String,
@@ -183,17 +189,21 @@ pub enum PlanError {
         reason: String,
     },
     /// A certificate is revoked at the plan time.
-    #[error("holder {holder:?}, certificate {fingerprint}: revoked")]
+    #[error("{what} {holder:?}, certificate {fingerprint}: revoked")]
     CertRevoked {
-        /// The holder's name.
+        /// Whose certificate: `holder` or `witness`.
+        what: &'static str,
+        /// The holder's or witness's name.
         holder: String,
         /// The certificate's fingerprint, upper-case hex.
         fingerprint: String,
     },
     /// A certificate is not alive at the plan time (it has expired).
-    #[error("holder {holder:?}, certificate {fingerprint}: expired at the ceremony time: {reason}")]
+    #[error("{what} {holder:?}, certificate {fingerprint}: expired at the ceremony time: {reason}")]
     CertExpired {
-        /// The holder's name.
+        /// Whose certificate: `holder` or `witness`.
+        what: &'static str,
+        /// The holder's or witness's name.
         holder: String,
         /// The certificate's fingerprint, upper-case hex.
         fingerprint: String,
@@ -211,15 +221,36 @@ pub enum PlanError {
         /// The certificate's fingerprint, upper-case hex.
         fingerprint: String,
     },
+    /// A witness's certificate has no live, unrevoked signing-capable key at the plan time (see
+    /// [`signing_keys`]), so no signature by it could ever be checked.
+    #[error(
+        "witness {witness:?}, certificate {fingerprint}: has no live signing-capable key at the ceremony time"
+    )]
+    CertCannotSign {
+        /// The witness's name.
+        witness: String,
+        /// The certificate's fingerprint, upper-case hex.
+        fingerprint: String,
+    },
     /// The same certificate (by fingerprint) is listed twice in the plan.
     #[error("certificate {fingerprint} is listed for both {first:?} and {second:?}")]
     DuplicateCertificate {
         /// The certificate's fingerprint, upper-case hex.
         fingerprint: String,
-        /// Name of the holder who lists it first.
+        /// Name of the holder or witness who lists it first.
         first: String,
-        /// Name of the holder who lists it again (the same holder if listed twice by one).
+        /// Name of the holder or witness who lists it again (the same one if listed twice by
+        /// one).
         second: String,
+    },
+    /// `require_witness_signatures = true`, but some witnesses have no certificate: they could
+    /// never sign, so the ceremony could never write its outputs.
+    #[error(
+        "require_witness_signatures = true, but witness(es) {witnesses:?} have no certificate: add certs = [...] to each [[witness]] or drop the requirement"
+    )]
+    WitnessWithoutCertificate {
+        /// Names of the witnesses without a certificate, in plan order.
+        witnesses: Vec<String>,
     },
 }
 
@@ -234,6 +265,8 @@ struct RawPlan {
     allow_threshold_one: bool,
     #[serde(default)]
     allow_virtual_hardware: bool,
+    #[serde(default)]
+    require_witness_signatures: bool,
     #[serde(rename = "holder", default)]
     holders: Vec<RawHolder>,
     #[serde(rename = "witness", default)]
@@ -253,9 +286,11 @@ struct RawHolder {
 #[serde(deny_unknown_fields)]
 struct RawWitness {
     name: String,
+    #[serde(default)]
+    certs: Vec<String>,
 }
 
-/// One personal certificate of a holder, as given in the plan.
+/// One personal certificate of a holder or witness, as given in the plan.
 #[derive(Clone, Debug)]
 pub struct PersonalCert {
     /// The parsed certificate.
@@ -299,8 +334,14 @@ pub struct Plan {
     pub allow_virtual_hardware: bool,
     /// The holders, in plan order (index 1..=N).
     pub holders: Vec<Holder>,
-    /// Witness names.
+    /// Witness names, in plan order (witness k is `witnesses[k - 1]`).
     pub witnesses: Vec<String>,
+    /// Each witness's personal certificates (to check their signatures over the transcript),
+    /// index-aligned with [`Plan::witnesses`]; empty for a witness who gives none.
+    pub witness_certs: Vec<Vec<PersonalCert>>,
+    /// Whether every witness must sign the transcript before anything is written (every
+    /// witness then has a certificate: checked).
+    pub require_witness_signatures: bool,
     hash: [u8; 32],
 }
 
@@ -317,6 +358,12 @@ pub struct PlanSummary {
     pub holders: Vec<HolderSummary>,
     /// Witness names, in plan order.
     pub witnesses: Vec<String>,
+    /// Fingerprints of each witness's personal certificates, upper-case hex, in plan order;
+    /// index-aligned with `witnesses` (empty for a witness who gives none).
+    pub witness_cert_fingerprints: Vec<Vec<String>>,
+    /// Whether every witness must sign the transcript with their own card before anything is
+    /// written.
+    pub require_witness_signatures: bool,
     /// Whether the plan lets virtual devices count as hardware entropy sources.
     pub allow_virtual_hardware: bool,
     /// The canonical plan hash, 64 lower-case hex digits.
@@ -367,6 +414,15 @@ impl Plan {
         self.holders.get(usize::from(index).checked_sub(1)?)
     }
 
+    /// Witness `index` (1-based, plan order): name and personal certificates.
+    pub fn witness(&self, index: usize) -> Option<(&str, &[PersonalCert])> {
+        let i = index.checked_sub(1)?;
+        Some((
+            self.witnesses.get(i)?.as_str(),
+            self.witness_certs.get(i)?.as_slice(),
+        ))
+    }
+
     /// The canonical encoding the plan hash is taken over (docs/formats/plan.md).
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut out = String::new();
@@ -400,8 +456,21 @@ impl Plan {
             }
         }
         out.push_str(&format!("witnesses={}\n", self.witnesses.len()));
-        for w in &self.witnesses {
+        for (i, (w, certs)) in self.witnesses.iter().zip(&self.witness_certs).enumerate() {
             out.push_str(&format!("witness={w}\n"));
+            // Only when given, so the hashes of plans without witness certificates stay the
+            // same.
+            for c in certs {
+                out.push_str(&format!(
+                    "witness_cert={}\t{}\t{}\n",
+                    i + 1,
+                    c.fingerprint.to_hex(),
+                    hex::encode(&c.sha256)
+                ));
+            }
+        }
+        if self.require_witness_signatures {
+            out.push_str("require_witness_signatures=true\n");
         }
         out.into_bytes()
     }
@@ -424,6 +493,12 @@ impl Plan {
                 })
                 .collect(),
             witnesses: self.witnesses.clone(),
+            witness_cert_fingerprints: self
+                .witness_certs
+                .iter()
+                .map(|cs| cs.iter().map(|c| c.fingerprint.to_hex()).collect())
+                .collect(),
+            require_witness_signatures: self.require_witness_signatures,
             allow_virtual_hardware: self.allow_virtual_hardware,
             hash_hex: hex::encode(&self.hash),
             hash_words: words::to_phrase(&self.hash),
@@ -501,7 +576,14 @@ impl Plan {
             }
             let mut certs = Vec::with_capacity(h.certs.len());
             for (position, armored) in h.certs.iter().enumerate() {
-                let pc = check_cert(&h.name, position + 1, armored, &policy, time)?;
+                let pc = check_cert(
+                    ("holder", &h.name),
+                    position + 1,
+                    armored,
+                    &policy,
+                    time,
+                    CertUse::Encrypt,
+                )?;
                 if let Some(first) = seen_certs.insert(pc.fingerprint.clone(), h.name.clone()) {
                     return Err(PlanError::DuplicateCertificate {
                         fingerprint: pc.fingerprint.to_hex(),
@@ -524,6 +606,7 @@ impl Plan {
             return Err(PlanError::NoWitnesses);
         }
         let mut witnesses: Vec<String> = Vec::new();
+        let mut witness_certs: Vec<Vec<PersonalCert>> = Vec::new();
         for w in &raw.witnesses {
             check_name("witness", &w.name)?;
             if witnesses.contains(&w.name) {
@@ -531,7 +614,38 @@ impl Plan {
                     name: w.name.clone(),
                 });
             }
+            let mut certs = Vec::with_capacity(w.certs.len());
+            for (position, armored) in w.certs.iter().enumerate() {
+                let pc = check_cert(
+                    ("witness", &w.name),
+                    position + 1,
+                    armored,
+                    &policy,
+                    time,
+                    CertUse::Sign,
+                )?;
+                if let Some(first) = seen_certs.insert(pc.fingerprint.clone(), w.name.clone()) {
+                    return Err(PlanError::DuplicateCertificate {
+                        fingerprint: pc.fingerprint.to_hex(),
+                        first,
+                        second: w.name.clone(),
+                    });
+                }
+                certs.push(pc);
+            }
             witnesses.push(w.name.clone());
+            witness_certs.push(certs);
+        }
+        if raw.require_witness_signatures {
+            let without: Vec<String> = witnesses
+                .iter()
+                .zip(&witness_certs)
+                .filter(|(_, c)| c.is_empty())
+                .map(|(w, _)| w.clone())
+                .collect();
+            if !without.is_empty() {
+                return Err(PlanError::WitnessWithoutCertificate { witnesses: without });
+            }
         }
 
         let mut plan = Plan {
@@ -542,6 +656,8 @@ impl Plan {
             allow_virtual_hardware: raw.allow_virtual_hardware,
             holders,
             witnesses,
+            witness_certs,
+            require_witness_signatures: raw.require_witness_signatures,
             hash: [0; 32],
         };
         plan.hash = kdf::sha256(&plan.canonical_bytes());
@@ -595,14 +711,27 @@ pub fn check_name(what: &'static str, name: &str) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// What a personal certificate is for: a holder's PIN file is encrypted to it, a witness's
+/// signature is checked against it.
+#[derive(Clone, Copy)]
+enum CertUse {
+    Encrypt,
+    Sign,
+}
+
+/// The checks of a personal certificate, the same for holders and witnesses (docs/formats/
+/// plan.md): one armored public certificate, valid, unrevoked and alive at `time`, with a live
+/// key for its use.
 fn check_cert(
-    holder: &str,
+    (what, holder): (&'static str, &str),
     position: usize,
     armored: &str,
     policy: &StandardPolicy,
     time: SystemTime,
+    usage: CertUse,
 ) -> Result<PersonalCert, PlanError> {
     let unreadable = |reason: String| PlanError::CertUnreadable {
+        what,
         holder: holder.to_string(),
         position,
         reason,
@@ -619,6 +748,7 @@ fn check_cert(
     let fpr = fingerprint.to_hex();
     if cert.is_tsk() {
         return Err(PlanError::CertHasSecret {
+            what,
             holder: holder.to_string(),
             fingerprint: fpr,
         });
@@ -626,26 +756,38 @@ fn check_cert(
     let vc = cert
         .with_policy(policy, time)
         .map_err(|e| PlanError::CertInvalid {
+            what,
             holder: holder.to_string(),
             fingerprint: fpr.clone(),
             reason: e.to_string(),
         })?;
     if let RevocationStatus::Revoked(_) = vc.revocation_status() {
         return Err(PlanError::CertRevoked {
+            what,
             holder: holder.to_string(),
             fingerprint: fpr,
         });
     }
     vc.alive().map_err(|e| PlanError::CertExpired {
+        what,
         holder: holder.to_string(),
         fingerprint: fpr.clone(),
         reason: e.to_string(),
     })?;
-    if encryption_keys(&cert, time).is_empty() {
-        return Err(PlanError::CertCannotEncrypt {
-            holder: holder.to_string(),
-            fingerprint: fpr,
-        });
+    match usage {
+        CertUse::Encrypt if encryption_keys(&cert, time).is_empty() => {
+            return Err(PlanError::CertCannotEncrypt {
+                holder: holder.to_string(),
+                fingerprint: fpr,
+            });
+        }
+        CertUse::Sign if signing_keys(&cert, time).is_empty() => {
+            return Err(PlanError::CertCannotSign {
+                witness: holder.to_string(),
+                fingerprint: fpr,
+            });
+        }
+        _ => {}
     }
     Ok(PersonalCert {
         cert,
@@ -669,6 +811,25 @@ pub fn encryption_keys(
         .revoked(false)
         .for_transport_encryption()
         .for_storage_encryption()
+        .map(|ka| ka.key().clone().role_into_unspecified())
+        .collect()
+}
+
+/// The live, unrevoked, signing-capable keys of `cert` at `time` under the standard policy: the
+/// keys a witness's signature over the transcript may be made with.
+pub fn signing_keys(
+    cert: &Cert,
+    time: SystemTime,
+) -> Vec<
+    openpgp::packet::Key<openpgp::packet::key::PublicParts, openpgp::packet::key::UnspecifiedRole>,
+> {
+    let policy = StandardPolicy::new();
+    cert.keys()
+        .with_policy(&policy, time)
+        .supported()
+        .alive()
+        .revoked(false)
+        .for_signing()
         .map(|ka| ka.key().clone().role_into_unspecified())
         .collect()
 }

@@ -297,3 +297,161 @@ fn certificate_problems_at_the_ceremony_time() {
         "{e}"
     );
 }
+
+/// `[[witness]]` tables with `certs`, then an optional top-level `require_witness_signatures`.
+fn plan_with_witnesses(a: &[String], witnesses: &[(&str, Vec<String>)], require: bool) -> String {
+    let extra = if require {
+        "require_witness_signatures = true"
+    } else {
+        ""
+    };
+    let mut t = plan_with("2", &std_holders(a), &[], extra);
+    for (w, certs) in witnesses {
+        t.push_str(&format!("[[witness]]\nname = \"{w}\"\ncerts = ["));
+        for c in certs {
+            t.push_str(&format!("'''\n{c}''',"));
+        }
+        t.push_str("]\n");
+    }
+    t
+}
+
+#[test]
+fn witness_certificates_and_the_requirement() {
+    let (_, a) = three();
+    let (wendy, walter) = (personal("Wendy"), personal("Walter"));
+    let (aw, aw2) = (armored_public(&wendy), armored_public(&walter));
+
+    // Without certificates the canonical encoding is the one before witness certificates
+    // existed: an empty `certs` list changes nothing.
+    let bare = Plan::parse(&plan_with("2", &std_holders(&a), &["W"], "")).unwrap();
+    let empty = Plan::parse(&plan_with_witnesses(&a, &[("W", vec![])], false)).unwrap();
+    assert_eq!(bare.hash(), empty.hash());
+    let canonical = String::from_utf8(bare.canonical_bytes()).unwrap();
+    assert!(
+        canonical.ends_with("witnesses=1\nwitness=W\n"),
+        "{canonical}"
+    );
+    assert_eq!(
+        bare.summary().witness_cert_fingerprints,
+        vec![Vec::<String>::new()]
+    );
+    assert!(!bare.require_witness_signatures);
+
+    // With them: one line per certificate after its witness, the flag after the witnesses.
+    let text = plan_with_witnesses(
+        &a,
+        &[("W", vec![aw.clone()]), ("V", vec![aw2.clone()])],
+        true,
+    );
+    let plan = Plan::parse(&text).unwrap();
+    let canonical = String::from_utf8(plan.canonical_bytes()).unwrap();
+    let sha = |c: &Cert| {
+        use ceremony::openpgp::serialize::Serialize;
+        use sha2::{Digest, Sha256};
+        let mut bin = Vec::new();
+        c.serialize(&mut bin).unwrap();
+        ceremony::hex::encode(&Sha256::digest(&bin))
+    };
+    let expected_tail = format!(
+        "witnesses=2\nwitness=W\nwitness_cert=1\t{}\t{}\nwitness=V\nwitness_cert=2\t{}\t{}\nrequire_witness_signatures=true\n",
+        wendy.fingerprint().to_hex(),
+        sha(&wendy.clone().strip_secret_key_material()),
+        walter.fingerprint().to_hex(),
+        sha(&walter.clone().strip_secret_key_material()),
+    );
+    assert!(canonical.ends_with(&expected_tail), "{canonical}");
+    let s = plan.summary();
+    assert!(s.require_witness_signatures);
+    assert_eq!(
+        s.witness_cert_fingerprints,
+        vec![
+            vec![wendy.fingerprint().to_hex()],
+            vec![walter.fingerprint().to_hex()]
+        ]
+    );
+    assert_eq!(plan.witness(2).unwrap().0, "V");
+    assert!(plan.witness(3).is_none() && plan.witness(0).is_none());
+    // Each of these is a change of meaning.
+    for c in [
+        plan_with_witnesses(
+            &a,
+            &[("W", vec![aw.clone()]), ("V", vec![aw2.clone()])],
+            false,
+        ),
+        plan_with_witnesses(
+            &a,
+            &[("W", vec![aw2.clone()]), ("V", vec![aw.clone()])],
+            true,
+        ),
+    ] {
+        assert_ne!(Plan::parse(&c).unwrap().hash(), plan.hash());
+    }
+
+    // Required, but a witness has no certificate: refused, naming them.
+    let e = err(&plan_with_witnesses(
+        &a,
+        &[("W", vec![aw.clone()]), ("V", vec![])],
+        true,
+    ));
+    assert!(
+        matches!(e, PlanError::WitnessWithoutCertificate { ref witnesses } if witnesses == &["V".to_string()]),
+        "{e}"
+    );
+    assert!(e.to_string().contains("certs = [...]"), "{e}");
+}
+
+/// A witness's certificates get the holders' checks (the same code), and must be able to sign.
+#[test]
+fn witness_certificate_problems() {
+    let (certs, a) = three();
+    let check = |cert: String| err(&plan_with_witnesses(&a, &[("Wendy", vec![cert])], false));
+
+    let expired = CertBuilder::general_purpose(["E"])
+        .set_cipher_suite(CipherSuite::Cv25519)
+        .set_creation_time(at(-30))
+        .set_validity_period(Duration::from_secs(10 * 86_400))
+        .generate()
+        .unwrap()
+        .0;
+    let e = check(armored_public(&expired));
+    assert!(
+        matches!(e, PlanError::CertExpired { what: "witness", ref holder, .. } if holder == "Wendy"),
+        "{e}"
+    );
+    assert!(e.to_string().starts_with("witness \"Wendy\""), "{e}");
+    assert!(matches!(
+        check("not a certificate".into()),
+        PlanError::CertUnreadable {
+            what: "witness",
+            position: 1,
+            ..
+        }
+    ));
+
+    // Encryption only: no signature by it could be checked.
+    let encrypt_only = CertBuilder::new()
+        .add_userid("X")
+        .set_cipher_suite(CipherSuite::Cv25519)
+        .set_creation_time(at(-30))
+        .set_primary_key_flags(KeyFlags::empty().set_certification())
+        .add_storage_encryption_subkey()
+        .generate()
+        .unwrap()
+        .0;
+    assert!(matches!(
+        check(armored_public(&encrypt_only)),
+        PlanError::CertCannotSign { ref witness, .. } if witness == "Wendy"
+    ));
+
+    // A holder's certificate given again for a witness, or one certificate for two witnesses.
+    assert!(matches!(
+        check(armored_public(&certs[0])),
+        PlanError::DuplicateCertificate { ref first, ref second, .. } if first == "A" && second == "Wendy"
+    ));
+    let w = armored_public(&personal("Wendy"));
+    assert!(matches!(
+        err(&plan_with_witnesses(&a, &[("Wendy", vec![w.clone()]), ("Walter", vec![w])], false)),
+        PlanError::DuplicateCertificate { ref first, ref second, .. } if first == "Wendy" && second == "Walter"
+    ));
+}
