@@ -288,6 +288,27 @@ fn the_attestation_key_is_the_same_every_time_on_one_tpm_and_differs_between_tpm
         start.elapsed().as_secs_f64() * 1e3
     );
     let q2 = quote(&mut t, &PLAN_HASH).unwrap();
+    // Step by step.
+    let ms = |start: Instant| start.elapsed().as_secs_f64() * 1e3;
+    let start = Instant::now();
+    let (h, _) = create_ak(&mut t).unwrap();
+    let create = ms(start);
+    let start = Instant::now();
+    tpm_quote::quote_with_key(&mut t, h, &PLAN_HASH).unwrap();
+    let quoting = ms(start);
+    let start = Instant::now();
+    flush_context(&mut t, h).unwrap();
+    let flush = ms(start);
+    let start = Instant::now();
+    read_ek_cert(&mut t).unwrap();
+    let ek = ms(start);
+    let start = Instant::now();
+    pcr_read(&mut t).unwrap();
+    let pcrs = ms(start);
+    eprintln!(
+        "swtpm: CreatePrimary {create:.1} ms, Quote {quoting:.1} ms, FlushContext {flush:.1} ms, \
+         two NV_ReadPublic {ek:.1} ms, PCR_Read {pcrs:.1} ms"
+    );
     assert_eq!(q1.ak_public, again);
     assert_eq!(q2.ak_public, again);
     let pcrs = pcr_read(&mut t).unwrap().values;
@@ -295,6 +316,19 @@ fn the_attestation_key_is_the_same_every_time_on_one_tpm_and_differs_between_tpm
     let r2 = verify(&q2, &PLAN_HASH, &pcrs).unwrap();
     assert!(r2.clock >= r1.clock);
     assert_ne!(q1.signature, q2.signature);
+
+    // TPM2_Clear (lockout authorization, empty) keeps the endorsement seed, so the key.
+    let mut c = with_pw_session(0x126, &[0x4000_000A]);
+    assert_eq!(raw(&mut t, &c), 0, "TPM2_Clear");
+    let (h, after_clear) = create_ak(&mut t).unwrap();
+    flush_context(&mut t, h).unwrap();
+    assert_eq!(after_clear, publics[0], "TPM2_Clear changed the key");
+    // TPM2_ChangeEPS (platform authorization, empty in swtpm) changes it.
+    c = with_pw_session(0x124, &[0x4000_000C]);
+    assert_eq!(raw(&mut t, &c), 0, "TPM2_ChangeEPS");
+    let (h, after_eps) = create_ak(&mut t).unwrap();
+    flush_context(&mut t, h).unwrap();
+    assert_ne!(after_eps, publics[0], "TPM2_ChangeEPS kept the key");
 
     let other = start_swtpm();
     let mut t2 = connect(&other);
@@ -306,9 +340,20 @@ fn the_attestation_key_is_the_same_every_time_on_one_tpm_and_differs_between_tpm
 
 #[test]
 fn the_key_handle_is_flushed() {
-    // swtpm holds 3 transient objects: 10 quotes would run out if the key stayed loaded.
     let tpm = start_swtpm();
     let mut t = connect(&tpm);
+    // swtpm holds 3 transient objects: a 4th key without flushing fails...
+    let handles: Vec<u32> = (0..3).map(|_| create_ak(&mut t).unwrap().0).collect();
+    match create_ak(&mut t) {
+        Err(TpmError::Response { command, rc, .. }) => {
+            assert_eq!((command, rc), ("TPM2_CreatePrimary", 0x902));
+        }
+        other => panic!("a 4th loaded key: {other:?}"),
+    }
+    for h in handles {
+        flush_context(&mut t, h).unwrap();
+    }
+    // ... so 10 quotes in a row show that quote() flushes its key.
     for _ in 0..10 {
         quote(&mut t, b"").unwrap();
     }
