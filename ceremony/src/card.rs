@@ -1,12 +1,35 @@
-//! Where a location key lives: an OpenPGP card behind a small trait.
+//! Where a location key lives: an OpenPGP card behind a small trait; and a witness's own
+//! personal card, which signs the transcript, behind another.
 //!
 //! The `cards` crate provides the real operations (factory reset, key import, PIN setup, card
-//! ECDH); the lead writes the adapter to [`LocationCard`]. [`SoftwareCard`] stands in for a card
-//! in tests and rehearsals: it keeps the key in memory and behaves like a card (PIN check with a
-//! retry counter, ECDH only).
+//! ECDH, signing) and the adapters to [`LocationCard`] and [`PersonalCard`]. [`SoftwareCard`]
+//! stands in for a location card in tests and rehearsals: it keeps the key in memory and behaves
+//! like a card (PIN check with a retry counter, ECDH only). [`SoftwarePersonalCard`] does the
+//! same for a personal card (PIN check with the retry counter and the card stack's retry guard,
+//! signing only).
+
+use std::time::SystemTime;
+
+use sequoia_openpgp as openpgp;
+
+use openpgp::Cert;
+use openpgp::Fingerprint;
+use openpgp::packet::Key;
+use openpgp::packet::key::{SecretParts, UnspecifiedRole};
+use openpgp::policy::StandardPolicy;
+use openpgp::serialize::stream::{Message, Signer};
 
 use crate::keys::CardImport;
 use crate::secret::{CardPins, Pin, SharedSecret};
+
+/// The factory default user PIN (PW1) of an OpenPGP card. Personal cards keep it (the threat
+/// model says so), so it is tried first when a witness's card signs.
+pub const DEFAULT_USER_PIN: &str = "123456";
+
+/// A PIN is never presented to a card with fewer tries left than this: one mistake then still
+/// leaves a try, so a typo never locks a card. The same margin as the card stack's guard
+/// (`cards::openpgp::DEFAULT_MIN_PIN_RETRIES`).
+pub const MIN_PIN_RETRIES: u8 = 2;
 
 /// A card's serial number as the card reports it (public).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -35,6 +58,17 @@ pub enum CardError {
     /// The card has no decryption key (never provisioned, or reset since).
     #[error("the card holds no decryption key: provision it first")]
     NotProvisioned,
+    /// The PIN was not presented: the card has fewer tries left than [`MIN_PIN_RETRIES`], and
+    /// one more mistake could lock it.
+    #[error(
+        "refusing to present the user PIN: only {retries_left} tries left and at least {needed} are required, so a mistake cannot lock the card; unblock the card with its admin PIN or reset code first"
+    )]
+    PinRetriesLow {
+        /// User-PIN tries left, as the card reports it.
+        retries_left: u8,
+        /// Tries the guard requires before presenting a PIN.
+        needed: u8,
+    },
     /// Any other card or reader failure, including a card that misbehaved while being
     /// provisioned; the text is the device layer's description.
     #[error("the card or reader failed: {0}")]
@@ -145,5 +179,168 @@ impl LocationCard for SoftwareCard {
             .secret
             .diffie_hellman(&x25519_dalek::PublicKey::from(*ephemeral_public));
         Ok(SharedSecret::new(shared.to_bytes()))
+    }
+}
+
+/// The operations the ceremony needs from a person's own OpenPGP card (a witness's): which
+/// signing key it holds, and a detached signature by it. Nothing on the card is changed.
+pub trait PersonalCard {
+    /// Reads the card's serial number (`MMMM:SSSSSSSS`, as GnuPG shows it).
+    fn serial(&mut self) -> Result<CardSerial, CardError>;
+
+    /// The fingerprint of the key in the card's signing slot, read from the card now; `None`
+    /// for an empty slot.
+    fn signing_fingerprint(&mut self) -> Result<Option<Fingerprint>, CardError>;
+
+    /// User-PIN tries left, read from the card now (not a cached value).
+    fn user_pin_retries(&mut self) -> Result<u8, CardError>;
+
+    /// Presents the user PIN for signing (refused with [`CardError::PinRetriesLow`], the PIN
+    /// not presented, when fewer than [`MIN_PIN_RETRIES`] tries are left) and makes a binary
+    /// detached OpenPGP signature over `data` with the card's signing key, which must be a
+    /// signing key of `cert` valid at `time`; the signature's creation time is `time`. A
+    /// refused PIN is [`CardError::WrongPin`] with the tries left.
+    fn sign_detached(
+        &mut self,
+        pin: &Pin,
+        cert: &Cert,
+        time: SystemTime,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CardError>;
+}
+
+/// An in-memory stand-in for a person's OpenPGP card, for tests and rehearsals: a signing key
+/// with its secret, a user PIN (the factory default unless set), a retry counter of 3 and the
+/// card stack's retry guard.
+pub struct SoftwarePersonalCard {
+    serial: CardSerial,
+    key: Option<Key<SecretParts, UnspecifiedRole>>,
+    user_pin: Pin,
+    retries_left: u8,
+}
+
+impl SoftwarePersonalCard {
+    /// A card holding `cert`'s (first valid) signing key, which must have its secret, with the
+    /// factory default user PIN. `None` if `cert` has no such key.
+    pub fn new(serial: &str, cert: &Cert) -> Option<Self> {
+        let policy = StandardPolicy::new();
+        let key = cert
+            .keys()
+            .secret()
+            .with_policy(&policy, None)
+            .for_signing()
+            .next()?
+            .key()
+            .clone()
+            .role_into_unspecified();
+        Some(Self {
+            serial: CardSerial(serial.to_string()),
+            key: Some(key),
+            user_pin: Pin::from_string(DEFAULT_USER_PIN.to_string()),
+            retries_left: 3,
+        })
+    }
+
+    /// A card with an empty signing slot.
+    pub fn empty(serial: &str) -> Self {
+        Self {
+            serial: CardSerial(serial.to_string()),
+            key: None,
+            user_pin: Pin::from_string(DEFAULT_USER_PIN.to_string()),
+            retries_left: 3,
+        }
+    }
+
+    /// The same card with its user PIN changed to `pin`.
+    pub fn with_user_pin(mut self, pin: Pin) -> Self {
+        self.user_pin = pin;
+        self
+    }
+
+    /// The same card with `n` user-PIN tries left.
+    pub fn with_retries_left(mut self, n: u8) -> Self {
+        self.retries_left = n;
+        self
+    }
+
+    /// User-PIN tries left.
+    pub fn retries_left(&self) -> u8 {
+        self.retries_left
+    }
+}
+
+impl PersonalCard for SoftwarePersonalCard {
+    fn serial(&mut self) -> Result<CardSerial, CardError> {
+        Ok(self.serial.clone())
+    }
+
+    fn signing_fingerprint(&mut self) -> Result<Option<Fingerprint>, CardError> {
+        Ok(self.key.as_ref().map(|k| k.fingerprint()))
+    }
+
+    fn user_pin_retries(&mut self) -> Result<u8, CardError> {
+        Ok(self.retries_left)
+    }
+
+    fn sign_detached(
+        &mut self,
+        pin: &Pin,
+        cert: &Cert,
+        time: SystemTime,
+        data: &[u8],
+    ) -> Result<Vec<u8>, CardError> {
+        if self.retries_left < MIN_PIN_RETRIES {
+            return Err(CardError::PinRetriesLow {
+                retries_left: self.retries_left,
+                needed: MIN_PIN_RETRIES,
+            });
+        }
+        if !ct_eq(
+            self.user_pin.expose_secret().as_bytes(),
+            pin.expose_secret().as_bytes(),
+        ) {
+            self.retries_left -= 1;
+            return Err(CardError::WrongPin {
+                retries_left: self.retries_left,
+            });
+        }
+        self.retries_left = 3;
+        let key = self
+            .key
+            .as_ref()
+            .ok_or_else(|| CardError::Device("the card holds no signing key".into()))?;
+        // As a real card's adapter does: the key must be a signing key of `cert` at `time`.
+        let policy = StandardPolicy::new();
+        if !cert
+            .keys()
+            .with_policy(&policy, time)
+            .for_signing()
+            .any(|k| k.key().fingerprint() == key.fingerprint())
+        {
+            return Err(CardError::Device(format!(
+                "the card's signing key {} is not a signing key of {}",
+                key.fingerprint(),
+                cert.fingerprint()
+            )));
+        }
+        let signer = key
+            .clone()
+            .into_keypair()
+            .map_err(|e| CardError::Device(format!("signing: {e}")))?;
+        let mut sig = Vec::new();
+        let fail = |e: openpgp::anyhow::Error| CardError::Device(format!("signing: {e}"));
+        {
+            let m = Message::new(&mut sig);
+            let mut s = Signer::new(m, signer)
+                .map_err(fail)?
+                .creation_time(time)
+                .detached()
+                .build()
+                .map_err(fail)?;
+            std::io::Write::write_all(&mut s, data)
+                .map_err(|e| CardError::Device(format!("signing: {e}")))?;
+            s.finalize().map_err(fail)?;
+        }
+        Ok(sig)
     }
 }

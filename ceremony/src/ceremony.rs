@@ -351,6 +351,15 @@ pub mod paths {
     pub fn pin_file(index: u8) -> String {
         format!("pins/holder-{index:03}.asc")
     }
+
+    /// The folder of the witnesses' signatures over the transcript.
+    pub const WITNESS_SIGNATURES: &str = "witness-signatures";
+
+    /// Witness `index`'s (1-based, plan order) detached signature over `transcript.txt`
+    /// (docs/formats/witness-signatures.md). Not listed in the transcript: it signs it.
+    pub fn witness_signature(index: usize) -> String {
+        format!("{WITNESS_SIGNATURES}/{index}.sig")
+    }
 }
 
 /// What every phase holds: the validated plan, its text, and the transcript so far.

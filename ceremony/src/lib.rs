@@ -15,6 +15,9 @@
 //!
 //! Recovery: [`shardfile::ShardFile::parse`], [`envelope::open_with_card`] per share,
 //! [`recombine::recombine`]. Auditors: [`verify::verify_dir`] / the `sherd-verify` binary.
+//!
+//! Witnesses' own cards sign the finished transcript through [`card::PersonalCard`]:
+//! [`witness::WitnessSigning`].
 
 pub mod card;
 pub mod ceremony;
@@ -35,6 +38,7 @@ pub mod shardfile;
 pub mod storage;
 pub mod transcript;
 pub mod verify;
+pub mod witness;
 pub mod words;
 mod words_table;
 

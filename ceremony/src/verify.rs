@@ -48,6 +48,42 @@ pub struct Report {
     pub transcript_final_words: String,
     /// What the entropy records say, once checked against the policy.
     pub entropy: EntropyReport,
+    /// Which witnesses' signatures over the transcript verified (check 11).
+    pub witnesses: WitnessReport,
+}
+
+/// The witnesses' signatures (`witness-signatures/<k>.sig`), after [`verify_with`] checked
+/// every one present.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WitnessReport {
+    /// Names of the witnesses whose signature verified, in plan order.
+    pub signed: Vec<String>,
+    /// Names of the witnesses who did not sign (no signature file), in plan order.
+    pub not_signed: Vec<String>,
+    /// Whether the plan gives any witness a certificate (else no witness can sign).
+    pub certificates_given: bool,
+    /// Whether the plan requires every witness's signature (then `not_signed` is empty).
+    pub required: bool,
+}
+
+impl WitnessReport {
+    /// What `sherd-verify` prints: `signed by 2 of 2 witnesses: Wendy, Walter`, `signed by 1
+    /// of 2 witnesses: Wendy; not signed: Walter`, or `witness signatures: none (the plan gives
+    /// no witness certificates)`.
+    pub fn line(&self) -> String {
+        if !self.certificates_given {
+            return "witness signatures: none (the plan gives no witness certificates)".into();
+        }
+        let total = self.signed.len() + self.not_signed.len();
+        let mut line = format!("signed by {} of {total} witnesses", self.signed.len());
+        if !self.signed.is_empty() {
+            line.push_str(&format!(": {}", self.signed.join(", ")));
+        }
+        if !self.not_signed.is_empty() {
+            line.push_str(&format!("; not signed: {}", self.not_signed.join(", ")));
+        }
+        line
+    }
 }
 
 /// The entropy step as its records tell it, after [`verify_with`] checked them.
@@ -129,6 +165,21 @@ pub enum Failure {
     /// what is wrong.
     #[error("transcript.txt: {0}")]
     MissingRecord(String),
+    /// The plan requires every witness's signature, and this witness's signature file is
+    /// missing.
+    #[error(
+        "{path}: missing: {plan} sets require_witness_signatures, and witness {witness} ({name}) did not sign"
+    )]
+    MissingWitnessSignature {
+        /// The signature file's path, `witness-signatures/<k>.sig`.
+        path: String,
+        /// `plan.toml`.
+        plan: &'static str,
+        /// The witness's index, 1-based.
+        witness: usize,
+        /// The witness's name.
+        name: String,
+    },
     /// One record of the transcript is wrong in itself: out of the ceremony's order, or about
     /// a holder or card the plan does not have, or repeating one already recorded.
     #[error("transcript.txt record {seq} ({kind}): {reason}")]
@@ -838,9 +889,11 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
     }
 
     let entropy = check_entropy(&t, &plan, plan_hash_rec.seq, root_rec.seq)?;
+    let witnesses = check_witness_signatures(read, &plan, &transcript_bytes)?;
 
     Ok(Report {
         entropy,
+        witnesses,
         ceremony_id: plan.ceremony_id.clone(),
         root_fingerprint: root_fpr,
         threshold: plan.threshold,
@@ -1079,6 +1132,64 @@ fn check_entropy(
             EntropyBasis::CountsOnly
         },
     })
+}
+
+/// Check 11: each witness's signature file, when present (or always, when the plan requires
+/// them), is a good signature over the exact bytes of `transcript.txt` by one of that witness's
+/// certificates in the plan ([`crate::witness::verify_signature`]).
+fn check_witness_signatures(
+    read: &dyn Fn(&str) -> io::Result<Vec<u8>>,
+    plan: &Plan,
+    transcript: &[u8],
+) -> Result<WitnessReport, Failure> {
+    let mut report = WitnessReport {
+        signed: Vec::new(),
+        not_signed: Vec::new(),
+        certificates_given: plan.witness_certs.iter().any(|c| !c.is_empty()),
+        required: plan.require_witness_signatures,
+    };
+    for (i, (name, certs)) in plan.witnesses.iter().zip(&plan.witness_certs).enumerate() {
+        let k = i + 1;
+        let path = paths::witness_signature(k);
+        let bytes = match read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if plan.require_witness_signatures {
+                    return Err(Failure::MissingWitnessSignature {
+                        path,
+                        plan: paths::PLAN,
+                        witness: k,
+                        name: name.clone(),
+                    });
+                }
+                report.not_signed.push(name.clone());
+                continue;
+            }
+            Err(source) => return Err(Failure::Unreadable { path, source }),
+        };
+        if certs.is_empty() {
+            return Err(invalid(
+                &path,
+                format!(
+                    "witness {k} ({name}) has no certificate in {}: a signature by them cannot be                      checked",
+                    paths::PLAN
+                ),
+            ));
+        }
+        crate::witness::verify_signature(certs, transcript, &bytes, plan.time_unix).map_err(
+            |e| {
+                invalid(
+                    &path,
+                    format!(
+                        "not a good signature of witness {k} ({name}) over {}: {e}",
+                        paths::TRANSCRIPT
+                    ),
+                )
+            },
+        )?;
+        report.signed.push(name.clone());
+    }
+    Ok(report)
 }
 
 /// Verifies a ceremony folder on disk.

@@ -56,6 +56,7 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            println!("{}", r.witnesses.line());
             println!("final hash:        {}", r.transcript_final_hash);
             println!("final hash words:  {}", r.transcript_final_words);
             println!("Compare the final hash words with those the witnesses wrote down.");

@@ -102,6 +102,8 @@ pub fn note(kind: &str, key: &str, value: &str) -> Record {
 
 pub struct Done {
     pub files: Vec<OutputFile>,
+    /// The finished ceremony (its plan and signed transcript).
+    pub finished: ceremony::ceremony::Finished,
     pub view: FinishView,
     /// cards[holder-1][card-1]
     pub cards: Vec<Vec<SoftwareCard>>,
@@ -179,8 +181,13 @@ pub fn run(f: &Fixture, seed: u8) -> Done {
     }
     let c = c.cards_complete().expect("every card");
     let (c, _) = c.verify(&mut rng).expect("verify");
-    let (_, files, view) = c.finish().expect("finish");
-    Done { files, view, cards }
+    let (finished, files, view) = c.finish().expect("finish");
+    Done {
+        files,
+        finished,
+        view,
+        cards,
+    }
 }
 
 pub fn file<'a>(files: &'a [OutputFile], path: &str) -> &'a [u8] {
@@ -211,4 +218,29 @@ pub fn user_pin(
     )
     .unwrap();
     ceremony::secret::Pin::from_string(pins.cards[0].pins.user.expose_secret().to_string())
+}
+
+/// The fixture's plan with witness certificates: `certs[k-1]` for witness k ("Wendy Witness",
+/// "Walter Witness"), `None` for none; `require` sets require_witness_signatures.
+pub fn with_witness_certs(mut f: Fixture, certs: [Option<&Cert>; 2], require: bool) -> Fixture {
+    let plain = "[[witness]]\nname = \"Wendy Witness\"\n\n[[witness]]\nname = \"Walter Witness\"\n";
+    assert!(f.plan_text.ends_with(plain));
+    f.plan_text.truncate(f.plan_text.len() - plain.len());
+    if require {
+        f.plan_text = f.plan_text.replacen(
+            "threshold = ",
+            "require_witness_signatures = true\nthreshold = ",
+            1,
+        );
+    }
+    for (name, cert) in ["Wendy Witness", "Walter Witness"].iter().zip(certs) {
+        f.plan_text
+            .push_str(&format!("[[witness]]\nname = \"{name}\"\n"));
+        if let Some(c) = cert {
+            f.plan_text
+                .push_str(&format!("certs = ['''\n{}''']\n", armored_public(c)));
+        }
+        f.plan_text.push('\n');
+    }
+    f
 }
