@@ -19,6 +19,7 @@ pub mod error;
 pub mod glue;
 pub mod location;
 pub mod openpgp;
+pub mod personal;
 pub mod reader;
 pub mod usb;
 

@@ -299,7 +299,7 @@ impl OpenPgpCard {
             .fingerprints()?
             .decryption()
             .map(|f| f.as_bytes().to_vec());
-        let key = key_on_card(cert, policy, on_card, CardSlot::Decryption)?;
+        let key = key_on_card(cert, policy, None, on_card, CardSlot::Decryption)?;
         let helper = Helper {
             decryptor: EcdhDecryptor::new(key, |point: &[u8; 32]| {
                 let shared = tx
@@ -415,6 +415,20 @@ impl OpenPgpCard {
         policy: &dyn Policy,
         data: &[u8],
     ) -> Result<Vec<u8>> {
+        self.sign_detached_at(user_pin, cert, policy, None, data)
+    }
+
+    /// [`Self::sign_detached`] at a given time: the card's key must be a signing key of `cert`
+    /// valid at `time`, and the signature's creation time is `time` (`None`: now). A ceremony
+    /// signs at its plan time, never by the machine clock.
+    pub fn sign_detached_at(
+        &mut self,
+        user_pin: &Pin,
+        cert: &Cert,
+        policy: &dyn Policy,
+        time: Option<std::time::SystemTime>,
+        data: &[u8],
+    ) -> Result<Vec<u8>> {
         let mut tx = self.card.transaction()?;
         guard(&mut tx, Which::User, self.min_retries)?;
         let r = tx.verify_user_signing_pin(user_pin.secret());
@@ -423,12 +437,16 @@ impl OpenPgpCard {
             .fingerprints()?
             .signature()
             .map(|f| f.as_bytes().to_vec());
-        let key = key_on_card(cert, policy, on_card, CardSlot::Signing)?;
+        let key = key_on_card(cert, policy, time, on_card, CardSlot::Signing)?;
         let signer = CardSigner::new(&mut tx, key);
         let mut sig = Vec::new();
         {
             let m = Message::new(&mut sig);
-            let mut s = StreamSigner::new(m, signer)?.detached().build()?;
+            let mut s = StreamSigner::new(m, signer)?;
+            if let Some(t) = time {
+                s = s.creation_time(t);
+            }
+            let mut s = s.detached().build()?;
             std::io::Write::write_all(&mut s, data)
                 .map_err(|e| Error::Key(format!("signing: {e}")))?;
             s.finalize()?;
@@ -582,15 +600,17 @@ enum CardSlot {
     Signing,
 }
 
-/// The key of `cert` (valid under `policy`, usable for the slot's purpose) whose fingerprint is
-/// the one the card reports for that slot: the card must hold a key of this certificate.
+/// The key of `cert` (valid under `policy` at `time`, `None`: now; usable for the slot's
+/// purpose) whose fingerprint is the one the card reports for that slot: the card must hold a
+/// key of this certificate.
 fn key_on_card(
     cert: &Cert,
     policy: &dyn Policy,
+    time: Option<std::time::SystemTime>,
     on_card: Option<Vec<u8>>,
     slot: CardSlot,
 ) -> Result<Key<PublicParts, UnspecifiedRole>> {
-    let keys = cert.keys().with_policy(policy, None);
+    let keys = cert.keys().with_policy(policy, time);
     let (mut keys, slot_name, expected) = match slot {
         CardSlot::Decryption => (
             keys.for_transport_encryption().for_storage_encryption(),
