@@ -31,6 +31,9 @@ mod tpm;
 mod verify;
 mod wire;
 
+#[cfg(test)]
+mod tests;
+
 pub use tpm::{
     Attestation, EK_CERT_ECC_INDEX, EK_CERT_RSA_INDEX, PcrRead, attest, create_ak, flush_context,
     pcr_read, quote, quote_with_key, rc_meaning, read_ek_cert, read_nv_cert,
