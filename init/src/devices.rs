@@ -3,7 +3,7 @@
 
 use crate::ENV_FINDISO;
 use crate::journal::{self, Entry, Journal};
-use ceremony::card::{CardError, CardSerial, LocationCard};
+use ceremony::card::{CardError, CardSerial, LocationCard, PersonalCard};
 use ceremony::ceremony::NextCard;
 use ceremony::keys::CardImport;
 use ceremony::secret::{CardPins, Pin, SharedSecret};
@@ -347,6 +347,23 @@ impl Devices for ImageDevices {
 }
 
 impl ImageDevices {
+    /// Opens the card in the reader as a witness's personal card, for the step where each
+    /// witness's own card signs the transcript: hand it to
+    /// `ceremony::witness::WitnessSigning::sign`, once per card inserted. Only read and sign:
+    /// nothing on the card is changed (so nothing is journaled), and every PIN presented goes
+    /// through the card stack's retry guard. Errors as for `open_card`: no reader, a silent
+    /// card, not an OpenPGP card.
+    #[expect(
+        dead_code,
+        reason = "called by the driver's witness-signature step, added next; remove this then"
+    )]
+    pub fn open_personal_card(&mut self) -> Result<Box<dyn PersonalCard>, DeviceError> {
+        let reader = self.open_reader()?.ok_or(DeviceError::ReaderGone)?;
+        // The next look reads the card again (its PIN counter may change).
+        self.seen = None;
+        Ok(Box::new(open_openpgp(reader)?))
+    }
+
     fn list_sticks(&mut self) -> Result<Vec<String>, DeviceError> {
         Ok(self
             .data_candidates()?

@@ -2,7 +2,7 @@
 //! file, a folder as the data stick.
 
 use cards::OpenPgpCard;
-use ceremony::card::LocationCard;
+use ceremony::card::{LocationCard, PersonalCard};
 use ceremony::storage::{DirVolume, OutputFile, WriteReport, write_all};
 use ceremony_tui::ceremony::screens::{Attestation, IsoCheck, PcrLine};
 use ceremony_tui::ceremony::{CardPoll, Devices, Gathered, PlanPoll};
@@ -65,11 +65,53 @@ impl Rehearsal {
     }
 }
 
+impl Rehearsal {
+    /// Adds a virtual personal card to the box, holding the signing key of `cert` (which must
+    /// have its secret: a rehearsal's throwaway witness key) under the factory PINs; returns its
+    /// number, to put it in the reader with [`Rehearsal::reinsert`] (the `I` key reaches it too,
+    /// after the blank cards).
+    pub fn add_personal_card(
+        &mut self,
+        cert: &ceremony::openpgp::Cert,
+    ) -> Result<usize, RehearsalError> {
+        let policy = ceremony::openpgp::policy::StandardPolicy::new();
+        let key = cert
+            .keys()
+            .secret()
+            .with_policy(&policy, None)
+            .for_signing()
+            .next()
+            .ok_or(RehearsalError::NoSigningKey)?
+            .key()
+            .clone()
+            .role_into_unspecified();
+        let i = self.cards.len();
+        let card = Arc::new(VirtualCard::new(0x5750_0001 + i as u32));
+        let mut c = open(&card)?;
+        c.factory_reset()?;
+        c.import_keys(&cards::Pin::default_admin(), Some(&key), None)?;
+        self.cards.push(card);
+        Ok(i)
+    }
+
+    /// Opens the card in the reader as a witness's personal card, for the step where each
+    /// witness's own card signs the transcript: hand it to
+    /// `ceremony::witness::WitnessSigning::sign`. Only read and sign; nothing is changed.
+    pub fn open_personal_card(&mut self) -> Result<Box<dyn PersonalCard>, RehearsalError> {
+        let i = self.inserted.ok_or(RehearsalError::NoCard)?;
+        // Its PIN counter may change: read it again at the next look.
+        self.seen = None;
+        Ok(Box::new(open(&self.cards[i])?))
+    }
+}
+
 /// What can go wrong in a rehearsal's devices.
 #[derive(Debug, thiserror::Error)]
 pub enum RehearsalError {
     #[error("no virtual card in the reader")]
     NoCard,
+    #[error("the key given for a virtual personal card has no signing key with its secret")]
+    NoSigningKey,
     #[error("the virtual card: {0}")]
     Card(#[from] cards::Error),
     #[error("{path}: {source}")]
@@ -213,5 +255,41 @@ impl Devices for Rehearsal {
         } else {
             vec![("I".into(), "insert a virtual card".into())]
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kit;
+    use ceremony::openpgp::serialize::SerializeInto;
+    use ceremony::witness::WitnessSigning;
+
+    /// A rehearsal witness's virtual card signs through the real card stack.
+    #[test]
+    fn a_virtual_personal_card_signs_as_its_witness() {
+        let names: Vec<String> = ["Ann", "Ben"].map(String::from).to_vec();
+        let keys: Vec<_> = names.iter().map(|n| kit::personal_key(n)).collect();
+        let wendy = kit::personal_key("Wendy");
+        let public = wendy.clone().strip_secret_key_material().armored().to_vec();
+        let public = String::from_utf8(public.unwrap()).unwrap();
+        let text = kit::plan_text("rehearsal-witness", 2, &names, &keys).replacen(
+            "name = \"Wendy Witness\"\n",
+            &format!("name = \"Wendy Witness\"\ncerts = ['''\n{public}''']\n"),
+            1,
+        );
+        let plan = ceremony::plan::Plan::parse(&text).unwrap();
+        let mut dev = Rehearsal::new("plan".into(), "out".into(), 1);
+        assert!(matches!(
+            dev.open_personal_card(),
+            Err(RehearsalError::NoCard)
+        ));
+        let i = dev.add_personal_card(&wendy).unwrap();
+        dev.reinsert(i);
+        let mut card = dev.open_personal_card().unwrap();
+        let mut signing = WitnessSigning::new(plan, b"transcript bytes".to_vec());
+        let s = signing.sign(card.as_mut(), &mut |_| None).unwrap();
+        assert_eq!((s.witness, s.name.as_str()), (1, "Wendy Witness"));
+        assert_eq!(s.output_file().path, "witness-signatures/1.sig");
     }
 }
