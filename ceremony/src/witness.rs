@@ -3,17 +3,20 @@
 //! stored as `witness-signatures/<k>.sig` (k: the witness's 1-based index in the plan). The
 //! format is specified in docs/formats/witness-signatures.md.
 //!
-//! Driving it (after [`crate::ceremony::Verified::finish`], before the files are written):
+//! Driving it, between [`crate::ceremony::Verified::finish`] (the flow's `WriteFiles` effect)
+//! and writing the files:
 //!
 //! ```
-//! # fn walk(finished: &ceremony::ceremony::Finished,
-//! #         files: &mut Vec<ceremony::storage::OutputFile>,
-//! #         card: &mut dyn ceremony::card::PersonalCard) -> Result<(), ceremony::witness::SignError> {
+//! # fn walk(files: &mut Vec<ceremony::storage::OutputFile>,
+//! #         card: &mut dyn ceremony::card::PersonalCard) -> Result<(), Box<dyn std::error::Error>> {
 //! use ceremony::witness::WitnessSigning;
-//! let mut signing = WitnessSigning::for_finished(finished);
-//! // For each card a witness inserts (the screen reads a changed PIN blind):
-//! let signed = signing.sign(card, &mut |_request| None)?;
-//! println!("signed by witness {} ({})", signed.witness, signed.name);
+//! let mut signing = WitnessSigning::from_outputs(files)?; // or ::for_finished(&finished)
+//! if signing.any_certificates() {
+//!     // For each card a witness inserts; `None` from the PIN prompt gives up on this card.
+//!     // The screen reads a changed PIN blind.
+//!     let signed = signing.sign(card, &mut |_request| None)?;
+//!     println!("signed by witness {} ({})", signed.witness, signed.name);
+//! }
 //! // Before writing: with require_witness_signatures, every witness has signed.
 //! signing.check_complete()?;
 //! files.extend(signing.output_files());
@@ -168,6 +171,21 @@ pub enum SignError {
     },
 }
 
+/// The outputs given to [`WitnessSigning::from_outputs`] are not a finished ceremony's.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OutputsError {
+    /// A file every finished ceremony has is not among them.
+    #[error("the outputs have no {0}: not a finished ceremony's outputs")]
+    Missing(&'static str),
+    /// `plan.toml` is not UTF-8.
+    #[error("plan.toml in the outputs is not UTF-8")]
+    PlanNotUtf8,
+    /// `plan.toml` is not a valid plan.
+    #[error("plan.toml in the outputs: {0}")]
+    Plan(#[from] crate::plan::PlanError),
+}
+
 /// The witnesses' signatures over one finished transcript, collected card by card.
 #[derive(Clone, Debug)]
 pub struct WitnessSigning {
@@ -193,6 +211,33 @@ impl WitnessSigning {
             finished.plan().clone(),
             finished.transcript().to_text().into_bytes(),
         )
+    }
+
+    /// Signatures over the outputs a finished ceremony is about to write (what
+    /// [`crate::flow::Effect::WriteFiles`] carries): the plan from `plan.toml` and the exact
+    /// bytes of `transcript.txt` among them.
+    pub fn from_outputs(files: &[OutputFile]) -> Result<Self, OutputsError> {
+        let get = |path: &'static str| {
+            files
+                .iter()
+                .find(|f| f.path == path)
+                .map(|f| f.bytes.clone())
+                .ok_or(OutputsError::Missing(path))
+        };
+        let plan_text =
+            String::from_utf8(get(paths::PLAN)?).map_err(|_| OutputsError::PlanNotUtf8)?;
+        let plan = Plan::parse(&plan_text)?;
+        Ok(Self::new(plan, get(paths::TRANSCRIPT)?))
+    }
+
+    /// The plan whose witnesses sign.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The bytes being signed: `transcript.txt`.
+    pub fn transcript(&self) -> &[u8] {
+        &self.transcript
     }
 
     /// Whether any witness has a certificate (else no card can sign: skip the step).
