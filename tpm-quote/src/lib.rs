@@ -18,6 +18,10 @@
 //! 4. The EK certificate, when the TPM has one in NV (RSA at `0x01C00002`, else ECC at
 //!    `0x01C0000A`).
 //!
+//! The TPM must have a SHA-256 PCR bank and an endorsement hierarchy without a password (the
+//! default; a TPM whose owner set one refuses `TPM2_CreatePrimary` with `TPM_RC_BAD_AUTH`).
+//! Errors are [`TpmError`]s naming the command and what the response code means.
+//!
 //! # Checking a quote (no TPM)
 //!
 //! [`verify`] parses the three TPM structures strictly, checks the ECDSA signature, the

@@ -1013,3 +1013,43 @@ fn an_ek_certificate_is_read_in_pieces_and_absence_is_none() {
         ]
     );
 }
+
+// ---- a quote made by swtpm (libtpms), recorded ----------------------------------------------
+
+/// swtpm 0.7.1, fresh state, PCR 0-7 zero, qualifying data 32 bytes of 5a (the same quote is
+/// the fuzz seed `fuzz/seeds/tpm_quote/swtpm-quote`).
+const SWTPM_ATTEST: &str = "ff54434780180022000baa7bd237314d3350f33900d0413fb834283cdf3f9187fdb482ca50db9ba42ca000205a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a00000000000004b9000000020000000000201910230016363600000001000b03ff000000205341e6b2646979a70e57653007a1f310169421ec9bdd9f1a5648f75ade005af1";
+const SWTPM_SIGNATURE: &str = "0018000b002083493fd8eec5aecf0970dfb6e31d7858afb66e6a6e2c40ae22947e05fd8717d80020105ba908f39ece5bf7f4df09b46746d0af988dff4257ec8c4dce7070b3bc2e70";
+const SWTPM_AK_PUBLIC: &str = "0023000b00050072000000100018000b00030010002092fce65c586d9de872d23eac41094de9c5d55b30e901e5d00f046dcd4a77f5be0020ed8ba112ce1235053a26ee93bf94570e84560d8e1952cd0cb5430258a7cb79dd";
+
+#[test]
+fn a_recorded_swtpm_quote_verifies() {
+    let q = Quote {
+        attest: hex(SWTPM_ATTEST),
+        signature: hex(SWTPM_SIGNATURE),
+        ak_public: hex(SWTPM_AK_PUBLIC),
+        ek_cert: None,
+    };
+    let r = verify(&q, &[0x5a; 32], &[[0; 32]; 8]).unwrap();
+    // The name tpm2_readpublic printed for the key tpm2_createprimary made from the same
+    // template on the same swtpm.
+    assert_eq!(
+        r.ak_name,
+        "000b15688d31f0bfaee02bd551aa8af55ba0fc50e10c46f401d4c3661e7d0ff1a540"
+    );
+    assert_eq!(
+        r.pcr_digest,
+        "5341e6b2646979a70e57653007a1f310169421ec9bdd9f1a5648f75ade005af1"
+    );
+    assert_eq!(
+        (r.clock, r.reset_count, r.restart_count, r.safe),
+        (1209, 2, 0, false)
+    );
+    assert_eq!(r.firmware_version_text(), "0x20191023.0x00163636");
+    let seed = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/seeds/tpm_quote/swtpm-quote"
+    ))
+    .unwrap();
+    assert_eq!(seed[4..4 + q.attest.len()], q.attest);
+}

@@ -581,6 +581,10 @@ pub fn read_ek_cert<T: Read + Write>(t: &mut T) -> Result<Option<(u32, Vec<u8>)>
 
 /// Creates the attestation key, quotes PCR 0-7 with `qualifying_data`, flushes the key (also
 /// when the quote failed) and reads the EK certificate if there is one.
+///
+/// An EK certificate that is absent is `None`; one that is present but cannot be read (its
+/// index wants a password that is set, say) is an error, naming `TPM2_NV_Read`. To quote
+/// without looking for one, call [`create_ak`], [`quote_with_key`] and [`flush_context`].
 pub fn quote<T: Read + Write>(t: &mut T, qualifying_data: &[u8]) -> Result<Quote, TpmError> {
     let (handle, ak_public) = create_ak(t)?;
     let signed = quote_with_key(t, handle, qualifying_data);
