@@ -26,8 +26,10 @@
 //!
 //! [`verify`] parses the three TPM structures strictly, checks the ECDSA signature, the
 //! qualifying data and the PCR digest against PCR values given by the caller (from the
-//! transcript), and returns a [`QuoteReport`] to show. What a quote proves, and what it does
-//! not, is in `docs/formats/tpm-quote.md`.
+//! transcript), and returns a [`QuoteReport`] to show. [`verify_known_ak`] also wants the key
+//! to be the one recorded for the laptop beforehand ([`ak_public`] and [`ak_name`] give what to
+//! record): only that ties the quote to one TPM. What a quote proves, and what it does not, is
+//! in `docs/formats/tpm-quote.md`.
 
 #![forbid(unsafe_code)]
 
@@ -39,12 +41,12 @@ mod wire;
 mod tests;
 
 pub use tpm::{
-    Attestation, EK_CERT_ECC_INDEX, EK_CERT_RSA_INDEX, PcrRead, attest, create_ak, flush_context,
-    pcr_read, quote, quote_with_key, rc_meaning, read_ek_cert, read_nv_cert,
+    Attestation, EK_CERT_ECC_INDEX, EK_CERT_RSA_INDEX, PcrRead, ak_public, attest, create_ak,
+    flush_context, pcr_read, quote, quote_with_key, rc_meaning, read_ek_cert, read_nv_cert,
 };
 pub use verify::{
     AkPublic, Attest, EcdsaSignature, QuoteReport, ak_name, ak_name_bytes, parse_ak_public,
-    parse_attest, parse_signature, pcr_digest, qualified_name, verify,
+    parse_attest, parse_signature, pcr_digest, qualified_name, verify, verify_known_ak,
 };
 
 /// `TPM_ALG_SHA256`.
@@ -158,6 +160,17 @@ pub enum QuoteError {
         /// hex
         expected: String,
         /// hex
+        found: String,
+    },
+    /// The key is not the one recorded for this laptop.
+    #[error(
+        "the quote was signed by the attestation key named {found}, not by the one recorded for \
+         this laptop ({expected})"
+    )]
+    UnknownKey {
+        /// The recorded name.
+        expected: String,
+        /// The quote's key's name.
         found: String,
     },
     /// `pcrDigest` is not SHA-256 of the given PCR values.

@@ -1053,3 +1053,104 @@ fn a_recorded_swtpm_quote_verifies() {
     .unwrap();
     assert_eq!(seed[4..4 + q.attest.len()], q.attest);
 }
+
+// ---- verify_known_ak, ak_public and attest's own checks ---------------------------------------
+
+#[test]
+fn verify_known_ak_wants_the_recorded_name() {
+    let q = good();
+    let name = ak_name(&q.ak_public);
+    verify_known_ak(&q, &QD, &pcrs(), &name).unwrap();
+    let other = ak_name(&public_of(&signing_key(0x43)));
+    let e = verify_known_ak(&q, &QD, &pcrs(), &other).unwrap_err();
+    assert_eq!(
+        e,
+        QuoteError::UnknownKey {
+            expected: other,
+            found: name.clone()
+        }
+    );
+    // Upper case is another spelling, not the recorded name.
+    assert!(verify_known_ak(&q, &QD, &pcrs(), &name.to_uppercase()).is_err());
+    // The other checks still come first.
+    assert!(matches!(
+        verify_known_ak(&q, &[], &pcrs(), &name),
+        Err(QuoteError::QualifyingData { .. })
+    ));
+}
+
+#[test]
+fn ak_public_makes_and_flushes_the_key() {
+    let public = public_of(&signing_key(9));
+    let mut t = Script::new(
+        vec![
+            reply(
+                &[0x8000_0001],
+                &create_primary_params(&public, &ak_name_bytes(&public)),
+                true,
+            ),
+            reply(&[], &[], false),
+        ],
+        4096,
+    );
+    assert_eq!(ak_public(&mut t).unwrap(), public);
+    assert_eq!(t.sent[1], hex(FLUSH_OF_80000001));
+}
+
+/// The replies `attest` gets from a TPM whose PCRs read `first` and then `second`, quoting
+/// `good()`.
+fn attest_script(first: (u32, [[u8; 32]; 8]), second: (u32, [[u8; 32]; 8])) -> Script {
+    let q = good();
+    let mut quoted = (q.attest.len() as u16).to_be_bytes().to_vec();
+    quoted.extend_from_slice(&q.attest);
+    quoted.extend_from_slice(&q.signature);
+    Script::new(
+        vec![
+            reply(&[], &pcr_read_params(first.0, &first.1), false),
+            reply(
+                &[0x8000_0001],
+                &create_primary_params(&q.ak_public, &ak_name_bytes(&q.ak_public)),
+                true,
+            ),
+            reply(&[], &quoted, true),
+            reply(&[], &[], false),
+            error_reply(0x18b),
+            error_reply(0x18b),
+            reply(&[], &pcr_read_params(second.0, &second.1), false),
+        ],
+        4096,
+    )
+}
+
+#[test]
+fn attest_checks_the_pcrs_did_not_change_and_the_quote_verifies() {
+    let a = attest(&mut attest_script((5, pcrs()), (5, pcrs())), &QD).unwrap();
+    assert_eq!(a.quote, good());
+    assert_eq!(a.pcrs, pcrs());
+    assert_eq!(a.report, verify(&good(), &QD, &pcrs()).unwrap());
+
+    let e = attest(&mut attest_script((5, pcrs()), (6, pcrs())), &QD).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            TpmError::PcrsChanged {
+                before: 5,
+                after: 6
+            }
+        ),
+        "{e}"
+    );
+
+    let mut other = pcrs();
+    other[0][0] ^= 1;
+    let e = attest(&mut attest_script((5, other), (5, other)), &QD).unwrap_err();
+    assert!(
+        matches!(e, TpmError::SelfCheck(QuoteError::PcrDigest { .. })),
+        "{e}"
+    );
+    let e = attest(&mut attest_script((5, pcrs()), (5, pcrs())), &[0; 32]).unwrap_err();
+    assert!(
+        matches!(e, TpmError::SelfCheck(QuoteError::QualifyingData { .. })),
+        "{e}"
+    );
+}

@@ -366,6 +366,14 @@ fn parse_create_primary(params: &[u8]) -> Result<Vec<u8>, TpmError> {
     Ok(public.to_vec())
 }
 
+/// The attestation key's `TPMT_PUBLIC`, made and flushed again: what an owner records for a
+/// laptop beforehand (usually as its name, [`crate::ak_name`]).
+pub fn ak_public<T: Read + Write>(t: &mut T) -> Result<Vec<u8>, TpmError> {
+    let (handle, public) = create_ak(t)?;
+    flush_context(t, handle)?;
+    Ok(public)
+}
+
 /// `TPMS_PCR_SELECTION` list of PCR 0-7 in the SHA-256 bank.
 fn put_pcr0_7(p: &mut Vec<u8>) {
     p.u32(1);

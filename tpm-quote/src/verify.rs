@@ -360,3 +360,22 @@ pub fn verify(
         firmware_version: attest.firmware_version,
     })
 }
+
+/// [`verify`], and then that the attestation key is the one whose name was recorded for this
+/// laptop beforehand (`expected_ak_name`: 68 lower-case hex digits, as [`ak_name`] gives). This
+/// is what ties the quote to one TPM (see `docs/formats/tpm-quote.md`).
+pub fn verify_known_ak(
+    quote: &Quote,
+    expected_qualifying_data: &[u8],
+    pcr_values: &[[u8; 32]; 8],
+    expected_ak_name: &str,
+) -> Result<QuoteReport, QuoteError> {
+    let report = verify(quote, expected_qualifying_data, pcr_values)?;
+    if report.ak_name != expected_ak_name {
+        return Err(QuoteError::UnknownKey {
+            expected: expected_ak_name.to_string(),
+            found: report.ak_name,
+        });
+    }
+    Ok(report)
+}

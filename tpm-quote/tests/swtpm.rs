@@ -167,6 +167,12 @@ fn a_swtpm_quote_verifies_and_every_change_is_caught() {
     let q = a.quote;
     let report = verify(&q, &PLAN_HASH, &expected_pcrs()).unwrap();
     assert_eq!(report, a.report);
+    // The name recorded beforehand (from this TPM) is accepted.
+    let recorded = ak_name(&tpm_quote::ak_public(&mut t).unwrap());
+    assert_eq!(
+        tpm_quote::verify_known_ak(&q, &PLAN_HASH, &expected_pcrs(), &recorded).unwrap(),
+        report
+    );
     assert_eq!(report.ak_name, ak_name(&q.ak_public));
     assert!(report.ak_name.starts_with("000b") && report.ak_name.len() == 68);
     assert_eq!(
@@ -249,6 +255,14 @@ fn a_swtpm_quote_verifies_and_every_change_is_caught() {
         verify(&bad, &PLAN_HASH, &expected_pcrs()),
         Err(QuoteError::Signature(_))
     ));
+    // A good quote from the other TPM is refused against this laptop's recorded name.
+    extend_all(&mut t2);
+    let theirs = attest(&mut t2, &PLAN_HASH).unwrap().quote;
+    verify(&theirs, &PLAN_HASH, &expected_pcrs()).unwrap();
+    assert!(matches!(
+        tpm_quote::verify_known_ak(&theirs, &PLAN_HASH, &expected_pcrs(), &recorded),
+        Err(QuoteError::UnknownKey { .. })
+    ));
     // Trailing bytes after any of the three.
     for which in 0..3 {
         let mut bad = q.clone();
@@ -279,6 +293,7 @@ fn the_attestation_key_is_the_same_every_time_on_one_tpm_and_differs_between_tpm
     let (h, again) = create_ak(&mut t).unwrap();
     flush_context(&mut t, h).unwrap();
     assert_eq!(again, publics[0]);
+    assert_eq!(tpm_quote::ak_public(&mut t).unwrap(), publics[0]);
     // Two quotes: same key, each verifies, different signatures (ECDSA is randomised by the
     // TPM) and a later clock.
     let start = Instant::now();
