@@ -216,6 +216,9 @@ pub enum TpmError {
         /// What was wrong.
         problem: String,
     },
+    /// More qualifying data than any TPM takes (one digest, at most 64 bytes); 32 always fit.
+    #[error("TPM2_Quote: {0} bytes of qualifying data; a TPM takes at most one digest")]
+    QualifyingDataTooLong(usize),
     /// A PCR changed between reading the PCRs and the quote.
     #[error(
         "the PCRs changed while the quote was made (PCR update counter {before}, then {after}); \

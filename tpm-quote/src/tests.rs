@@ -835,6 +835,11 @@ fn quote_with_key_sends_the_documented_bytes() {
             hexstr::encode(&QD)
         ))]
     );
+    // Too much qualifying data: nothing sent.
+    let mut t = Script::new(vec![], 4096);
+    let e = quote_with_key(&mut t, 0x8000_0001, &[0; 65]).unwrap_err();
+    assert!(matches!(e, TpmError::QualifyingDataTooLong(65)), "{e}");
+    assert!(t.sent.is_empty());
     // Trailing bytes after the signature.
     params.push(0);
     let mut t = Script::new(vec![reply(&[], &params, true)], 4096);

@@ -393,13 +393,7 @@ pub fn quote_with_key<T: Read + Write>(
 ) -> Result<(Vec<u8>, Vec<u8>), TpmError> {
     const CMD: &str = "TPM2_Quote";
     if qualifying_data.len() > 64 {
-        return Err(TpmError::Malformed {
-            command: CMD,
-            problem: format!(
-                "{} bytes of qualifying data; a TPM takes at most one digest",
-                qualifying_data.len()
-            ),
-        });
+        return Err(TpmError::QualifyingDataTooLong(qualifying_data.len()));
     }
     let mut p = Vec::new();
     p.tpm2b(qualifying_data);
