@@ -21,7 +21,7 @@ pub struct SourceRow {
     pub healthy: bool,
     /// Counted towards the two hardware sources.
     pub counted: bool,
-    /// e.g. `256 B, credited 2048 bits by claim, commitment 3f2a9b1c...`,
+    /// e.g. `256 B, 2048 bits by claim, commitment 3f2a9b1c...`,
     /// or why it was excluded or not counted.
     pub detail: String,
 }
@@ -85,9 +85,7 @@ pub fn body(v: &EntropyView) -> Vec<(bool, String)> {
     {
         lines.push((
             false,
-            "Whitened output is credited by its claim: its health tests catch only stuck or \
-             grossly biased output, not a weak noise source under the whitening."
-                .into(),
+            "Whitened output: its tests catch only stuck or grossly biased output.".into(),
         ));
     }
     lines.push((false, String::new()));
@@ -145,8 +143,7 @@ mod tests {
                     conditioning: "whitened".into(),
                     healthy: true,
                     counted: true,
-                    detail: "256 B, credited 2048 bits by claim, commitment 3f2a9b1c0a1b2c3d"
-                        .into(),
+                    detail: "256 B, 2048 bits by claim, commitment 3f2a9b1c0a1b2c3d".into(),
                 },
                 SourceRow {
                     kind: "hwrng".into(),
@@ -154,8 +151,7 @@ mod tests {
                     conditioning: "whitened".into(),
                     healthy: true,
                     counted: true,
-                    detail: "256 B, credited 2048 bits by claim, commitment 0a1b2c3d3f2a9b1c"
-                        .into(),
+                    detail: "256 B, 2048 bits by claim, commitment 0a1b2c3d3f2a9b1c".into(),
                 },
                 SourceRow {
                     kind: "os".into(),

@@ -10,41 +10,46 @@ pub fn source_row(r: &SourceReport) -> SourceRow {
     let detail = match (r.failure_reason(), &r.counted) {
         (Some(why), _) => format!("excluded: {why}"),
         (None, counted) => {
+            // One row under the source's name: bytes, credit, commitment, and VIRTUAL when
+            // the device is (why is in the transcript and, when it stops the count, in the
+            // verdict).
             let credit = match &r.assessment {
-                Some(Assessment::ByClaim) => {
-                    format!("credited {:.0} bits by claim", r.credited_bits)
-                }
+                Some(Assessment::ByClaim) => format!("{:.0} bits by claim", r.credited_bits),
                 Some(a @ Assessment::Estimated(_)) => format!(
-                    "credited {:.0} bits (SP 800-90B: {:.2}/{})",
+                    "{:.0} bits (SP 800-90B {:.2}/{})",
                     r.credited_bits,
                     a.per_sample(r.claimed_h),
                     r.sample_bits
                 ),
                 None => "not credited".into(),
             };
+            let commitment = r
+                .commitment
+                .as_ref()
+                .map(|c| c.to_hex()[..16].to_owned())
+                .unwrap_or_default();
             let mut base = format!(
-                "{} B, {credit}, commitment {}",
-                r.bytes_contributed,
-                r.commitment
-                    .as_ref()
-                    .map(|c| c.to_hex()[..16].to_owned())
-                    .unwrap_or_default()
+                "{} B, {credit}, commitment {commitment}",
+                r.bytes_contributed
             );
-            if let (Some(why), Counted::Yes) = (&r.virtual_device, counted) {
-                base.push_str(&format!("; VIRTUAL ({why}), counted: the plan allows it"));
+            if r.virtual_device.is_some() && r.kind.is_hardware() {
+                base.push_str(", VIRTUAL");
             }
             match counted {
                 Counted::Yes | Counted::Excluded => base,
-                Counted::Virtual { why } => {
-                    format!("{base}; VIRTUAL ({why}), not counted")
-                }
-                Counted::OsSource => format!("{base}; mixed in, never counted as hardware"),
-                Counted::SameDeviceAs { same_as, .. } => {
-                    format!(
-                        "{base}; same device as source {}, counted once",
-                        same_as + 1
-                    )
-                }
+                Counted::Virtual { .. } => format!(
+                    "{} B, commitment {commitment}, VIRTUAL: not counted",
+                    r.bytes_contributed
+                ),
+                Counted::OsSource => format!(
+                    "{} B, commitment {commitment}; mixed, never counted",
+                    r.bytes_contributed
+                ),
+                Counted::SameDeviceAs { same_as, .. } => format!(
+                    "{} B, commitment {commitment}; same device as #{}",
+                    r.bytes_contributed,
+                    same_as + 1
+                ),
                 Counted::TooLittleEntropy {
                     credited_bits,
                     needed,
@@ -227,9 +232,43 @@ pub fn gather_on(
         }
         Err(e) => {
             view.ok = Some(false);
-            view.verdict = e.to_string();
+            view.verdict = refusal(&e);
             Err(view)
         }
+    }
+}
+
+/// The refusal in a few lines: each row already says how its source fared, so the verdict
+/// gives the count and, for virtual devices, why they did not count.
+fn refusal(e: &entropy::Error) -> String {
+    match e {
+        entropy::Error::TooFewHardwareSources {
+            required,
+            counted,
+            report,
+            ..
+        } => {
+            let mut why: Vec<&str> = Vec::new();
+            for r in &report.sources {
+                if let Counted::Virtual { why: w } = &r.counted
+                    && !why.contains(&w.as_str())
+                {
+                    why.push(w);
+                }
+            }
+            let mut v = format!(
+                "{} of {required} independent hardware sources counted.",
+                counted.len()
+            );
+            if !why.is_empty() {
+                v.push_str(&format!(
+                    " Not counted as VIRTUAL ({}): only a test or rehearsal plan may allow that.",
+                    why.join("; ")
+                ));
+            }
+            v
+        }
+        other => other.to_string(),
     }
 }
 

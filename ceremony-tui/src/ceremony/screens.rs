@@ -641,7 +641,7 @@ mod tests {
 
     /// Every page fits the serial console (80x24): no row of a read-aloud hash wraps, and
     /// the page's rows, wrapped at the box's inner width, fit inside the box.
-    fn assert_fits(p: &Page) {
+    pub(super) fn assert_fits(p: &Page) {
         let (inner_width, inner_rows) = (80 - 2, 24 - 1 - 2 - usize::from(p.header_rows()));
         let rows: usize = p
             .lines
@@ -716,6 +716,8 @@ mod tests {
                 .collect(),
             witnesses: vec!["Wendy Witness".into(), "Walter Witness".into()],
             allow_virtual_hardware: false,
+            witness_cert_fingerprints: vec![vec![], vec![]],
+            require_witness_signatures: false,
             hash_hex: H1.into(),
             hash_words: words_of_hex(H1),
         }
@@ -890,5 +892,118 @@ mod tests {
             .collect();
         assert!(top.contains("REHEARSAL"), "{top}");
         insta::assert_snapshot!("rehearsal", b);
+    }
+}
+
+#[cfg(test)]
+mod entropy_fit {
+    //! The entropy page of the QEMU rig (swtpm, virtio-rng, a virtual card, the kernel CSPRNG,
+    //! no CPU source) under a plan that allows virtual hardware: every row and the verdict fit.
+    use super::*;
+    use entropy::{Conditioning, DeviceKey, Machine, Source, SourceError, SourceInfo, SourceKind};
+    use rand_core::{Rng, SeedableRng};
+
+    struct Fake(SourceInfo, rand_chacha::ChaCha20Rng);
+
+    impl Source for Fake {
+        fn info(&self) -> &SourceInfo {
+            &self.0
+        }
+        fn fill(&mut self, buf: &mut [u8]) -> Result<(), SourceError> {
+            self.1.fill_bytes(buf);
+            Ok(())
+        }
+    }
+
+    fn fake(kind: SourceKind, identity: &str, device: &str, why: Option<&str>) -> Box<dyn Source> {
+        Box::new(Fake(
+            SourceInfo {
+                kind,
+                identity: identity.into(),
+                device: DeviceKey(device.into()),
+                conditioning: Conditioning::Whitened,
+                sample_bits: 8,
+                claimed_h: 8.0,
+                claim_basis: "test",
+                virtual_device: why.map(String::from),
+            },
+            rand_chacha::ChaCha20Rng::seed_from_u64(device.len() as u64),
+        ))
+    }
+
+    fn qemu_rig(tpm_rng: bool) -> Vec<Box<dyn Source>> {
+        vec![
+            fake(
+                SourceKind::Tpm,
+                "/dev/tpmrm0: TPM 2.0 IBM SW TPM fw 0x20191023.0x00163636",
+                "tpm-chip-0",
+                Some("a software TPM (swtpm)"),
+            ),
+            if tpm_rng {
+                fake(
+                    SourceKind::Hwrng,
+                    "/dev/hwrng (tpm-rng-0)",
+                    "tpm-chip-0",
+                    None,
+                )
+            } else {
+                fake(
+                    SourceKind::Hwrng,
+                    "/dev/hwrng (virtio_rng.0)",
+                    "hwrng:virtio_rng.0",
+                    Some("virtio-rng, the hypervisor's randomness"),
+                )
+            },
+            fake(
+                SourceKind::OsCsprng,
+                "getrandom(2) (kernel CSPRNG)",
+                "os-csprng",
+                None,
+            ),
+            fake(
+                SourceKind::OpenPgpCard,
+                "OpenPGP card FFFE:53480001",
+                "openpgp-card:FFFE:53480001",
+                None,
+            ),
+        ]
+    }
+
+    #[test]
+    fn the_qemu_entropy_pages_fit() {
+        let machine = Machine::from_cpuinfo("flags : fpu hypervisor\n");
+        let absent = vec![(
+            "CPU RDSEED/RDRAND".to_string(),
+            "RDSEED/RDRAND is not available on this CPU".to_string(),
+        )];
+        for tpm_rng in [false, true] {
+            let o = crate::entropy_run::gather_on(
+                &mut qemu_rig(tpm_rng),
+                absent.clone(),
+                &crate::entropy_run::policy(true),
+                &machine,
+                &mut |_| {},
+            )
+            .unwrap_or_else(|v| panic!("{}", v.verdict));
+            let mut p = entropy_passed_page(&o.view);
+            p.virtual_hardware = true;
+            super::tests::assert_fits(&p);
+        }
+        // Without the plan's permission: refused, and the page that says why fits too.
+        let v = crate::entropy_run::gather_on(
+            &mut qemu_rig(false),
+            absent,
+            &crate::entropy_run::policy(false),
+            &machine,
+            &mut |_| {},
+        )
+        .err()
+        .expect("refused without allow_virtual_hardware");
+        assert!(
+            v.verdict.contains("VIRTUAL (a software TPM"),
+            "{}",
+            v.verdict
+        );
+        super::tests::assert_fits(&entropy_refused_page(&v));
     }
 }
