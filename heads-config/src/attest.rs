@@ -95,7 +95,11 @@ fn judge_one(
     };
     let expectation = format!("{} = {}", heads.1, encode(&heads.0));
     let Some(v) = value else {
-        return (Verdict::Unknown, expectation, "no TPM: nothing to compare".into());
+        return (
+            Verdict::Unknown,
+            expectation,
+            "no TPM: nothing to compare".into(),
+        );
     };
     if v.len() != bank.digest_len() {
         return (

@@ -343,7 +343,13 @@ fn heads_hand_off_extends_pcr4_and_boots_sherd_from_the_stick() {
         // SeaBIOS keeps an event log and measures into PCR 0-7, so nothing is Heads' value:
         // PCR 0, 1, 3 and 4 equal their log replay (PCR4 with the stand-in's Heads extends on
         // top), which is information, never a PASS.
-        assert_eq!(v.verdict, attest::Verdict::Unknown, "PCR{}: {}", v.index, v.reason);
+        assert_eq!(
+            v.verdict,
+            attest::Verdict::Unknown,
+            "PCR{}: {}",
+            v.index,
+            v.reason
+        );
         if [0, 1, 3, 4].contains(&v.index) {
             assert!(v.reason.contains("replay"), "PCR{}: {}", v.index, v.reason);
         }
