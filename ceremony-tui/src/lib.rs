@@ -12,6 +12,7 @@ pub mod entropy_check;
 pub mod entropy_run;
 pub mod keys;
 pub mod notice;
+pub mod quote;
 pub mod term;
 mod time;
 

@@ -162,6 +162,9 @@ impl Devices for Fake {
             self.plan[0].clone()
         }
     }
+    fn quote(&mut self, _plan_hash: &[u8; 32]) -> ceremony::record::Note {
+        ceremony_tui::quote::record(Err("test double: no TPM".into()))
+    }
     fn gather_entropy(
         &mut self,
         allow_virtual_hardware: bool,

@@ -48,6 +48,8 @@ pub struct Report {
     pub transcript_final_words: String,
     /// What the entropy records say, once checked against the policy.
     pub entropy: EntropyReport,
+    /// The TPM quote, checked against the plan hash and the recorded PCR values.
+    pub quote: QuoteCheck,
     /// Which witnesses' signatures over the transcript verified (check 11).
     pub witnesses: WitnessReport,
 }
@@ -97,6 +99,27 @@ pub struct EntropyReport {
     pub counted_virtual: Vec<String>,
     /// What the entropy records could be checked against.
     pub basis: EntropyBasis,
+}
+
+/// What the `tpm.quote` record allowed the verifier to establish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QuoteCheck {
+    /// The quote's signature verifies with its attestation key, its qualifying data is the
+    /// plan hash, and its PCR digest is that of the eight `tpm.pcr<N>-sha256` values recorded
+    /// at the attestation. The key was made in the TPM during the ceremony: it is tied to a
+    /// particular laptop only by a key name recorded beforehand (docs/formats/tpm-quote.md).
+    Verified {
+        /// The attestation key's TPM name (`000b` + SHA-256 of its public area), hex.
+        ak_name: String,
+        /// The TPM's firmware version as it reported it.
+        firmware: String,
+        /// Whether the TPM held an EK certificate (recorded, not checked).
+        ek_cert: bool,
+    },
+    /// The ceremony recorded why it made no quote (no TPM, a rehearsal, a TPM error).
+    NotMade(String),
+    /// No `tpm.quote` record: a transcript from before the quote existed, or format 1.
+    NotRecorded,
 }
 
 /// How much of the entropy step a transcript lets the verifier check.
@@ -888,11 +911,13 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
         }
     }
 
+    let quote = check_quote(&t, &plan, plan_hash_rec.seq, root_rec.seq)?;
     let entropy = check_entropy(&t, &plan, plan_hash_rec.seq, root_rec.seq)?;
     let witnesses = check_witness_signatures(read, &plan, &transcript_bytes)?;
 
     Ok(Report {
         entropy,
+        quote,
         witnesses,
         ceremony_id: plan.ceremony_id.clone(),
         root_fingerprint: root_fpr,
@@ -1190,6 +1215,88 @@ fn check_witness_signatures(
         report.signed.push(name.clone());
     }
     Ok(report)
+}
+
+/// The `tpm.quote` record, if any: between `plan.hash` and `root.fingerprint`, at most one;
+/// a quote must verify against the plan hash and the PCR values recorded at the attestation.
+fn check_quote(
+    t: &Transcript,
+    plan: &Plan,
+    plan_hash_seq: u32,
+    root_seq: u32,
+) -> Result<QuoteCheck, Failure> {
+    const QUOTE: &str = "tpm.quote";
+    let quotes: Vec<&transcript::Record> = t.records().iter().filter(|r| r.kind == QUOTE).collect();
+    let r = match quotes.as_slice() {
+        [] => return Ok(QuoteCheck::NotRecorded),
+        [r] => *r,
+        [_, second, ..] => return Err(bad_note(second.seq, QUOTE, "a second tpm.quote record")),
+    };
+    if t.format() == transcript::Format::V1 {
+        return Ok(QuoteCheck::NotRecorded);
+    }
+    if r.seq < plan_hash_seq || r.seq > root_seq {
+        return Err(bad_note(
+            r.seq,
+            QUOTE,
+            "outside its place: the quote is made after plan.hash and before root.fingerprint",
+        ));
+    }
+    let f = NoteFields::parse(r, QUOTE)?;
+    if let Some(why) = f.fields.get("none") {
+        return Ok(QuoteCheck::NotMade(why.to_string()));
+    }
+    let bytes = |key: &str| -> Result<Vec<u8>, Failure> {
+        let v = f.get(key)?;
+        hex::decode(v).ok_or_else(|| bad_note(r.seq, QUOTE, format!("{key}= is not hex")))
+    };
+    let ek_cert = match f.get("ek-cert")? {
+        "none" => None,
+        _ => Some(bytes("ek-cert")?),
+    };
+    let quote = tpm_quote::Quote {
+        attest: bytes("attest")?,
+        signature: bytes("signature")?,
+        ak_public: bytes("ak-public")?,
+        ek_cert,
+    };
+    // The PCR values the attestation recorded, all eight.
+    let mut pcrs = [[0u8; 32]; 8];
+    for (i, slot) in pcrs.iter_mut().enumerate() {
+        let kind = format!("tpm.pcr{i}-sha256");
+        let rec = t.records().iter().find(|x| x.kind == kind).ok_or_else(|| {
+            Failure::MissingRecord(format!(
+                "transcript.txt: a TPM quote but no {kind} record to check it against"
+            ))
+        })?;
+        let value = record::Fields::parse(&kind, &rec.value)
+            .ok()
+            .and_then(|p| p.get("value").and_then(hex::decode))
+            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            .ok_or_else(|| {
+                Failure::MissingRecord(format!(
+                    "transcript.txt record {}: {kind} has no 32-byte value= for the quote",
+                    rec.seq
+                ))
+            })?;
+        *slot = value;
+    }
+    let report = tpm_quote::verify(&quote, &plan.hash(), &pcrs)
+        .map_err(|e| bad_note(r.seq, QUOTE, e.to_string()))?;
+    let ak_name = f.get("ak-name")?;
+    if ak_name != report.ak_name {
+        return Err(mismatch(
+            "attestation key name",
+            "the key in tpm.quote ak-public=",
+            report.ak_name,
+            ak_name,
+        ));
+    }
+    Ok(QuoteCheck::Verified {
+        firmware: report.firmware_version_text(),
+        ak_name: report.ak_name,
+        ek_cert: quote.ek_cert.is_some(),
+    })
 }
 
 /// Verifies a ceremony folder on disk.

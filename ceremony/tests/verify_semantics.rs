@@ -883,3 +883,49 @@ fn entropy_records_are_checked_against_the_policy() {
     let (_, _, why) = bad_record(verify_files(&files).unwrap_err());
     assert!(why.contains("appears twice"), "{why}");
 }
+
+#[test]
+fn tpm_quote_records_are_placed_and_parsed() {
+    let s = ceremony();
+    // The test ceremonies make no quote: nothing recorded.
+    assert_eq!(
+        verify_files(&s.files).unwrap().quote,
+        verify::QuoteCheck::NotRecorded
+    );
+    let at_entropy = |r: &mut Vec<(String, String)>, value: &str| {
+        let i = r.iter().position(|(k, _)| k == "entropy.policy").unwrap();
+        r.insert(i, ("tpm.quote".into(), value.into()));
+    };
+    // Why none was made is reported as recorded.
+    let files = resign(&s, |r| at_entropy(r, r#"none="no TPM: test""#));
+    assert_eq!(
+        verify_files(&files).unwrap().quote,
+        verify::QuoteCheck::NotMade("no TPM: test".into())
+    );
+    // Two quote records, a quote after the root key, and a quote that is not one: refused.
+    let files = resign(&s, |r| {
+        at_entropy(r, "none=a");
+        at_entropy(r, "none=b");
+    });
+    let (_, kind, why) = bad_record(verify_files(&files).unwrap_err());
+    assert_eq!(
+        (kind, why.as_str()),
+        ("tpm.quote", "a second tpm.quote record")
+    );
+    let files = resign(&s, |r| {
+        let root = r.iter().position(|(k, _)| k == "root.fingerprint").unwrap();
+        r.insert(root + 1, ("tpm.quote".into(), "none=late".into()));
+    });
+    let (_, _, why) = bad_record(verify_files(&files).unwrap_err());
+    assert!(why.contains("before root.fingerprint"), "{why}");
+    let files = resign(&s, |r| {
+        at_entropy(
+            r,
+            "attest=00 signature=00 ak-public=00 ak-name=000b ek-cert=none",
+        )
+    });
+    // Hex but not a quote: the attestation values it would be checked against are missing
+    // here, and that is refused before anything is parsed.
+    let err = verify_files(&files).unwrap_err().to_string();
+    assert!(err.contains("tpm.pcr0-sha256"), "{err}");
+}

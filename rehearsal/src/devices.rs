@@ -165,6 +165,11 @@ impl Devices for Rehearsal {
         }
     }
 
+    fn quote(&mut self, _plan_hash: &[u8; 32]) -> ceremony::record::Note {
+        // A host's TPM belongs to the host: a rehearsal does not use it.
+        ceremony_tui::quote::record(Err("a rehearsal on a host: no TPM quote".into()))
+    }
+
     fn gather_entropy(
         &mut self,
         allow_virtual_hardware: bool,

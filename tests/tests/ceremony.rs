@@ -279,6 +279,24 @@ fn a_whole_ceremony_in_qemu() {
     let (report, out) = verify_stick(&r, "qemu-ceremony");
     assert_eq!((report.threshold, report.count, report.cards), (2, 3, 3));
     assert_eq!(words, report.transcript_final_words, "the words on screen");
+    // The swtpm's quote over PCR 0-7, with the plan hash, verifies offline against the values
+    // the attestation recorded.
+    assert!(
+        matches!(&report.quote, ceremony::verify::QuoteCheck::Verified { ak_name, .. } if ak_name.starts_with("000b")),
+        "{:?}",
+        report.quote
+    );
+    // The plan allows virtual hardware, and the verifier names the virtual sources it counted.
+    assert!(report.entropy.virtual_allowed);
+    assert!(
+        report
+            .entropy
+            .counted_virtual
+            .iter()
+            .any(|s| s.contains("SW TPM")),
+        "{:?}",
+        report.entropy
+    );
     let secrets = cards_open_their_shares(&r, &out.path().join("sherd-qemu-ceremony"));
     power_off(&mut r);
     let wall = t0.elapsed();

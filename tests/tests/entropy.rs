@@ -43,7 +43,10 @@ fn virtio_rng_and_swtpm_are_healthy_but_refused_as_virtual_without_a_plan_allowi
         "each virtual source says so: {screen}"
     );
     // The verdict says why: the devices name themselves (and QEMU sets the hypervisor bit).
-    assert!(flat.contains("0 of 2 independent hardware sources"), "{screen}");
+    assert!(
+        flat.contains("0 of 2 independent hardware sources"),
+        "{screen}"
+    );
     assert!(flat.contains("a software TPM (swtpm)"), "{screen}");
     assert!(flat.contains("virtio-rng"), "{screen}");
     assert!(

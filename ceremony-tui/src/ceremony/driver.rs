@@ -15,6 +15,7 @@ use ceremony::card::CardSerial;
 use ceremony::card::LocationCard;
 use ceremony::ceremony::{Approved, NextCard, VerifyView};
 use ceremony::flow::{Effect, Event, Flow, FlowError, WriteFailed};
+use ceremony::record::Note;
 use ceremony::rng::SecretRng;
 use ceremony::storage::{OutputFile, WriteReport};
 use std::collections::VecDeque;
@@ -80,6 +81,9 @@ pub trait Devices {
     }
     fn attest(&mut self) -> Attestation;
     fn poll_plan(&mut self) -> PlanPoll;
+    /// Quotes PCR 0-7 with the TPM, the plan hash as qualifying data, as a `tpm.quote`
+    /// record ([`crate::quote::record`]; its `none=` form says why there is no quote).
+    fn quote(&mut self, plan_hash: &[u8; 32]) -> Note;
     /// Gathers entropy under the ceremony's policy (virtual devices counting only when the
     /// plan allows them), reporting progress; on refusal returns the view that says why.
     fn gather_entropy(
@@ -137,6 +141,8 @@ struct Driver<'a, C: Console, D: Devices> {
     ceremony_id: Option<String>,
     /// The plan lets virtual devices count as hardware: every page from then on says so.
     virtual_hardware: bool,
+    /// The confirmed plan's hash: the TPM quote's qualifying data.
+    plan_hash: Option<[u8; 32]>,
     /// Where the plan was read from, for the plan page.
     plan_location: String,
     rng: Option<Box<dyn SecretRng>>,
@@ -189,6 +195,7 @@ pub fn run(con: &mut impl Console, dev: &mut impl Devices) -> io::Result<Outcome
         flow: Flow::new(),
         ceremony_id: None,
         virtual_hardware: false,
+        plan_hash: None,
         plan_location: String::new(),
         rng: None,
         verified: None,
@@ -329,14 +336,22 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                 Effect::ConfirmPlan(summary) => {
                     self.ceremony_id = Some(summary.ceremony_id.clone());
                     self.virtual_hardware = summary.allow_virtual_hardware;
+                    self.plan_hash = ceremony::hex::decode(&summary.hash_hex)
+                        .and_then(|h| <[u8; 32]>::try_from(h).ok());
                     let names = self.confirm_plan(&summary)?;
                     self.flow.handle(Event::Confirmed { witness: names })
                 }
                 Effect::RequestEntropy => {
+                    // The quote first: it binds the PCR values shown at the attestation to the
+                    // plan just confirmed, before anything secret exists.
+                    let plan_hash = self.plan_hash.expect("the plan was confirmed");
+                    let quote = self.dev.quote(&plan_hash);
                     let g = self.entropy()?;
                     let rng = self.rng.insert(g.rng);
+                    let mut report = vec![quote];
+                    report.extend(g.records);
                     self.flow.handle(Event::EntropyReady {
-                        report: g.records,
+                        report,
                         rng: rng.as_mut(),
                     })
                 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ceremony::verify::EntropyBasis;
+use ceremony::verify::{EntropyBasis, QuoteCheck};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +26,30 @@ fn main() -> ExitCode {
                 r.records
             );
             println!("files checked:     {}", r.files_checked);
+            match &r.quote {
+                QuoteCheck::Verified {
+                    ak_name,
+                    firmware,
+                    ek_cert,
+                } => {
+                    println!(
+                        "TPM quote:         verified: PCR 0-7 as recorded and the plan hash, \
+                         signed by attestation key {ak_name}"
+                    );
+                    println!(
+                        "                   (TPM firmware {firmware}; EK certificate {}; the \
+                         key was made in the TPM during the ceremony: compare its name with the \
+                         one recorded for this laptop, if any)",
+                        if *ek_cert {
+                            "recorded, not checked"
+                        } else {
+                            "none"
+                        }
+                    );
+                }
+                QuoteCheck::NotMade(why) => println!("TPM quote:         none ({why})"),
+                QuoteCheck::NotRecorded => println!("TPM quote:         not recorded"),
+            }
             let e = &r.entropy;
             match e.basis {
                 EntropyBasis::NotChecked => {
