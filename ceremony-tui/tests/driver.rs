@@ -50,6 +50,8 @@ struct Fake {
     entropy_fails: usize,
     /// What the driver asked of the entropy step: may virtual devices count?
     allow_virtual: Vec<bool>,
+    /// Witnesses' personal cards, inserted in this order when the operator presses S.
+    personal: VecDeque<ceremony::card::SoftwarePersonalCard>,
     queue: VecDeque<SharedCard>,
     inserted: Option<(SharedCard, bool)>,
     provisioned: Vec<SharedCard>,
@@ -66,6 +68,7 @@ impl Fake {
             }],
             entropy_fails: 0,
             allow_virtual: Vec::new(),
+            personal: VecDeque::new(),
             queue: (0..cards)
                 .map(|i| {
                     SharedCard(
@@ -160,6 +163,12 @@ impl Devices for Fake {
             self.plan.remove(0)
         } else {
             self.plan[0].clone()
+        }
+    }
+    fn open_personal_card(&mut self) -> Result<Box<dyn ceremony::card::PersonalCard>, Self::Error> {
+        match self.personal.pop_front() {
+            Some(c) => Ok(Box::new(c)),
+            None => Err(FakeError::NoCard),
         }
     }
     fn quote(&mut self, _plan_hash: &[u8; 32]) -> ceremony::record::Note {
@@ -431,5 +440,64 @@ fn abort_wipes_and_offers_power_off() {
     assert!(
         std::fs::read_dir(out.path()).unwrap().next().is_none(),
         "nothing written"
+    );
+}
+
+#[test]
+fn witnesses_sign_with_their_cards_before_anything_is_written() {
+    let wendy = common::personal("Wendy Witness");
+    let walter = common::personal("Walter Witness");
+    let f = common::with_witness_certs(
+        common::fixture_with("tui-witness", 3, 2, &[1, 1, 1]),
+        [Some(&wendy), Some(&walter)],
+        true,
+    );
+    let out = tempfile::tempdir().unwrap();
+    let mut dev = Fake::new(&f.plan_text, 3, out.path());
+    let card = |serial: &str, cert| {
+        ceremony::card::SoftwarePersonalCard::new(serial, cert).expect("a signing key")
+    };
+    // Wendy's card keeps the default PIN; Walter changed his.
+    dev.personal.push_back(card("0005:00000001", &wendy));
+    dev.personal.push_back(
+        card("0005:00000002", &walter)
+            .with_user_pin(ceremony::secret::Pin::from_string("654321".into())),
+    );
+    let mut steps: Vec<(&str, Key)> = HAPPY[..8].to_vec();
+    steps.extend([
+        // Y before anyone signed: the plan requires every signature, so nothing happens.
+        ("[S] sign with the card", Key::Char('y')),
+        ("[S] sign with the card", Key::Char('s')),
+        ("[ SIGNED  ] with card 0005:00000001 Wendy", Key::Char('s')),
+        ("The card refused the PIN", Key::Char('6')),
+        ("type the user PIN", Key::Char('5')),
+        ("type the user PIN", Key::Char('4')),
+        ("type the user PIN", Key::Char('3')),
+        ("type the user PIN", Key::Char('2')),
+        ("type the user PIN", Key::Char('1')),
+        ("type the user PIN", Key::Enter),
+        ("Every witness has signed", Key::Char('y')),
+    ]);
+    steps.extend(HAPPY[8..].iter().copied());
+    let steps: &'static [(&'static str, Key)] = Box::leak(steps.into_boxed_slice());
+    let mut con = Script::new(steps);
+    assert_eq!(
+        run(&mut con, &mut dev).unwrap(),
+        Outcome::Completed,
+        "{}",
+        con.all_text()
+    );
+    let text = con.all_text();
+    assert!(
+        text.contains("requires every witness's signature: 2 missing"),
+        "{text}"
+    );
+    // The PIN typed never reached a page.
+    assert!(!text.contains("654321"));
+    let dir = out.path().join("sherd-tui-witness");
+    let report = ceremony::verify::verify_dir(&dir).expect("the offline verifier passes");
+    assert_eq!(
+        report.witnesses.line(),
+        "signed by 2 of 2 witnesses: Wendy Witness, Walter Witness"
     );
 }

@@ -264,6 +264,10 @@ impl Devices for ImageDevices {
         self.last_plan.clone()
     }
 
+    fn open_personal_card(&mut self) -> Result<Box<dyn PersonalCard>, Self::Error> {
+        ImageDevices::open_personal_card(self)
+    }
+
     fn quote(&mut self, plan_hash: &[u8; 32]) -> ceremony::record::Note {
         ceremony_tui::quote::record(tpm_quote_of(plan_hash))
     }
@@ -375,10 +379,6 @@ impl ImageDevices {
     /// nothing on the card is changed (so nothing is journaled), and every PIN presented goes
     /// through the card stack's retry guard. Errors as for `open_card`: no reader, a silent
     /// card, not an OpenPGP card.
-    #[expect(
-        dead_code,
-        reason = "called by the driver's witness-signature step, added next; remove this then"
-    )]
     pub fn open_personal_card(&mut self) -> Result<Box<dyn PersonalCard>, DeviceError> {
         let reader = self.open_reader()?.ok_or(DeviceError::ReaderGone)?;
         // The next look reads the card again (its PIN counter may change).

@@ -165,6 +165,11 @@ impl Devices for Rehearsal {
         }
     }
 
+    fn open_personal_card(&mut self) -> Result<Box<dyn PersonalCard>, Self::Error> {
+        // The inherent method (also used by the unit test below).
+        Rehearsal::open_personal_card(self)
+    }
+
     fn quote(&mut self, _plan_hash: &[u8; 32]) -> ceremony::record::Note {
         // A host's TPM belongs to the host: a rehearsal does not use it.
         ceremony_tui::quote::record(Err("a rehearsal on a host: no TPM quote".into()))

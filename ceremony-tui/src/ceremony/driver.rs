@@ -12,12 +12,14 @@ use super::screens::{self, Attestation, CardState};
 use crate::entropy_check::EntropyView;
 use crate::keys::Key;
 use ceremony::card::CardSerial;
-use ceremony::card::LocationCard;
+use ceremony::card::{LocationCard, PersonalCard};
 use ceremony::ceremony::{Approved, NextCard, VerifyView};
 use ceremony::flow::{Effect, Event, Flow, FlowError, WriteFailed};
 use ceremony::record::Note;
 use ceremony::rng::SecretRng;
+use ceremony::secret::Pin;
 use ceremony::storage::{OutputFile, WriteReport};
+use ceremony::witness::{PinRequest, WitnessSigning};
 use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
@@ -92,6 +94,8 @@ pub trait Devices {
         progress: &mut dyn FnMut(&EntropyView),
     ) -> Result<Gathered, EntropyView>;
     fn poll_card(&mut self) -> CardPoll;
+    /// Opens the card in the reader as a witness's personal card (for their signature).
+    fn open_personal_card(&mut self) -> Result<Box<dyn PersonalCard>, Self::Error>;
     /// Opens the card that [`Devices::poll_card`] last saw.
     fn open_card(&mut self) -> Result<Box<dyn LocationCard>, Self::Error>;
     /// Says which holder the card opened next is for, before [`Devices::open_card`]: the
@@ -157,6 +161,9 @@ struct Driver<'a, C: Console, D: Devices> {
     plan_text: Option<String>,
     /// What the write step wrote, per stick.
     written: Vec<String>,
+    /// The witnesses' signature files, once the signing step is done (kept for a retried
+    /// write, so nobody signs twice).
+    witness_files: Option<Vec<OutputFile>>,
 }
 
 /// The attestation's pages and which one is shown.
@@ -196,6 +203,7 @@ pub fn run(con: &mut impl Console, dev: &mut impl Devices) -> io::Result<Outcome
         ceremony_id: None,
         virtual_hardware: false,
         plan_hash: None,
+        witness_files: None,
         plan_location: String::new(),
         rng: None,
         verified: None,
@@ -392,9 +400,14 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                     self.verified = Some(v);
                     Vec::new()
                 }
-                Effect::WriteFiles(files) => {
+                Effect::WriteFiles(mut files) => {
                     // The core dropped its secrets when it made the files; so does the driver.
                     self.rng = None;
+                    // The witnesses sign the final transcript before anything is written.
+                    if self.witness_files.is_none() {
+                        self.witness_files = Some(self.witness_signatures(&files)?);
+                    }
+                    files.extend(self.witness_files.iter().flatten().cloned());
                     let r = self.write(&files)?;
                     if r.is_ok() {
                         self.error = None;
@@ -524,6 +537,116 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
             },
             |_, _| None,
         )
+    }
+
+    /// The witnesses' signatures over the final transcript, when the plan gives witnesses
+    /// certificates: each inserts their card and the operator presses S; Y goes on once all
+    /// signed, or (unless the plan requires every signature) without the missing ones.
+    fn witness_signatures(&mut self, files: &[OutputFile]) -> R<Vec<OutputFile>> {
+        let mut s = match WitnessSigning::from_outputs(files) {
+            Ok(s) => s,
+            // The core always makes plan.toml and transcript.txt: a bug, shown, not hidden.
+            Err(e) => return Err(Stop::Abort(format!("witness signatures: {e}"))),
+        };
+        if !s.any_certificates() {
+            return Ok(Vec::new());
+        }
+        let final_hash = ceremony::transcript::Transcript::parse(s.transcript())
+            .map(|t| ceremony::hex::encode(&t.final_hash()))
+            .unwrap_or_else(|e| format!("unreadable ({e})"));
+        let mut error: Option<String> = None;
+        loop {
+            let rows: Vec<screens::WitnessRow> = s
+                .plan()
+                .witnesses
+                .iter()
+                .enumerate()
+                .map(|(i, name)| screens::WitnessRow {
+                    index: i + 1,
+                    name: name.clone(),
+                    signed_with: s
+                        .signed()
+                        .iter()
+                        .find(|w| w.witness == i + 1)
+                        .map(|w| w.serial.clone()),
+                    has_certificate: s
+                        .plan()
+                        .witness(i + 1)
+                        .is_some_and(|(_, certs)| !certs.is_empty()),
+                })
+                .collect();
+            let mut page =
+                screens::witness_page(&rows, &final_hash, s.required(), error.as_deref());
+            self.show(&mut page)?;
+            let Some(key) = self.con.next_key(TICK)? else {
+                continue;
+            };
+            match intent::witness_signatures(key) {
+                Intent::Abort => self.confirm_abort()?,
+                Intent::Confirm => {
+                    let all = rows.iter().all(|r| r.signed_with.is_some());
+                    if all || !s.required() {
+                        return Ok(s.output_files());
+                    }
+                    error = s.check_complete().err().map(|e| e.to_string());
+                }
+                Intent::Sign => {
+                    error = match self.dev.open_personal_card() {
+                        Err(e) => Some(format!("cannot open the card in the reader: {e}")),
+                        Ok(mut card) => {
+                            let mut console: io::Result<()> = Ok(());
+                            let r = s
+                                .sign(card.as_mut(), &mut |req| match self.read_pin(req) {
+                                    Ok(pin) => pin,
+                                    Err(e) => {
+                                        console = Err(e);
+                                        None
+                                    }
+                                })
+                                .map(|_| ());
+                            console?;
+                            r.err().map(|e| e.to_string())
+                        }
+                    };
+                }
+                _ => {
+                    self.dev.on_key(key);
+                }
+            }
+        }
+    }
+
+    /// Reads a witness card's PIN blind: nothing is echoed; Esc gives up on this card.
+    fn read_pin(&mut self, req: &PinRequest) -> io::Result<Option<Pin>> {
+        // Room for the longest PIN, so the buffer never moves and leaves a copy behind.
+        let mut typed = String::with_capacity(Pin::MAX + 1);
+        let mut page = screens::pin_page(
+            &req.name,
+            &req.serial,
+            req.retries_left,
+            req.after_wrong_pin,
+        );
+        loop {
+            self.show(&mut page)?;
+            let Some(key) = self.con.next_key(TICK)? else {
+                continue;
+            };
+            match key {
+                // Pin takes the String and wipes it when dropped.
+                Key::Enter if !typed.is_empty() => {
+                    return Ok(Some(Pin::from_string(std::mem::take(&mut typed))));
+                }
+                Key::Esc => {
+                    Pin::from_string(typed);
+                    return Ok(None);
+                }
+                Key::Backspace => {
+                    typed.pop();
+                }
+                Key::Char(c) if c.is_ascii_graphic() && typed.len() < Pin::MAX => typed.push(c),
+                _ => {}
+            }
+        }
     }
 
     fn entropy(&mut self) -> R<Gathered> {

@@ -27,6 +27,8 @@ pub enum Intent {
     Cancel,
     /// Power off (P).
     PowerOff,
+    /// Sign with the card in the reader (S, on the witness signatures page).
+    Sign,
     /// Not a key this page uses (it may still be a device's, e.g. a rehearsal's card keys).
     Other,
 }
@@ -69,6 +71,14 @@ pub fn final_words(k: Key) -> Intent {
         Key::Char('y' | 'Y') => Intent::Confirm,
         _ => Intent::Other,
     }
+}
+
+/// The witnesses' signatures: S signs with the card in the reader, Y goes on, A aborts.
+pub fn witness_signatures(k: Key) -> Intent {
+    yes_or_abort(k).unwrap_or(match k {
+        Key::Char('s' | 'S') => Intent::Sign,
+        _ => Intent::Other,
+    })
 }
 
 /// A page that waits for a device and can only be aborted (plan stick, card).

@@ -506,6 +506,81 @@ pub fn stopped_page(step: Step, what: &str) -> Page {
     p
 }
 
+/// One witness on the signatures page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WitnessRow {
+    /// Index in the plan, 1-based.
+    pub index: usize,
+    pub name: String,
+    /// The serial of the card that signed, once signed.
+    pub signed_with: Option<String>,
+    /// Whether the plan gives this witness a certificate (without one they cannot sign).
+    pub has_certificate: bool,
+}
+
+/// Before anything is written: each witness signs the transcript with their own card.
+pub fn witness_page(
+    rows: &[WitnessRow],
+    transcript_final_hash: &str,
+    required: bool,
+    error: Option<&str>,
+) -> Page {
+    let mut p = Page::new(Step::Write, "witness signatures");
+    p.bold("Each witness inserts their own OpenPGP card, which signs the transcript: its");
+    p.bold("exact bytes, so everything shown so far, the attestation included.");
+    p.line(format!("Transcript final hash: {transcript_final_hash}"));
+    p.line("The operator presses S once the card is in the reader. A card whose PIN was");
+    p.line("changed asks for it; what is typed is never shown.");
+    p.blank();
+    for r in rows {
+        let mark = match (&r.signed_with, r.has_certificate) {
+            (Some(serial), _) => format!("[ SIGNED  ] with card {serial}"),
+            (None, true) => "[ waiting ]".to_string(),
+            (None, false) => "[ cannot  ] no certificate in the plan".to_string(),
+        };
+        p.line(format!("  {} {mark} {}", r.index, r.name));
+    }
+    if let Some(e) = error {
+        p.blank();
+        p.alert("NOT SIGNED");
+        p.line(e.to_owned());
+    }
+    let missing = rows.iter().filter(|r| r.signed_with.is_none()).count();
+    p.blank();
+    p.key("S", "sign with the card in the reader");
+    if missing == 0 {
+        p.line("Every witness has signed.");
+        p.key("Y", "go on to write");
+    } else if required {
+        p.line(format!(
+            "The plan requires every witness's signature: {missing} missing."
+        ));
+    } else {
+        p.line(format!(
+            "{missing} witness(es) have not signed; Y goes on without their signatures."
+        ));
+        p.key("Y", "go on without them");
+    }
+    p.key("A", "abort");
+    p
+}
+
+/// A card's PIN, typed blind.
+pub fn pin_page(name: &str, serial: &str, retries_left: u8, after_wrong_pin: bool) -> Page {
+    let mut p = Page::new(Step::Write, "witness card PIN");
+    if after_wrong_pin {
+        p.alert("The card refused the PIN.");
+    }
+    p.bold(format!(
+        "{name}: type the user PIN of card {serial}, then Enter."
+    ));
+    p.line("Nothing you type is shown, not even its length.");
+    p.line(format!("The card allows {retries_left} more tries."));
+    p.key("Enter", "done");
+    p.key("Esc", "do not sign with this card");
+    p
+}
+
 /// While the outputs are written: no key does anything, no stick may be pulled.
 pub fn writing_page(verified: Option<&VerifyView>, sticks: &[String], files: usize) -> Page {
     let mut p = write_page(
