@@ -574,25 +574,14 @@ impl Plan {
                     holder: h.name.clone(),
                 });
             }
-            let mut certs = Vec::with_capacity(h.certs.len());
-            for (position, armored) in h.certs.iter().enumerate() {
-                let pc = check_cert(
-                    ("holder", &h.name),
-                    position + 1,
-                    armored,
-                    &policy,
-                    time,
-                    CertUse::Encrypt,
-                )?;
-                if let Some(first) = seen_certs.insert(pc.fingerprint.clone(), h.name.clone()) {
-                    return Err(PlanError::DuplicateCertificate {
-                        fingerprint: pc.fingerprint.to_hex(),
-                        first,
-                        second: h.name.clone(),
-                    });
-                }
-                certs.push(pc);
-            }
+            let certs = check_certs(
+                ("holder", &h.name),
+                &h.certs,
+                &policy,
+                time,
+                CertUse::Encrypt,
+                &mut seen_certs,
+            )?;
             holders.push(Holder {
                 index: u8::try_from(i + 1).expect("at most 255 holders"),
                 name: h.name.clone(),
@@ -614,25 +603,14 @@ impl Plan {
                     name: w.name.clone(),
                 });
             }
-            let mut certs = Vec::with_capacity(w.certs.len());
-            for (position, armored) in w.certs.iter().enumerate() {
-                let pc = check_cert(
-                    ("witness", &w.name),
-                    position + 1,
-                    armored,
-                    &policy,
-                    time,
-                    CertUse::Sign,
-                )?;
-                if let Some(first) = seen_certs.insert(pc.fingerprint.clone(), w.name.clone()) {
-                    return Err(PlanError::DuplicateCertificate {
-                        fingerprint: pc.fingerprint.to_hex(),
-                        first,
-                        second: w.name.clone(),
-                    });
-                }
-                certs.push(pc);
-            }
+            let certs = check_certs(
+                ("witness", &w.name),
+                &w.certs,
+                &policy,
+                time,
+                CertUse::Sign,
+                &mut seen_certs,
+            )?;
             witnesses.push(w.name.clone());
             witness_certs.push(certs);
         }
@@ -719,6 +697,31 @@ enum CertUse {
     Sign,
 }
 
+/// Checks each of one person's certificates ([`check_cert`]) and that none was already given by
+/// anyone in the plan (`seen`: fingerprint to the name that gave it).
+fn check_certs(
+    who: (&'static str, &str),
+    armored: &[String],
+    policy: &StandardPolicy,
+    time: SystemTime,
+    usage: CertUse,
+    seen: &mut HashMap<Fingerprint, String>,
+) -> Result<Vec<PersonalCert>, PlanError> {
+    let mut certs = Vec::with_capacity(armored.len());
+    for (position, a) in armored.iter().enumerate() {
+        let pc = check_cert(who, position + 1, a, policy, time, usage)?;
+        if let Some(first) = seen.insert(pc.fingerprint.clone(), who.1.to_string()) {
+            return Err(PlanError::DuplicateCertificate {
+                fingerprint: pc.fingerprint.to_hex(),
+                first,
+                second: who.1.to_string(),
+            });
+        }
+        certs.push(pc);
+    }
+    Ok(certs)
+}
+
 /// The checks of a personal certificate, the same for holders and witnesses (docs/formats/
 /// plan.md): one armored public certificate, valid, unrevoked and alive at `time`, with a live
 /// key for its use.
@@ -796,41 +799,34 @@ fn check_cert(
     })
 }
 
+/// A public key of a certificate, whatever its role.
+type PublicKey =
+    openpgp::packet::Key<openpgp::packet::key::PublicParts, openpgp::packet::key::UnspecifiedRole>;
+
 /// The live, unrevoked, encryption-capable keys of `cert` at `time` under the standard policy.
-pub fn encryption_keys(
-    cert: &Cert,
-    time: SystemTime,
-) -> Vec<
-    openpgp::packet::Key<openpgp::packet::key::PublicParts, openpgp::packet::key::UnspecifiedRole>,
-> {
-    let policy = StandardPolicy::new();
-    cert.keys()
-        .with_policy(&policy, time)
-        .supported()
-        .alive()
-        .revoked(false)
-        .for_transport_encryption()
-        .for_storage_encryption()
-        .map(|ka| ka.key().clone().role_into_unspecified())
-        .collect()
+pub fn encryption_keys(cert: &Cert, time: SystemTime) -> Vec<PublicKey> {
+    live_keys(cert, time, CertUse::Encrypt)
 }
 
 /// The live, unrevoked, signing-capable keys of `cert` at `time` under the standard policy: the
 /// keys a witness's signature over the transcript may be made with.
-pub fn signing_keys(
-    cert: &Cert,
-    time: SystemTime,
-) -> Vec<
-    openpgp::packet::Key<openpgp::packet::key::PublicParts, openpgp::packet::key::UnspecifiedRole>,
-> {
+pub fn signing_keys(cert: &Cert, time: SystemTime) -> Vec<PublicKey> {
+    live_keys(cert, time, CertUse::Sign)
+}
+
+fn live_keys(cert: &Cert, time: SystemTime, usage: CertUse) -> Vec<PublicKey> {
     let policy = StandardPolicy::new();
-    cert.keys()
+    let keys = cert
+        .keys()
         .with_policy(&policy, time)
         .supported()
         .alive()
-        .revoked(false)
-        .for_signing()
-        .map(|ka| ka.key().clone().role_into_unspecified())
+        .revoked(false);
+    let keys = match usage {
+        CertUse::Encrypt => keys.for_transport_encryption().for_storage_encryption(),
+        CertUse::Sign => keys.for_signing(),
+    };
+    keys.map(|ka| ka.key().clone().role_into_unspecified())
         .collect()
 }
 
