@@ -1,10 +1,13 @@
 //! Test-only: virtual OpenPGP cards (opcard on trussed's RAM platform), a T=0 card front for
 //! them, a VSCard bridge serving them to QEMU's `ccid-card-passthru`, and (feature `cards`) a
-//! direct APDU channel to them for the card stack.
+//! direct APDU channel to them for the card stack, which also makes one a witness's personal
+//! card holding a given signing key.
 
 pub mod bridge;
 #[cfg(feature = "cards")]
 pub mod direct;
+#[cfg(feature = "cards")]
+pub mod personal;
 pub mod t0;
 pub mod virtual_card;
 pub mod vscard;

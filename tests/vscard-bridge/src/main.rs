@@ -3,17 +3,37 @@
 //! QEMU side: `-device usb-ccid -device ccid-card-passthru,chardev=c
 //! -chardev socket,id=c,path=SOCK,server=off` with `vscard-bridge --listen SOCK`, or
 //! `server=on,wait=off` with `vscard-bridge --connect SOCK`. Script on stdin, one command a
-//! line, each answered on stdout: `insert N`, `remove`, `status`, `quit`.
+//! line, each answered on stdout: `insert N`, `remove`, `remove-after N`, `apdu N HEX`,
+//! `status`, `quit`.
+//!
+//! `--personal N=KEY` (repeatable) makes card N a witness's personal card before the session:
+//! the signing key of KEY (a throwaway secret key file, armored or binary) imported through the
+//! card stack under the factory PINs, its fingerprint printed as `personal N FINGERPRINT`.
+//! `--personal-pin N=PIN` then changes that card's user PIN from 123456 to PIN, so a test can
+//! have the witness type it. Both exist for tests only (a PIN given as an argument is visible
+//! to every process on the host).
 
 use std::io::BufRead;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use vscard_bridge::bridge::{Bridge, Event, parse_control, spawn_reader};
 use vscard_bridge::{T0Card, VirtualCard};
 
 const USAGE: &str = "usage: vscard-bridge (--listen PATH | --connect PATH) [--cards N] \
-                     [--serial-base HEX] [--insert N|none]";
+                     [--serial-base HEX] [--insert N|none] [--personal N=KEYFILE]... \
+                     [--personal-pin N=PIN]...";
+
+/// `N=VALUE` of `--personal` and `--personal-pin`.
+fn card_and_value(flag: &str, arg: &str) -> Result<(usize, String), String> {
+    let (n, v) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("{flag} wants N=VALUE, got {arg:?}"))?;
+    let n = n
+        .parse()
+        .map_err(|_| format!("{flag} wants a card number before '=', got {n:?}"))?;
+    Ok((n, v.to_owned()))
+}
 
 fn main() {
     if let Err(e) = run() {
@@ -28,6 +48,8 @@ fn run() -> Result<(), String> {
     let mut cards = 1usize;
     let mut serial_base = 0x5348_0001u32;
     let mut insert = Some(0usize);
+    let mut personal: Vec<(usize, String)> = Vec::new();
+    let mut personal_pins: Vec<(usize, String)> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || {
@@ -50,6 +72,8 @@ fn run() -> Result<(), String> {
                     Some(v.parse().map_err(|e| format!("--insert: {e}"))?)
                 }
             }
+            "--personal" => personal.push(card_and_value(&a, &value()?)?),
+            "--personal-pin" => personal_pins.push(card_and_value(&a, &value()?)?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -59,6 +83,36 @@ fn run() -> Result<(), String> {
     }
     if cards == 0 || insert.is_some_and(|n| n >= cards) {
         return Err(format!("--insert must name one of the {cards} cards"));
+    }
+    if let Some((n, _)) = personal
+        .iter()
+        .chain(&personal_pins)
+        .find(|(n, _)| *n >= cards)
+    {
+        return Err(format!("--personal {n}: there are only {cards} cards"));
+    }
+    if let Some((n, _)) = personal_pins
+        .iter()
+        .find(|(n, _)| !personal.iter().any(|(p, _)| p == n))
+    {
+        return Err(format!(
+            "--personal-pin {n}: card {n} is not made --personal"
+        ));
+    }
+    // The cards are made before QEMU connects, so a personal card is ready when inserted.
+    let mut virtual_cards: Vec<Arc<VirtualCard>> = (0..cards)
+        .map(|i| Arc::new(VirtualCard::new(serial_base.wrapping_add(i as u32))))
+        .collect();
+    for (n, path) in &personal {
+        let tsk = std::fs::read(path).map_err(|e| format!("--personal {n}: {path}: {e}"))?;
+        let pin = personal_pins
+            .iter()
+            .rev()
+            .find(|(p, _)| p == n)
+            .map(|(_, pin)| pin.as_str());
+        let fpr = vscard_bridge::personal::make_personal(&virtual_cards[*n], &tsk, pin)
+            .map_err(|e| format!("--personal {n}: {path}: {e}"))?;
+        println!("personal {n} {fpr}");
     }
     let stream = match (listen, connect) {
         (Some(path), None) => {
@@ -98,8 +152,12 @@ fn run() -> Result<(), String> {
             }
         }
     });
-    let cards = (0..cards)
-        .map(|i| T0Card::new(VirtualCard::new(serial_base.wrapping_add(i as u32))))
+    let cards = virtual_cards
+        .drain(..)
+        .map(|c| {
+            // The card stack's channel to it is gone: this is the only reference left.
+            T0Card::new(Arc::try_unwrap(c).unwrap_or_else(|_| unreachable!("card still shared")))
+        })
         .collect();
     let mut bridge = Bridge::new(cards);
     let mut w = stream;

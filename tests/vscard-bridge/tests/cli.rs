@@ -82,3 +82,24 @@ fn bad_arguments_are_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--insert must name one of the 1 cards"));
 }
+
+#[test]
+fn personal_cards_are_checked_before_anything_listens() {
+    let refused = |args: &[&str], why: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vscard-bridge"))
+            .args(["--listen", "/nonexistent/x.sock", "--cards", "2"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+    };
+    refused(&["--personal", "2=/dev/null"], "there are only 2 cards");
+    refused(&["--personal", "x"], "--personal wants N=VALUE");
+    refused(
+        &["--personal-pin", "1=24681357"],
+        "card 1 is not made --personal",
+    );
+    refused(&["--personal", "1=/dev/null"], "not an OpenPGP key");
+}
