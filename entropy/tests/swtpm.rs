@@ -4,76 +4,20 @@
 mod common;
 
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use entropy::health::{Alpha, Cutoffs, HealthTester, Verdict};
 use entropy::{Counted, DeviceKey, Error, HwrngSource, Policy, Source, TpmSource};
-
-struct Swtpm {
-    child: Child,
-    socket: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use swtpm_socket::Swtpm;
 
 fn start_swtpm() -> Swtpm {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("server.sock");
-    let ctrl = dir.path().join("ctrl.sock");
-    let child = Command::new("swtpm")
-        .arg("socket")
-        .arg("--tpm2")
-        .arg("--server")
-        .arg(format!("type=unixio,path={}", socket.display()))
-        .arg("--ctrl")
-        .arg(format!("type=unixio,path={}", ctrl.display()))
-        .arg("--flags")
-        .arg("startup-clear")
-        .arg("--tpmstate")
-        .arg(format!("dir={}", dir.path().display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run swtpm ({e}): this test needs a software TPM; install it with \
-                 `apt-get install swtpm swtpm-tools` (Debian)"
-            )
-        });
-    let mut s = Swtpm {
-        child,
-        socket,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !s.socket.exists() {
-        if let Some(status) = s.child.try_wait().unwrap() {
-            panic!("swtpm exited early with {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "swtpm did not create its socket in 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    s
+    Swtpm::start()
 }
 
 fn tpm_source(s: &Swtpm) -> TpmSource<UnixStream> {
-    let stream = UnixStream::connect(&s.socket).unwrap();
-    // A wedged swtpm must fail the test, not hang it.
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    let stream = s.connect(Duration::from_secs(20));
     TpmSource::new(stream, "swtpm", DeviceKey::tpm_chip(0)).unwrap()
 }
 

@@ -3,79 +3,25 @@
 //! both.
 
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use swtpm_socket::Swtpm;
 use tpm_quote::{
     EK_CERT_ECC_INDEX, Quote, QuoteError, TpmError, ak_name, attest, create_ak, flush_context,
     parse_ak_public, parse_signature, pcr_read, quote, read_ek_cert, read_nv_cert, verify,
 };
 
-struct Swtpm {
-    child: Child,
-    socket: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A fresh swtpm (new state directory: its own endorsement seed), started with
 /// TPM2_Startup(CLEAR) done.
 fn start_swtpm() -> Swtpm {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("server.sock");
-    let ctrl = dir.path().join("ctrl.sock");
-    let child = Command::new("swtpm")
-        .arg("socket")
-        .arg("--tpm2")
-        .arg("--server")
-        .arg(format!("type=unixio,path={}", socket.display()))
-        .arg("--ctrl")
-        .arg(format!("type=unixio,path={}", ctrl.display()))
-        .arg("--flags")
-        .arg("startup-clear")
-        .arg("--tpmstate")
-        .arg(format!("dir={}", dir.path().display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run swtpm ({e}): this test needs a software TPM; ./scripts/setup \
-                 installs it (Debian: apt-get install swtpm swtpm-tools)"
-            )
-        });
-    let s = Swtpm {
-        child,
-        socket,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !s.socket.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "swtpm did not create its socket in 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    s
+    Swtpm::start()
 }
 
 /// swtpm serves one connection at a time: drop one before connecting again.
 fn connect(s: &Swtpm) -> UnixStream {
-    let stream = UnixStream::connect(&s.socket).unwrap();
-    // A wedged swtpm must fail the test, not hang it.
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream
+    s.connect(Duration::from_secs(30))
 }
 
 /// Sends one raw command, returns the response code.
