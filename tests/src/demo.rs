@@ -4,7 +4,8 @@
 //! their own certificates and never give their secret keys to anyone.
 
 use ceremony::openpgp::Cert;
-use sherd_rehearsal::kit::{armored_secret, personal_key, plan_text};
+use ceremony::openpgp::serialize::SerializeInto;
+use sherd_rehearsal::kit::{WITNESSES, armored_secret, personal_key, plan_text};
 use std::path::{Path, PathBuf};
 
 pub struct Kit {
@@ -21,10 +22,23 @@ pub struct Kit {
 /// Writes the kit into `dir`: `plan-stick.img`, `data-stick.img`, `boot-stick.img` (with
 /// `iso`), the plan as `sherd-plan.toml`, and each holder's secret key in `holders/`.
 pub fn make(dir: &Path, id: &str, m: usize, names: &[&str], iso: &[u8]) -> Kit {
+    make_with_plan(dir, id, m, names, iso, |plan| plan)
+}
+
+/// As [`make`], with the kit's plan text changed by `edit` before it is written (a test's
+/// variant of the demo plan: witnesses with certificates, say).
+pub fn make_with_plan(
+    dir: &Path,
+    id: &str,
+    m: usize,
+    names: &[&str],
+    iso: &[u8],
+    edit: impl FnOnce(String) -> String,
+) -> Kit {
     std::fs::create_dir_all(dir.join("holders")).expect("kit folder");
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let personal: Vec<Cert> = names.iter().map(|n| personal_key(n)).collect();
-    let plan = plan_text(id, m, &names, &personal);
+    let plan = edit(plan_text(id, m, &names, &personal));
     std::fs::write(dir.join("sherd-plan.toml"), &plan).expect("plan");
     for (n, k) in names.iter().zip(&personal) {
         let tsk = armored_secret(k);
@@ -56,6 +70,32 @@ pub fn make(dir: &Path, id: &str, m: usize, names: &[&str], iso: &[u8]) -> Kit {
         names,
         personal,
     }
+}
+
+/// The kit's plan text with a personal certificate for each of its witnesses
+/// ([`WITNESSES`], in order: `certs[i]` is the i-th's, public part only), and, with `required`,
+/// `require_witness_signatures = true`: every witness must sign the transcript with their card.
+pub fn with_witness_certs(plan: &str, certs: &[Cert], required: bool) -> String {
+    assert_eq!(certs.len(), WITNESSES.len(), "one certificate per witness");
+    let mut plan = plan.to_owned();
+    for (name, cert) in WITNESSES.iter().zip(certs) {
+        let public = cert
+            .clone()
+            .strip_secret_key_material()
+            .armored()
+            .to_vec()
+            .expect("armoring");
+        let public = String::from_utf8(public).expect("armor is ASCII");
+        let entry = format!("[[witness]]\nname = \"{name}\"\n");
+        assert!(plan.contains(&entry), "no witness {name} in the plan");
+        plan = plan.replacen(&entry, &format!("{entry}certs = ['''\n{public}''']\n"), 1);
+    }
+    if required {
+        // A top-level key: before the first table.
+        let at = plan.find("[[holder]]").expect("the plan has holders");
+        plan.insert_str(at, "require_witness_signatures = true\n\n");
+    }
+    plan
 }
 
 /// QEMU arguments for USB sticks on the xHCI controller `xhci` (which the card reader also

@@ -547,6 +547,17 @@ impl CardBridge {
     /// As [`CardBridge::start`], with the bridge's log sent to `log` (the demo keeps it off
     /// the screen the guest draws on).
     pub fn start_with(cards: usize, log: Stdio) -> CardBridge {
+        Self::start_personal(cards, log, &[])
+    }
+
+    /// As [`CardBridge::start_with`], with some cards made witnesses' personal cards before
+    /// QEMU connects: `(card, secret key file, user PIN if not the default)`, the key's signing
+    /// key imported onto that card (the bridge's `--personal` and `--personal-pin`).
+    pub fn start_personal(
+        cards: usize,
+        log: Stdio,
+        personal: &[(usize, &Path, Option<&str>)],
+    ) -> CardBridge {
         let bin = workspace_bin("vscard-bridge", "vscard-bridge");
         let dir = std::env::temp_dir().join(format!(
             "sherd-vscard-{}-{}",
@@ -560,6 +571,13 @@ impl CardBridge {
             .arg("--listen")
             .arg(&sock)
             .args(["--cards", &cards.to_string(), "--insert", "none"])
+            .args(personal.iter().flat_map(|(n, key, pin)| {
+                let mut a = vec!["--personal".to_owned(), format!("{n}={}", key.display())];
+                if let Some(pin) = pin {
+                    a.extend(["--personal-pin".to_owned(), format!("{n}={pin}")]);
+                }
+                a
+            }))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -580,8 +598,9 @@ impl CardBridge {
         });
         let t0 = Instant::now();
         while !sock.exists() {
+            // (Personal cards are made first: each key import takes a moment.)
             assert!(
-                t0.elapsed() < Duration::from_secs(10),
+                t0.elapsed() < Duration::from_secs(10 + 5 * personal.len() as u64),
                 "bridge socket missing"
             );
             thread::sleep(Duration::from_millis(20));
