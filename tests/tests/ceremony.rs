@@ -4,13 +4,15 @@
 //! CHALLENGE), 2-of-3 with one card per holder through the VSCard bridge, verification, the
 //! outputs written to a data stick, the transcript's final words, power-off. Then, on the host,
 //! the data stick image is read back and the offline verifier passes, and the console never
-//! showed a PIN, a share or the root secret.
+//! showed a PIN, a share or the root secret. A second ceremony has both witnesses sign the
+//! transcript with their own cards (one PIN typed blind) before the outputs are written.
 
 use ceremony::ceremony::paths;
 use ceremony::openpgp::Cert;
 use ceremony::openpgp::parse::Parse;
 use e2e::demo::{self, Kit};
 use e2e::{Boot, CardBridge, Guest, Swtpm};
+use sherd_rehearsal::kit::{WITNESSES, personal_key};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -25,16 +27,50 @@ struct Rig {
 }
 
 fn rig(id: &str, with_rng: bool, sticks: &[&str]) -> Rig {
+    rig_with(id, with_rng, sticks, &[])
+}
+
+/// Holder cards are the bridge's 0 to 3; the witnesses' personal cards come after them.
+const FIRST_WITNESS_CARD: usize = 4;
+
+/// As [`rig`], with the kit's witnesses given personal certificates and required to sign:
+/// `witnesses[i]` is witness i's secret key and the user PIN of their card (`None`: the
+/// default), on the bridge's card `FIRST_WITNESS_CARD + i`.
+fn rig_with(id: &str, with_rng: bool, sticks: &[&str], witnesses: &[(Cert, Option<&str>)]) -> Rig {
     let tmp = tempfile::tempdir().unwrap();
-    let kit = demo::make(
+    let certs: Vec<Cert> = witnesses.iter().map(|(c, _)| c.clone()).collect();
+    let kit = demo::make_with_plan(
         tmp.path(),
         id,
         2,
         &["Alice", "Bob", "Carol"],
         &e2e::read_out("sherd.iso"),
+        |plan| {
+            if certs.is_empty() {
+                plan
+            } else {
+                demo::with_witness_certs(&plan, &certs, true)
+            }
+        },
     );
+    let mut keys = Vec::new();
+    for (i, (key, _)) in witnesses.iter().enumerate() {
+        let path = kit.dir.join(format!("witness-{}.key.asc", i + 1));
+        std::fs::write(&path, sherd_rehearsal::kit::armored_secret(key)).unwrap();
+        keys.push(path);
+    }
+    let personal: Vec<(usize, &Path, Option<&str>)> = witnesses
+        .iter()
+        .zip(&keys)
+        .enumerate()
+        .map(|(i, ((_, pin), path))| (FIRST_WITNESS_CARD + i, path.as_path(), *pin))
+        .collect();
     let tpm = Swtpm::start();
-    let bridge = CardBridge::start(4);
+    let bridge = CardBridge::start_personal(
+        FIRST_WITNESS_CARD + witnesses.len(),
+        std::process::Stdio::inherit(),
+        &personal,
+    );
     let mut b = Boot::serial();
     b.append.push_str(" findiso=/sherd.iso");
     b.extra.extend(tpm.qemu_args());
@@ -426,5 +462,136 @@ fn faults_in_qemu_end_in_their_screens_and_lose_nothing() {
     eprintln!(
         "MEASURE fault run {:.1} s; cards after the pulled one {times:?} s; card 1 inserted twice",
         t0.elapsed().as_secs_f64()
+    );
+}
+
+/// An auditor with GnuPG alone, as ceremony/tests/witness_signatures.rs checks on the host:
+/// witness `k`'s certificate imported from the folder's plan.toml, then `gpg --verify
+/// witness-signatures/<k>.sig transcript.txt`. Returns what gpg said. Without gpg this fails
+/// (./scripts/setup installs it): a check that is skipped checks nothing.
+fn gpg_verifies_witness(dir: &Path, k: usize) -> String {
+    let plan: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.join("plan.toml")).unwrap()).unwrap();
+    let cert = plan["witness"][k - 1]["certs"][0].as_str().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let certfile = home.path().join("witness.asc");
+    std::fs::write(&certfile, cert).unwrap();
+    let gpg = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new("gpg")
+            .env("GNUPGHOME", home.path())
+            .current_dir(dir)
+            .args(["--batch", "--quiet", "--no-autostart"])
+            .args(args)
+            .output()
+            .expect("gpg is needed: apt-get install gnupg (./scripts/setup does)")
+    };
+    let imp = gpg(&["--import".as_ref(), certfile.as_os_str()]);
+    assert!(
+        imp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imp.stderr)
+    );
+    let sig = format!("witness-signatures/{k}.sig");
+    let v = gpg(&["--verify".as_ref(), sig.as_ref(), "transcript.txt".as_ref()]);
+    let said = String::from_utf8_lossy(&v.stderr).into_owned();
+    assert!(v.status.success(), "gpg refused {sig}: {said}");
+    said
+}
+
+/// The witness signature step in the booted image, through its real card stack (usb-ccid,
+/// the bridge's virtual cards): the plan gives both witnesses a personal certificate and
+/// requires their signatures. Wendy's card keeps the default PIN and signs at S; Walter's has
+/// a changed PIN, which he types blind on the PIN page. The outputs then carry both
+/// signatures: the offline verifier names both witnesses, GnuPG verifies each signature over
+/// transcript.txt with the certificate from plan.toml, and the console never showed the PIN.
+#[test]
+#[ignore = "needs the built image; the README's test command runs it"]
+fn witnesses_sign_with_their_cards_in_qemu() {
+    // Not the default 123456, and not a string a screen would show by chance.
+    const WALTER_PIN: &str = "80417263";
+    let t0 = Instant::now();
+    let [wendy, walter] = WITNESSES;
+    let keys = [personal_key(wendy), personal_key(walter)];
+    let mut r = rig_with(
+        "qemu-witnesses",
+        true,
+        &["boot", "plan", "data"],
+        &[(keys[0].clone(), None), (keys[1].clone(), Some(WALTER_PIN))],
+    );
+    to_cards(&mut r);
+    cards(&mut r, 0);
+
+    r.g.wait_for_screen("S  sign with the card in the reader", BOUND);
+    r.g.capture("ceremony-witness-signatures");
+    eprintln!("{}", r.g.screen());
+    let t_step = Instant::now();
+    // Wendy's card, default PIN: S signs without asking anything.
+    r.bridge.command(&format!("insert {FIRST_WITNESS_CARD}"));
+    std::thread::sleep(Duration::from_secs(1));
+    r.g.send("s");
+    r.g.wait_until_any(
+        &["[ SIGNED  ] with card", "NOT SIGNED", "type the user PIN"],
+        BOUND,
+    );
+    let screen = r.g.screen();
+    eprintln!("{screen}");
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("[ SIGNED  ] with card") && l.contains(wendy)),
+        "{screen}"
+    );
+    assert!(screen.contains("1 missing"), "{screen}");
+    r.bridge.command("remove");
+
+    // Walter's card refuses the default PIN: the PIN page asks him, and shows nothing typed.
+    r.bridge
+        .command(&format!("insert {}", FIRST_WITNESS_CARD + 1));
+    std::thread::sleep(Duration::from_secs(1));
+    r.g.send("s");
+    r.g.wait_until_any(&["type the user PIN", "NOT SIGNED"], BOUND);
+    let screen = r.g.screen();
+    eprintln!("{screen}");
+    assert!(
+        screen.contains(&format!("{walter}: type the user PIN")),
+        "{screen}"
+    );
+    r.g.send(WALTER_PIN);
+    r.g.send("\r");
+    r.g.wait_until_any(&["Every witness has signed.", "NOT SIGNED"], BOUND);
+    let screen = r.g.screen();
+    eprintln!("{screen}");
+    assert!(screen.contains("Every witness has signed."), "{screen}");
+    assert_eq!(
+        screen.matches("[ SIGNED  ] with card").count(),
+        2,
+        "{screen}"
+    );
+    let step = t_step.elapsed();
+    r.bridge.command("remove");
+    r.g.send("y");
+
+    let words = write_and_finish(&mut r);
+    let (report, out) = verify_stick(&r, "qemu-witnesses");
+    assert_eq!(words, report.transcript_final_words, "the words on screen");
+    assert_eq!(
+        report.witnesses.line(),
+        format!("signed by 2 of 2 witnesses: {wendy}, {walter}")
+    );
+    let dir = out.path().join("sherd-qemu-witnesses");
+    for (k, name) in [(1, wendy), (2, walter)] {
+        let said = gpg_verifies_witness(&dir, k);
+        assert!(
+            said.contains("Good signature") && said.contains(name),
+            "{said}"
+        );
+    }
+    power_off(&mut r);
+    secrets_never_on_console(&r.g.raw(), &[WALTER_PIN.as_bytes().to_vec()]);
+    eprintln!(
+        "MEASURE QEMU ceremony with witness signatures {:.1} s (boot to power-off, host checks \
+         included); the witness step {:.1} s (two cards, one PIN typed)",
+        t0.elapsed().as_secs_f64(),
+        step.as_secs_f64()
     );
 }
