@@ -618,8 +618,9 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
 
     /// Reads a witness card's PIN blind: nothing is echoed; Esc gives up on this card.
     fn read_pin(&mut self, req: &PinRequest) -> io::Result<Option<Pin>> {
-        // Room for the longest PIN, so the buffer never moves and leaves a copy behind.
-        let mut typed = String::with_capacity(Pin::MAX + 1);
+        // Room for the longest PIN, so the buffer never moves and leaves a copy behind; wiped
+        // however this returns (a console error included).
+        let mut typed = zeroize::Zeroizing::new(String::with_capacity(Pin::MAX + 1));
         let mut page = screens::pin_page(
             &req.name,
             &req.serial,
@@ -634,12 +635,9 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
             match key {
                 // Pin takes the String and wipes it when dropped.
                 Key::Enter if !typed.is_empty() => {
-                    return Ok(Some(Pin::from_string(std::mem::take(&mut typed))));
+                    return Ok(Some(Pin::from_string(std::mem::take(&mut *typed))));
                 }
-                Key::Esc => {
-                    Pin::from_string(typed);
-                    return Ok(None);
-                }
+                Key::Esc => return Ok(None),
                 Key::Backspace => {
                     typed.pop();
                 }
