@@ -469,7 +469,7 @@ fn witnesses_sign_with_their_cards_before_anything_is_written() {
         ("[S] sign with the card", Key::Char('y')),
         ("[S] sign with the card", Key::Char('s')),
         ("[ SIGNED  ] with card 0005:00000001 Wendy", Key::Char('s')),
-        ("The card refused the PIN", Key::Char('6')),
+        ("The card refused the default PIN 123456", Key::Char('6')),
         ("type the user PIN", Key::Char('5')),
         ("type the user PIN", Key::Char('4')),
         ("type the user PIN", Key::Char('3')),

@@ -416,7 +416,11 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                 }
                 Effect::ConfirmFinal(fin) => {
                     let written = std::mem::take(&mut self.written);
-                    self.confirm_page(intent::final_words, screens::final_page(&fin, &written))?;
+                    let signatures = self.witness_files.as_ref().map_or(0, Vec::len);
+                    self.confirm_page(
+                        intent::final_words,
+                        screens::final_page(&fin, &written, signatures),
+                    )?;
                     self.flow.handle(Event::Confirmed {
                         witness: PRESENT.into(),
                     })
@@ -595,12 +599,22 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                         Err(e) => Some(format!("cannot open the card in the reader: {e}")),
                         Ok(mut card) => {
                             let mut console: io::Result<()> = Ok(());
+                            // The first request after a refusal follows the default PIN's.
+                            let mut asked = 0;
                             let r = s
-                                .sign(card.as_mut(), &mut |req| match self.read_pin(req) {
-                                    Ok(pin) => pin,
-                                    Err(e) => {
-                                        console = Err(e);
-                                        None
+                                .sign(card.as_mut(), &mut |req| {
+                                    let refused = match (req.after_wrong_pin, asked) {
+                                        (false, _) => screens::PinRefused::Nothing,
+                                        (true, 0) => screens::PinRefused::Default,
+                                        (true, _) => screens::PinRefused::Typed,
+                                    };
+                                    asked += 1;
+                                    match self.read_pin(req, refused) {
+                                        Ok(pin) => pin,
+                                        Err(e) => {
+                                            console = Err(e);
+                                            None
+                                        }
                                     }
                                 })
                                 .map(|_| ());
@@ -617,16 +631,15 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
     }
 
     /// Reads a witness card's PIN blind: nothing is echoed; Esc gives up on this card.
-    fn read_pin(&mut self, req: &PinRequest) -> io::Result<Option<Pin>> {
+    fn read_pin(
+        &mut self,
+        req: &PinRequest,
+        refused: screens::PinRefused,
+    ) -> io::Result<Option<Pin>> {
         // Room for the longest PIN, so the buffer never moves and leaves a copy behind; wiped
         // however this returns (a console error included).
         let mut typed = zeroize::Zeroizing::new(String::with_capacity(Pin::MAX + 1));
-        let mut page = screens::pin_page(
-            &req.name,
-            &req.serial,
-            req.retries_left,
-            req.after_wrong_pin,
-        );
+        let mut page = screens::pin_page(&req.name, &req.serial, req.retries_left, refused);
         loop {
             self.show(&mut page)?;
             let Some(key) = self.con.next_key(TICK)? else {

@@ -565,11 +565,29 @@ pub fn witness_page(
     p
 }
 
+/// Which PIN the card refused just before a PIN page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinRefused {
+    /// None: the default could not be tried without eating into the last tries.
+    Nothing,
+    /// The factory default user PIN, tried first: this card's PIN was changed.
+    Default,
+    /// The PIN typed on the previous page.
+    Typed,
+}
+
 /// A card's PIN, typed blind.
-pub fn pin_page(name: &str, serial: &str, retries_left: u8, after_wrong_pin: bool) -> Page {
+pub fn pin_page(name: &str, serial: &str, retries_left: u8, refused: PinRefused) -> Page {
     let mut p = Page::new(Step::Write, "witness card PIN");
-    if after_wrong_pin {
-        p.alert("The card refused the PIN.");
+    match refused {
+        PinRefused::Nothing => {}
+        PinRefused::Default => {
+            p.alert("The card refused the default PIN 123456: its PIN was changed.");
+            p.line("That try counts; the right PIN resets the card's counter.");
+        }
+        PinRefused::Typed => {
+            p.alert("The card refused the PIN typed.");
+        }
     }
     p.bold(format!(
         "{name}: type the user PIN of card {serial}, then Enter."
@@ -612,7 +630,8 @@ pub fn write_page(
     p.bold(format!(
         "Insert the data stick(s): {files} files (certificates, shard file, PIN files,"
     ));
-    p.bold("transcript) are written to every stick listed, read back and compared.");
+    p.bold("transcript, any witness signatures) go to every stick listed, read back and");
+    p.bold("compared.");
     p.blank();
     if let Some(e) = error {
         p.alert("WRITING FAILED");
@@ -637,13 +656,20 @@ pub fn write_page(
     p
 }
 
-pub fn final_page(f: &FinishView, written: &[String]) -> Page {
+pub fn final_page(f: &FinishView, written: &[String], witness_signatures: usize) -> Page {
     let mut p = Page::new(Step::Transcript, "the transcript");
     p.bold("Written and read back:");
     for w in written.iter().take(4) {
         p.line(format!("  {w}"));
     }
-    p.line(format!("  {} files", f.files.len()));
+    if witness_signatures == 0 {
+        p.line(format!("  {} files of the ceremony", f.files.len()));
+    } else {
+        p.line(format!(
+            "  {} files of the ceremony and {witness_signatures} witness signature(s)",
+            f.files.len()
+        ));
+    }
     p.blank();
     hash_lines(
         &mut p,
@@ -935,7 +961,8 @@ mod tests {
             "final",
             draw(final_page(
                 &f,
-                &["SanDisk Cruzer (sdc1): 9 files under sherd-acme-root-2026/".into()]
+                &["SanDisk Cruzer (sdc1): 9 files under sherd-acme-root-2026/".into()],
+                0
             ))
         );
         insta::assert_snapshot!("power_off", draw(power_off_page(None)));
