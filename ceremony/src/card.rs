@@ -128,6 +128,22 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A software card's PIN check, as a card does it: a wrong PIN costs a try, the right one
+/// restores all three.
+fn present_pin(stored: &Pin, given: &Pin, retries_left: &mut u8) -> Result<(), CardError> {
+    if !ct_eq(
+        stored.expose_secret().as_bytes(),
+        given.expose_secret().as_bytes(),
+    ) {
+        *retries_left = retries_left.saturating_sub(1);
+        return Err(CardError::WrongPin {
+            retries_left: *retries_left,
+        });
+    }
+    *retries_left = 3;
+    Ok(())
+}
+
 impl LocationCard for SoftwareCard {
     fn serial(&mut self) -> Result<CardSerial, CardError> {
         Ok(self.serial.clone())
@@ -165,16 +181,7 @@ impl LocationCard for SoftwareCard {
         if state.retries_left == 0 {
             return Err(CardError::Blocked);
         }
-        if !ct_eq(
-            state.user_pin.expose_secret().as_bytes(),
-            user_pin.expose_secret().as_bytes(),
-        ) {
-            state.retries_left -= 1;
-            return Err(CardError::WrongPin {
-                retries_left: state.retries_left,
-            });
-        }
-        state.retries_left = 3;
+        present_pin(&state.user_pin, user_pin, &mut state.retries_left)?;
         let shared = state
             .secret
             .diffie_hellman(&x25519_dalek::PublicKey::from(*ephemeral_public));
@@ -295,16 +302,7 @@ impl PersonalCard for SoftwarePersonalCard {
                 needed: MIN_PIN_RETRIES,
             });
         }
-        if !ct_eq(
-            self.user_pin.expose_secret().as_bytes(),
-            pin.expose_secret().as_bytes(),
-        ) {
-            self.retries_left -= 1;
-            return Err(CardError::WrongPin {
-                retries_left: self.retries_left,
-            });
-        }
-        self.retries_left = 3;
+        present_pin(&self.user_pin, pin, &mut self.retries_left)?;
         let key = self
             .key
             .as_ref()
