@@ -383,8 +383,9 @@ impl Error {
 
 const CHUNK: usize = 256;
 
-/// Draws from one source: start-up bytes (tested, then discarded) and the contribution
-/// (tested as it arrives). Fills in `rep`; returns the contribution when healthy.
+/// Draws from one source: start-up bytes (tested, then discarded), for raw noise the
+/// assessment samples (tested, assessed, discarded), and the contribution (tested as it
+/// arrives). Fills in `rep`; returns the contribution when healthy.
 fn draw(
     index: usize,
     source: &mut dyn Source,
@@ -404,99 +405,91 @@ fn draw(
     let mut tester =
         HealthTester::new(cutoffs, policy.startup_samples).expect("policy checked start-up size");
     let start = Instant::now();
-    let mut buf = Zeroizing::new([0u8; CHUNK]);
-    let mut result = None;
     // Raw noise is assessed on samples of its own, drawn after start-up and then discarded.
     let assess_bytes = match info.conditioning {
         Conditioning::Raw => estimate::ASSESSMENT_SAMPLES * info.sample_bits as usize / 8,
         Conditioning::Whitened => 0,
     };
     let total = tester.startup_bytes_remaining() + assess_bytes + policy.contribution_bytes;
-    let mut assessment = None;
-    'run: {
+    let mut drawn = Drawing {
+        source,
+        tester: &mut tester,
+        index,
+        total,
+        progress,
+    };
+    let outcome = (|| -> Result<(Zeroizing<Vec<u8>>, Assessment), Status> {
         // Start-up: tested, then discarded.
-        let mut left = tester.startup_bytes_remaining();
-        while left > 0 {
-            let n = left.min(CHUNK);
-            if let Err(e) = source.fill(&mut buf[..n]) {
-                rep.status = Status::Error(format!("during start-up: {e}"));
-                break 'run;
-            }
-            rep.bytes_drawn += n;
-            left -= n;
-            progress(Event::Drawn {
-                index,
-                bytes: rep.bytes_drawn,
-                total,
-            });
-            if let Err(f) = tester.feed(&buf[..n]) {
-                rep.status = Status::HealthFailed(f);
-                break 'run;
-            }
-        }
+        let mut startup = Zeroizing::new(vec![0u8; drawn.tester.startup_bytes_remaining()]);
+        drawn.fill(&mut startup, rep, "during start-up: ")?;
         rep.startup_passed = true;
-        progress(Event::StartupPassed { index });
-        if assess_bytes > 0 {
+        (drawn.progress)(Event::StartupPassed { index });
+        let assessment = if assess_bytes > 0 {
             let mut samples = Zeroizing::new(vec![0u8; assess_bytes]);
-            for chunk in samples.chunks_mut(CHUNK) {
-                if let Err(e) = source.fill(chunk) {
-                    rep.status = Status::Error(format!("during assessment: {e}"));
-                    break 'run;
-                }
-                rep.bytes_drawn += chunk.len();
-                progress(Event::Drawn {
-                    index,
-                    bytes: rep.bytes_drawn,
-                    total,
-                });
-                if let Err(f) = tester.feed(chunk) {
-                    rep.status = Status::HealthFailed(f);
-                    break 'run;
-                }
-            }
-            match estimate::assess(&samples, info.sample_bits) {
-                Some(e) => assessment = Some(Assessment::Estimated(e)),
-                None => {
-                    rep.status = Status::Error(format!(
-                        "{} bits per sample cannot be assessed; use 1 or 8",
-                        info.sample_bits
-                    ));
-                    break 'run;
-                }
-            }
+            drawn.fill(&mut samples, rep, "during assessment: ")?;
+            let e = estimate::assess(&samples, info.sample_bits).ok_or_else(|| {
+                Status::Error(format!(
+                    "{} bits per sample cannot be assessed; use 1 or 8",
+                    info.sample_bits
+                ))
+            })?;
+            Assessment::Estimated(e)
         } else {
-            assessment = Some(Assessment::ByClaim);
-        }
+            Assessment::ByClaim
+        };
         // Contribution: every byte tested before it may be mixed.
         let mut data = Zeroizing::new(vec![0u8; policy.contribution_bytes]);
-        for chunk in data.chunks_mut(CHUNK) {
-            if let Err(e) = source.fill(chunk) {
-                rep.status = Status::Error(e.to_string());
-                break 'run;
-            }
-            rep.bytes_drawn += chunk.len();
-            progress(Event::Drawn {
-                index,
-                bytes: rep.bytes_drawn,
-                total,
-            });
-            if let Err(f) = tester.feed(chunk) {
-                rep.status = Status::HealthFailed(f);
-                break 'run;
-            }
+        drawn.fill(&mut data, rep, "")?;
+        Ok((data, assessment))
+    })();
+    let result = match outcome {
+        Ok((data, assessment)) => {
+            rep.status = Status::Healthy;
+            rep.assessment = Some(assessment);
+            Some(data)
         }
-        rep.status = Status::Healthy;
-        result = Some(data);
-    }
+        Err(status) => {
+            rep.status = status;
+            None
+        }
+    };
     rep.elapsed = start.elapsed();
     rep.samples_tested = tester.samples();
-    rep.assessment = assessment;
     if let (Some(data), Some(a)) = (&result, &rep.assessment) {
         rep.bytes_contributed = data.len();
         let samples = (data.len() * 8) as f64 / info.sample_bits as f64;
         rep.credited_bits = a.per_sample(info.claimed_h) * samples;
     }
     result
+}
+
+/// One source being drawn: every byte is counted, reported and tested as it arrives.
+struct Drawing<'a, 'p> {
+    source: &'a mut dyn Source,
+    tester: &'a mut HealthTester,
+    index: usize,
+    total: usize,
+    progress: &'a mut dyn FnMut(Event<'p>),
+}
+
+impl Drawing<'_, '_> {
+    /// Fills `out` from the device in chunks, testing every sample; the status that stops the
+    /// source otherwise (`phase` prefixes a device error).
+    fn fill(&mut self, out: &mut [u8], rep: &mut SourceReport, phase: &str) -> Result<(), Status> {
+        for chunk in out.chunks_mut(CHUNK) {
+            self.source
+                .fill(chunk)
+                .map_err(|e| Status::Error(format!("{phase}{e}")))?;
+            rep.bytes_drawn += chunk.len();
+            (self.progress)(Event::Drawn {
+                index: self.index,
+                bytes: rep.bytes_drawn,
+                total: self.total,
+            });
+            self.tester.feed(chunk).map_err(Status::HealthFailed)?;
+        }
+        Ok(())
+    }
 }
 
 /// Label of a contribution in the mix: index, kind and identity.

@@ -190,20 +190,24 @@ pub fn discover_verbose(config: &Config) -> Discovery {
     Discovery { sources, absent }
 }
 
-/// `tpmrm0` first (the kernel's resource manager lets the TPM be shared), then `tpm0`.
-fn open_tpm(dev_dir: &Path) -> Result<Box<dyn Source>, SourceError> {
+/// The TPM's character device under `dev_dir`: `tpmrm0` first (the kernel's resource
+/// manager lets the TPM be shared: the entropy step and the quote both use it), then `tpm0`.
+pub fn tpm_device(dev_dir: &Path) -> Result<PathBuf, SourceError> {
     let rm = dev_dir.join("tpmrm0");
     let raw = dev_dir.join("tpm0");
-    let path = if rm.exists() {
-        rm
+    if rm.exists() {
+        Ok(rm)
     } else if raw.exists() {
-        raw
+        Ok(raw)
     } else {
-        return Err(SourceError::Other(format!(
+        Err(SourceError::Other(format!(
             "neither {} nor {} exists (no TPM 2.0, or its driver is not built in)",
             rm.display(),
             raw.display()
-        )));
-    };
-    Ok(Box::new(TpmSource::open_device(&path)?))
+        )))
+    }
+}
+
+fn open_tpm(dev_dir: &Path) -> Result<Box<dyn Source>, SourceError> {
+    Ok(Box::new(TpmSource::open_device(&tpm_device(dev_dir)?)?))
 }

@@ -17,22 +17,18 @@ use sherd_media::{DataStickRules, FsIdentity, Media, MediaError};
 use std::time::{Duration, Instant};
 
 const PCR_DIR: &str = "/sys/class/tpm/tpm0/pcr-sha256";
-/// The kernel's TPM resource manager (shared with the entropy step's TPM source), else the
-/// raw device.
-const TPM_DEVICES: [&str; 2] = ["/dev/tpmrm0", "/dev/tpm0"];
-
-/// A TPM quote of PCR 0-7 over `plan_hash`, or why there is none.
+/// A TPM quote of PCR 0-7 over `plan_hash`, or why there is none; the same device the
+/// entropy step's TPM source uses.
 fn tpm_quote_of(plan_hash: &[u8; 32]) -> Result<tpm_quote::Attestation, String> {
-    let path = TPM_DEVICES
-        .iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .ok_or("no TPM: neither /dev/tpmrm0 nor /dev/tpm0 exists")?;
+    let path =
+        entropy::tpm_device(std::path::Path::new("/dev")).map_err(|e| format!("no TPM: {e}"))?;
+    let shown = path.display();
     let mut tpm = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(path)
-        .map_err(|e| format!("{path}: {e}"))?;
-    tpm_quote::attest(&mut tpm, plan_hash).map_err(|e| format!("{path}: {e}"))
+        .open(&path)
+        .map_err(|e| format!("{shown}: {e}"))?;
+    tpm_quote::attest(&mut tpm, plan_hash).map_err(|e| format!("{shown}: {e}"))
 }
 
 const EVENT_LOG: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
