@@ -252,6 +252,14 @@ pub enum PlanError {
         /// Names of the witnesses without a certificate, in plan order.
         witnesses: Vec<String>,
     },
+    /// A value in the `[machine]` table is not what it must be (see [`Machine`]).
+    #[error("[machine] {field}: {reason}")]
+    Machine {
+        /// The field at fault, e.g. `pcr4` or `quote_key`.
+        field: &'static str,
+        /// What is wrong and what it must be.
+        reason: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -271,6 +279,129 @@ struct RawPlan {
     holders: Vec<RawHolder>,
     #[serde(rename = "witness", default)]
     witnesses: Vec<RawWitness>,
+    #[serde(default)]
+    machine: Option<RawMachine>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMachine {
+    name: String,
+    pcr0: Option<String>,
+    pcr1: Option<String>,
+    pcr2: Option<String>,
+    pcr3: Option<String>,
+    pcr4: Option<String>,
+    pcr5: Option<String>,
+    pcr6: Option<String>,
+    pcr7: Option<String>,
+    quote_key: Option<String>,
+}
+
+/// The values recorded beforehand for the one laptop this ceremony runs on (the plan's
+/// `[machine]` table): its PCR 0-7 (SHA-256 bank) after booting sherd the way the ceremony
+/// will, and the TPM name of the attestation key sherd makes in its TPM. A recorded PCR is
+/// judged against its recorded value (PASS only when equal); one not recorded falls back to
+/// Heads' rules. Recorded with the boot screen's "this machine's values" action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Machine {
+    /// The laptop's name as the owner labels it, e.g. `ceremony-laptop-1` (same rules as a
+    /// person's name).
+    pub name: String,
+    /// `pcrs[i]`: the recorded value of PCR i, if recorded.
+    pub pcrs: [Option<[u8; 32]>; 8],
+    /// The attestation key's TPM name (`000b` and the SHA-256 of its public area, 34 bytes),
+    /// if recorded: the same TPM makes the same key, so the quote can be tied to this laptop.
+    pub quote_key: Option<[u8; QUOTE_KEY_LEN]>,
+}
+
+/// Length of a TPM name with SHA-256 as its name algorithm: the algorithm (2 bytes) and digest.
+pub const QUOTE_KEY_LEN: usize = 34;
+
+impl Machine {
+    fn from_raw(raw: RawMachine) -> Result<Machine, PlanError> {
+        check_name("machine", &raw.name)?;
+        const FIELDS: [&str; 8] = [
+            "pcr0", "pcr1", "pcr2", "pcr3", "pcr4", "pcr5", "pcr6", "pcr7",
+        ];
+        let given = [
+            raw.pcr0, raw.pcr1, raw.pcr2, raw.pcr3, raw.pcr4, raw.pcr5, raw.pcr6, raw.pcr7,
+        ];
+        let mut pcrs = [None; 8];
+        for (i, v) in given.into_iter().enumerate() {
+            if let Some(v) = v {
+                pcrs[i] = Some(fixed_hex(FIELDS[i], &v)?);
+            }
+        }
+        let quote_key = match raw.quote_key {
+            None => None,
+            Some(v) => {
+                let k: [u8; QUOTE_KEY_LEN] = fixed_hex("quote_key", &v)?;
+                if k[..2] != [0x00, 0x0b] {
+                    return Err(PlanError::Machine {
+                        field: "quote_key",
+                        reason: "must start with 000b (a TPM name with SHA-256 as its algorithm)"
+                            .into(),
+                    });
+                }
+                Some(k)
+            }
+        };
+        if pcrs.iter().all(Option::is_none) && quote_key.is_none() {
+            return Err(PlanError::Machine {
+                field: "name",
+                reason: "the table records no value: add pcr0 .. pcr7 and quote_key as the \
+                         boot screen's \"this machine's values\" shows them"
+                    .into(),
+            });
+        }
+        Ok(Machine {
+            name: raw.name,
+            pcrs,
+            quote_key,
+        })
+    }
+
+    /// The table as the plan writes it (what the boot screen's action writes to a stick).
+    pub fn to_toml(&self) -> String {
+        let mut out = String::from("[machine]\n");
+        out.push_str(&format!(
+            "name = {}\n",
+            toml::Value::String(self.name.clone())
+        ));
+        for (i, v) in self.pcrs.iter().enumerate() {
+            if let Some(v) = v {
+                out.push_str(&format!("pcr{i} = \"{}\"\n", hex::encode(v)));
+            }
+        }
+        if let Some(k) = &self.quote_key {
+            out.push_str(&format!("quote_key = \"{}\"\n", hex::encode(k)));
+        }
+        out
+    }
+
+    /// Its lines of the canonical encoding (docs/formats/plan.md).
+    fn canonical(&self, out: &mut String) {
+        out.push_str(&format!("machine={}\n", self.name));
+        for (i, v) in self.pcrs.iter().enumerate() {
+            if let Some(v) = v {
+                out.push_str(&format!("machine_pcr={i}\t{}\n", hex::encode(v)));
+            }
+        }
+        if let Some(k) = &self.quote_key {
+            out.push_str(&format!("machine_quote_key={}\n", hex::encode(k)));
+        }
+    }
+}
+
+/// Exactly `N` bytes as lower- or upper-case hex, for a `[machine]` field.
+fn fixed_hex<const N: usize>(field: &'static str, v: &str) -> Result<[u8; N], PlanError> {
+    hex::decode(&v.to_ascii_lowercase())
+        .and_then(|b| <[u8; N]>::try_from(b).ok())
+        .ok_or_else(|| PlanError::Machine {
+            field,
+            reason: format!("{v:?} is not {} hex digits", 2 * N),
+        })
 }
 
 #[derive(Deserialize)]
@@ -342,6 +473,8 @@ pub struct Plan {
     /// Whether every witness must sign the transcript before anything is written (every
     /// witness then has a certificate: checked).
     pub require_witness_signatures: bool,
+    /// The values recorded for the laptop this ceremony runs on, if the plan gives them.
+    pub machine: Option<Machine>,
     hash: [u8; 32],
 }
 
@@ -366,6 +499,8 @@ pub struct PlanSummary {
     pub require_witness_signatures: bool,
     /// Whether the plan lets virtual devices count as hardware entropy sources.
     pub allow_virtual_hardware: bool,
+    /// The values recorded for the laptop, if the plan gives them.
+    pub machine: Option<Machine>,
     /// The canonical plan hash, 64 lower-case hex digits.
     pub hash_hex: String,
     /// The same hash as 32 PGP words separated by single spaces, for reading aloud.
@@ -472,6 +607,10 @@ impl Plan {
         if self.require_witness_signatures {
             out.push_str("require_witness_signatures=true\n");
         }
+        // Only when given, so the hashes of plans without a machine table stay the same.
+        if let Some(m) = &self.machine {
+            m.canonical(&mut out);
+        }
         out.into_bytes()
     }
 
@@ -500,6 +639,7 @@ impl Plan {
                 .collect(),
             require_witness_signatures: self.require_witness_signatures,
             allow_virtual_hardware: self.allow_virtual_hardware,
+            machine: self.machine.clone(),
             hash_hex: hex::encode(&self.hash),
             hash_words: words::to_phrase(&self.hash),
         }
@@ -636,6 +776,7 @@ impl Plan {
             witnesses,
             witness_certs,
             require_witness_signatures: raw.require_witness_signatures,
+            machine: raw.machine.map(Machine::from_raw).transpose()?,
             hash: [0; 32],
         };
         plan.hash = kdf::sha256(&plan.canonical_bytes());

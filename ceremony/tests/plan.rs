@@ -455,3 +455,95 @@ fn witness_certificate_problems() {
         PlanError::DuplicateCertificate { ref first, ref second, .. } if first == "Wendy" && second == "Walter"
     ));
 }
+
+/// A plan with a `[machine]` table appended (TOML tables may come in any order). The
+/// certificates are made once, so plans that differ only in the table differ only there.
+fn plan_with_machine(machine: &str) -> String {
+    static BASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let base = BASE.get_or_init(|| {
+        let (_, a) = three();
+        plan_with("2", &std_holders(&a), &["W"], "")
+    });
+    format!("{base}\n{machine}")
+}
+
+#[test]
+fn the_machine_table() {
+    let p0 = "00".repeat(32);
+    let p4 = "BD6D4E413F2B44119BD0B4BC7060FE415C5C23C51A96F370C240F78A6DCA21C3";
+    let key = format!("000b{}", "ab".repeat(32));
+    let text = plan_with_machine(&format!(
+        "[machine]\nname = \"laptop 1\"\npcr0 = \"{p0}\"\npcr4 = \"{p4}\"\nquote_key = \"{key}\"\n"
+    ));
+    let plan = Plan::parse(&text).unwrap();
+    let m = plan.machine.clone().unwrap();
+    assert_eq!(m.name, "laptop 1");
+    assert_eq!(m.pcrs[0], Some([0; 32]));
+    assert_eq!(m.pcrs[1], None);
+    assert_eq!(hexstr::encode(&m.pcrs[4].unwrap()), p4.to_ascii_lowercase());
+    assert_eq!(hexstr::encode(&m.quote_key.unwrap()), key);
+    assert_eq!(plan.summary().machine, Some(m.clone()));
+
+    // What the boot screen writes is a table the plan reads back as the same values.
+    let again = Plan::parse(&plan_with_machine(&m.to_toml())).unwrap();
+    assert_eq!(again.machine, Some(m));
+    assert_eq!(again.hash(), plan.hash());
+
+    // Its canonical lines, after everything else; without the table the hash is unchanged.
+    let canonical = String::from_utf8(plan.canonical_bytes()).unwrap();
+    assert!(
+        canonical.ends_with(&format!(
+            "witness=W\nmachine=laptop 1\nmachine_pcr=0\t{p0}\nmachine_pcr=4\t{}\nmachine_quote_key={key}\n",
+            p4.to_ascii_lowercase()
+        )),
+        "{canonical}"
+    );
+    let bare = Plan::parse(&plan_with_machine("")).unwrap();
+    assert!(bare.machine.is_none());
+    assert!(
+        !String::from_utf8(bare.canonical_bytes())
+            .unwrap()
+            .contains("machine")
+    );
+    // Every recorded value is part of the hash.
+    for changed in [
+        text.replace("laptop 1", "laptop 2"),
+        text.replace(&format!("pcr0 = \"{p0}\""), &format!("pcr1 = \"{p0}\"")),
+        text.replace(&key, &format!("000b{}", "cd".repeat(32))),
+    ] {
+        assert_ne!(Plan::parse(&changed).unwrap().hash(), plan.hash());
+    }
+}
+
+#[test]
+fn machine_table_refusals_name_the_field() {
+    let cases = [
+        ("[machine]\npcr0 = \"00\"\n", "name"),
+        ("[machine]\nname = \"l\"\n", "records no value"),
+        ("[machine]\nname = \"l\"\npcr3 = \"00\"\n", "pcr3"),
+        ("[machine]\nname = \"l\"\npcr8 = \"00\"\n", "pcr8"),
+        (
+            &format!("[machine]\nname = \"l\"\npcr7 = \"{}\"\n", "0g".repeat(32)),
+            "pcr7: \"",
+        ),
+        (
+            &format!(
+                "[machine]\nname = \"l\"\nquote_key = \"{}\"\n",
+                "00".repeat(32)
+            ),
+            "68 hex digits",
+        ),
+        (
+            &format!(
+                "[machine]\nname = \"l\"\nquote_key = \"0004{}\"\n",
+                "00".repeat(32)
+            ),
+            "must start with 000b",
+        ),
+        ("[machine]\nname = \" l\"\npcr0 = \"00\"\n", "machine name"),
+    ];
+    for (table, want) in cases {
+        let e = err(&plan_with_machine(table)).to_string();
+        assert!(e.contains(want), "{table}: {e}");
+    }
+}
