@@ -181,7 +181,7 @@ pub enum Effect {
     /// Ask for the plan stick.
     RequestPlan,
     /// Show the plan (with its hash as words) and ask witnesses to confirm.
-    ConfirmPlan(PlanSummary),
+    ConfirmPlan(Box<PlanSummary>),
     /// Gather entropy and send `EntropyReady`.
     RequestEntropy,
     /// Show the root fingerprint (words) and location fingerprints; witnesses confirm.
@@ -352,7 +352,7 @@ impl Flow {
             (State::AwaitingPlan(prior), Event::PlanRead(text)) => {
                 match Planned::with_prior_records(&text, &prior) {
                     Ok(c) => {
-                        fx.push(Effect::ConfirmPlan(c.plan().summary()));
+                        fx.push(Effect::ConfirmPlan(Box::new(c.plan().summary())));
                         State::PlanShown(c)
                     }
                     Err(e) => {
