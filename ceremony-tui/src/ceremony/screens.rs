@@ -819,6 +819,7 @@ mod tests {
             allow_virtual_hardware: false,
             witness_cert_fingerprints: vec![vec![], vec![]],
             require_witness_signatures: false,
+            machine: None,
             hash_hex: H1.into(),
             hash_words: words_of_hex(H1),
         }
