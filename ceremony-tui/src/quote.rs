@@ -8,17 +8,16 @@ pub const KIND: &str = "tpm.quote";
 
 /// `tpm.quote attest= signature= ak-public= ak-name= ek-cert=` (hex; `ek-cert=none` when the
 /// TPM holds no EK certificate), or `tpm.quote none="<why>"` when no quote could be made.
-pub fn record(result: Result<tpm_quote::Attestation, String>) -> Note {
+pub fn record(result: Result<&tpm_quote::Quote, &str>) -> Note {
     let fields = match result {
-        Ok(a) => Fields::new()
-            .with("attest", hexstr::encode(&a.quote.attest))
-            .with("signature", hexstr::encode(&a.quote.signature))
-            .with("ak-public", hexstr::encode(&a.quote.ak_public))
-            .with("ak-name", a.report.ak_name)
+        Ok(q) => Fields::new()
+            .with("attest", hexstr::encode(&q.attest))
+            .with("signature", hexstr::encode(&q.signature))
+            .with("ak-public", hexstr::encode(&q.ak_public))
+            .with("ak-name", tpm_quote::ak_name(&q.ak_public))
             .with(
                 "ek-cert",
-                a.quote
-                    .ek_cert
+                q.ek_cert
                     .as_deref()
                     .map(hexstr::encode)
                     .unwrap_or_else(|| "none".into()),

@@ -147,13 +147,17 @@ impl Devices for Fake {
             rootfs_tree: Some("cd".repeat(32)),
             kernel_release: "6.12.117".into(),
             boot_path: "test".into(),
+            // A clean Heads boot: Heads' values PASS, the board-specific PCRs are UNKNOWN.
             pcrs: (0..8)
-                .map(|i| PcrLine {
-                    index: i,
-                    value: Some("00".repeat(32)),
-                    verdict: "PASS".into(),
-                    expectation: "zero".into(),
-                    reason: String::new(),
+                .map(|i| {
+                    let heads = heads_config::attest::heads_value(i);
+                    PcrLine {
+                        index: i,
+                        value: Some(hexstr::encode(&heads.unwrap_or([i; 32]))),
+                        verdict: if heads.is_some() { "PASS" } else { "UNKNOWN" }.into(),
+                        expectation: "Heads' rules".into(),
+                        reason: String::new(),
+                    }
                 })
                 .collect(),
         }
@@ -171,8 +175,8 @@ impl Devices for Fake {
             None => Err(FakeError::NoCard),
         }
     }
-    fn quote(&mut self, _plan_hash: &[u8; 32]) -> ceremony::record::Note {
-        ceremony_tui::quote::record(Err("test double: no TPM".into()))
+    fn quote(&mut self, _plan_hash: &[u8; 32]) -> Result<tpm_quote::Quote, String> {
+        Err("test double: no TPM".into())
     }
     fn gather_entropy(
         &mut self,
@@ -243,13 +247,18 @@ impl Devices for Fake {
     }
 }
 
-const HAPPY: &[(&str, Key)] = &[
+/// The attestation and the plan, up to the boot judged against the plan.
+const TO_VERDICTS: &[(&str, Key)] = &[
     ("boot attestation 1", Key::Tab),
     ("boot attestation 2", Key::Tab),
     ("TPM PCR 0 to 3", Key::Char('y')),
     ("[ waiting ] Wendy", Key::Char('1')),
     ("[ waiting ] Walter", Key::Char('2')),
     ("[Y] go on", Key::Char('y')),
+];
+
+/// From the entropy report to power-off.
+const FROM_ENTROPY: &[(&str, Key)] = &[
     ("[Enter] go on", Key::Enter),
     ("Root certificate fingerprint", Key::Char('y')),
     ("[W] write", Key::Char('w')),
@@ -257,18 +266,40 @@ const HAPPY: &[(&str, Key)] = &[
     ("[P] power off", Key::Char('p')),
 ];
 
+/// The reason typed for the test double's boot (no TPM quote, no recorded laptop values).
+const REASON: &str = "test double: no quote, no recorded laptop";
+
+fn deviation_steps() -> Vec<(&'static str, Key)> {
+    ceremony_tui::ceremony::script::deviation_steps(REASON)
+}
+
+/// The whole ceremony: attestation, plan, a deviation, then entropy to power-off.
+fn happy() -> Vec<(&'static str, Key)> {
+    let mut v = TO_VERDICTS.to_vec();
+    v.extend(deviation_steps());
+    v.extend_from_slice(FROM_ENTROPY);
+    v
+}
+
 #[test]
 fn a_whole_ceremony_writes_verifiable_outputs_and_shows_no_secret() {
     let f = common::fixture_with("tui-test", 3, 2, &[1, 1, 1]);
     let out = tempfile::tempdir().unwrap();
     let mut dev = Fake::new(&f.plan_text, 3, out.path());
-    let mut con = Script::new(HAPPY);
+    let mut con = Script::new(&happy());
     assert_eq!(run(&mut con, &mut dev).unwrap(), Outcome::Completed);
     assert!(con.steps.is_empty());
 
     let dir = out.path().join("sherd-tui-test");
     let report = ceremony::verify::verify_dir(&dir).expect("the offline verifier passes");
     assert_eq!((report.threshold, report.count, report.cards), (2, 3, 3));
+    // The boot judged against the plan, and the deviation typed on screen, are recorded.
+    let transcript = std::fs::read_to_string(dir.join("transcript.txt")).unwrap();
+    assert!(transcript.contains(
+        " attest.verdicts pcr0=PASS pcr1=PASS pcr2=UNKNOWN pcr3=PASS pcr4=PASS pcr5=UNKNOWN \
+         pcr6=UNKNOWN pcr7=UNKNOWN quote=UNKNOWN\n"
+    ));
+    assert!(transcript.contains(&format!("quote=UNKNOWN reason=\"{REASON}\"\n")));
     let text = con.all_text();
     // Shown as rows of four words, each after its hex group.
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -313,7 +344,7 @@ fn a_plan_that_allows_virtual_hardware_says_so_on_every_page_after_it() {
     assert_ne!(plan, f.plan_text, "the fixture's plan has a threshold line");
     let out = tempfile::tempdir().unwrap();
     let mut dev = Fake::new(&plan, 3, out.path());
-    let mut con = Script::new(HAPPY);
+    let mut con = Script::new(&happy());
     assert_eq!(run(&mut con, &mut dev).unwrap(), Outcome::Completed);
     assert_eq!(dev.allow_virtual, [true]);
     let pages = &con.pages;
@@ -392,7 +423,16 @@ fn faults_are_shown_and_recovered_without_losing_anything() {
         ("boot attestation 1", Key::Char('y')),
         ("[R] retry", Key::Char('r')),
     ];
-    steps.extend_from_slice(&HAPPY[3..9]);
+    steps.extend_from_slice(&TO_VERDICTS[3..]);
+    // D, then Enter with no reason (refused, nothing recorded), Esc back to the verdicts,
+    // then the deviation typed in full.
+    steps.extend([
+        ("[D] record a deviation", Key::Char('d')),
+        ("record a deviation", Key::Enter),
+        ("the reason has 0 characters", Key::Esc),
+    ]);
+    steps.extend(deviation_steps());
+    steps.extend_from_slice(&FROM_ENTROPY[..3]);
     steps.extend_from_slice(&[
         ("WRITING FAILED", Key::Char('w')),
         ("Transcript final hash", Key::Char('y')),
@@ -414,10 +454,14 @@ fn faults_are_shown_and_recovered_without_losing_anything() {
 }
 
 fn steps_in_order(s: &[(&'static str, Key)]) -> VecDeque<(&'static str, Key)> {
-    // attestation, plan confirmations, then the entropy retry, then the rest.
+    // attestation, plan confirmations, the deviation, then the entropy retry, then the rest.
     let mut v: Vec<_> = s.to_vec();
     let retry = v.remove(1);
-    let at = v.iter().position(|(w, _)| *w == "[Y] go on").unwrap() + 1;
+    let at = v
+        .iter()
+        .position(|(w, _)| *w == "[Enter] witnesses agree")
+        .unwrap()
+        + 1;
     v.insert(at, retry);
     v.into()
 }
@@ -463,7 +507,9 @@ fn witnesses_sign_with_their_cards_before_anything_is_written() {
         card("0005:00000002", &walter)
             .with_user_pin(ceremony::secret::Pin::from_string("654321".into())),
     );
-    let mut steps: Vec<(&str, Key)> = HAPPY[..8].to_vec();
+    let all = happy();
+    let write = all.iter().position(|(w, _)| *w == "[W] write").unwrap();
+    let mut steps: Vec<(&str, Key)> = all[..write].to_vec();
     steps.extend([
         // Y before anyone signed: the plan requires every signature, so nothing happens.
         ("[S] sign with the card", Key::Char('y')),
@@ -478,7 +524,7 @@ fn witnesses_sign_with_their_cards_before_anything_is_written() {
         ("type the user PIN", Key::Enter),
         ("Every witness has signed", Key::Char('y')),
     ]);
-    steps.extend(HAPPY[8..].iter().copied());
+    steps.extend(all[write..].iter().copied());
     let steps: &'static [(&'static str, Key)] = Box::leak(steps.into_boxed_slice());
     let mut con = Script::new(steps);
     assert_eq!(

@@ -19,6 +19,7 @@
 //! Witnesses' own cards sign the finished transcript through [`card::PersonalCard`]:
 //! [`witness::WitnessSigning`].
 
+pub mod attest;
 pub mod card;
 pub mod ceremony;
 pub mod envelope;

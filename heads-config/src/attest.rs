@@ -153,6 +153,19 @@ fn judge_one(
     }
 }
 
+/// Heads' value of PCR `index` in the SHA-256 bank after a clean USB boot, where Heads' rules
+/// fix one: zero for PCR 0, 1 and 3, the USB boot's extends from a reset PCR for PCR4; None
+/// for the board-specific PCR 2, 5, 6 and 7 (and anything above 7).
+pub fn heads_value(index: u8) -> Option<[u8; 32]> {
+    let bank = Bank::Sha256;
+    let v = match index {
+        0 | 1 | 3 => pcr::zero(bank),
+        4 => pcr::heads_usb_boot_pcr4(bank, &pcr::zero(bank)),
+        _ => return None,
+    };
+    <[u8; 32]>::try_from(v).ok()
+}
+
 /// Reads PCR 0-7 of the SHA-256 bank from sysfs text (`/sys/class/tpm/tpm0/pcr-sha256/N`
 /// holds hex and a newline); a missing or malformed file gives None.
 pub fn parse_sysfs_pcr(text: &str) -> Option<Vec<u8>> {
@@ -275,6 +288,23 @@ mod tests {
             v[4].reason
         );
         assert_eq!(v[2].verdict, Verdict::Unknown);
+    }
+
+    #[test]
+    fn heads_values_are_those_the_judge_passes() {
+        assert_eq!(heads_value(0), Some([0; 32]));
+        assert_eq!(heads_value(4).map(|v| encode(&v)), Some(HEADS_PCR4.into()));
+        assert_eq!(heads_value(2), None);
+        assert_eq!(heads_value(8), None);
+        let v = judge(&heads_pcrs(), None);
+        for r in &v {
+            let heads = heads_value(r.index).map(|h| h.to_vec());
+            assert_eq!(
+                r.verdict == Verdict::Pass,
+                heads.is_some() && heads == r.value,
+                "{r:?}"
+            );
+        }
     }
 
     #[test]

@@ -264,8 +264,8 @@ impl Devices for ImageDevices {
         ImageDevices::open_personal_card(self)
     }
 
-    fn quote(&mut self, plan_hash: &[u8; 32]) -> ceremony::record::Note {
-        ceremony_tui::quote::record(tpm_quote_of(plan_hash))
+    fn quote(&mut self, plan_hash: &[u8; 32]) -> Result<tpm_quote::Quote, String> {
+        tpm_quote_of(plan_hash).map(|a| a.quote)
     }
 
     fn gather_entropy(

@@ -170,9 +170,9 @@ impl Devices for Rehearsal {
         Rehearsal::open_personal_card(self)
     }
 
-    fn quote(&mut self, _plan_hash: &[u8; 32]) -> ceremony::record::Note {
+    fn quote(&mut self, _plan_hash: &[u8; 32]) -> Result<tpm_quote::Quote, String> {
         // A host's TPM belongs to the host: a rehearsal does not use it.
-        ceremony_tui::quote::record(Err("a rehearsal on a host: no TPM quote".into()))
+        Err("a rehearsal on a host: no TPM quote".into())
     }
 
     fn gather_entropy(

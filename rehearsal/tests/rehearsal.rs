@@ -3,7 +3,7 @@
 //! stick, keys pressed by a script. The outputs pass the offline verifier, and every page
 //! carries the rehearsal banner.
 
-use ceremony_tui::ceremony::script::Script;
+use ceremony_tui::ceremony::script::{Script, deviation_steps};
 use ceremony_tui::ceremony::{Outcome, run};
 use ceremony_tui::keys::Key;
 use sherd_rehearsal::{Rehearsal, kit};
@@ -17,13 +17,17 @@ fn a_rehearsal_with_virtual_cards_verifies() {
     std::fs::write(&plan, kit::plan_text("rehearsal-test", 2, &names, &keys)).unwrap();
     let out = tmp.path().join("stick");
     let mut dev = Rehearsal::new(plan, out.clone(), 3);
-    let mut con = Script::new(&[
+    let mut steps = vec![
         ("boot attestation 1", Key::Char('y')),
         // A card in the reader before the entropy step adds its GET CHALLENGE.
         ("[ waiting ] Wendy", Key::Char('i')),
         ("[O] take the card out", Key::Char('1')),
         ("[ waiting ] Walter", Key::Char('2')),
         ("[Y] go on", Key::Char('y')),
+    ];
+    // A host has no quote and no recorded laptop: the witnesses record why they go on.
+    steps.extend(deviation_steps("rehearsal on a host: no TPM quote"));
+    steps.extend([
         ("[Enter] go on", Key::Enter),
         ("Root certificate fingerprint", Key::Char('y')),
         ("Remove the card now", Key::Char('o')),
@@ -35,6 +39,7 @@ fn a_rehearsal_with_virtual_cards_verifies() {
         ("Transcript final hash", Key::Char('y')),
         ("[P] power off", Key::Char('p')),
     ]);
+    let mut con = Script::new(&steps);
     let outcome = run(&mut con, &mut dev).unwrap();
     assert_eq!(outcome, Outcome::Completed, "{}", con.all_text());
     assert!(con.pages.iter().all(|p| p.starts_with("REHEARSAL")));

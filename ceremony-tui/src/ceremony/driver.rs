@@ -11,6 +11,7 @@ use super::policy::{CardDecision, CardPolicy, PlanDecision, PlanPolicy};
 use super::screens::{self, Attestation, CardState};
 use crate::entropy_check::EntropyView;
 use crate::keys::Key;
+use ceremony::attest::{self, QuoteOutcome, Reading, Verdicts};
 use ceremony::card::CardSerial;
 use ceremony::card::{LocationCard, PersonalCard};
 use ceremony::ceremony::{Approved, NextCard, VerifyView};
@@ -83,9 +84,10 @@ pub trait Devices {
     }
     fn attest(&mut self) -> Attestation;
     fn poll_plan(&mut self) -> PlanPoll;
-    /// Quotes PCR 0-7 with the TPM, the plan hash as qualifying data, as a `tpm.quote`
-    /// record ([`crate::quote::record`]; its `none=` form says why there is no quote).
-    fn quote(&mut self, plan_hash: &[u8; 32]) -> Note;
+    /// Quotes PCR 0-7 with the TPM, the plan hash as qualifying data; or says why there is no
+    /// quote. The driver judges it against the values shown at the attestation and records it
+    /// ([`crate::quote::record`]).
+    fn quote(&mut self, plan_hash: &[u8; 32]) -> Result<tpm_quote::Quote, String>;
     /// Gathers entropy under the ceremony's policy (virtual devices counting only when the
     /// plan allows them), reporting progress; on refusal returns the view that says why.
     fn gather_entropy(
@@ -147,6 +149,10 @@ struct Driver<'a, C: Console, D: Devices> {
     virtual_hardware: bool,
     /// The confirmed plan's hash: the TPM quote's qualifying data.
     plan_hash: Option<[u8; 32]>,
+    /// The PCR values and verdicts the witnesses confirmed at the attestation.
+    readings: Option<[Reading; 8]>,
+    /// The confirmed plan's `[machine]` table, if it has one.
+    machine: Option<ceremony::plan::Machine>,
     /// Where the plan was read from, for the plan page.
     plan_location: String,
     rng: Option<Box<dyn SecretRng>>,
@@ -203,6 +209,8 @@ pub fn run(con: &mut impl Console, dev: &mut impl Devices) -> io::Result<Outcome
         ceremony_id: None,
         virtual_hardware: false,
         plan_hash: None,
+        readings: None,
+        machine: None,
         witness_files: None,
         plan_location: String::new(),
         rng: None,
@@ -328,6 +336,7 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
             self.show(&mut screens::reading_attestation_page(true))?;
             attestation = self.dev.attest();
         }
+        self.readings = Some(readings(&attestation));
         let mut pending: VecDeque<Effect> = self
             .flow
             .handle(Event::Attested(attestation.records()))
@@ -344,6 +353,7 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                 Effect::ConfirmPlan(summary) => {
                     self.ceremony_id = Some(summary.ceremony_id.clone());
                     self.virtual_hardware = summary.allow_virtual_hardware;
+                    self.machine = summary.machine.clone();
                     self.plan_hash = ceremony::hex::decode(&summary.hash_hex)
                         .and_then(|h| <[u8; 32]>::try_from(h).ok());
                     let names = self.confirm_plan(&summary)?;
@@ -351,12 +361,16 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
                 }
                 Effect::RequestEntropy => {
                     // The quote first: it binds the PCR values shown at the attestation to the
-                    // plan just confirmed, before anything secret exists.
+                    // plan just confirmed, before anything secret exists. Then the boot is
+                    // judged against the plan; anything not PASS stops here until the
+                    // witnesses record a deviation.
                     let plan_hash = self.plan_hash.expect("the plan was confirmed");
                     let quote = self.dev.quote(&plan_hash);
+                    let mut report =
+                        vec![crate::quote::record(quote.as_ref().map_err(String::as_str))];
+                    report.extend(self.judge_boot(&plan_hash, quote.as_ref())?);
                     let g = self.entropy()?;
                     let rng = self.rng.insert(g.rng);
-                    let mut report = vec![quote];
                     report.extend(g.records);
                     self.flow.handle(Event::EntropyReady {
                         report,
@@ -482,6 +496,79 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
             },
             |_, _| None,
         )
+    }
+
+    /// The boot judged against the plan: the final verdicts, and when one is not PASS, the
+    /// deviation the witnesses agree on. Returns the records (`attest.verdicts`, and
+    /// `attest.deviation` when there is one).
+    fn judge_boot(
+        &mut self,
+        plan_hash: &[u8; 32],
+        quote: Result<&tpm_quote::Quote, &String>,
+    ) -> R<Vec<Note>> {
+        let readings = self.readings.clone().expect("attested before the plan");
+        let attested = readings.clone().map(|r| r.value);
+        let outcome = QuoteOutcome::judge(quote.map_err(String::as_str), plan_hash, &attested);
+        let verdicts = attest::judge(&readings, self.machine.as_ref(), &outcome);
+        let mut error: Option<String> = None;
+        loop {
+            let page = screens::verdicts_page(&verdicts, &outcome, error.as_deref());
+            let open = !verdicts.open().is_empty();
+            let intent = self.wait(
+                &mut (),
+                intent::verdicts,
+                |_, _| page.clone(),
+                |_, _, i| match i {
+                    Intent::Confirm if !open => Some(i),
+                    Intent::Deviate if open => Some(i),
+                    _ => None,
+                },
+                |_, _| None,
+            )?;
+            if intent == Intent::Confirm {
+                return Ok(vec![verdicts.note()]);
+            }
+            match self.read_reason(&verdicts)? {
+                Some(reason) => {
+                    return Ok(vec![
+                        verdicts.note(),
+                        attest::deviation_note(&verdicts, &reason),
+                    ]);
+                }
+                None => error = None,
+            }
+        }
+    }
+
+    /// The deviation's reason, typed on screen (public: shown as typed and recorded). Enter
+    /// records it once it is a reason [`attest::check_reason`] accepts; Esc goes back.
+    fn read_reason(&mut self, verdicts: &Verdicts) -> R<Option<String>> {
+        let mut typed = String::new();
+        let mut error: Option<String> = None;
+        loop {
+            let mut page = screens::deviation_page(verdicts, &typed, error.as_deref());
+            self.show(&mut page)?;
+            let Some(key) = self.con.next_key(TICK)? else {
+                continue;
+            };
+            match key {
+                Key::Enter => match attest::check_reason(&typed) {
+                    Ok(r) => return Ok(Some(r.to_owned())),
+                    Err(e) => error = Some(e.to_string()),
+                },
+                Key::Esc => return Ok(None),
+                Key::Backspace => {
+                    typed.pop();
+                }
+                Key::Char(c)
+                    if (c.is_ascii_graphic() || c == ' ')
+                        && typed.len() < *attest::REASON_LEN.end() =>
+                {
+                    typed.push(c)
+                }
+                _ => {}
+            }
+        }
     }
 
     fn wait_plan(&mut self) -> R<String> {
@@ -807,6 +894,22 @@ impl<C: Console, D: Devices> Driver<'_, C, D> {
         }
         Ok(r)
     }
+}
+
+/// The attestation's PCR values and verdicts as the core judges them after the plan; a PCR the
+/// attestation did not list, or a value that is not 32 bytes of hex, is read as none.
+fn readings(a: &Attestation) -> [Reading; 8] {
+    std::array::from_fn(|i| {
+        let line = a.pcrs.iter().find(|p| usize::from(p.index) == i);
+        Reading {
+            value: line
+                .and_then(|p| p.value.as_deref())
+                .and_then(hexstr::decode_array),
+            verdict: line
+                .and_then(|p| attest::Verdict::from_word(&p.verdict))
+                .unwrap_or(attest::Verdict::Unknown),
+        }
+    })
 }
 
 /// W was pressed with no data stick in.

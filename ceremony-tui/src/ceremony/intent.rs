@@ -29,6 +29,8 @@ pub enum Intent {
     PowerOff,
     /// Sign with the card in the reader (S, on the witness signatures page).
     Sign,
+    /// Record a deviation (D, when the boot is not PASS against the plan).
+    Deviate,
     /// Not a key this page uses (it may still be a device's, e.g. a rehearsal's card keys).
     Other,
 }
@@ -71,6 +73,15 @@ pub fn final_words(k: Key) -> Intent {
         Key::Char('y' | 'Y') => Intent::Confirm,
         _ => Intent::Other,
     }
+}
+
+/// The boot judged against the plan: Y goes on when all is PASS, D records a deviation when
+/// not, A aborts.
+pub fn verdicts(k: Key) -> Intent {
+    yes_or_abort(k).unwrap_or(match k {
+        Key::Char('d' | 'D') => Intent::Deviate,
+        _ => Intent::Other,
+    })
 }
 
 /// The witnesses' signatures: S signs with the card in the reader, Y goes on, A aborts.

@@ -4,6 +4,7 @@ use super::page::Page;
 use crate::aloud;
 use crate::boot::grouped_hex;
 use crate::entropy_check::EntropyView;
+use ceremony::attest::{Item, QuoteOutcome, Verdict, Verdicts};
 use ceremony::ceremony::{CardView, FinishView, KeysView, VerifyView};
 use ceremony::flow::Step;
 use ceremony::plan::PlanSummary;
@@ -212,6 +213,95 @@ pub fn attestation_pages(a: &Attestation) -> Vec<Page> {
     pages
 }
 
+/// The boot judged against the confirmed plan ([`ceremony::attest`]): one line per item. All
+/// PASS: the witnesses confirm. Anything else: the ceremony stops until they record a
+/// deviation, or abort.
+pub fn verdicts_page(v: &Verdicts, quote: &QuoteOutcome, error: Option<&str>) -> Page {
+    let mut p = Page::new(Step::Plan, "the boot against the plan");
+    match &v.machine {
+        Some(m) => p.line(format!(
+            "Judged against the values the plan records for the laptop {m}."
+        )),
+        None => p.line(
+            "The plan records no values for this laptop: Heads' rules only (PCR 2, 5, 6, 7 \
+             cannot PASS).",
+        ),
+    };
+    p.blank();
+    for j in &v.items {
+        let line = format!("{:<10} {:<8} {}", j.item.label(), j.verdict.word(), j.why);
+        if j.verdict == Verdict::Pass {
+            p.line(truncate(&line, 78));
+        } else {
+            p.bold(truncate(&line, 78));
+        }
+    }
+    let key_recorded = v.items.iter().any(|j| j.item == Item::QuoteKey);
+    if let (false, QuoteOutcome::Verified { ak_name } | QuoteOutcome::Invalid { ak_name, .. }) =
+        (key_recorded, quote)
+    {
+        p.line(format!(
+            "quote key  {}... not in the plan: tied to no known TPM",
+            &ak_name[..ak_name.len().min(16)]
+        ));
+    }
+    p.blank();
+    let open = v.open();
+    if open.is_empty() {
+        p.bold("Every item is PASS. Witnesses confirm with Y.");
+        p.key("Y", "witnesses confirm");
+    } else {
+        p.alert(format!(
+            "{} item{} not PASS: the ceremony stops here.",
+            open.len(),
+            if open.len() == 1 { " is" } else { "s are" }
+        ));
+        p.line("Go on only if the witnesses agree why: D types the reason, which the");
+        p.line("transcript records as a deviation with these values. Otherwise abort.");
+        p.key("D", "record a deviation");
+    }
+    if let Some(e) = error {
+        p.alert(e);
+    }
+    p.key("A", "abort");
+    p
+}
+
+/// Typing the deviation's reason: the items it covers with their values, and the reason as
+/// typed so far (public, recorded as typed).
+pub fn deviation_page(v: &Verdicts, typed: &str, error: Option<&str>) -> Page {
+    let mut p = Page::new(Step::Plan, "record a deviation");
+    p.bold("Not PASS, and recorded with the reason:");
+    for j in v.open() {
+        // A PCR's 64 hex digits fit on its line; a key name (68) is shortened here only.
+        let value = match (j.item, j.value.as_deref()) {
+            (Item::Pcr(_), Some(v)) => v.to_owned(),
+            (_, Some(v)) => format!("{}...", &v[..v.len().min(16)]),
+            (_, None) => String::new(),
+        };
+        p.line(format!(
+            "{} {:<7} {value}",
+            j.item.label(),
+            j.verdict.word()
+        ));
+    }
+    p.blank();
+    p.bold("Reason the witnesses agree on (typed by the operator; recorded as typed):");
+    p.line(format!("> {typed}_"));
+    p.line(format!(
+        "  {} of {} characters; at least {}",
+        typed.len(),
+        ceremony::attest::REASON_LEN.end(),
+        ceremony::attest::REASON_LEN.start()
+    ));
+    if let Some(e) = error {
+        p.alert(e);
+    }
+    p.key("Enter", "witnesses agree: record it");
+    p.key("Esc", "back");
+    p
+}
+
 /// The plan as read from the plan stick, with each witness's confirmation so far.
 pub fn plan_page(s: &PlanSummary, confirmed: &[bool], location: &str) -> Page {
     let mut p = Page::new(Step::Plan, "the plan");
@@ -226,6 +316,22 @@ pub fn plan_page(s: &PlanSummary, confirmed: &[bool], location: &str) -> Page {
         ));
     } else {
         p.line(format!("read from {location}"));
+    }
+    if let Some(m) = &s.machine {
+        let pcrs: Vec<String> = (0..8)
+            .filter(|&i| m.pcrs[i].is_some())
+            .map(|i| i.to_string())
+            .collect();
+        p.line(format!(
+            "laptop {}: PCR {} recorded{}",
+            m.name,
+            pcrs.join(","),
+            if m.quote_key.is_some() {
+                ", and its quote key"
+            } else {
+                ""
+            }
+        ));
     }
     const SHOWN: usize = 6;
     for h in s.holders.iter().take(SHOWN) {
@@ -852,6 +958,58 @@ mod tests {
                 .iter()
                 .any(|n| n.kind() == "image.iso-sha256" && n.fields().get("unknown").is_some())
         );
+    }
+
+    fn readings() -> [ceremony::attest::Reading; 8] {
+        let a = attestation();
+        std::array::from_fn(|i| ceremony::attest::Reading {
+            value: a.pcrs[i].value.as_deref().and_then(hexstr::decode_array),
+            verdict: Verdict::from_word(&a.pcrs[i].verdict).unwrap(),
+        })
+    }
+
+    #[test]
+    fn verdicts_without_a_machine_table_stop_for_a_deviation_80x25() {
+        let q = QuoteOutcome::Verified {
+            ak_name: format!("000b{}", "5a".repeat(32)),
+        };
+        let v = ceremony::attest::judge(&readings(), None, &q);
+        let p = verdicts_page(&v, &q, None);
+        assert!(p.keys.iter().any(|(k, _)| k == "D"));
+        assert!(!p.keys.iter().any(|(k, _)| k == "Y"));
+        insta::assert_snapshot!(draw(p));
+        let typed = "no values recorded for this laptop yet";
+        let e = "only letters, digits, punctuation and spaces can be recorded";
+        insta::assert_snapshot!(draw(deviation_page(&v, typed, Some(e))));
+    }
+
+    #[test]
+    fn verdicts_against_a_recorded_laptop_80x25() {
+        let r = readings();
+        let key = [0x00, 0x0b]
+            .into_iter()
+            .chain([0x5a; 32])
+            .collect::<Vec<_>>();
+        let m = ceremony::plan::Machine {
+            name: "ceremony-laptop-1".into(),
+            pcrs: std::array::from_fn(|i| r[i].value),
+            quote_key: Some(key.clone().try_into().unwrap()),
+        };
+        let q = QuoteOutcome::Verified {
+            ak_name: hexstr::encode(&key),
+        };
+        let v = ceremony::attest::judge(&r, Some(&m), &q);
+        assert!(v.open().is_empty());
+        let p = verdicts_page(&v, &q, None);
+        assert!(p.keys.iter().any(|(k, _)| k == "Y"));
+        insta::assert_snapshot!(draw(p));
+        // A PCR changed since the attestation: the quote FAILs.
+        let bad = QuoteOutcome::Invalid {
+            ak_name: hexstr::encode(&key),
+            why: "a PCR changed since the attestation: quoted values differ".into(),
+        };
+        let v = ceremony::attest::judge(&r, Some(&m), &bad);
+        insta::assert_snapshot!(draw(verdicts_page(&v, &bad, None)));
     }
 
     #[test]

@@ -27,6 +27,15 @@ impl Script {
     }
 }
 
+/// The keys that record a deviation when the boot is judged against the plan: D, `reason` a
+/// key at a time, Enter.
+pub fn deviation_steps(reason: &'static str) -> Vec<(&'static str, Key)> {
+    let mut v = vec![("[D] record a deviation", Key::Char('d'))];
+    v.extend(reason.chars().map(|c| ("record a deviation", Key::Char(c))));
+    v.push(("[Enter] witnesses agree", Key::Enter));
+    v
+}
+
 impl Console for Script {
     fn show(&mut self, page: &Page) -> io::Result<()> {
         let mut t = page.text();
