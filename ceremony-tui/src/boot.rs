@@ -53,6 +53,8 @@ pub enum Action {
     PowerOff,
     CheckEntropy,
     CheckCards,
+    /// Show this machine's PCRs and attestation key name, to record in a plan beforehand.
+    MachineValues,
 }
 
 /// Maps a key to an action; every other key is ignored.
@@ -62,6 +64,7 @@ pub fn on_key(key: Key) -> Option<Action> {
         Key::Char('g' | 'G') => Some(Action::Ceremony),
         Key::Char('e' | 'E') => Some(Action::CheckEntropy),
         Key::Char('c' | 'C') => Some(Action::CheckCards),
+        Key::Char('m' | 'M') => Some(Action::MachineValues),
         _ => None,
     }
 }
@@ -87,8 +90,14 @@ fn heading(text: &str) -> Line<'_> {
 }
 
 pub fn render(frame: &mut Frame, info: &BootInfo) {
-    let [main, footer] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(frame.area());
+    // Two footer rows: five keys do not fit one 80-column row. The row with P stays last (the
+    // end-to-end tests wait for it as the sign that the screen is drawn).
+    let [main, more, footer] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
 
     let b = &info.build;
     let mut lines = vec![
@@ -126,6 +135,14 @@ pub fn render(frame: &mut Frame, info: &BootInfo) {
         .title(format!(" sherd {} ", b.version))
         .title(Line::from(" boot ").right_aligned());
     frame.render_widget(Paragraph::new(lines).block(block), main);
+    render_footer(
+        frame,
+        more,
+        &[(
+            "M",
+            "this machine's values (PCRs and TPM key, to record in a plan)",
+        )],
+    );
     render_footer(
         frame,
         footer,
@@ -208,6 +225,13 @@ mod tests {
             .map(|x| b.buffer()[(x, 23)].symbol().to_owned())
             .collect();
         assert!(last.trim_end().ends_with("P  power off"), "{last:?}");
+        let above: String = (0..80)
+            .map(|x| b.buffer()[(x, 22)].symbol().to_owned())
+            .collect();
+        assert!(
+            above.trim_end().ends_with("to record in a plan)"),
+            "{above:?}"
+        );
     }
 
     #[test]
@@ -217,6 +241,8 @@ mod tests {
         assert_eq!(on_key(Key::Char('e')), Some(Action::CheckEntropy));
         assert_eq!(on_key(Key::Char('C')), Some(Action::CheckCards));
         assert_eq!(on_key(Key::Char('g')), Some(Action::Ceremony));
+        assert_eq!(on_key(Key::Char('m')), Some(Action::MachineValues));
+        assert_eq!(on_key(Key::Char('M')), Some(Action::MachineValues));
         assert_eq!(on_key(Key::Char('q')), None);
         assert_eq!(on_key(Key::Enter), None);
         assert_eq!(on_key(Key::Ctrl('p')), None);

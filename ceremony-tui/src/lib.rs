@@ -11,6 +11,7 @@ pub mod card_check;
 pub mod entropy_check;
 pub mod entropy_run;
 pub mod keys;
+pub mod machine;
 pub mod notice;
 pub mod quote;
 pub mod term;

@@ -12,22 +12,63 @@ use ceremony_tui::ceremony::screens::{Attestation, IsoCheck, PcrLine};
 use ceremony_tui::ceremony::{CardPoll, Devices, Gathered, PlanPoll};
 use ceremony_tui::entropy_check::EntropyView;
 use ceremony_tui::entropy_run;
+use ceremony_tui::machine::{PcrProblem, WriteProblem, Written};
 use heads_config::attest::{self, Verdict};
 use sherd_media::{DataStickRules, FsIdentity, Media, MediaError};
 use std::time::{Duration, Instant};
 
-const PCR_DIR: &str = "/sys/class/tpm/tpm0/pcr-sha256";
-/// A TPM quote of PCR 0-7 over `plan_hash`, or why there is none; the same device the
-/// entropy step's TPM source uses.
-fn tpm_quote_of(plan_hash: &[u8; 32]) -> Result<tpm_quote::Attestation, String> {
-    let path =
-        entropy::tpm_device(std::path::Path::new("/dev")).map_err(|e| format!("no TPM: {e}"))?;
-    let shown = path.display();
-    let mut tpm = std::fs::OpenOptions::new()
+/// Where the boot attestation reads PCR 0-7 (and "this machine's values" too, so recorded
+/// values compare equal to the ones the ceremony judges).
+pub(crate) const PCR_DIR: &str = "/sys/class/tpm/tpm0/pcr-sha256";
+
+/// PCR `index` of the SHA-256 bank from sysfs, or why not.
+pub(crate) fn read_pcr(index: usize) -> Result<[u8; 32], PcrProblem> {
+    let path = format!("{PCR_DIR}/{index}");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            PcrProblem::Missing { path: path.clone() }
+        } else {
+            PcrProblem::Unreadable {
+                path: path.clone(),
+                error: e.to_string(),
+            }
+        }
+    })?;
+    attest::parse_sysfs_pcr(&text)
+        .and_then(|v| <[u8; 32]>::try_from(v).ok())
+        .ok_or(PcrProblem::NotAValue { path })
+}
+
+/// Why the TPM could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TpmOpenError {
+    #[error("no TPM: {0}")]
+    NoTpm(entropy::SourceError),
+    #[error("{device}: {error}")]
+    Open {
+        device: String,
+        error: std::io::Error,
+    },
+}
+
+/// The TPM's device, opened read-write, and its path to show: the same device the entropy
+/// step's TPM source uses.
+pub(crate) fn open_tpm() -> Result<(std::fs::File, String), TpmOpenError> {
+    let path = entropy::tpm_device(std::path::Path::new("/dev")).map_err(TpmOpenError::NoTpm)?;
+    let device = path.display().to_string();
+    match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open(&path)
-        .map_err(|e| format!("{shown}: {e}"))?;
+    {
+        Ok(f) => Ok((f, device)),
+        Err(error) => Err(TpmOpenError::Open { device, error }),
+    }
+}
+
+/// A TPM quote of PCR 0-7 over `plan_hash`, or why there is none.
+fn tpm_quote_of(plan_hash: &[u8; 32]) -> Result<tpm_quote::Attestation, String> {
+    let (mut tpm, shown) = open_tpm().map_err(|e| e.to_string())?;
     tpm_quote::attest(&mut tpm, plan_hash).map_err(|e| format!("{shown}: {e}"))
 }
 
@@ -190,11 +231,7 @@ fn open_openpgp(mut reader: UsbReader) -> Result<cards::OpenPgpCard, DeviceError
 }
 
 fn pcrs() -> [Option<Vec<u8>>; 8] {
-    std::array::from_fn(|i| {
-        std::fs::read_to_string(format!("{PCR_DIR}/{i}"))
-            .ok()
-            .and_then(|t| attest::parse_sysfs_pcr(&t))
-    })
+    std::array::from_fn(|i| read_pcr(i).ok().map(|v| v.to_vec()))
 }
 
 impl Devices for ImageDevices {
@@ -431,6 +468,37 @@ impl ImageDevices {
             boot: self.boot_fs.as_ref(),
             plan: self.plan_fs.as_ref(),
             boot_iso_path: self.boot_iso_path.as_deref(),
+        }
+    }
+
+    /// Writes `files` under `dir` to every data stick, as the ceremony's write step does (the
+    /// same checks, journal and read-back), for the boot screen's "this machine's values".
+    /// The boot and plan sticks are looked for first, so neither is ever written.
+    pub fn write_outside_ceremony(
+        &mut self,
+        dir: &str,
+        files: &[OutputFile],
+    ) -> Result<Written, WriteProblem> {
+        if let (IsoCheck::Several(_), _) = self.iso() {
+            return Err(WriteProblem::SeveralBootImages);
+        }
+        self.last_plan_look = None;
+        let _ = Devices::poll_plan(self);
+        match self.data_candidates() {
+            Ok(c) if c.is_empty() => return Err(WriteProblem::NoStick),
+            Ok(_) => {}
+            Err(e) => return Err(WriteProblem::Stick(e.to_string())),
+        }
+        match self.write_sticks(dir, files) {
+            Ok(r) if r.volumes.is_empty() => Err(WriteProblem::NoStick),
+            Ok(r) => Ok(Written {
+                volumes: r.volumes.into_iter().map(|(label, _)| label).collect(),
+            }),
+            Err(DeviceError::Write(ceremony::storage::WriteError::AlreadyExists {
+                volume,
+                ..
+            })) => Err(WriteProblem::AlreadyThere { volume }),
+            Err(e) => Err(WriteProblem::Stick(e.to_string())),
         }
     }
 

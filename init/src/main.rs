@@ -7,6 +7,7 @@
 mod cmdline;
 mod devices;
 mod journal;
+mod machine;
 mod pid1;
 mod selftest;
 mod ui;

@@ -165,6 +165,7 @@ fn screens(t: &mut ConsoleTerminal, info: &BootInfo) -> io::Result<()> {
             Action::PowerOff => return Ok(()),
             Action::CheckEntropy => check_entropy(t)?,
             Action::CheckCards => check_cards(t)?,
+            Action::MachineValues => crate::machine::run(t)?,
             Action::Ceremony => {
                 let mut devices = crate::devices::ImageDevices::new();
                 let mut console = term::TermConsole::new(t);
