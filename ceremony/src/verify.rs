@@ -19,7 +19,7 @@ use crate::plan::{self, Plan};
 use crate::record::{self, CoreRecord, FieldValue, Kind, SubsetPolicy};
 use crate::shardfile::ShardFile;
 use crate::transcript::{self, Transcript};
-use crate::{hex, kdf, pgp, recombine, words};
+use crate::{attest, hex, kdf, pgp, recombine, words};
 
 /// What a passing verification established.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +52,78 @@ pub struct Report {
     pub quote: QuoteCheck,
     /// Which witnesses' signatures over the transcript verified (check 11).
     pub witnesses: WitnessReport,
+    /// The boot judged against the plan, recomputed, and the deviation if any (check 14).
+    pub boot: BootCheck,
+}
+
+/// What the `attest.verdicts` and `attest.deviation` records allowed the verifier to establish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BootCheck {
+    /// The verdicts were recomputed from the PCR values recorded at the attestation, the
+    /// plan's `[machine]` table, Heads' rules and the quote, and equal the recorded ones;
+    /// every item not PASS is in the deviation, with its value.
+    Checked {
+        /// The plan's `[machine]` name, if the plan has the table.
+        machine: Option<String>,
+        /// Every item and its verdict: `pcr0`..`pcr7`, `quote`, `quote-key` (when recorded).
+        verdicts: Vec<(String, attest::Verdict)>,
+        /// The deviation the witnesses recorded (when an item was not PASS): the items it
+        /// covers and the reason, as typed.
+        deviation: Option<(Vec<String>, String)>,
+    },
+    /// No `attest.verdicts` record: a transcript from before the verdicts were recorded.
+    NotRecorded,
+}
+
+impl BootCheck {
+    /// What `sherd-verify` prints, one line per entry.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            BootCheck::NotRecorded => {
+                vec!["not recorded (a transcript from before attest.verdicts)".into()]
+            }
+            BootCheck::Checked {
+                machine,
+                verdicts,
+                deviation,
+            } => {
+                let basis = match machine {
+                    Some(m) => format!("judged against the values the plan records for {m}"),
+                    None => "judged by Heads' rules only (the plan records no laptop)".into(),
+                };
+                let pass: Vec<&str> = verdicts
+                    .iter()
+                    .filter(|(_, v)| *v == attest::Verdict::Pass)
+                    .map(|(i, _)| i.as_str())
+                    .collect();
+                let open: Vec<String> = verdicts
+                    .iter()
+                    .filter(|(_, v)| *v != attest::Verdict::Pass)
+                    .map(|(i, v)| format!("{i} {v}"))
+                    .collect();
+                let mut lines = vec![format!("{basis}; recomputed, as recorded")];
+                lines.push(format!(
+                    "PASS: {}",
+                    if pass.is_empty() {
+                        "none".into()
+                    } else {
+                        pass.join(" ")
+                    }
+                ));
+                if !open.is_empty() {
+                    lines.push(format!("not PASS: {}", open.join(", ")));
+                }
+                match deviation {
+                    Some((items, reason)) => lines.push(format!(
+                        "DEVIATION recorded for {}: \"{reason}\"",
+                        items.join(" ")
+                    )),
+                    None => lines.push("no deviation".into()),
+                }
+                lines
+            }
+        }
+    }
 }
 
 /// The witnesses' signatures (`witness-signatures/<k>.sig`), after [`verify_with`] checked
@@ -118,6 +190,14 @@ pub enum QuoteCheck {
     },
     /// The ceremony recorded why it made no quote (no TPM, a rehearsal, a TPM error).
     NotMade(String),
+    /// A quote is recorded but does not verify against the plan hash and the recorded PCR
+    /// values: acceptable only as a FAIL the witnesses' deviation covers (check 14).
+    Failed {
+        /// The attestation key's TPM name, hex.
+        ak_name: String,
+        /// Which check failed.
+        why: String,
+    },
     /// No `tpm.quote` record: a transcript from before the quote existed, or format 1.
     NotRecorded,
 }
@@ -911,7 +991,15 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
         }
     }
 
-    let quote = check_quote(&t, &plan, plan_hash_rec.seq, root_rec.seq)?;
+    let (quote, outcome) = check_quote(&t, &plan, plan_hash_rec.seq, root_rec.seq)?;
+    let boot = check_boot(&t, &plan, outcome.as_ref(), root_rec.seq)?;
+    if let (QuoteCheck::Failed { why, .. }, BootCheck::NotRecorded) = (&quote, &boot) {
+        // Before verdicts were recorded, a quote that does not verify had no deviation.
+        return Err(Failure::MissingRecord(format!(
+            "transcript.txt: the TPM quote does not verify ({why}) and no attest.deviation \
+             records why the ceremony went on"
+        )));
+    }
     let entropy = check_entropy(&t, &plan, plan_hash_rec.seq, root_rec.seq)?;
     let witnesses = check_witness_signatures(read, &plan, &transcript_bytes)?;
 
@@ -919,6 +1007,7 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
         entropy,
         quote,
         witnesses,
+        boot,
         ceremony_id: plan.ceremony_id.clone(),
         root_fingerprint: root_fpr,
         threshold: plan.threshold,
@@ -1224,16 +1313,16 @@ fn check_quote(
     plan: &Plan,
     plan_hash_seq: u32,
     root_seq: u32,
-) -> Result<QuoteCheck, Failure> {
+) -> Result<(QuoteCheck, Option<attest::QuoteOutcome>), Failure> {
     const QUOTE: &str = "tpm.quote";
     let quotes: Vec<&transcript::Record> = t.records().iter().filter(|r| r.kind == QUOTE).collect();
     let r = match quotes.as_slice() {
-        [] => return Ok(QuoteCheck::NotRecorded),
+        [] => return Ok((QuoteCheck::NotRecorded, None)),
         [r] => *r,
         [_, second, ..] => return Err(bad_note(second.seq, QUOTE, "a second tpm.quote record")),
     };
     if t.format() == transcript::Format::V1 {
-        return Ok(QuoteCheck::NotRecorded);
+        return Ok((QuoteCheck::NotRecorded, None));
     }
     if r.seq < plan_hash_seq || r.seq > root_seq {
         return Err(bad_note(
@@ -1244,7 +1333,10 @@ fn check_quote(
     }
     let f = NoteFields::parse(r, QUOTE)?;
     if let Some(why) = f.fields.get("none") {
-        return Ok(QuoteCheck::NotMade(why.to_string()));
+        return Ok((
+            QuoteCheck::NotMade(why.to_string()),
+            Some(attest::QuoteOutcome::NotMade(why.to_string())),
+        ));
     }
     let bytes = |key: &str| -> Result<Vec<u8>, Failure> {
         let v = f.get(key)?;
@@ -1260,8 +1352,8 @@ fn check_quote(
         ak_public: bytes("ak-public")?,
         ek_cert,
     };
-    // The PCR values the attestation recorded, all eight.
-    let mut pcrs = [[0u8; 32]; 8];
+    // The PCR values the attestation recorded, all eight (`value=none` without a TPM).
+    let mut pcrs: [Option<[u8; 32]>; 8] = [None; 8];
     for (i, slot) in pcrs.iter_mut().enumerate() {
         let kind = format!("tpm.pcr{i}-sha256");
         let rec = t.records().iter().find(|x| x.kind == kind).ok_or_else(|| {
@@ -1271,31 +1363,248 @@ fn check_quote(
         })?;
         let value = record::Fields::parse(&kind, &rec.value)
             .ok()
-            .and_then(|p| p.get("value").and_then(hex::decode))
-            .and_then(|v| <[u8; 32]>::try_from(v).ok())
+            .and_then(|p| p.get("value").map(str::to_owned))
             .ok_or_else(|| {
                 Failure::MissingRecord(format!(
-                    "transcript.txt record {}: {kind} has no 32-byte value= for the quote",
+                    "transcript.txt record {}: {kind} has no value=",
                     rec.seq
                 ))
             })?;
-        *slot = value;
+        if value != "none" {
+            *slot = Some(hexstr::decode_array(&value).ok_or_else(|| {
+                bad_note(
+                    rec.seq,
+                    "tpm.pcr<N>-sha256",
+                    "value= is not 32 bytes of hex",
+                )
+            })?);
+        }
     }
-    let report = tpm_quote::verify(&quote, &plan.hash(), &pcrs)
-        .map_err(|e| bad_note(r.seq, QUOTE, e.to_string()))?;
     let ak_name = f.get("ak-name")?;
-    if ak_name != report.ak_name {
+    let computed = tpm_quote::ak_name(&quote.ak_public);
+    if ak_name != computed {
         return Err(mismatch(
             "attestation key name",
             "the key in tpm.quote ak-public=",
-            report.ak_name,
+            computed,
             ak_name,
         ));
     }
-    Ok(QuoteCheck::Verified {
-        firmware: report.firmware_version_text(),
-        ak_name: report.ak_name,
-        ek_cert: quote.ek_cert.is_some(),
+    // The same judgement the ceremony made (check 14 compares it with attest.verdicts).
+    let outcome = attest::QuoteOutcome::judge(Ok(&quote), &plan.hash(), &pcrs);
+    let verified = pcrs
+        .iter()
+        .copied()
+        .collect::<Option<Vec<[u8; 32]>>>()
+        .and_then(|v| <[[u8; 32]; 8]>::try_from(v).ok())
+        .map(|v| tpm_quote::verify(&quote, &plan.hash(), &v));
+    let check = match (verified, &outcome) {
+        (Some(Ok(report)), _) => QuoteCheck::Verified {
+            firmware: report.firmware_version_text(),
+            ak_name: report.ak_name,
+            ek_cert: quote.ek_cert.is_some(),
+        },
+        (_, attest::QuoteOutcome::Invalid { why, .. }) => QuoteCheck::Failed {
+            ak_name: computed,
+            why: why.clone(),
+        },
+        (Some(Err(e)), _) => QuoteCheck::Failed {
+            ak_name: computed,
+            why: e.to_string(),
+        },
+        (None, _) => QuoteCheck::Failed {
+            ak_name: computed,
+            why: "the attestation recorded no PCR values to check it against".into(),
+        },
+    };
+    Ok((check, Some(outcome)))
+}
+
+/// Check 14: the boot judged against the plan. When `attest.verdicts` is recorded (once, after
+/// `tpm.quote` and before `root.fingerprint`), the verdicts are recomputed with
+/// [`attest::judge`] from the eight `tpm.pcr<N>-sha256` records, the plan's `[machine]` table
+/// and the quote, and must be the recorded ones, field for field; the attestation's own
+/// verdicts must follow Heads' rules (PASS exactly when the value is Heads' value); and when an
+/// item is not PASS, one `attest.deviation` right after must list exactly those items with
+/// their values, and a reason.
+fn check_boot(
+    t: &Transcript,
+    plan: &Plan,
+    quote: Option<&attest::QuoteOutcome>,
+    root_seq: u32,
+) -> Result<BootCheck, Failure> {
+    let of_kind = |kind: &str| -> Vec<&transcript::Record> {
+        t.records().iter().filter(|r| r.kind == kind).collect()
+    };
+    let verdict_recs = of_kind(attest::VERDICTS);
+    let deviations = of_kind(attest::DEVIATION);
+    let r = match verdict_recs.as_slice() {
+        [] => {
+            return match deviations.first() {
+                Some(d) => Err(bad_note(
+                    d.seq,
+                    attest::DEVIATION,
+                    "a deviation without attest.verdicts",
+                )),
+                None => Ok(BootCheck::NotRecorded),
+            };
+        }
+        [r] => *r,
+        [_, second, ..] => {
+            return Err(bad_note(
+                second.seq,
+                attest::VERDICTS,
+                "a second attest.verdicts record",
+            ));
+        }
+    };
+    let quote_seq = t
+        .records()
+        .iter()
+        .find(|x| x.kind == "tpm.quote")
+        .map(|x| x.seq);
+    let (Some(quote), Some(quote_seq)) = (quote, quote_seq) else {
+        return Err(bad_note(
+            r.seq,
+            attest::VERDICTS,
+            "no tpm.quote record before it: the verdicts judge the quote",
+        ));
+    };
+    if r.seq != quote_seq + 1 || r.seq > root_seq {
+        return Err(bad_note(
+            r.seq,
+            attest::VERDICTS,
+            "outside its place: right after tpm.quote, before root.fingerprint",
+        ));
+    }
+
+    // The attestation's readings, and its own verdicts by Heads' rules.
+    let mut readings = Vec::with_capacity(8);
+    for i in 0..8u8 {
+        let kind = format!("tpm.pcr{i}-sha256");
+        let rec =
+            t.records().iter().find(|x| x.kind == kind).ok_or_else(|| {
+                Failure::MissingRecord(format!("transcript.txt: no {kind} record"))
+            })?;
+        let f = NoteFields::parse(rec, "tpm.pcr<N>-sha256")?;
+        let value = match f.get("value")? {
+            "none" => None,
+            v => Some(hexstr::decode_array::<32>(v).ok_or_else(|| {
+                bad_note(
+                    rec.seq,
+                    "tpm.pcr<N>-sha256",
+                    "value= is not 32 bytes of hex",
+                )
+            })?),
+        };
+        let verdict = attest::Verdict::from_word(f.get("verdict")?).ok_or_else(|| {
+            bad_note(
+                rec.seq,
+                "tpm.pcr<N>-sha256",
+                "verdict= is not PASS, FAIL or UNKNOWN",
+            )
+        })?;
+        let heads = heads_config::attest::heads_value(i);
+        let is_heads = value.is_some() && value == heads;
+        if (verdict == attest::Verdict::Pass) != is_heads {
+            return Err(bad_note(
+                rec.seq,
+                "tpm.pcr<N>-sha256",
+                format!(
+                    "verdict={verdict}, but by Heads' rules PCR{i} is PASS exactly when it \
+                     holds Heads' value{}",
+                    if heads.is_none() {
+                        " and it has none (board-specific)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        readings.push(attest::Reading { value, verdict });
+    }
+    let readings: [attest::Reading; 8] = readings.try_into().expect("eight");
+
+    let expected = attest::judge(&readings, plan.machine.as_ref(), quote);
+    let want = expected.note().encode();
+    if r.value != want {
+        return Err(mismatch(
+            "boot verdicts",
+            "the PCR values recorded at the attestation, the plan's [machine] table and the quote",
+            want,
+            r.value.clone(),
+        ));
+    }
+
+    let open = expected.open();
+    let deviation = match (open.is_empty(), deviations.as_slice()) {
+        (true, []) => None,
+        (true, [d, ..]) => {
+            return Err(bad_note(
+                d.seq,
+                attest::DEVIATION,
+                "a deviation, but every item is PASS",
+            ));
+        }
+        (false, []) => {
+            return Err(Failure::MissingRecord(format!(
+                "transcript.txt: {} not PASS and no attest.deviation records why the ceremony \
+                 went on",
+                open.iter()
+                    .map(|j| j.item.field())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )));
+        }
+        (false, [d]) => {
+            if d.seq != r.seq + 1 {
+                return Err(bad_note(
+                    d.seq,
+                    attest::DEVIATION,
+                    "outside its place: right after attest.verdicts",
+                ));
+            }
+            let f = NoteFields::parse(d, attest::DEVIATION)?;
+            let reason = f.get("reason")?;
+            let checked = attest::check_reason(reason)
+                .map_err(|e| bad_note(d.seq, attest::DEVIATION, e.to_string()))?;
+            if checked != reason {
+                return Err(bad_note(
+                    d.seq,
+                    attest::DEVIATION,
+                    "the reason has leading or trailing spaces",
+                ));
+            }
+            let want = attest::deviation_note(&expected, reason).encode();
+            if d.value != want {
+                return Err(mismatch(
+                    "deviation",
+                    "the items not PASS, with their values",
+                    want,
+                    d.value.clone(),
+                ));
+            }
+            Some((
+                open.iter().map(|j| j.item.field()).collect(),
+                reason.to_owned(),
+            ))
+        }
+        (false, [_, second, ..]) => {
+            return Err(bad_note(
+                second.seq,
+                attest::DEVIATION,
+                "a second attest.deviation record",
+            ));
+        }
+    };
+    Ok(BootCheck::Checked {
+        machine: expected.machine.clone(),
+        verdicts: expected
+            .items
+            .iter()
+            .map(|j| (j.item.field(), j.verdict))
+            .collect(),
+        deviation,
     })
 }
 

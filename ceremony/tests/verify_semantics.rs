@@ -31,8 +31,12 @@ struct Signed {
 
 /// Runs a ceremony with `n` holders, threshold `m`; holder 1 has two cards, the others one.
 fn signed(id: &str, n: usize, m: usize, seed: u8) -> Signed {
-    let f = fixture(id, n, m);
-    let done = run(&f, seed);
+    signed_from(&fixture(id, n, m), id, seed)
+}
+
+/// Runs the ceremony of fixture `f` (ceremony id `id`) on the DRBG seeded with `seed`.
+fn signed_from(f: &Fixture, id: &str, seed: u8) -> Signed {
+    let done = run(f, seed);
     let secret = RootSecret::generate(&mut seeded(seed));
     let root = RootKey::derive(&secret, id, PLAN_TIME).unwrap();
     let cert = Cert::from_bytes(file(&done.files, paths::ROOT_CERT)).unwrap();
@@ -928,4 +932,301 @@ fn tpm_quote_records_are_placed_and_parsed() {
     // here, and that is refused before anything is parsed.
     let err = verify_files(&files).unwrap_err().to_string();
     assert!(err.contains("tpm.pcr0-sha256"), "{err}");
+}
+
+/// The eight `tpm.pcr<N>-sha256` records of a clean Heads boot (PCR 2, 5, 6, 7 hold `[i; 32]`,
+/// UNKNOWN by Heads' rules), with `edit` applied to the (value, verdict) pairs first.
+fn heads_pcr_records(edit: impl FnOnce(&mut [(String, String); 8])) -> Vec<(String, String)> {
+    let mut pcrs: [(String, String); 8] =
+        std::array::from_fn(|i| match heads_config::attest::heads_value(i as u8) {
+            Some(v) => (hexstr::encode(&v), "PASS".to_string()),
+            None => (hexstr::encode(&[i as u8; 32]), "UNKNOWN".to_string()),
+        });
+    edit(&mut pcrs);
+    pcrs.iter()
+        .enumerate()
+        .map(|(i, (v, verdict))| {
+            (
+                format!("tpm.pcr{i}-sha256"),
+                format!("value={v} verdict={verdict}"),
+            )
+        })
+        .collect()
+}
+
+/// The attestation's PCR records at the start, then `tpm.quote none=...`, and the given boot
+/// records, right before the entropy records (where the ceremony writes them).
+fn with_boot(
+    r: &mut Vec<(String, String)>,
+    pcrs: Vec<(String, String)>,
+    after_quote: &[(&str, &str)],
+) {
+    for (i, p) in pcrs.into_iter().enumerate() {
+        r.insert(i, p);
+    }
+    let at = r.iter().position(|(k, _)| k == "entropy.policy").unwrap();
+    let mut boot = vec![(
+        "tpm.quote".to_string(),
+        r#"none="no TPM: test""#.to_string(),
+    )];
+    boot.extend(
+        after_quote
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    for (j, rec) in boot.into_iter().enumerate() {
+        r.insert(at + j, rec);
+    }
+}
+
+/// The verdicts for [`heads_pcr_records`] without a plan table and without a quote.
+const HEADS_VERDICTS: &str = "pcr0=PASS pcr1=PASS pcr2=UNKNOWN pcr3=PASS pcr4=PASS \
+                              pcr5=UNKNOWN pcr6=UNKNOWN pcr7=UNKNOWN quote=UNKNOWN";
+
+fn heads_deviation(reason: &str) -> String {
+    let v = |i: u8| hexstr::encode(&[i; 32]);
+    format!(
+        "pcr2=UNKNOWN pcr2-value={} pcr5=UNKNOWN pcr5-value={} pcr6=UNKNOWN pcr6-value={} \
+         pcr7=UNKNOWN pcr7-value={} quote=UNKNOWN reason=\"{reason}\"",
+        v(2),
+        v(5),
+        v(6),
+        v(7)
+    )
+}
+
+#[test]
+fn the_boot_verdicts_are_recomputed_and_every_deviation_is_listed() {
+    let s = ceremony();
+    // Written before the verdicts existed: reported as not recorded.
+    assert_eq!(
+        verify_files(&s.files).unwrap().boot,
+        verify::BootCheck::NotRecorded
+    );
+    let reason = "QEMU: no recorded laptop values";
+    let dev = heads_deviation(reason);
+    let good = |r: &mut Vec<(String, String)>| {
+        with_boot(
+            r,
+            heads_pcr_records(|_| {}),
+            &[
+                ("attest.verdicts", HEADS_VERDICTS),
+                ("attest.deviation", &dev),
+            ],
+        )
+    };
+    let report = verify_files(&resign(&s, good)).expect("a recorded deviation passes");
+    let verify::BootCheck::Checked {
+        machine, deviation, ..
+    } = &report.boot
+    else {
+        panic!("{:?}", report.boot)
+    };
+    assert_eq!(machine, &None);
+    assert_eq!(
+        deviation,
+        &Some((
+            ["pcr2", "pcr5", "pcr6", "pcr7", "quote"]
+                .map(String::from)
+                .to_vec(),
+            reason.to_string()
+        ))
+    );
+    let lines = report.boot.lines();
+    assert_eq!(
+        lines.last().unwrap(),
+        &format!("DEVIATION recorded for pcr2 pcr5 pcr6 pcr7 quote: \"{reason}\"")
+    );
+
+    // No deviation for items not PASS: refused, naming them.
+    let files = resign(&s, |r| {
+        with_boot(
+            r,
+            heads_pcr_records(|_| {}),
+            &[("attest.verdicts", HEADS_VERDICTS)],
+        )
+    });
+    let err = verify_files(&files).unwrap_err().to_string();
+    assert!(
+        err.contains("pcr2 pcr5 pcr6 pcr7 quote not PASS and no attest.deviation"),
+        "{err}"
+    );
+
+    // A verdict the rules do not give: PCR2 claimed PASS.
+    let claimed = HEADS_VERDICTS.replace("pcr2=UNKNOWN", "pcr2=PASS");
+    let files = resign(&s, |r| {
+        with_boot(
+            r,
+            heads_pcr_records(|_| {}),
+            &[("attest.verdicts", &claimed), ("attest.deviation", &dev)],
+        )
+    });
+    let (what, _, want, found) = mismatch(verify_files(&files).unwrap_err());
+    assert_eq!(
+        (what.as_str(), want.as_str()),
+        ("boot verdicts", HEADS_VERDICTS)
+    );
+    assert_eq!(found, claimed);
+
+    // The attestation's own verdict must follow Heads' rules: a firmware log's replay is
+    // never PASS, and Heads' value always is.
+    for (i, value, verdict) in [
+        (0, "11".repeat(32), "PASS"),
+        (
+            4,
+            hexstr::encode(&heads_config::attest::heads_value(4).unwrap()),
+            "UNKNOWN",
+        ),
+        (5, hexstr::encode(&[5; 32]), "PASS"),
+    ] {
+        let files = resign(&s, |r| {
+            with_boot(
+                r,
+                heads_pcr_records(|p| p[i] = (value.clone(), verdict.into())),
+                &[
+                    ("attest.verdicts", HEADS_VERDICTS),
+                    ("attest.deviation", &dev),
+                ],
+            )
+        });
+        let (_, kind, why) = bad_record(verify_files(&files).unwrap_err());
+        assert_eq!(kind, "tpm.pcr<N>-sha256");
+        assert!(why.contains("by Heads' rules"), "{why}");
+    }
+
+    // The deviation must carry every open item with the value recorded at the attestation.
+    for wrong in [
+        dev.replace(&hexstr::encode(&[6; 32]), &hexstr::encode(&[9; 32])),
+        dev.replace(" quote=UNKNOWN", ""),
+        dev.replace("pcr2=UNKNOWN", "pcr2=FAIL"),
+    ] {
+        let files = resign(&s, |r| {
+            with_boot(
+                r,
+                heads_pcr_records(|_| {}),
+                &[
+                    ("attest.verdicts", HEADS_VERDICTS),
+                    ("attest.deviation", &wrong),
+                ],
+            )
+        });
+        let (what, _, _, found) = mismatch(verify_files(&files).unwrap_err());
+        assert_eq!((what.as_str(), found), ("deviation", wrong));
+    }
+
+    // A reason that says nothing, two deviations, or a deviation out of its place.
+    let short = heads_deviation("too short");
+    let files = resign(&s, |r| {
+        with_boot(
+            r,
+            heads_pcr_records(|_| {}),
+            &[
+                ("attest.verdicts", HEADS_VERDICTS),
+                ("attest.deviation", &short),
+            ],
+        )
+    });
+    let (_, kind, why) = bad_record(verify_files(&files).unwrap_err());
+    assert_eq!(kind, "attest.deviation");
+    assert!(why.contains("the reason has 9 characters"), "{why}");
+    let files = resign(&s, |r| {
+        with_boot(
+            r,
+            heads_pcr_records(|_| {}),
+            &[
+                ("attest.verdicts", HEADS_VERDICTS),
+                ("attest.deviation", &dev),
+                ("attest.deviation", &dev),
+            ],
+        )
+    });
+    let (_, _, why) = bad_record(verify_files(&files).unwrap_err());
+    assert_eq!(why, "a second attest.deviation record");
+    let files = resign(&s, |r| {
+        with_boot(
+            r,
+            heads_pcr_records(|_| {}),
+            &[("attest.verdicts", HEADS_VERDICTS)],
+        );
+        let root = r.iter().position(|(k, _)| k == "root.fingerprint").unwrap();
+        r.insert(root, ("attest.deviation".into(), dev.clone()));
+    });
+    let (_, _, why) = bad_record(verify_files(&files).unwrap_err());
+    assert!(why.contains("right after attest.verdicts"), "{why}");
+    // Verdicts without a quote before them.
+    let files = resign(&s, |r| {
+        with_boot(
+            r,
+            heads_pcr_records(|_| {}),
+            &[("attest.verdicts", HEADS_VERDICTS)],
+        );
+        r.retain(|(k, _)| k != "tpm.quote");
+    });
+    let (_, _, why) = bad_record(verify_files(&files).unwrap_err());
+    assert!(why.contains("no tpm.quote record"), "{why}");
+}
+
+#[test]
+fn a_plan_that_records_the_laptop_judges_each_pcr_against_it() {
+    let id = "semantics-machine";
+    let mut f = fixture(id, 3, 2);
+    // The laptop's values: Heads' for 0, 1, 3, 4 and [i; 32] for the others, and a key name.
+    let pcrs = heads_pcr_records(|_| {});
+    let key = format!("000b{}", "5a".repeat(32));
+    f.plan_text.push_str("\n[machine]\nname = \"laptop-1\"\n");
+    for (i, (_, v)) in pcrs.iter().enumerate() {
+        let value = v.split(' ').next().unwrap().trim_start_matches("value=");
+        f.plan_text.push_str(&format!("pcr{i} = \"{value}\"\n"));
+    }
+    f.plan_text.push_str(&format!("quote_key = \"{key}\"\n"));
+    let s = signed_from(&f, id, 12);
+    // Every PCR equals its recorded value; without a quote, the quote and its key are UNKNOWN.
+    let verdicts = "machine=laptop-1 pcr0=PASS pcr1=PASS pcr2=PASS pcr3=PASS pcr4=PASS \
+                    pcr5=PASS pcr6=PASS pcr7=PASS quote=UNKNOWN quote-key=UNKNOWN";
+    let reason = "the TPM was busy: no quote made";
+    let dev = format!("quote=UNKNOWN quote-key=UNKNOWN reason=\"{reason}\"");
+    let files = resign(&s, |r| {
+        with_boot(
+            r,
+            pcrs.clone(),
+            &[("attest.verdicts", verdicts), ("attest.deviation", &dev)],
+        )
+    });
+    let report = verify_files(&files).expect("passes");
+    let lines = report.boot.lines();
+    assert!(
+        lines[0].starts_with("judged against the values the plan records for laptop-1"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "not PASS: quote UNKNOWN, quote-key UNKNOWN")
+    );
+
+    // PCR6 differs from the recorded value: it must be FAIL, and in the deviation.
+    let changed = heads_pcr_records(|p| p[6].0 = hexstr::encode(&[0x66; 32]));
+    let files = resign(&s, |r| {
+        with_boot(
+            r,
+            changed.clone(),
+            &[("attest.verdicts", verdicts), ("attest.deviation", &dev)],
+        )
+    });
+    let (what, _, want, _) = mismatch(verify_files(&files).unwrap_err());
+    assert_eq!(what, "boot verdicts");
+    assert!(want.contains("pcr6=FAIL"), "{want}");
+    let failing = verdicts.replace("pcr6=PASS", "pcr6=FAIL");
+    let dev6 = format!(
+        "pcr6=FAIL pcr6-value={} quote=UNKNOWN quote-key=UNKNOWN reason=\"{reason}\"",
+        hexstr::encode(&[0x66; 32])
+    );
+    let files = resign(&s, |r| {
+        with_boot(
+            r,
+            changed,
+            &[("attest.verdicts", &failing), ("attest.deviation", &dev6)],
+        )
+    });
+    verify_files(&files).expect("a FAIL the witnesses recorded passes, listed");
 }

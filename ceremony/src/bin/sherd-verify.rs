@@ -48,6 +48,10 @@ fn main() -> ExitCode {
                     );
                 }
                 QuoteCheck::NotMade(why) => println!("TPM quote:         none ({why})"),
+                QuoteCheck::Failed { ak_name, why } => println!(
+                    "TPM quote:         FAILED ({why}); key {ak_name}; the witnesses recorded a \
+                     deviation (below)"
+                ),
                 QuoteCheck::NotRecorded => println!("TPM quote:         not recorded"),
             }
             let e = &r.entropy;
@@ -79,6 +83,10 @@ fn main() -> ExitCode {
                         );
                     }
                 }
+            }
+            for (i, line) in r.boot.lines().iter().enumerate() {
+                let label = if i == 0 { "boot:" } else { "" };
+                println!("{label:<19}{line}");
             }
             println!("{}", r.witnesses.line());
             println!("final hash:        {}", r.transcript_final_hash);
