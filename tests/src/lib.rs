@@ -12,6 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod demo;
+pub mod deviation;
 pub mod pty;
 pub mod tty;
 pub mod vga;
