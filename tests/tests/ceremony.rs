@@ -11,6 +11,7 @@ use ceremony::ceremony::paths;
 use ceremony::openpgp::Cert;
 use ceremony::openpgp::parse::Parse;
 use e2e::demo::{self, Kit};
+use e2e::deviation::{QEMU_REASON, record_deviation};
 use e2e::{Boot, CardBridge, Guest, Swtpm};
 use sherd_rehearsal::kit::{WITNESSES, personal_key};
 use std::path::Path;
@@ -134,6 +135,12 @@ fn to_cards(r: &mut Rig) {
     r.bridge.command("insert 0");
     std::thread::sleep(Duration::from_secs(1));
     g.send("y");
+    // The boot against the plan: under QEMU no PCR can PASS, so the witnesses record why the
+    // ceremony goes on.
+    g.wait_for_screen("D  record a deviation", BOUND);
+    g.capture("ceremony-3a-boot-verdicts");
+    eprintln!("{}", g.screen());
+    record_deviation(g, QEMU_REASON);
     g.wait_until_any(&["PASS:", "REFUSED:"], BOUND);
     g.capture("ceremony-4-entropy");
     let screen = g.screen();
@@ -333,7 +340,9 @@ fn a_whole_ceremony_in_qemu() {
         "{:?}",
         report.entropy
     );
-    let secrets = cards_open_their_shares(&r, &out.path().join("sherd-qemu-ceremony"));
+    let folder = out.path().join("sherd-qemu-ceremony");
+    e2e::deviation::assert_recorded(&folder, QEMU_REASON);
+    let secrets = cards_open_their_shares(&r, &folder);
     power_off(&mut r);
     let wall = t0.elapsed();
     secrets_never_on_console(&r.g.raw(), &secrets);
@@ -390,6 +399,7 @@ fn faults_in_qemu_end_in_their_screens_and_lose_nothing() {
     g.send("y");
     // The operator takes the plan stick out once the plan is confirmed.
     g.pull_stick("plan");
+    record_deviation(g, QEMU_REASON);
 
     // Only the TPM: refused, and nothing generated.
     g.wait_until_any(&["PASS:", "REFUSED:"], BOUND);
@@ -456,7 +466,9 @@ fn faults_in_qemu_end_in_their_screens_and_lose_nothing() {
     let words = write_and_finish(&mut r);
     let (report, out) = verify_stick(&r, "qemu-faults");
     assert_eq!(words, report.transcript_final_words);
-    let secrets = cards_open_their_shares(&r, &out.path().join("sherd-qemu-faults"));
+    let folder = out.path().join("sherd-qemu-faults");
+    e2e::deviation::assert_recorded(&folder, QEMU_REASON);
+    let secrets = cards_open_their_shares(&r, &folder);
     power_off(&mut r);
     secrets_never_on_console(&r.g.raw(), &secrets);
     eprintln!(
@@ -579,6 +591,7 @@ fn witnesses_sign_with_their_cards_in_qemu() {
         format!("signed by 2 of 2 witnesses: {wendy}, {walter}")
     );
     let dir = out.path().join("sherd-qemu-witnesses");
+    e2e::deviation::assert_recorded(&dir, QEMU_REASON);
     for (k, name) in [(1, wendy), (2, walter)] {
         let said = gpg_verifies_witness(&dir, k);
         assert!(

@@ -90,8 +90,8 @@ fn capture_screens_vga() {
     eprintln!("{text}");
     save(&mut g, &dir, "attestation-2.png", t0);
 
-    // On through the ceremony: the plan, entropy (with a card's GET CHALLENGE), the root key,
-    // a card, the transcript's final words.
+    // On through the ceremony: the plan, the boot against the plan (a deviation recorded),
+    // entropy (with a card's GET CHALLENGE), the root key, a card, the transcript's final words.
     g.sendkey("y");
     g.wait_for_text(&["[ waiting ] Wendy"], BOUND);
     g.sendkey("1");
@@ -102,6 +102,10 @@ fn capture_screens_vga() {
     bridge.command("insert 0");
     std::thread::sleep(Duration::from_secs(1));
     g.sendkey("y");
+    // The boot against the plan: no PCR can PASS under QEMU, so a deviation is recorded.
+    g.wait_for_text(&["D  record a deviation"], BOUND);
+    save(&mut g, &dir, "ceremony-boot-verdicts.png", t0);
+    e2e::deviation::record_deviation(&mut g, e2e::deviation::QEMU_REASON);
     g.wait_for_text(&["PASS:"], BOUND);
     save(&mut g, &dir, "ceremony-entropy.png", t0);
     g.sendkey("ret");
