@@ -77,13 +77,13 @@ fn judge_one(
     log: &Result<Option<Vec<eventlog::Event>>, String>,
     bank: Bank,
 ) -> (Verdict, String, String) {
-    let heads = match index {
-        0 | 1 | 3 => (pcr::zero(bank), "zero under Heads".to_string()),
-        4 => (
-            pcr::heads_usb_boot_pcr4(bank, &pcr::zero(bank)),
+    let heads = match (index, heads_value(index)) {
+        (4, Some(v)) => (
+            v.to_vec(),
             "E(E(0,H(usb)),H(generic)): Heads' USB boot from a reset PCR".to_string(),
         ),
-        _ => {
+        (_, Some(v)) => (v.to_vec(), "zero under Heads".to_string()),
+        (_, None) => {
             return (
                 Verdict::Unknown,
                 "board-specific".to_string(),
