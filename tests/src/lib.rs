@@ -437,17 +437,35 @@ impl Drop for Guest {
 pub struct Swtpm {
     child: Child,
     dir: PathBuf,
+    /// The state folder is the caller's ([`Swtpm::start_in`]): kept on drop.
+    keep: bool,
 }
 
 impl Swtpm {
+    /// A new TPM, its state in a fresh folder removed on drop.
     pub fn start() -> Swtpm {
         let dir = std::env::temp_dir().join(format!(
             "sherd-swtpm-{}-{}",
             std::process::id(),
-            Instant::now().elapsed().as_nanos()
+            UNIQUE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self::spawn(dir, false)
+    }
+
+    /// The TPM whose state is in `state` (made if absent), kept there when this one is
+    /// dropped: a later `start_in` of the same folder is the same TPM (same seeds, so the same
+    /// endorsement and attestation keys), as one laptop's TPM is across two boots. One at a
+    /// time per folder.
+    pub fn start_in(state: &Path) -> Swtpm {
+        Self::spawn(state.to_owned(), true)
+    }
+
+    fn spawn(dir: PathBuf, keep: bool) -> Swtpm {
         std::fs::create_dir_all(&dir).unwrap();
         let sock = dir.join("swtpm.sock");
+        // A socket left by a previous run would pass for this one's.
+        let _ = std::fs::remove_file(&sock);
         let child = Command::new("swtpm")
             .args(["socket", "--tpm2", "--tpmstate"])
             .arg(format!("dir={}", dir.display()))
@@ -465,7 +483,7 @@ impl Swtpm {
             );
             thread::sleep(Duration::from_millis(20));
         }
-        Swtpm { child, dir }
+        Swtpm { child, dir, keep }
     }
 
     /// QEMU arguments attaching this TPM as a TIS device (what Heads' QEMU boards use).
@@ -486,9 +504,26 @@ impl Swtpm {
 
 impl Drop for Swtpm {
     fn drop(&mut self) {
+        if self.keep {
+            // SIGTERM: swtpm saves its volatile state and exits; its permanent state (the
+            // seeds) is on disk already. Killed if it does not within a few seconds.
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(5) {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.keep {
+            let _ = std::fs::remove_file(self.dir.join("swtpm.sock"));
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
