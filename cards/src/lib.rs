@@ -5,6 +5,7 @@
 //! Layers, bottom up:
 //! - [`ccid`]: CCID message framing and the class descriptor (pure).
 //! - [`apdu`]: APDU parsing, T=0 TPDU mapping, GET RESPONSE / 6Cxx, chaining (pure).
+//! - [`t1`]: the ISO 7816-3 T=1 block protocol for TPDU readers (pure).
 //! - [`reader`]: one reader slot over a [`reader::Transport`], every wait bounded.
 //! - [`usb`]: the usbfs transport (nusb) and [`discovery`] of readers through sysfs.
 //! - [`backend`]: `card_backend::CardBackend` for openpgp-card.
@@ -21,6 +22,7 @@ pub mod location;
 pub mod openpgp;
 pub mod personal;
 pub mod reader;
+pub mod t1;
 pub mod usb;
 
 pub use backend::{ApduChannel, SharedCard};
