@@ -38,6 +38,19 @@ const FIRST_WITNESS_CARD: usize = 4;
 /// `witnesses[i]` is witness i's secret key and the user PIN of their card (`None`: the
 /// default), on the bridge's card `FIRST_WITNESS_CARD + i`.
 fn rig_with(id: &str, with_rng: bool, sticks: &[&str], witnesses: &[(Cert, Option<&str>)]) -> Rig {
+    rig_on(id, with_rng, sticks, witnesses, None, "")
+}
+
+/// As [`rig_with`], with the TPM's state kept in `tpm_state` (the same laptop across boots)
+/// and `plan_tail` appended to the plan (a `[machine]` table).
+fn rig_on(
+    id: &str,
+    with_rng: bool,
+    sticks: &[&str],
+    witnesses: &[(Cert, Option<&str>)],
+    tpm_state: Option<&Path>,
+    plan_tail: &str,
+) -> Rig {
     let tmp = tempfile::tempdir().unwrap();
     let certs: Vec<Cert> = witnesses.iter().map(|(c, _)| c.clone()).collect();
     let kit = demo::make_with_plan(
@@ -47,11 +60,12 @@ fn rig_with(id: &str, with_rng: bool, sticks: &[&str], witnesses: &[(Cert, Optio
         &["Alice", "Bob", "Carol"],
         &e2e::read_out("sherd.iso"),
         |plan| {
-            if certs.is_empty() {
+            let plan = if certs.is_empty() {
                 plan
             } else {
                 demo::with_witness_certs(&plan, &certs, true)
-            }
+            };
+            format!("{plan}{plan_tail}")
         },
     );
     let mut keys = Vec::new();
@@ -66,7 +80,10 @@ fn rig_with(id: &str, with_rng: bool, sticks: &[&str], witnesses: &[(Cert, Optio
         .enumerate()
         .map(|(i, ((_, pin), path))| (FIRST_WITNESS_CARD + i, path.as_path(), *pin))
         .collect();
-    let tpm = Swtpm::start();
+    let tpm = match tpm_state {
+        Some(state) => Swtpm::start_in(state),
+        None => Swtpm::start(),
+    };
     let bridge = CardBridge::start_personal(
         FIRST_WITNESS_CARD + witnesses.len(),
         std::process::Stdio::inherit(),
@@ -102,8 +119,20 @@ fn rig_with(id: &str, with_rng: bool, sticks: &[&str], witnesses: &[(Cert, Optio
     }
 }
 
-/// Through attestation and the plan to the confirmed root key.
+/// Through attestation and the plan to the confirmed root key; under QEMU no PCR can PASS, so
+/// the witnesses record a deviation.
 fn to_cards(r: &mut Rig) {
+    to_cards_with(r, |g| {
+        g.wait_for_screen("D  record a deviation", BOUND);
+        g.capture("ceremony-3a-boot-verdicts");
+        eprintln!("{}", g.screen());
+        record_deviation(g, QEMU_REASON);
+    });
+}
+
+/// Through attestation and the plan to the confirmed root key; `verdicts` acts on the page
+/// that judges the boot against the plan.
+fn to_cards_with(r: &mut Rig, verdicts: impl FnOnce(&mut Guest)) {
     let g = &mut r.g;
     g.wait_for_screen(e2e::FIRST_SCREEN, BOUND);
     g.send("g");
@@ -135,12 +164,7 @@ fn to_cards(r: &mut Rig) {
     r.bridge.command("insert 0");
     std::thread::sleep(Duration::from_secs(1));
     g.send("y");
-    // The boot against the plan: under QEMU no PCR can PASS, so the witnesses record why the
-    // ceremony goes on.
-    g.wait_for_screen("D  record a deviation", BOUND);
-    g.capture("ceremony-3a-boot-verdicts");
-    eprintln!("{}", g.screen());
-    record_deviation(g, QEMU_REASON);
+    verdicts(g);
     g.wait_until_any(&["PASS:", "REFUSED:"], BOUND);
     g.capture("ceremony-4-entropy");
     let screen = g.screen();
@@ -350,6 +374,91 @@ fn a_whole_ceremony_in_qemu() {
         "MEASURE whole QEMU ceremony {:.1} s (boot to power-off, host checks included); card \
          provisioning {times:?} s; each card inserted once",
         wall.as_secs_f64()
+    );
+}
+
+/// A laptop recorded beforehand passes: boot 1 shows this machine's values (M) and writes the
+/// plan's `[machine]` table to the data stick (W); boot 2, with the same TPM state and the same
+/// devices (the same laptop), runs the ceremony with that table in its plan: every PCR equals
+/// its recorded value, the quote verifies and is made by the recorded key, so no deviation is
+/// needed, and `sherd-verify` recomputes the same verdicts.
+#[test]
+#[ignore = "needs the built image; the README's test command runs it"]
+fn a_recorded_laptop_passes_every_item_without_a_deviation() {
+    let t0 = Instant::now();
+    let state = tempfile::tempdir().unwrap();
+    let sticks = ["boot", "plan", "data"];
+    let mut r = rig_on("qemu-recorded", true, &sticks, &[], Some(state.path()), "");
+    r.g.wait_for_screen(e2e::FIRST_SCREEN, BOUND);
+    r.g.send("m");
+    r.g.wait_for_screen("[page 1 of 6]", BOUND);
+    r.g.send("w");
+    r.g.wait_until_any(&["WRITTEN: sherd-machine", "NOT WRITTEN:"], BOUND);
+    let screen = r.g.screen();
+    eprintln!("{screen}");
+    assert!(screen.contains("WRITTEN: sherd-machine"), "{screen}");
+    r.g.send("\x1b");
+    r.g.wait_for_screen(e2e::FIRST_SCREEN, BOUND);
+    r.g.send("p");
+    r.g.wait_for_output("reboot: Power down", BOUND);
+    r.g.wait_exit(Duration::from_secs(30));
+    let path = format!(
+        "{}/{}",
+        ceremony_tui::machine::DIR,
+        ceremony_tui::machine::FILE
+    );
+    let files = heads_config::stick::read_files(&r.kit.data_stick).unwrap();
+    let (_, table) = files
+        .iter()
+        .find(|(n, _)| *n == path)
+        .unwrap_or_else(|| panic!("{path} on the data stick"));
+    let table = String::from_utf8(table.clone())
+        .unwrap()
+        .replace(ceremony_tui::machine::PLACEHOLDER_NAME, "qemu-laptop-1");
+    eprintln!("{table}");
+    drop(r);
+
+    let id = "qemu-recorded";
+    let mut r = rig_on(
+        id,
+        true,
+        &sticks,
+        &[],
+        Some(state.path()),
+        &format!("\n{table}"),
+    );
+    to_cards_with(&mut r, |g| {
+        g.wait_until_any(&["Y  witnesses confirm", "D  record a deviation"], BOUND);
+        let screen = g.screen();
+        eprintln!("{screen}");
+        assert!(screen.contains("Every item is PASS"), "{screen}");
+        assert!(screen.contains("quote key  PASS"), "{screen}");
+        g.send("y");
+    });
+    cards(&mut r, 0);
+    write_and_finish(&mut r);
+    let (report, _out) = verify_stick(&r, id);
+    let ceremony::verify::BootCheck::Checked {
+        machine,
+        verdicts,
+        deviation,
+    } = &report.boot
+    else {
+        panic!("{:?}", report.boot)
+    };
+    assert_eq!(machine.as_deref(), Some("qemu-laptop-1"));
+    assert_eq!(deviation, &None);
+    assert_eq!(verdicts.len(), 10, "PCR 0-7, the quote and its key");
+    assert!(
+        verdicts
+            .iter()
+            .all(|(_, v)| *v == ceremony::attest::Verdict::Pass),
+        "{verdicts:?}"
+    );
+    power_off(&mut r);
+    eprintln!(
+        "MEASURE recorded laptop: two boots and a ceremony in {:.1} s",
+        t0.elapsed().as_secs_f64()
     );
 }
 
