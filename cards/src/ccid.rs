@@ -15,12 +15,20 @@ pub const PC_TO_RDR_ICC_POWER_ON: u8 = 0x62;
 pub const PC_TO_RDR_ICC_POWER_OFF: u8 = 0x63;
 pub const PC_TO_RDR_GET_SLOT_STATUS: u8 = 0x65;
 pub const PC_TO_RDR_XFR_BLOCK: u8 = 0x6F;
+pub const PC_TO_RDR_SET_PARAMETERS: u8 = 0x6D;
 
 pub const RDR_TO_PC_DATA_BLOCK: u8 = 0x80;
 pub const RDR_TO_PC_SLOT_STATUS: u8 = 0x81;
 pub const RDR_TO_PC_PARAMETERS: u8 = 0x82;
 pub const RDR_TO_PC_NOTIFY_SLOT_CHANGE: u8 = 0x50;
 pub const RDR_TO_PC_HARDWARE_ERROR: u8 = 0x51;
+
+/// `dwFeatures`: automatic parameter negotiation made by the reader (proprietary algorithm).
+pub const FEATURE_AUTO_NEGOTIATION: u32 = 0x0000_0040;
+/// `dwFeatures`: automatic PPS made by the reader according to the active parameters.
+pub const FEATURE_AUTO_PPS: u32 = 0x0000_0080;
+/// `dwFeatures`: automatic IFSD exchange as first exchange (T=1).
+pub const FEATURE_AUTO_IFSD: u32 = 0x0000_0400;
 
 /// How the reader exchanges data with the card (`dwFeatures` bits 16..=18).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +64,10 @@ pub struct ClassDescriptor {
     pub features: u32,
     pub max_message_length: u32,
     pub max_busy_slots: u8,
+    /// `dwDefaultClock` in kHz (the card's clock, for the T=1 block waiting time).
+    pub default_clock_khz: u32,
+    /// `dwMaxIFSD`: the largest T=1 information field the reader takes (0: not given).
+    pub max_ifsd: u32,
 }
 
 impl ClassDescriptor {
@@ -86,6 +98,8 @@ impl ClassDescriptor {
             features: u32_at(40),
             max_message_length: u32_at(44),
             max_busy_slots: d[53],
+            default_clock_khz: u32_at(10),
+            max_ifsd: u32_at(28),
         };
         if (desc.max_message_length as usize) < HEADER_LEN + 5 {
             return Err(Error::Descriptor(format!(
@@ -145,6 +159,17 @@ pub enum Command<'a> {
         data: &'a [u8],
         level: u16,
     },
+    /// A TPDU-level T=1 block with `bBWI`: the reader waits `bwi` block waiting times for
+    /// the answer (0: one).
+    XfrBlockBwi {
+        data: &'a [u8],
+        bwi: u8,
+    },
+    /// `bProtocolNum` (0: T=0, 1: T=1) and `abProtocolDataStructure`.
+    SetParameters {
+        protocol: u8,
+        data: &'a [u8],
+    },
 }
 
 impl Command<'_> {
@@ -153,15 +178,19 @@ impl Command<'_> {
             Self::PowerOn(_) => PC_TO_RDR_ICC_POWER_ON,
             Self::PowerOff => PC_TO_RDR_ICC_POWER_OFF,
             Self::GetSlotStatus => PC_TO_RDR_GET_SLOT_STATUS,
-            Self::XfrBlock { .. } => PC_TO_RDR_XFR_BLOCK,
+            Self::XfrBlock { .. } | Self::XfrBlockBwi { .. } => PC_TO_RDR_XFR_BLOCK,
+            Self::SetParameters { .. } => PC_TO_RDR_SET_PARAMETERS,
         }
     }
 
     /// The response message type the reader must answer with.
     pub fn response_type(&self) -> u8 {
         match self {
-            Self::PowerOn(_) | Self::XfrBlock { .. } => RDR_TO_PC_DATA_BLOCK,
+            Self::PowerOn(_) | Self::XfrBlock { .. } | Self::XfrBlockBwi { .. } => {
+                RDR_TO_PC_DATA_BLOCK
+            }
             Self::PowerOff | Self::GetSlotStatus => RDR_TO_PC_SLOT_STATUS,
+            Self::SetParameters { .. } => RDR_TO_PC_PARAMETERS,
         }
     }
 
@@ -174,6 +203,8 @@ impl Command<'_> {
                 let l = level.to_le_bytes();
                 (data, [0, l[0], l[1]])
             }
+            Self::XfrBlockBwi { data, bwi } => (data, [*bwi, 0, 0]),
+            Self::SetParameters { protocol, data } => (data, [*protocol, 0, 0]),
         };
         let mut out = Vec::with_capacity(HEADER_LEN + data.len());
         out.push(self.message_type());
@@ -423,6 +454,28 @@ pub(crate) mod tests {
             [0x6F, 2, 0, 0, 0, 1, 0xFF, 0, 0x10, 0, 0x00, 0xA4]
         );
         assert_eq!(Command::GetSlotStatus.encode(0, 3)[0], 0x65);
+        assert_eq!(
+            Command::XfrBlockBwi {
+                data: &[0x00, 0x00, 0x00, 0x00],
+                bwi: 3
+            }
+            .encode(0, 2),
+            [0x6F, 4, 0, 0, 0, 0, 2, 3, 0, 0, 0, 0, 0, 0]
+        );
+        // T=1 protocol data: Fi/Di 11, LRC direct, guard time 0, BWI 4 CWI 13, no clock
+        // stop, IFSC 32, NAD 0 (CCID rev 1.1, 6.1.7).
+        let t1 = [0x11, 0x10, 0x00, 0x4D, 0x00, 0x20, 0x00];
+        let set = Command::SetParameters {
+            protocol: 1,
+            data: &t1,
+        };
+        assert_eq!(
+            set.encode(0, 4),
+            [
+                0x6D, 7, 0, 0, 0, 0, 4, 1, 0, 0, 0x11, 0x10, 0x00, 0x4D, 0x00, 0x20, 0x00
+            ]
+        );
+        assert_eq!(set.response_type(), RDR_TO_PC_PARAMETERS);
         assert_eq!(Command::PowerOff.response_type(), RDR_TO_PC_SLOT_STATUS);
     }
 

@@ -1,6 +1,8 @@
 //! One CCID slot over an abstract bulk/interrupt transport: power on, slot status, XfrBlock
 //! with time extensions, sequence checking and XfrBlock chaining, and APDU exchange per the
-//! reader's exchange level. Every wait is bounded.
+//! reader's exchange level. At TPDU level the protocol follows the ATR and the reader's
+//! `dwProtocols`: T=1 blocks ([`crate::t1`]) when the card runs T=1 right after its ATR (its
+//! first or only protocol) and the reader has T=1, T=0 TPDUs otherwise. Every wait is bounded.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +12,16 @@ use crate::ccid::{
     Voltage,
 };
 use crate::error::{Error, Result};
+use crate::t1::{self, AtrInfo, BlockTransport, T1};
+
+/// The transmission protocol with the card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// T=0 TPDUs, or APDUs the reader maps itself (APDU level).
+    T0,
+    /// T=1 blocks built here (TPDU level).
+    T1,
+}
 
 /// The USB side of a reader. Implemented over usbfs by [`crate::usb::UsbTransport`] and by
 /// scripted doubles in tests.
@@ -68,6 +80,8 @@ pub struct Reader<T> {
     timeouts: Timeouts,
     atr: Option<Vec<u8>>,
     stats: Stats,
+    /// The T=1 session with the powered card, when T=1 was selected.
+    t1: Option<T1>,
 }
 
 impl<T: Transport> Reader<T> {
@@ -79,21 +93,15 @@ impl<T: Transport> Reader<T> {
                 u16::from(desc.max_slot_index) + 1
             )));
         }
-        match desc.exchange_level() {
-            ExchangeLevel::Character => {
-                return Err(Error::Unsupported(
-                    "character-level exchange; sherd drives TPDU (T=0) and APDU-level readers"
-                        .into(),
-                ));
-            }
-            // QEMU 7.2's usb-ccid writes dwProtocols byte-swapped (0x00010000), so it
-            // announces neither T=0 nor T=1: take a reader without T=1 as a T=0 reader.
-            ExchangeLevel::Tpdu if !desc.supports_t0() && desc.supports_t1() => {
-                return Err(Error::Unsupported(
-                    "TPDU-level reader without T=0; only T=0 TPDUs are implemented".into(),
-                ));
-            }
-            _ => {}
+        // QEMU 7.2's usb-ccid writes dwProtocols byte-swapped (0x00010000), so it announces
+        // neither T=0 nor T=1: a TPDU reader without T=1 is taken as a T=0 reader. One with
+        // T=1 speaks T=1 to cards that run it (see `power_on`).
+        if desc.exchange_level() == ExchangeLevel::Character {
+            return Err(Error::Unsupported(
+                "character-level exchange; sherd drives TPDU (T=0 and T=1) and APDU-level \
+                 readers"
+                    .into(),
+            ));
         }
         Ok(Self {
             transport,
@@ -103,6 +111,7 @@ impl<T: Transport> Reader<T> {
             timeouts: Timeouts::default(),
             atr: None,
             stats: Stats::default(),
+            t1: None,
         })
     }
 
@@ -127,6 +136,20 @@ impl<T: Transport> Reader<T> {
         self.stats
     }
 
+    /// The protocol in use with the powered card (T=0 when no card is powered).
+    pub fn protocol(&self) -> Protocol {
+        if self.t1.is_some() {
+            Protocol::T1
+        } else {
+            Protocol::T0
+        }
+    }
+
+    /// Counters of the T=1 session, if T=1 is in use.
+    pub fn t1_stats(&self) -> Option<t1::Stats> {
+        self.t1.as_ref().map(T1::stats)
+    }
+
     pub fn transport_mut(&mut self) -> &mut T {
         &mut self.transport
     }
@@ -136,13 +159,17 @@ impl<T: Transport> Reader<T> {
         let r = self.command(&Command::GetSlotStatus, "GetSlotStatus")?;
         if r.icc == IccStatus::Absent {
             self.atr = None;
+            self.t1 = None;
         }
         Ok(r.icc)
     }
 
-    /// Power the card on and return its ATR.
+    /// Power the card on and return its ATR. At TPDU level with a T=1 card and reader, also
+    /// set the T=1 parameters (`PC_to_RDR_SetParameters`, unless the reader negotiates them
+    /// itself) and the IFSD (unless the reader exchanges it itself).
     pub fn power_on(&mut self) -> Result<Vec<u8>> {
         self.atr = None;
+        self.t1 = None;
         let r = self.command(&Command::PowerOn(Voltage::Automatic), "IccPowerOn")?;
         self.check_ok(&r, "IccPowerOn")?;
         if r.data.is_empty() || !matches!(r.data[0], 0x3B | 0x3F) {
@@ -152,12 +179,109 @@ impl<T: Transport> Reader<T> {
             )));
         }
         self.atr = Some(r.data.clone());
+        if self.desc.exchange_level() == ExchangeLevel::Tpdu
+            && let Some(info) = self.choose_t1(&r.data)?
+            && let Err(e) = self.start_t1(&info)
+        {
+            self.atr = None;
+            return Err(e);
+        }
         Ok(r.data)
+    }
+
+    /// Whether to speak T=1 with the card whose ATR is `atr` (TPDU level). T=1 when the card
+    /// runs it right after the ATR (its specific mode, or its first offered protocol) and
+    /// the reader has it; T=0 otherwise, as for a reader without T=1. A reader without T=0
+    /// takes a card that offers T=1 second only if the reader makes the PPS itself.
+    fn choose_t1(&self, atr: &[u8]) -> Result<Option<AtrInfo>> {
+        let d = &self.desc;
+        if !d.supports_t1() {
+            return Ok(None);
+        }
+        let info = match AtrInfo::parse(atr) {
+            Ok(info) => info,
+            Err(_) if d.supports_t0() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if info.first_protocol() == 1 {
+            return Ok(Some(info));
+        }
+        if d.supports_t0() && info.offers(0) {
+            return Ok(None);
+        }
+        let pps = d.features & (ccid::FEATURE_AUTO_PPS | ccid::FEATURE_AUTO_NEGOTIATION) != 0;
+        match (info.offers(1), d.supports_t0()) {
+            (true, _) if info.specific.is_none() && pps => Ok(Some(info)),
+            (true, _) => Err(Error::Unsupported(
+                "the card runs T=0 first and T=1 only after a PPS exchange, which this reader                  does not make itself (and sherd does not send PPS)"
+                    .into(),
+            )),
+            (false, false) => Err(Error::Unsupported(
+                "the card speaks only T=0 and this TPDU reader only T=1".into(),
+            )),
+            (false, true) => Ok(None),
+        }
+    }
+
+    /// Set up T=1 with the powered card.
+    fn start_t1(&mut self, info: &AtrInfo) -> Result<()> {
+        let p = info.t1;
+        let features = self.desc.features;
+        if features & ccid::FEATURE_AUTO_NEGOTIATION == 0 {
+            // Fi/Di: in specific mode the ATR's TA1 unless TA2 says implicit values; in
+            // negotiable mode TA1 only if the reader makes the PPS for it, else the defaults
+            // the card starts with.
+            let fidi = match info.specific {
+                Some(ta2) if ta2 & 0x10 != 0 => 0x11,
+                Some(_) => info.ta1.unwrap_or(0x11),
+                None if features & ccid::FEATURE_AUTO_PPS != 0 => info.ta1.unwrap_or(0x11),
+                None => 0x11,
+            };
+            let data = [
+                fidi,
+                0x10 | u8::from(p.edc == t1::Edc::Crc) | (u8::from(info.inverse) << 1),
+                info.tc1.unwrap_or(0),
+                (p.bwi << 4) | p.cwi,
+                0x00,
+                p.ifsc,
+                0x00,
+            ];
+            let r = self.command(
+                &Command::SetParameters {
+                    protocol: 1,
+                    data: &data,
+                },
+                "SetParameters",
+            )?;
+            self.check_ok(&r, "SetParameters")?;
+        }
+        let mut session = T1::new(p, p.bwt(self.clock_khz()));
+        if features & ccid::FEATURE_AUTO_IFSD == 0 {
+            let mut ifsd = self.desc.max_data_len().saturating_sub(5).min(t1::MAX_INF);
+            if self.desc.max_ifsd != 0 {
+                ifsd = ifsd.min(self.desc.max_ifsd as usize);
+            }
+            let ifsd = u8::try_from(ifsd.max(1)).unwrap_or(t1::WANTED_IFSD);
+            let bwt = session.bwt();
+            session.negotiate_ifsd(&mut Link { reader: self, bwt }, ifsd)?;
+        }
+        self.t1 = Some(session);
+        Ok(())
+    }
+
+    /// The card's clock for the block waiting time: the reader's default clock if it gives a
+    /// plausible one, else 3.58 MHz (the slowest common default: the longest wait).
+    fn clock_khz(&self) -> u32 {
+        match self.desc.default_clock_khz {
+            k @ 1000..=20_000 => k,
+            _ => 3580,
+        }
     }
 
     /// Power the card off (best effort when it was already removed).
     pub fn power_off(&mut self) -> Result<()> {
         self.atr = None;
+        self.t1 = None;
         let r = self.command(&Command::PowerOff, "IccPowerOff")?;
         if r.command == CommandStatus::Failed && r.icc != IccStatus::Absent {
             return Err(self.slot_error(&r, "IccPowerOff"));
@@ -171,6 +295,17 @@ impl<T: Transport> Reader<T> {
             return Err(Error::NoCard);
         }
         self.stats.apdus += 1;
+        if let Some(mut session) = self.t1.take() {
+            // T=1 carries whole short APDUs: GET RESPONSE and 6Cxx as at short APDU level.
+            let bwt = session.bwt();
+            let r = apdu::exchange(apdu_bytes, ExchangeLevel::ShortApdu, &mut |bytes| {
+                session.transmit(&mut Link { reader: self, bwt }, bytes)
+            });
+            if self.atr.is_some() {
+                self.t1 = Some(session);
+            }
+            return r;
+        }
         let level = self.desc.exchange_level();
         apdu::exchange(apdu_bytes, level, &mut |bytes| self.xfr_block(bytes))
     }
@@ -186,6 +321,7 @@ impl<T: Transport> Reader<T> {
             Some(&(present, true)) => {
                 if !present {
                     self.atr = None;
+                    self.t1 = None;
                 }
                 Ok(Some(present))
             }
@@ -269,6 +405,24 @@ impl<T: Transport> Reader<T> {
     fn xfr_part(&mut self, data: &[u8], level: u16) -> Result<Response> {
         self.stats.xfr_blocks += 1;
         let r = self.command(&Command::XfrBlock { data, level }, "XfrBlock")?;
+        self.checked_data_block(r)
+    }
+
+    /// One T=1 block to the card and its answer block. The reader waits up to `bwi` block
+    /// waiting times for the card (0: one); we wait twice `wait` and 2 s more for the reader,
+    /// at most the command timeout.
+    fn t1_block(&mut self, block: &[u8], bwi: u8, wait: Duration) -> Result<Vec<u8>> {
+        self.stats.xfr_blocks += 1;
+        let limit = (wait * 2 + Duration::from_secs(2)).min(self.timeouts.command);
+        let r = self.command_within(
+            &Command::XfrBlockBwi { data: block, bwi },
+            "XfrBlock",
+            limit,
+        )?;
+        Ok(self.checked_data_block(r)?.data)
+    }
+
+    fn checked_data_block(&mut self, r: Response) -> Result<Response> {
         self.check_ok(&r, "XfrBlock")?;
         // Some readers (QEMU) answer an APDU for a pulled or unpowered card with an empty
         // block and no failure status: the ICC status tells.
@@ -293,6 +447,7 @@ impl<T: Transport> Reader<T> {
             CommandStatus::Ok => Ok(()),
             _ if r.icc == IccStatus::Absent => {
                 self.atr = None;
+                self.t1 = None;
                 Err(Error::NoCard)
             }
             _ => Err(self.slot_error(r, during)),
@@ -310,15 +465,25 @@ impl<T: Transport> Reader<T> {
     /// Send a command and return the reader's final answer (after time extensions). A
     /// failed command status is returned, not turned into an error: callers decide.
     fn command(&mut self, cmd: &Command<'_>, what: &'static str) -> Result<Response> {
+        self.command_within(cmd, what, self.timeouts.command)
+    }
+
+    /// [`Self::command`] with its own bound on the whole command.
+    fn command_within(
+        &mut self,
+        cmd: &Command<'_>,
+        what: &'static str,
+        limit: Duration,
+    ) -> Result<Response> {
         let seq = self.seq;
         self.seq = self.seq.wrapping_add(1);
         // The message may carry a PIN or key material: wipe our copy once sent.
         let message = zeroize::Zeroizing::new(cmd.encode(self.slot, seq));
         self.transport.bulk_out(&message, self.timeouts.transfer)?;
-        let deadline = Instant::now() + self.timeouts.command;
+        let deadline = Instant::now() + limit;
         let mut stale = 0;
         loop {
-            let r = self.read_message(deadline, what)?;
+            let r = self.read_message(deadline, limit, what)?;
             if r.seq != seq || r.slot != self.slot {
                 // An answer to an earlier command that timed out: skip a few.
                 stale += 1;
@@ -347,7 +512,12 @@ impl<T: Transport> Reader<T> {
     }
 
     /// Read one whole bulk-in message, across as many transfers as it takes.
-    fn read_message(&mut self, deadline: Instant, what: &'static str) -> Result<Response> {
+    fn read_message(
+        &mut self,
+        deadline: Instant,
+        limit: Duration,
+        what: &'static str,
+    ) -> Result<Response> {
         let max_data = self.desc.max_data_len();
         let mut buf = Vec::new();
         loop {
@@ -357,10 +527,7 @@ impl<T: Transport> Reader<T> {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(Error::Timeout {
-                    what,
-                    after: self.timeouts.command,
-                });
+                return Err(Error::Timeout { what, after: limit });
             }
             let wait = self.timeouts.transfer.min(deadline - now);
             let chunk = self
@@ -372,6 +539,26 @@ impl<T: Transport> Reader<T> {
                 })?;
             buf.extend_from_slice(&chunk);
         }
+    }
+}
+
+/// The reader as the T=1 state machine's block transport.
+struct Link<'a, T> {
+    reader: &'a mut Reader<T>,
+    /// The session's block waiting time.
+    bwt: Duration,
+}
+
+impl<T: Transport> BlockTransport for Link<'_, T> {
+    fn exchange(&mut self, block: &[u8], wait: Duration) -> Result<Vec<u8>> {
+        // bBWI: how many block waiting times the reader waits (after a WTX, more than one).
+        let bwt = self.bwt;
+        let bwi = if wait > bwt && !bwt.is_zero() {
+            u8::try_from(wait.as_nanos().div_ceil(bwt.as_nanos())).unwrap_or(u8::MAX)
+        } else {
+            0
+        };
+        self.reader.t1_block(block, bwi, wait)
     }
 }
 
@@ -738,9 +925,10 @@ pub(crate) mod tests {
         let mut d = tpdu_desc();
         d.features = 0;
         assert!(Reader::new(Scripted::new(vec![]), d.clone(), 0).is_err());
+        // A TPDU reader with T=1 only is taken: it speaks T=1 (see the t1_* tests).
         d.features = 0x0001_0000;
         d.protocols = 2;
-        assert!(Reader::new(Scripted::new(vec![]), d.clone(), 0).is_err());
+        assert!(Reader::new(Scripted::new(vec![]), d.clone(), 0).is_ok());
         d.protocols = 1;
         assert!(Reader::new(Scripted::new(vec![]), d, 1).is_err());
     }
@@ -810,5 +998,179 @@ pub(crate) mod tests {
         .unwrap();
         assert!(matches!(r.power_on(), Err(Error::Card(_))));
         assert!(r.atr().is_none());
+    }
+
+    /// A T=1 block with LRC, built by hand.
+    fn block(pcb: u8, inf: &[u8]) -> Vec<u8> {
+        let mut b = vec![0, pcb, inf.len() as u8];
+        b.extend_from_slice(inf);
+        b.push(b.iter().fold(0, |a, x| a ^ x));
+        b
+    }
+
+    /// TD1: T=1; TD2: T=1 with TA3 = IFSC 32 and TB3 = BWI 4, CWI 5; TCK.
+    const T1_ATR: &[u8] = &[0x3B, 0x80, 0x81, 0x31, 0x20, 0x45, 0x55];
+
+    fn t1_block_cmd(seq: u8, bwi: u8, data: &[u8]) -> Vec<u8> {
+        Command::XfrBlockBwi { data, bwi }.encode(0, seq)
+    }
+
+    /// Power on a T=1 card: SetParameters (unless the reader negotiates), then the IFSD.
+    fn t1_powered(features: u32, mut steps: Vec<Step>) -> Reader<Scripted> {
+        let params = [0x11, 0x10, 0x00, 0x45, 0x00, 0x20, 0x00];
+        let mut all = vec![
+            Step::Out(vec![0x62, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Step::In(msg(0x80, 0, 0, 0, 0, T1_ATR)),
+        ];
+        let mut seq = 1;
+        if features & ccid::FEATURE_AUTO_NEGOTIATION == 0 {
+            all.push(Step::Out(
+                Command::SetParameters {
+                    protocol: 1,
+                    data: &params,
+                }
+                .encode(0, seq),
+            ));
+            all.push(Step::In(msg(0x82, seq, 0, 0, 1, &params)));
+            seq += 1;
+        }
+        if features & ccid::FEATURE_AUTO_IFSD == 0 {
+            all.push(Step::Out(t1_block_cmd(seq, 0, &block(0xC1, &[0xFE]))));
+            all.push(Step::In(msg(0x80, seq, 0, 0, 0, &block(0xE1, &[0xFE]))));
+        }
+        all.append(&mut steps);
+        let mut d = desc_with(features, 271);
+        d.protocols = 2;
+        let mut r = Reader::new(Scripted::new(all), d, 0).unwrap();
+        r.set_timeouts(Timeouts {
+            transfer: Duration::from_millis(50),
+            command: Duration::from_millis(500),
+            max_stale: 2,
+        });
+        assert_eq!(r.power_on().unwrap(), T1_ATR);
+        assert_eq!(r.protocol(), Protocol::T1);
+        r
+    }
+
+    // A TPDU reader with T=1 only (e.g. a Nitrokey Pro): SetParameters with the ATR's T=1
+    // values, S(IFS) for 254, then an APDU in an I-block.
+    #[test]
+    fn t1_reader_sets_parameters_and_ifsd() {
+        let apdu = [0x00, 0xCA, 0x00, 0x6E, 0x00];
+        let mut r = t1_powered(
+            0x0001_00BA,
+            vec![
+                Step::Out(t1_block_cmd(3, 0, &block(0x00, &apdu))),
+                Step::In(msg(0x80, 3, 0x80, 1, 0, &[])),
+                Step::In(msg(0x80, 3, 0, 0, 0, &block(0x00, &[1, 2, 0x90, 0x00]))),
+            ],
+        );
+        assert_eq!(r.transmit(&apdu).unwrap(), [1, 2, 0x90, 0x00]);
+        assert_eq!(r.t1_stats().unwrap().blocks, 2);
+        finished(&r);
+    }
+
+    // A reader that negotiates parameters and IFSD itself gets neither; a WTX request makes
+    // the next XfrBlock carry bBWI = the multiplier; 61xx is followed with GET RESPONSE.
+    #[test]
+    fn t1_automatic_reader_wtx_and_get_response() {
+        let apdu = [0x00, 0x2A, 0x80, 0x86, 0x02, 0xAA, 0xBB, 0x00];
+        let mut r = t1_powered(
+            0x0001_04FE,
+            vec![
+                Step::Out(t1_block_cmd(1, 0, &block(0x00, &apdu))),
+                Step::In(msg(0x80, 1, 0, 0, 0, &block(0xC3, &[3]))),
+                Step::Out(t1_block_cmd(2, 3, &block(0xE3, &[3]))),
+                Step::In(msg(0x80, 2, 0, 0, 0, &block(0x00, &[0x61, 0x02]))),
+                Step::Out(t1_block_cmd(3, 0, &block(0x40, &[0, 0xC0, 0, 0, 2]))),
+                Step::In(msg(0x80, 3, 0, 0, 0, &block(0x40, &[7, 8, 0x90, 0x00]))),
+            ],
+        );
+        assert_eq!(r.transmit(&apdu).unwrap(), [7, 8, 0x90, 0x00]);
+        assert_eq!(r.t1_stats().unwrap().wtx, 1);
+        finished(&r);
+    }
+
+    // The reader reports the card mute: the block is asked for again; then the card is
+    // pulled: no card, the T=1 session is gone.
+    #[test]
+    fn t1_mute_card_then_pulled() {
+        let apdu = [0x00, 0x84, 0x00, 0x00, 0x08];
+        let mut r = t1_powered(
+            0x0001_04FE,
+            vec![
+                Step::Out(t1_block_cmd(1, 0, &block(0x00, &apdu))),
+                Step::In(msg(0x80, 1, 0x40, 0xFE, 0, &[])),
+                Step::Out(t1_block_cmd(2, 0, &block(0x82, &[]))),
+                Step::In(msg(0x80, 2, 0, 0, 0, &block(0x00, &[0x90, 0x00]))),
+                Step::Out(t1_block_cmd(3, 0, &block(0x40, &apdu))),
+                Step::In(msg(0x80, 3, 0x42, 0xFE, 0, &[])),
+            ],
+        );
+        assert_eq!(r.transmit(&apdu).unwrap(), [0x90, 0x00]);
+        assert!(matches!(r.transmit(&apdu), Err(Error::NoCard)));
+        assert_eq!(r.protocol(), Protocol::T0);
+        assert!(matches!(r.transmit(&apdu), Err(Error::NoCard)));
+        finished(&r);
+    }
+
+    // A card that goes silent in T=1: every XfrBlock wait is bounded and the APDU fails.
+    #[test]
+    fn t1_silent_card_is_bounded() {
+        let mut r = t1_powered(
+            0x0001_04FE,
+            vec![Step::Out(t1_block_cmd(
+                1,
+                0,
+                &block(0, &[0, 0x84, 0, 0, 8]),
+            ))],
+        );
+        let start = Instant::now();
+        assert!(matches!(
+            r.transmit(&[0x00, 0x84, 0x00, 0x00, 0x08]),
+            Err(Error::Timeout { .. })
+        ));
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    // Protocol choice at TPDU level.
+    #[test]
+    fn t1_protocol_choice() {
+        let power = |protocols: u32, features: u32, atr: &[u8]| {
+            let mut d = desc_with(features, 271);
+            d.protocols = protocols;
+            let mut r = Reader::new(
+                Scripted::new(vec![
+                    Step::Out(vec![0x62, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+                    Step::In(msg(0x80, 0, 0, 0, 0, atr)),
+                ]),
+                d,
+                0,
+            )
+            .unwrap();
+            let res = r.power_on();
+            (res, r.protocol())
+        };
+        // A T=0 card in a T=0/T=1 reader: T=0, nothing else sent.
+        let (res, p) = power(3, 0x0001_04FE, ATR);
+        assert!(res.is_ok());
+        assert_eq!(p, Protocol::T0);
+        // T=0 first, T=1 second: T=0 when the reader has it.
+        let mut both = vec![0x3B, 0x80, 0x80, 0x01];
+        both.push(both[1..].iter().fold(0, |a, x| a ^ x));
+        assert_eq!(power(3, 0x0001_04FE, &both).1, Protocol::T0);
+        // A T=0 card in a T=1-only reader, or a T=1-second card without PPS: refused.
+        assert!(matches!(
+            power(2, 0x0001_04FE, ATR).0,
+            Err(Error::Unsupported(_))
+        ));
+        assert!(matches!(
+            power(2, 0x0001_0000, &both).0,
+            Err(Error::Unsupported(_))
+        ));
+        // A T=1 card in QEMU's byte-swapped reader (no T=1 announced): T=0 as before.
+        assert_eq!(power(0x0001_0000, 0x0001_04FE, T1_ATR).1, Protocol::T0);
+        // APDU level: the reader handles the protocol.
+        assert_eq!(power(3, 0x0002_04FE, T1_ATR).1, Protocol::T0);
     }
 }
