@@ -1,7 +1,7 @@
-//! Test-only: virtual OpenPGP cards (opcard on trussed's RAM platform), a T=0 card front for
-//! them, a VSCard bridge serving them to QEMU's `ccid-card-passthru`, and (feature `cards`) a
-//! direct APDU channel to them for the card stack, which also makes one a witness's personal
-//! card holding a given signing key.
+//! Test-only: virtual OpenPGP cards (opcard on trussed's RAM platform), T=0 and T=1 card
+//! fronts for them, a VSCard bridge serving them to QEMU's `ccid-card-passthru`, and (feature
+//! `cards`) a direct APDU channel to them for the card stack, which also makes one a witness's
+//! personal card holding a given signing key.
 
 pub mod bridge;
 #[cfg(feature = "cards")]
@@ -9,8 +9,10 @@ pub mod direct;
 #[cfg(feature = "cards")]
 pub mod personal;
 pub mod t0;
+pub mod t1;
 pub mod virtual_card;
 pub mod vscard;
 
 pub use t0::T0Card;
+pub use t1::T1Card;
 pub use virtual_card::{ATR, VirtualCard};
