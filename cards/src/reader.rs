@@ -256,6 +256,7 @@ impl<T: Transport> Reader<T> {
             self.check_ok(&r, "SetParameters")?;
         }
         let mut session = T1::new(p, p.bwt(self.clock_khz()));
+        session.set_max_send(self.desc.max_data_len().saturating_sub(3 + p.edc.bytes()));
         if features & ccid::FEATURE_AUTO_IFSD == 0 {
             let mut ifsd = self.desc.max_data_len().saturating_sub(5).min(t1::MAX_INF);
             if self.desc.max_ifsd != 0 {

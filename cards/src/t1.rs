@@ -535,6 +535,9 @@ pub struct T1 {
     params: Params,
     ifsc: u8,
     ifsd: u8,
+    /// Largest information field the reader carries (its message size less the block's
+    /// prologue and epilogue); our I-blocks follow the smaller of this and IFSC.
+    max_send: usize,
     bwt: Duration,
     /// N(S) of our next I-block.
     ns: bool,
@@ -554,6 +557,7 @@ impl T1 {
             params,
             ifsc: params.ifsc,
             ifsd: DEFAULT_IFS,
+            max_send: MAX_INF,
             bwt,
             ns: false,
             nr: false,
@@ -561,6 +565,12 @@ impl T1 {
             stats: Stats::default(),
             needs_resynch: false,
         }
+    }
+
+    /// Cap our information fields at `n` bytes (at least 1) when the reader's messages
+    /// cannot carry a block of IFSC bytes.
+    pub fn set_max_send(&mut self, n: usize) {
+        self.max_send = n.clamp(1, MAX_INF);
     }
 
     pub fn set_limits(&mut self, limits: Limits) {
@@ -648,7 +658,9 @@ impl T1 {
         // The command, chained by the IFSC in force (the card may change it meanwhile).
         let mut off = 0;
         let mut reply = loop {
-            let n = usize::from(self.ifsc).min(apdu.len() - off);
+            let n = usize::from(self.ifsc)
+                .min(self.max_send)
+                .min(apdu.len() - off);
             let more = off + n < apdu.len();
             let block = Block::I {
                 ns: self.ns,
@@ -1284,6 +1296,19 @@ mod tests {
         ]);
         assert_eq!(s.transmit(&mut t, &apdu).unwrap(), [0x90, 0x00]);
         assert_eq!(s.ifsc(), 10);
+    }
+
+    // A reader whose messages carry 20-byte information fields caps the blocks below IFSC.
+    #[test]
+    fn reader_message_size_caps_blocks() {
+        let apdu: Vec<u8> = (0..30).collect();
+        let mut s = session();
+        s.set_max_send(20);
+        let mut t = Script::new(vec![
+            (raw(0x20, &apdu[..20]), Ok(raw(0x90, &[]))),
+            (raw(0x40, &apdu[20..]), Ok(raw(0x00, &[0x90, 0x00]))),
+        ]);
+        assert_eq!(s.transmit(&mut t, &apdu).unwrap(), [0x90, 0x00]);
     }
 
     #[test]
