@@ -139,6 +139,70 @@ impl ClassDescriptor {
     }
 }
 
+/// Every field of the 54-byte CCID class descriptor (CCID rev. 1.1, table 5.1-1), to build
+/// one from recorded values: the descriptor table test, emulated readers and the catalogue
+/// tool. Clocks in kHz, data rates in bps, as on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DescriptorFields {
+    /// `bDescriptorType`: 0x21 (some pre-standard readers wrote 0xFF).
+    pub descriptor_type: u8,
+    pub bcd_ccid: u16,
+    pub max_slot_index: u8,
+    pub voltage_support: u8,
+    pub protocols: u32,
+    pub default_clock_khz: u32,
+    pub maximum_clock_khz: u32,
+    pub num_clock_supported: u8,
+    pub data_rate: u32,
+    pub max_data_rate: u32,
+    pub num_data_rates_supported: u8,
+    pub max_ifsd: u32,
+    pub synch_protocols: u32,
+    pub mechanical: u32,
+    pub features: u32,
+    pub max_message_length: u32,
+    pub class_get_response: u8,
+    pub class_envelope: u8,
+    pub lcd_layout: u16,
+    pub pin_support: u8,
+    pub max_busy_slots: u8,
+}
+
+impl DescriptorFields {
+    /// The descriptor's bytes, `bLength` 54 first.
+    pub fn to_bytes(&self) -> [u8; ClassDescriptor::LEN] {
+        let mut d = Vec::with_capacity(ClassDescriptor::LEN);
+        d.extend_from_slice(&[ClassDescriptor::LEN as u8, self.descriptor_type]);
+        d.extend_from_slice(&self.bcd_ccid.to_le_bytes());
+        d.extend_from_slice(&[self.max_slot_index, self.voltage_support]);
+        for v in [
+            self.protocols,
+            self.default_clock_khz,
+            self.maximum_clock_khz,
+        ] {
+            d.extend_from_slice(&v.to_le_bytes());
+        }
+        d.push(self.num_clock_supported);
+        for v in [self.data_rate, self.max_data_rate] {
+            d.extend_from_slice(&v.to_le_bytes());
+        }
+        d.push(self.num_data_rates_supported);
+        for v in [
+            self.max_ifsd,
+            self.synch_protocols,
+            self.mechanical,
+            self.features,
+            self.max_message_length,
+        ] {
+            d.extend_from_slice(&v.to_le_bytes());
+        }
+        d.extend_from_slice(&[self.class_get_response, self.class_envelope]);
+        d.extend_from_slice(&self.lcd_layout.to_le_bytes());
+        d.extend_from_slice(&[self.pin_support, self.max_busy_slots]);
+        d.try_into().expect("54 bytes")
+    }
+}
+
 /// Voltage selection for `PC_to_RDR_IccPowerOn`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Voltage {
@@ -396,6 +460,28 @@ pub(crate) mod tests {
         d.extend_from_slice(&[0xFF, 0xFF, 0, 0, 0, 1]);
         assert_eq!(d.len(), 54);
         d
+    }
+
+    #[test]
+    fn descriptor_fields_build_the_same_bytes() {
+        let f = DescriptorFields {
+            descriptor_type: 0x21,
+            bcd_ccid: 0x0110,
+            voltage_support: 0x07,
+            protocols: 1,
+            default_clock_khz: 4000,
+            maximum_clock_khz: 4000,
+            data_rate: 9600,
+            max_data_rate: 9600,
+            max_ifsd: 0xFE,
+            features: 0x0001_00BA,
+            max_message_length: 0x10F,
+            class_get_response: 0xFF,
+            class_envelope: 0xFF,
+            max_busy_slots: 1,
+            ..DescriptorFields::default()
+        };
+        assert_eq!(f.to_bytes().to_vec(), qemu_like_descriptor());
     }
 
     #[test]

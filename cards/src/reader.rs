@@ -23,6 +23,63 @@ pub enum Protocol {
     T1,
 }
 
+/// Which card protocols a reader leaves to this driver, from its class descriptor alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardProtocols {
+    /// APDU level: the reader itself speaks T=0 or T=1 with the card.
+    ByReader,
+    /// TPDU level, T=0 only (also a reader announcing neither, like QEMU 7.2's usb-ccid).
+    T0,
+    /// TPDU level, T=1 only: a card speaking only T=0 is refused at power-on.
+    T1,
+    /// TPDU level, both: T=1 with a card that runs it right after its ATR, else T=0.
+    T0AndT1,
+}
+
+/// What the driver makes of a reader from its class descriptor: the exchange level and the
+/// card protocols, see [`decide`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub level: ExchangeLevel,
+    pub protocols: CardProtocols,
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.protocols {
+            CardProtocols::ByReader => write!(f, "{} level", self.level),
+            CardProtocols::T0 => write!(f, "{} level, T=0", self.level),
+            CardProtocols::T1 => write!(f, "{} level, T=1", self.level),
+            CardProtocols::T0AndT1 => write!(f, "{} level, T=0 and T=1", self.level),
+        }
+    }
+}
+
+/// The reader decision, pure: what [`Reader::new`] accepts or refuses and the protocols
+/// [`Reader::power_on`] may choose from at TPDU level. Character-level readers are refused.
+/// QEMU 7.2's usb-ccid writes dwProtocols byte-swapped (0x00010000), so it announces neither
+/// T=0 nor T=1: a TPDU reader without T=1 is taken as a T=0 reader. One with T=1 speaks T=1
+/// to cards that run it (see `power_on`).
+pub fn decide(desc: &ClassDescriptor) -> Result<Decision> {
+    let level = desc.exchange_level();
+    let protocols = match level {
+        ExchangeLevel::Character => {
+            return Err(Error::Unsupported(
+                "character-level exchange; sherd drives TPDU (T=0 and T=1) and APDU-level \
+                 readers"
+                    .into(),
+            ));
+        }
+        ExchangeLevel::ShortApdu | ExchangeLevel::ExtendedApdu => CardProtocols::ByReader,
+        ExchangeLevel::Tpdu => match (desc.supports_t0(), desc.supports_t1()) {
+            (true, true) => CardProtocols::T0AndT1,
+            (false, true) => CardProtocols::T1,
+            (_, false) => CardProtocols::T0,
+        },
+    };
+    Ok(Decision { level, protocols })
+}
+
 /// The USB side of a reader. Implemented over usbfs by [`crate::usb::UsbTransport`] and by
 /// scripted doubles in tests.
 pub trait Transport: Send + Sync {
@@ -93,16 +150,7 @@ impl<T: Transport> Reader<T> {
                 u16::from(desc.max_slot_index) + 1
             )));
         }
-        // QEMU 7.2's usb-ccid writes dwProtocols byte-swapped (0x00010000), so it announces
-        // neither T=0 nor T=1: a TPDU reader without T=1 is taken as a T=0 reader. One with
-        // T=1 speaks T=1 to cards that run it (see `power_on`).
-        if desc.exchange_level() == ExchangeLevel::Character {
-            return Err(Error::Unsupported(
-                "character-level exchange; sherd drives TPDU (T=0 and T=1) and APDU-level \
-                 readers"
-                    .into(),
-            ));
-        }
+        decide(&desc)?;
         Ok(Self {
             transport,
             desc,
@@ -213,7 +261,8 @@ impl<T: Transport> Reader<T> {
         match (info.offers(1), d.supports_t0()) {
             (true, _) if info.specific.is_none() && pps => Ok(Some(info)),
             (true, _) => Err(Error::Unsupported(
-                "the card runs T=0 first and T=1 only after a PPS exchange, which this reader                  does not make itself (and sherd does not send PPS)"
+                "the card runs T=0 first and T=1 only after a PPS exchange, which this reader \
+                 does not make itself (and sherd does not send PPS)"
                     .into(),
             )),
             (false, false) => Err(Error::Unsupported(
@@ -1173,5 +1222,60 @@ pub(crate) mod tests {
         assert_eq!(power(0x0001_0000, 0x0001_04FE, T1_ATR).1, Protocol::T0);
         // APDU level: the reader handles the protocol.
         assert_eq!(power(3, 0x0002_04FE, T1_ATR).1, Protocol::T0);
+        // The pure decision names the protocols power-on picks from: a T=1 card gets T=1
+        // exactly when the decision has T=1, a T=0 card T=0 exactly when it has T=0.
+        for protocols in [0, 1, 2, 3, 0x0001_0000] {
+            let mut d = desc_with(0x0001_04FE, 271);
+            d.protocols = protocols;
+            let decision = decide(&d).unwrap();
+            let (t0, t1) = match decision.protocols {
+                CardProtocols::T0 => (true, false),
+                CardProtocols::T1 => (false, true),
+                CardProtocols::T0AndT1 => (true, true),
+                CardProtocols::ByReader => unreachable!("TPDU level"),
+            };
+            let (res, p) = power(protocols, 0x0001_04FE, T1_ATR);
+            assert_eq!(res.is_ok() && p == Protocol::T1, t1, "{protocols:#x}");
+            let (res, p) = power(protocols, 0x0001_04FE, ATR);
+            assert_eq!(res.is_ok() && p == Protocol::T0, t0, "{protocols:#x}");
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        let decision = |features: u32, protocols: u32| {
+            let mut d = desc_with(features, 271);
+            d.protocols = protocols;
+            decide(&d).ok()
+        };
+        let ok = |level, protocols| Some(Decision { level, protocols });
+        assert_eq!(
+            decision(0x0004_00FE, 2),
+            ok(ExchangeLevel::ExtendedApdu, CardProtocols::ByReader)
+        );
+        assert_eq!(
+            decision(0x0002_0000, 1),
+            ok(ExchangeLevel::ShortApdu, CardProtocols::ByReader)
+        );
+        assert_eq!(
+            decision(0x0001_00BA, 3),
+            ok(ExchangeLevel::Tpdu, CardProtocols::T0AndT1)
+        );
+        assert_eq!(
+            decision(0x0001_04BA, 2),
+            ok(ExchangeLevel::Tpdu, CardProtocols::T1)
+        );
+        assert_eq!(
+            decision(0x0001_04FE, 0x0001_0000),
+            ok(ExchangeLevel::Tpdu, CardProtocols::T0)
+        );
+        let Err(Error::Unsupported(m)) = decide(&desc_with(0x0000_00BA, 271)) else {
+            panic!("a character-level reader is refused");
+        };
+        assert!(m.contains("character-level"), "{m}");
+        assert_eq!(
+            decide(&desc_with(0x0001_04BA, 271)).unwrap().to_string(),
+            "TPDU level, T=0 and T=1"
+        );
     }
 }
