@@ -341,3 +341,16 @@ fn the_table_covers_the_named_devices() {
         assert!(ROWS.iter().any(|r| r.expect == want), "{want:?}");
     }
 }
+
+// The emulated readers of `vscard_bridge::recorded` present exactly the recorded bytes.
+#[test]
+fn emulated_readers_present_the_recorded_descriptors() {
+    use vscard_bridge::recorded::{NITROKEY_PRO, SCR3310, YUBIKEY_5};
+    for (fields, name) in [
+        (YUBIKEY_5, "YubiKey 5"),
+        (NITROKEY_PRO, "Nitrokey Pro"),
+        (SCR3310, "SCM SCR3310 v2"),
+    ] {
+        assert_eq!(fields.to_bytes().to_vec(), bytes(row(name).raw), "{name}");
+    }
+}
