@@ -32,6 +32,7 @@ pub mod pinfile;
 pub mod plan;
 pub mod recombine;
 pub mod record;
+pub mod recovery;
 pub mod request;
 pub mod rng;
 pub mod secret;
