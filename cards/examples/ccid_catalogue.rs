@@ -9,14 +9,16 @@
 //!
 //! Each interface block (from one ` idVendor:` line to the next) with a "CCID Class
 //! Descriptor" has its descriptor fields read by name, rebuilt into the 54 bytes and run
-//! through `ClassDescriptor::parse` and `decide`. Interfaces of vendor class 0xFF are counted
-//! apart: discovery lists only class 0x0B. A device (file) counts by its best interface.
+//! through `ClassDescriptor::parse` and `decide`. Interfaces of a class discovery does not
+//! list (it lists 0x0B, and 0xFF with a class descriptor) are counted apart. A device (file) counts by its best interface.
 //! `--list` prints one line per interface.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use cards::ccid::{ClassDescriptor, DescriptorFields, ExchangeLevel, INTERFACE_CLASS};
+use cards::ccid::{
+    ClassDescriptor, DescriptorFields, ExchangeLevel, INTERFACE_CLASS, VENDOR_INTERFACE_CLASS,
+};
 use cards::reader::{CardProtocols, decide};
 
 /// The value after `name:` on the first line of `block` that has it, first word only.
@@ -113,7 +115,7 @@ fn interface(block: &str) -> Result<Interface, &'static str> {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
     Accepted(String),
-    /// Accepted by the decision but on a vendor-class (0xFF) interface.
+    /// Accepted by the decision but on an interface discovery does not list.
     NotDiscovered(String),
     Refused(String),
     Unreadable(String),
@@ -127,7 +129,11 @@ fn outcome(i: &Interface) -> Outcome {
     };
     match decide(&d) {
         Err(e) => Outcome::Refused(e.to_string()),
-        Ok(x) if i.class != u32::from(INTERFACE_CLASS) => Outcome::NotDiscovered(x.to_string()),
+        // Discovery lists class 0x0B, and class 0xFF with the class descriptor (which every
+        // block here has).
+        Ok(x) if ![INTERFACE_CLASS, VENDOR_INTERFACE_CLASS].contains(&(i.class as u8)) => {
+            Outcome::NotDiscovered(x.to_string())
+        }
         Ok(x) => Outcome::Accepted(x.to_string()),
     }
 }
@@ -149,6 +155,9 @@ fn main() {
     let mut per_device: BTreeMap<Outcome, u32> = BTreeMap::new();
     let mut skipped = Vec::new();
     let (mut interfaces, mut devices, mut before) = (0, 0, 0);
+    // Devices through which a T=1 card (or the token's own card) can be reached: before,
+    // now.
+    let mut t1_cards = (0, 0);
     // dwMaxCCIDMessageLength of accepted interfaces below extended APDU level, when below 271.
     let mut short_messages: BTreeMap<(String, u32), u32> = BTreeMap::new();
     for path in files {
@@ -180,7 +189,7 @@ fn main() {
             continue;
         }
         devices += 1;
-        let mut accepted_before = false;
+        let (mut accepted_before, mut t1_now, mut t1_before) = (false, false, false);
         for (n, b) in blocks.iter().enumerate() {
             interfaces += 1;
             let o = match interface(b) {
@@ -192,9 +201,19 @@ fn main() {
                     if let Outcome::Accepted(_) = o {
                         let d = ClassDescriptor::parse(&i.fields.to_bytes()).unwrap();
                         let x = decide(&d).unwrap();
-                        // Before T=1 at TPDU level, a TPDU reader with only T=1 was refused.
-                        if x.protocols != CardProtocols::T1 {
+                        // Before issue 16 a TPDU reader with only T=1 was refused, TPDU
+                        // readers spoke only T=0, and discovery and the descriptor parser
+                        // took only class 0x0B and type 0x21.
+                        let standard = i.class == u32::from(INTERFACE_CLASS)
+                            && i.fields.descriptor_type == 0x21;
+                        if standard && x.protocols != CardProtocols::T1 {
                             accepted_before = true;
+                        }
+                        if x.protocols != CardProtocols::T0 {
+                            t1_now = true;
+                            if standard && x.protocols == CardProtocols::ByReader {
+                                t1_before = true;
+                            }
                         }
                         if x.level != ExchangeLevel::ExtendedApdu && d.max_message_length < 271 {
                             *short_messages
@@ -212,6 +231,8 @@ fn main() {
             }
         }
         before += u32::from(accepted_before);
+        t1_cards.0 += u32::from(t1_before);
+        t1_cards.1 += u32::from(t1_now);
         *per_device.entry(best.expect("one block")).or_default() += 1;
     }
     let report = |what: &str, total: u32, counts: &BTreeMap<Outcome, u32>| {
@@ -219,7 +240,7 @@ fn main() {
         for (o, n) in counts {
             let (kind, why) = match o {
                 Outcome::Accepted(x) => ("accepted", x),
-                Outcome::NotDiscovered(x) => ("not discovered (interface class 0xFF)", x),
+                Outcome::NotDiscovered(x) => ("not discovered (interface class)", x),
                 Outcome::Refused(x) => ("refused", x),
                 Outcome::Unreadable(x) => ("unreadable", x),
             };
@@ -233,7 +254,12 @@ fn main() {
     );
     report("CCID interfaces", interfaces, &per_interface);
     println!(
-        "devices accepted before T=1 at TPDU level (TPDU readers with only T=1 refused): {before}"
+        "devices accepted before issue 16 (TPDU readers with only T=1 refused, class 0x0B and \
+         type 0x21 only): {before}"
+    );
+    println!(
+        "devices that can reach a T=1 card (APDU level, or TPDU with T=1): before {}, now {}",
+        t1_cards.0, t1_cards.1
     );
     println!("accepted interfaces below extended APDU level with dwMaxCCIDMessageLength < 271:");
     for ((decision, len), n) in short_messages {

@@ -10,6 +10,19 @@ pub const HEADER_LEN: usize = 10;
 pub const CLASS_DESCRIPTOR_TYPE: u8 = 0x21;
 /// `bInterfaceClass` of a CCID interface.
 pub const INTERFACE_CLASS: u8 = 0x0B;
+/// `bInterfaceClass` (vendor-specific) of readers made before CCID was final; taken when the
+/// interface carries a 54-byte class descriptor, as libccid does.
+pub const VENDOR_INTERFACE_CLASS: u8 = 0xFF;
+/// `bDescriptorType` some of those readers give their class descriptor.
+pub const VENDOR_CLASS_DESCRIPTOR_TYPE: u8 = 0xFF;
+
+/// Whether `d` (one descriptor: `bLength` `bDescriptorType` ...) is a CCID class descriptor:
+/// 54 bytes of type 0x21, or 0xFF as pre-standard readers wrote it.
+pub fn is_class_descriptor(d: &[u8]) -> bool {
+    d.len() == ClassDescriptor::LEN
+        && usize::from(d[0]) == ClassDescriptor::LEN
+        && matches!(d[1], CLASS_DESCRIPTOR_TYPE | VENDOR_CLASS_DESCRIPTOR_TYPE)
+}
 
 pub const PC_TO_RDR_ICC_POWER_ON: u8 = 0x62;
 pub const PC_TO_RDR_ICC_POWER_OFF: u8 = 0x63;
@@ -84,10 +97,11 @@ impl ClassDescriptor {
                 Self::LEN
             )));
         }
-        if d[1] != CLASS_DESCRIPTOR_TYPE {
+        if !matches!(d[1], CLASS_DESCRIPTOR_TYPE | VENDOR_CLASS_DESCRIPTOR_TYPE) {
             return Err(Error::Descriptor(format!(
-                "descriptor type {:#04x} is not the CCID class descriptor ({:#04x})",
-                d[1], CLASS_DESCRIPTOR_TYPE
+                "descriptor type {:#04x} is not the CCID class descriptor ({:#04x}, or {:#04x} \
+                 before CCID was final)",
+                d[1], CLASS_DESCRIPTOR_TYPE, VENDOR_CLASS_DESCRIPTOR_TYPE
             )));
         }
         let u32_at = |o: usize| u32::from_le_bytes([d[o], d[o + 1], d[o + 2], d[o + 3]]);

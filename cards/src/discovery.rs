@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::ccid::INTERFACE_CLASS;
+use crate::ccid::{INTERFACE_CLASS, VENDOR_INTERFACE_CLASS, is_class_descriptor};
 use crate::error::{Error, Result};
 
 /// Where the kernel lists USB devices and interfaces.
@@ -59,6 +59,31 @@ fn dec_attr<T: std::str::FromStr>(dir: &Path, name: &str) -> Option<T> {
     read_attr(dir, name)?.trim().parse().ok()
 }
 
+/// The CCID class descriptor of interface `number` (alternate setting 0) in `raw`, a USB
+/// device's descriptors as sysfs gives them (`descriptors`: the device descriptor, then each
+/// configuration's): a 54-byte descriptor of type 0x21 or 0xFF after that interface's
+/// descriptor and before the next interface or configuration.
+pub fn class_descriptor_in(raw: &[u8], number: u8) -> Option<&[u8]> {
+    let mut current = None;
+    let mut rest = raw;
+    while rest.len() >= 2 {
+        let len = usize::from(rest[0]);
+        if len < 2 || len > rest.len() {
+            return None;
+        }
+        let (d, tail) = rest.split_at(len);
+        match d[1] {
+            // A configuration, or an interface (number, alternate setting).
+            2 => current = None,
+            4 if len >= 9 => current = Some((d[2], d[3])),
+            _ if current == Some((number, 0)) && is_class_descriptor(d) => return Some(d),
+            _ => {}
+        }
+        rest = tail;
+    }
+    None
+}
+
 /// List CCID interfaces under a sysfs `devices` directory (a fake tree in tests).
 /// Entries that vanish or are half-written while we read them are skipped: the next scan
 /// sees the settled state.
@@ -75,10 +100,21 @@ pub fn scan(root: &Path) -> Result<Vec<ReaderInfo>> {
             continue;
         };
         let intf = entry.path();
-        if hex_attr::<u8>(&intf, "bInterfaceClass") != Some(INTERFACE_CLASS) {
-            continue;
-        }
         let dev = root.join(device);
+        match hex_attr::<u8>(&intf, "bInterfaceClass") {
+            Some(INTERFACE_CLASS) => {}
+            // A reader from before CCID was final, if its interface has the class descriptor.
+            Some(VENDOR_INTERFACE_CLASS) => {
+                let raw = fs::read(dev.join("descriptors")).unwrap_or_default();
+                let Some(number) = hex_attr::<u8>(&intf, "bInterfaceNumber") else {
+                    continue;
+                };
+                if class_descriptor_in(&raw, number).is_none() {
+                    continue;
+                }
+            }
+            _ => continue,
+        }
         let (Some(busnum), Some(devnum), Some(vendor_id), Some(product_id), Some(interface)) = (
             dec_attr(&dev, "busnum"),
             dec_attr(&dev, "devnum"),
@@ -209,6 +245,68 @@ mod tests {
         add_reader(root, "1-1", 4, "0b\n");
         let ev = w.poll().unwrap();
         assert!(matches!(&ev[..], [Event::Added(r)] if r.devnum == 4));
+    }
+
+    /// A device's `descriptors`: device, configuration, interface 0 (class `class`, CCID
+    /// descriptor of type `ty` after the endpoints when `late`), and interface 1 (HID).
+    fn raw_descriptors(class: u8, ty: u8, late: bool) -> Vec<u8> {
+        let mut raw = vec![18, 1];
+        raw.extend_from_slice(&[0; 16]);
+        raw.extend_from_slice(&[9, 2, 0, 0, 2, 1, 0, 0x80, 50]);
+        raw.extend_from_slice(&[9, 4, 0, 0, 3, class, 0, 0, 0]);
+        let mut ccid = vec![54, ty];
+        ccid.extend_from_slice(&[0; 52]);
+        let endpoints: Vec<u8> = [0x81u8, 0x02, 0x83]
+            .iter()
+            .flat_map(|&a| [7, 5, a, 2, 64, 0, 0])
+            .collect();
+        if late {
+            raw.extend_from_slice(&endpoints);
+            raw.extend_from_slice(&ccid);
+        } else {
+            raw.extend_from_slice(&ccid);
+            raw.extend_from_slice(&endpoints);
+        }
+        raw.extend_from_slice(&[
+            9, 4, 1, 0, 1, 3, 0, 0, 0, 9, 0x21, 0x11, 0x01, 0, 1, 0x22, 50, 0,
+        ]);
+        raw
+    }
+
+    #[test]
+    fn finds_class_descriptors_in_raw_descriptors() {
+        for (ty, late) in [(0x21, false), (0xFF, false), (0x21, true)] {
+            let raw = raw_descriptors(0xFF, ty, late);
+            let d = class_descriptor_in(&raw, 0).unwrap();
+            assert_eq!((d.len(), d[1]), (54, ty));
+            // Interface 1's 9-byte HID descriptor (also type 0x21) is not one.
+            assert!(class_descriptor_in(&raw, 1).is_none());
+        }
+        let raw = raw_descriptors(0xFF, 0x21, false);
+        assert!(class_descriptor_in(&raw[..40], 0).is_none());
+        let mut broken = raw.clone();
+        broken[18] = 0;
+        assert!(class_descriptor_in(&broken, 0).is_none());
+    }
+
+    // A vendor-class (0xFF) interface is a reader if it has the class descriptor.
+    #[test]
+    fn vendor_class_readers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        add_reader(root, "1-3", 5, "ff\n");
+        fs::write(
+            root.join("1-3/descriptors"),
+            raw_descriptors(0xFF, 0x21, false),
+        )
+        .unwrap();
+        add_reader(root, "1-4", 6, "ff\n");
+        add_reader(root, "1-5", 7, "ff\n");
+        let mut other = raw_descriptors(0xFF, 0x21, false);
+        other[36 + 1] = 0x24; // the 54 bytes after interface 0 are not a class descriptor
+        fs::write(root.join("1-5/descriptors"), other).unwrap();
+        let found: Vec<String> = scan(root).unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(found, ["1-3:1.0"]);
     }
 
     #[test]

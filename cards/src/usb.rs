@@ -5,7 +5,7 @@ use std::time::Duration;
 use nusb::transfer::{Buffer, Bulk, In, Interrupt, Out, TransferError};
 use nusb::{Endpoint, MaybeFuture};
 
-use crate::ccid::{CLASS_DESCRIPTOR_TYPE, ClassDescriptor};
+use crate::ccid::{ClassDescriptor, is_class_descriptor};
 use crate::discovery::ReaderInfo;
 use crate::error::{Error, Result};
 use crate::reader::{Reader, Transport};
@@ -156,9 +156,10 @@ pub fn open(info: &ReaderInfo) -> Result<Reader<UsbTransport>> {
                 info.interface
             ))
         })?;
+    // After the interface descriptor, or (some pre-standard readers) after the endpoints.
     let class = alt
         .descriptors()
-        .find(|d| d.descriptor_type() == CLASS_DESCRIPTOR_TYPE)
+        .find(|d| is_class_descriptor(d.as_bytes()))
         .ok_or_else(|| Error::Descriptor("the interface has no CCID class descriptor".into()))?;
     let desc = ClassDescriptor::parse(class.as_bytes())?;
     let mut bulk_in = None;

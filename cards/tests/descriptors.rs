@@ -8,7 +8,8 @@
 
 use cards::Error;
 use cards::ccid::ExchangeLevel::{self, ExtendedApdu, ShortApdu, Tpdu};
-use cards::ccid::{ClassDescriptor, INTERFACE_CLASS};
+use cards::ccid::{ClassDescriptor, INTERFACE_CLASS, VENDOR_INTERFACE_CLASS};
+use cards::discovery::class_descriptor_in;
 use cards::reader::CardProtocols::{self, ByReader, T0AndT1, T1};
 use cards::reader::{Decision, decide};
 
@@ -18,7 +19,8 @@ struct Row {
     file: &'static str,
     /// idVendor, idProduct.
     usb: (u16, u16),
-    /// bInterfaceClass of the CCID interface: 0x0B, or 0xFF for pre-standard readers.
+    /// bInterfaceClass of the CCID interface: 0x0B, or 0xFF for pre-standard readers (their
+    /// descriptor type may be 0xFF too).
     interface_class: u8,
     /// dwProtocols, dwFeatures, dwMaxCCIDMessageLength.
     key: (u32, u32, u32),
@@ -246,6 +248,15 @@ const ROWS: &[Row] = &[
         expect: Some((Tpdu, T0AndT1)),
     },
     Row {
+        name: "Gem e-Seal Pro (type 0xFF)",
+        file: "Gem_e-SealPro.txt",
+        usb: (0x08E6, 0x2202),
+        interface_class: 0xFF,
+        key: (0x3, 0x00010230, 271),
+        raw: "36 ff 00 01 00 01 03 00 00 00 dc 05 00 00 dc 05 00 00 00 c0 0f 00 00 1b b7 00 00 00 fe 00 00 00 00 00 00 00 00 00 00 00 30 02 01 00 0f 01 00 00 00 00 00 00 00 01",
+        expect: Some((Tpdu, T0AndT1)),
+    },
+    Row {
         name: "O2Micro Oz776",
         file: "Oz776S.txt",
         usb: (0x0B97, 0x7762),
@@ -279,7 +290,19 @@ fn recorded_descriptors_get_the_expected_decision() {
             r.name
         );
         let decision = decide(&d);
-        let discovered = r.interface_class == INTERFACE_CLASS;
+        // Discovery takes class 0x0B, and vendor class 0xFF when the interface has the class
+        // descriptor (every row's has): a device's descriptors with this one on interface 0.
+        let mut usb = vec![18, 1];
+        usb.extend_from_slice(&[0; 16]);
+        usb.extend_from_slice(&[9, 2, 0, 0, 1, 1, 0, 0x80, 50]);
+        usb.extend_from_slice(&[9, 4, 0, 0, 3, r.interface_class, 0, 0, 0]);
+        usb.extend_from_slice(&raw);
+        let discovered = match r.interface_class {
+            INTERFACE_CLASS => true,
+            VENDOR_INTERFACE_CLASS => class_descriptor_in(&usb, 0) == Some(&raw[..]),
+            _ => false,
+        };
+        assert!(discovered, "{}", r.name);
         println!(
             "{:<34} {:04x}:{:04x} {:<32} {}",
             r.name,
@@ -289,10 +312,10 @@ fn recorded_descriptors_get_the_expected_decision() {
                 Ok(x) => x.to_string(),
                 Err(e) => format!("refused: {e}"),
             },
-            if discovered {
-                ""
+            if r.interface_class == VENDOR_INTERFACE_CLASS {
+                "(vendor class 0xFF)"
             } else {
-                "(vendor class 0xFF: not discovered)"
+                ""
             }
         );
         match (r.expect, decision) {
