@@ -177,6 +177,19 @@ pub fn exchange(
     level: ExchangeLevel,
     xfr: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>>,
 ) -> Result<Vec<u8>> {
+    exchange_within(raw, level, usize::MAX, xfr)
+}
+
+/// [`exchange`] through a reader whose messages carry at most `max_answer` bytes of answer
+/// (data + SW) per exchange: GET RESPONSE asks for no more than fits.
+pub fn exchange_within(
+    raw: &[u8],
+    level: ExchangeLevel,
+    max_answer: usize,
+    xfr: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    // Below 3 bytes nothing could come back; such a reader fails at its first answer anyway.
+    let max_le = max_answer.saturating_sub(2).clamp(1, 256);
     let cmd = Apdu::parse(raw)?;
     match level {
         ExchangeLevel::Character => Err(Error::Unsupported(
@@ -185,13 +198,13 @@ pub fn exchange(
         // The reader takes extended APDUs and chains them itself: send as given.
         ExchangeLevel::ExtendedApdu => {
             let first = xfr(raw)?;
-            complete_response(&cmd, first, level, xfr)
+            complete_response(&cmd, first, level, max_le, xfr)
         }
         ExchangeLevel::ShortApdu | ExchangeLevel::Tpdu => {
             if cmd.data.len() <= 255 {
-                send_short(&cmd, level, xfr)
+                send_short(&cmd, level, max_le, xfr)
             } else {
-                send_chained(&cmd, level, xfr)
+                send_chained(&cmd, level, max_le, xfr)
             }
         }
     }
@@ -200,8 +213,20 @@ pub fn exchange(
 fn send_short(
     cmd: &Apdu,
     level: ExchangeLevel,
+    max_le: usize,
     xfr: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>>,
 ) -> Result<Vec<u8>> {
+    // "Up to 256 bytes" through a reader whose messages carry less: ask for what fits; a
+    // card with more answers 61xx (GET RESPONSE follows) or 6Cxx (refused below).
+    let capped;
+    let cmd = if cmd.le == Some(256) && max_le < 256 {
+        let mut c = cmd.clone();
+        c.le = Some(max_le);
+        capped = c;
+        &capped
+    } else {
+        cmd
+    };
     // The command may carry a PIN or key material: wipe our copy once sent.
     let bytes = Zeroizing::new(if level == ExchangeLevel::Tpdu {
         cmd.encode_t0()?
@@ -209,7 +234,7 @@ fn send_short(
         cmd.encode_short()?
     });
     let first = xfr(&bytes)?;
-    complete_response(cmd, first, level, xfr)
+    complete_response(cmd, first, level, max_le, xfr)
 }
 
 /// ISO 7816-4 5.1.1.1 command chaining: all but the last chunk with CLA bit 0x10, each
@@ -217,6 +242,7 @@ fn send_short(
 fn send_chained(
     cmd: &Apdu,
     level: ExchangeLevel,
+    max_le: usize,
     xfr: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>>,
 ) -> Result<Vec<u8>> {
     if cmd.cla & 0x10 != 0 {
@@ -235,7 +261,7 @@ fn send_chained(
             data: chunk.to_vec(),
             le: if i == last { cmd.le } else { None },
         };
-        let resp = send_short(&part, level, xfr)?;
+        let resp = send_short(&part, level, max_le, xfr)?;
         if i == last {
             return Ok(resp);
         }
@@ -249,17 +275,27 @@ fn send_chained(
     unreachable!("the last chunk returns")
 }
 
-/// Follow 6Cxx (resend with the exact Le, once) and 61xx (GET RESPONSE until done).
+/// Follow 6Cxx (resend with the exact Le, once) and 61xx (GET RESPONSE until done, asking
+/// for at most `max_le` bytes at a time).
 fn complete_response(
     cmd: &Apdu,
     mut resp: Vec<u8>,
     level: ExchangeLevel,
+    max_le: usize,
     xfr: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>>,
 ) -> Result<Vec<u8>> {
     let (_, sw1, sw2) = split_status(&resp)?;
     if sw1 == 0x6C {
+        let exact = if sw2 == 0 { 256 } else { usize::from(sw2) };
+        if exact > max_le {
+            return Err(Error::Card(format!(
+                "the card wants to send {exact} bytes in one answer (6C{sw2:02X}), more than \
+                 this reader's messages carry ({max_le}); use a reader with larger messages \
+                 or a T=1 card"
+            )));
+        }
         let mut again = cmd.clone();
-        again.le = Some(if sw2 == 0 { 256 } else { usize::from(sw2) });
+        again.le = Some(exact);
         let bytes = if level == ExchangeLevel::Tpdu {
             again.encode_t0()?
         } else {
@@ -287,7 +323,7 @@ fn complete_response(
             p1: 0,
             p2: 0,
             data: Vec::new(),
-            le: Some(if sw2 == 0 { 256 } else { usize::from(sw2) }),
+            le: Some(if sw2 == 0 { 256 } else { usize::from(sw2) }.min(max_le)),
         };
         let mut next = send_once(&get_response, level, xfr)?;
         let (_, nsw1, nsw2) = split_status(&next)?;
@@ -467,6 +503,57 @@ mod tests {
             &resp[512..],
             [[0x33; 16].as_slice(), &[0x90, 0x00]].concat()
         );
+    }
+
+    // A reader with 263-byte messages carries 253 bytes of answer: GET RESPONSE asks for
+    // 251 bytes at most, and the card announces the rest with 61xx.
+    #[test]
+    fn get_response_fits_the_readers_messages() {
+        let mut third = vec![0x33; 10];
+        third.extend_from_slice(&[0x90, 0x00]);
+        let mut t = Transcript::new(&[
+            (&[0x00, 0xCA, 0x00, 0x6E, 0xFB], &[0x61, 0x00]),
+            (
+                &[0x00, 0xC0, 0x00, 0x00, 0xFB],
+                &[[0x11; 251].as_slice(), &[0x61, 0x05]].concat(),
+            ),
+            (&[0x00, 0xC0, 0x00, 0x00, 0x05], &third[5..]),
+        ]);
+        let resp = exchange_within(
+            &[0x00, 0xCA, 0x00, 0x6E, 0x00],
+            ExchangeLevel::Tpdu,
+            253,
+            &mut |b| t.xfr(b),
+        )
+        .unwrap();
+        assert!(t.steps.is_empty());
+        assert_eq!(resp.len(), 251 + 5 + 2);
+    }
+
+    // "Up to 256" becomes "up to what fits"; a card insisting on more is a clear error.
+    #[test]
+    fn le_256_is_capped_to_the_readers_messages() {
+        let mut t = Transcript::new(&[(
+            &[0x00, 0xCA, 0x00, 0x6E, 0xFB],
+            &[[0x11; 100].as_slice(), &[0x90, 0x00]].concat(),
+        )]);
+        let resp = exchange_within(
+            &[0x00, 0xCA, 0x00, 0x6E, 0x00],
+            ExchangeLevel::ShortApdu,
+            253,
+            &mut |b| t.xfr(b),
+        )
+        .unwrap();
+        assert_eq!(resp.len(), 102);
+        let mut t = Transcript::new(&[(&[0x00, 0xCA, 0x00, 0x6E, 0xFB], &[0x6C, 0xFE])]);
+        let e = exchange_within(
+            &[0x00, 0xCA, 0x00, 0x6E, 0x00],
+            ExchangeLevel::Tpdu,
+            253,
+            &mut |b| t.xfr(b),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("254 bytes in one answer"), "{e}");
     }
 
     // 6Cxx: the card wants the exact Le, resend once with it.

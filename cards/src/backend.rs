@@ -18,6 +18,11 @@ pub trait ApduChannel: Send {
     fn extended_apdus(&self) -> bool;
     /// APDUs carried so far (for measurements).
     fn apdu_count(&self) -> u64;
+    /// The longest answer (data + SW) one command can bring, when less than a short APDU's
+    /// 258 bytes (a reader with small messages); `None`: no such limit.
+    fn max_answer(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl<T: Transport> ApduChannel for Reader<T> {
@@ -31,6 +36,10 @@ impl<T: Transport> ApduChannel for Reader<T> {
 
     fn apdu_count(&self) -> u64 {
         self.stats().apdus
+    }
+
+    fn max_answer(&self) -> Option<usize> {
+        Reader::max_answer(self)
     }
 }
 
@@ -53,6 +62,11 @@ impl SharedCard {
 
     fn extended_apdus(&self) -> bool {
         self.lock().map(|c| c.extended_apdus()).unwrap_or(false)
+    }
+
+    /// See [`ApduChannel::max_answer`].
+    pub fn max_answer(&self) -> Option<usize> {
+        self.lock().ok().and_then(|c| c.max_answer())
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Box<dyn ApduChannel>>> {

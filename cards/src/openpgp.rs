@@ -455,7 +455,7 @@ impl OpenPgpCard {
     }
 
     /// GET CHALLENGE (OpenPGP card 3.4 7.2.15): `n` random bytes from the card's RNG, in
-    /// rounds of at most what the card announces.
+    /// rounds of at most what the card announces (and the reader's messages carry).
     pub fn get_challenge(&mut self, n: usize) -> Result<Zeroizing<Vec<u8>>> {
         let max = self.max_challenge;
         if max == 0 {
@@ -465,6 +465,11 @@ impl OpenPgpCard {
                     .into(),
             ));
         }
+        // A reader whose messages cannot carry a whole short answer bounds the rounds too.
+        let max = match self.raw.max_answer() {
+            Some(a) => max.min(a.saturating_sub(2).max(1)),
+            None => max,
+        };
         let mut out = Zeroizing::new(Vec::with_capacity(n));
         while out.len() < n {
             let want = (n - out.len()).min(max);

@@ -193,6 +193,19 @@ impl<T: Transport> Reader<T> {
         }
     }
 
+    /// The longest answer (data + SW) one exchange with the powered card can bring when the
+    /// reader's messages cannot carry a whole short answer (256 bytes and SW): T=0 TPDUs and
+    /// short APDUs through readers with dwMaxCCIDMessageLength below 268. `None`: no limit
+    /// below a short answer (T=1 and extended APDU level chain).
+    pub fn max_answer(&self) -> Option<usize> {
+        let n = self.desc.max_data_len();
+        let unchained = matches!(
+            self.desc.exchange_level(),
+            ExchangeLevel::Tpdu | ExchangeLevel::ShortApdu
+        ) && self.t1.is_none();
+        (unchained && n < 258).then_some(n)
+    }
+
     /// Counters of the T=1 session, if T=1 is in use.
     pub fn t1_stats(&self) -> Option<t1::Stats> {
         self.t1.as_ref().map(T1::stats)
@@ -357,7 +370,12 @@ impl<T: Transport> Reader<T> {
             return r;
         }
         let level = self.desc.exchange_level();
-        apdu::exchange(apdu_bytes, level, &mut |bytes| self.xfr_block(bytes))
+        // T=0 TPDUs and short APDUs get their answer in one message: GET RESPONSE asks for
+        // no more than the reader's messages carry (some have 263 bytes, not 268).
+        let max_answer = self.max_answer().unwrap_or(usize::MAX);
+        apdu::exchange_within(apdu_bytes, level, max_answer, &mut |bytes| {
+            self.xfr_block(bytes)
+        })
     }
 
     /// Wait up to `timeout` for a slot change on the interrupt endpoint. Returns the new

@@ -22,7 +22,9 @@ use openpgp::policy::StandardPolicy;
 use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message};
 use sequoia_openpgp as openpgp;
 use vscard_bridge::VirtualCard;
-use vscard_bridge::recorded::{Card, NITROKEY_PRO, RecordedReader, SCR3310, YUBIKEY_5};
+use vscard_bridge::recorded::{
+    Card, NITROKEY_PRO, RecordedReader, SCR3310, SCR3310_263, YUBIKEY_5,
+};
 
 fn new_cert() -> openpgp::Cert {
     CertBuilder::new()
@@ -257,4 +259,23 @@ fn scr3310_card_pulled_and_reinserted() {
     assert_eq!(reader.protocol(), Protocol::T1);
     assert_eq!(reader.transmit(&select).unwrap(), [0x90, 0x00]);
     assert!(emulated.state().violations.is_empty());
+}
+
+// The SCR3310 with 263-byte messages and a T=0 card: answers of up to 253 bytes per
+// message, so GET RESPONSE and GET CHALLENGE ask for no more than that.
+#[test]
+fn scr3310_with_263_byte_messages() {
+    let (reader, emulated) = open(
+        SCR3310_263,
+        Card::t0(VirtualCard::new(0x5006)),
+        (Tpdu, T0AndT1),
+        Protocol::T0,
+    );
+    assert_eq!(reader.max_answer(), Some(253));
+    provision_sign_decrypt(
+        "SCR3310 with 263-byte messages, T=0 card",
+        reader,
+        &emulated,
+    );
+    assert!(emulated.state().largest_in <= 263);
 }

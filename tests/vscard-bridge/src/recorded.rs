@@ -1,7 +1,8 @@
 //! Emulated CCID readers (the USB side, as the card stack's `Transport`) that present real
 //! devices' recorded class descriptors and behave as those descriptors say, with a virtual
 //! card behind: a YubiKey 5 (extended APDU level), a Nitrokey Pro (TPDU level, T=1, with the
-//! T=1 card front) and an SCM SCR3310 (TPDU level, T=0 and T=1, with either front).
+//! T=1 card front) and an SCM SCR3310 (TPDU level, T=0 and T=1, with either front; also the
+//! variant with 263-byte messages).
 //!
 //! The descriptors' numbers come from the public catalogue of CCID devices (the `readers/`
 //! folder of Ludovic Rousseau's CCID driver, commit 5de6a9661c371d74d5c1e16fd4d01727ae2d9db3;
@@ -101,6 +102,14 @@ pub const SCR3310: DescriptorFields = DescriptorFields {
     lcd_layout: 0,
     pin_support: 0,
     max_busy_slots: 1,
+};
+
+/// SCM Microsystems SCR3310 (04E6:511F, CCID 1.00): as [`SCR3310`] but 263-byte messages,
+/// too small for a whole short answer (256 bytes, SW and the 10-byte header).
+pub const SCR3310_263: DescriptorFields = DescriptorFields {
+    bcd_ccid: 0x0100,
+    max_message_length: 263,
+    ..SCR3310
 };
 
 /// The card in the slot: a T=0 card (or, at APDU level, the token's own card), or a T=1
