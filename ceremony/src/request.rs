@@ -1014,6 +1014,49 @@ mod tests {
         );
     }
 
+    /// A sign request for `files` (name, digest), written with TOML's own quoting.
+    fn sign_text(files: &[(String, [u8; 32])]) -> String {
+        let mut t = format!("{}[sign]\n", head());
+        for (name, digest) in files {
+            t.push_str(&format!(
+                "[[sign.file]]\nname = {}\nsha256 = \"{}\"\n",
+                toml::Value::String(name.clone()),
+                hex::encode(digest)
+            ));
+        }
+        t
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_plain_file_names_round_trip(
+            files in proptest::collection::btree_map(
+                "[A-Za-z0-9_][A-Za-z0-9 ._=\\-\u{e9}\u{4e2d}\"']{0,40}[A-Za-z0-9]",
+                proptest::array::uniform32(proptest::prelude::any::<u8>()),
+                1..8,
+            ),
+            swap in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            let files: Vec<(String, [u8; 32])> = files.into_iter().collect();
+            let r = Request::parse(&sign_text(&files)).unwrap();
+            let Operation::Sign { files: parsed } = &r.operation else { panic!("sign") };
+            let back: Vec<(String, [u8; 32])> =
+                parsed.iter().map(|f| (f.name.clone(), f.sha256)).collect();
+            proptest::prop_assert_eq!(&back, &files);
+            // Every file is one canonical line, in order, and the order is part of the hash.
+            let text = String::from_utf8(r.canonical_bytes()).unwrap();
+            let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("file=")).collect();
+            proptest::prop_assert_eq!(lines.len(), files.len());
+            if files.len() > 1 {
+                let mut reordered = files.clone();
+                let i = swap.index(files.len() - 1);
+                reordered.swap(i, i + 1);
+                let other = Request::parse(&sign_text(&reordered)).unwrap();
+                proptest::prop_assert_ne!(other.hash(), r.hash());
+            }
+        }
+    }
+
     #[test]
     fn refusals_of_the_common_fields() {
         let big = format!("{}# {}\n", sign_request(), "x".repeat(MAX_REQUEST_BYTES));
