@@ -1138,6 +1138,51 @@ pub(crate) mod tests {
         finished(&r);
     }
 
+    // Real OpenPGP cards' ATRs (TA1 0x18, TC1 0xFF, T=1 with IFSC 254, BWI 7, CWI 5, then
+    // T=15) in readers with recorded descriptors: the 2.x card (as in a Nitrokey Pro) behind
+    // the Nitrokey Pro's reader (T=1 only, automatic PPS and IFSD exchange): SetParameters
+    // with TA1 (the reader makes the PPS) and nothing else; the 3.x card in an SCR3310 (T=0
+    // and T=1, no automatic IFSD, dwMaxIFSD 252): the same, then S(IFS request) for 252.
+    #[test]
+    fn openpgp_card_atrs_in_recorded_readers() {
+        const V2: &[u8] = &[
+            0x3B, 0xDA, 0x18, 0xFF, 0x81, 0xB1, 0xFE, 0x75, 0x1F, 0x03, 0x00, 0x31, 0xC5, 0x73,
+            0xC0, 0x01, 0x40, 0x00, 0x90, 0x00, 0x0C,
+        ];
+        const V3: &[u8] = &[
+            0x3B, 0xDA, 0x18, 0xFF, 0x81, 0xB1, 0xFE, 0x75, 0x1F, 0x03, 0x00, 0x31, 0xF5, 0x73,
+            0xC0, 0x01, 0x60, 0x00, 0x90, 0x00, 0x1C,
+        ];
+        let params = [0x18, 0x10, 0xFF, 0x75, 0x00, 0xFE, 0x00];
+        for (atr, features, protocols, max_ifsd, clock) in [
+            (V2, 0x0001_04BA, 2, 254, 3600),
+            (V3, 0x0001_00BA, 3, 252, 4000),
+        ] {
+            let mut steps = vec![
+                Step::Out(vec![0x62, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+                Step::In(msg(0x80, 0, 0, 0, 0, atr)),
+                Step::Out(
+                    Command::SetParameters {
+                        protocol: 1,
+                        data: &params,
+                    }
+                    .encode(0, 1),
+                ),
+                Step::In(msg(0x82, 1, 0, 0, 1, &params)),
+            ];
+            if features & ccid::FEATURE_AUTO_IFSD == 0 {
+                steps.push(Step::Out(t1_block_cmd(2, 0, &block(0xC1, &[252]))));
+                steps.push(Step::In(msg(0x80, 2, 0, 0, 0, &block(0xE1, &[252]))));
+            }
+            let mut d = desc_with(features, 271);
+            (d.protocols, d.max_ifsd, d.default_clock_khz) = (protocols, max_ifsd, clock);
+            let mut r = Reader::new(Scripted::new(steps), d, 0).unwrap();
+            assert_eq!(r.power_on().unwrap(), atr);
+            assert_eq!(r.protocol(), Protocol::T1);
+            finished(&r);
+        }
+    }
+
     // A reader that negotiates parameters and IFSD itself gets neither; a WTX request makes
     // the next XfrBlock carry bBWI = the multiplier; 61xx is followed with GET RESPONSE.
     #[test]

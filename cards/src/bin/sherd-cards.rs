@@ -60,7 +60,15 @@ fn describe(info: &ReaderInfo) -> bool {
             return false;
         }
     };
-    println!("  exchange level: {}", reader.exchange_level());
+    let d = reader.descriptor();
+    match cards::reader::decide(d) {
+        Ok(decision) => println!(
+            "  exchange: {decision} (dwProtocols {:#x}, dwFeatures {:#010x}, \
+             dwMaxCCIDMessageLength {})",
+            d.protocols, d.features, d.max_message_length
+        ),
+        Err(e) => println!("  {e}"),
+    }
     match reader.slot_status() {
         Ok(IccStatus::Absent) => {
             println!("  no card");
@@ -73,7 +81,11 @@ fn describe(info: &ReaderInfo) -> bool {
         }
     }
     match reader.power_on() {
-        Ok(atr) => println!("  ATR: {}", hexstr::encode_upper(&atr)),
+        Ok(atr) => println!(
+            "  ATR: {} (protocol {:?})",
+            hexstr::encode_upper(&atr),
+            reader.protocol()
+        ),
         Err(e) => {
             println!("  power-on failed: {e}");
             return false;
