@@ -10,8 +10,8 @@
 //! Each interface block (from one ` idVendor:` line to the next) with a "CCID Class
 //! Descriptor" has its descriptor fields read by name, rebuilt into the 54 bytes and run
 //! through `ClassDescriptor::parse` and `decide`. Interfaces of a class discovery does not
-//! list (it lists 0x0B, and 0xFF with a class descriptor) are counted apart. A device (file) counts by its best interface.
-//! `--list` prints one line per interface.
+//! list (it lists 0x0B, and 0xFF with a class descriptor) are counted apart. A device (file)
+//! counts by its best interface. `--list` prints one line per interface.
 
 use std::collections::BTreeMap;
 use std::path::Path;
