@@ -177,19 +177,26 @@ pub fn exchange(
     level: ExchangeLevel,
     xfr: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>>,
 ) -> Result<Vec<u8>> {
-    exchange_within(raw, level, usize::MAX, xfr)
+    exchange_within(raw, level, usize::MAX, usize::MAX, xfr)
 }
 
 /// [`exchange`] through a reader whose messages carry at most `max_answer` bytes of answer
-/// (data + SW) per exchange: GET RESPONSE asks for no more than fits.
+/// (data + SW) and `max_command` bytes of command per exchange: GET RESPONSE asks for no more
+/// than fits, and at short APDU and T=0 TPDU level a command whose data does not fit is
+/// chained (ISO 7816-4 command chaining) in parts that do.
 pub fn exchange_within(
     raw: &[u8],
     level: ExchangeLevel,
     max_answer: usize,
+    max_command: usize,
     xfr: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>>,
 ) -> Result<Vec<u8>> {
     // Below 3 bytes nothing could come back; such a reader fails at its first answer anyway.
     let max_le = max_answer.saturating_sub(2).clamp(1, 256);
+    // Command data per message: the 5-byte T=0 header (CLA INS P1 P2 P3), or a short APDU's
+    // 4-byte header, Lc and Le.
+    let header = if level == ExchangeLevel::Tpdu { 5 } else { 6 };
+    let max_data = max_command.saturating_sub(header).clamp(1, 255);
     let cmd = Apdu::parse(raw)?;
     match level {
         ExchangeLevel::Character => Err(Error::Unsupported(
@@ -201,10 +208,10 @@ pub fn exchange_within(
             complete_response(&cmd, first, level, max_le, xfr)
         }
         ExchangeLevel::ShortApdu | ExchangeLevel::Tpdu => {
-            if cmd.data.len() <= 255 {
+            if cmd.data.len() <= max_data {
                 send_short(&cmd, level, max_le, xfr)
             } else {
-                send_chained(&cmd, level, max_le, xfr)
+                send_chained(&cmd, level, max_le, max_data, xfr)
             }
         }
     }
@@ -243,6 +250,7 @@ fn send_chained(
     cmd: &Apdu,
     level: ExchangeLevel,
     max_le: usize,
+    max_data: usize,
     xfr: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>>,
 ) -> Result<Vec<u8>> {
     if cmd.cla & 0x10 != 0 {
@@ -250,7 +258,7 @@ fn send_chained(
             "a command already marked as chained is too long for a short APDU".into(),
         ));
     }
-    let chunks: Vec<&[u8]> = cmd.data.chunks(255).collect();
+    let chunks: Vec<&[u8]> = cmd.data.chunks(max_data).collect();
     let last = chunks.len() - 1;
     for (i, chunk) in chunks.into_iter().enumerate() {
         let part = Apdu {
@@ -523,11 +531,27 @@ mod tests {
             &[0x00, 0xCA, 0x00, 0x6E, 0x00],
             ExchangeLevel::Tpdu,
             253,
+            usize::MAX,
             &mut |b| t.xfr(b),
         )
         .unwrap();
         assert!(t.steps.is_empty());
         assert_eq!(resp.len(), 251 + 5 + 2);
+    }
+
+    // A 64-byte reader at T=0 TPDU level (54 bytes of abData): a 60-byte command goes out in
+    // two chained parts, 49 bytes and the 5-byte header, then the rest.
+    #[test]
+    fn commands_are_chained_to_fit_the_readers_messages() {
+        let data: Vec<u8> = (0..60).collect();
+        let mut raw = vec![0x00, 0xDB, 0x3F, 0xFF, 60];
+        raw.extend_from_slice(&data);
+        let first = [[0x10, 0xDB, 0x3F, 0xFF, 49].as_slice(), &data[..49]].concat();
+        let second = [[0x00, 0xDB, 0x3F, 0xFF, 11].as_slice(), &data[49..]].concat();
+        let mut t = Transcript::new(&[(&first, &[0x90, 0x00]), (&second, &[0x90, 0x00])]);
+        let resp = exchange_within(&raw, ExchangeLevel::Tpdu, 54, 54, &mut |b| t.xfr(b)).unwrap();
+        assert_eq!(resp, [0x90, 0x00]);
+        assert!(t.steps.is_empty());
     }
 
     // "Up to 256" becomes "up to what fits"; a card insisting on more is a clear error.
@@ -541,6 +565,7 @@ mod tests {
             &[0x00, 0xCA, 0x00, 0x6E, 0x00],
             ExchangeLevel::ShortApdu,
             253,
+            usize::MAX,
             &mut |b| t.xfr(b),
         )
         .unwrap();
@@ -550,6 +575,7 @@ mod tests {
             &[0x00, 0xCA, 0x00, 0x6E, 0x00],
             ExchangeLevel::Tpdu,
             253,
+            usize::MAX,
             &mut |b| t.xfr(b),
         )
         .unwrap_err();

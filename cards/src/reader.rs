@@ -372,8 +372,10 @@ impl<T: Transport> Reader<T> {
         let level = self.desc.exchange_level();
         // T=0 TPDUs and short APDUs get their answer in one message: GET RESPONSE asks for
         // no more than the reader's messages carry (some have 263 bytes, not 268).
+        // Commands too: a T=0 TPDU or short APDU longer than one message goes out chained.
         let max_answer = self.max_answer().unwrap_or(usize::MAX);
-        apdu::exchange_within(apdu_bytes, level, max_answer, &mut |bytes| {
+        let max_command = self.desc.max_data_len();
+        apdu::exchange_within(apdu_bytes, level, max_answer, max_command, &mut |bytes| {
             self.xfr_block(bytes)
         })
     }

@@ -257,6 +257,15 @@ const ROWS: &[Row] = &[
         expect: Some((Tpdu, T0AndT1)),
     },
     Row {
+        name: "Elatec TWN4 SmartCard NFC (64-byte messages)",
+        file: "Elatec_TWN4_SmartCard_NFC.txt",
+        usb: (0x09D8, 0x0427),
+        interface_class: 0x0B,
+        key: (0x3, 0x00010032, 64),
+        raw: "36 21 10 01 05 07 03 00 00 00 88 13 00 00 98 3a 00 00 00 81 34 00 00 68 89 09 00 00 fe 00 00 00 01 00 00 00 00 00 00 00 32 00 01 00 40 00 00 00 ff ff 00 00 00 01",
+        expect: Some((Tpdu, T0AndT1)),
+    },
+    Row {
         name: "O2Micro Oz776",
         file: "Oz776S.txt",
         usb: (0x0B97, 0x7762),
@@ -368,11 +377,13 @@ fn the_table_covers_the_named_devices() {
 // The emulated readers of `vscard_bridge::recorded` present exactly the recorded bytes.
 #[test]
 fn emulated_readers_present_the_recorded_descriptors() {
-    use vscard_bridge::recorded::{NITROKEY_PRO, SCR3310, YUBIKEY_5};
+    use vscard_bridge::recorded::{ELATEC_TWN4, NITROKEY_PRO, SCR3310, SCR3310_263, YUBIKEY_5};
     for (fields, name) in [
         (YUBIKEY_5, "YubiKey 5"),
         (NITROKEY_PRO, "Nitrokey Pro"),
         (SCR3310, "SCM SCR3310 v2"),
+        (SCR3310_263, "SCM SCR3310 (263-byte messages)"),
+        (ELATEC_TWN4, "Elatec TWN4"),
     ] {
         assert_eq!(fields.to_bytes().to_vec(), bytes(row(name).raw), "{name}");
     }

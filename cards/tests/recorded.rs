@@ -23,7 +23,7 @@ use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message};
 use sequoia_openpgp as openpgp;
 use vscard_bridge::VirtualCard;
 use vscard_bridge::recorded::{
-    Card, NITROKEY_PRO, RecordedReader, SCR3310, SCR3310_263, YUBIKEY_5,
+    Card, ELATEC_TWN4, NITROKEY_PRO, RecordedReader, SCR3310, SCR3310_263, YUBIKEY_5,
 };
 
 fn new_cert() -> openpgp::Cert {
@@ -278,4 +278,41 @@ fn scr3310_with_263_byte_messages() {
         &emulated,
     );
     assert!(emulated.state().largest_in <= 263);
+}
+
+// The Elatec TWN4 (64-byte messages): with a T=0 card, commands longer than 49 bytes (key
+// import, signing) go out chained and answers come 52 bytes at a time; with a T=1 card, blocks
+// of at most 49 bytes (IFSD) and 50 out.
+#[test]
+fn elatec_twn4_with_64_byte_messages() {
+    let (reader, emulated) = open(
+        ELATEC_TWN4,
+        Card::t0(VirtualCard::new(0x5007)),
+        (Tpdu, T0AndT1),
+        Protocol::T0,
+    );
+    assert_eq!(reader.max_answer(), Some(54));
+    provision_sign_decrypt(
+        "Elatec TWN4 (64-byte messages), T=0 card",
+        reader,
+        &emulated,
+    );
+    assert!(emulated.state().largest_out <= 64 && emulated.state().largest_in <= 64);
+    let (reader, emulated) = open(
+        ELATEC_TWN4,
+        Card::t1(VirtualCard::new(0x5008), 254, 254),
+        (Tpdu, T0AndT1),
+        Protocol::T1,
+    );
+    provision_sign_decrypt(
+        "Elatec TWN4 (64-byte messages), T=1 card",
+        reader,
+        &emulated,
+    );
+    let s = emulated.state();
+    let Card::T1(card) = &s.card else {
+        unreachable!()
+    };
+    assert_eq!(card.stats.ifsd, 49);
+    assert!(s.largest_out <= 64 && s.largest_in <= 64);
 }

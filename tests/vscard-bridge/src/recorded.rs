@@ -2,7 +2,7 @@
 //! devices' recorded class descriptors and behave as those descriptors say, with a virtual
 //! card behind: a YubiKey 5 (extended APDU level), a Nitrokey Pro (TPDU level, T=1, with the
 //! T=1 card front) and an SCM SCR3310 (TPDU level, T=0 and T=1, with either front; also the
-//! variant with 263-byte messages).
+//! variant with 263-byte messages), and an Elatec TWN4 (TPDU level, 64-byte messages).
 //!
 //! The descriptors' numbers come from the public catalogue of CCID devices (the `readers/`
 //! folder of Ludovic Rousseau's CCID driver, commit 5de6a9661c371d74d5c1e16fd4d01727ae2d9db3;
@@ -110,6 +110,32 @@ pub const SCR3310_263: DescriptorFields = DescriptorFields {
     bcd_ccid: 0x0100,
     max_message_length: 263,
     ..SCR3310
+};
+
+/// Elatec TWN4 SmartCard NFC (09D8:0427, six slots): TPDU level, T=0 and T=1, 64-byte
+/// messages, no automatic PPS or IFSD exchange, IFSD 254.
+pub const ELATEC_TWN4: DescriptorFields = DescriptorFields {
+    descriptor_type: 0x21,
+    bcd_ccid: 0x0110,
+    max_slot_index: 5,
+    voltage_support: 0x07,
+    protocols: 0x0000_0003,
+    default_clock_khz: 5000,
+    maximum_clock_khz: 15_000,
+    num_clock_supported: 0,
+    data_rate: 13_441,
+    max_data_rate: 625_000,
+    num_data_rates_supported: 0,
+    max_ifsd: 254,
+    synch_protocols: 1,
+    mechanical: 0,
+    features: 0x0001_0032,
+    max_message_length: 64,
+    class_get_response: 0xFF,
+    class_envelope: 0xFF,
+    lcd_layout: 0,
+    pin_support: 0,
+    max_busy_slots: 1,
 };
 
 /// The card in the slot: a T=0 card (or, at APDU level, the token's own card), or a T=1

@@ -1,7 +1,8 @@
 //! A T=0 front for a virtual card: what a real T=0 card does with TPDUs that QEMU's usb-ccid
 //! (TPDU level, T=0) forwards verbatim. Data never comes back in the same exchange as command
 //! data (case 4 answers 61xx), and nothing longer than the TPDU asks for (or 256 bytes)
-//! comes back at once: the rest waits for GET RESPONSE.
+//! comes back at once: the rest waits for GET RESPONSE. Chained commands (CLA bit 0x10) are
+//! put together as a card does.
 
 use crate::virtual_card::VirtualCard;
 
@@ -9,6 +10,9 @@ pub struct T0Card {
     card: VirtualCard,
     pending: Vec<u8>,
     pending_sw: [u8; 2],
+    /// ISO 7816-4 command chaining, as a card (or a token's APDU dispatcher) does it: the
+    /// data of the parts so far (CLA bit 0x10: more follow, each answered 9000).
+    chain: Vec<u8>,
 }
 
 impl T0Card {
@@ -17,6 +21,7 @@ impl T0Card {
             card,
             pending: Vec::new(),
             pending_sw: [0x90, 0x00],
+            chain: Vec::new(),
         }
     }
 
@@ -27,6 +32,7 @@ impl T0Card {
     /// Power cycle (card inserted again).
     pub fn power_cycle(&mut self) {
         self.pending.clear();
+        self.chain.clear();
         self.card.reset();
     }
 
@@ -54,6 +60,10 @@ impl T0Card {
             a.push(0x00);
             a
         };
+        let expected = if body.is_empty() { le } else { 256 };
+        let Some(apdu) = self.dechain(&apdu, body, expected) else {
+            return vec![0x90, 0x00];
+        };
         let resp = self.card.transmit(&apdu);
         let (data, sw) = resp.split_at(resp.len() - 2);
         if data.is_empty() {
@@ -78,11 +88,16 @@ impl T0Card {
             return self.serve_pending(le);
         }
         self.pending.clear();
-        let le = iso7816::command::CommandView::try_from(apdu)
-            .map(|c| c.expected())
-            .unwrap_or(0)
-            .min(256);
-        let resp = self.card.transmit(apdu);
+        let view = iso7816::command::CommandView::try_from(apdu).ok();
+        let le = view.as_ref().map(|c| c.expected()).unwrap_or(0).min(256);
+        let whole = match view {
+            Some(c) => match self.dechain(apdu, c.data(), c.expected()) {
+                Some(whole) => whole,
+                None => return vec![0x90, 0x00],
+            },
+            None => apdu.to_vec(),
+        };
+        let resp = self.card.transmit(&whole);
         let (data, sw) = resp.split_at(resp.len() - 2);
         if data.len() <= le {
             return resp;
@@ -92,6 +107,37 @@ impl T0Card {
         let mut out = data[..le].to_vec();
         out.extend_from_slice(&[0x61, self.pending.len().min(256) as u8]);
         out
+    }
+
+    /// One command with its data and expected length: a chained part (CLA bit 0x10) is kept
+    /// and `None` returned (answer 9000); the last part gives the whole command, extended
+    /// length when it does not fit a short one. Unchained commands pass as they are.
+    fn dechain(&mut self, apdu: &[u8], data: &[u8], expected: usize) -> Option<Vec<u8>> {
+        if apdu[0] & 0x10 != 0 {
+            self.chain.extend_from_slice(data);
+            return None;
+        }
+        if self.chain.is_empty() {
+            return Some(apdu.to_vec());
+        }
+        let mut all = std::mem::take(&mut self.chain);
+        all.extend_from_slice(data);
+        let mut out = apdu[..4].to_vec();
+        if all.len() <= 255 && expected <= 256 {
+            out.push(all.len() as u8);
+            out.extend_from_slice(&all);
+            if expected > 0 {
+                out.push(expected as u8);
+            }
+        } else {
+            out.push(0);
+            out.extend_from_slice(&(all.len() as u16).to_be_bytes());
+            out.extend_from_slice(&all);
+            if expected > 0 {
+                out.extend_from_slice(&(expected.min(65_536) as u16).to_be_bytes());
+            }
+        }
+        Some(out)
     }
 
     fn serve_pending(&mut self, le: usize) -> Vec<u8> {
