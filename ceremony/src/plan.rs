@@ -972,24 +972,28 @@ fn live_keys(cert: &Cert, time: SystemTime, usage: CertUse) -> Vec<PublicKey> {
 }
 
 fn datetime_to_unix(dt: &toml::value::Datetime) -> Result<u32, PlanError> {
-    let bad = |reason| {
-        Err(PlanError::InvalidTime {
-            time: dt.to_string(),
-            reason,
-        })
-    };
+    unix_time(dt).map_err(|reason| PlanError::InvalidTime {
+        time: dt.to_string(),
+        reason,
+    })
+}
+
+/// A TOML date-time as Unix seconds, by the rules of the plan's `time` (also a request's):
+/// a full date and time in UTC (trailing `Z`), whole seconds, no leap second, from 2020-01-01
+/// up to the end of 32-bit OpenPGP time. Err: which rule it breaks.
+pub(crate) fn unix_time(dt: &toml::value::Datetime) -> Result<u32, &'static str> {
     let (Some(date), Some(time)) = (dt.date, dt.time) else {
-        return bad("needs a full date and time, e.g. 2026-11-24T09:00:00Z");
+        return Err("needs a full date and time, e.g. 2026-11-24T09:00:00Z");
     };
     if dt.offset != Some(toml::value::Offset::Z) {
-        return bad("must be in UTC, written with a trailing Z");
+        return Err("must be in UTC, written with a trailing Z");
     }
     if time.nanosecond.is_some_and(|n| n != 0) {
-        return bad("fractions of a second are not allowed (OpenPGP times are whole seconds)");
+        return Err("fractions of a second are not allowed (OpenPGP times are whole seconds)");
     }
     let second = time.second.unwrap_or(0);
     if second > 59 {
-        return bad("leap seconds are not allowed");
+        return Err("leap seconds are not allowed");
     }
     let days = days_from_civil(
         i64::from(date.year),
@@ -1002,10 +1006,9 @@ fn datetime_to_unix(dt: &toml::value::Datetime) -> Result<u32, PlanError> {
         + i64::from(second);
     // OpenPGP timestamps are unsigned 32-bit; before 2020 is certainly a mistake.
     if secs < 1_577_836_800 {
-        return bad("must be 2020-01-01 or later");
+        return Err("must be 2020-01-01 or later");
     }
-    u32::try_from(secs)
-        .or_else(|_| bad("must be before 2106-02-07 (OpenPGP timestamps are 32-bit)"))
+    u32::try_from(secs).map_err(|_| "must be before 2106-02-07 (OpenPGP timestamps are 32-bit)")
 }
 
 /// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).

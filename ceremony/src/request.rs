@@ -720,51 +720,11 @@ fn validate_challenge(challenge: &str) -> Result<(), RequestError> {
 /// A whole-second UTC date and time, 2020-01-01 up to the end of 32-bit OpenPGP time, as Unix
 /// seconds (the rules of the plan's `time`).
 fn datetime_to_unix(field: &'static str, dt: &toml::value::Datetime) -> Result<u32, RequestError> {
-    let bad = |reason| {
-        Err(RequestError::InvalidTime {
-            field,
-            time: dt.to_string(),
-            reason,
-        })
-    };
-    let (Some(date), Some(time)) = (dt.date, dt.time) else {
-        return bad("needs a full date and time, e.g. 2027-03-01T10:00:00Z");
-    };
-    if dt.offset != Some(toml::value::Offset::Z) {
-        return bad("must be in UTC, written with a trailing Z");
-    }
-    if time.nanosecond.is_some_and(|n| n != 0) {
-        return bad("fractions of a second are not allowed (OpenPGP times are whole seconds)");
-    }
-    let second = time.second.unwrap_or(0);
-    if second > 59 {
-        return bad("leap seconds are not allowed");
-    }
-    let days = days_from_civil(
-        i64::from(date.year),
-        i64::from(date.month),
-        i64::from(date.day),
-    );
-    let secs = days * 86_400
-        + i64::from(time.hour) * 3600
-        + i64::from(time.minute) * 60
-        + i64::from(second);
-    if secs < 1_577_836_800 {
-        return bad("must be 2020-01-01 or later");
-    }
-    u32::try_from(secs)
-        .or_else(|_| bad("must be before 2106-02-07 (OpenPGP timestamps are 32-bit)"))
-}
-
-/// Days since 1970-01-01 for a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    crate::plan::unix_time(dt).map_err(|reason| RequestError::InvalidTime {
+        field,
+        time: dt.to_string(),
+        reason,
+    })
 }
 
 #[cfg(test)]
