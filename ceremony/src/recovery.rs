@@ -204,16 +204,7 @@ impl PinnedRoot {
     /// Pins the root of a generation folder on disk (paths that would leave the folder are
     /// refused, as `sherd-verify` refuses them).
     pub fn from_dir(dir: &Path) -> Result<PinnedRoot, PinError> {
-        let read = |p: &str| -> io::Result<Vec<u8>> {
-            if p.starts_with('/') || p.split('/').any(|c| c.is_empty() || c == "..") {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "path leaves the folder",
-                ));
-            }
-            std::fs::read(dir.join(p))
-        };
-        Self::from_generation(&read)
+        Self::from_generation(&verify::folder_reader(dir))
     }
 
     /// Takes the pinned values from the verified files.

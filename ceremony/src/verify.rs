@@ -1610,8 +1610,13 @@ fn check_boot(
 
 /// Verifies a ceremony folder on disk.
 pub fn verify_dir(dir: &Path) -> Result<Report, Failure> {
-    let read = |p: &str| -> io::Result<Vec<u8>> {
-        // Paths come from the transcript: refuse anything that could leave the folder.
+    verify_with(&folder_reader(dir))
+}
+
+/// Reads files of a ceremony folder by the paths its transcript names, refusing any path that
+/// could leave the folder (absolute, empty components, `..`).
+pub fn folder_reader(dir: &Path) -> impl Fn(&str) -> io::Result<Vec<u8>> + '_ {
+    move |p: &str| {
         if p.starts_with('/') || p.split('/').any(|c| c.is_empty() || c == "..") {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -1619,8 +1624,7 @@ pub fn verify_dir(dir: &Path) -> Result<Report, Failure> {
             ));
         }
         std::fs::read(dir.join(p))
-    };
-    verify_with(&read)
+    }
 }
 
 #[cfg(test)]
