@@ -123,9 +123,19 @@ impl QuoteOutcome {
         plan_hash: &[u8; 32],
         attested: &[Option<[u8; 32]>; 8],
     ) -> QuoteOutcome {
+        Self::judge_with_report(quote, plan_hash, attested).0
+    }
+
+    /// [`QuoteOutcome::judge`], with the quote's report when it verifies (the verifier prints
+    /// the TPM's firmware version from it).
+    pub fn judge_with_report(
+        quote: Result<&tpm_quote::Quote, &str>,
+        plan_hash: &[u8; 32],
+        attested: &[Option<[u8; 32]>; 8],
+    ) -> (QuoteOutcome, Option<tpm_quote::QuoteReport>) {
         let quote = match quote {
             Ok(q) => q,
-            Err(why) => return QuoteOutcome::NotMade(why.to_owned()),
+            Err(why) => return (QuoteOutcome::NotMade(why.to_owned()), None),
         };
         let ak_name = tpm_quote::ak_name(&quote.ak_public);
         let mut values = [[0u8; 32]; 8];
@@ -133,23 +143,33 @@ impl QuoteOutcome {
             match v {
                 Some(v) => *slot = *v,
                 None => {
-                    return QuoteOutcome::Invalid {
-                        ak_name,
-                        why: "the attestation read no PCR values to compare the quote with".into(),
-                    };
+                    let why = "the attestation read no PCR values to compare the quote with";
+                    return (
+                        QuoteOutcome::Invalid {
+                            ak_name,
+                            why: why.into(),
+                        },
+                        None,
+                    );
                 }
             }
         }
         match tpm_quote::verify(quote, plan_hash, &values) {
-            Ok(_) => QuoteOutcome::Verified { ak_name },
-            Err(tpm_quote::QuoteError::PcrDigest { .. }) => QuoteOutcome::Invalid {
-                ak_name,
-                why: "a PCR changed since the attestation: quoted values differ".into(),
-            },
-            Err(e) => QuoteOutcome::Invalid {
-                ak_name,
-                why: e.to_string(),
-            },
+            Ok(report) => (QuoteOutcome::Verified { ak_name }, Some(report)),
+            Err(tpm_quote::QuoteError::PcrDigest { .. }) => (
+                QuoteOutcome::Invalid {
+                    ak_name,
+                    why: "a PCR changed since the attestation: quoted values differ".into(),
+                },
+                None,
+            ),
+            Err(e) => (
+                QuoteOutcome::Invalid {
+                    ak_name,
+                    why: e.to_string(),
+                },
+                None,
+            ),
         }
     }
 }

@@ -404,18 +404,21 @@ fn fixed_hex<const N: usize>(field: &'static str, v: &str) -> Result<[u8; N], Pl
         })
 }
 
-#[derive(Deserialize)]
+/// A `[[holder]]` table as written (also a reshare request's, which is written back as plan
+/// text).
+#[derive(Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-struct RawHolder {
+pub(crate) struct RawHolder {
     name: String,
     backup: String,
     cards: i64,
     certs: Vec<String>,
 }
 
-#[derive(Deserialize)]
+/// A `[[witness]]` table as written (also a reshare request's).
+#[derive(Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-struct RawWitness {
+pub(crate) struct RawWitness {
     name: String,
     #[serde(default)]
     certs: Vec<String>,

@@ -5,6 +5,7 @@
 //!
 //! The format is specified in docs/formats/request.md.
 
+use crate::plan::{RawHolder, RawWitness};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -273,23 +274,6 @@ struct RawReshare {
     holders: Vec<RawHolder>,
     #[serde(rename = "witness", default)]
     witnesses: Vec<RawWitness>,
-}
-
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawHolder {
-    name: String,
-    backup: String,
-    cards: i64,
-    certs: Vec<String>,
-}
-
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-struct RawWitness {
-    name: String,
-    #[serde(default)]
-    certs: Vec<String>,
 }
 
 /// The plan text a `reshare` request stands for: the request's ceremony id and time with the

@@ -1391,30 +1391,22 @@ fn check_quote(
         ));
     }
     // The same judgement the ceremony made (check 14 compares it with attest.verdicts).
-    let outcome = attest::QuoteOutcome::judge(Ok(&quote), &plan.hash(), &pcrs);
-    let verified = pcrs
-        .iter()
-        .copied()
-        .collect::<Option<Vec<[u8; 32]>>>()
-        .and_then(|v| <[[u8; 32]; 8]>::try_from(v).ok())
-        .map(|v| tpm_quote::verify(&quote, &plan.hash(), &v));
-    let check = match (verified, &outcome) {
-        (Some(Ok(report)), _) => QuoteCheck::Verified {
+    let (outcome, report) =
+        attest::QuoteOutcome::judge_with_report(Ok(&quote), &plan.hash(), &pcrs);
+    let check = match (&outcome, report) {
+        (_, Some(report)) => QuoteCheck::Verified {
             firmware: report.firmware_version_text(),
             ak_name: report.ak_name,
             ek_cert: quote.ek_cert.is_some(),
         },
-        (_, attest::QuoteOutcome::Invalid { why, .. }) => QuoteCheck::Failed {
+        (attest::QuoteOutcome::Invalid { why, .. }, None) => QuoteCheck::Failed {
             ak_name: computed,
             why: why.clone(),
         },
-        (Some(Err(e)), _) => QuoteCheck::Failed {
+        // A recorded quote is always judged Verified or Invalid.
+        (_, None) => QuoteCheck::Failed {
             ak_name: computed,
-            why: e.to_string(),
-        },
-        (None, _) => QuoteCheck::Failed {
-            ak_name: computed,
-            why: "the attestation recorded no PCR values to check it against".into(),
+            why: "not judged".into(),
         },
     };
     Ok((check, Some(outcome)))
