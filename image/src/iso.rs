@@ -1,5 +1,10 @@
 //! The ISO: `boot/vmlinuz`, `boot/initrd.img` and a `boot/grub/grub.cfg` that Heads' parser
 //! (`kexec-parse-boot.sh`) and GRUB both read, written by xorriso with SOURCE_DATE_EPOCH.
+//!
+//! For UEFI firmware the same file also carries an EFI system partition (a FAT image holding
+//! only `EFI/BOOT/BOOTX64.EFI`, the kernel with its initramfs and command line built in),
+//! appended after the ISO file system and named twice: by a GPT partition entry (a stick
+//! written with `dd`) and by an El Torito EFI boot entry (optical media). No boot loader.
 
 use crate::util::{self, Result, pinned_env, run};
 use std::fs;
@@ -10,6 +15,19 @@ use std::process::Command;
 // depends on; re-exported so the build and the tests keep one name for them.
 pub use heads_config::grub::{KERNEL_CMDLINE, check_heads_rules, grub_cfg};
 pub const VOLUME_ID: &str = "SHERD";
+/// The FAT volume label of the EFI system partition.
+pub const EFI_LABEL: &str = "SHERD-EFI";
+/// Where UEFI firmware looks on removable media for an x86-64 application (UEFI spec, 3.5.1).
+pub const EFI_PATH: &str = "EFI/BOOT/BOOTX64.EFI";
+
+/// The EFI system partition's FAT image. Its serial number is taken from the application's
+/// hash, so it changes with the content and never with the build time.
+pub fn efi_boot_image(efi_app: &[u8]) -> Result<Vec<u8>> {
+    let h = treehash::sha256(efi_app);
+    let serial = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    crate::fat::image(&[(EFI_PATH, efi_app)], serial, EFI_LABEL)
+        .map_err(|e| format!("EFI boot image: {e}"))
+}
 
 /// Lays out the ISO tree in `staging` and runs xorriso.
 pub fn build(
@@ -18,6 +36,7 @@ pub fn build(
     vmlinuz: &[u8],
     initrd: &[u8],
     grub: &str,
+    efi_boot_image: &[u8],
     source_date_epoch: i64,
 ) -> Result<()> {
     if staging.exists() {
@@ -48,23 +67,99 @@ pub fn build(
     if iso.exists() {
         fs::remove_file(iso).map_err(|e| format!("{}: {e}", iso.display()))?;
     }
+    // The FAT image goes beside the tree, not into it: it is a partition, not a file on the ISO.
+    let efi_img = staging.with_extension("efiboot.img");
+    util::write_atomic(&efi_img, efi_boot_image)?;
     // -r: Rock Ridge with owner 0 and rationalised permissions, so the builder's umask and user
     // do not leak in; SOURCE_DATE_EPOCH fixes every date and the volume UUID.
     run(pinned_env(
         Command::new("xorriso")
             .env("SOURCE_DATE_EPOCH", source_date_epoch.to_string())
-            .args(["-as", "mkisofs", "-quiet", "-r", "-V", VOLUME_ID, "-o"])
+            .args(["-as", "mkisofs", "-quiet", "-r", "-V", VOLUME_ID])
+            // The ISO file system also starts at 32 KiB as GPT partition 1, so a stick shows
+            // two partitions: the ISO and, appended after it, the EFI system partition (type
+            // 0xef; listed in the GPT, the protective MBR covers the whole image).
+            .args(["-partition_offset", "16", "-append_partition", "2", "0xef"])
+            .arg(&efi_img)
+            .arg("-appended_part_as_gpt")
+            // El Torito for optical media: the EFI entry points at that same partition, so
+            // there is one copy of the FAT image. The boot catalog is kept out of the tree.
+            .args([
+                "-e",
+                "--interval:appended_partition_2:all::",
+                "-no-emul-boot",
+                "-c",
+                "boot.catalog",
+                "--boot-catalog-hide",
+                "-o",
+            ])
             .arg(iso)
             .arg(staging),
     ))
     .map_err(|e| format!("{e}\n(is xorriso installed? apt-get install xorriso)"))?;
     fs::remove_dir_all(staging).map_err(|e| format!("{}: {e}", staging.display()))?;
+    fs::remove_file(&efi_img).map_err(|e| format!("{}: {e}", efi_img.display()))?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
+
+    fn tool(name: &str) -> Command {
+        let probe = Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+            .unwrap();
+        assert!(
+            probe.status.success(),
+            "{name} checks the EFI image independently: apt-get install mtools dosfstools \
+             (scripts/setup does)"
+        );
+        Command::new(name)
+    }
+
+    /// dosfstools' checker and mtools, two FAT implementations other than the one that wrote
+    /// it, read the EFI system partition back: FAT16, no repairs, the application's bytes.
+    #[test]
+    fn the_efi_image_reads_back_with_fsck_and_mtools() {
+        for size in [10_000usize, 7_000_000] {
+            let app: Vec<u8> = (0..size as u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect();
+            let img = efi_boot_image(&app).unwrap();
+            assert_eq!(img, efi_boot_image(&app).unwrap(), "same input, same bytes");
+            let f = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(f.path(), &img).unwrap();
+            let out = tool("fsck.fat").arg("-n").arg(f.path()).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            let info = tool("minfo")
+                .arg("-i")
+                .arg(f.path())
+                .arg("::")
+                .output()
+                .unwrap();
+            let info = String::from_utf8_lossy(&info.stdout).to_lowercase();
+            assert!(info.contains("fat16"), "{info}");
+            let got = tool("mtype")
+                .arg("-i")
+                .arg(f.path())
+                .arg(format!("::/{EFI_PATH}"))
+                .output()
+                .unwrap();
+            assert!(
+                got.status.success(),
+                "{}",
+                String::from_utf8_lossy(&got.stderr)
+            );
+            assert!(got.stdout == app, "{size} bytes read back differ");
+        }
+    }
 
     // The rules themselves are tested in heads-config; here, that the build's config obeys them.
     #[test]

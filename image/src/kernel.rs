@@ -86,7 +86,7 @@ pub struct Options<'a> {
     pub cache_dir: &'a Path,
     /// Versions of the tools that compile the kernel (part of the cache key).
     pub tool_versions: &'a str,
-    /// Build from scratch and neither read nor write the cache.
+    /// Build from scratch, ignoring what the cache holds, and replace it.
     pub fresh: bool,
     pub jobs: usize,
     pub log: &'a dyn Fn(&str),
@@ -143,10 +143,73 @@ fn make(src: &Path) -> Command {
     c
 }
 
-/// Builds the kernel, or takes it from the cache.
+/// Where a kernel's build tree lives in the cache. It is kept (about 1.5 GB) because the EFI
+/// kernel is the same build relinked with the initramfs inside: kbuild then recompiles only what
+/// the changed options touch. The path is fixed per key because kbuild records every command line,
+/// and the file-prefix map in them names the tree: a tree moved elsewhere would rebuild from
+/// scratch.
+fn tree_dir(cache_dir: &Path, key: &str) -> PathBuf {
+    cache_dir.join("kernel").join(key).join("tree")
+}
+
+/// Marks a tree whose first (plain) build finished, so a half-built tree is never reused.
+const TREE_DONE: &str = ".sherd-tree-complete";
+
+/// One build at a time per kernel key: the tree is shared state.
+fn lock(cache_dir: &Path, key: &str) -> Result<fs::File> {
+    let dir = cache_dir.join("kernel").join(key);
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join("lock");
+    let f = fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.lock().map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(f)
+}
+
+/// Unpacks the source into the key's tree and builds the plain kernel there.
+fn build_tree(o: &Options, key: &str) -> Result<PathBuf> {
+    let work = tree_dir(o.cache_dir, key);
+    (o.log)(&format!(
+        "kernel: unpacking {} into {}",
+        o.source.tarball.display(),
+        work.display()
+    ));
+    let src = unpack(&o.source.tarball, &work)?;
+    configure(&src, o.config)?;
+    (o.log)(&format!(
+        "kernel: building with -j{} (a few minutes)",
+        o.jobs
+    ));
+    make_bzimage(&src, o.jobs)?;
+    util::write_atomic(&work.join(TREE_DONE), key.as_bytes())?;
+    Ok(src)
+}
+
+/// Writes `.config` and insists that olddefconfig keeps it as it is: the checked-in config is
+/// the whole configuration, never a starting point the kernel completes silently.
+fn configure(src: &Path, config: &[u8]) -> Result<()> {
+    util::write_atomic(&src.join(".config"), config)?;
+    run(make(src).arg("-s").arg("olddefconfig"))?;
+    if util::read(&src.join(".config"))? != config {
+        return Err(
+            "the kernel configuration is not complete for this kernel source (olddefconfig \
+             changed it); run `sherd-image kernel-config` and review the diff"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+fn make_bzimage(src: &Path, jobs: usize) -> Result<Vec<u8>> {
+    run(make(src).arg(format!("-j{jobs}")).arg("-s").arg("bzImage"))?;
+    util::read(&src.join("arch/x86/boot/bzImage"))
+}
+
+/// Builds the kernel, or takes it from the cache. `fresh` builds the tree from scratch even
+/// when the cache has this kernel, and replaces the cached one.
 pub fn build(o: &Options) -> Result<Kernel> {
     let key = cache_key(&o.source.sha256, o.config, o.tool_versions);
     let slot = o.cache_dir.join("kernel").join(&key);
+    let _lock = lock(o.cache_dir, &key)?;
     if !o.fresh
         && let (Ok(bzimage), Ok(release)) = (
             fs::read(slot.join("bzImage")),
@@ -161,50 +224,134 @@ pub fn build(o: &Options) -> Result<Kernel> {
             from_cache: true,
         });
     }
-    let work =
-        o.cache_dir
-            .join("kernel")
-            .join(format!("build-{}-{}", &key[..16], std::process::id()));
-    (o.log)(&format!(
-        "kernel: unpacking {} into {}",
-        o.source.tarball.display(),
-        work.display()
-    ));
-    let src = unpack(&o.source.tarball, &work)?;
-    util::write_atomic(&src.join(".config"), o.config)?;
-    run(make(&src).arg("-s").arg("olddefconfig"))?;
-    let after = util::read(&src.join(".config"))?;
-    if after != o.config {
-        return Err(
-            "image/kernel.config is not a complete configuration for this kernel source \
-             (olddefconfig changed it); run `sherd-image kernel-config` and review the diff"
-                .into(),
-        );
-    }
-    (o.log)(&format!(
-        "kernel: building with -j{} (a few minutes)",
-        o.jobs
-    ));
-    run(make(&src)
-        .arg(format!("-j{}", o.jobs))
-        .arg("-s")
-        .arg("bzImage"))?;
+    let src = build_tree(o, &key)?;
+    let bzimage = util::read(&src.join("arch/x86/boot/bzImage"))?;
     let release = run(make(&src).arg("-s").arg("kernelrelease"))?
         .trim()
         .to_owned();
-    let bzimage = util::read(&src.join("arch/x86/boot/bzImage"))?;
-    if !o.fresh {
-        fs::create_dir_all(&slot).map_err(|e| format!("{}: {e}", slot.display()))?;
-        util::write_atomic(&slot.join("release"), release.as_bytes())?;
-        util::write_atomic(&slot.join("bzImage"), &bzimage)?;
-    }
-    fs::remove_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    util::write_atomic(&slot.join("release"), release.as_bytes())?;
+    util::write_atomic(&slot.join("bzImage"), &bzimage)?;
     Ok(Kernel {
         bzimage,
         release,
         cache_key: key,
         from_cache: false,
     })
+}
+
+/// Bump when the way the EFI kernel is derived changes, so its cache misses.
+const EFI_RECIPE: &str = "sherd efi kernel recipe 1";
+/// Where the initramfs goes inside the tree; relative, so the path is the same on every machine.
+const EFI_INITRAMFS: &str = "usr/sherd-initramfs.cpio";
+
+/// The EFI kernel's configuration: the plain one with the command line built in and fixed
+/// (UEFI firmware passes none from a removable medium, and a boot entry that passes some is
+/// ignored: `CMDLINE_OVERRIDE`) and the initramfs built in, uncompressed. The kernel's
+/// EFI stub can load an initrd only from `initrd=` in the load options the firmware or a boot
+/// loader passes, never from the built-in command line, so without a boot loader the initramfs
+/// has to be inside the EFI application. That also puts it under the firmware's measurement.
+pub fn efi_config(plain: &str, cmdline: &str) -> Result<String> {
+    if cmdline.contains('"') || cmdline.contains('\\') {
+        return Err(format!(
+            "kernel command line {cmdline:?} holds a quote or backslash"
+        ));
+    }
+    let mut out = String::with_capacity(plain.len() + 256);
+    let (mut saw_cmdline, mut saw_source) = (false, false);
+    for line in plain.lines() {
+        match line {
+            "# CONFIG_CMDLINE_BOOL is not set" => {
+                saw_cmdline = true;
+                out.push_str("CONFIG_CMDLINE_BOOL=y\n");
+                out.push_str(&format!("CONFIG_CMDLINE=\"{cmdline}\"\n"));
+                out.push_str("CONFIG_CMDLINE_OVERRIDE=y\n");
+            }
+            "CONFIG_INITRAMFS_SOURCE=\"\"" => {
+                saw_source = true;
+                out.push_str(&format!("CONFIG_INITRAMFS_SOURCE=\"{EFI_INITRAMFS}\"\n"));
+                out.push_str("CONFIG_INITRAMFS_ROOT_UID=0\n");
+                out.push_str("CONFIG_INITRAMFS_ROOT_GID=0\n");
+                out.push_str("CONFIG_INITRAMFS_COMPRESSION_NONE=y\n");
+            }
+            l => {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+    }
+    if !(saw_cmdline && saw_source) {
+        return Err(
+            "image/kernel.config must leave CONFIG_CMDLINE_BOOL off and \
+                    CONFIG_INITRAMFS_SOURCE empty: the EFI kernel sets both"
+                .into(),
+        );
+    }
+    Ok(out)
+}
+
+/// olddefconfig may reorder lines and add options that stay off; anything else it changes is an
+/// error, so the EFI kernel is the plain one plus exactly the lines [`efi_config`] adds.
+pub fn check_efi_config(wanted: &str, after: &str) -> Result<()> {
+    let have: std::collections::BTreeSet<&str> = after.lines().collect();
+    let want: std::collections::BTreeSet<&str> = wanted.lines().collect();
+    let missing: Vec<&str> = want.difference(&have).copied().collect();
+    let added: Vec<&str> = have
+        .difference(&want)
+        .copied()
+        .filter(|l| !(l.starts_with("# CONFIG_") && l.ends_with(" is not set")))
+        .collect();
+    if missing.is_empty() && added.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "olddefconfig changed the EFI kernel's configuration (see kernel::efi_config): \
+         dropped {missing:?}, added {added:?}"
+    ))
+}
+
+/// The EFI application: the plain kernel relinked with `initramfs` and `cmdline` built in.
+pub fn build_efi(o: &Options, initramfs: &[u8], cmdline: &str) -> Result<Vec<u8>> {
+    let key = cache_key(&o.source.sha256, o.config, o.tool_versions);
+    let efi_key = util::sha256_hex(
+        format!(
+            "{EFI_RECIPE}\ninitramfs {}\ncmdline {cmdline}\n",
+            util::sha256_hex(initramfs)
+        )
+        .as_bytes(),
+    );
+    let slot = o
+        .cache_dir
+        .join("kernel")
+        .join(&key)
+        .join("efi")
+        .join(&efi_key);
+    let _lock = lock(o.cache_dir, &key)?;
+    if !o.fresh
+        && let Ok(efi) = fs::read(slot.join("BOOTX64.EFI"))
+    {
+        (o.log)(&format!("efi kernel: from cache {}", slot.display()));
+        return Ok(efi);
+    }
+    let tree = tree_dir(o.cache_dir, &key);
+    let src = if tree.join(TREE_DONE).is_file() {
+        tree.join(PIN.top_dir)
+    } else {
+        (o.log)("efi kernel: no build tree for this kernel in the cache; building it first");
+        build_tree(o, &key)?
+    };
+    let plain = std::str::from_utf8(o.config).map_err(|_| "kernel config is not UTF-8")?;
+    let config = efi_config(plain, cmdline)?;
+    util::write_atomic(&src.join(EFI_INITRAMFS), initramfs)?;
+    util::write_atomic(&src.join(".config"), config.as_bytes())?;
+    run(make(&src).arg("-s").arg("olddefconfig"))?;
+    let after = String::from_utf8(util::read(&src.join(".config"))?)
+        .map_err(|_| "the EFI kernel's .config is not UTF-8")?;
+    check_efi_config(&config, &after)?;
+    (o.log)("efi kernel: relinking with the initramfs and command line built in");
+    let efi = make_bzimage(&src, o.jobs)?;
+    fs::create_dir_all(&slot).map_err(|e| format!("{}: {e}", slot.display()))?;
+    util::write_atomic(&slot.join("BOOTX64.EFI"), &efi)?;
+    Ok(efi)
 }
 
 /// Lines of the fragment that the full config does not satisfy.
@@ -295,6 +442,30 @@ mod tests {
         );
         assert_eq!(bad.len(), 3, "{bad:?}");
         assert!(bad[0].contains("CONFIG_B=n"));
+    }
+
+    #[test]
+    fn the_efi_config_adds_exactly_the_built_in_command_line_and_initramfs() {
+        let plain = include_str!("../kernel.config");
+        let efi = efi_config(plain, "console=tty0 loglevel=3").unwrap();
+        for l in [
+            "CONFIG_CMDLINE_BOOL=y",
+            "CONFIG_CMDLINE=\"console=tty0 loglevel=3\"",
+            "CONFIG_CMDLINE_OVERRIDE=y",
+            "CONFIG_INITRAMFS_SOURCE=\"usr/sherd-initramfs.cpio\"",
+            "CONFIG_INITRAMFS_COMPRESSION_NONE=y",
+        ] {
+            assert!(efi.lines().any(|x| x == l), "{l}");
+        }
+        assert!(efi_config(plain, "a\"b").is_err());
+        assert!(efi_config(&efi, "x").is_err(), "only from the plain config");
+        // olddefconfig reordering and a new option left off are fine; anything else is not.
+        let mut reordered: Vec<&str> = efi.lines().collect();
+        reordered.reverse();
+        let r = reordered.join("\n") + "\n# CONFIG_NEW is not set\n";
+        check_efi_config(&efi, &r).unwrap();
+        assert!(check_efi_config(&efi, &(r.clone() + "CONFIG_NEW2=y\n")).is_err());
+        assert!(check_efi_config(&efi, &r.replace("CONFIG_CMDLINE_OVERRIDE=y", "")).is_err());
     }
 
     #[test]

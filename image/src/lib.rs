@@ -4,6 +4,7 @@
 
 pub mod cpio;
 pub mod elf;
+pub mod fat;
 pub mod init;
 pub mod initramfs;
 pub mod iso;

@@ -164,6 +164,24 @@ fn build(a: &Args) -> Result<()> {
     let mtime = u32::try_from(sde).map_err(|_| "SOURCE_DATE_EPOCH out of range for cpio")?;
     let ramfs = initramfs::build(&list, &sources, mtime).map_err(|e| e.to_string())?;
 
+    let efi = kernel::build_efi(
+        &kernel::Options {
+            source: &source,
+            config: &config,
+            cache_dir: &cache,
+            tool_versions: &tools.kernel_key(),
+            fresh: a.fresh_kernel,
+            jobs,
+            log: &log,
+        },
+        &ramfs.cpio,
+        iso::KERNEL_CMDLINE,
+    )?;
+
+    let efi_authenticode =
+        authenticode::authenticode_sha256(&efi).map_err(|e| format!("the EFI kernel: {e}"))?;
+    let efi_img = iso::efi_boot_image(&efi)?;
+
     let grub = iso::grub_cfg(version);
     iso::check_heads_rules(&grub).map_err(|e| format!("generated grub.cfg: {e}"))?;
     let iso_path = out.join("sherd.iso");
@@ -173,6 +191,7 @@ fn build(a: &Args) -> Result<()> {
         &k.bzimage,
         &ramfs.cpio,
         &grub,
+        &efi_img,
         sde,
     )?;
     let iso_bytes = util::read(&iso_path)?;
@@ -180,6 +199,8 @@ fn build(a: &Args) -> Result<()> {
     util::write_atomic(&out.join("vmlinuz"), &k.bzimage)?;
     util::write_atomic(&out.join("initrd.img"), &ramfs.cpio)?;
     util::write_atomic(&out.join("init"), &init)?;
+    util::write_atomic(&out.join("BOOTX64.EFI"), &efi)?;
+    util::write_atomic(&out.join("efiboot.img"), &efi_img)?;
     util::write_atomic(&out.join("rootfs.tree"), ramfs.tree.listing().as_bytes())?;
 
     let mut warnings = Vec::new();
@@ -197,9 +218,12 @@ fn build(a: &Args) -> Result<()> {
         kernel_config_sha256: util::sha256_hex(&config),
         kernel_release: k.release.clone(),
         kernel_cmdline: iso::KERNEL_CMDLINE.to_owned(),
+        efi_authenticode_sha256: hexstr::encode(&efi_authenticode),
         rootfs_tree_sha256: hexstr::encode(&ramfs.tree.hash()),
         warnings,
         artifacts: vec![
+            manifest::Artifact::of("BOOTX64.EFI", &efi),
+            manifest::Artifact::of("efiboot.img", &efi_img),
             manifest::Artifact::of("init", &init),
             manifest::Artifact::of("initrd.img", &ramfs.cpio),
             manifest::Artifact::of("rootfs.tree", ramfs.tree.listing().as_bytes()),
@@ -228,9 +252,11 @@ fn build(a: &Args) -> Result<()> {
         ramfs.cpio.len(),
         ramfs.tree.len()
     );
+    println!("  efi kernel  {} bytes", efi.len());
     println!("  iso         {} bytes", iso_bytes.len());
     println!("  rootfs tree {}", m.rootfs_tree_sha256);
     println!("  iso sha256  {}", util::sha256_hex(&iso_bytes));
+    println!("  efi authenticode sha256 {}", m.efi_authenticode_sha256);
     Ok(())
 }
 

@@ -6,8 +6,9 @@ use std::fmt::Write;
 use std::path::Path;
 use std::process::Command;
 
-/// Version 2 added the `tool-detail` and `debian-package` lines.
-pub const FORMAT: &str = "sherd-manifest 2";
+/// Version 2 added the `tool-detail` and `debian-package` lines; version 3 the
+/// `efi-authenticode` line and the `BOOTX64.EFI` and `efiboot.img` artifacts.
+pub const FORMAT: &str = "sherd-manifest 3";
 
 /// The Debian packages whose versions can change the artifacts' bytes: the kernel's compiler,
 /// assembler, linker and build tools, its source, and the ISO writer with its libraries.
@@ -193,6 +194,8 @@ pub struct Manifest {
     pub kernel_config_sha256: String,
     pub kernel_release: String,
     pub kernel_cmdline: String,
+    /// The Authenticode SHA-256 of `BOOTX64.EFI`: what UEFI firmware extends into PCR 4.
+    pub efi_authenticode_sha256: String,
     pub rootfs_tree_sha256: String,
     pub warnings: Vec<String>,
     pub artifacts: Vec<Artifact>,
@@ -231,6 +234,10 @@ impl Manifest {
         );
         line("kernel-release", &self.kernel_release);
         line("kernel-cmdline", &self.kernel_cmdline);
+        line(
+            "efi-authenticode",
+            &format!("sha256 {}", self.efi_authenticode_sha256),
+        );
         line(
             "rootfs-tree",
             &format!("sha256 {}", self.rootfs_tree_sha256),
@@ -281,7 +288,7 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    /// Parses a manifest of format 1 or 2; refuses anything else with the line at fault.
+    /// Parses a manifest of format 1, 2 or 3; refuses anything else with the line at fault.
     pub fn parse(text: &str) -> Result<Recorded> {
         let mut lines = Vec::new();
         let mut artifacts = Vec::new();
@@ -297,10 +304,10 @@ impl Recorded {
         }
         let m = Recorded { lines, artifacts };
         match m.get("format") {
-            Some("sherd-manifest 1" | "sherd-manifest 2") => {}
+            Some("sherd-manifest 1" | "sherd-manifest 2" | "sherd-manifest 3") => {}
             other => {
                 return Err(format!(
-                    "format line is {other:?}; this build reads sherd-manifest 1 and 2"
+                    "format line is {other:?}; this build reads sherd-manifest 1 to 3"
                 ));
             }
         }
@@ -396,6 +403,7 @@ mod tests {
             kernel_config_sha256: "cc".into(),
             kernel_release: "6.12.117-sherd".into(),
             kernel_cmdline: "console=tty0".into(),
+            efi_authenticode_sha256: "ee".into(),
             rootfs_tree_sha256: "dd".into(),
             warnings: vec!["multi\nline".into()],
             artifacts: vec![Artifact::of("initrd.img", b"abc")],
@@ -405,7 +413,8 @@ mod tests {
     #[test]
     fn renders_one_fact_per_line() {
         let m = sample().render();
-        assert!(m.starts_with("format sherd-manifest 2\nversion 0.1.0\n"));
+        assert!(m.starts_with("format sherd-manifest 3\nversion 0.1.0\n"));
+        assert!(m.contains("\nkernel-cmdline console=tty0\nefi-authenticode sha256 ee\n"));
         assert!(m.contains(
             "tool rustc rustc 1.95.0\ntool-detail rustc commit-hash 5980\ndebian-package make 4.3-4.1 amd64\nkernel-source "
         ));

@@ -1,7 +1,7 @@
 //! `sherd-release step NAME`: the native build cut at its step boundaries, so the stagex
 //! Containerfile can run each step in its own offline `RUN`. Every step calls the same
 //! sherd-image library code as `sherd-image build`; the test `stepwise_pipeline_matches` in
-//! `tests/tests/reproducible.rs` checks that the five steps give the same bytes as one
+//! `tests/tests/reproducible.rs` checks that the six steps give the same bytes as one
 //! `sherd-image build`.
 //!
 //! State between steps lives in the output directory: the artifacts under their final names,
@@ -69,11 +69,11 @@ pub fn run_step(step: &str, o: &Options) -> Result<()> {
     }
     let tools = manifest::Toolchain::probe(&o.src)?;
     match step {
-        "kernel" => {
+        "kernel" | "efi" => {
             let source = kernel::check_source(&o.tarball, o.release)?;
             let config = util::read(&o.src.join("image/kernel.config"))?;
             let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let k = kernel::build(&kernel::Options {
+            let k = kernel::Options {
                 source: &source,
                 config: &config,
                 cache_dir: &o.cache,
@@ -81,9 +81,17 @@ pub fn run_step(step: &str, o: &Options) -> Result<()> {
                 fresh: false,
                 jobs,
                 log: &log,
-            })?;
-            write(&o.out, "vmlinuz", &k.bzimage)?;
-            write(&o.out, ".steps/kernel-release", k.release.as_bytes())
+            };
+            if step == "kernel" {
+                let k = kernel::build(&k)?;
+                write(&o.out, "vmlinuz", &k.bzimage)?;
+                write(&o.out, ".steps/kernel-release", k.release.as_bytes())
+            } else {
+                let initrd = read_out(&o.out, "initrd.img", "initramfs")?;
+                let efi = kernel::build_efi(&k, &initrd, iso::KERNEL_CMDLINE)?;
+                write(&o.out, "efiboot.img", &iso::efi_boot_image(&efi)?)?;
+                write(&o.out, "BOOTX64.EFI", &efi)
+            }
         }
         "init" => {
             // `/init` exactly as `sherd-image build` compiles it (the same library function).
@@ -107,6 +115,7 @@ pub fn run_step(step: &str, o: &Options) -> Result<()> {
         "iso" => {
             let vmlinuz = read_out(&o.out, "vmlinuz", "kernel")?;
             let initrd = read_out(&o.out, "initrd.img", "initramfs")?;
+            let efi_img = read_out(&o.out, "efiboot.img", "efi")?;
             let grub = iso::grub_cfg(env!("CARGO_PKG_VERSION"));
             iso::check_heads_rules(&grub).map_err(|e| format!("generated grub.cfg: {e}"))?;
             iso::build(
@@ -115,6 +124,7 @@ pub fn run_step(step: &str, o: &Options) -> Result<()> {
                 &vmlinuz,
                 &initrd,
                 &grub,
+                &efi_img,
                 sde()?,
             )
         }
@@ -132,8 +142,13 @@ fn write_manifest(o: &Options, tools: &manifest::Toolchain) -> Result<()> {
     let listing = read_out(&o.out, "rootfs.tree", "initramfs")?;
     let release = String::from_utf8(read_out(&o.out, ".steps/kernel-release", "kernel")?)
         .map_err(|_| ".steps/kernel-release is not UTF-8")?;
+    let efi = read_out(&o.out, "BOOTX64.EFI", "efi")?;
+    let efi_authenticode =
+        authenticode::authenticode_sha256(&efi).map_err(|e| format!("BOOTX64.EFI: {e}"))?;
     let mut artifacts = Vec::new();
     for (name, step) in [
+        ("BOOTX64.EFI", "efi"),
+        ("efiboot.img", "efi"),
         ("init", "init"),
         ("initrd.img", "initramfs"),
         ("rootfs.tree", "initramfs"),
@@ -155,6 +170,7 @@ fn write_manifest(o: &Options, tools: &manifest::Toolchain) -> Result<()> {
         kernel_config_sha256: util::sha256_hex(&config),
         kernel_release: release.trim().to_owned(),
         kernel_cmdline: iso::KERNEL_CMDLINE.to_owned(),
+        efi_authenticode_sha256: hexstr::encode(&efi_authenticode),
         // The tree hash is the SHA-256 of the listing (docs/formats/rootfs-tree.md).
         rootfs_tree_sha256: util::sha256_hex(&listing),
         warnings: source.warning.into_iter().collect(),

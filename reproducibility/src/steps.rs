@@ -20,8 +20,14 @@ pub const BUILD_STEPS: &[(&str, &str)] = &[
          uid/gid 0) and the rootfs tree listing",
     ),
     (
+        "efi",
+        "the kernel relinked in its build tree with the initramfs and command line built in \
+         (BOOTX64.EFI), and the FAT image efiboot.img holding it as EFI/BOOT/BOOTX64.EFI",
+    ),
+    (
         "iso",
-        "xorriso with SOURCE_DATE_EPOCH: boot/vmlinuz, boot/initrd.img, boot/grub/grub.cfg",
+        "xorriso with SOURCE_DATE_EPOCH: boot/vmlinuz, boot/initrd.img, boot/grub/grub.cfg; \
+         efiboot.img appended as the EFI system partition (GPT) and the El Torito EFI image",
     ),
     (
         "manifest",

@@ -92,7 +92,7 @@ impl Screen {
         })
     }
 
-    fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
+    pub fn pixel(&self, x: usize, y: usize) -> [u8; 3] {
         let o = (y * self.width + x) * 3;
         [self.rgb[o], self.rgb[o + 1], self.rgb[o + 2]]
     }
@@ -206,6 +206,91 @@ fn text_cell_inked(ch: u8, attr: u8) -> bool {
     !matches!(ch, 0x00 | 0x20 | 0xff | 0xdb) && fg != bg
 }
 
+/// The kernel's 8x16 console font (`lib/fonts/font_8x16.c`, the VGA font in CP437 order), read
+/// from the pinned kernel source tarball, so that a framebuffer console can be read back as
+/// text: fbcon draws every character as that glyph in one foreground and one background colour.
+pub struct Font {
+    glyphs: std::collections::HashMap<[u8; 16], u8>,
+}
+
+impl Font {
+    pub fn from_kernel_source() -> Font {
+        let tarball = sherd_image::kernel::PIN.tarball;
+        let member = format!("{}/lib/fonts/font_8x16.c", sherd_image::kernel::PIN.top_dir);
+        let out = Command::new("tar")
+            .arg("-xOf")
+            .arg(tarball)
+            .arg(&member)
+            .output()
+            .expect("tar");
+        assert!(
+            out.status.success(),
+            "{member} from {tarball}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Font::parse(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// The glyph bytes are the `0x..` literals after the font header, once comments (which
+    /// also hold `0x..` codes) are removed.
+    fn parse(c_source: &str) -> Font {
+        let mut code = String::new();
+        let mut rest = c_source;
+        while let Some(i) = rest.find("/*") {
+            code.push_str(&rest[..i]);
+            rest = rest[i..].find("*/").map_or("", |j| &rest[i + j + 2..]);
+        }
+        code.push_str(rest);
+        let body = &code[code.find("FONTDATAMAX").expect("font header")..];
+        let bytes: Vec<u8> = body
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter_map(|t| t.strip_prefix("0x"))
+            .map(|h| u8::from_str_radix(h, 16).expect("hex"))
+            .collect();
+        assert_eq!(bytes.len(), 256 * 16, "an 8x16 font has 256 glyphs");
+        let mut glyphs = std::collections::HashMap::new();
+        // Blank look-alikes (NUL, space, 0xFF) read as the first, space is preferred below.
+        for (i, g) in bytes.chunks_exact(16).enumerate().rev() {
+            glyphs.insert(<[u8; 16]>::try_from(g).unwrap(), i as u8);
+        }
+        glyphs.insert([0; 16], b' ');
+        Font { glyphs }
+    }
+
+    /// The text on a framebuffer console drawn with this font from the top-left corner: each
+    /// 8x16 cell's background is its most common colour, the rest is ink. A cell that is no
+    /// glyph reads as `?`.
+    pub fn read(&self, screen: &Screen) -> String {
+        let (cols, rows) = (screen.width / 8, screen.height / 16);
+        let mut lines = Vec::with_capacity(rows);
+        for r in 0..rows {
+            let mut line = String::with_capacity(cols);
+            for c in 0..cols {
+                let mut counts: std::collections::HashMap<[u8; 3], usize> = Default::default();
+                for y in 0..16 {
+                    for x in 0..8 {
+                        *counts
+                            .entry(screen.pixel(c * 8 + x, r * 16 + y))
+                            .or_default() += 1;
+                    }
+                }
+                let bg = counts.into_iter().max_by_key(|(_, n)| *n).unwrap().0;
+                let mut mask = [0u8; 16];
+                for (y, m) in mask.iter_mut().enumerate() {
+                    for x in 0..8 {
+                        if screen.pixel(c * 8 + x, r * 16 + y) != bg {
+                            *m |= 0x80 >> x;
+                        }
+                    }
+                }
+                line.push(self.glyphs.get(&mask).map_or('?', |b| cp437(*b)));
+            }
+            lines.push(line.trim_end().to_owned());
+        }
+        lines.join("\n")
+    }
+}
+
 /// Reads the visible 80x25 text out of the text buffer `vram`: vgacon scrolls by moving the
 /// display origin through it a row at a time, so the window whose inked cells best match the
 /// picture's is the one on screen. Rows lose their trailing blanks.
@@ -272,6 +357,24 @@ impl VgaGuest {
     /// QEMU arguments (devices).
     pub fn start(append: &str, extra: &[String]) -> VgaGuest {
         let out = crate::out_dir();
+        let mut args = vec![
+            "-kernel".to_owned(),
+            out.join("vmlinuz").display().to_string(),
+            "-initrd".to_owned(),
+            out.join("initrd.img").display().to_string(),
+            "-append".to_owned(),
+            append.to_owned(),
+        ];
+        args.extend(extra.iter().cloned());
+        Self::spawn(&args)
+    }
+
+    /// Boots whatever the firmware given in `args` finds (no kernel from QEMU): the UEFI path.
+    pub fn start_firmware(args: &[String]) -> VgaGuest {
+        Self::spawn(args)
+    }
+
+    fn spawn(args: &[String]) -> VgaGuest {
         let dir = std::env::temp_dir().join(format!(
             "sherd-vga-{}-{}",
             std::process::id(),
@@ -298,12 +401,7 @@ impl VgaGuest {
             .arg(format!("unix:{},server=on,wait=off", sock.display()))
             .arg("-serial")
             .arg(format!("file:{}", dir.join("serial.txt").display()))
-            .arg("-kernel")
-            .arg(out.join("vmlinuz"))
-            .arg("-initrd")
-            .arg(out.join("initrd.img"))
-            .args(["-append", append])
-            .args(extra)
+            .args(args)
             // Never the terminal of whoever runs the capture: QEMU changes its standard
             // streams' flags, and a terminal's streams share them. Its messages go to a file.
             .stdin(Stdio::null())
@@ -349,7 +447,8 @@ impl VgaGuest {
             let mut line = String::new();
             let n = self.qmp.read_line(&mut line).expect("reading QMP");
             assert!(n > 0, "QEMU closed its QMP socket (the guest exited?)");
-            if !line.starts_with("{\"event\"") {
+            // Events come as `{"event": ...}` or, with a timestamp first, `{"timestamp": ...`.
+            if !line.starts_with("{\"event\"") && !line.starts_with("{\"timestamp\"") {
                 return line;
             }
         }
@@ -491,6 +590,27 @@ impl VgaGuest {
                 self.serial()
             );
             thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// On a framebuffer console: waits until the screen, read with `font`, shows any of `texts`
+    /// and is stable; returns its text.
+    pub fn wait_for_fb_text(&mut self, font: &Font, texts: &[&str], timeout: Duration) -> String {
+        let t0 = Instant::now();
+        loop {
+            let text = font.read(&self.screendump());
+            if texts.iter().any(|t| text.contains(t)) {
+                let s = self.wait_stable(timeout.saturating_sub(t0.elapsed()));
+                return font.read(&s);
+            }
+            self.check_running(&format!("the screen to show one of {texts:?}"));
+            assert!(
+                t0.elapsed() < timeout,
+                "the screen did not show any of {texts:?} within {timeout:?}:\n{text}\n\
+                 --- serial ---\n{}",
+                self.serial()
+            );
+            thread::sleep(Duration::from_millis(500));
         }
     }
 

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const ARTIFACTS: &[&str] = &[
+    "BOOTX64.EFI",
+    "efiboot.img",
     "init",
     "initrd.img",
     "rootfs.tree",
