@@ -85,6 +85,22 @@ pub enum Error {
     #[error("OpenPGP card operation failed: {0}")]
     OpenPgpCard(#[from] openpgp_card::Error),
 
+    /// openpgp-card gave up halfway through an operation with a panic (0.7 does when the card
+    /// stops answering at some points, e.g. pulled out). The panic was caught; this card handle
+    /// is not used again (every later call returns this error with the first `during`), and a
+    /// new one is opened once the card is back. Nothing of the ceremony is lost: the
+    /// operation runs again from its start.
+    #[error(
+        "the card stopped answering properly during {during}; take the card out and insert it \
+         again, then repeat this step (nothing was lost)"
+    )]
+    Interrupted {
+        /// The operation that was cut short.
+        during: &'static str,
+        /// The panic's message (for logs; not for the operator).
+        detail: String,
+    },
+
     /// From Sequoia.
     #[error("OpenPGP error: {0}")]
     Sequoia(#[from] sequoia_openpgp::anyhow::Error),

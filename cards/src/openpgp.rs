@@ -105,6 +105,8 @@ pub struct OpenPgpCard {
     ident: String,
     /// Most bytes one GET CHALLENGE returns; 0 if the card has no GET CHALLENGE.
     max_challenge: usize,
+    /// Set (to the operation) when openpgp-card panicked: the handle is not used again.
+    poisoned: Option<&'static str>,
 }
 
 /// What [`OpenPgpCard::provision`] puts on a card.
@@ -138,10 +140,10 @@ impl OpenPgpCard {
     /// Select the OpenPGP application and read the card's capabilities.
     pub fn open(channel: impl ApduChannel + 'static) -> Result<Self> {
         let raw = SharedCard::new(channel);
-        let mut card = openpgp_card::Card::<Open>::new(
-            Box::new(raw.clone()) as Box<dyn card_backend::CardBackend + Send + Sync>
-        )?;
-        let (ident, max_challenge) = {
+        let (card, ident, max_challenge) = catch_card_panic("opening the card", || {
+            let mut card = openpgp_card::Card::<Open>::new(
+                Box::new(raw.clone()) as Box<dyn card_backend::CardBackend + Send + Sync>
+            )?;
             let tx = card.transaction()?;
             let caps = tx.extended_capabilities()?;
             // Some cards (opcard 1.11) answer GET CHALLENGE and announce its maximum length
@@ -151,15 +153,45 @@ impl OpenPgpCard {
             } else {
                 0
             };
-            (tx.application_identifier()?.ident(), max)
-        };
+            let ident = tx.application_identifier()?.ident();
+            drop(tx);
+            Ok((card, ident, max))
+        })?;
         Ok(Self {
             card,
             raw,
             min_retries: DEFAULT_MIN_PIN_RETRIES,
             ident,
             max_challenge,
+            poisoned: None,
         })
+    }
+
+    /// Every operation that calls into openpgp-card runs through here: a panic in it (see
+    /// [`catch_card_panic`]) becomes [`Error::Interrupted`] and poisons the handle, since
+    /// openpgp-card's state and the card's are unknown then; a poisoned handle refuses every
+    /// operation without touching the card.
+    fn with_card<T>(
+        &mut self,
+        during: &'static str,
+        op: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        self.check_poisoned()?;
+        let r = catch_card_panic(during, || op(&mut *self));
+        if let Err(Error::Interrupted { during, .. }) = &r {
+            self.poisoned = Some(during);
+        }
+        r
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        match self.poisoned {
+            Some(during) => Err(Error::Interrupted {
+                during,
+                detail: "this card handle was poisoned by the earlier failure".into(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Change the PIN-retry margin (at least 1: presenting with 0 tries left is impossible).
@@ -178,65 +210,77 @@ impl OpenPgpCard {
     }
 
     pub fn identity(&mut self) -> Result<CardIdentity> {
-        let mut tx = self.card.transaction()?;
-        let aid = tx.application_identifier()?;
-        let fps = tx.fingerprints()?;
-        let fp = |f: Option<&openpgp_card::ocard::data::Fingerprint>| {
-            f.map(|f| encode_upper(f.as_bytes()))
-        };
-        let pw = tx.pw_status_bytes()?;
-        Ok(CardIdentity {
-            ident: aid.ident(),
-            manufacturer_id: aid.manufacturer(),
-            manufacturer: aid.manufacturer_name().to_owned(),
-            serial: aid.serial(),
-            spec_version: aid.version(),
-            signing_fingerprint: fp(fps.signature()),
-            decryption_fingerprint: fp(fps.decryption()),
-            authentication_fingerprint: fp(fps.authentication()),
-            retries: PinRetries {
-                user: pw.err_count_pw1(),
-                reset_code: pw.err_count_rc(),
-                admin: pw.err_count_pw3(),
-            },
+        self.with_card("reading the card's identity", |c| {
+            let mut tx = c.card.transaction()?;
+            let aid = tx.application_identifier()?;
+            let fps = tx.fingerprints()?;
+            let fp = |f: Option<&openpgp_card::ocard::data::Fingerprint>| {
+                f.map(|f| encode_upper(f.as_bytes()))
+            };
+            let pw = tx.pw_status_bytes()?;
+            Ok(CardIdentity {
+                ident: aid.ident(),
+                manufacturer_id: aid.manufacturer(),
+                manufacturer: aid.manufacturer_name().to_owned(),
+                serial: aid.serial(),
+                spec_version: aid.version(),
+                signing_fingerprint: fp(fps.signature()),
+                decryption_fingerprint: fp(fps.decryption()),
+                authentication_fingerprint: fp(fps.authentication()),
+                retries: PinRetries {
+                    user: pw.err_count_pw1(),
+                    reset_code: pw.err_count_rc(),
+                    admin: pw.err_count_pw3(),
+                },
+            })
         })
     }
 
     pub fn pin_retries(&mut self) -> Result<PinRetries> {
-        let mut tx = self.card.transaction()?;
-        retries(&mut tx)
+        self.with_card("reading the PIN retry counters", |c| {
+            let mut tx = c.card.transaction()?;
+            retries(&mut tx)
+        })
     }
 
     /// Erase the card (keys, PINs back to factory defaults). Works on a card with blocked
     /// PINs: this is how a card someone locked is recovered.
     pub fn factory_reset(&mut self) -> Result<()> {
-        self.card.transaction()?.factory_reset()?;
-        Ok(())
+        self.with_card("the factory reset", |c| {
+            c.card.transaction()?.factory_reset()?;
+            Ok(())
+        })
     }
 
     pub fn change_user_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
-        let mut tx = self.card.transaction()?;
-        guard(&mut tx, Which::User, self.min_retries)?;
-        let r = tx.change_user_pin(old.secret(), new.secret());
-        pin_result(&mut tx, Which::User, r)?;
-        Ok(())
+        self.with_card("the user PIN change", |c| {
+            let mut tx = c.card.transaction()?;
+            guard(&mut tx, Which::User, c.min_retries)?;
+            let r = tx.change_user_pin(old.secret(), new.secret());
+            pin_result(&mut tx, Which::User, r)?;
+            Ok(())
+        })
     }
 
     pub fn change_admin_pin(&mut self, old: &Pin, new: &Pin) -> Result<()> {
-        let mut tx = self.card.transaction()?;
-        guard(&mut tx, Which::Admin, self.min_retries)?;
-        let r = tx.change_admin_pin(old.secret(), new.secret());
-        pin_result(&mut tx, Which::Admin, r)?;
-        Ok(())
+        self.with_card("the admin PIN change", |c| {
+            let mut tx = c.card.transaction()?;
+            guard(&mut tx, Which::Admin, c.min_retries)?;
+            let r = tx.change_admin_pin(old.secret(), new.secret());
+            pin_result(&mut tx, Which::Admin, r)?;
+            Ok(())
+        })
     }
 
     /// Present the user PIN (PW1 for decryption). For tests and checks of a PIN file.
     pub fn verify_user_pin(&mut self, pin: &Pin) -> Result<()> {
-        let mut tx = self.card.transaction()?;
-        guard(&mut tx, Which::User, self.min_retries)?;
-        let r = tx.verify_user_pin(pin.secret());
-        pin_result(&mut tx, Which::User, r)?;
-        Ok(())
+        self.with_card("the user PIN check", |c| {
+            let mut tx = c.card.transaction()?;
+            guard(&mut tx, Which::User, c.min_retries)?;
+            let r = tx.verify_user_pin(pin.secret());
+            pin_result(&mut tx, Which::User, r)?;
+            Ok(())
+        })
     }
 
     /// Import the certificate's Ed25519 signing key (if `signing` has secrets) and Cv25519
@@ -247,39 +291,41 @@ impl OpenPgpCard {
         signing: Option<&Key<SecretParts, UnspecifiedRole>>,
         decryption: Option<&Key<SecretParts, UnspecifiedRole>>,
     ) -> Result<()> {
-        let sig = signing.map(UploadableKey::new).transpose()?;
-        let dec = decryption.map(UploadableKey::new).transpose()?;
-        let mut tx = self.card.transaction()?;
-        guard(&mut tx, Which::Admin, self.min_retries)?;
-        let r = tx.verify_admin_pin(admin.secret());
-        pin_result(&mut tx, Which::Admin, r)?;
-        {
-            let mut admin_card = tx.as_admin_card(None)?;
-            if let Some(k) = &sig {
-                admin_card.import_key(k, KeyType::Signing)?;
-            }
-            if let Some(k) = &dec {
-                admin_card.import_key(k, KeyType::Decryption)?;
-            }
-        }
-        // Read back: the card must now hold exactly these fingerprints.
-        tx.invalidate_cache()?;
-        let fps = tx.fingerprints()?;
-        for (k, got, slot) in [
-            (&sig, fps.signature(), "signing"),
-            (&dec, fps.decryption(), "decryption"),
-        ] {
-            if let Some(k) = k
-                && got.map(|f| f.as_bytes()) != Some(&k.fingerprint_bytes()[..])
+        self.with_card("the key import", |c| {
+            let sig = signing.map(UploadableKey::new).transpose()?;
+            let dec = decryption.map(UploadableKey::new).transpose()?;
+            let mut tx = c.card.transaction()?;
+            guard(&mut tx, Which::Admin, c.min_retries)?;
+            let r = tx.verify_admin_pin(admin.secret());
+            pin_result(&mut tx, Which::Admin, r)?;
             {
-                return Err(Error::Key(format!(
-                    "after import the card's {slot} slot holds {:?}, not {}",
-                    got.map(|f| encode_upper(f.as_bytes())),
-                    encode_upper(&k.fingerprint_bytes())
-                )));
+                let mut admin_card = tx.as_admin_card(None)?;
+                if let Some(k) = &sig {
+                    admin_card.import_key(k, KeyType::Signing)?;
+                }
+                if let Some(k) = &dec {
+                    admin_card.import_key(k, KeyType::Decryption)?;
+                }
             }
-        }
-        Ok(())
+            // Read back: the card must now hold exactly these fingerprints.
+            tx.invalidate_cache()?;
+            let fps = tx.fingerprints()?;
+            for (k, got, slot) in [
+                (&sig, fps.signature(), "signing"),
+                (&dec, fps.decryption(), "decryption"),
+            ] {
+                if let Some(k) = k
+                    && got.map(|f| f.as_bytes()) != Some(&k.fingerprint_bytes()[..])
+                {
+                    return Err(Error::Key(format!(
+                        "after import the card's {slot} slot holds {:?}, not {}",
+                        got.map(|f| encode_upper(f.as_bytes())),
+                        encode_upper(&k.fingerprint_bytes())
+                    )));
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Decrypt an OpenPGP message encrypted to `cert`'s Cv25519 subkey held by this card;
@@ -291,42 +337,44 @@ impl OpenPgpCard {
         policy: &dyn Policy,
         message: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let mut tx = self.card.transaction()?;
-        guard(&mut tx, Which::User, self.min_retries)?;
-        let r = tx.verify_user_pin(user_pin.secret());
-        pin_result(&mut tx, Which::User, r)?;
-        let on_card = tx
-            .fingerprints()?
-            .decryption()
-            .map(|f| f.as_bytes().to_vec());
-        let key = key_on_card(cert, policy, None, on_card, CardSlot::Decryption)?;
-        let helper = Helper {
-            decryptor: EcdhDecryptor::new(key, |point: &[u8; 32]| {
-                let shared = tx
-                    .card()
-                    .decipher(openpgp_card::ocard::crypto::Cryptogram::ECDH(point))?;
-                Ok(shared.into())
-            }),
-        };
-        let mut d = DecryptorBuilder::from_bytes(message)?.with_policy(policy, None, helper)?;
-        // The plaintext is secret: read through a buffer we wipe, into a vector sized so
-        // that it rarely reallocates (a reallocation would leave a copy behind).
-        let mut out = Zeroizing::new(Vec::with_capacity(message.len() + 4096));
-        let mut buf = Zeroizing::new([0u8; 4096]);
-        loop {
-            let n = std::io::Read::read(&mut d, &mut buf[..])
-                .map_err(|e| Error::Key(format!("decrypting the message failed: {e}")))?;
-            if n == 0 {
-                break;
+        self.with_card("decryption", |c| {
+            let mut tx = c.card.transaction()?;
+            guard(&mut tx, Which::User, c.min_retries)?;
+            let r = tx.verify_user_pin(user_pin.secret());
+            pin_result(&mut tx, Which::User, r)?;
+            let on_card = tx
+                .fingerprints()?
+                .decryption()
+                .map(|f| f.as_bytes().to_vec());
+            let key = key_on_card(cert, policy, None, on_card, CardSlot::Decryption)?;
+            let helper = Helper {
+                decryptor: EcdhDecryptor::new(key, |point: &[u8; 32]| {
+                    let shared = tx
+                        .card()
+                        .decipher(openpgp_card::ocard::crypto::Cryptogram::ECDH(point))?;
+                    Ok(shared.into())
+                }),
+            };
+            let mut d = DecryptorBuilder::from_bytes(message)?.with_policy(policy, None, helper)?;
+            // The plaintext is secret: read through a buffer we wipe, into a vector sized so
+            // that it rarely reallocates (a reallocation would leave a copy behind).
+            let mut out = Zeroizing::new(Vec::with_capacity(message.len() + 4096));
+            let mut buf = Zeroizing::new([0u8; 4096]);
+            loop {
+                let n = std::io::Read::read(&mut d, &mut buf[..])
+                    .map_err(|e| Error::Key(format!("decrypting the message failed: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                if out.len() + n > out.capacity() {
+                    let mut bigger = Zeroizing::new(Vec::with_capacity(2 * (out.len() + n)));
+                    bigger.extend_from_slice(&out);
+                    out = bigger;
+                }
+                out.extend_from_slice(&buf[..n]);
             }
-            if out.len() + n > out.capacity() {
-                let mut bigger = Zeroizing::new(Vec::with_capacity(2 * (out.len() + n)));
-                bigger.extend_from_slice(&out);
-                out = bigger;
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Raw card-side X25519 with the decryption key: presents the user PIN (after the retry
@@ -337,20 +385,22 @@ impl OpenPgpCard {
         user_pin: &Pin,
         ephemeral_public: &[u8; 32],
     ) -> Result<Zeroizing<[u8; 32]>> {
-        let mut tx = self.card.transaction()?;
-        guard(&mut tx, Which::User, self.min_retries)?;
-        let r = tx.verify_user_pin(user_pin.secret());
-        pin_result(&mut tx, Which::User, r)?;
-        let shared = Zeroizing::new(tx.card().decipher(
-            openpgp_card::ocard::crypto::Cryptogram::ECDH(ephemeral_public),
-        )?);
-        let shared: [u8; 32] = shared.as_slice().try_into().map_err(|_| {
-            Error::Card(format!(
-                "the card returned a {}-byte X25519 shared secret, expected 32",
-                shared.len()
-            ))
-        })?;
-        Ok(Zeroizing::new(shared))
+        self.with_card("the ECDH operation", |c| {
+            let mut tx = c.card.transaction()?;
+            guard(&mut tx, Which::User, c.min_retries)?;
+            let r = tx.verify_user_pin(user_pin.secret());
+            pin_result(&mut tx, Which::User, r)?;
+            let shared = Zeroizing::new(tx.card().decipher(
+                openpgp_card::ocard::crypto::Cryptogram::ECDH(ephemeral_public),
+            )?);
+            let shared: [u8; 32] = shared.as_slice().try_into().map_err(|_| {
+                Error::Card(format!(
+                    "the card returned a {}-byte X25519 shared secret, expected 32",
+                    shared.len()
+                ))
+            })?;
+            Ok(Zeroizing::new(shared))
+        })
     }
 
     /// Step 5 of a ceremony for one blank card: factory reset, import of the decryption key
@@ -429,34 +479,38 @@ impl OpenPgpCard {
         time: Option<std::time::SystemTime>,
         data: &[u8],
     ) -> Result<Vec<u8>> {
-        let mut tx = self.card.transaction()?;
-        guard(&mut tx, Which::User, self.min_retries)?;
-        let r = tx.verify_user_signing_pin(user_pin.secret());
-        pin_result(&mut tx, Which::User, r)?;
-        let on_card = tx
-            .fingerprints()?
-            .signature()
-            .map(|f| f.as_bytes().to_vec());
-        let key = key_on_card(cert, policy, time, on_card, CardSlot::Signing)?;
-        let signer = CardSigner::new(&mut tx, key);
-        let mut sig = Vec::new();
-        {
-            let m = Message::new(&mut sig);
-            let mut s = StreamSigner::new(m, signer)?;
-            if let Some(t) = time {
-                s = s.creation_time(t);
+        self.with_card("signing", |c| {
+            let mut tx = c.card.transaction()?;
+            guard(&mut tx, Which::User, c.min_retries)?;
+            let r = tx.verify_user_signing_pin(user_pin.secret());
+            pin_result(&mut tx, Which::User, r)?;
+            let on_card = tx
+                .fingerprints()?
+                .signature()
+                .map(|f| f.as_bytes().to_vec());
+            let key = key_on_card(cert, policy, time, on_card, CardSlot::Signing)?;
+            let signer = CardSigner::new(&mut tx, key);
+            let mut sig = Vec::new();
+            {
+                let m = Message::new(&mut sig);
+                let mut s = StreamSigner::new(m, signer)?;
+                if let Some(t) = time {
+                    s = s.creation_time(t);
+                }
+                let mut s = s.detached().build()?;
+                std::io::Write::write_all(&mut s, data)
+                    .map_err(|e| Error::Key(format!("signing: {e}")))?;
+                s.finalize()?;
             }
-            let mut s = s.detached().build()?;
-            std::io::Write::write_all(&mut s, data)
-                .map_err(|e| Error::Key(format!("signing: {e}")))?;
-            s.finalize()?;
-        }
-        Ok(sig)
+            Ok(sig)
+        })
     }
 
     /// GET CHALLENGE (OpenPGP card 3.4 7.2.15): `n` random bytes from the card's RNG, in
     /// rounds of at most what the card announces (and the reader's messages carry).
     pub fn get_challenge(&mut self, n: usize) -> Result<Zeroizing<Vec<u8>>> {
+        // No call into openpgp-card here, but a poisoned handle is not used at all.
+        self.check_poisoned()?;
         let max = self.max_challenge;
         if max == 0 {
             return Err(Error::Unsupported(
@@ -494,6 +548,23 @@ impl OpenPgpCard {
         }
         Ok(out)
     }
+}
+
+/// Runs `op`, which calls into openpgp-card, turning a panic into [`Error::Interrupted`].
+/// openpgp-card 0.7 panics (`unreachable!()` in `state::Transaction::ard`) when it has to read
+/// the application related data again and that fails, e.g. because the card was pulled out in
+/// the middle of an operation; uncaught, that would end the ceremony program. The image's
+/// release profile keeps Rust's default `panic = "unwind"`, so the unwind can be caught here.
+/// The panic hook still runs (the default one prints the panic on stderr).
+fn catch_card_panic<T>(during: &'static str, op: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(op)).unwrap_or_else(|payload| {
+        let detail = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        Err(Error::Interrupted { during, detail })
+    })
 }
 
 fn retries(
