@@ -1,10 +1,19 @@
 //! Shamir M-of-N over GF(256) with vsss-rs, in the common share layout: one x byte (1..=N, the
 //! holder index) followed by one y byte per secret byte, as keyfork, Vault, QuorumOS, sharks and
 //! blahaj use, so holders are not locked in to this tool.
+//!
+//! Every split and every combination runs twice, with vsss-rs and with `shamir-gf256`, a second
+//! implementation written apart from it (docs/dual-implementations.md), and is refused with
+//! [`ShamirError::ImplementationsDisagree`] unless the two give the same bytes. The split's
+//! polynomial coefficients are drawn once, from the DRBG, by vsss-rs; the bytes it drew are kept
+//! and handed to the second implementation as coefficients (see [`vsss_coefficients`]).
+
+use core::convert::Infallible;
 
 use vsss_rs::Gf256;
+use zeroize::Zeroizing;
 
-use crate::rng::{AsCryptoRng, SecretRng};
+use crate::rng::SecretRng;
 use crate::secret::{RootSecret, ShareBytes};
 
 /// Why splitting or combining refused.
@@ -58,16 +67,201 @@ pub enum ShamirError {
     /// vsss-rs refused the split or the combination; its message.
     #[error("vsss-rs refused: {0}")]
     Library(String),
+    /// vsss-rs and the second implementation gave different bytes (or the second refused, or
+    /// vsss-rs drew its coefficients other than as [`vsss_coefficients`] reads them): nothing
+    /// from this split or combination is used.
+    #[error(
+        "vsss-rs and {second} disagree on the {operation}: the two Shamir implementations gave different results, so none is used"
+    )]
+    ImplementationsDisagree {
+        /// "split" or "combination".
+        operation: &'static str,
+        /// The second implementation's name.
+        second: &'static str,
+    },
+}
+
+/// The second Shamir implementation a split or combination is checked against. The only one in
+/// the workspace is [`ShamirGf256`], the default of [`split`] and [`combine`]; the trait exists
+/// so tests can hand [`split_with`] and [`combine_with`] a wrong one and see them refuse.
+pub trait SecondShamir {
+    /// Its name, for messages and records.
+    fn name(&self) -> &'static str;
+
+    /// Shares with x = `xs` (x byte, then y bytes) of `secret` under polynomials of degree
+    /// `threshold - 1` whose coefficients a_1..a_{t-1} for secret byte `i` are
+    /// `coefficients[i * (threshold - 1)..(i + 1) * (threshold - 1)]`.
+    fn split_with_coefficients(
+        &self,
+        secret: &[u8],
+        threshold: usize,
+        coefficients: &[u8],
+        xs: &[u8],
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>, shamir_gf256::Error>;
+
+    /// The value at x = 0 of the polynomial through all the given shares.
+    fn combine(&self, shares: &[&[u8]]) -> Result<Zeroizing<Vec<u8>>, shamir_gf256::Error>;
+}
+
+/// The `shamir-gf256` crate: constant-time GF(2^8) arithmetic written independently of vsss-rs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShamirGf256;
+
+impl SecondShamir for ShamirGf256 {
+    fn name(&self) -> &'static str {
+        "shamir-gf256"
+    }
+
+    fn split_with_coefficients(
+        &self,
+        secret: &[u8],
+        threshold: usize,
+        coefficients: &[u8],
+        xs: &[u8],
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>, shamir_gf256::Error> {
+        shamir_gf256::split_with_coefficients(secret, threshold, coefficients, xs)
+    }
+
+    fn combine(&self, shares: &[&[u8]]) -> Result<Zeroizing<Vec<u8>>, shamir_gf256::Error> {
+        shamir_gf256::combine(shares)
+    }
+}
+
+/// What the cross-check of one split or combination compared, for the caller to record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrossCheck {
+    /// The second implementation's name.
+    pub second: &'static str,
+    /// Values compared byte for byte: the shares of a split, the one secret of a combination.
+    pub values: usize,
+    /// Bytes compared in all.
+    pub bytes: usize,
+    /// Polynomial coefficients both implementations used (split only; 0 for a combination).
+    pub coefficients: usize,
+    /// Bytes vsss-rs drew from the DRBG (split only).
+    pub rng_bytes: usize,
+}
+
+/// DRBG bytes vsss-rs 6.0.1 consumes per coefficient: one `next_u32`, of which it keeps the low
+/// byte (see [`vsss_coefficients`]).
+const RNG_BYTES_PER_COEFFICIENT: usize = 4;
+
+/// The coefficients vsss-rs 6.0.1 made of the DRBG bytes it drew for a split, in the order
+/// [`SecondShamir::split_with_coefficients`] takes them.
+///
+/// How vsss-rs draws (read from its source: `Gf256::split_bytes_with_participant_ids_iter`,
+/// `Polynomial::fill`, `IdentifierGf256::random_coefficient`, `Gf256::try_random`; pinned by
+/// this module's tests and checked again by every split, since a different reading gives
+/// different shares): for each secret byte in order, one polynomial, whose coefficients
+/// a_1..a_{t-1} are drawn in that order, each by one `next_u32()` truncated to its low byte.
+/// Zero is kept (no rejection, no retry); nothing else is drawn. Through [`RecordingRng`] a
+/// `u32` is four DRBG bytes little-endian, so its low byte is the first of the four.
+pub fn vsss_coefficients(drawn: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(drawn.len() / RNG_BYTES_PER_COEFFICIENT));
+    out.extend(
+        drawn
+            .chunks_exact(RNG_BYTES_PER_COEFFICIENT)
+            .map(|four| four[0]),
+    );
+    out
+}
+
+/// The DRBG as vsss-rs sees it (a rand_core `CryptoRng`), keeping a copy of every byte it hands
+/// out and counting the calls by kind. The copy's buffer is allocated once, at the size the
+/// split should draw, and never grows (a grown `Vec` would leave an unzeroized copy behind):
+/// bytes beyond it are counted, not kept, and the cross-check then refuses.
+struct RecordingRng<'a> {
+    drbg: &'a mut dyn SecretRng,
+    kept: Zeroizing<Vec<u8>>,
+    drawn: usize,
+    u32_calls: usize,
+    other_calls: usize,
+}
+
+impl<'a> RecordingRng<'a> {
+    fn new(drbg: &'a mut dyn SecretRng, expected: usize) -> Self {
+        Self {
+            drbg,
+            kept: Zeroizing::new(Vec::with_capacity(expected)),
+            drawn: 0,
+            u32_calls: 0,
+            other_calls: 0,
+        }
+    }
+
+    fn draw(&mut self, out: &mut [u8]) {
+        self.drbg.fill(out);
+        self.drawn += out.len();
+        let room = self.kept.capacity() - self.kept.len();
+        self.kept.extend_from_slice(&out[..out.len().min(room)]);
+    }
+
+    /// Whether vsss-rs drew exactly as [`vsss_coefficients`] reads it: `coefficients` calls of
+    /// `next_u32` and nothing else.
+    fn drew_as_read(&self, coefficients: usize) -> bool {
+        self.other_calls == 0
+            && self.u32_calls == coefficients
+            && self.drawn == coefficients * RNG_BYTES_PER_COEFFICIENT
+            && self.kept.len() == self.drawn
+    }
+}
+
+impl rand_core::TryRng for RecordingRng<'_> {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        self.u32_calls += 1;
+        let mut b = Zeroizing::new([0u8; 4]);
+        self.draw(&mut b[..]);
+        Ok(u32::from_le_bytes(*b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        self.other_calls += 1;
+        let mut b = Zeroizing::new([0u8; 8]);
+        self.draw(&mut b[..]);
+        Ok(u64::from_le_bytes(*b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        self.other_calls += 1;
+        self.draw(dst);
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for RecordingRng<'_> {}
+
+/// Equal lengths and bytes, without stopping at the first difference.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (x, y) in a.iter().zip(b) {
+        diff |= x ^ y;
+    }
+    diff == 0
 }
 
 /// Splits the root secret into `count` shares with x = 1..=count, any `threshold` of which
-/// recombine. Polynomial coefficients come from the DRBG.
+/// recombine. Polynomial coefficients come from the DRBG. Checked against [`ShamirGf256`].
 pub fn split(
     secret: &RootSecret,
     threshold: u8,
     count: u8,
     rng: &mut dyn SecretRng,
 ) -> Result<Vec<ShareBytes>, ShamirError> {
+    split_with(secret, threshold, count, rng, &ShamirGf256).map(|(shares, _)| shares)
+}
+
+/// [`split`] checked against `second`: vsss-rs splits with coefficients from the DRBG, `second`
+/// splits with the same coefficients (the bytes vsss-rs drew, read by [`vsss_coefficients`]),
+/// and the shares are returned only if both sets are byte for byte the same.
+pub fn split_with(
+    secret: &RootSecret,
+    threshold: u8,
+    count: u8,
+    rng: &mut dyn SecretRng,
+    second: &dyn SecondShamir,
+) -> Result<(Vec<ShareBytes>, CrossCheck), ShamirError> {
     let (t, n) = (usize::from(threshold), usize::from(count));
     if t == 0 || t > n {
         return Err(ShamirError::Parameters {
@@ -75,38 +269,72 @@ pub fn split(
             count: n,
         });
     }
-    if t == 1 {
+    let disagree = || ShamirError::ImplementationsDisagree {
+        operation: "split",
+        second: second.name(),
+    };
+    let bytes = secret.expose_secret();
+    let coefficient_count = bytes.len() * (t - 1);
+    let (first, coefficients, rng_bytes) = if t == 1 {
         // A degree-0 polynomial: every share carries the secret itself. Only reachable when the
         // plan explicitly allowed it; vsss-rs refuses threshold 1.
-        return Ok((1..=count)
+        let shares = (1..=count)
             .map(|x| {
-                let mut v = Vec::with_capacity(33);
+                let mut v = Vec::with_capacity(1 + bytes.len());
                 v.push(x);
-                v.extend_from_slice(secret.expose_secret());
+                v.extend_from_slice(bytes);
                 ShareBytes::new(v)
             })
-            .collect());
+            .collect();
+        (shares, Zeroizing::new(Vec::new()), 0)
+    } else {
+        let ids = (1..=count).map(|x| vsss_rs::IdentifierGf256(Gf256(x)));
+        let mut recorder = RecordingRng::new(rng, coefficient_count * RNG_BYTES_PER_COEFFICIENT);
+        let shares = Gf256::split_bytes_with_participant_ids_iter(t, n, bytes, &mut recorder, ids)
+            .map_err(|e| ShamirError::Library(e.to_string()))?;
+        let shares: Vec<ShareBytes> = shares.into_iter().map(ShareBytes::new).collect();
+        if !recorder.drew_as_read(coefficient_count) {
+            return Err(disagree());
+        }
+        (shares, vsss_coefficients(&recorder.kept), recorder.drawn)
+    };
+    let xs: Vec<u8> = (1..=count).collect();
+    let theirs = second
+        .split_with_coefficients(bytes, t, &coefficients, &xs)
+        .map_err(|_| disagree())?;
+    let mut agree = theirs.len() == first.len();
+    let mut compared = 0;
+    for (ours, theirs) in first.iter().zip(&theirs) {
+        agree &= same_bytes(ours.expose_secret(), theirs);
+        compared += theirs.len();
     }
-    let ids = (1..=count).map(|x| vsss_rs::IdentifierGf256(Gf256(x)));
-    let mut adapter = AsCryptoRng(rng);
-    let shares = Gf256::split_bytes_with_participant_ids_iter(
-        t,
-        n,
-        secret.expose_secret(),
-        &mut adapter,
-        ids,
-    )
-    .map_err(|e| ShamirError::Library(e.to_string()))?;
-    Ok(shares.into_iter().map(ShareBytes::new).collect())
+    if !agree {
+        return Err(disagree());
+    }
+    let check = CrossCheck {
+        second: second.name(),
+        values: first.len(),
+        bytes: compared,
+        coefficients: coefficients.len(),
+        rng_bytes,
+    };
+    Ok((first, check))
 }
 
 /// Combines shares by Lagrange interpolation at x = 0. Checks only structure (count, zero or
 /// duplicate x, lengths); whether the result is the right secret is for the caller to check
-/// against the commitment ([`crate::recombine`] does).
-pub fn combine(
+/// against the commitment ([`crate::recombine`] does). Checked against [`ShamirGf256`].
+pub fn combine(shares: &[&ShareBytes], threshold: u8) -> Result<Zeroizing<Vec<u8>>, ShamirError> {
+    combine_with(shares, threshold, &ShamirGf256).map(|(secret, _)| secret)
+}
+
+/// [`combine`] checked against `second`: both interpolate all the shares given, and the result is
+/// returned only if the two are byte for byte the same.
+pub fn combine_with(
     shares: &[&ShareBytes],
     threshold: u8,
-) -> Result<zeroize::Zeroizing<Vec<u8>>, ShamirError> {
+    second: &dyn SecondShamir,
+) -> Result<(Zeroizing<Vec<u8>>, CrossCheck), ShamirError> {
     let need = usize::from(threshold).max(1);
     if shares.len() < need {
         return Err(ShamirError::NotEnoughShares {
@@ -138,16 +366,32 @@ pub fn combine(
         }
         seen[usize::from(x)] = Some(i + 1);
     }
-    if shares.len() == 1 {
-        return Ok(zeroize::Zeroizing::new(
-            shares[0].expose_secret()[1..].to_vec(),
-        ));
+    let disagree = || ShamirError::ImplementationsDisagree {
+        operation: "combination",
+        second: second.name(),
+    };
+    let first = if shares.len() == 1 {
+        Zeroizing::new(shares[0].expose_secret()[1..].to_vec())
+    } else {
+        let owned: Zeroizing<Vec<Vec<u8>>> =
+            Zeroizing::new(shares.iter().map(|s| s.expose_secret().to_vec()).collect());
+        Zeroizing::new(
+            Gf256::combine_bytes(&owned[..]).map_err(|e| ShamirError::Library(e.to_string()))?,
+        )
+    };
+    let slices: Vec<&[u8]> = shares.iter().map(|s| s.expose_secret()).collect();
+    let theirs = second.combine(&slices).map_err(|_| disagree())?;
+    if !same_bytes(&first, &theirs) {
+        return Err(disagree());
     }
-    let owned: zeroize::Zeroizing<Vec<Vec<u8>>> =
-        zeroize::Zeroizing::new(shares.iter().map(|s| s.expose_secret().to_vec()).collect());
-    Gf256::combine_bytes(&owned[..])
-        .map(zeroize::Zeroizing::new)
-        .map_err(|e| ShamirError::Library(e.to_string()))
+    let check = CrossCheck {
+        second: second.name(),
+        values: 1,
+        bytes: theirs.len(),
+        coefficients: 0,
+        rng_bytes: 0,
+    };
+    Ok((first, check))
 }
 
 #[cfg(test)]
