@@ -372,17 +372,27 @@ fn find_consistent_subset(
 ) -> Result<Option<Vec<usize>>, RecombineError> {
     let mut tried: u128 = 0;
     let mut found = None;
+    let mut disagreement = None;
     for_each_subset(shares.len(), m, &mut |subset| {
         tried += 1;
         let picked: Vec<&ShareBytes> = subset.iter().map(|&i| shares[i]).collect();
-        if let Ok(c) = shamir::combine(&picked, header.threshold)
-            && commitment_ok(&c, header)
-        {
-            found = Some(subset.to_vec());
-            return false;
+        match shamir::combine(&picked, header.threshold) {
+            Ok(c) if commitment_ok(&c, header) => {
+                found = Some(subset.to_vec());
+                return false;
+            }
+            // The two Shamir implementations disagreeing is not a wrong subset: stop and say so.
+            Err(e @ ShamirError::ImplementationsDisagree { .. }) => {
+                disagreement = Some(e);
+                return false;
+            }
+            _ => {}
         }
         tried < SEARCH_BOUND
     });
+    if let Some(e) = disagreement {
+        return Err(e.into());
+    }
     Ok(found)
 }
 

@@ -2,8 +2,6 @@
 //! DRBG (a `rand_chacha::ChaCha20Rng`, rand_core 0.10) and tests can use seeded generators.
 //! All key material, shares and PINs are drawn from it or derived deterministically.
 
-use core::convert::Infallible;
-
 /// A source of secret random bytes (the ceremony's DRBG).
 pub trait SecretRng {
     /// Fills `out` entirely with random bytes.
@@ -15,32 +13,6 @@ impl<R: rand_core::CryptoRng + ?Sized> SecretRng for R {
         self.fill_bytes(out);
     }
 }
-
-/// Presents a [`SecretRng`] as a rand_core `CryptoRng`, for vsss-rs.
-pub(crate) struct AsCryptoRng<'a>(pub(crate) &'a mut dyn SecretRng);
-
-impl rand_core::TryRng for AsCryptoRng<'_> {
-    type Error = Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let mut b = [0u8; 4];
-        self.0.fill(&mut b);
-        Ok(u32::from_le_bytes(b))
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut b = [0u8; 8];
-        self.0.fill(&mut b);
-        Ok(u64::from_le_bytes(b))
-    }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-        self.0.fill(dst);
-        Ok(())
-    }
-}
-
-impl rand_core::TryCryptoRng for AsCryptoRng<'_> {}
 
 #[cfg(test)]
 pub(crate) mod tests {

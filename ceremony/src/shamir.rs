@@ -1,10 +1,19 @@
 //! Shamir M-of-N over GF(256) with vsss-rs, in the common share layout: one x byte (1..=N, the
 //! holder index) followed by one y byte per secret byte, as keyfork, Vault, QuorumOS, sharks and
 //! blahaj use, so holders are not locked in to this tool.
+//!
+//! Every split and every combination runs twice, with vsss-rs and with `shamir-gf256`, a second
+//! implementation written apart from it (docs/dual-implementations.md), and is refused with
+//! [`ShamirError::ImplementationsDisagree`] unless the two give the same bytes. The split's
+//! polynomial coefficients are drawn once, from the DRBG, by vsss-rs; the bytes it drew are kept
+//! and handed to the second implementation as coefficients (see [`vsss_coefficients`]).
+
+use core::convert::Infallible;
 
 use vsss_rs::Gf256;
+use zeroize::Zeroizing;
 
-use crate::rng::{AsCryptoRng, SecretRng};
+use crate::rng::SecretRng;
 use crate::secret::{RootSecret, ShareBytes};
 
 /// Why splitting or combining refused.
@@ -58,16 +67,201 @@ pub enum ShamirError {
     /// vsss-rs refused the split or the combination; its message.
     #[error("vsss-rs refused: {0}")]
     Library(String),
+    /// vsss-rs and the second implementation gave different bytes (or the second refused, or
+    /// vsss-rs drew its coefficients other than as [`vsss_coefficients`] reads them): nothing
+    /// from this split or combination is used.
+    #[error(
+        "vsss-rs and {second} disagree on the {operation}: the two Shamir implementations gave different results, so none is used"
+    )]
+    ImplementationsDisagree {
+        /// "split" or "combination".
+        operation: &'static str,
+        /// The second implementation's name.
+        second: &'static str,
+    },
+}
+
+/// The second Shamir implementation a split or combination is checked against. The only one in
+/// the workspace is [`ShamirGf256`], the default of [`split`] and [`combine`]; the trait exists
+/// so tests can hand [`split_with`] and [`combine_with`] a wrong one and see them refuse.
+pub trait SecondShamir {
+    /// Its name, for messages and records.
+    fn name(&self) -> &'static str;
+
+    /// Shares with x = `xs` (x byte, then y bytes) of `secret` under polynomials of degree
+    /// `threshold - 1` whose coefficients a_1..a_{t-1} for secret byte `i` are
+    /// `coefficients[i * (threshold - 1)..(i + 1) * (threshold - 1)]`.
+    fn split_with_coefficients(
+        &self,
+        secret: &[u8],
+        threshold: usize,
+        coefficients: &[u8],
+        xs: &[u8],
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>, shamir_gf256::Error>;
+
+    /// The value at x = 0 of the polynomial through all the given shares.
+    fn combine(&self, shares: &[&[u8]]) -> Result<Zeroizing<Vec<u8>>, shamir_gf256::Error>;
+}
+
+/// The `shamir-gf256` crate: constant-time GF(2^8) arithmetic written independently of vsss-rs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShamirGf256;
+
+impl SecondShamir for ShamirGf256 {
+    fn name(&self) -> &'static str {
+        "shamir-gf256"
+    }
+
+    fn split_with_coefficients(
+        &self,
+        secret: &[u8],
+        threshold: usize,
+        coefficients: &[u8],
+        xs: &[u8],
+    ) -> Result<Vec<Zeroizing<Vec<u8>>>, shamir_gf256::Error> {
+        shamir_gf256::split_with_coefficients(secret, threshold, coefficients, xs)
+    }
+
+    fn combine(&self, shares: &[&[u8]]) -> Result<Zeroizing<Vec<u8>>, shamir_gf256::Error> {
+        shamir_gf256::combine(shares)
+    }
+}
+
+/// What the cross-check of one split or combination compared, for the caller to record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrossCheck {
+    /// The second implementation's name.
+    pub second: &'static str,
+    /// Values compared byte for byte: the shares of a split, the one secret of a combination.
+    pub values: usize,
+    /// Bytes compared in all.
+    pub bytes: usize,
+    /// Polynomial coefficients both implementations used (split only; 0 for a combination).
+    pub coefficients: usize,
+    /// Bytes vsss-rs drew from the DRBG (split only).
+    pub rng_bytes: usize,
+}
+
+/// DRBG bytes vsss-rs 6.0.1 consumes per coefficient: one `next_u32`, of which it keeps the low
+/// byte (see [`vsss_coefficients`]).
+const RNG_BYTES_PER_COEFFICIENT: usize = 4;
+
+/// The coefficients vsss-rs 6.0.1 made of the DRBG bytes it drew for a split, in the order
+/// [`SecondShamir::split_with_coefficients`] takes them.
+///
+/// How vsss-rs draws (read from its source: `Gf256::split_bytes_with_participant_ids_iter`,
+/// `Polynomial::fill`, `IdentifierGf256::random_coefficient`, `Gf256::try_random`; pinned by
+/// this module's tests and checked again by every split, since a different reading gives
+/// different shares): for each secret byte in order, one polynomial, whose coefficients
+/// a_1..a_{t-1} are drawn in that order, each by one `next_u32()` truncated to its low byte.
+/// Zero is kept (no rejection, no retry); nothing else is drawn. Through [`RecordingRng`] a
+/// `u32` is four DRBG bytes little-endian, so its low byte is the first of the four.
+pub fn vsss_coefficients(drawn: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(drawn.len() / RNG_BYTES_PER_COEFFICIENT));
+    out.extend(
+        drawn
+            .chunks_exact(RNG_BYTES_PER_COEFFICIENT)
+            .map(|four| four[0]),
+    );
+    out
+}
+
+/// The DRBG as vsss-rs sees it (a rand_core `CryptoRng`), keeping a copy of every byte it hands
+/// out and counting the calls by kind. The copy's buffer is allocated once, at the size the
+/// split should draw, and never grows (a grown `Vec` would leave an unzeroized copy behind):
+/// bytes beyond it are counted, not kept, and the cross-check then refuses.
+struct RecordingRng<'a> {
+    drbg: &'a mut dyn SecretRng,
+    kept: Zeroizing<Vec<u8>>,
+    drawn: usize,
+    u32_calls: usize,
+    other_calls: usize,
+}
+
+impl<'a> RecordingRng<'a> {
+    fn new(drbg: &'a mut dyn SecretRng, expected: usize) -> Self {
+        Self {
+            drbg,
+            kept: Zeroizing::new(Vec::with_capacity(expected)),
+            drawn: 0,
+            u32_calls: 0,
+            other_calls: 0,
+        }
+    }
+
+    fn draw(&mut self, out: &mut [u8]) {
+        self.drbg.fill(out);
+        self.drawn += out.len();
+        let room = self.kept.capacity() - self.kept.len();
+        self.kept.extend_from_slice(&out[..out.len().min(room)]);
+    }
+
+    /// Whether vsss-rs drew exactly as [`vsss_coefficients`] reads it: `coefficients` calls of
+    /// `next_u32` and nothing else.
+    fn drew_as_read(&self, coefficients: usize) -> bool {
+        self.other_calls == 0
+            && self.u32_calls == coefficients
+            && self.drawn == coefficients * RNG_BYTES_PER_COEFFICIENT
+            && self.kept.len() == self.drawn
+    }
+}
+
+impl rand_core::TryRng for RecordingRng<'_> {
+    type Error = Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+        self.u32_calls += 1;
+        let mut b = Zeroizing::new([0u8; 4]);
+        self.draw(&mut b[..]);
+        Ok(u32::from_le_bytes(*b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        self.other_calls += 1;
+        let mut b = Zeroizing::new([0u8; 8]);
+        self.draw(&mut b[..]);
+        Ok(u64::from_le_bytes(*b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+        self.other_calls += 1;
+        self.draw(dst);
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for RecordingRng<'_> {}
+
+/// Equal lengths and bytes, without stopping at the first difference.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (x, y) in a.iter().zip(b) {
+        diff |= x ^ y;
+    }
+    diff == 0
 }
 
 /// Splits the root secret into `count` shares with x = 1..=count, any `threshold` of which
-/// recombine. Polynomial coefficients come from the DRBG.
+/// recombine. Polynomial coefficients come from the DRBG. Checked against [`ShamirGf256`].
 pub fn split(
     secret: &RootSecret,
     threshold: u8,
     count: u8,
     rng: &mut dyn SecretRng,
 ) -> Result<Vec<ShareBytes>, ShamirError> {
+    split_with(secret, threshold, count, rng, &ShamirGf256).map(|(shares, _)| shares)
+}
+
+/// [`split`] checked against `second`: vsss-rs splits with coefficients from the DRBG, `second`
+/// splits with the same coefficients (the bytes vsss-rs drew, read by [`vsss_coefficients`]),
+/// and the shares are returned only if both sets are byte for byte the same.
+pub fn split_with(
+    secret: &RootSecret,
+    threshold: u8,
+    count: u8,
+    rng: &mut dyn SecretRng,
+    second: &dyn SecondShamir,
+) -> Result<(Vec<ShareBytes>, CrossCheck), ShamirError> {
     let (t, n) = (usize::from(threshold), usize::from(count));
     if t == 0 || t > n {
         return Err(ShamirError::Parameters {
@@ -75,38 +269,72 @@ pub fn split(
             count: n,
         });
     }
-    if t == 1 {
+    let disagree = || ShamirError::ImplementationsDisagree {
+        operation: "split",
+        second: second.name(),
+    };
+    let bytes = secret.expose_secret();
+    let coefficient_count = bytes.len() * (t - 1);
+    let (first, coefficients, rng_bytes) = if t == 1 {
         // A degree-0 polynomial: every share carries the secret itself. Only reachable when the
         // plan explicitly allowed it; vsss-rs refuses threshold 1.
-        return Ok((1..=count)
+        let shares = (1..=count)
             .map(|x| {
-                let mut v = Vec::with_capacity(33);
+                let mut v = Vec::with_capacity(1 + bytes.len());
                 v.push(x);
-                v.extend_from_slice(secret.expose_secret());
+                v.extend_from_slice(bytes);
                 ShareBytes::new(v)
             })
-            .collect());
+            .collect();
+        (shares, Zeroizing::new(Vec::new()), 0)
+    } else {
+        let ids = (1..=count).map(|x| vsss_rs::IdentifierGf256(Gf256(x)));
+        let mut recorder = RecordingRng::new(rng, coefficient_count * RNG_BYTES_PER_COEFFICIENT);
+        let shares = Gf256::split_bytes_with_participant_ids_iter(t, n, bytes, &mut recorder, ids)
+            .map_err(|e| ShamirError::Library(e.to_string()))?;
+        let shares: Vec<ShareBytes> = shares.into_iter().map(ShareBytes::new).collect();
+        if !recorder.drew_as_read(coefficient_count) {
+            return Err(disagree());
+        }
+        (shares, vsss_coefficients(&recorder.kept), recorder.drawn)
+    };
+    let xs: Vec<u8> = (1..=count).collect();
+    let theirs = second
+        .split_with_coefficients(bytes, t, &coefficients, &xs)
+        .map_err(|_| disagree())?;
+    let mut agree = theirs.len() == first.len();
+    let mut compared = 0;
+    for (ours, theirs) in first.iter().zip(&theirs) {
+        agree &= same_bytes(ours.expose_secret(), theirs);
+        compared += theirs.len();
     }
-    let ids = (1..=count).map(|x| vsss_rs::IdentifierGf256(Gf256(x)));
-    let mut adapter = AsCryptoRng(rng);
-    let shares = Gf256::split_bytes_with_participant_ids_iter(
-        t,
-        n,
-        secret.expose_secret(),
-        &mut adapter,
-        ids,
-    )
-    .map_err(|e| ShamirError::Library(e.to_string()))?;
-    Ok(shares.into_iter().map(ShareBytes::new).collect())
+    if !agree {
+        return Err(disagree());
+    }
+    let check = CrossCheck {
+        second: second.name(),
+        values: first.len(),
+        bytes: compared,
+        coefficients: coefficients.len(),
+        rng_bytes,
+    };
+    Ok((first, check))
 }
 
 /// Combines shares by Lagrange interpolation at x = 0. Checks only structure (count, zero or
 /// duplicate x, lengths); whether the result is the right secret is for the caller to check
-/// against the commitment ([`crate::recombine`] does).
-pub fn combine(
+/// against the commitment ([`crate::recombine`] does). Checked against [`ShamirGf256`].
+pub fn combine(shares: &[&ShareBytes], threshold: u8) -> Result<Zeroizing<Vec<u8>>, ShamirError> {
+    combine_with(shares, threshold, &ShamirGf256).map(|(secret, _)| secret)
+}
+
+/// [`combine`] checked against `second`: both interpolate all the shares given, and the result is
+/// returned only if the two are byte for byte the same.
+pub fn combine_with(
     shares: &[&ShareBytes],
     threshold: u8,
-) -> Result<zeroize::Zeroizing<Vec<u8>>, ShamirError> {
+    second: &dyn SecondShamir,
+) -> Result<(Zeroizing<Vec<u8>>, CrossCheck), ShamirError> {
     let need = usize::from(threshold).max(1);
     if shares.len() < need {
         return Err(ShamirError::NotEnoughShares {
@@ -138,16 +366,32 @@ pub fn combine(
         }
         seen[usize::from(x)] = Some(i + 1);
     }
-    if shares.len() == 1 {
-        return Ok(zeroize::Zeroizing::new(
-            shares[0].expose_secret()[1..].to_vec(),
-        ));
+    let disagree = || ShamirError::ImplementationsDisagree {
+        operation: "combination",
+        second: second.name(),
+    };
+    let first = if shares.len() == 1 {
+        Zeroizing::new(shares[0].expose_secret()[1..].to_vec())
+    } else {
+        let owned: Zeroizing<Vec<Vec<u8>>> =
+            Zeroizing::new(shares.iter().map(|s| s.expose_secret().to_vec()).collect());
+        Zeroizing::new(
+            Gf256::combine_bytes(&owned[..]).map_err(|e| ShamirError::Library(e.to_string()))?,
+        )
+    };
+    let slices: Vec<&[u8]> = shares.iter().map(|s| s.expose_secret()).collect();
+    let theirs = second.combine(&slices).map_err(|_| disagree())?;
+    if !same_bytes(&first, &theirs) {
+        return Err(disagree());
     }
-    let owned: zeroize::Zeroizing<Vec<Vec<u8>>> =
-        zeroize::Zeroizing::new(shares.iter().map(|s| s.expose_secret().to_vec()).collect());
-    Gf256::combine_bytes(&owned[..])
-        .map(zeroize::Zeroizing::new)
-        .map_err(|e| ShamirError::Library(e.to_string()))
+    let check = CrossCheck {
+        second: second.name(),
+        values: 1,
+        bytes: theirs.len(),
+        coefficients: 0,
+        rng_bytes: 0,
+    };
+    Ok((first, check))
 }
 
 #[cfg(test)]
@@ -411,5 +655,325 @@ mod tests {
             prop_assert_eq!(&combine(&picked, m).unwrap()[..], &s.expose_secret()[..]);
         }
 
+    }
+
+    // --- The two implementations ---
+
+    /// vsss-rs multiplies in GF(2^8) modulo x^8 + x^4 + x^3 + x + 1 (0x11b, AES's): its public
+    /// `Gf256` product equals shamir-gf256's for every pair, and 0x80 * 2 reduces by 0x1b.
+    #[test]
+    fn vsss_rs_uses_the_aes_polynomial() {
+        assert_eq!((Gf256(0x80) * Gf256(0x02)).0, 0x1b);
+        assert_eq!((Gf256(0x57) * Gf256(0x83)).0, 0xc1);
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                assert_eq!(
+                    (Gf256(a) * Gf256(b)).0,
+                    shamir_gf256::gf256::mul(a, b),
+                    "{a:#04x} * {b:#04x}"
+                );
+            }
+        }
+        assert_eq!(shamir_gf256::gf256::MODULUS, 0x11b);
+    }
+
+    /// A DRBG stand-in that hands out a script, then 0x01 bytes, counting all it gave.
+    struct Scripted {
+        script: Vec<u8>,
+        given: usize,
+    }
+
+    impl SecretRng for Scripted {
+        fn fill(&mut self, out: &mut [u8]) {
+            for b in out {
+                *b = self.script.get(self.given).copied().unwrap_or(1);
+                self.given += 1;
+            }
+        }
+    }
+
+    /// Counts the bytes a real DRBG gives.
+    struct Counting<R>(R, usize);
+
+    impl<R: SecretRng> SecretRng for Counting<R> {
+        fn fill(&mut self, out: &mut [u8]) {
+            self.0.fill(out);
+            self.1 += out.len();
+        }
+    }
+
+    /// Measured: a vsss-rs split of a 32-byte secret draws 4 * 32 * (M - 1) DRBG bytes, all by
+    /// `next_u32`, and nothing for M = 1 (which vsss-rs does not do; sherd writes it itself).
+    #[test]
+    fn vsss_rs_draws_four_bytes_per_coefficient_by_next_u32() {
+        for (m, n) in [(1u8, 1u8), (1, 4), (2, 2), (2, 5), (3, 5), (7, 9), (10, 10)] {
+            let mut drbg = Counting(seeded(m ^ n), 0);
+            let (shares, check) = split_with(&secret(m), m, n, &mut drbg, &ShamirGf256).unwrap();
+            let coefficients = 32 * (usize::from(m) - 1);
+            assert_eq!(drbg.1, 4 * coefficients, "{m}-of-{n}");
+            assert_eq!(
+                check,
+                CrossCheck {
+                    second: "shamir-gf256",
+                    values: usize::from(n),
+                    bytes: usize::from(n) * 33,
+                    coefficients,
+                    rng_bytes: 4 * coefficients,
+                }
+            );
+            assert_eq!(shares.len(), usize::from(n));
+        }
+        // The kinds of call, seen by the recording adapter directly.
+        let mut drbg = seeded(3);
+        let mut recorder = RecordingRng::new(&mut drbg, 4 * 64);
+        let ids = (1..=4u8).map(|x| vsss_rs::IdentifierGf256(Gf256(x)));
+        Gf256::split_bytes_with_participant_ids_iter(3, 4, [7u8; 32], &mut recorder, ids).unwrap();
+        assert_eq!(
+            (recorder.u32_calls, recorder.other_calls, recorder.drawn),
+            (64, 0, 256)
+        );
+        assert!(recorder.drew_as_read(64));
+        assert!(!recorder.drew_as_read(63));
+    }
+
+    /// Measured: the coefficient is the first byte of each four (the u32's low byte, little
+    /// endian), the three others are ignored, the order is secret byte by secret byte and
+    /// a_1 before a_2, and a zero coefficient is kept (no rejection, no extra draw).
+    #[test]
+    fn vsss_rs_coefficients_are_the_low_byte_of_each_u32_in_byte_order() {
+        let s = secret(21);
+        let (t, n) = (4usize, 6u8);
+        // a_k for secret byte i is (i * 7 + k * 31) mod 256, or 0 when 5 divides i; the three
+        // other bytes of each four are noise.
+        let want: Vec<u8> = (0..32usize)
+            .flat_map(|i| {
+                (1..t).map(move |k| {
+                    if i % 5 == 0 {
+                        0
+                    } else {
+                        ((i * 7 + k * 31) % 256) as u8
+                    }
+                })
+            })
+            .collect();
+        assert!(want.contains(&0));
+        let script: Vec<u8> = want.iter().flat_map(|&a| [a, 0xa5, 0x5a, 0xff]).collect();
+        let mut drbg = Scripted { script, given: 0 };
+        let (shares, _) = split_with(&s, t as u8, n, &mut drbg, &ShamirGf256).unwrap();
+        assert_eq!(drbg.given, 4 * want.len());
+        let xs: Vec<u8> = (1..=n).collect();
+        let theirs =
+            shamir_gf256::split_with_coefficients(s.expose_secret(), t, &want, &xs).unwrap();
+        for (ours, theirs) in shares.iter().zip(&theirs) {
+            assert_eq!(ours.expose_secret(), &theirs[..]);
+        }
+        assert_eq!(&vsss_coefficients(&drbg.script)[..], &want[..]);
+
+        // All coefficients zero: every share carries the secret, and no byte more is drawn.
+        let mut drbg = Scripted {
+            script: [0u8, 9, 9, 9].repeat(32 * (t - 1)),
+            given: 0,
+        };
+        let (shares, _) = split_with(&s, t as u8, n, &mut drbg, &ShamirGf256).unwrap();
+        assert_eq!(drbg.given, 4 * 32 * (t - 1));
+        for sh in &shares {
+            assert_eq!(&sh.expose_secret()[1..], &s.expose_secret()[..]);
+        }
+    }
+
+    /// A second implementation that is wrong in a chosen way.
+    enum Wrong {
+        /// Flips the low bit of one y byte of one share (split) or of the secret (combine).
+        FlipBit,
+        /// Draws nothing and uses zero coefficients, ignoring the ones it is given.
+        IgnoresCoefficients,
+        /// Returns the first share's y bytes whatever the others say.
+        FirstShareOnly,
+        /// Refuses everything.
+        Refuses,
+    }
+
+    impl SecondShamir for Wrong {
+        fn name(&self) -> &'static str {
+            "a wrong one"
+        }
+
+        fn split_with_coefficients(
+            &self,
+            secret: &[u8],
+            threshold: usize,
+            coefficients: &[u8],
+            xs: &[u8],
+        ) -> Result<Vec<Zeroizing<Vec<u8>>>, shamir_gf256::Error> {
+            match self {
+                Wrong::FlipBit => {
+                    let mut shares =
+                        ShamirGf256.split_with_coefficients(secret, threshold, coefficients, xs)?;
+                    let last = shares.len() - 1;
+                    shares[last][5] ^= 1;
+                    Ok(shares)
+                }
+                Wrong::IgnoresCoefficients => {
+                    let zeros = vec![0u8; coefficients.len()];
+                    ShamirGf256.split_with_coefficients(secret, threshold, &zeros, xs)
+                }
+                Wrong::FirstShareOnly => {
+                    ShamirGf256.split_with_coefficients(secret, threshold, coefficients, xs)
+                }
+                Wrong::Refuses => Err(shamir_gf256::Error::EmptySecret),
+            }
+        }
+
+        fn combine(&self, shares: &[&[u8]]) -> Result<Zeroizing<Vec<u8>>, shamir_gf256::Error> {
+            match self {
+                Wrong::FlipBit => {
+                    let mut s = ShamirGf256.combine(shares)?;
+                    s[0] ^= 1;
+                    Ok(s)
+                }
+                Wrong::IgnoresCoefficients => ShamirGf256.combine(shares),
+                Wrong::FirstShareOnly => Ok(Zeroizing::new(shares[0][1..].to_vec())),
+                Wrong::Refuses => Err(shamir_gf256::Error::NoShares),
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_second_implementation_stops_the_split() {
+        let s = secret(30);
+        let refused = || ShamirError::ImplementationsDisagree {
+            operation: "split",
+            second: "a wrong one",
+        };
+        for wrong in [Wrong::FlipBit, Wrong::IgnoresCoefficients, Wrong::Refuses] {
+            assert_eq!(
+                split_with(&s, 3, 5, &mut seeded(1), &wrong).err(),
+                Some(refused())
+            );
+        }
+        // Threshold 1 (written by sherd, not vsss-rs) is checked too.
+        for wrong in [Wrong::FlipBit, Wrong::Refuses] {
+            assert_eq!(
+                split_with(&s, 1, 3, &mut seeded(1), &wrong).err(),
+                Some(refused())
+            );
+        }
+        // A second implementation that is right where it matters lets the split through.
+        assert!(split_with(&s, 3, 5, &mut seeded(1), &Wrong::FirstShareOnly).is_ok());
+        // With zero coefficients (threshold 1) ignoring them changes nothing.
+        assert!(split_with(&s, 1, 3, &mut seeded(1), &Wrong::IgnoresCoefficients).is_ok());
+    }
+
+    #[test]
+    fn a_wrong_second_implementation_stops_the_combination() {
+        let s = secret(31);
+        let shares = split(&s, 3, 5, &mut seeded(2)).unwrap();
+        let picked: Vec<&ShareBytes> = shares[1..4].iter().collect();
+        let refused = || ShamirError::ImplementationsDisagree {
+            operation: "combination",
+            second: "a wrong one",
+        };
+        for wrong in [Wrong::FlipBit, Wrong::FirstShareOnly, Wrong::Refuses] {
+            assert_eq!(combine_with(&picked, 3, &wrong).err(), Some(refused()));
+        }
+        let (got, check) = combine_with(&picked, 3, &Wrong::IgnoresCoefficients).unwrap();
+        assert_eq!(&got[..], &s.expose_secret()[..]);
+        assert_eq!((check.values, check.bytes), (1, 32));
+        // One share (threshold 1, written by sherd) is checked too.
+        let one = split(&s, 1, 2, &mut seeded(2)).unwrap();
+        assert_eq!(
+            combine_with(&[&one[0]], 1, &Wrong::FlipBit).err(),
+            Some(refused())
+        );
+    }
+
+    /// More shares than the threshold, one of them corrupt: vsss-rs and shamir-gf256 both
+    /// interpolate through all the shares given, so they agree on the same wrong value (which
+    /// the commitment check in recombine then refuses).
+    #[test]
+    fn both_interpolate_every_share_given() {
+        let s = secret(32);
+        let mut shares = split(&s, 3, 5, &mut seeded(3)).unwrap();
+        let mut bad = shares[4].expose_secret().to_vec();
+        bad[7] ^= 0x40;
+        shares[4] = ShareBytes::from_slice(&bad);
+        let picked: Vec<&ShareBytes> = shares.iter().collect();
+        let got = combine(&picked, 3).unwrap();
+        assert_ne!(&got[..], &s.expose_secret()[..]);
+        let good: Vec<&ShareBytes> = shares[..4].iter().collect();
+        assert_eq!(&combine(&good, 3).unwrap()[..], &s.expose_secret()[..]);
+    }
+
+    #[test]
+    fn recording_refuses_draws_it_does_not_model() {
+        use rand_core::TryRng;
+        let mut drbg = seeded(4);
+        let mut recorder = RecordingRng::new(&mut drbg, 8);
+        let mut buf = [0u8; 8];
+        recorder.try_fill_bytes(&mut buf).unwrap();
+        assert!(!recorder.drew_as_read(2));
+        // Beyond the planned size bytes are counted, not kept (the buffer never grows).
+        let mut drbg = seeded(4);
+        let mut recorder = RecordingRng::new(&mut drbg, 4);
+        recorder.try_next_u32().unwrap();
+        recorder.try_next_u32().unwrap();
+        assert_eq!((recorder.kept.len(), recorder.drawn), (4, 8));
+        assert!(!recorder.drew_as_read(2));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Random secrets, thresholds 1..=10 and counts up to 15: `split` runs both
+        /// implementations (it refuses unless they agree), and every combination of a random
+        /// subset does too.
+        #[test]
+        fn the_two_implementations_agree_on_sherd_splits(
+            seed in any::<u8>(), bytes in proptest::array::uniform32(any::<u8>()),
+            t in 1u8..=10, extra in 0u8..=5, pick in proptest::sample::subsequence((0..15usize).collect::<Vec<_>>(), 1..=15)
+        ) {
+            let s = RootSecret::from_slice(&bytes).unwrap();
+            let n = t + extra;
+            let (shares, check) = split_with(&s, t, n, &mut seeded(seed), &ShamirGf256).unwrap();
+            prop_assert_eq!(check.coefficients, 32 * usize::from(t - 1));
+            let picked: Vec<&ShareBytes> = pick.iter().filter(|&&i| i < usize::from(n)).map(|&i| &shares[i]).collect();
+            prop_assume!(!picked.is_empty());
+            let (got, _) = combine_with(&picked, 1, &ShamirGf256).unwrap();
+            if picked.len() >= usize::from(t) {
+                prop_assert_eq!(&got[..], &bytes[..]);
+            }
+        }
+
+        /// Random x sets and secret lengths, straight at vsss-rs: the bytes it draws, read by
+        /// `vsss_coefficients`, make shamir-gf256 give the same shares, and each combines any
+        /// subset of the other's shares to the same value.
+        #[test]
+        fn the_two_implementations_agree_on_random_x_sets(
+            seed in any::<u8>(), secret in proptest::collection::vec(any::<u8>(), 1..48),
+            t in 2usize..=10, extra in 0usize..=6,
+            xs in proptest::sample::subsequence((1..=255u8).collect::<Vec<_>>(), 16).prop_shuffle(),
+            take in 1usize..=16,
+        ) {
+            let xs = &xs[..t + extra];
+            let coefficient_count = secret.len() * (t - 1);
+            let mut drbg = seeded(seed);
+            let mut recorder = RecordingRng::new(&mut drbg, 4 * coefficient_count);
+            let ids = xs.iter().map(|&x| vsss_rs::IdentifierGf256(Gf256(x)));
+            let ours = Gf256::split_bytes_with_participant_ids_iter(t, xs.len(), &secret, &mut recorder, ids).unwrap();
+            prop_assert!(recorder.drew_as_read(coefficient_count));
+            let coefficients = vsss_coefficients(&recorder.kept);
+            let theirs = shamir_gf256::split_with_coefficients(&secret, t, &coefficients, xs).unwrap();
+            prop_assert_eq!(ours.len(), theirs.len());
+            for (a, b) in ours.iter().zip(&theirs) {
+                prop_assert_eq!(&a[..], &b[..]);
+            }
+            let k = take.min(xs.len());
+            let picked: Vec<ShareBytes> = ours[..k].iter().map(|s| ShareBytes::from_slice(s)).collect();
+            let refs: Vec<&ShareBytes> = picked.iter().collect();
+            let (got, _) = combine_with(&refs, 1, &ShamirGf256).unwrap();
+            if k >= t {
+                prop_assert_eq!(&got[..], &secret[..]);
+            }
+        }
     }
 }
