@@ -348,15 +348,57 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// The operation's kind.
+    pub fn kind(&self) -> OperationKind {
+        match self {
+            Operation::Sign { .. } => OperationKind::Sign,
+            Operation::Certify(_) => OperationKind::Certify,
+            Operation::ProveQuorum { .. } => OperationKind::ProveQuorum,
+            Operation::Reshare { .. } => OperationKind::Reshare,
+            Operation::ReplaceCard { .. } => OperationKind::ReplaceCard,
+        }
+    }
+
     /// The operation's name, as the request's table spells it (one of [`OPERATIONS`]).
     pub fn name(&self) -> &'static str {
-        match self {
-            Operation::Sign { .. } => "sign",
-            Operation::Certify(_) => "certify",
-            Operation::ProveQuorum { .. } => "prove-quorum",
-            Operation::Reshare { .. } => "reshare",
-            Operation::ReplaceCard { .. } => "replace-card",
-        }
+        self.kind().name()
+    }
+}
+
+/// The kinds of operation a request can name (what a plan's `[policy]` gives a rule for).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OperationKind {
+    /// `[sign]`: detached signatures over files.
+    Sign,
+    /// `[certify]`: certify user IDs of a certificate.
+    Certify,
+    /// `[prove-quorum]`: sign a challenge.
+    ProveQuorum,
+    /// `[reshare]`: the same key for new holders.
+    Reshare,
+    /// `[replace-card]`: a new card for one holder.
+    ReplaceCard,
+}
+
+impl OperationKind {
+    /// Every kind, in [`OPERATIONS`] order.
+    pub const ALL: [OperationKind; 5] = [
+        OperationKind::Sign,
+        OperationKind::Certify,
+        OperationKind::ProveQuorum,
+        OperationKind::Reshare,
+        OperationKind::ReplaceCard,
+    ];
+
+    /// The name, as a request's table (and a policy's rule table) spells it.
+    pub fn name(self) -> &'static str {
+        OPERATIONS[self as usize]
+    }
+}
+
+impl std::fmt::Display for OperationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
