@@ -292,3 +292,51 @@ impl Policy {
         }
     }
 }
+
+/// How a reshare's new plan changes the signing policy, for the screen and the transcript to
+/// say plainly (a reshare without `[reshare.policy]` drops it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyChange {
+    /// Neither plan has a policy.
+    NoneBefore,
+    /// The same policy (the same canonical lines).
+    Kept,
+    /// The old plan has none; the new one has one.
+    Added,
+    /// The old plan has one; the new one has none: the new shares' requests need no approvals.
+    Dropped,
+    /// Both have one, and they differ (approvers, quorums or limits).
+    Changed,
+}
+
+impl PolicyChange {
+    /// Compares the generation plan's policy with a reshare's new plan's.
+    pub fn between(old: Option<&Policy>, new: Option<&Policy>) -> PolicyChange {
+        let lines = |p: &Policy| {
+            let mut s = String::new();
+            p.canonical(&mut s);
+            s
+        };
+        match (old, new) {
+            (None, None) => PolicyChange::NoneBefore,
+            (None, Some(_)) => PolicyChange::Added,
+            (Some(_), None) => PolicyChange::Dropped,
+            (Some(o), Some(n)) if lines(o) == lines(n) => PolicyChange::Kept,
+            (Some(_), Some(_)) => PolicyChange::Changed,
+        }
+    }
+}
+
+impl std::fmt::Display for PolicyChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PolicyChange::NoneBefore => "no policy before or after the reshare",
+            PolicyChange::Kept => "the new plan keeps the signing policy unchanged",
+            PolicyChange::Added => "the new plan adds a signing policy",
+            PolicyChange::Dropped => {
+                "the new plan DROPS the signing policy: requests to the new shares will need no approvals"
+            }
+            PolicyChange::Changed => "the new plan CHANGES the signing policy",
+        })
+    }
+}
