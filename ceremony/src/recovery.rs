@@ -667,7 +667,7 @@ pub enum NotCountedReason {
     },
     /// No key of any approver's certificate made it.
     #[error(
-        "not made by an approver: its issuer {issuers} is no key of the certificates in the plan's [policy]"
+        "not made by an approver: no key of the certificates in the plan's [policy] made it (its issuer: {issuers})"
     )]
     NotByAnApprover {
         /// The issuers the signature names, upper-case hex, joined by ", " (or `unknown`).
@@ -1011,12 +1011,20 @@ fn judge_approval(
         });
     }
 
-    // Who made it: the approver key it verifies with (any key of their certificates; whether
-    // that key may sign at the request time is judged after).
+    // Who made it: the approver key it verifies with (whether that key may sign at the request
+    // time is judged after). Only the keys the signature names as its issuer are tried (all
+    // approvers' keys if it names none), so a folder of junk costs little.
+    let issuers = sig.get_issuers();
+    let named = |k: &openpgp::KeyHandle| issuers.is_empty() || issuers.iter().any(|i| i.aliases(k));
     let mut signer = None;
+    let mut claimed = None;
     'find: for a in &policy.approvers {
         for c in &a.certs {
             for ka in c.cert.keys() {
+                if !named(&ka.key().key_handle()) {
+                    continue;
+                }
+                claimed.get_or_insert(a);
                 if sig.verify_message(ka.key(), request_bytes).is_ok() {
                     signer = Some((a, c, ka.key().fingerprint()));
                     break 'find;
@@ -1025,18 +1033,10 @@ fn judge_approval(
         }
     }
     let Some((approver, cert, key_fingerprint)) = signer else {
-        let issuers = sig.get_issuers();
-        for a in &policy.approvers {
-            for c in &a.certs {
-                if c.cert
-                    .keys()
-                    .any(|k| issuers.iter().any(|i| i.aliases(k.key().key_handle())))
-                {
-                    return Err(NotCountedReason::BadSignature {
-                        approver: a.name.clone(),
-                    });
-                }
-            }
+        if let Some(a) = claimed.filter(|_| !issuers.is_empty()) {
+            return Err(NotCountedReason::BadSignature {
+                approver: a.name.clone(),
+            });
         }
         return Err(NotCountedReason::NotByAnApprover {
             issuers: if issuers.is_empty() {
