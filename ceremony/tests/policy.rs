@@ -1161,3 +1161,81 @@ fn approvals_made_by_gnupg() {
     std::fs::write(&seq_path, &seq.bytes).unwrap();
     gpg.run(&["--verify", seq_path.to_str().unwrap(), req], None);
 }
+
+/// The three approvers of the property test, made once.
+fn shared_approvers() -> &'static Approvers {
+    static A: std::sync::OnceLock<Approvers> = std::sync::OnceLock::new();
+    A.get_or_init(approvers)
+}
+
+/// Rules as written: per operation k, and the two optional limits.
+type Rules = ([i64; 5], Option<i64>, Option<i64>);
+
+fn rules_text((ks, max_files, max_user_ids): &Rules) -> String {
+    let mut t = String::new();
+    for (kind, k) in OperationKind::ALL.iter().zip(ks) {
+        t.push_str(&format!("[policy.{kind}]\nk = {k}\n"));
+        match (kind, max_files, max_user_ids) {
+            (OperationKind::Sign, Some(m), _) => t.push_str(&format!("max_files = {m}\n")),
+            (OperationKind::Certify, _, Some(m)) => t.push_str(&format!("max_user_ids = {m}\n")),
+            _ => {}
+        }
+    }
+    t
+}
+
+fn three_approvers(rules: &Rules) -> Result<Plan, PlanError> {
+    let a = shared_approvers();
+    Plan::parse(&plan_text(&policy_table(
+        &[("Ann", &[&a.ann]), ("Bob", &[&a.bob]), ("Cat", &[&a.cat])],
+        &rules_text(rules),
+    )))
+}
+
+fn arb_rules() -> impl proptest::strategy::Strategy<Value = Rules> {
+    use proptest::prelude::*;
+    // Mostly in range, so that both plans are often accepted and their hashes compared.
+    let k = prop_oneof![6 => 1i64..=3, 1 => -1i64..6];
+    (
+        proptest::array::uniform5(k),
+        proptest::option::of(prop_oneof![6 => 1i64..=3, 1 => -1i64..260]),
+        proptest::option::of(prop_oneof![6 => 1i64..=2, 1 => -1i64..36]),
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// A policy is accepted exactly when every k is 1..=3 (three approvers) and every limit in
+    /// range; then its rules are the ones written, and two policies have the same plan hash
+    /// exactly when their rules are the same.
+    #[test]
+    fn rules_are_accepted_in_range_and_hashed(a in arb_rules(), b in arb_rules()) {
+        let in_range = |(ks, f, u): &Rules| {
+            ks.iter().all(|k| (1..=3).contains(k))
+                && f.is_none_or(|f| (1..=255).contains(&f))
+                && u.is_none_or(|u| (1..=32).contains(&u))
+        };
+        let pa = three_approvers(&a);
+        proptest::prop_assert_eq!(pa.is_ok(), in_range(&a), "{:?}: {:?}", a, pa.as_ref().err());
+        if let Err(e) = &pa {
+            let is_policy_error = matches!(e, PlanError::Policy { .. });
+            proptest::prop_assert!(is_policy_error, "{}", e);
+        }
+        if let (Ok(pa), Ok(pb)) = (pa, three_approvers(&b)) {
+            let p = pa.policy.as_ref().unwrap();
+            for (kind, k) in OperationKind::ALL.iter().zip(a.0) {
+                proptest::prop_assert_eq!(i64::from(p.rule(*kind).k), k);
+            }
+            proptest::prop_assert_eq!(
+                p.rule(OperationKind::Sign).max_files.map(|m| m as i64),
+                a.1
+            );
+            proptest::prop_assert_eq!(
+                p.rule(OperationKind::Certify).max_user_ids.map(|m| m as i64),
+                a.2
+            );
+            proptest::prop_assert_eq!(pa.hash() == pb.hash(), a == b);
+        }
+    }
+}
