@@ -30,6 +30,7 @@ pub mod keys;
 pub mod pgp;
 pub mod pinfile;
 pub mod plan;
+pub mod policy;
 pub mod recombine;
 pub mod record;
 pub mod recovery;

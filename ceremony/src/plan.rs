@@ -16,6 +16,7 @@ use openpgp::parse::Parse;
 use openpgp::policy::StandardPolicy;
 use openpgp::types::RevocationStatus;
 
+use crate::policy::{Policy, RawPolicy};
 use crate::{hex, kdf, words};
 
 /// The value of the plan's `format` field this crate reads.
@@ -221,13 +222,15 @@ pub enum PlanError {
         /// The certificate's fingerprint, upper-case hex.
         fingerprint: String,
     },
-    /// A witness's certificate has no live, unrevoked signing-capable key at the plan time (see
-    /// [`signing_keys`]), so no signature by it could ever be checked.
+    /// A witness's or approver's certificate has no live, unrevoked signing-capable key at the
+    /// plan time (see [`signing_keys`]), so no signature by it could ever be checked.
     #[error(
-        "witness {witness:?}, certificate {fingerprint}: has no live signing-capable key at the ceremony time"
+        "{what} {witness:?}, certificate {fingerprint}: has no live signing-capable key at the ceremony time"
     )]
     CertCannotSign {
-        /// The witness's name.
+        /// Whose certificate: `witness` or `approver`.
+        what: &'static str,
+        /// The witness's or approver's name.
         witness: String,
         /// The certificate's fingerprint, upper-case hex.
         fingerprint: String,
@@ -251,6 +254,16 @@ pub enum PlanError {
     WitnessWithoutCertificate {
         /// Names of the witnesses without a certificate, in plan order.
         witnesses: Vec<String>,
+    },
+    /// A value in the `[policy]` table is not what it must be (see
+    /// [`Policy`](crate::policy::Policy)); what is wrong and what to do.
+    #[error("{field}: {reason}")]
+    Policy {
+        /// The field at fault as a TOML path, e.g. `policy.sign.k` or
+        /// `policy.approver[2].certs`.
+        field: String,
+        /// What is wrong and what to do about it.
+        reason: String,
     },
     /// A value in the `[machine]` table is not what it must be (see [`Machine`]).
     #[error("[machine] {field}: {reason}")]
@@ -281,6 +294,8 @@ struct RawPlan {
     witnesses: Vec<RawWitness>,
     #[serde(default)]
     machine: Option<RawMachine>,
+    #[serde(default)]
+    policy: Option<RawPolicy>,
 }
 
 #[derive(Deserialize)]
@@ -415,13 +430,14 @@ pub(crate) struct RawHolder {
     certs: Vec<String>,
 }
 
-/// A `[[witness]]` table as written (also a reshare request's).
+/// A `[[witness]]` table as written (also a reshare request's, and the shape of a policy's
+/// `[[policy.approver]]`).
 #[derive(Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawWitness {
-    name: String,
+    pub(crate) name: String,
     #[serde(default)]
-    certs: Vec<String>,
+    pub(crate) certs: Vec<String>,
 }
 
 /// One personal certificate of a holder or witness, as given in the plan.
@@ -478,6 +494,9 @@ pub struct Plan {
     pub require_witness_signatures: bool,
     /// The values recorded for the laptop this ceremony runs on, if the plan gives them.
     pub machine: Option<Machine>,
+    /// The signing policy, if the plan has a `[policy]` table: who approves requests and how
+    /// many approvals each kind of operation needs.
+    pub policy: Option<Policy>,
     hash: [u8; 32],
 }
 
@@ -613,6 +632,10 @@ impl Plan {
         // Only when given, so the hashes of plans without a machine table stay the same.
         if let Some(m) = &self.machine {
             m.canonical(&mut out);
+        }
+        // Last and only when given, so the hashes of plans without a policy stay the same.
+        if let Some(p) = &self.policy {
+            p.canonical(&mut out);
         }
         out.into_bytes()
     }
@@ -780,6 +803,7 @@ impl Plan {
             witness_certs,
             require_witness_signatures: raw.require_witness_signatures,
             machine: raw.machine.map(Machine::from_raw).transpose()?,
+            policy: raw.policy.map(|p| Policy::from_raw(p, time)).transpose()?,
             hash: [0; 32],
         };
         plan.hash = kdf::sha256(&plan.canonical_bytes());
@@ -836,14 +860,14 @@ pub fn check_name(what: &'static str, name: &str) -> Result<(), PlanError> {
 /// What a personal certificate is for: a holder's PIN file is encrypted to it, a witness's
 /// signature is checked against it.
 #[derive(Clone, Copy)]
-enum CertUse {
+pub(crate) enum CertUse {
     Encrypt,
     Sign,
 }
 
 /// Checks each of one person's certificates ([`check_cert`]) and that none was already given by
 /// anyone in the plan (`seen`: fingerprint to the name that gave it).
-fn check_certs(
+pub(crate) fn check_certs(
     who: (&'static str, &str),
     armored: &[String],
     policy: &StandardPolicy,
@@ -930,6 +954,7 @@ fn check_cert(
         }
         CertUse::Sign if signing_keys(&cert, time).is_empty() => {
             return Err(PlanError::CertCannotSign {
+                what,
                 witness: holder.to_string(),
                 fingerprint: fpr,
             });

@@ -32,9 +32,10 @@ use crate::card::LocationCard;
 use crate::ceremony::paths;
 use crate::envelope::{self, Envelope, OpenShareError};
 use crate::plan::{self, Plan};
+use crate::policy::Policy;
 use crate::recombine::{self, Expected, RecombineError, Recovered};
 use crate::record::CoreRecord;
-use crate::request::{Operation, Request};
+use crate::request::{Operation, OperationKind, Request};
 use crate::secret::Pin;
 use crate::shardfile::ShardFile;
 use crate::transcript::Transcript;
@@ -393,6 +394,17 @@ impl PinnedRoot {
         Ok(())
     }
 
+    /// Checks a request (already accepted by [`PinnedRoot::check_request`]) against the
+    /// generation plan's signing policy: [`check_policy`] with the pinned plan's `[policy]`.
+    pub fn check_policy(
+        &self,
+        request: &Request,
+        request_bytes: &[u8],
+        approvals: &[ApprovalFile],
+    ) -> Result<Approved, PolicyError> {
+        check_policy(self.plan.policy.as_ref(), request, request_bytes, approvals)
+    }
+
     fn holder(&self, index: u8) -> Result<&PinnedShare, RecoveryError> {
         self.share(index).ok_or(RecoveryError::NoSuchHolder {
             holder: index,
@@ -572,4 +584,514 @@ impl PinnedRoot {
     pub fn recombine(&self, envelopes: &[&Envelope]) -> Result<Recovered, RecoveryError> {
         Ok(recombine::recombine(&self.expected(), envelopes)?)
     }
+}
+
+/// The folder of approvals on the request stick, next to `request.toml`
+/// (docs/formats/request.md).
+pub const APPROVALS_DIR: &str = "approvals";
+/// At most this many files in [`APPROVALS_DIR`].
+pub const MAX_APPROVAL_FILES: usize = 255;
+/// An approval file larger than this is not read (one signature is a few hundred bytes).
+pub const MAX_APPROVAL_BYTES: usize = 64 * 1024;
+
+/// One file of the approvals folder: a detached OpenPGP signature over the request file's exact
+/// bytes, binary or ASCII-armored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalFile {
+    /// The file's name in the approvals folder (only to name it on screen: who signed is told
+    /// by the signature, not by the name).
+    pub name: String,
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Reads the approvals folder `dir` (the request stick's [`APPROVALS_DIR`]), in name order. A
+/// missing folder is no approvals. Every entry must be a regular file (not a link or a folder)
+/// of at most [`MAX_APPROVAL_BYTES`], at most [`MAX_APPROVAL_FILES`] of them; the error says
+/// which entry is not.
+pub fn read_approvals(dir: &Path) -> io::Result<Vec<ApprovalFile>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let refuse = |msg: String| io::Error::new(io::ErrorKind::InvalidData, msg);
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let meta = std::fs::symlink_metadata(entry.path())?;
+        if !meta.file_type().is_file() {
+            return Err(refuse(format!(
+                "{APPROVALS_DIR}/{name}: not a regular file; the folder holds only signature files"
+            )));
+        }
+        if meta.len() > MAX_APPROVAL_BYTES as u64 {
+            return Err(refuse(format!(
+                "{APPROVALS_DIR}/{name}: {} bytes; an approval is one signature, at most {MAX_APPROVAL_BYTES} bytes",
+                meta.len()
+            )));
+        }
+        files.push(ApprovalFile {
+            bytes: std::fs::read(entry.path())?,
+            name,
+        });
+        if files.len() > MAX_APPROVAL_FILES {
+            return Err(refuse(format!(
+                "{APPROVALS_DIR}: more than {MAX_APPROVAL_FILES} files"
+            )));
+        }
+    }
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(files)
+}
+
+/// Why one approval file does not count.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotCountedReason {
+    /// Neither a binary OpenPGP signature nor an ASCII-armored one, or its packets do not
+    /// parse; the reason.
+    #[error("not an OpenPGP signature: {0}")]
+    Unreadable(String),
+    /// The file holds something else than exactly one signature packet.
+    #[error("{0}; an approval file holds exactly one detached signature")]
+    NotOneSignature(String),
+    /// The signature is not over a binary document (e.g. a text-mode or clear-text signature).
+    #[error(
+        "a signature of type {typ}: an approval signs the request file's exact bytes (a binary document signature, as `gpg --detach-sign` makes without --textmode)"
+    )]
+    NotBinaryDocument {
+        /// The signature type found.
+        typ: String,
+    },
+    /// No key of any approver's certificate made it.
+    #[error(
+        "not made by an approver: no key of the certificates in the plan's [policy] made it (its issuer: {issuers})"
+    )]
+    NotByAnApprover {
+        /// The issuers the signature names, upper-case hex, joined by ", " (or `unknown`).
+        issuers: String,
+    },
+    /// It names an approver's key as its issuer but does not verify over the request's bytes.
+    #[error(
+        "claims to be by approver {approver:?} but does not verify over the request file's bytes: it was made over other bytes (an edited request?) or altered"
+    )]
+    BadSignature {
+        /// The approver's name.
+        approver: String,
+    },
+    /// It verifies, but Sequoia's standard policy refuses it (e.g. a SHA-1 hash).
+    #[error("approver {approver:?}'s signature is refused by the standard policy: {reason}")]
+    WeakSignature {
+        /// The approver's name.
+        approver: String,
+        /// The policy's reason.
+        reason: String,
+    },
+    /// It verifies, but the approver's certificate or the key that made it is not usable at
+    /// the request time (expired, revoked, not a signing key).
+    #[error(
+        "approver {approver:?}'s certificate {fingerprint} is not usable at the request time: {reason}"
+    )]
+    ApproverKeyNotUsable {
+        /// The approver's name.
+        approver: String,
+        /// The certificate's fingerprint, upper-case hex.
+        fingerprint: String,
+        /// What is wrong: revoked, expired, or the key is no live signing key.
+        reason: String,
+    },
+    /// A good approval by an approver already counted.
+    #[error("approver {approver:?} already approved in {first_file}; each approver counts once")]
+    DuplicateApprover {
+        /// The approver's name.
+        approver: String,
+        /// The file whose approval by them was counted.
+        first_file: String,
+    },
+}
+
+/// An approval file that does not count, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {reason}")]
+pub struct NotCounted {
+    /// The file's name in the approvals folder.
+    pub file: String,
+    /// Why it does not count.
+    pub reason: NotCountedReason,
+}
+
+/// One counted approval: a good signature over the request's bytes by a distinct approver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Approval {
+    /// The file's name in the approvals folder.
+    pub file: String,
+    /// SHA-256 of the file's bytes, for the transcript.
+    pub file_sha256: [u8; 32],
+    /// The approver's index in the plan's `[policy]`, 1-based.
+    pub approver_index: u8,
+    /// The approver's name.
+    pub approver: String,
+    /// The approver certificate's fingerprint, upper-case hex.
+    pub cert_fingerprint: String,
+    /// The signing key's fingerprint, upper-case hex.
+    pub key_fingerprint: String,
+    /// The signature's creation time (Unix seconds), as the signer's clock said.
+    pub signature_time: u32,
+}
+
+/// What [`check_policy`] decided for a request that may go on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Approved {
+    /// The generation plan has no `[policy]`: nobody's approval is needed. A screen says so
+    /// plainly (see the `Display` text).
+    NoPolicy {
+        /// Approval files given anyway, which were not looked at.
+        ignored_files: usize,
+    },
+    /// The plan's policy holds: at least `needed` distinct approvers signed the request.
+    ByPolicy {
+        /// The request's operation.
+        operation: OperationKind,
+        /// The policy's k for it.
+        needed: u8,
+        /// The approvals that count, one per approver, in file name order.
+        approvals: Vec<Approval>,
+        /// The files that do not count, and why (shown, and not needed).
+        not_counted: Vec<NotCounted>,
+    },
+}
+
+impl std::fmt::Display for Approved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Approved::NoPolicy { ignored_files } => {
+                write!(
+                    f,
+                    "no policy: the generation plan has no [policy], so this request needs no approvals"
+                )?;
+                if *ignored_files > 0 {
+                    write!(f, " ({ignored_files} approval file(s) not looked at)")?;
+                }
+                Ok(())
+            }
+            Approved::ByPolicy {
+                operation,
+                needed,
+                approvals,
+                not_counted,
+            } => {
+                let names: Vec<&str> = approvals.iter().map(|a| a.approver.as_str()).collect();
+                write!(
+                    f,
+                    "policy holds: {operation} needs {needed} approver(s); {} approved ({})",
+                    approvals.len(),
+                    names.join(", ")
+                )?;
+                if !not_counted.is_empty() {
+                    write!(f, "; not counted: {}", join(not_counted))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn join(not_counted: &[NotCounted]) -> String {
+    not_counted
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why a request fails the plan's policy.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The bytes given are not the request file the request was read from: approvals are
+    /// checked over the file's exact bytes.
+    #[error(
+        "the bytes given are not the request file that was read (approvals are checked over the request file's exact bytes): read the request and its approvals from the same stick again"
+    )]
+    NotTheRequestBytes,
+    /// More approval files than [`MAX_APPROVAL_FILES`].
+    #[error("{count} approval files; at most {MAX_APPROVAL_FILES} are read: remove the extra ones")]
+    TooManyFiles {
+        /// How many were given.
+        count: usize,
+    },
+    /// The request asks for more than the policy's limit for its operation.
+    #[error(
+        "the request names {found} {what}; the plan's policy allows at most {limit} per {operation} request ({field}): split it into several requests"
+    )]
+    LimitExceeded {
+        /// The request's operation.
+        operation: OperationKind,
+        /// The policy field, e.g. `policy.sign.max_files`.
+        field: &'static str,
+        /// What is counted: `files` or `user IDs`.
+        what: &'static str,
+        /// The policy's limit.
+        limit: usize,
+        /// What the request asks for.
+        found: usize,
+    },
+    /// Fewer distinct approvers than the policy's k signed the request.
+    #[error(
+        "{operation} needs approvals by {needed} distinct approver(s) of the plan's policy; {valid} valid{}",
+        if not_counted.is_empty() { String::new() } else { format!("; not counted: {}", join(not_counted)) }
+    )]
+    TooFewApprovals {
+        /// The request's operation.
+        operation: OperationKind,
+        /// Distinct approvers whose approval is good.
+        valid: usize,
+        /// The policy's k for the operation.
+        needed: u8,
+        /// The files that do not count, and why.
+        not_counted: Vec<NotCounted>,
+    },
+}
+
+/// Checks a request against the generation plan's signing policy, before any card is asked for
+/// (pure: no device, no clock). `request_bytes` are the request file's exact bytes (which must
+/// read back as `request`), `approvals` the files of the approvals folder.
+///
+/// Without a policy the request is allowed and the result says so ([`Approved::NoPolicy`]).
+/// With one, the request must keep the limits of its operation's rule, and at least k distinct
+/// approvers must have made a detached signature over `request_bytes`: a binary document
+/// signature, binary or armored, exactly one per file, that verifies with a key of an
+/// approver's certificate, accepted by the standard policy, by a certificate valid, unrevoked
+/// and alive at the request time whose key is a live signing key then. Each other file is not
+/// counted, with its reason.
+pub fn check_policy(
+    policy: Option<&Policy>,
+    request: &Request,
+    request_bytes: &[u8],
+    approvals: &[ApprovalFile],
+) -> Result<Approved, PolicyError> {
+    let read_back = std::str::from_utf8(request_bytes)
+        .ok()
+        .and_then(|t| Request::parse(t).ok());
+    if read_back.is_none_or(|r| r.hash() != request.hash()) {
+        return Err(PolicyError::NotTheRequestBytes);
+    }
+    let Some(policy) = policy else {
+        return Ok(Approved::NoPolicy {
+            ignored_files: approvals.len(),
+        });
+    };
+    if approvals.len() > MAX_APPROVAL_FILES {
+        return Err(PolicyError::TooManyFiles {
+            count: approvals.len(),
+        });
+    }
+    let operation = request.operation.kind();
+    let rule = policy.rule(operation);
+    let limit = match &request.operation {
+        Operation::Sign { files } => rule
+            .max_files
+            .map(|l| ("policy.sign.max_files", "files", l, files.len())),
+        Operation::Certify(c) => rule.max_user_ids.map(|l| {
+            (
+                "policy.certify.max_user_ids",
+                "user IDs",
+                l,
+                c.user_ids.len(),
+            )
+        }),
+        _ => None,
+    };
+    if let Some((field, what, limit, found)) = limit
+        && found > limit
+    {
+        return Err(PolicyError::LimitExceeded {
+            operation,
+            field,
+            what,
+            limit,
+            found,
+        });
+    }
+
+    let mut counted: Vec<Approval> = Vec::new();
+    let mut not_counted = Vec::new();
+    for file in approvals {
+        match judge_approval(policy, request, request_bytes, file) {
+            Ok(a) => {
+                if let Some(first) = counted
+                    .iter()
+                    .find(|c| c.approver_index == a.approver_index)
+                {
+                    not_counted.push(NotCounted {
+                        file: file.name.clone(),
+                        reason: NotCountedReason::DuplicateApprover {
+                            approver: a.approver,
+                            first_file: first.file.clone(),
+                        },
+                    });
+                } else {
+                    counted.push(a);
+                }
+            }
+            Err(reason) => not_counted.push(NotCounted {
+                file: file.name.clone(),
+                reason,
+            }),
+        }
+    }
+    if counted.len() < usize::from(rule.k) {
+        return Err(PolicyError::TooFewApprovals {
+            operation,
+            valid: counted.len(),
+            needed: rule.k,
+            not_counted,
+        });
+    }
+    Ok(Approved::ByPolicy {
+        operation,
+        needed: rule.k,
+        approvals: counted,
+        not_counted,
+    })
+}
+
+/// One approval file: whose good signature it is, or why it does not count.
+fn judge_approval(
+    policy: &Policy,
+    request: &Request,
+    request_bytes: &[u8],
+    file: &ApprovalFile,
+) -> Result<Approval, NotCountedReason> {
+    use openpgp::Packet;
+    use openpgp::parse::{PacketParser, PacketParserResult};
+    use openpgp::policy::{HashAlgoSecurity, Policy as _, StandardPolicy};
+    use openpgp::types::{RevocationStatus, SignatureType};
+
+    // An OpenPGP packet's first byte has its top bit set; anything else must be armor.
+    let binary = if file.bytes.first().is_some_and(|b| b & 0x80 != 0) {
+        file.bytes.clone()
+    } else {
+        crate::pgp::dearmor(&file.bytes, openpgp::armor::Kind::Signature).map_err(|e| {
+            NotCountedReason::Unreadable(format!(
+                "neither binary nor an armored PGP SIGNATURE block ({e})"
+            ))
+        })?
+    };
+    fn unreadable(e: impl std::fmt::Display) -> NotCountedReason {
+        NotCountedReason::Unreadable(format!("{e:#}"))
+    }
+    let mut packets = Vec::new();
+    let mut ppr = PacketParser::from_bytes(&binary).map_err(unreadable)?;
+    while let PacketParserResult::Some(pp) = ppr {
+        let (packet, next) = pp.next().map_err(unreadable)?;
+        packets.push(packet);
+        ppr = next;
+    }
+    let sig = match packets.as_slice() {
+        [Packet::Signature(s)] => s,
+        [p] => {
+            return Err(NotCountedReason::NotOneSignature(format!(
+                "a {} packet, not a signature",
+                p.tag()
+            )));
+        }
+        _ => {
+            return Err(NotCountedReason::NotOneSignature(format!(
+                "{} packets",
+                packets.len()
+            )));
+        }
+    };
+    if sig.typ() != SignatureType::Binary {
+        return Err(NotCountedReason::NotBinaryDocument {
+            typ: sig.typ().to_string(),
+        });
+    }
+
+    // Who made it: the approver key it verifies with (whether that key may sign at the request
+    // time is judged after). Only the keys the signature names as its issuer are tried (all
+    // approvers' keys if it names none), so a folder of junk costs little.
+    let issuers = sig.get_issuers();
+    let named = |k: &openpgp::KeyHandle| issuers.is_empty() || issuers.iter().any(|i| i.aliases(k));
+    let mut signer = None;
+    let mut claimed = None;
+    'find: for a in &policy.approvers {
+        for c in &a.certs {
+            for ka in c.cert.keys() {
+                if !named(&ka.key().key_handle()) {
+                    continue;
+                }
+                claimed.get_or_insert(a);
+                if sig.verify_message(ka.key(), request_bytes).is_ok() {
+                    signer = Some((a, c, ka.key().fingerprint()));
+                    break 'find;
+                }
+            }
+        }
+    }
+    let Some((approver, cert, key_fingerprint)) = signer else {
+        if let Some(a) = claimed.filter(|_| !issuers.is_empty()) {
+            return Err(NotCountedReason::BadSignature {
+                approver: a.name.clone(),
+            });
+        }
+        return Err(NotCountedReason::NotByAnApprover {
+            issuers: if issuers.is_empty() {
+                "unknown".into()
+            } else {
+                issuers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        });
+    };
+
+    let sp = StandardPolicy::new();
+    sp.signature(sig, HashAlgoSecurity::CollisionResistance)
+        .map_err(|e| NotCountedReason::WeakSignature {
+            approver: approver.name.clone(),
+            reason: format!("{e:#}"),
+        })?;
+    let time = request.time();
+    let not_usable = |reason: String| NotCountedReason::ApproverKeyNotUsable {
+        approver: approver.name.clone(),
+        fingerprint: cert.fingerprint.to_hex(),
+        reason,
+    };
+    let vc = cert
+        .cert
+        .with_policy(&sp, time)
+        .map_err(|e| not_usable(format!("{e:#}")))?;
+    if let RevocationStatus::Revoked(_) = vc.revocation_status() {
+        return Err(not_usable("revoked".into()));
+    }
+    vc.alive()
+        .map_err(|e| not_usable(format!("expired: {e:#}")))?;
+    if !plan::signing_keys(&cert.cert, time)
+        .iter()
+        .any(|k| k.fingerprint() == key_fingerprint)
+    {
+        return Err(not_usable(format!(
+            "the key {key_fingerprint} that made the signature is not a live, unrevoked signing key then"
+        )));
+    }
+    let signature_time = sig
+        .signature_creation_time()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| u32::try_from(d.as_secs()).ok())
+        .unwrap_or(0);
+    Ok(Approval {
+        file: file.name.clone(),
+        file_sha256: kdf::sha256(&file.bytes),
+        approver_index: approver.index,
+        approver: approver.name.clone(),
+        cert_fingerprint: cert.fingerprint.to_hex(),
+        key_fingerprint: key_fingerprint.to_hex(),
+        signature_time,
+    })
 }

@@ -6,6 +6,7 @@
 //! The format is specified in docs/formats/request.md.
 
 use crate::plan::{RawHolder, RawWitness};
+use crate::policy::RawPolicy;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -274,6 +275,8 @@ struct RawReshare {
     holders: Vec<RawHolder>,
     #[serde(rename = "witness", default)]
     witnesses: Vec<RawWitness>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    policy: Option<RawPolicy>,
 }
 
 /// The plan text a `reshare` request stands for: the request's ceremony id and time with the
@@ -348,15 +351,57 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// The operation's kind.
+    pub fn kind(&self) -> OperationKind {
+        match self {
+            Operation::Sign { .. } => OperationKind::Sign,
+            Operation::Certify(_) => OperationKind::Certify,
+            Operation::ProveQuorum { .. } => OperationKind::ProveQuorum,
+            Operation::Reshare { .. } => OperationKind::Reshare,
+            Operation::ReplaceCard { .. } => OperationKind::ReplaceCard,
+        }
+    }
+
     /// The operation's name, as the request's table spells it (one of [`OPERATIONS`]).
     pub fn name(&self) -> &'static str {
-        match self {
-            Operation::Sign { .. } => "sign",
-            Operation::Certify(_) => "certify",
-            Operation::ProveQuorum { .. } => "prove-quorum",
-            Operation::Reshare { .. } => "reshare",
-            Operation::ReplaceCard { .. } => "replace-card",
-        }
+        self.kind().name()
+    }
+}
+
+/// The kinds of operation a request can name (what a plan's `[policy]` gives a rule for).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OperationKind {
+    /// `[sign]`: detached signatures over files.
+    Sign,
+    /// `[certify]`: certify user IDs of a certificate.
+    Certify,
+    /// `[prove-quorum]`: sign a challenge.
+    ProveQuorum,
+    /// `[reshare]`: the same key for new holders.
+    Reshare,
+    /// `[replace-card]`: a new card for one holder.
+    ReplaceCard,
+}
+
+impl OperationKind {
+    /// Every kind, in [`OPERATIONS`] order.
+    pub const ALL: [OperationKind; 5] = [
+        OperationKind::Sign,
+        OperationKind::Certify,
+        OperationKind::ProveQuorum,
+        OperationKind::Reshare,
+        OperationKind::ReplaceCard,
+    ];
+
+    /// The name, as a request's table (and a policy's rule table) spells it.
+    pub fn name(self) -> &'static str {
+        OPERATIONS[self as usize]
+    }
+}
+
+impl std::fmt::Display for OperationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -1315,6 +1360,72 @@ mod tests {
             );
         }
         assert!(Request::parse(&req(&"x".repeat(512))).is_ok());
+    }
+
+    #[test]
+    fn a_reshare_may_carry_a_policy_for_the_new_plan() {
+        let (a, b, c) = (cert(&["A"], None), cert(&["B"], None), cert(&["C"], None));
+        let base = reshare_request(2, &[("Ann", "Ben", &a), ("Ben", "Ann", &b)]);
+        let policy = format!(
+            "[reshare.policy]\n[[reshare.policy.approver]]\nname = \"Cy\"\ncerts = ['''\n{}''']\n\
+             [reshare.policy.sign]\nk = 1\nmax_files = 3\n[reshare.policy.certify]\nk = 1\n\
+             [reshare.policy.prove-quorum]\nk = 1\n[reshare.policy.reshare]\nk = 1\n\
+             [reshare.policy.replace-card]\nk = 1\n",
+            armored(&c)
+        );
+        let text = format!("{base}{policy}");
+        let with = Request::parse(&text).unwrap();
+        let Operation::Reshare { plan } = &with.operation else {
+            panic!("a reshare")
+        };
+        let p = plan.policy.as_ref().expect("the new plan has the policy");
+        assert_eq!(p.approvers[0].name, "Cy");
+        assert_eq!(p.rule(OperationKind::Sign).max_files, Some(3));
+        // The new plan is the plan those tables spell: the same hash as written out directly.
+        let direct = format!(
+            "format = \"sherd-plan/1\"\nceremony_id = \"acme-root-2026\"\ntime = {TIME_STR}\n{}",
+            text.split_once("[reshare]\n")
+                .unwrap()
+                .1
+                .replace("reshare.", "")
+        );
+        assert_eq!(Plan::parse(&direct).unwrap().hash(), plan.hash());
+        // Without it the new plan has none, and the request hash differs.
+        let without = Request::parse(&base).unwrap();
+        let Operation::Reshare { plan: bare } = &without.operation else {
+            panic!("a reshare")
+        };
+        assert!(bare.policy.is_none());
+        assert_ne!(without.hash(), with.hash());
+        // What a reshare does to the policy, said plainly.
+        use crate::policy::PolicyChange;
+        let (old, new) = (plan.policy.as_ref(), bare.policy.as_ref());
+        assert_eq!(PolicyChange::between(old, new), PolicyChange::Dropped);
+        assert!(
+            PolicyChange::between(old, new)
+                .to_string()
+                .contains("DROPS")
+        );
+        assert_eq!(PolicyChange::between(new, old), PolicyChange::Added);
+        assert_eq!(PolicyChange::between(old, old), PolicyChange::Kept);
+        assert_eq!(PolicyChange::between(new, new), PolicyChange::NoneBefore);
+        assert!(matches!(
+            err(&text.replace("[reshare.policy.reshare]\nk = 1\n", "")),
+            RequestError::Reshare(PlanError::Policy { ref field, .. }) if field == "policy.reshare"
+        ));
+        let changed = Request::parse(&text.replace("max_files = 3", "max_files = 4")).unwrap();
+        let Operation::Reshare { plan: other } = &changed.operation else {
+            panic!("a reshare")
+        };
+        assert_eq!(
+            PolicyChange::between(old, other.policy.as_ref()),
+            PolicyChange::Changed
+        );
+        // Its refusals are the plan's.
+        assert!(matches!(
+            err(&format!("{base}{}", policy.replace("k = 1\nmax_files", "k = 2\nmax_files"))),
+            RequestError::Reshare(PlanError::Policy { ref field, .. }) if field == "policy.sign.k"
+        ));
     }
 
     #[test]
