@@ -1,0 +1,2031 @@
+#!/usr/bin/env python3
+"""An independent verifier for a sherd generation ceremony's output folder.
+
+    python3 sherd_verify.py <ceremony folder> [--shares FILE ...]
+
+Written from sherd's format documents (docs/formats/*.md), not from its code, so that an
+auditor can check a ceremony without trusting sherd's Rust. It needs Python 3.11 or later
+(tomllib) and the `cryptography` package (Debian: python3-cryptography), nothing else: it
+parses the OpenPGP packets it needs itself (RFC 4880 / RFC 9580).
+
+It prints `PASS <folder>` and the values to compare with the witnesses' notes, or
+`FAIL <folder>: <the first failed check>`, in the wording of sherd's own `sherd-verify`.
+Exit status 0 on PASS, 1 on FAIL, 2 on a usage error.
+
+With `--shares`, each FILE is a decrypted share envelope (the plaintext of
+docs/formats/share-envelope.md, as a recovery obtains it from a location card); the shares are
+recombined by Lagrange interpolation over GF(2^8) (polynomial 0x11b), and the result checked
+against the envelopes' commitment and the root certificate's fingerprint (docs/formats/keys.md).
+
+Sections:
+  1. Failures (the named reasons a folder is refused)
+  2. PGP word list
+  3. OpenPGP: armor, packets, keys, signatures, certificates
+  4. The transcript (hash chain, fields, core records)
+  5. The plan (canonical hash)
+  6. The shard file
+  7. The folder checks, in sherd-verify's order
+  8. Shares: envelopes, GF(2^8), recombination, root key derivation
+  9. Command line
+"""
+
+import base64
+import datetime
+import hashlib
+import hmac
+import itertools
+import math
+import os
+import struct
+import sys
+import tomllib
+import unicodedata
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+
+# =============================================================================================
+# 1. Failures
+# =============================================================================================
+
+
+class Failure(Exception):
+    """The first failed check. `code` names the kind of failure (for tests and scripts);
+    str() is the message, worded like sherd-verify's."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+def unreadable(path, why):
+    return Failure("unreadable", f"{path}: cannot read: {why}")
+
+
+def transcript_error(path, why):
+    return Failure("transcript", f"{path}: {why}")
+
+
+def invalid(path, reason):
+    return Failure("invalid", f"{path}: {reason}")
+
+
+def mismatch(what, expected_from, expected, found):
+    return Failure("mismatch", f"{what}: {expected_from} says {expected}, found {found}")
+
+
+def missing_record(why):
+    return Failure("missing-record", f"transcript.txt: {why}")
+
+
+def bad_record(seq, kind, reason):
+    return Failure("bad-record", f"transcript.txt record {seq} ({kind}): {reason}")
+
+
+def rec_name(seq, kind):
+    return f"transcript.txt record {seq} ({kind})"
+
+
+# =============================================================================================
+# 2. PGP word list (Juola and Zimmermann, 1995): byte value -> word; even positions use the
+#    two-syllable list, odd positions the three-syllable list.
+# =============================================================================================
+
+EVEN_WORDS = (
+    "aardvark absurd accrue acme adrift adult afflict ahead aimless Algol allow alone ammo "
+    "ancient apple artist assume Athens atlas Aztec baboon backfield backward banjo "
+    "beaming bedlamp beehive beeswax befriend Belfast berserk billiard bison blackjack "
+    "blockade blowtorch bluebird bombast bookshelf brackish breadline breakup brickyard "
+    "briefcase Burbank button buzzard cement chairlift chatter checkup chisel choking "
+    "chopper Christmas clamshell classic classroom cleanup clockwork cobra commence "
+    "concert cowbell crackdown cranky crowfoot crucial crumpled crusade cubic dashboard "
+    "deadbolt deckhand dogsled dragnet drainage dreadful drifter dropper drumbeat drunken "
+    "Dupont dwelling eating edict egghead eightball endorse endow enlist erase escape "
+    "exceed eyeglass eyetooth facial fallout flagpole flatfoot flytrap fracture framework "
+    "freedom frighten gazelle Geiger glitter glucose goggles goldfish gremlin guidance "
+    "hamlet highchair hockey indoors indulge inverse involve island jawbone keyboard "
+    "kickoff kiwi klaxon locale lockup merit minnow miser Mohawk mural music necklace "
+    "Neptune newborn nightbird Oakland obtuse offload optic orca payday peachy pheasant "
+    "physique playhouse Pluto preclude prefer preshrunk printer prowler pupil puppy python "
+    "quadrant quiver quota ragtime ratchet rebirth reform regain reindeer rematch repay "
+    "retouch revenge reward rhythm ribcage ringbolt robust rocker ruffled sailboat sawdust "
+    "scallion scenic scorecard Scotland seabird select sentence shadow shamrock showgirl "
+    "skullcap skydive slingshot slowdown snapline snapshot snowcap snowslide solo "
+    "southward soybean spaniel spearhead spellbind spheroid spigot spindle spyglass "
+    "stagehand stagnate stairway standard stapler steamship sterling stockman stopwatch "
+    "stormy sugar surmount suspense sweatband swelter tactics talon tapeworm tempest tiger "
+    "tissue tonic topmost tracker transit trauma treadmill Trojan trouble tumor tunnel "
+    "tycoon uncut unearth unwind uproot upset upshot vapor village virus Vulcan waffle "
+    "wallet watchword wayside willow woodlark Zulu"
+).split()
+ODD_WORDS = (
+    "adroitness adviser aftermath aggregate alkali almighty amulet amusement antenna "
+    "applicant Apollo armistice article asteroid Atlantic atmosphere autopsy Babylon "
+    "backwater barbecue belowground bifocals bodyguard bookseller borderline bottomless "
+    "Bradbury bravado Brazilian breakaway Burlington businessman butterfat Camelot "
+    "candidate cannonball Capricorn caravan caretaker celebrate cellulose certify "
+    "chambermaid Cherokee Chicago clergyman coherence combustion commando company "
+    "component concurrent confidence conformist congregate consensus consulting corporate "
+    "corrosion councilman crossover crucifix cumbersome customer Dakota decadence December "
+    "decimal designing detector detergent determine dictator dinosaur direction disable "
+    "disbelief disruptive distortion document embezzle enchanting enrollment enterprise "
+    "equation equipment escapade Eskimo everyday examine existence exodus fascinate "
+    "filament finicky forever fortitude frequency gadgetry Galveston getaway glossary "
+    "gossamer graduate gravity guitarist hamburger Hamilton handiwork hazardous headwaters "
+    "hemisphere hesitate hideaway holiness hurricane hydraulic impartial impetus inception "
+    "indigo inertia infancy inferno informant insincere insurgent integrate intention "
+    "inventive Istanbul Jamaica Jupiter leprosy letterhead liberty maritime matchmaker "
+    "maverick Medusa megaton microscope microwave midsummer millionaire miracle misnomer "
+    "molasses molecule Montana monument mosquito narrative nebula newsletter Norwegian "
+    "October Ohio onlooker opulent Orlando outfielder Pacific pandemic Pandora paperweight "
+    "paragon paragraph paramount passenger pedigree Pegasus penetrate perceptive "
+    "performance pharmacy phonetic photograph pioneer pocketful politeness positive potato "
+    "processor provincial proximate puberty publisher pyramid quantity racketeer rebellion "
+    "recipe recover repellent replica reproduce resistor responsive retraction retrieval "
+    "retrospect revenue revival revolver sandalwood sardonic Saturday savagery scavenger "
+    "sensation sociable souvenir specialist speculate stethoscope stupendous supportive "
+    "surrender suspicious sympathy tambourine telephone therapist tobacco tolerance "
+    "tomorrow torpedo tradition travesty trombonist truncated typewriter ultimate "
+    "undaunted underfoot unicorn unify universe unravel upcoming vacancy vagabond vertigo "
+    "Virginia visitor vocalist voyager warranty Waterloo whimsical Wichita Wilmington "
+    "Wyoming yesteryear Yucatan"
+).split()
+assert len(EVEN_WORDS) == 256 and len(ODD_WORDS) == 256
+
+
+def pgp_words(data):
+    return " ".join((EVEN_WORDS if i % 2 == 0 else ODD_WORDS)[b] for i, b in enumerate(data))
+
+
+# =============================================================================================
+# 3. OpenPGP (RFC 4880, RFC 9580): only what a sherd folder needs.
+# =============================================================================================
+
+
+class PgpError(Exception):
+    pass
+
+
+def crc24(data):
+    crc = 0xB704CE
+    for b in data:
+        crc ^= b << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+    return crc & 0xFFFFFF
+
+
+def dearmor(text, kind):
+    """The binary bytes of one ASCII-armored block of `kind` (e.g. "PGP SIGNATURE"); checks
+    the CRC-24 when present. Anything outside the block is ignored."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("ascii")
+        except UnicodeDecodeError:
+            raise PgpError("armor is not ASCII")
+    lines = [line.rstrip("\r\n \t") for line in text.splitlines()]
+    begin, end = f"-----BEGIN {kind}-----", f"-----END {kind}-----"
+    if begin not in lines:
+        raise PgpError(f"no {begin} line")
+    i = lines.index(begin) + 1
+    while i < len(lines) and lines[i] != "":  # armor headers (Comment: ...), then a blank line
+        if ": " not in lines[i]:
+            break
+        i += 1
+    if i < len(lines) and lines[i] == "":
+        i += 1
+    body, checksum = [], None
+    while True:
+        if i >= len(lines):
+            raise PgpError(f"no {end} line (truncated?)")
+        line = lines[i]
+        if line == end:
+            break
+        if line.startswith("=") and len(line) == 5:
+            checksum = line[1:]
+        else:
+            body.append(line)
+        i += 1
+    try:
+        data = base64.b64decode("".join(body), validate=True)
+    except ValueError as e:
+        raise PgpError(f"bad base64 in armor: {e}")
+    if checksum is not None:
+        try:
+            want = int.from_bytes(base64.b64decode(checksum, validate=True), "big")
+        except ValueError:
+            raise PgpError("bad armor checksum line")
+        if crc24(data) != want:
+            raise PgpError("armor checksum (CRC-24) does not match")
+    if not data:
+        raise PgpError("empty armored block")
+    return data
+
+
+TAG_PKESK, TAG_SIG, TAG_OPS, TAG_SECKEY, TAG_PUBKEY, TAG_SECSUB = 1, 2, 4, 5, 6, 7
+TAG_COMPRESSED, TAG_LITERAL, TAG_TRUST, TAG_UID, TAG_PUBSUB, TAG_UATTR = 8, 11, 12, 13, 14, 17
+TAG_SEIPD = 18
+
+
+def packets(data):
+    """Splits binary OpenPGP data into (tag, body) pairs; handles both header formats and
+    partial body lengths (RFC 4880 section 4.2)."""
+    out, pos = [], 0
+    while pos < len(data):
+        ctb = data[pos]
+        pos += 1
+        if not ctb & 0x80:
+            raise PgpError(f"not an OpenPGP packet header at byte {pos - 1}")
+        if ctb & 0x40:  # new format
+            tag = ctb & 0x3F
+            body = b""
+            while True:
+                if pos >= len(data):
+                    raise PgpError("truncated packet header")
+                o = data[pos]
+                if o < 192:
+                    n, pos, partial = o, pos + 1, False
+                elif o < 224:
+                    if pos + 1 >= len(data):
+                        raise PgpError("truncated packet header")
+                    n, pos, partial = ((o - 192) << 8) + data[pos + 1] + 192, pos + 2, False
+                elif o == 255:
+                    if pos + 5 > len(data):
+                        raise PgpError("truncated packet header")
+                    n, pos, partial = struct.unpack(">I", data[pos + 1 : pos + 5])[0], pos + 5, False
+                else:
+                    n, pos, partial = 1 << (o & 0x1F), pos + 1, True
+                if pos + n > len(data):
+                    raise PgpError(f"packet (tag {tag}) is truncated")
+                body += data[pos : pos + n]
+                pos += n
+                if not partial:
+                    break
+        else:  # old format
+            tag, ltype = (ctb >> 2) & 0x0F, ctb & 0x03
+            if ltype == 3:
+                n = len(data) - pos
+            else:
+                size = (1, 2, 4)[ltype]
+                if pos + size > len(data):
+                    raise PgpError("truncated packet header")
+                n = int.from_bytes(data[pos : pos + size], "big")
+                pos += size
+            if pos + n > len(data):
+                raise PgpError(f"packet (tag {tag}) is truncated")
+            body = data[pos : pos + n]
+            pos += n
+        out.append((tag, body))
+    return out
+
+
+def read_mpi(buf, pos):
+    if pos + 2 > len(buf):
+        raise PgpError("truncated MPI")
+    bits = struct.unpack(">H", buf[pos : pos + 2])[0]
+    n = (bits + 7) // 8
+    if pos + 2 + n > len(buf):
+        raise PgpError("truncated MPI")
+    return buf[pos + 2 : pos + 2 + n], pos + 2 + n
+
+
+OID_ED25519 = bytes.fromhex("2B06010401DA470F01")
+OID_CV25519 = bytes.fromhex("2B060104019755010501")
+OID_NIST = {
+    bytes.fromhex("2A8648CE3D030107"): ec.SECP256R1(),
+    bytes.fromhex("2B81040022"): ec.SECP384R1(),
+    bytes.fromhex("2B81040023"): ec.SECP521R1(),
+}
+ALGO_RSA, ALGO_RSA_S, ALGO_ECDH, ALGO_ECDSA, ALGO_EDDSA = 1, 3, 18, 19, 22
+ALGO_X25519, ALGO_ED25519 = 25, 27
+
+
+class Key:
+    """A v4 public key or subkey packet: its body (what the fingerprint covers) and the parts
+    this verifier uses."""
+
+    def __init__(self, body):
+        if len(body) < 6 or body[0] != 4:
+            raise PgpError(f"key packet version {body[0] if body else '?'}: only v4 is read")
+        self.body = body
+        self.created = struct.unpack(">I", body[1:5])[0]
+        self.algo = body[5]
+        self.fingerprint = hashlib.sha1(
+            b"\x99" + struct.pack(">H", len(body)) + body
+        ).hexdigest().upper()
+        self.keyid = self.fingerprint[-16:]
+        self.curve = None  # "ed25519", "cv25519", "nist", or None
+        self.verifier = None  # a cryptography public key able to verify, if supported
+        rest = body[6:]
+        if self.algo in (ALGO_EDDSA, ALGO_ECDH, ALGO_ECDSA):
+            n = rest[0]
+            oid, pos = rest[1 : 1 + n], 1 + n
+            point, pos = read_mpi(rest, pos)
+            if self.algo == ALGO_EDDSA and oid == OID_ED25519:
+                if len(point) != 33 or point[0] != 0x40:
+                    raise PgpError("Ed25519 point is not 0x40 || 32 bytes")
+                self.curve = "ed25519"
+                self.verifier = Ed25519PublicKey.from_public_bytes(point[1:])
+            elif self.algo == ALGO_ECDH and oid == OID_CV25519:
+                if len(point) != 33 or point[0] != 0x40:
+                    raise PgpError("Cv25519 point is not 0x40 || 32 bytes")
+                self.curve = "cv25519"
+                self.point = point[1:]
+                kdf = rest[pos : pos + 4]
+                if len(kdf) != 4 or kdf[0] != 3 or kdf[1] != 1:
+                    raise PgpError("ECDH KDF parameters malformed")
+                self.kdf = (kdf[2], kdf[3])
+            elif self.algo == ALGO_ECDSA and oid in OID_NIST:
+                self.curve = "nist"
+                self.verifier = ec.EllipticCurvePublicKey.from_encoded_point(OID_NIST[oid], point)
+        elif self.algo == ALGO_ED25519:
+            self.curve = "ed25519"
+            self.verifier = Ed25519PublicKey.from_public_bytes(rest[:32])
+        elif self.algo == ALGO_X25519:
+            self.curve = "cv25519"
+        elif self.algo in (ALGO_RSA, ALGO_RSA_S):
+            n, pos = read_mpi(rest, 0)
+            e, _ = read_mpi(rest, pos)
+            self.verifier = rsa.RSAPublicNumbers(
+                int.from_bytes(e, "big"), int.from_bytes(n, "big")
+            ).public_key()
+
+    def hash_material(self):
+        return b"\x99" + struct.pack(">H", len(self.body)) + self.body
+
+
+HASHES = {  # hash algorithm id -> (hashlib name, cryptography hash); SHA-1 and MD5 refused
+    8: ("sha256", hashes.SHA256()),
+    9: ("sha384", hashes.SHA384()),
+    10: ("sha512", hashes.SHA512()),
+    11: ("sha224", hashes.SHA224()),
+    12: ("sha3_256", hashes.SHA3_256()),
+    14: ("sha3_512", hashes.SHA3_512()),
+}
+
+SUB_CREATED, SUB_SIG_EXPIRES, SUB_REVOCABLE, SUB_KEY_EXPIRES = 2, 3, 7, 9
+SUB_ISSUER, SUB_NOTATION, SUB_PRIMARY_UID, SUB_KEY_FLAGS = 16, 20, 25, 27
+SUB_EMBEDDED, SUB_ISSUER_FPR = 32, 33
+KNOWN_CRITICAL = {2, 3, 4, 5, 7, 9, 11, 16, 20, 21, 22, 23, 25, 27, 30, 31, 32, 33, 34, 35}
+
+
+def subpackets(area):
+    out, pos = [], 0
+    while pos < len(area):
+        o = area[pos]
+        if o < 192:
+            n, pos = o, pos + 1
+        elif o < 255:
+            if pos + 1 >= len(area):
+                raise PgpError("truncated subpacket length")
+            n, pos = ((o - 192) << 8) + area[pos + 1] + 192, pos + 2
+        else:
+            n, pos = struct.unpack(">I", area[pos + 1 : pos + 5])[0], pos + 5
+        if n == 0 or pos + n > len(area):
+            raise PgpError("subpacket overruns its area")
+        typ = area[pos]
+        out.append((typ & 0x7F, bool(typ & 0x80), area[pos + 1 : pos + n]))
+        pos += n
+    return out
+
+
+class Signature:
+    """A v4 signature packet."""
+
+    def __init__(self, body):
+        if len(body) < 6 or body[0] != 4:
+            raise PgpError(
+                f"signature packet version {body[0] if body else '?'}: only v4 is read"
+            )
+        self.body = body
+        self.type, self.algo, self.hash_algo = body[1], body[2], body[3]
+        hlen = struct.unpack(">H", body[4:6])[0]
+        self.hashed_part = body[: 6 + hlen]
+        if len(self.hashed_part) != 6 + hlen:
+            raise PgpError("signature truncated in its hashed subpackets")
+        self.hashed = subpackets(body[6 : 6 + hlen])
+        pos = 6 + hlen
+        ulen = struct.unpack(">H", body[pos : pos + 2])[0]
+        self.unhashed = subpackets(body[pos + 2 : pos + 2 + ulen])
+        pos += 2 + ulen
+        self.left16 = body[pos : pos + 2]
+        pos += 2
+        self.mpis = []
+        if self.algo == ALGO_ED25519:
+            self.mpis = [body[pos : pos + 64]]
+            pos += 64
+        else:
+            while pos < len(body):
+                m, pos = read_mpi(body, pos)
+                self.mpis.append(m)
+        self.unknown_critical = [t for t, c, _ in self.hashed if c and t not in KNOWN_CRITICAL]
+
+    def hashed_sub(self, typ):
+        for t, _, v in self.hashed:
+            if t == typ:
+                return v
+        return None
+
+    def sub(self, typ):
+        v = self.hashed_sub(typ)
+        if v is not None:
+            return v
+        for t, _, v in self.unhashed:
+            if t == typ:
+                return v
+        return None
+
+    @property
+    def created(self):
+        v = self.hashed_sub(SUB_CREATED)
+        return struct.unpack(">I", v)[0] if v and len(v) == 4 else None
+
+    def expires_at(self):
+        v = self.hashed_sub(SUB_SIG_EXPIRES)
+        if not v or struct.unpack(">I", v)[0] == 0:
+            return None
+        return self.created + struct.unpack(">I", v)[0]
+
+    def key_expiry_offset(self):
+        v = self.hashed_sub(SUB_KEY_EXPIRES)
+        if not v or struct.unpack(">I", v)[0] == 0:
+            return None
+        return struct.unpack(">I", v)[0]
+
+    def key_flags(self):
+        v = self.hashed_sub(SUB_KEY_FLAGS)
+        return v[0] if v else None
+
+    def issuers(self):
+        """Fingerprints (40 hex) and key IDs (16 hex) this signature names as its issuer."""
+        out = set()
+        for t, _, v in self.hashed + self.unhashed:
+            if t == SUB_ISSUER_FPR and len(v) == 21 and v[0] == 4:
+                out.add(v[1:].hex().upper())
+                out.add(v[1:].hex().upper()[-16:])
+            elif t == SUB_ISSUER and len(v) == 8:
+                out.add(v.hex().upper())
+        return out
+
+    def check(self, key, data):
+        """Whether this signature by `key` verifies over `data` (the bytes hashed before the
+        signature's own trailer). Returns None when good, else why not."""
+        if self.hash_algo not in HASHES:
+            return f"hash algorithm {self.hash_algo} is not accepted (SHA-1/MD5 or unknown)"
+        if self.unknown_critical:
+            return f"unknown critical subpacket(s) {self.unknown_critical}"
+        if self.created is None:
+            return "no signature creation time in its hashed area"
+        name, chash = HASHES[self.hash_algo]
+        trailer = b"\x04\xff" + struct.pack(">I", len(self.hashed_part))
+        digest = hashlib.new(name, data + self.hashed_part + trailer).digest()
+        if digest[:2] != self.left16:
+            return "the digest does not match the signature's 16-bit check value"
+        if key.verifier is None:
+            return f"key algorithm {key.algo} cannot be verified here"
+        try:
+            if isinstance(key.verifier, Ed25519PublicKey):
+                if self.algo == ALGO_EDDSA and len(self.mpis) == 2:
+                    sig = b"".join(m.rjust(32, b"\0") for m in self.mpis)
+                elif self.algo == ALGO_ED25519 and len(self.mpis[0]) == 64:
+                    sig = self.mpis[0]
+                else:
+                    return "not an Ed25519 signature"
+                key.verifier.verify(sig, digest)  # legacy EdDSA signs the digest
+            elif isinstance(key.verifier, rsa.RSAPublicKey):
+                if self.algo not in (ALGO_RSA, ALGO_RSA_S) or len(self.mpis) != 1:
+                    return "not an RSA signature"
+                size = (key.verifier.key_size + 7) // 8
+                key.verifier.verify(
+                    self.mpis[0].rjust(size, b"\0"), digest, padding.PKCS1v15(),
+                    utils.Prehashed(chash),
+                )
+            elif isinstance(key.verifier, ec.EllipticCurvePublicKey):
+                if self.algo != ALGO_ECDSA or len(self.mpis) != 2:
+                    return "not an ECDSA signature"
+                r, s = (int.from_bytes(m, "big") for m in self.mpis)
+                key.verifier.verify(
+                    utils.encode_dss_signature(r, s), digest, ec.ECDSA(utils.Prehashed(chash))
+                )
+            else:
+                return "unsupported key"
+        except InvalidSignature:
+            return "bad signature (the key did not make it over these bytes)"
+        return None
+
+
+def uid_material(uid):
+    return b"\xb4" + struct.pack(">I", len(uid)) + uid
+
+
+FLAG_CERTIFY, FLAG_SIGN, FLAG_ENCRYPT_COMMS, FLAG_ENCRYPT_STORAGE = 0x01, 0x02, 0x04, 0x08
+
+
+class Cert:
+    """An OpenPGP certificate (transferable public key): a primary key, user IDs and subkeys,
+    each with its signatures."""
+
+    def __init__(self, data):
+        pk = packets(data)
+        if not pk or pk[0][0] not in (TAG_PUBKEY, TAG_SECKEY):
+            raise PgpError("does not start with a public key packet")
+        self.has_secret = any(t in (TAG_SECKEY, TAG_SECSUB) for t, _ in pk)
+        if self.has_secret:
+            raise PgpError("contains secret key material")
+        self.primary = Key(pk[0][1])
+        self.direct = []  # signatures on the primary key
+        self.uids = []  # [uid bytes, [signatures]]
+        self.subkeys = []  # [Key, [signatures]]
+        current = self.direct
+        for tag, body in pk[1:]:
+            if tag == TAG_SIG:
+                current.append(Signature(body))
+            elif tag == TAG_UID:
+                self.uids.append((body, []))
+                current = self.uids[-1][1]
+            elif tag == TAG_UATTR:
+                current = []  # user attributes: not used
+            elif tag == TAG_PUBSUB:
+                self.subkeys.append((Key(body), []))
+                current = self.subkeys[-1][1]
+            elif tag == TAG_TRUST:
+                continue
+            elif tag in (TAG_PUBKEY, TAG_SECKEY):
+                raise PgpError("more than one certificate")
+            else:
+                raise PgpError(f"unexpected packet (tag {tag}) in a certificate")
+
+    @property
+    def fingerprint(self):
+        return self.primary.fingerprint
+
+    def _by_primary(self, sig):
+        ids = sig.issuers()
+        return not ids or self.primary.fingerprint in ids or self.primary.keyid in ids
+
+    def _newest_valid(self, sigs, types, material, t):
+        """The newest signature of `types` by the primary key over `material`, made at or
+        before t and not expired at t; None if there is none."""
+        best = None
+        for s in sigs:
+            if s.type not in types or not self._by_primary(s):
+                continue
+            if s.created is None or s.created > t:
+                continue
+            exp = s.expires_at()
+            if exp is not None and exp <= t:
+                continue
+            if s.check(self.primary, material) is not None:
+                continue
+            if best is None or s.created > best.created:
+                best = s
+        return best
+
+    def _revoked(self, sigs, typ, material, t):
+        return any(
+            s.type == typ and self._by_primary(s) and s.created is not None and s.created <= t
+            and s.check(self.primary, material) is None
+            for s in sigs
+        )
+
+    def primary_binding(self, t):
+        """The self-signature that gives the primary key its flags and expiry at t: the
+        primary user ID's newest certification, else any user ID's, else the direct-key
+        signature. Raises PgpError when the primary key is not valid at t."""
+        pm = self.primary.hash_material()
+        if self.primary.created > t:
+            raise PgpError("the primary key is created after the time it is checked at")
+        if self._revoked(self.direct, 0x20, pm, t):
+            raise PgpError("the primary key is revoked")
+        direct = self._newest_valid(self.direct, (0x1F,), pm, t)
+        best, best_primary = None, False
+        for uid, sigs in self.uids:
+            s = self._newest_valid(sigs, (0x10, 0x11, 0x12, 0x13), pm + uid_material(uid), t)
+            if s is None or self._revoked(sigs, 0x30, pm + uid_material(uid), t):
+                continue
+            is_primary = bool(s.hashed_sub(SUB_PRIMARY_UID) == b"\x01")
+            if best is None or (is_primary, s.created) > (best_primary, best.created):
+                best, best_primary = s, is_primary
+        binding = best or direct
+        if binding is None:
+            raise PgpError("the primary key has no valid self-signature")
+        for s in (binding, direct):
+            off = s.key_expiry_offset() if s is not None else None
+            if off is not None and self.primary.created + off <= t:
+                raise PgpError("the primary key has expired")
+        return binding, direct
+
+    def primary_flags(self, t):
+        binding, direct = self.primary_binding(t)
+        flags = binding.key_flags()
+        if flags is None and direct is not None:
+            flags = direct.key_flags()
+        return flags or 0
+
+    def live_keys(self, t, wanted):
+        """The keys (primary or subkeys) live and unrevoked at t with a key flag in `wanted`,
+        as Sequoia's standard policy selects them (simplified: see the README)."""
+        out = []
+        if self.primary_flags(t) & wanted:
+            out.append(self.primary)
+        pm = self.primary.hash_material()
+        for key, sigs in self.subkeys:
+            material = pm + key.hash_material()
+            if key.created > t or self._revoked(sigs, 0x28, material, t):
+                continue
+            s = self._newest_valid(sigs, (0x18,), material, t)
+            if s is None:
+                continue
+            off = s.key_expiry_offset()
+            if off is not None and key.created + off <= t:
+                continue
+            flags = s.key_flags() or 0
+            if not flags & wanted:
+                continue
+            if flags & FLAG_SIGN:
+                # A signing subkey must sign back the binding (primary key binding, 0x19).
+                back = s.sub(SUB_EMBEDDED)
+                try:
+                    back = Signature(back) if back else None
+                except PgpError:
+                    back = None
+                if back is None or back.type != 0x19 or back.check(key, material) is not None:
+                    continue
+            out.append(key)
+        return out
+
+    def encryption_keys(self, t):
+        return [
+            k
+            for k in self.live_keys(t, FLAG_ENCRYPT_COMMS | FLAG_ENCRYPT_STORAGE)
+            if k.algo in (ALGO_ECDH, ALGO_X25519, ALGO_RSA, 2)
+        ]
+
+    def signing_keys(self, t):
+        return self.live_keys(t, FLAG_SIGN)
+
+
+def parse_armored_cert(text):
+    return Cert(dearmor(text, "PGP PUBLIC KEY BLOCK"))
+
+
+def message_recipients(binary):
+    """The key IDs (16 upper-case hex) of a message's PKESK packets, in order."""
+    out = []
+    for tag, body in packets(binary):
+        if tag == TAG_PKESK:
+            if not body or body[0] != 3:
+                raise PgpError(f"PKESK version {body[0] if body else '?'}: only v3 is read")
+            out.append(body[1:9].hex().upper())
+        elif tag == TAG_SEIPD:
+            break
+    return out
+
+
+def one_signature_packet(binary):
+    pk = packets(binary)
+    if len(pk) != 1 or pk[0][0] != TAG_SIG:
+        found = ", ".join(f"tag {t}" for t, _ in pk) or "nothing"
+        raise PgpError(f"expected exactly one signature packet, found {found}")
+    return Signature(pk[0][1])
+
+
+# =============================================================================================
+# 4. The transcript (docs/formats/transcript.md)
+# =============================================================================================
+
+HEADER_V2, HEADER_V1 = "sherd-transcript/2", "sherd-transcript/1"
+MAX_VALUE_LEN = 4096
+HEX = "0123456789abcdef"
+UPPER_HEX = "0123456789ABCDEF"
+
+
+def valid_kind(kind):
+    return (
+        0 < len(kind) <= 64
+        and all(c in "abcdefghijklmnopqrstuvwxyz0123456789._-" for c in kind)
+        and kind[0].isascii() and kind[0].isalnum()
+    )
+
+
+def valid_key(key):
+    return (
+        len(key) > 0
+        and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in key)
+        and key[0] != "-"
+    )
+
+
+def is_bare(value):
+    return len(value) > 0 and all(0x21 <= ord(c) <= 0x7E and c not in '"\\=' for c in value)
+
+
+def is_control(c):
+    return unicodedata.category(c) == "Cc"
+
+
+class FieldError(Exception):
+    pass
+
+
+def parse_fields(text):
+    """A record value as its list of (key, value) fields: one spelling per value, quoting only
+    where needed, single spaces between fields."""
+    fields, rest = [], text
+    while True:
+        eq = rest.find("=")
+        if eq < 0:
+            raise FieldError(f"expected key=value at {rest!r}")
+        key = rest[:eq]
+        if not valid_key(key):
+            raise FieldError(f"invalid field key {key!r}")
+        rest = rest[eq + 1 :]
+        if rest.startswith('"'):
+            v, i = [], 1
+            while True:
+                if i >= len(rest):
+                    raise FieldError(f"{key}: unterminated quoted value")
+                c = rest[i]
+                if c == '"':
+                    break
+                if c == "\\":
+                    if i + 1 < len(rest) and rest[i + 1] in '"\\':
+                        v.append(rest[i + 1])
+                        i += 2
+                        continue
+                    raise FieldError(f'{key}: only \\" and \\\\ are escapes')
+                v.append(c)
+                i += 1
+            value = "".join(v)
+            if is_bare(value):
+                raise FieldError(f"{key}: {value!r} must be written without quotes")
+            rest = rest[i + 1 :]
+        else:
+            end = rest.find(" ")
+            end = len(rest) if end < 0 else end
+            value = rest[:end]
+            if not is_bare(value):
+                raise FieldError(f"{key}: {value!r} must be quoted (or is empty)")
+            rest = rest[end:]
+        fields.append((key, value))
+        if rest == "":
+            return fields
+        if not rest.startswith(" ") or rest[1:] == "" or rest[1:].startswith(" "):
+            raise FieldError("fields are separated by single spaces")
+        rest = rest[1:]
+
+
+def dec(text):
+    """A decimal number without sign or leading zeros, or None."""
+    if text.isascii() and text.isdigit() and str(int(text)) == text:
+        return int(text)
+    return None
+
+
+def is_hash32(text):
+    return len(text) == 64 and all(c in HEX for c in text)
+
+
+def is_fpr(text):
+    return len(text) == 40 and all(c in UPPER_HEX for c in text)
+
+
+# The core's record kinds, their fields in order, and each field's type.
+def _u8(v):
+    n = dec(v)
+    return n if n is not None and n <= 255 else None
+
+
+def _num(v):
+    return dec(v)
+
+
+def _text(v):
+    return v
+
+
+def _hash(v):
+    return v if is_hash32(v) else None
+
+
+def _fpr(v):
+    return v if is_fpr(v) else None
+
+
+def _fprs(v):
+    parts = v.split(",")
+    return parts if all(is_fpr(p) for p in parts) else None
+
+
+def _ok(v):
+    return v if v == "ok" else None
+
+
+def _total(v):
+    if v == "over-2^128":
+        return v
+    n = dec(v)
+    return n if n is not None and n < 2**128 - 1 else None
+
+
+def _policy(v):
+    return v if v in ("all", "cyclic-windows+random") else None
+
+
+WHAT = {
+    _u8: "a decimal number", _num: "a decimal number", _text: "text",
+    _hash: "64 lower-case hex digits", _fpr: "a fingerprint, 40 upper-case hex digits",
+    _fprs: "fingerprints separated by commas", _ok: "ok",
+    _total: "a decimal number or over-2^128", _policy: "all or cyclic-windows+random",
+}
+
+CORE_FIELDS = {
+    "ceremony.plan": [("id", _text), ("time", _text), ("threshold", _u8), ("holders", _num),
+                      ("witnesses", _num)],
+    "plan.hash": _hash,
+    "root.fingerprint": _fpr,
+    "location.cert": [("holder", _u8), ("fingerprint", _fpr), ("subkey", _fpr)],
+    "share.sealed": [("holder", _u8), ("sha256", _hash)],
+    "card.provisioned": [("holder", _u8), ("card", _u8), ("serial", _text), ("location", _fpr),
+                         ("test-decrypt", _ok)],
+    "pins.sealed": [("holder", _u8), ("sha256", _hash), ("recipients", _fprs)],
+    "verify.subsets": [("checked", _num), ("total", _total), ("policy", _policy)],
+    "verify.self-test": [("nonce", _hash), ("result", _ok)],
+    "output.file": [("path", _text), ("size", _num), ("sha256", _hash)],
+    "ceremony.end": [("files", _num)],
+    "witness.confirm": [("name", _text), ("step", _text)],
+}
+# The ceremony's order of the core's kinds (check 4); witness.confirm has no place.
+ORDER = ["ceremony.plan", "plan.hash", "root.fingerprint", "location.cert", "share.sealed",
+         "card.provisioned", "pins.sealed", "verify.subsets", "verify.self-test", "output.file",
+         "ceremony.end"]
+
+
+def parse_core(kind, value):
+    """A core record's value as a dict (or the bare value for plan.hash, root.fingerprint);
+    raises FieldError worded like sherd's RecordError."""
+    spec = CORE_FIELDS[kind]
+    if not isinstance(spec, list):
+        v = spec(value)
+        if v is None:
+            raise FieldError(f"{kind}: field value={value!r} is not {WHAT[spec]}")
+        return v
+    try:
+        fields = parse_fields(value)
+    except FieldError as e:
+        raise FieldError(f"{kind}: {e}")
+    out = {}
+    for i, (key, typ) in enumerate(spec):
+        if i >= len(fields):
+            raise FieldError(f"{kind}: expected field {key}=, found the end of the record")
+        k, v = fields[i]
+        if k != key:
+            raise FieldError(f"{kind}: expected field {key}=, found {k}=")
+        parsed = typ(v)
+        if parsed is None:
+            raise FieldError(f"{kind}: field {key}={v!r} is not {WHAT[typ]}")
+        out[key] = parsed
+    if len(fields) > len(spec):
+        raise FieldError(
+            f"{kind}: expected field the end of the record=, found {fields[len(spec)][0]}="
+        )
+    return out
+
+
+class Record:
+    def __init__(self, seq, prev, kind, value, line):
+        self.seq, self.prev, self.kind, self.value = seq, prev, kind, value
+        self.hash = hashlib.sha256(line.encode()).digest()
+        self.core = None  # parsed core fields, for the core's kinds
+
+
+class Transcript:
+    def __init__(self, data):
+        """Parses and checks the hash chain; raises Failure naming transcript.txt."""
+        bad = lambda why: transcript_error("transcript.txt", why)  # noqa: E731
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad("the transcript is not UTF-8")
+        if not text.endswith("\n"):
+            raise bad("the transcript must end with a newline (it may have been truncated)")
+        lines = text[:-1].split("\n")
+        if lines[0] == HEADER_V2:
+            self.format = 2
+        elif lines[0] == HEADER_V1:
+            self.format = 1
+        else:
+            raise bad(f"line 1 must be exactly {HEADER_V2!r} (or {HEADER_V1!r} for format 1)")
+        self.genesis = hashlib.sha256(lines[0].encode()).digest()
+        self.records = []
+        for i, line in enumerate(lines[1:]):
+            lineno = i + 2
+            parts = line.split(" ", 3)
+            if len(parts) != 4:
+                raise bad(f"line {lineno}: expected: number, previous hash, kind, value, "
+                          "separated by single spaces")
+            seq, prev, kind, value = parts
+            expected = len(self.records) + 1
+            if seq != str(expected):
+                raise bad(f"line {lineno}: record number {seq}, expected {expected} "
+                          "(records missing, repeated or reordered)")
+            if not is_hash32(prev):
+                raise bad(f"line {lineno}: previous hash must be 64 lower-case hex digits")
+            if prev != self.final_hash().hex():
+                raise bad(f"line {lineno}: previous-hash {prev} does not match the hash of the "
+                          f"record before, {self.final_hash().hex()}: the chain is broken")
+            if not valid_kind(kind):
+                raise bad(f"invalid record kind {kind!r}: use 1 to 64 of a-z, 0-9, '.', '_', '-'")
+            if value == "":
+                raise bad(f"invalid value for {kind}: empty")
+            if len(value.encode()) > MAX_VALUE_LEN:
+                raise bad(f"invalid value for {kind}: longer than 4096 bytes")
+            if any(is_control(c) for c in value):
+                raise bad(f"invalid value for {kind}: control characters (including newlines) "
+                          "are not allowed")
+            rec = Record(expected, prev, kind, value, line)
+            core = kind in CORE_FIELDS and (self.format == 2 or kind != "witness.confirm")
+            try:
+                if core:
+                    rec.core = parse_core(kind, value)
+                elif self.format == 2:
+                    parse_fields(value)
+            except FieldError as e:
+                msg = str(e) if core else f"{kind}: {e}"
+                raise bad(f"record {expected}: {msg}")
+            self.records.append(rec)
+
+    def final_hash(self):
+        return self.records[-1].hash if self.records else self.genesis
+
+    def core(self, kind=None):
+        return [r for r in self.records if r.core is not None and (kind is None or r.kind == kind)]
+
+    def of_kind(self, kind):
+        return [r for r in self.records if r.kind == kind]
+
+
+def one(recs, kind):
+    if len(recs) == 1:
+        return recs[0]
+    if not recs:
+        raise missing_record(f"no {kind} record")
+    raise missing_record(f"more than one {kind} record")
+
+
+# =============================================================================================
+# 5. The plan (docs/formats/plan.md): parsed and checked enough to recompute the canonical
+#    hash and compare everything the folder states about it.
+# =============================================================================================
+
+
+def check_id(cid):
+    if not (0 < len(cid) <= 64 and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in cid)
+            and cid[0] != "-"):
+        raise ValueError(f"ceremony_id {cid!r}: use 1 to 64 of a-z, 0-9, '-', not starting with '-'")
+
+
+def check_name(what, name):
+    if not isinstance(name, str) or not (0 < len(name.encode()) <= 64) or \
+            any(is_control(c) for c in name) or name != name.strip(" "):
+        raise ValueError(f"{what} name {name!r}: 1 to 64 bytes, no control characters, "
+                         "no spaces at either end")
+
+
+def only_keys(table, allowed, where):
+    extra = set(table) - set(allowed)
+    if extra:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
+
+
+class PersonalCert:
+    def __init__(self, armored, where):
+        try:
+            binary = dearmor(armored, "PGP PUBLIC KEY BLOCK")
+            self.cert = Cert(binary)
+        except PgpError as e:
+            raise ValueError(f"{where}: {e}")
+        self.fingerprint = self.cert.fingerprint
+        self.sha256 = hashlib.sha256(binary).hexdigest()
+
+
+class Plan:
+    def __init__(self, text):
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"not TOML: {e}")
+        only_keys(raw, ["format", "ceremony_id", "time", "threshold", "allow_threshold_one",
+                        "allow_virtual_hardware", "require_witness_signatures", "machine",
+                        "holder", "witness"], "plan")
+        if raw.get("format") != "sherd-plan/1":
+            raise ValueError(f"format {raw.get('format')!r}, expected 'sherd-plan/1'")
+        self.ceremony_id = raw.get("ceremony_id")
+        if not isinstance(self.ceremony_id, str):
+            raise ValueError("ceremony_id missing")
+        check_id(self.ceremony_id)
+        t = raw.get("time")
+        if not isinstance(t, datetime.datetime) or t.tzinfo is None or \
+                t.utcoffset() != datetime.timedelta(0) or t.microsecond:
+            raise ValueError("time must be a UTC offset date-time in whole seconds")
+        self.time = int(t.timestamp())
+        if t.year < 2020:
+            raise ValueError("time is before 2020")
+        self.time_text = t.strftime("%Y-%m-%dT%H:%M:%SZ")
+        for flag in ("allow_threshold_one", "allow_virtual_hardware", "require_witness_signatures"):
+            if not isinstance(raw.get(flag, False), bool):
+                raise ValueError(f"{flag} must be true or false")
+        self.allow_threshold_one = raw.get("allow_threshold_one", False)
+        self.allow_virtual_hardware = raw.get("allow_virtual_hardware", False)
+        self.require_witness_signatures = raw.get("require_witness_signatures", False)
+        holders = raw.get("holder", [])
+        if not (1 <= len(holders) <= 255):
+            raise ValueError("1 to 255 [[holder]] tables are needed")
+        self.threshold = raw.get("threshold")
+        if type(self.threshold) is not int or not 1 <= self.threshold <= len(holders):
+            raise ValueError(f"threshold {self.threshold!r} is not in 1..={len(holders)}")
+        if self.threshold == 1 and not self.allow_threshold_one:
+            raise ValueError("threshold 1 needs allow_threshold_one = true")
+        self.holders = []
+        names = [h.get("name") for h in holders]
+        seen_fprs = set()
+
+        def certs_of(lst, where):
+            if not isinstance(lst, list) or not all(isinstance(c, str) for c in lst):
+                raise ValueError(f"{where}: certs must be a list of armored certificates")
+            out = [PersonalCert(c, f"{where} certificate {i + 1}") for i, c in enumerate(lst)]
+            for c in out:
+                if c.fingerprint in seen_fprs:
+                    raise ValueError(f"{where}: certificate {c.fingerprint} appears twice in the plan")
+                seen_fprs.add(c.fingerprint)
+            return out
+
+        for i, h in enumerate(holders):
+            where = f"holder {i + 1}"
+            only_keys(h, ["name", "backup", "cards", "certs"], where)
+            check_name(where, h.get("name"))
+            if names.count(h["name"]) != 1:
+                raise ValueError(f"{where}: name {h['name']!r} is not unique")
+            if h.get("backup") not in names or h.get("backup") == h["name"]:
+                raise ValueError(f"{where}: backup {h.get('backup')!r} is not another holder")
+            cards = h.get("cards")
+            if type(cards) is not int or not 1 <= cards <= 8:
+                raise ValueError(f"{where}: cards {cards!r} is not in 1..=8")
+            certs = certs_of(h.get("certs"), where)
+            if not certs:
+                raise ValueError(f"{where}: at least one personal certificate is needed")
+            for c in certs:
+                if not c.cert.encryption_keys(self.time):
+                    raise ValueError(f"{where}: certificate {c.fingerprint} has no live "
+                                     "encryption key at the plan time")
+            self.holders.append({"index": i + 1, "name": h["name"], "backup_name": h["backup"],
+                                 "backup": names.index(h["backup"]) + 1, "cards": cards,
+                                 "certs": certs})
+        witnesses = raw.get("witness", [])
+        if not witnesses:
+            raise ValueError("at least one [[witness]] is needed")
+        self.witnesses = []
+        wnames = [w.get("name") for w in witnesses]
+        for k, w in enumerate(witnesses):
+            where = f"witness {k + 1}"
+            only_keys(w, ["name", "certs"], where)
+            check_name(where, w.get("name"))
+            if wnames.count(w["name"]) != 1:
+                raise ValueError(f"{where}: name {w['name']!r} is not unique")
+            certs = certs_of(w.get("certs", []), where)
+            for c in certs:
+                if not c.cert.signing_keys(self.time):
+                    raise ValueError(f"{where}: certificate {c.fingerprint} has no live "
+                                     "signing key at the plan time")
+            self.witnesses.append({"index": k + 1, "name": w["name"], "certs": certs})
+        if self.require_witness_signatures:
+            none = [w["name"] for w in self.witnesses if not w["certs"]]
+            if none:
+                raise ValueError("require_witness_signatures, but no certificate for: "
+                                 + ", ".join(none))
+        self.machine = raw.get("machine")
+        if self.machine is not None:
+            only_keys(self.machine, ["name", "quote_key"] + [f"pcr{i}" for i in range(8)],
+                      "[machine]")
+            check_name("[machine]", self.machine.get("name"))
+            for key, n in [(f"pcr{i}", 32) for i in range(8)] + [("quote_key", 34)]:
+                v = self.machine.get(key)
+                if v is not None:
+                    try:
+                        ok = len(bytes.fromhex(v)) == n and len(v) == 2 * n
+                    except (ValueError, TypeError):
+                        ok = False
+                    if not ok or (key == "quote_key" and not v.lower().startswith("000b")):
+                        raise ValueError(f"[machine] {key}: {v!r} is not {2 * n} hex digits")
+            if len(self.machine) < 2:
+                raise ValueError("[machine] must record at least one value")
+        self.hash = hashlib.sha256(self.canonical().encode()).hexdigest()
+
+    def canonical(self):
+        lines = ["sherd-plan/1", f"ceremony_id={self.ceremony_id}", f"time={self.time}",
+                 f"threshold={self.threshold}",
+                 f"allow_threshold_one={'true' if self.allow_threshold_one else 'false'}"]
+        if self.allow_virtual_hardware:
+            lines.append("allow_virtual_hardware=true")
+        lines.append(f"holders={len(self.holders)}")
+        for h in self.holders:
+            lines.append(f"holder={h['index']}\tname={h['name']}\tbackup={h['backup_name']}"
+                         f"\tcards={h['cards']}")
+            for c in h["certs"]:
+                lines.append(f"cert={h['index']}\t{c.fingerprint}\t{c.sha256}")
+        lines.append(f"witnesses={len(self.witnesses)}")
+        for w in self.witnesses:
+            lines.append(f"witness={w['name']}")
+            for c in w["certs"]:
+                lines.append(f"witness_cert={w['index']}\t{c.fingerprint}\t{c.sha256}")
+        if self.require_witness_signatures:
+            lines.append("require_witness_signatures=true")
+        if self.machine is not None:
+            lines.append(f"machine={self.machine['name']}")
+            for i in range(8):
+                if f"pcr{i}" in self.machine:
+                    lines.append(f"machine_pcr={i}\t{self.machine[f'pcr{i}'].lower()}")
+            if "quote_key" in self.machine:
+                lines.append(f"machine_quote_key={self.machine['quote_key'].lower()}")
+        return "".join(line + "\n" for line in lines)
+
+
+# =============================================================================================
+# 6. The shard file (docs/formats/shard-file.md)
+# =============================================================================================
+
+
+class ShardFile:
+    def __init__(self, text):
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"not TOML: {e}")
+        only_keys(raw, ["format", "ceremony_id", "plan_hash", "threshold", "count", "key_time",
+                        "root_fingerprint", "root_cert", "share"], "shard file")
+        if raw.get("format") != "sherd-shards/1":
+            raise ValueError(f"format {raw.get('format')!r}, expected 'sherd-shards/1'")
+        self.ceremony_id = raw.get("ceremony_id")
+        check_id(self.ceremony_id if isinstance(self.ceremony_id, str) else "")
+        self.plan_hash = raw.get("plan_hash")
+        if not isinstance(self.plan_hash, str) or not is_hash32(self.plan_hash):
+            raise ValueError("plan_hash is not 64 lower-case hex digits")
+        self.threshold, self.count = raw.get("threshold"), raw.get("count")
+        if type(self.count) is not int or type(self.threshold) is not int or \
+                not 1 <= self.threshold <= self.count <= 255:
+            raise ValueError("need 1 <= threshold <= count <= 255")
+        self.key_time = raw.get("key_time")
+        if type(self.key_time) is not int or not 0 <= self.key_time < 2**32:
+            raise ValueError("key_time is not a Unix time")
+        self.root_fingerprint = raw.get("root_fingerprint")
+        try:
+            self.root_cert = parse_armored_cert(raw.get("root_cert", ""))
+        except PgpError as e:
+            raise ValueError(f"root_cert: {e}")
+        if self.root_cert.fingerprint != self.root_fingerprint:
+            raise ValueError(f"root_cert has fingerprint {self.root_cert.fingerprint}, "
+                             f"root_fingerprint says {self.root_fingerprint}")
+        shares = raw.get("share", [])
+        if len(shares) != self.count:
+            raise ValueError(f"{len(shares)} [[share]] tables, count says {self.count}")
+        self.shares = []
+        for pos, s in enumerate(shares):
+            where = f"share at position {pos + 1}"
+            only_keys(s, ["index", "holder", "location_fingerprint", "location_cert",
+                          "message_sha256", "message"], where)
+            if s.get("index") != pos + 1:
+                raise ValueError(f"{where}: index {s.get('index')!r}, expected {pos + 1}")
+            where = f"share {pos + 1}"
+            check_name(where + " holder", s.get("holder"))
+            try:
+                loc = parse_armored_cert(s.get("location_cert", ""))
+            except PgpError as e:
+                raise ValueError(f"{where}: location_cert: {e}")
+            if loc.fingerprint != s.get("location_fingerprint"):
+                raise ValueError(f"{where}: location_cert has fingerprint {loc.fingerprint}, "
+                                 f"location_fingerprint says {s.get('location_fingerprint')}")
+            try:
+                message = dearmor(s.get("message", ""), "PGP MESSAGE")
+                recipients = message_recipients(message)
+            except PgpError as e:
+                raise ValueError(f"{where}: message: {e}")
+            digest = hashlib.sha256(message).hexdigest()
+            if digest != s.get("message_sha256"):
+                raise ValueError(f"{where}: message hashes to {digest}, message_sha256 says "
+                                 f"{s.get('message_sha256')}")
+            enc = loc.encryption_keys(self.key_time + 1)
+            if len(recipients) != 1 or len(enc) != 1 or recipients[0] != enc[0].keyid:
+                raise ValueError(f"{where}: the message must be encrypted to exactly the "
+                                 "location certificate's encryption key, found key ID(s) "
+                                 + (",".join(recipients) or "none"))
+            self.shares.append({"index": pos + 1, "holder": s["holder"], "location_cert": loc,
+                                "message": message, "message_sha256": digest})
+
+
+# =============================================================================================
+# 7. The folder checks, in the order of sherd-verify (docs/formats/ceremony-outputs.md)
+# =============================================================================================
+
+MIX_CONTEXT = ("sherd 2026-11-24 entropy mixer v1: ChaCha20 DRBG seed from committed source "
+               "contributions")
+EXHAUSTIVE_BOUND, RANDOM_SUBSETS = 20_000, 1_000
+
+
+def folder_reader(folder):
+    """Reads a path relative to the folder; refuses paths that leave it."""
+    root = os.path.realpath(folder)
+
+    def read(path):
+        if path.startswith("/") or ".." in path.split("/") or "\\" in path or path == "":
+            raise unreadable(path, "the path leaves the ceremony folder")
+        full = os.path.realpath(os.path.join(root, path))
+        if not full.startswith(root + os.sep):
+            raise unreadable(path, "the path leaves the ceremony folder")
+        try:
+            with open(full, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise unreadable(path, "No such file or directory (os error 2)")
+        except OSError as e:
+            raise unreadable(path, str(e))
+
+    return read
+
+
+def check_root_cert(cert):
+    t = cert.primary.created + 1
+    try:
+        flags = cert.primary_flags(t)
+    except PgpError as e:
+        raise invalid("root-cert.asc", f"not valid at its creation time: {e}")
+    if cert.primary.curve != "ed25519" or cert.primary.algo != ALGO_EDDSA:
+        raise invalid("root-cert.asc", "primary key is not Ed25519")
+    if not (flags & FLAG_CERTIFY and flags & FLAG_SIGN):
+        raise invalid("root-cert.asc", "primary key is not marked for certification and signing")
+    subs = [k for k in cert.live_keys(t, 0xFF)]
+    subs = [k for k in subs if k is not cert.primary]
+    if len(subs) != 1 or len(cert.subkeys) != 1:
+        raise invalid("root-cert.asc", f"expected one subkey, found {len(cert.subkeys)}")
+    if subs[0].curve != "cv25519":
+        raise invalid("root-cert.asc", "subkey is not Cv25519")
+    if subs[0] not in cert.live_keys(t, FLAG_ENCRYPT_COMMS) or \
+            subs[0] not in cert.live_keys(t, FLAG_ENCRYPT_STORAGE):
+        raise invalid("root-cert.asc", "subkey is not marked for encryption")
+
+
+def check_location_cert(cert, plan_time):
+    if cert.primary.created != plan_time:
+        raise ValueError("not created at the plan time")
+    keys = cert.encryption_keys(plan_time + 1)
+    if len(keys) != 1:
+        raise ValueError(f"expected one encryption key, found {len(keys)}")
+    if keys[0].curve != "cv25519":
+        raise ValueError("the encryption key is not Cv25519")
+    return keys[0].fingerprint
+
+
+def verify_data_signature(sig_bytes, data, keys, time, what):
+    """Checks one binary signature packet (type 0x00) over data by one of `keys` (Key
+    objects), made at `time` if given. Returns the key that made it; raises PgpError."""
+    sig = one_signature_packet(sig_bytes)
+    if sig.type != 0x00:
+        raise PgpError(f"signature type {sig.type:#04x}, expected binary document (0x00)")
+    if time is not None and sig.created != time:
+        raise PgpError(f"made at {sig.created}, not at the plan time {time}")
+    ids = sig.issuers()
+    why = f"no issuer of the signature is {what}"
+    for key in keys:
+        if ids and key.fingerprint not in ids and key.keyid not in ids:
+            continue
+        why = sig.check(key, data)
+        if why is None:
+            return key
+    raise PgpError(why)
+
+
+def expected_subsets(n, m):
+    total = math.comb(n, m)
+    if total >= 2**128 - 1:
+        total_text = "over-2^128"
+    else:
+        total_text = str(total)
+    if total <= EXHAUSTIVE_BOUND:
+        return total_text, total, "all"
+    return total_text, n + RANDOM_SUBSETS, "cyclic-windows+random"
+
+
+def verify_folder(folder):
+    """Runs the checks; returns the report (a dict) or raises Failure."""
+    get = folder_reader(folder)
+
+    # 1. The transcript's chain and fields; ceremony.end is last.
+    transcript_bytes = get("transcript.txt")
+    t = Transcript(transcript_bytes)
+    core = t.core()
+    if not core or core[-1].kind != "ceremony.end" or core[-1].seq != len(t.records):
+        raise missing_record("the last record is not ceremony.end: the transcript is incomplete")
+
+    # 2. The root certificate, and 3. the transcript's signature by it.
+    root_rec = one(t.core("root.fingerprint"), "root.fingerprint")
+    root_fpr = root_rec.core
+    root_bytes = get("root-cert.asc")
+    try:
+        root_cert = parse_armored_cert(root_bytes)
+    except PgpError as e:
+        raise invalid("root-cert.asc", str(e))
+    if root_cert.fingerprint != root_fpr:
+        raise mismatch("root certificate fingerprint (root-cert.asc)",
+                       rec_name(root_rec.seq, "root.fingerprint"), root_fpr, root_cert.fingerprint)
+    check_root_cert(root_cert)
+    sig_bytes = get("transcript.txt.sig")
+    try:
+        try:
+            sig_bin = dearmor(sig_bytes, "PGP SIGNATURE")
+        except PgpError:
+            sig_bin = sig_bytes  # a binary signature is read as well
+        verify_data_signature(sig_bin, transcript_bytes, [root_cert.primary], None,
+                              "the root certificate's primary key")
+    except PgpError as e:
+        raise transcript_error("transcript.txt.sig",
+                               f"the transcript signature does not verify: {e}")
+
+    # 4. The core's records in the ceremony's order; the once-only ones once.
+    last = None
+    for r in core:
+        if r.kind not in ORDER:
+            continue
+        place = ORDER.index(r.kind)
+        if last is not None and place < last[0]:
+            raise bad_record(r.seq, r.kind,
+                             f"out of the ceremony's order: it comes after a {last[1]} record")
+        if last is None or place > last[0]:
+            last = (place, r.kind)
+    plan_rec = one(t.core("ceremony.plan"), "ceremony.plan")
+    plan_hash_rec = one(t.core("plan.hash"), "plan.hash")
+    subsets = one(t.core("verify.subsets"), "verify.subsets")
+    one(t.core("verify.self-test"), "verify.self-test")
+    end = one(t.core("ceremony.end"), "ceremony.end")
+
+    # 5. Every output file by size and SHA-256; ceremony.end counts them.
+    listed = {}
+    outputs = t.core("output.file")
+    for r in outputs:
+        path = r.core["path"]
+        data = get(path)
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != r.core["sha256"]:
+            raise mismatch(f"SHA-256 of {path}", rec_name(r.seq, "output.file"), r.core["sha256"],
+                           digest)
+        if len(data) != r.core["size"]:
+            raise mismatch(f"size of {path}", rec_name(r.seq, "output.file"), r.core["size"],
+                           len(data))
+        if path in listed:
+            raise bad_record(r.seq, "output.file", f"{path} is listed twice")
+        listed[path] = data
+    if end.core["files"] != len(outputs):
+        raise mismatch("number of output.file records", rec_name(end.seq, "ceremony.end"),
+                       end.core["files"], len(outputs))
+
+    def listed_get(path):
+        if path not in listed:
+            raise missing_record(f"no output.file record for {path}")
+        return listed[path]
+
+    # 6. The plan, by its canonical hash; ceremony.plan states it.
+    try:
+        plan = Plan(listed_get("plan.toml").decode("utf-8"))
+    except UnicodeDecodeError:
+        raise invalid("plan.toml", "not UTF-8")
+    except ValueError as e:
+        raise invalid("plan.toml", str(e))
+    if plan_hash_rec.core != plan.hash:
+        raise mismatch("canonical hash of plan.toml", rec_name(plan_hash_rec.seq, "plan.hash"),
+                       plan_hash_rec.core, plan.hash)
+    stated = plan_rec.core
+    for field, recorded, from_plan in [
+        ("id", stated["id"], plan.ceremony_id), ("time", stated["time"], plan.time_text),
+        ("threshold", stated["threshold"], plan.threshold),
+        ("holders", stated["holders"], len(plan.holders)),
+        ("witnesses", stated["witnesses"], len(plan.witnesses)),
+    ]:
+        if str(recorded) != str(from_plan):
+            raise mismatch(f"{rec_name(plan_rec.seq, 'ceremony.plan')} {field}=", "plan.toml",
+                           from_plan, recorded)
+
+    # 7. The shard file against the plan and the transcript.
+    try:
+        shards = ShardFile(listed_get("shards.toml").decode("utf-8"))
+    except UnicodeDecodeError:
+        raise invalid("shards.toml", "not UTF-8")
+    except ValueError as e:
+        raise invalid("shards.toml", str(e))
+    for name, frm, found, expected in [
+        ("ceremony_id", "plan.toml", shards.ceremony_id, plan.ceremony_id),
+        ("plan_hash", "plan.toml (canonical hash)", shards.plan_hash, plan.hash),
+        ("threshold", "plan.toml", shards.threshold, plan.threshold),
+        ("count", "plan.toml (number of holders)", shards.count, len(plan.holders)),
+        ("key_time", "plan.toml", shards.key_time, plan.time),
+        ("root_fingerprint", rec_name(root_rec.seq, "root.fingerprint"), shards.root_fingerprint,
+         root_fpr),
+    ]:
+        if str(found) != str(expected):
+            raise mismatch(f"shards.toml {name}", frm, expected, found)
+    sealed, locations = t.core("share.sealed"), t.core("location.cert")
+    if len(sealed) != len(shards.shares) or len(locations) != len(shards.shares):
+        raise missing_record(f"{len(sealed)} share.sealed and {len(locations)} location.cert "
+                             f"records for {len(shards.shares)} shares")
+    location_of = {}
+    for s, rec, loc in zip(shards.shares, sealed, locations):
+        h = plan.holders[s["index"] - 1]
+        if s["holder"] != h["name"]:
+            raise mismatch(f"shards.toml share {s['index']} holder name", "plan.toml", h["name"],
+                           s["holder"])
+        for r in (rec, loc):
+            if r.core["holder"] != s["index"]:
+                raise bad_record(r.seq, r.kind, f"holder={r.core['holder']} where share "
+                                 f"{s['index']} of shards.toml is, in plan order")
+        if rec.core["sha256"] != s["message_sha256"]:
+            raise mismatch(f"shards.toml share {s['index']} ciphertext SHA-256",
+                           rec_name(rec.seq, "share.sealed"), rec.core["sha256"],
+                           s["message_sha256"])
+        try:
+            subkey = check_location_cert(s["location_cert"], plan.time)
+        except (ValueError, PgpError) as e:
+            raise invalid("shards.toml", f"share {s['index']}: location certificate: {e}")
+        fpr = s["location_cert"].fingerprint
+        if loc.core["fingerprint"] != fpr:
+            raise mismatch(f"shards.toml share {s['index']} location certificate fingerprint",
+                           rec_name(loc.seq, "location.cert"), loc.core["fingerprint"], fpr)
+        if loc.core["subkey"] != subkey:
+            raise mismatch(
+                f"shards.toml share {s['index']} location certificate encryption subkey",
+                rec_name(loc.seq, "location.cert"), loc.core["subkey"], subkey)
+        location_of[s["index"]] = (fpr, f"{rec_name(loc.seq, 'location.cert')} and shards.toml "
+                                         f"share {s['index']}")
+
+    # 8. PIN files: hashed, and encrypted to exactly the holder's and backup's keys.
+    pins = t.core("pins.sealed")
+    if len(pins) != len(plan.holders):
+        raise missing_record(f"{len(pins)} pins.sealed records for {len(plan.holders)} holders")
+    for h, rec in zip(plan.holders, pins):
+        if rec.core["holder"] != h["index"]:
+            raise bad_record(rec.seq, "pins.sealed", f"holder={rec.core['holder']} where holder "
+                             f"{h['index']} is, in the order of plan.toml")
+        backup = plan.holders[h["backup"] - 1]
+        certs = h["certs"] + backup["certs"]
+        planned = [c.fingerprint for c in certs]
+        if rec.core["recipients"] != planned:
+            raise mismatch(f"{rec_name(rec.seq, 'pins.sealed')} recipients",
+                           f"plan.toml (personal certificates of holder {h['index']}, then of "
+                           f"backup holder {backup['index']})", ",".join(planned),
+                           ",".join(rec.core["recipients"]))
+        path = f"pins/holder-{h['index']:03d}.asc"
+        data = listed_get(path)
+        digest = hashlib.sha256(data).hexdigest()
+        if rec.core["sha256"] != digest:
+            raise mismatch(f"SHA-256 of {path}", rec_name(rec.seq, "pins.sealed"),
+                           rec.core["sha256"], digest)
+        try:
+            found = sorted(set(message_recipients(dearmor(data, "PGP MESSAGE"))))
+        except PgpError as e:
+            raise invalid(path, str(e))
+        expected = sorted({k.keyid for c in certs for k in c.cert.encryption_keys(plan.time)})
+        if found != expected:
+            raise mismatch(f"recipient key IDs of {path}",
+                           f"plan.toml (encryption keys of holder {h['index']}'s and backup "
+                           f"holder {backup['index']}'s personal certificates)",
+                           ",".join(expected), ",".join(found))
+
+    # 9. Cards: exactly the planned cards, each once, each serial once, each with its holder's
+    #    location key.
+    seen, serials = {}, {}
+    for rec in t.core("card.provisioned"):
+        r = rec.core
+        if not (1 <= r["holder"] <= len(plan.holders)
+                and 1 <= r["card"] <= plan.holders[r["holder"] - 1]["cards"]):
+            raise bad_record(rec.seq, "card.provisioned", f"holder {r['holder']} card {r['card']} "
+                             "is not a card plan.toml calls for")
+        if (r["holder"], r["card"]) in seen:
+            raise bad_record(rec.seq, "card.provisioned", f"holder {r['holder']} card {r['card']} "
+                             f"was already provisioned in record {seen[(r['holder'], r['card'])]}")
+        seen[(r["holder"], r["card"])] = rec.seq
+        if r["serial"] in serials:
+            raise bad_record(rec.seq, "card.provisioned", f"card serial {r['serial']} was already "
+                             f"used in record {serials[r['serial']]}")
+        serials[r["serial"]] = rec.seq
+        fpr, frm = location_of[r["holder"]]
+        if r["location"] != fpr:
+            raise mismatch(f"{rec_name(rec.seq, 'card.provisioned')} location=", frm, fpr,
+                           r["location"])
+    cards = 0
+    for h in plan.holders:
+        for c in range(1, h["cards"] + 1):
+            if (h["index"], c) not in seen:
+                raise missing_record(f"holder {h['index']} card {c} was never provisioned "
+                                     f"(plan.toml calls for {h['cards']} cards)")
+            cards += 1
+
+    # 10. verify.subsets for this plan's N and M.
+    n, m = len(plan.holders), plan.threshold
+    total_text, checked, policy = expected_subsets(n, m)
+    s = subsets.core
+    for field, expected, found in [("total", total_text, str(s["total"])),
+                                   ("policy", policy, s["policy"]),
+                                   ("checked", str(checked), str(s["checked"]))]:
+        if expected != found:
+            raise mismatch(
+                f"{rec_name(subsets.seq, 'verify.subsets')} {field}=",
+                f"plan.toml (N={n}, M={m}: C(N, M) = {total_text}; every subset up to "
+                f"{EXHAUSTIVE_BOUND}, else N windows + {RANDOM_SUBSETS} random)", expected, found)
+
+    # 13/14. The TPM quote and the boot verdicts: placement only (see the README).
+    quote = check_quote_placement(t, plan_hash_rec.seq, root_rec.seq)
+    boot = check_boot_placement(t)
+    # 12. The entropy step.
+    entropy = check_entropy(t, plan, plan_hash_rec.seq, root_rec.seq)
+    # 11. Witness signatures.
+    witnesses = check_witness_signatures(get, plan, transcript_bytes)
+
+    return {
+        "ceremony_id": plan.ceremony_id, "root_fingerprint": root_fpr,
+        "threshold": plan.threshold, "count": len(plan.holders), "cards": cards,
+        "plan_hash": plan.hash, "records": len(t.records), "files_checked": len(listed) + 2,
+        "quote": quote, "entropy": entropy, "boot": boot, "witnesses": witnesses,
+        "final_hash": t.final_hash().hex(), "final_words": pgp_words(t.final_hash()),
+        "plan": plan, "shards": shards, "root_cert": root_cert,
+    }
+
+
+def note_fields(r):
+    try:
+        fields = parse_fields(r.value)
+    except FieldError as e:
+        raise bad_record(r.seq, r.kind, f"{r.kind}: {e}")
+    out = {}
+    for k, v in fields:
+        if k in out:
+            raise bad_record(r.seq, r.kind, f"field {k} appears twice")
+        out[k] = v
+    return out
+
+
+def field(r, f, key):
+    if key not in f:
+        raise bad_record(r.seq, r.kind, f"has no {key}= field")
+    return f[key]
+
+
+def flag(r, f, key):
+    v = field(r, f, key)
+    if v not in ("true", "false"):
+        raise bad_record(r.seq, r.kind, f'{key}="{v}": expected true or false')
+    return v == "true"
+
+
+def number(r, f, key):
+    v = field(r, f, key)
+    if not (v.isascii() and v.isdigit()):
+        raise bad_record(r.seq, r.kind, f'{key}="{v}": expected a whole number')
+    return int(v)
+
+
+def check_entropy(t, plan, plan_hash_seq, root_seq):
+    if t.format == 1:
+        return {"basis": "not-checked"}
+
+    def of(kind):
+        out = []
+        for r in t.of_kind(kind):
+            if r.seq < plan_hash_seq or r.seq > root_seq:
+                raise bad_record(r.seq, kind, "outside the entropy step: entropy records come "
+                                 "after plan.hash and before root.fingerprint")
+            out.append((r, note_fields(r)))
+        return out
+
+    sources, policies, mixers = of("entropy.source"), of("entropy.policy"), of("entropy.mixer")
+    if not mixers:
+        raise missing_record("transcript.txt: no entropy.mixer record: the entropy step did not "
+                             "finish")
+    if len(mixers) > 1:
+        raise bad_record(mixers[1][0].seq, "entropy.mixer", "a second entropy.mixer record")
+    mr, mf = mixers[0]
+    if field(mr, mf, "context") != MIX_CONTEXT:
+        raise mismatch("mixer context", f'sherd-verify (the entropy mixer\'s context, '
+                       f'"{MIX_CONTEXT}")', MIX_CONTEXT, mf["context"])
+    if not any(field(r, f, "source") == "os-csprng" and flag(r, f, "healthy") for r, f in sources):
+        raise missing_record("transcript.txt: no healthy os-csprng entropy.source record: the "
+                             "kernel CSPRNG is always mixed in")
+    if len(policies) > 1:
+        raise bad_record(policies[1][0].seq, "entropy.policy", "a second entropy.policy record")
+    policy = policies[0] if policies else None
+    required, min_bits, virtual_allowed = 2, 0, False
+    if policy:
+        pr, pf = policy
+        required, min_bits = number(pr, pf, "hardware-sources"), number(pr, pf, "credited-bits")
+        if required < 2 or min_bits < 320:
+            raise bad_record(pr.seq, "entropy.policy", f"hardware-sources={required} "
+                             f"credited-bits={min_bits}: below the ceremony's minimum of 2 "
+                             "sources of 320 bits each")
+        virtual_allowed = flag(pr, pf, "allow-virtual-hardware")
+        if virtual_allowed != plan.allow_virtual_hardware:
+            raise mismatch("allow-virtual-hardware", "plan.toml",
+                           str(plan.allow_virtual_hardware).lower(), str(virtual_allowed).lower())
+    counted, counted_virtual = [], []
+    for r, f in sources:
+        if not flag(r, f, "counted"):
+            continue
+        identity = field(r, f, "identity")
+        problem = None
+        if field(r, f, "source") == "os-csprng":
+            problem = "the kernel CSPRNG is never counted as hardware"
+        elif not flag(r, f, "healthy"):
+            problem = "counted but not healthy"
+        elif field(r, f, "commitment") == "none":
+            problem = "counted but not committed to"
+        elif policy and number(r, f, "credited-bits") < min_bits:
+            problem = (f"counted with credited-bits={f['credited-bits']} below the policy's "
+                       f"{min_bits}")
+        elif policy and field(r, f, "virtual") != "no" and not virtual_allowed:
+            problem = (f"counted, but virtual ({f['virtual']}) and the plan does not allow "
+                       "virtual hardware")
+        if problem:
+            raise bad_record(r.seq, "entropy.source", f"{identity}: {problem}")
+        if policy and f["virtual"] != "no":
+            counted_virtual.append(identity)
+        counted.append(identity)
+    if len(counted) < required:
+        raise missing_record(f"transcript.txt: {len(counted)} entropy source(s) counted as "
+                             f"independent hardware, {required} required")
+    return {"basis": "policy" if policy else "counts-only", "counted": counted,
+            "virtual_allowed": virtual_allowed, "counted_virtual": counted_virtual}
+
+
+def check_quote_placement(t, plan_hash_seq, root_seq):
+    quotes = t.of_kind("tpm.quote")
+    if not quotes or t.format == 1:
+        return ("not-recorded", None)
+    if len(quotes) > 1:
+        raise bad_record(quotes[1].seq, "tpm.quote", "a second tpm.quote record")
+    r = quotes[0]
+    if r.seq < plan_hash_seq or r.seq > root_seq:
+        raise bad_record(r.seq, "tpm.quote", "outside its place: the quote is made after "
+                         "plan.hash and before root.fingerprint")
+    f = note_fields(r)
+    if "none" in f:
+        return ("not-made", f["none"])
+    ak_public = bytes.fromhex(field(r, f, "ak-public"))
+    computed = "000b" + hashlib.sha256(ak_public).hexdigest()
+    if field(r, f, "ak-name") != computed:
+        raise mismatch("attestation key name", "the key in tpm.quote ak-public=", computed,
+                       f["ak-name"])
+    return ("not-checked", computed)
+
+
+def check_boot_placement(t):
+    verdicts, deviations = t.of_kind("attest.verdicts"), t.of_kind("attest.deviation")
+    if not verdicts:
+        if deviations:
+            raise bad_record(deviations[0].seq, "attest.deviation",
+                             "a deviation without attest.verdicts")
+        return None
+    if len(verdicts) > 1:
+        raise bad_record(verdicts[1].seq, "attest.verdicts", "a second attest.verdicts record")
+    return "not-checked"
+
+
+def check_witness_signatures(get, plan, transcript):
+    report = {"signed": [], "not_signed": [],
+              "certificates_given": any(w["certs"] for w in plan.witnesses)}
+    for w in plan.witnesses:
+        k, name = w["index"], w["name"]
+        path = f"witness-signatures/{k}.sig"
+        try:
+            data = get(path)
+        except Failure as e:
+            if "No such file" not in str(e):
+                raise
+            if plan.require_witness_signatures:
+                raise Failure("missing-witness-signature",
+                              f"{path}: missing: plan.toml sets require_witness_signatures, and "
+                              f"witness {k} ({name}) did not sign")
+            report["not_signed"].append(name)
+            continue
+        if not w["certs"]:
+            raise invalid(path, f"witness {k} ({name}) has no certificate in plan.toml: a "
+                          "signature by them cannot be checked")
+        keys = [key for c in w["certs"] for key in c.cert.signing_keys(plan.time)]
+        try:
+            verify_data_signature(data, transcript, keys, plan.time,
+                                  f"a live signing key of witness {k}'s certificates")
+        except PgpError as e:
+            raise invalid(path, f"not a good signature of witness {k} ({name}) over "
+                          f"transcript.txt: {e}")
+        report["signed"].append(name)
+    return report
+
+
+def witness_line(w):
+    if not w["certificates_given"]:
+        return "witness signatures: none (the plan gives no witness certificates)"
+    total = len(w["signed"]) + len(w["not_signed"])
+    line = f"signed by {len(w['signed'])} of {total} witnesses"
+    if w["signed"]:
+        line += ": " + ", ".join(w["signed"])
+    if w["not_signed"]:
+        line += "; not signed: " + ", ".join(w["not_signed"])
+    return line
+
+
+# =============================================================================================
+# 8. Shares: envelopes (docs/formats/share-envelope.md), GF(2^8) with 0x11b, recombination,
+#    and the root key derivation (docs/formats/keys.md).
+# =============================================================================================
+
+
+def decode_envelope(data, where):
+    pos = 0
+
+    def take(n, name):
+        nonlocal pos
+        if pos + n > len(data):
+            raise Failure("share", f"{where}: truncated in {name}")
+        out = data[pos : pos + n]
+        pos += n
+        return out
+
+    if len(data) < 8 or data[:8] != b"SHERDENV":
+        raise Failure("share", f"{where}: not a sherd share envelope (bad magic)")
+    pos = 8
+    if take(1, "version")[0] != 1:
+        raise Failure("share", f"{where}: envelope version {data[8]} is not supported")
+    id_len = take(1, "ceremony_id length")[0]
+    try:
+        cid = take(id_len, "ceremony_id").decode()
+        check_id(cid)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise Failure("share", f"{where}: ceremony_id: {e}")
+    index, threshold, count = take(1, "index")[0], take(1, "threshold")[0], take(1, "count")[0]
+    if not 1 <= index <= count:
+        raise Failure("share", f"{where}: index {index} is not in 1..={count}")
+    if not 1 <= threshold <= count:
+        raise Failure("share", f"{where}: threshold {threshold} is not in 1..={count}")
+    key_time = struct.unpack(">I", take(4, "key_time"))[0]
+    plan_hash, commitment = take(32, "plan_hash").hex(), take(32, "commitment")
+    fpr_len = take(1, "root_fingerprint length")[0]
+    if fpr_len not in (20, 32):
+        raise Failure("share", f"{where}: root_fingerprint length {fpr_len}")
+    fpr = take(fpr_len, "root_fingerprint").hex().upper()
+    share_len = take(1, "share length")[0]
+    if share_len < 2:
+        raise Failure("share", f"{where}: share shorter than x byte plus one y byte")
+    share = take(share_len, "share")
+    if share[0] != index:
+        raise Failure("share", f"{where}: share x = {share[0]} but index = {index}")
+    if pos != len(data):
+        raise Failure("share", f"{where}: {len(data) - pos} trailing byte(s)")
+    return {"where": where, "ceremony_id": cid, "index": index, "threshold": threshold,
+            "count": count, "key_time": key_time, "plan_hash": plan_hash,
+            "commitment": commitment, "root_fingerprint": fpr, "share": share}
+
+
+def gf_mul(a, b):
+    """Multiplication in GF(2^8) modulo x^8 + x^4 + x^3 + x + 1 (0x11b, the AES field)."""
+    p = 0
+    while b:
+        if b & 1:
+            p ^= a
+        a <<= 1
+        if a & 0x100:
+            a ^= 0x11B
+        b >>= 1
+    return p
+
+
+def gf_inv(a):
+    """a^254 = a^-1 (a != 0)."""
+    r, e = 1, 254
+    while e:
+        if e & 1:
+            r = gf_mul(r, a)
+        a = gf_mul(a, a)
+        e >>= 1
+    return r
+
+
+def interpolate_at_zero(points):
+    """Lagrange interpolation at x = 0 of byte-wise points [(x, y bytes)]."""
+    out = bytearray(len(points[0][1]))
+    for j, (xj, yj) in enumerate(points):
+        num, den = 1, 1
+        for m, (xm, _) in enumerate(points):
+            if m != j:
+                num = gf_mul(num, xm)  # (0 - xm) = xm in characteristic 2
+                den = gf_mul(den, xj ^ xm)
+        lj = gf_mul(num, gf_inv(den))
+        for i, b in enumerate(yj):
+            out[i] ^= gf_mul(lj, b)
+    return bytes(out)
+
+
+def hkdf32(secret, info):
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"sherd/v1", info=info).derive(secret)
+
+
+def mpi(b):
+    return struct.pack(">H", (len(b) - 1) * 8 + b[0].bit_length()) + b
+
+
+def derive_root(secret, key_time):
+    """The root certificate's primary and subkey fingerprints and public keys, from the
+    secret and the key time (docs/formats/keys.md)."""
+    raw = lambda k: k.public_key().public_bytes(  # noqa: E731
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    ed = raw(Ed25519PrivateKey.from_private_bytes(
+        hkdf32(secret, b"sherd/v1/root/primary/ed25519")))
+    sc = bytearray(hkdf32(secret, b"sherd/v1/root/subkey/cv25519"))
+    sc[0] &= 248
+    sc[31] &= 127
+    sc[31] |= 64
+    x = raw(X25519PrivateKey.from_private_bytes(bytes(sc)))
+    tb = struct.pack(">I", key_time)
+    primary = b"\x04" + tb + b"\x16" + bytes([len(OID_ED25519)]) + OID_ED25519 + mpi(b"\x40" + ed)
+    sub = (b"\x04" + tb + b"\x12" + bytes([len(OID_CV25519)]) + OID_CV25519 + mpi(b"\x40" + x)
+           + bytes([3, 1, 8, 7]))
+    return Key(primary), Key(sub)
+
+
+def commitment(secret, ceremony_id):
+    return hmac.new(secret, b"sherd/v1/commitment\x00" + ceremony_id.encode(),
+                    hashlib.sha256).digest()
+
+
+def recombine(envelopes, ceremony_id, root_fpr, root_cert=None):
+    """The checks of share-envelope.md "Opening and recombining", in order. Returns the
+    number of shares used and the subset that matched; raises Failure("share", ...)."""
+    for e in envelopes:
+        if e["ceremony_id"] != ceremony_id or e["root_fingerprint"] != root_fpr:
+            raise Failure("share", f"{e['where']}: a foreign share (ceremony {e['ceremony_id']}, "
+                          f"root {e['root_fingerprint']}; expected {ceremony_id}, {root_fpr})")
+    for name in ("threshold", "count", "key_time", "plan_hash", "commitment"):
+        values = [e[name] for e in envelopes]
+        majority = max(set(values), key=values.count)
+        for e in envelopes:
+            if e[name] != majority:
+                raise Failure("share", f"{e['where']}: {name} differs from the other shares")
+    by_index = {}
+    for e in envelopes:
+        if e["index"] in by_index:
+            same = by_index[e["index"]]["share"] == e["share"]
+            raise Failure("share", f"{e['where']}: share {e['index']} given twice"
+                          + (" (identical copies)" if same else " (conflicting: one is forged)"))
+        by_index[e["index"]] = e
+    m = envelopes[0]["threshold"]
+    if len(envelopes) < m:
+        raise Failure("share", f"{len(envelopes)} share(s) given, {m} needed")
+    want = envelopes[0]["commitment"]
+    found = None
+    for n, subset in enumerate(itertools.combinations(envelopes, m)):
+        if n >= 10_000:
+            break
+        secret = interpolate_at_zero([(e["index"], e["share"][1:]) for e in subset])
+        if hmac.compare_digest(commitment(secret, ceremony_id), want):
+            found = (subset, secret)
+            break
+    if found is None:
+        raise Failure("share", "no subset of the shares recombines to the committed secret"
+                      + (": bring one more share" if len(envelopes) == m else ""))
+    subset, secret = found
+    # Every further share must be a point of the same polynomial.
+    for e in envelopes:
+        if e in subset:
+            continue
+        points = [(x["index"], x["share"][1:]) for x in subset[1:]] + [(e["index"], e["share"][1:])]
+        if interpolate_at_zero(points) != secret:
+            raise Failure("share", f"{e['where']}: share {e['index']} does not agree with the "
+                          "others (corrupt or forged)")
+    primary, sub = derive_root(secret, envelopes[0]["key_time"])
+    if primary.fingerprint != root_fpr:
+        raise Failure("share", f"the recombined secret derives root fingerprint "
+                      f"{primary.fingerprint}, expected {root_fpr}")
+    if root_cert is not None:
+        if root_cert.primary.body != primary.body:
+            raise Failure("share", "the derived primary key differs from root-cert.asc's")
+        if not root_cert.subkeys or root_cert.subkeys[0][0].body != sub.body:
+            raise Failure("share", "the derived encryption subkey differs from root-cert.asc's")
+    return {"used": [e["index"] for e in subset], "subkey": sub.fingerprint}
+
+
+def check_shares(report, share_files):
+    envelopes = []
+    for path in share_files:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise Failure("share", f"{path}: cannot read: {e}")
+        envelopes.append(decode_envelope(data, path))
+    shards = report["shards"]
+    for e in envelopes:
+        for name, expected in [("plan_hash", report["plan_hash"]),
+                               ("count", report["count"]), ("threshold", report["threshold"]),
+                               ("key_time", shards.key_time)]:
+            if e[name] != expected:
+                raise Failure("share", f"{e['where']}: {name} {e[name]}, the folder says "
+                              f"{expected}")
+    return recombine(envelopes, report["ceremony_id"], report["root_fingerprint"],
+                     report["root_cert"])
+
+
+# =============================================================================================
+# 9. Command line
+# =============================================================================================
+
+
+def report_lines(folder, r):
+    out = [f"PASS {folder}",
+           f"ceremony:          {r['ceremony_id']}",
+           f"root fingerprint:  {r['root_fingerprint']}",
+           f"threshold:         {r['threshold']} of {r['count']}",
+           f"cards:             {r['cards']}",
+           f"plan hash:         {r['plan_hash']}",
+           f"transcript:        {r['records']} records, signed by the root key",
+           f"files checked:     {r['files_checked']}"]
+    q, detail = r["quote"]
+    if q == "not-recorded":
+        out.append("TPM quote:         not recorded")
+    elif q == "not-made":
+        out.append(f"TPM quote:         none ({detail})")
+    else:
+        out.append(f"TPM quote:         NOT CHECKED by this verifier (attestation key {detail}); "
+                   "use sherd-verify")
+    e = r["entropy"]
+    if e["basis"] == "not-checked":
+        out.append("entropy:           not checked (format 1 records are free text)")
+    else:
+        out.append(f"entropy:           {len(e['counted'])} source(s) counted as independent "
+                   f"hardware: {'; '.join(e['counted'])}")
+        if e["basis"] == "counts-only":
+            out.append("                   (no entropy.policy record: credit and virtual "
+                       "devices were not recorded, only counts checked)")
+        if e["virtual_allowed"]:
+            out.append("                   VIRTUAL hardware allowed by the plan; counted "
+                       f"virtual: {'; '.join(e['counted_virtual']) or 'none'}")
+    if r["boot"] is None:
+        out.append("boot:              not recorded (a transcript from before attest.verdicts)")
+    else:
+        out.append("boot:              NOT CHECKED by this verifier (attest.verdicts recorded); "
+                   "use sherd-verify")
+    out.append(witness_line(r["witnesses"]))
+    out.append(f"final hash:        {r['final_hash']}")
+    out.append(f"final hash words:  {r['final_words']}")
+    out.append("Compare the final hash words with those the witnesses wrote down.")
+    return out
+
+
+def main(argv):
+    args = list(argv)
+    shares = []
+    if "--shares" in args:
+        i = args.index("--shares")
+        shares = args[i + 1 :]
+        args = args[:i]
+        if not shares:
+            print("usage: sherd_verify.py <ceremony-output-folder> [--shares FILE ...]",
+                  file=sys.stderr)
+            return 2
+    if len(args) != 1:
+        print("usage: sherd_verify.py <ceremony-output-folder> [--shares FILE ...]",
+              file=sys.stderr)
+        return 2
+    folder = args[0]
+    try:
+        r = verify_folder(folder)
+    except Failure as e:
+        print(f"FAIL {folder}: {e}")
+        return 1
+    lines = report_lines(folder, r)
+    if shares:
+        try:
+            s = check_shares(r, shares)
+        except Failure as e:
+            print(f"FAIL {folder}: {e}")
+            return 1
+        lines.insert(-3, f"shares:            {len(shares)} given; shares "
+                     f"{', '.join(map(str, s['used']))} recombine to the committed secret, which "
+                     f"derives root key {r['root_fingerprint']} (subkey {s['subkey']})")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
