@@ -1,0 +1,478 @@
+"""Tests of sherd_verify.py: the fixture passes with sherd-verify's own output, and tampered
+copies of it are refused, each with a named failure. Run from the repository root:
+
+    python3 -m unittest discover -s verifiers/python -v
+
+The fixture (testdata/) was written by ceremony/examples/pyverify_fixture.rs (see README.md).
+Some tampering must get past the root signature to reach a later check; the tests then act as
+a forger who holds the root key: they recombine it from the fixture's decrypted shares
+(throwaway keys) and re-sign the altered transcript.
+"""
+
+import base64
+import hashlib
+import io
+import os
+import shutil
+import struct
+import sys
+import tempfile
+import unittest
+from contextlib import redirect_stdout
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import sherd_verify as sv  # noqa: E402
+
+DATA = os.path.join(HERE, "testdata")
+FOLDER = os.path.join(DATA, "sherd-pyverify")
+SHARES = [os.path.join(DATA, "decrypted-shares", f"holder-{i}.env") for i in (1, 2, 3)]
+FORMAT1 = os.path.join(HERE, "..", "..", "ceremony", "tests", "data", "format-1",
+                       "sherd-format1-example")
+
+
+def run(folder, *extra):
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = sv.main([folder, *extra])
+    return code, out.getvalue()
+
+
+def root_secret():
+    envs = []
+    for p in SHARES[:2]:
+        with open(p, "rb") as f:
+            envs.append(sv.decode_envelope(f.read(), p))
+    return sv.interpolate_at_zero([(e["index"], e["share"][1:]) for e in envs]), envs[0]
+
+
+def armor(binary, kind="PGP SIGNATURE"):
+    b64 = base64.b64encode(binary).decode()
+    crc = base64.b64encode(sv.crc24(binary).to_bytes(3, "big")).decode()
+    body = "\n".join(b64[i : i + 64] for i in range(0, len(b64), 64))
+    return f"-----BEGIN {kind}-----\n\n{body}\n={crc}\n-----END {kind}-----\n".encode()
+
+
+def sign(data, seed, key_body, created):
+    """A v4 binary-document signature over data by the Ed25519 key (legacy EdDSA), as the
+    forger in these tests makes it."""
+    fpr = bytes.fromhex(sv.Key(key_body).fingerprint)
+    sub = lambda t, v: bytes([len(v) + 1, t]) + v  # noqa: E731
+    hashed = sub(2, struct.pack(">I", created)) + sub(33, b"\x04" + fpr)
+    part = bytes([4, 0x00, 22, 8]) + struct.pack(">H", len(hashed)) + hashed
+    digest = hashlib.sha256(data + part + b"\x04\xff" + struct.pack(">I", len(part))).digest()
+    sig = Ed25519PrivateKey.from_private_bytes(seed).sign(digest)
+    unhashed = sub(16, fpr[-8:])
+    body = part + struct.pack(">H", len(unhashed)) + unhashed + digest[:2]
+    body += sv.mpi(sig[:32].lstrip(b"\0")) + sv.mpi(sig[32:].lstrip(b"\0"))
+    return bytes([0xC2, len(body)]) + body
+
+
+class Copy:
+    """A writable copy of the fixture folder."""
+
+    def __init__(self, src=FOLDER):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = os.path.join(self.tmp.name, "folder")
+        shutil.copytree(src, self.dir)
+
+    def path(self, rel):
+        return os.path.join(self.dir, rel)
+
+    def read(self, rel):
+        with open(self.path(rel), "rb") as f:
+            return f.read()
+
+    def write(self, rel, data):
+        with open(self.path(rel), "wb") as f:
+            f.write(data)
+
+    def edit(self, rel, old, new, count=1):
+        data = self.read(rel)
+        assert old in data, (rel, old)
+        self.write(rel, data.replace(old, new, count))
+
+    def records(self):
+        lines = self.read("transcript.txt").decode().rstrip("\n").split("\n")
+        return lines[0], [line.split(" ", 3)[2:] for line in lines[1:]]
+
+    def forge(self, records, header="sherd-transcript/2"):
+        """Writes a transcript with these [kind, value] records, chained and re-signed by the
+        root key (recombined from the fixture's shares), with the witness signatures dropped."""
+        lines, prev = [header], hashlib.sha256(header.encode()).digest()
+        for i, (kind, value) in enumerate(records):
+            line = f"{i + 1} {prev.hex()} {kind} {value}"
+            lines.append(line)
+            prev = hashlib.sha256(line.encode()).digest()
+        data = ("\n".join(lines) + "\n").encode()
+        self.write("transcript.txt", data)
+        secret, env = root_secret()
+        seed = sv.hkdf32(secret, b"sherd/v1/root/primary/ed25519")
+        primary, _ = sv.derive_root(secret, env["key_time"])
+        self.write("transcript.txt.sig", armor(sign(data, seed, primary.body, env["key_time"])))
+        shutil.rmtree(self.path("witness-signatures"))
+
+    def relist(self, records, rel):
+        """Updates the output.file record of rel to the file's current size and hash."""
+        data = self.read(rel)
+        for r in records:
+            if r[0] == "output.file" and r[1].startswith(f"path={rel} "):
+                r[1] = f"path={rel} size={len(data)} sha256={hashlib.sha256(data).hexdigest()}"
+                return
+        raise AssertionError(rel)
+
+    def close(self):
+        self.tmp.cleanup()
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.c = Copy()
+        self.addCleanup(self.c.close)
+
+    def refused(self, code, *needles, shares=()):
+        """Asserts the copy is refused with the named failure and message parts."""
+        with self.assertRaises(sv.Failure) as cm:
+            r = sv.verify_folder(self.c.dir)
+            if shares:
+                sv.check_shares(r, shares)
+        msg = str(cm.exception)
+        self.assertEqual(cm.exception.code, code, msg)
+        for n in needles:
+            self.assertIn(n, msg)
+        # The command line says the same, as one FAIL line.
+        status, out = run(self.c.dir, *(["--shares", *shares] if shares else []))
+        self.assertEqual(status, 1)
+        self.assertEqual(out, f"FAIL {self.c.dir}: {msg}\n")
+        return msg
+
+
+class Passing(unittest.TestCase):
+    def test_output_is_sherd_verifys(self):
+        cwd = os.getcwd()
+        os.chdir(DATA)
+        try:
+            status, out = run("sherd-pyverify")
+        finally:
+            os.chdir(cwd)
+        self.assertEqual(status, 0)
+        with open(os.path.join(DATA, "sherd-verify.expected")) as f:
+            self.assertEqual(out, f.read())
+
+    def test_format_1_folder_from_the_rust_tests(self):
+        if not os.path.isdir(FORMAT1):
+            self.skipTest("ceremony/tests/data not present")
+        status, out = run(FORMAT1)
+        self.assertEqual(status, 0, out)
+        self.assertIn("root fingerprint:  4D3A79FA25F8EF18FD081C4992E4C817CCE7E25E", out)
+        self.assertIn("entropy:           not checked (format 1 records are free text)", out)
+
+    def test_shares_recombine_in_any_subset(self):
+        for picked in ([0, 1], [2, 0], [1, 2], [0, 1, 2]):
+            status, out = run(FOLDER, "--shares", *[SHARES[i] for i in picked])
+            self.assertEqual(status, 0, out)
+            self.assertIn("recombine to the committed secret, which derives root key "
+                          "8E210E8411C07ACC4D4603ADBE4A2A2E72660A36", out)
+
+    def test_usage(self):
+        with redirect_stdout(io.StringIO()), open(os.devnull, "w") as null:
+            old, sys.stderr = sys.stderr, null
+            try:
+                self.assertEqual(sv.main([]), 2)
+                self.assertEqual(sv.main([FOLDER, "--shares"]), 2)
+            finally:
+                sys.stderr = old
+
+
+class Primitives(unittest.TestCase):
+    def test_keys_md_vector(self):
+        primary, sub = sv.derive_root(bytes(range(32)), 1800000000)
+        self.assertEqual(primary.fingerprint, "A29223A2578B7B155DB7D34F9346B00F0233C50A")
+        self.assertEqual(sub.fingerprint, "ACB9FADF6A2D934507AE87126ED65C42A17C7CF6")
+        self.assertEqual(sv.commitment(bytes(range(32)), "vector-test").hex(),
+                         "9fd69152b2529def6955c2dd7f1964cf0c8214e3690100c29add1c4c1b2c5a65")
+
+    def test_aes_field(self):
+        self.assertEqual(sv.gf_mul(0x57, 0x83), 0xC1)  # FIPS-197 section 4.2
+        for a in range(1, 256):
+            self.assertEqual(sv.gf_mul(a, sv.gf_inv(a)), 1)
+
+    def test_interpolation_of_a_known_polynomial(self):
+        # f(x) = 0x42 + 0x17 x + 0xA5 x^2 over GF(2^8)/0x11b; any 3 points give f(0).
+        f = lambda x: 0x42 ^ sv.gf_mul(0x17, x) ^ sv.gf_mul(0xA5, sv.gf_mul(x, x))  # noqa: E731
+        pts = [(x, bytes([f(x)])) for x in (3, 7, 200)]
+        self.assertEqual(sv.interpolate_at_zero(pts), b"\x42")
+
+    def test_pgp_words(self):
+        # The worked example accompanying the published list.
+        self.assertEqual(sv.pgp_words(bytes.fromhex("E58294F2E9A227486E8B061B31CC528FD7FA3F19")),
+                         "topmost Istanbul Pluto vagabond treadmill Pacific brackish dictator "
+                         "goldfish Medusa afflict bravado chatter revolver Dupont midsummer "
+                         "stopwatch whimsical cowbell bottomless")
+
+    def test_fields_one_spelling(self):
+        self.assertEqual(sv.parse_fields('a=b c="x y" d="q\\"\\\\"'),
+                         [("a", "b"), ("c", "x y"), ("d", 'q"\\')])
+        for bad in ['a="b"', "a=", "a=b  c=d", "a=b ", 'a="x', 'a="\\n"', "A=b", 'a=x"y']:
+            with self.assertRaises(sv.FieldError, msg=bad):
+                sv.parse_fields(bad)
+
+
+class Transcript(Base):
+    def test_changed_record(self):
+        self.c.edit("transcript.txt", b"serial=000F:000201", b"serial=000F:000209")
+        self.refused("transcript", "transcript.txt: line 21: previous-hash",
+                     "the chain is broken")
+
+    def test_changed_last_record(self):
+        self.c.edit("transcript.txt", b"ceremony.end files=6", b"ceremony.end files=7")
+        self.refused("transcript", "transcript.txt.sig: the transcript signature does not verify")
+
+    def test_reordered_records(self):
+        lines = self.c.read("transcript.txt").split(b"\n")
+        lines[12], lines[13] = lines[13], lines[12]
+        self.c.write("transcript.txt", b"\n".join(lines))
+        self.refused("transcript", "line 13: record number 13, expected 12",
+                     "(records missing, repeated or reordered)")
+
+    def test_truncated_transcript(self):
+        data = self.c.read("transcript.txt")
+        self.c.write("transcript.txt", data[:-40])
+        self.refused("transcript", "must end with a newline")
+
+    def test_last_records_cut_at_a_line(self):
+        data = self.c.read("transcript.txt").split(b"\n")
+        self.c.write("transcript.txt", b"\n".join(data[:-3]) + b"\n")
+        self.refused("missing-record", "the last record is not ceremony.end")
+
+    def test_quoted_value_that_should_be_bare(self):
+        self.c.edit("transcript.txt", b"step=plan", b'step="plan"')
+        self.refused("transcript", "record 4: witness.confirm: step: 'plan' must be written "
+                     "without quotes")
+
+
+class RootSignature(Base):
+    def test_foreign_signature(self):
+        # A signature over the very same bytes, but by a witness's key, not the root key.
+        witness = self.c.read("witness-signatures/1.sig")
+        self.c.write("transcript.txt.sig", armor(witness))
+        self.refused("transcript", "transcript.txt.sig: the transcript signature does not verify",
+                     "no issuer of the signature is the root certificate's primary key")
+
+    def test_signature_by_another_ed25519_key_naming_the_root(self):
+        _, env = root_secret()
+        data = self.c.read("transcript.txt")
+        primary = sv.Key(sv.parse_armored_cert(self.c.read("root-cert.asc")).primary.body)
+        self.c.write("transcript.txt.sig", armor(sign(data, b"\x07" * 32, primary.body,
+                                                      env["key_time"])))
+        self.refused("transcript", "bad signature")
+
+    def test_truncated_signature(self):
+        binary = sv.dearmor(self.c.read("transcript.txt.sig"), "PGP SIGNATURE")
+        self.c.write("transcript.txt.sig", armor(binary[:-10]))
+        self.refused("transcript", "truncated")
+
+    def test_root_cert_replaced(self):
+        loc = sv.ShardFile(self.c.read("shards.toml").decode()).shares[0]["location_cert"]
+        self.c.write("root-cert.asc", armor(self.location_cert_binary(), "PGP PUBLIC KEY BLOCK"))
+        self.refused("mismatch", "root certificate fingerprint (root-cert.asc): "
+                     "transcript.txt record 10 (root.fingerprint) says "
+                     "8E210E8411C07ACC4D4603ADBE4A2A2E72660A36, found " + loc.fingerprint)
+
+    def location_cert_binary(self):
+        import tomllib
+        raw = tomllib.loads(self.c.read("shards.toml").decode())
+        return sv.dearmor(raw["share"][0]["location_cert"], "PGP PUBLIC KEY BLOCK")
+
+
+class Files(Base):
+    def test_changed_plan(self):
+        self.c.edit("plan.toml", b"cards = 2", b"cards = 3")
+        self.refused("mismatch", "SHA-256 of plan.toml: transcript.txt record 26 (output.file) says")
+
+    def test_truncated_pin_file(self):
+        data = self.c.read("pins/holder-002.asc")
+        self.c.write("pins/holder-002.asc", data[: len(data) // 2])
+        self.refused("mismatch", "SHA-256 of pins/holder-002.asc")
+
+    def test_missing_file(self):
+        os.remove(self.c.path("shards.toml"))
+        self.refused("unreadable", "shards.toml: cannot read")
+
+    def test_swapped_share(self):
+        # Shares 1 and 2 exchanged in shards.toml (messages and their hashes).
+        import tomllib
+        text = self.c.read("shards.toml").decode()
+        raw = tomllib.loads(text)
+        a, b = raw["share"][0], raw["share"][1]
+        for key in ("message", "message_sha256"):
+            text = text.replace(a[key], "\0A").replace(b[key], a[key]).replace("\0A", b[key])
+        self.c.write("shards.toml", text.encode())
+        self.refused("mismatch", "SHA-256 of shards.toml")
+
+
+class Forged(Base):
+    """Tampering that also rewrites the transcript and re-signs it with the root key."""
+
+    def test_forged_transcript_without_the_witnesses(self):
+        header, records = self.c.records()
+        self.c.forge(records)
+        status, out = run(self.c.dir)
+        self.assertEqual(status, 0, out)
+        self.assertIn("signed by 0 of 2 witnesses; not signed: Wendy Witness, Walter Witness",
+                      out)
+
+    def test_witness_signature_over_another_transcript(self):
+        witness = self.c.read("witness-signatures/1.sig")
+        header, records = self.c.records()
+        self.c.forge(records[:-1] + [["witness.confirm", "name=Wendy step=plan"]] + records[-1:])
+        os.mkdir(self.c.path("witness-signatures"))
+        self.c.write("witness-signatures/1.sig", witness)
+        self.refused("invalid", "witness-signatures/1.sig: not a good signature of witness 1 "
+                     "(Wendy Witness) over transcript.txt",
+                     "the digest does not match the signature's 16-bit check value")
+
+    def test_witness_signature_swapped(self):
+        self.c.write("witness-signatures/1.sig", self.c.read("witness-signatures/2.sig"))
+        self.refused("invalid", "witness-signatures/1.sig: not a good signature of witness 1",
+                     "no issuer of the signature is a live signing key of witness 1")
+
+    def test_witness_signature_truncated(self):
+        data = self.c.read("witness-signatures/2.sig")
+        self.c.write("witness-signatures/2.sig", data[:-5])
+        self.refused("invalid", "witness-signatures/2.sig", "truncated")
+
+    def test_required_witness_missing(self):
+        header, records = self.c.records()
+        self.c.edit("plan.toml", b"threshold = 2", b"require_witness_signatures = true\n"
+                    b"threshold = 2")
+        self.c.relist(records, "plan.toml")
+        plan = sv.Plan(self.c.read("plan.toml").decode())
+        records[1][1] = plan.hash
+        self.c.edit("shards.toml", b"4ec01d698381cfdb1552871b144fad7778d36ae3a2f1dc3257196b8def4bdcf3",
+                    plan.hash.encode())
+        self.c.relist(records, "shards.toml")
+        self.c.forge(records)
+        self.refused("missing-witness-signature", "witness-signatures/1.sig: missing: plan.toml "
+                     "sets require_witness_signatures, and witness 1 (Wendy Witness) did not sign")
+
+    def test_plan_hash(self):
+        header, records = self.c.records()
+        self.c.edit("plan.toml", b"cards = 2", b"cards = 1")
+        self.c.relist(records, "plan.toml")
+        self.c.forge(records)
+        self.refused("mismatch", "canonical hash of plan.toml: transcript.txt record 2 "
+                     "(plan.hash) says 4ec01d69")
+
+    def test_out_of_order(self):
+        header, records = self.c.records()
+        records[13], records[16] = records[16], records[13]  # share.sealed after card.provisioned
+        self.c.forge(records)
+        self.refused("bad-record", "transcript.txt record 15 (share.sealed): out of the "
+                     "ceremony's order: it comes after a card.provisioned record")
+
+    def test_swapped_share_relisted(self):
+        import tomllib
+        header, records = self.c.records()
+        text = self.c.read("shards.toml").decode()
+        raw = tomllib.loads(text)
+        a, b = raw["share"][0], raw["share"][1]
+        for key in ("message", "message_sha256"):
+            text = text.replace(a[key], "\0A").replace(b[key], a[key]).replace("\0A", b[key])
+        self.c.write("shards.toml", text.encode())
+        self.c.relist(records, "shards.toml")
+        self.c.forge(records)
+        self.refused("invalid", "shards.toml: share 1: the message must be encrypted to exactly "
+                     "the location certificate's encryption key")
+
+    def test_swapped_share_records(self):
+        header, records = self.c.records()
+        records[13][1], records[14][1] = records[14][1], records[13][1]
+        self.c.forge(records)
+        self.refused("bad-record", "transcript.txt record 14 (share.sealed): holder=2 where "
+                     "share 1 of shards.toml is, in plan order")
+
+    def test_card_twice(self):
+        header, records = self.c.records()
+        records[18][1] = records[18][1].replace("serial=000F:000201", "serial=000F:000101")
+        self.c.forge(records)
+        self.refused("bad-record", "record 19 (card.provisioned): card serial 000F:000101 was "
+                     "already used in record 17")
+
+    def test_output_count(self):
+        header, records = self.c.records()
+        records[-1][1] = "files=5"
+        self.c.forge(records)
+        self.refused("mismatch", "number of output.file records: transcript.txt record 32 "
+                     "(ceremony.end) says 5, found 6")
+
+    def test_subsets(self):
+        header, records = self.c.records()
+        records[23][1] = "checked=2 total=3 policy=all"
+        self.c.forge(records)
+        self.refused("mismatch", "record 24 (verify.subsets) checked=", "says 3, found 2")
+
+    def test_pin_recipients(self):
+        header, records = self.c.records()
+        v = records[20][1]
+        fprs = v.split("recipients=")[1].split(",")
+        records[20][1] = v.split("recipients=")[0] + "recipients=" + ",".join(fprs[::-1])
+        self.c.forge(records)
+        self.refused("mismatch", "transcript.txt record 21 (pins.sealed) recipients")
+
+    def test_counted_virtual_entropy(self):
+        header, records = self.c.records()
+        records[5][1] = records[5][1].replace("virtual=no", "virtual=swtpm")
+        self.c.forge(records)
+        self.refused("bad-record", "record 6 (entropy.source): /dev/tpmrm0: TPM 2.0 test: "
+                     "counted, but virtual (swtpm)")
+
+
+class Shares(Base):
+    def read(self, i):
+        with open(SHARES[i], "rb") as f:
+            return bytearray(f.read())
+
+    def write(self, name, data):
+        p = os.path.join(self.c.tmp.name, name)
+        with open(p, "wb") as f:
+            f.write(data)
+        return p
+
+    def test_too_few(self):
+        self.refused("share", "1 share(s) given, 2 needed", shares=SHARES[:1])
+
+    def test_same_share_twice(self):
+        self.refused("share", "share 1 given twice (identical copies)",
+                     shares=[SHARES[0], self.write("copy.env", self.read(0))])
+
+    def test_corrupt_share_with_exactly_m(self):
+        e = self.read(1)
+        e[-1] ^= 1
+        self.refused("share", "no subset of the shares recombines to the committed secret: "
+                     "bring one more share", shares=[SHARES[0], self.write("bad.env", e)])
+
+    def test_corrupt_share_named_with_more(self):
+        e = self.read(2)
+        e[-5] ^= 0x40
+        self.refused("share", "bad.env: share 3 does not agree with the others",
+                     shares=[SHARES[0], SHARES[1], self.write("bad.env", e)])
+
+    def test_share_of_another_ceremony(self):
+        e = self.read(0)
+        e[10:18] = b"pyforged"
+        self.refused("share", "a foreign share", shares=[self.write("foreign.env", e), SHARES[1]])
+
+    def test_truncated_share(self):
+        self.refused("share", "truncated in share",
+                     shares=[self.write("cut.env", self.read(0)[:-3]), SHARES[1]])
+
+    def test_trailing_bytes(self):
+        self.refused("share", "1 trailing byte(s)",
+                     shares=[self.write("long.env", self.read(0) + b"\0"), SHARES[1]])
+
+
+if __name__ == "__main__":
+    unittest.main()
