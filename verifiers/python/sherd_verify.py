@@ -549,7 +549,10 @@ class Cert:
         current = self.direct
         for tag, body in pk[1:]:
             if tag == TAG_SIG:
-                current.append(Signature(body))
+                try:
+                    current.append(Signature(body))
+                except PgpError:
+                    continue  # a signature this reader cannot parse (v3, v6) binds nothing here
             elif tag == TAG_UID:
                 self.uids.append((body, []))
                 current = self.uids[-1][1]
@@ -668,7 +671,7 @@ class Cert:
         return [
             k
             for k in self.live_keys(t, FLAG_ENCRYPT_COMMS | FLAG_ENCRYPT_STORAGE)
-            if k.algo in (ALGO_ECDH, ALGO_X25519, ALGO_RSA, 2)
+            if k.algo in (ALGO_RSA, 2, 16, ALGO_ECDH, ALGO_X25519, 26)  # RSA, ElGamal, ECDH, X25519/448
         ]
 
     def signing_keys(self, t):
@@ -1309,7 +1312,7 @@ def verify_data_signature(sig_bytes, data, keys, time, what):
             continue
         why = sig.check(key, data)
         if why is None:
-            return key
+            return key, sig
     raise PgpError(why)
 
 
@@ -1353,8 +1356,8 @@ def verify_folder(folder):
             sig_bin = dearmor(sig_bytes, "PGP SIGNATURE")
         except PgpError:
             sig_bin = sig_bytes  # a binary signature is read as well
-        verify_data_signature(sig_bin, transcript_bytes, [root_cert.primary], None,
-                              "the root certificate's primary key")
+        _, root_sig = verify_data_signature(sig_bin, transcript_bytes, [root_cert.primary], None,
+                                            "the root certificate's primary key")
     except PgpError as e:
         raise transcript_error("transcript.txt.sig",
                                f"the transcript signature does not verify: {e}")
@@ -1411,6 +1414,11 @@ def verify_folder(folder):
     if plan_hash_rec.core != plan.hash:
         raise mismatch("canonical hash of plan.toml", rec_name(plan_hash_rec.seq, "plan.hash"),
                        plan_hash_rec.core, plan.hash)
+    # Not checked by sherd-verify (as of this writing), but transcript.md says so: the root
+    # key's signature over the transcript is dated the plan time.
+    if root_sig.created != plan.time:
+        raise mismatch("creation time of transcript.txt.sig", "plan.toml", plan.time,
+                       root_sig.created)
     stated = plan_rec.core
     for field, recorded, from_plan in [
         ("id", stated["id"], plan.ceremony_id), ("time", stated["time"], plan.time_text),

@@ -98,7 +98,7 @@ class Copy:
         lines = self.read("transcript.txt").decode().rstrip("\n").split("\n")
         return lines[0], [line.split(" ", 3)[2:] for line in lines[1:]]
 
-    def forge(self, records, header="sherd-transcript/2"):
+    def forge(self, records, header="sherd-transcript/2", time_shift=0):
         """Writes a transcript with these [kind, value] records, chained and re-signed by the
         root key (recombined from the fixture's shares), with the witness signatures dropped."""
         lines, prev = [header], hashlib.sha256(header.encode()).digest()
@@ -111,7 +111,8 @@ class Copy:
         secret, env = root_secret()
         seed = sv.hkdf32(secret, b"sherd/v1/root/primary/ed25519")
         primary, _ = sv.derive_root(secret, env["key_time"])
-        self.write("transcript.txt.sig", armor(sign(data, seed, primary.body, env["key_time"])))
+        self.write("transcript.txt.sig", armor(sign(data, seed, primary.body,
+                                                             env["key_time"] + time_shift)))
         shutil.rmtree(self.path("witness-signatures"))
 
     def relist(self, records, rel):
@@ -323,6 +324,12 @@ class Forged(Base):
         self.assertEqual(status, 0, out)
         self.assertIn("signed by 0 of 2 witnesses; not signed: Wendy Witness, Walter Witness",
                       out)
+
+    def test_root_signature_not_at_the_plan_time(self):
+        header, records = self.c.records()
+        self.c.forge(records, time_shift=3600)
+        self.refused("mismatch", "creation time of transcript.txt.sig: plan.toml says 1795510800, "
+                     "found 1795514400")
 
     def test_witness_signature_over_another_transcript(self):
         witness = self.c.read("witness-signatures/1.sig")
