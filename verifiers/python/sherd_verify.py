@@ -1556,9 +1556,13 @@ def verify_folder(folder):
                 f"plan.toml (N={n}, M={m}: C(N, M) = {total_text}; every subset up to "
                 f"{EXHAUSTIVE_BOUND}, else N windows + {RANDOM_SUBSETS} random)", expected, found)
 
-    # 13/14. The TPM quote and the boot verdicts: placement only (see the README).
-    quote = check_quote_placement(t, plan_hash_rec.seq, root_rec.seq)
-    boot = check_boot_placement(t)
+    # 13. The TPM quote, 14. the boot verdicts recomputed.
+    quote, outcome = check_quote(t, plan, plan_hash_rec.seq, root_rec.seq)
+    boot = check_boot(t, plan, outcome, root_rec.seq)
+    if quote[0] == "failed" and boot is None:
+        # Before verdicts were recorded, a quote that does not verify had no deviation.
+        raise missing_record(f"the TPM quote does not verify ({quote[2]}) and no "
+                             "attest.deviation records why the ceremony went on")
     # 12. The entropy step.
     entropy = check_entropy(t, plan, plan_hash_rec.seq, root_rec.seq)
     # 11. Witness signatures.
@@ -1622,7 +1626,7 @@ def check_entropy(t, plan, plan_hash_seq, root_seq):
 
     sources, policies, mixers = of("entropy.source"), of("entropy.policy"), of("entropy.mixer")
     if not mixers:
-        raise missing_record("transcript.txt: no entropy.mixer record: the entropy step did not "
+        raise missing_record("no entropy.mixer record: the entropy step did not "
                              "finish")
     if len(mixers) > 1:
         raise bad_record(mixers[1][0].seq, "entropy.mixer", "a second entropy.mixer record")
@@ -1631,7 +1635,7 @@ def check_entropy(t, plan, plan_hash_seq, root_seq):
         raise mismatch("mixer context", f'sherd-verify (the entropy mixer\'s context, '
                        f'"{MIX_CONTEXT}")', MIX_CONTEXT, mf["context"])
     if not any(field(r, f, "source") == "os-csprng" and flag(r, f, "healthy") for r, f in sources):
-        raise missing_record("transcript.txt: no healthy os-csprng entropy.source record: the "
+        raise missing_record("no healthy os-csprng entropy.source record: the "
                              "kernel CSPRNG is always mixed in")
     if len(policies) > 1:
         raise bad_record(policies[1][0].seq, "entropy.policy", "a second entropy.policy record")
@@ -1672,34 +1676,212 @@ def check_entropy(t, plan, plan_hash_seq, root_seq):
             counted_virtual.append(identity)
         counted.append(identity)
     if len(counted) < required:
-        raise missing_record(f"transcript.txt: {len(counted)} entropy source(s) counted as "
+        raise missing_record(f"{len(counted)} entropy source(s) counted as "
                              f"independent hardware, {required} required")
     return {"basis": "policy" if policy else "counts-only", "counted": counted,
             "virtual_allowed": virtual_allowed, "counted_virtual": counted_virtual}
 
 
-def check_quote_placement(t, plan_hash_seq, root_seq):
+class QuoteInvalid(Exception):
+    pass
+
+
+class TpmFields:
+    """Big-endian TPM structure fields, read strictly (tpm-quote.md)."""
+
+    def __init__(self, name, data):
+        self.name, self.data, self.pos = name, data, 0
+
+    def take(self, field, n):
+        if self.pos + n > len(self.data):
+            raise QuoteInvalid(f"{self.name}: {field} is truncated")
+        v = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return v
+
+    def int(self, field, n):
+        return int.from_bytes(self.take(field, n), "big")
+
+    def tpm2b(self, field):
+        return self.take(field, self.int(field + " size", 2))
+
+    def expect(self, field, n, want):
+        got = self.int(field, n)
+        if got != want:
+            raise QuoteInvalid(f"{self.name}: {field} is {got:#x}, expected {want:#x}")
+
+    def p256(self, field):
+        v = self.tpm2b(field)
+        if not 1 <= len(v) <= 32:
+            raise QuoteInvalid(f"{self.name}: {field} has {len(v)} bytes, expected 1 to 32")
+        return int.from_bytes(v, "big")
+
+    def end(self):
+        if self.pos != len(self.data):
+            raise QuoteInvalid(f"{self.name}: {len(self.data) - self.pos} bytes after its end")
+
+
+def verify_quote(attest, signature, ak_public, plan_hash, pcrs):
+    """Checks a TPM2_Quote as docs/formats/tpm-quote.md "What is checked" says; returns the
+    firmware version, raises QuoteInvalid."""
+    r = TpmFields("TPMT_PUBLIC", ak_public)
+    r.expect("type", 2, 0x0023)  # TPM_ALG_ECC
+    r.expect("nameAlg", 2, 0x000B)  # SHA-256
+    r.expect("objectAttributes", 4, 0x00050072)
+    r.expect("authPolicy size", 2, 0)
+    r.expect("symmetric", 2, 0x0010)  # NULL
+    r.expect("scheme", 2, 0x0018)  # ECDSA
+    r.expect("scheme hashAlg", 2, 0x000B)
+    r.expect("curveID", 2, 0x0003)  # NIST P-256
+    r.expect("kdf", 2, 0x0010)  # NULL
+    x, y = r.p256("unique.x"), r.p256("unique.y")
+    r.end()
+    try:
+        key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+    except ValueError:
+        raise QuoteInvalid("TPMT_PUBLIC: (x, y) is not a point of P-256")
+    name = b"\x00\x0b" + hashlib.sha256(ak_public).digest()
+
+    r = TpmFields("TPMS_ATTEST", attest)
+    r.expect("magic", 4, 0xFF544347)  # TPM_GENERATED_VALUE
+    r.expect("type", 2, 0x8018)  # TPM_ST_ATTEST_QUOTE
+    signer = r.tpm2b("qualifiedSigner")
+    extra = r.tpm2b("extraData")
+    r.take("clock", 8), r.take("resetCount", 4), r.take("restartCount", 4)
+    if r.int("safe", 1) not in (0, 1):
+        raise QuoteInvalid("TPMS_ATTEST: safe is not 0 or 1")
+    firmware = r.int("firmwareVersion", 8)
+    r.expect("pcrSelect count", 4, 1)
+    r.expect("pcrSelect hash", 2, 0x000B)
+    r.expect("sizeofSelect", 1, 3)
+    r.expect("pcrSelect", 3, 0xFF0000)  # PCR 0-7
+    pcr_digest = r.tpm2b("pcrDigest")
+    r.end()
+
+    r = TpmFields("TPMT_SIGNATURE", signature)
+    r.expect("sigAlg", 2, 0x0018)  # ECDSA
+    r.expect("hash", 2, 0x000B)  # SHA-256
+    sig_r, sig_s = r.p256("signatureR"), r.p256("signatureS")
+    r.end()
+
+    try:
+        key.verify(utils.encode_dss_signature(sig_r, sig_s), attest, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise QuoteInvalid("the signature does not verify with the attestation key")
+    if signer != b"\x00\x0b" + hashlib.sha256(bytes.fromhex("4000000b") + name).digest():
+        raise QuoteInvalid("qualifiedSigner is not this key as an endorsement-hierarchy primary key")
+    if extra != plan_hash:
+        raise QuoteInvalid(f"the qualifying data is {extra.hex()}, expected the plan hash "
+                           f"{plan_hash.hex()}")
+    if pcr_digest != hashlib.sha256(b"".join(pcrs)).digest():
+        raise QuoteInvalid("a PCR changed since the attestation: quoted values differ")
+    return f"{firmware >> 32:#010x}.{firmware & 0xFFFFFFFF:#010x}"
+
+
+def pcr_hex(r, kind):
+    """A tpm.pcr<N>-sha256 record's value= as 32 bytes, or None for `none`."""
+    f = note_fields(r)
+    v = field(r, f, "value")
+    if v == "none":
+        return None, f
+    try:
+        b = bytes.fromhex(v)
+    except ValueError:
+        b = b""
+    if len(b) != 32 or len(v) != 64:
+        raise bad_record(r.seq, kind, "value= is not 32 bytes of hex")
+    return b, f
+
+
+def check_quote(t, plan, plan_hash_seq, root_seq):
+    """Check 13. Returns (report, outcome); outcome is ("verified"|"invalid", ak_name, why) or
+    ("not-made", why), or None when no quote is recorded."""
     quotes = t.of_kind("tpm.quote")
-    if not quotes or t.format == 1:
-        return ("not-recorded", None)
+    if not quotes:
+        return ("not-recorded",), None
     if len(quotes) > 1:
         raise bad_record(quotes[1].seq, "tpm.quote", "a second tpm.quote record")
+    if t.format == 1:
+        return ("not-recorded",), None
     r = quotes[0]
     if r.seq < plan_hash_seq or r.seq > root_seq:
         raise bad_record(r.seq, "tpm.quote", "outside its place: the quote is made after "
                          "plan.hash and before root.fingerprint")
     f = note_fields(r)
     if "none" in f:
-        return ("not-made", f["none"])
-    ak_public = bytes.fromhex(field(r, f, "ak-public"))
-    computed = "000b" + hashlib.sha256(ak_public).hexdigest()
+        return ("not-made", f["none"]), ("not-made", f["none"])
+
+    def hexfield(key):
+        v = field(r, f, key)
+        try:
+            return bytes.fromhex(v) if v == v.lower() and len(v) % 2 == 0 else None
+        except ValueError:
+            return None
+
+    values = {}
+    for key in ("attest", "signature", "ak-public"):
+        values[key] = hexfield(key)
+        if values[key] is None:
+            raise bad_record(r.seq, "tpm.quote", f"{key}= is not hex")
+    ek = field(r, f, "ek-cert")
+    if ek != "none" and hexfield("ek-cert") is None:
+        raise bad_record(r.seq, "tpm.quote", "ek-cert= is not hex")
+    pcrs = []
+    for i in range(8):
+        kind = f"tpm.pcr{i}-sha256"
+        recs = t.of_kind(kind)
+        if not recs:
+            raise missing_record(f"a TPM quote but no {kind} record to check it against")
+        try:
+            fields = dict(parse_fields(recs[0].value))
+        except FieldError:
+            fields = {}
+        if "value" not in fields:
+            raise missing_record(f"record {recs[0].seq}: {kind} has no value=")
+        v = fields["value"]
+        if v == "none":
+            pcrs.append(None)
+            continue
+        try:
+            b = bytes.fromhex(v)
+        except ValueError:
+            b = b""
+        if len(b) != 32 or len(v) != 64:
+            raise bad_record(recs[0].seq, "tpm.pcr<N>-sha256", "value= is not 32 bytes of hex")
+        pcrs.append(b)
+    computed = "000b" + hashlib.sha256(values["ak-public"]).hexdigest()
     if field(r, f, "ak-name") != computed:
         raise mismatch("attestation key name", "the key in tpm.quote ak-public=", computed,
                        f["ak-name"])
-    return ("not-checked", computed)
+    if any(p is None for p in pcrs):
+        why = "the attestation read no PCR values to compare the quote with"
+        return ("failed", computed, why), ("invalid", computed, why)
+    try:
+        firmware = verify_quote(values["attest"], values["signature"], values["ak-public"],
+                                bytes.fromhex(plan.hash), pcrs)
+    except QuoteInvalid as e:
+        return ("failed", computed, str(e)), ("invalid", computed, str(e))
+    return ("verified", computed, firmware, ek != "none"), ("verified", computed, None)
 
 
-def check_boot_placement(t):
+HEADS_PCR4 = hashlib.sha256(
+    hashlib.sha256(bytes(32) + hashlib.sha256(b"usb").digest()).digest()
+    + hashlib.sha256(b"generic").digest()
+).digest()
+HEADS_VALUES = {0: bytes(32), 1: bytes(32), 3: bytes(32), 4: HEADS_PCR4}  # heads.md
+
+
+def encode_fields(pairs):
+    def enc(v):
+        if is_bare(v):
+            return v
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return " ".join(f"{k}={enc(v)}" for k, v in pairs)
+
+
+def check_boot(t, plan, outcome, root_seq):
+    """Check 14: the verdicts recomputed (docs/formats/attestation.md). Returns the report
+    lines' data, or None when no attest.verdicts is recorded."""
     verdicts, deviations = t.of_kind("attest.verdicts"), t.of_kind("attest.deviation")
     if not verdicts:
         if deviations:
@@ -1708,7 +1890,113 @@ def check_boot_placement(t):
         return None
     if len(verdicts) > 1:
         raise bad_record(verdicts[1].seq, "attest.verdicts", "a second attest.verdicts record")
-    return "not-checked"
+    r = verdicts[0]
+    quotes = t.of_kind("tpm.quote")
+    if outcome is None or not quotes:
+        raise bad_record(r.seq, "attest.verdicts", "no tpm.quote record before it: the verdicts "
+                         "judge the quote")
+    if r.seq != quotes[0].seq + 1 or r.seq > root_seq:
+        raise bad_record(r.seq, "attest.verdicts", "outside its place: right after tpm.quote, "
+                         "before root.fingerprint")
+    readings = []
+    for i in range(8):
+        kind = f"tpm.pcr{i}-sha256"
+        recs = t.of_kind(kind)
+        if not recs:
+            raise missing_record(f"no {kind} record")
+        value, f = pcr_hex(recs[0], "tpm.pcr<N>-sha256")
+        verdict = field(recs[0], f, "verdict")
+        if verdict not in ("PASS", "FAIL", "UNKNOWN"):
+            raise bad_record(recs[0].seq, "tpm.pcr<N>-sha256",
+                             "verdict= is not PASS, FAIL or UNKNOWN")
+        heads = HEADS_VALUES.get(i)
+        if (verdict == "PASS") != (value is not None and value == heads):
+            raise bad_record(recs[0].seq, "tpm.pcr<N>-sha256", f"verdict={verdict}, but by "
+                             f"Heads' rules PCR{i} is PASS exactly when it holds Heads' value"
+                             + (" and it has none (board-specific)" if heads is None else ""))
+        readings.append((value, verdict))
+    m = plan.machine
+    items = []  # (item, verdict, value or None)
+    for i, (value, verdict) in enumerate(readings):
+        recorded = m.get(f"pcr{i}") if m else None
+        if recorded is not None:
+            if value is None:
+                verdict = "UNKNOWN"
+            else:
+                verdict = "PASS" if value == bytes.fromhex(recorded) else "FAIL"
+        items.append((f"pcr{i}", verdict, value.hex() if value is not None else "none"))
+    kind = outcome[0]
+    items.append(("quote", {"verified": "PASS", "invalid": "FAIL", "not-made": "UNKNOWN"}[kind],
+                  None))
+    if m and "quote_key" in m:
+        if kind == "not-made":
+            items.append(("quote-key", "UNKNOWN", None))
+        else:
+            same = outcome[1] == m["quote_key"].lower()
+            items.append(("quote-key", "PASS" if same else "FAIL", outcome[1]))
+    want = encode_fields(([("machine", m["name"])] if m else [])
+                         + [(item, v) for item, v, _ in items])
+    if r.value != want:
+        raise mismatch("boot verdicts", "the PCR values recorded at the attestation, the plan's "
+                       "[machine] table and the quote", want, r.value)
+    open_items = [(item, v, val) for item, v, val in items if v != "PASS"]
+    deviation = None
+    if not open_items:
+        if deviations:
+            raise bad_record(deviations[0].seq, "attest.deviation",
+                             "a deviation, but every item is PASS")
+    elif not deviations:
+        raise missing_record(f"{' '.join(i for i, _, _ in open_items)} not PASS and no "
+                             "attest.deviation records why the ceremony went on")
+    elif len(deviations) > 1:
+        raise bad_record(deviations[1].seq, "attest.deviation", "a second attest.deviation record")
+    else:
+        d = deviations[0]
+        if d.seq != r.seq + 1:
+            raise bad_record(d.seq, "attest.deviation",
+                             "outside its place: right after attest.verdicts")
+        f = note_fields(d)
+        reason = field(d, f, "reason")
+        trimmed = reason.strip()
+        if not all(0x20 <= ord(c) <= 0x7E for c in trimmed):
+            raise bad_record(d.seq, "attest.deviation",
+                             "only letters, digits, punctuation and spaces can be recorded")
+        if not 10 <= len(trimmed) <= 200:
+            raise bad_record(d.seq, "attest.deviation", f"the reason has {len(trimmed)} "
+                             "characters: type 10 to 200 saying why the ceremony may go on")
+        if trimmed != reason:
+            raise bad_record(d.seq, "attest.deviation",
+                             "the reason has leading or trailing spaces")
+        pairs = []
+        for item, v, val in open_items:
+            pairs.append((item, v))
+            if val is not None:
+                pairs.append((f"{item}-value", val))
+        want = encode_fields(pairs + [("reason", reason)])
+        if d.value != want:
+            raise mismatch("deviation", "the items not PASS, with their values", want, d.value)
+        deviation = ([i for i, _, _ in open_items], reason)
+    return {"machine": m["name"] if m else None, "items": items, "deviation": deviation}
+
+
+def boot_lines(boot):
+    if boot is None:
+        return ["not recorded (a transcript from before attest.verdicts)"]
+    if boot["machine"]:
+        basis = f"judged against the values the plan records for {boot['machine']}"
+    else:
+        basis = "judged by Heads' rules only (the plan records no laptop)"
+    passed = [i for i, v, _ in boot["items"] if v == "PASS"]
+    open_items = [f"{i} {v}" for i, v, _ in boot["items"] if v != "PASS"]
+    lines = [f"{basis}; recomputed, as recorded", f"PASS: {' '.join(passed) or 'none'}"]
+    if open_items:
+        lines.append(f"not PASS: {', '.join(open_items)}")
+    if boot["deviation"]:
+        items, reason = boot["deviation"]
+        lines.append(f'DEVIATION recorded for {" ".join(items)}: "{reason}"')
+    else:
+        lines.append("no deviation")
+    return lines
 
 
 def check_witness_signatures(get, plan, transcript):
@@ -1968,14 +2256,21 @@ def report_lines(folder, r):
            f"plan hash:         {r['plan_hash']}",
            f"transcript:        {r['records']} records, signed by the root key",
            f"files checked:     {r['files_checked']}"]
-    q, detail = r["quote"]
-    if q == "not-recorded":
+    q = r["quote"]
+    if q[0] == "not-recorded":
         out.append("TPM quote:         not recorded")
-    elif q == "not-made":
-        out.append(f"TPM quote:         none ({detail})")
+    elif q[0] == "not-made":
+        out.append(f"TPM quote:         none ({q[1]})")
+    elif q[0] == "failed":
+        out.append(f"TPM quote:         FAILED ({q[2]}); key {q[1]}; the witnesses recorded a "
+                   "deviation (below)")
     else:
-        out.append(f"TPM quote:         NOT CHECKED by this verifier (attestation key {detail}); "
-                   "use sherd-verify")
+        out.append("TPM quote:         verified: PCR 0-7 as recorded and the plan hash, signed by "
+                   f"attestation key {q[1]}")
+        out.append(f"                   (TPM firmware {q[2]}; EK certificate "
+                   f"{'recorded, not checked' if q[3] else 'none'}; the key was made in the TPM "
+                   "during the ceremony: compare its name with the one recorded for this "
+                   "laptop, if any)")
     e = r["entropy"]
     if e["basis"] == "not-checked":
         out.append("entropy:           not checked (format 1 records are free text)")
@@ -1988,11 +2283,8 @@ def report_lines(folder, r):
         if e["virtual_allowed"]:
             out.append("                   VIRTUAL hardware allowed by the plan; counted "
                        f"virtual: {'; '.join(e['counted_virtual']) or 'none'}")
-    if r["boot"] is None:
-        out.append("boot:              not recorded (a transcript from before attest.verdicts)")
-    else:
-        out.append("boot:              NOT CHECKED by this verifier (attest.verdicts recorded); "
-                   "use sherd-verify")
+    for i, line in enumerate(boot_lines(r["boot"])):
+        out.append(f"{'boot:' if i == 0 else '':<19}{line}")
     out.append(witness_line(r["witnesses"]))
     out.append(f"final hash:        {r['final_hash']}")
     out.append(f"final hash words:  {r['final_words']}")
