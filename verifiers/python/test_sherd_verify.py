@@ -437,6 +437,123 @@ class Forged(Base):
                      "counted, but virtual (swtpm)")
 
 
+def assemble(name, dest):
+    """The attested scenario `name` as a whole folder (see testdata/make_attested.py)."""
+    import shutil as _sh
+    src = os.path.join(DATA, "attested", name)
+    _sh.copytree(FOLDER, dest)
+    _sh.rmtree(os.path.join(dest, "witness-signatures"))
+    for rel in os.listdir(src):
+        if rel != "sherd-verify.expected":
+            _sh.copy(os.path.join(src, rel), os.path.join(dest, rel))
+
+
+class Attested(Base):
+    """Boot attestation (checks 13 and 14) on the attested scenarios, whose expected output
+    sherd-verify wrote."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.c = Copy.__new__(Copy)
+        self.c.tmp = self.tmp
+        self.c.dir = os.path.join(self.tmp.name, "folder")
+
+    def test_as_sherd_verify_says(self):
+        for name in ("heads-only", "recorded-laptop", "pcr-changed-other-tpm"):
+            with self.subTest(name):
+                shutil.rmtree(self.c.dir, ignore_errors=True)
+                assemble(name, self.c.dir)
+                cwd = os.getcwd()
+                os.chdir(self.tmp.name)
+                try:
+                    status, out = run("folder")
+                finally:
+                    os.chdir(cwd)
+                self.assertEqual(status, 0, out)
+                with open(os.path.join(DATA, "attested", name, "sherd-verify.expected")) as f:
+                    self.assertEqual(out, f.read())
+
+    def reforge(self, name, edit):
+        assemble(name, self.c.dir)
+        os.mkdir(self.c.path("witness-signatures"))
+        header, records = self.c.records()
+        edit(records)
+        self.c.forge(records)
+
+    @staticmethod
+    def at(records, kind):
+        return [k for k, _ in records].index(kind)
+
+    def test_claimed_pass(self):
+        def edit(r):
+            i = self.at(r, "attest.verdicts")
+            r[i][1] = r[i][1].replace("pcr2=UNKNOWN", "pcr2=PASS")
+        self.reforge("heads-only", edit)
+        self.refused("mismatch", "boot verdicts: the PCR values recorded at the attestation, "
+                     "the plan's [machine] table and the quote says pcr0=PASS pcr1=PASS "
+                     "pcr2=UNKNOWN", "found pcr0=PASS pcr1=PASS pcr2=PASS")
+
+    def test_no_deviation(self):
+        self.reforge("heads-only", lambda r: r.pop(self.at(r, "attest.deviation")))
+        self.refused("missing-record", "transcript.txt: pcr2 pcr5 pcr6 pcr7 not PASS and no "
+                     "attest.deviation records why the ceremony went on")
+
+    def test_deviation_hides_an_item(self):
+        def edit(r):
+            i = self.at(r, "attest.deviation")
+            r[i][1] = r[i][1].replace("pcr7=UNKNOWN pcr7-value=" + "77" * 32 + " ", "")
+        self.reforge("heads-only", edit)
+        self.refused("mismatch", "deviation: the items not PASS, with their values says")
+
+    def test_short_reason(self):
+        def edit(r):
+            i = self.at(r, "attest.deviation")
+            r[i][1] = r[i][1].split(" reason=")[0] + " reason=because"
+        self.reforge("heads-only", edit)
+        self.refused("bad-record", "(attest.deviation): the reason has 7 characters")
+
+    def test_heads_rules_at_the_attestation(self):
+        def edit(r):
+            r[0][1] = r[0][1].replace("verdict=PASS", "verdict=UNKNOWN")
+        self.reforge("heads-only", edit)
+        self.refused("bad-record", "transcript.txt record 1 (tpm.pcr<N>-sha256): verdict=UNKNOWN, "
+                     "but by Heads' rules PCR0 is PASS exactly when it holds Heads' value")
+
+    def test_quote_over_another_plan(self):
+        # The verdicts still say quote=PASS: recomputed, the quote fails.
+        def edit(r):
+            i = self.at(r, "tpm.quote")
+            plan_hash = r[self.at(r, "plan.hash")][1]
+            self.assertIn(plan_hash, r[i][1])
+            r[i][1] = r[i][1].replace(plan_hash, "00" * 32, 1)
+        self.reforge("heads-only", edit)
+        self.refused("mismatch", "boot verdicts", "quote=FAIL, found")
+
+    def test_ak_name(self):
+        def edit(r):
+            i = self.at(r, "tpm.quote")
+            name = r[i][1].split("ak-name=")[1].split(" ")[0]
+            r[i][1] = r[i][1].replace(name, "000b" + "00" * 32)
+        self.reforge("recorded-laptop", edit)
+        self.refused("mismatch", "attestation key name: the key in tpm.quote ak-public= says 000b")
+
+    def test_failed_quote_without_verdicts(self):
+        def edit(r):
+            i = self.at(r, "attest.verdicts")
+            del r[i : i + 2]
+        self.reforge("pcr-changed-other-tpm", edit)
+        self.refused("missing-record", "the TPM quote does not verify (a PCR changed since the "
+                     "attestation: quoted values differ) and no attest.deviation")
+
+    def test_quote_after_the_root_key(self):
+        def edit(r):
+            q = r.pop(self.at(r, "tpm.quote"))
+            r.insert(self.at(r, "root.fingerprint") + 1, q)
+        self.reforge("heads-only", edit)
+        self.refused("bad-record", "(tpm.quote): outside its place")
+
+
 class Shares(Base):
     def read(self, i):
         with open(SHARES[i], "rb") as f:
