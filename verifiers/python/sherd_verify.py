@@ -741,6 +741,11 @@ class FieldError(Exception):
     pass
 
 
+def rq(text):
+    """A string quoted as Rust's {:?} quotes it (for messages worded like sherd-verify's)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
 def parse_fields(text):
     """A record value as its list of (key, value) fields: one spelling per value, quoting only
     where needed, single spaces between fields."""
@@ -748,10 +753,10 @@ def parse_fields(text):
     while True:
         eq = rest.find("=")
         if eq < 0:
-            raise FieldError(f"expected key=value at {rest!r}")
+            raise FieldError(f"expected key=value at {rq(rest)}")
         key = rest[:eq]
         if not valid_key(key):
-            raise FieldError(f"invalid field key {key!r}")
+            raise FieldError(f"invalid field key {rq(key)}")
         rest = rest[eq + 1 :]
         if rest.startswith('"'):
             v, i = [], 1
@@ -771,14 +776,14 @@ def parse_fields(text):
                 i += 1
             value = "".join(v)
             if is_bare(value):
-                raise FieldError(f"{key}: {value!r} must be written without quotes")
+                raise FieldError(f"{key}: {rq(value)} must be written without quotes")
             rest = rest[i + 1 :]
         else:
             end = rest.find(" ")
             end = len(rest) if end < 0 else end
             value = rest[:end]
             if not is_bare(value):
-                raise FieldError(f"{key}: {value!r} must be quoted (or is empty)")
+                raise FieldError(f"{key}: {rq(value)} must be quoted (or is empty)")
             rest = rest[end:]
         fields.append((key, value))
         if rest == "":
@@ -881,7 +886,7 @@ def parse_core(kind, value):
     if not isinstance(spec, list):
         v = spec(value)
         if v is None:
-            raise FieldError(f"{kind}: field value={value!r} is not {WHAT[spec]}")
+            raise FieldError(f"{kind}: field value={rq(value)} is not {WHAT[spec]}")
         return v
     try:
         fields = parse_fields(value)
@@ -896,7 +901,7 @@ def parse_core(kind, value):
             raise FieldError(f"{kind}: expected field {key}=, found {k}=")
         parsed = typ(v)
         if parsed is None:
-            raise FieldError(f"{kind}: field {key}={v!r} is not {WHAT[typ]}")
+            raise FieldError(f"{kind}: field {key}={rq(v)} is not {WHAT[typ]}")
         out[key] = parsed
     if len(fields) > len(spec):
         raise FieldError(
@@ -928,7 +933,7 @@ class Transcript:
         elif lines[0] == HEADER_V1:
             self.format = 1
         else:
-            raise bad(f"line 1 must be exactly {HEADER_V2!r} (or {HEADER_V1!r} for format 1)")
+            raise bad(f"line 1 must be exactly {rq(HEADER_V2)} (or {rq(HEADER_V1)} for format 1)")
         self.genesis = hashlib.sha256(lines[0].encode()).digest()
         self.records = []
         for i, line in enumerate(lines[1:]):
@@ -948,7 +953,7 @@ class Transcript:
                 raise bad(f"line {lineno}: previous-hash {prev} does not match the hash of the "
                           f"record before, {self.final_hash().hex()}: the chain is broken")
             if not valid_kind(kind):
-                raise bad(f"invalid record kind {kind!r}: use 1 to 64 of a-z, 0-9, '.', '_', '-'")
+                raise bad(f"invalid record kind {rq(kind)}: use 1 to 64 of a-z, 0-9, '.', '_', '-'")
             if value == "":
                 raise bad(f"invalid value for {kind}: empty")
             if len(value.encode()) > MAX_VALUE_LEN:
@@ -1129,7 +1134,7 @@ class Plan:
                     except (ValueError, TypeError):
                         ok = False
                     if not ok or (key == "quote_key" and not v.lower().startswith("000b")):
-                        raise ValueError(f"[machine] {key}: {v!r} is not {2 * n} hex digits")
+                        raise ValueError(f"[machine] {key}: {rq(v)} is not {2 * n} hex digits")
             if len(self.machine) < 2:
                 raise ValueError("[machine] must record at least one value")
         self.hash = hashlib.sha256(self.canonical().encode()).hexdigest()
@@ -1169,68 +1174,88 @@ class Plan:
 
 
 class ShardFile:
+    """Raises ValueError worded like sherd's ShardFileError."""
+
     def __init__(self, text):
         try:
             raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"not TOML: {e}")
-        only_keys(raw, ["format", "ceremony_id", "plan_hash", "threshold", "count", "key_time",
-                        "root_fingerprint", "root_cert", "share"], "shard file")
+            only_keys(raw, ["format", "ceremony_id", "plan_hash", "threshold", "count",
+                            "key_time", "root_fingerprint", "root_cert", "share"], "shard file")
+            for s in raw.get("share", []):
+                only_keys(s, ["index", "holder", "location_fingerprint", "location_cert",
+                              "message_sha256", "message"], "[[share]]")
+        except (tomllib.TOMLDecodeError, ValueError) as e:
+            raise ValueError(f"the shard file is not valid TOML for this schema: {e}")
+
+        def field(name, reason):
+            return ValueError(f"field {name}: {reason}")
+
         if raw.get("format") != "sherd-shards/1":
-            raise ValueError(f"format {raw.get('format')!r}, expected 'sherd-shards/1'")
+            raise ValueError(f"unsupported shard file format {rq(str(raw.get('format')))}: this "
+                             f"build reads \"sherd-shards/1\"")
         self.ceremony_id = raw.get("ceremony_id")
-        check_id(self.ceremony_id if isinstance(self.ceremony_id, str) else "")
+        try:
+            check_id(self.ceremony_id if isinstance(self.ceremony_id, str) else "")
+        except ValueError as e:
+            raise field("ceremony_id", e)
         self.plan_hash = raw.get("plan_hash")
         if not isinstance(self.plan_hash, str) or not is_hash32(self.plan_hash):
-            raise ValueError("plan_hash is not 64 lower-case hex digits")
-        self.threshold, self.count = raw.get("threshold"), raw.get("count")
-        if type(self.count) is not int or type(self.threshold) is not int or \
-                not 1 <= self.threshold <= self.count <= 255:
-            raise ValueError("need 1 <= threshold <= count <= 255")
+            raise field("plan_hash", "must be 64 lower-case hex digits")
+        self.count, self.threshold = raw.get("count"), raw.get("threshold")
+        if type(self.count) is not int or not 1 <= self.count <= 255:
+            raise field("count", f"{self.count} is not in 1..=255")
+        if type(self.threshold) is not int or not 1 <= self.threshold <= self.count:
+            raise field("threshold", f"{self.threshold} is not in 1..={self.count}")
         self.key_time = raw.get("key_time")
         if type(self.key_time) is not int or not 0 <= self.key_time < 2**32:
-            raise ValueError("key_time is not a Unix time")
+            raise field("key_time", f"{self.key_time} is not a 32-bit Unix time")
         self.root_fingerprint = raw.get("root_fingerprint")
         try:
             self.root_cert = parse_armored_cert(raw.get("root_cert", ""))
         except PgpError as e:
-            raise ValueError(f"root_cert: {e}")
+            raise field("root_cert", e)
         if self.root_cert.fingerprint != self.root_fingerprint:
-            raise ValueError(f"root_cert has fingerprint {self.root_cert.fingerprint}, "
-                             f"root_fingerprint says {self.root_fingerprint}")
+            raise field("root_fingerprint", f"{self.root_fingerprint} does not match root_cert "
+                        f"({self.root_cert.fingerprint})")
         shares = raw.get("share", [])
         if len(shares) != self.count:
-            raise ValueError(f"{len(shares)} [[share]] tables, count says {self.count}")
+            raise field("share", f"{len(shares)} shares listed, count says {self.count}")
         self.shares = []
         for pos, s in enumerate(shares):
-            where = f"share at position {pos + 1}"
-            only_keys(s, ["index", "holder", "location_fingerprint", "location_cert",
-                          "message_sha256", "message"], where)
+            def bad(reason):
+                return ValueError(f"share {pos + 1} (index {s.get('index')}): {reason}")
+
             if s.get("index") != pos + 1:
-                raise ValueError(f"{where}: index {s.get('index')!r}, expected {pos + 1}")
-            where = f"share {pos + 1}"
-            check_name(where + " holder", s.get("holder"))
+                raise bad(f"expected index {pos + 1} here: shares must be listed "
+                          f"1..={self.count} in order")
+            try:
+                check_name("holder", s.get("holder"))
+            except ValueError as e:
+                raise bad(e)
             try:
                 loc = parse_armored_cert(s.get("location_cert", ""))
             except PgpError as e:
-                raise ValueError(f"{where}: location_cert: {e}")
+                raise bad(f"location_cert: {e}")
             if loc.fingerprint != s.get("location_fingerprint"):
-                raise ValueError(f"{where}: location_cert has fingerprint {loc.fingerprint}, "
-                                 f"location_fingerprint says {s.get('location_fingerprint')}")
+                raise bad(f"location_fingerprint {s.get('location_fingerprint')} does not match "
+                          f"location_cert ({loc.fingerprint})")
             try:
                 message = dearmor(s.get("message", ""), "PGP MESSAGE")
-                recipients = message_recipients(message)
             except PgpError as e:
-                raise ValueError(f"{where}: message: {e}")
+                raise bad(f"message: {e}")
             digest = hashlib.sha256(message).hexdigest()
             if digest != s.get("message_sha256"):
-                raise ValueError(f"{where}: message hashes to {digest}, message_sha256 says "
-                                 f"{s.get('message_sha256')}")
-            enc = loc.encryption_keys(self.key_time + 1)
-            if len(recipients) != 1 or len(enc) != 1 or recipients[0] != enc[0].keyid:
-                raise ValueError(f"{where}: the message must be encrypted to exactly the "
-                                 "location certificate's encryption key, found key ID(s) "
-                                 + (",".join(recipients) or "none"))
+                raise bad(f"message_sha256 is {s.get('message_sha256')}, the message hashes to "
+                          f"{digest}")
+            keys = loc.encryption_keys(self.key_time + 1)
+            try:
+                recipients = message_recipients(message)
+            except PgpError as e:
+                raise bad(f"message: {e}")
+            if len(recipients) != 1 or recipients[0] not in [k.keyid for k in keys]:
+                raise bad("message is encrypted to [" + ", ".join(rq(r) for r in recipients)
+                          + "], expected exactly the location key "
+                          + ",".join(k.fingerprint for k in keys))
             self.shares.append({"index": pos + 1, "holder": s["holder"], "location_cert": loc,
                                 "message": message, "message_sha256": digest})
 
