@@ -1270,22 +1270,26 @@ EXHAUSTIVE_BOUND, RANDOM_SUBSETS = 20_000, 1_000
 
 
 def folder_reader(folder):
-    """Reads a path relative to the folder; refuses paths that leave it."""
+    """Reads a path relative to the folder; refuses paths that could leave it (absolute, empty
+    components, `..`, or a symbolic link pointing outside). A missing file raises a Failure
+    whose `not_found` is True."""
     root = os.path.realpath(folder)
 
     def read(path):
-        if path.startswith("/") or ".." in path.split("/") or "\\" in path or path == "":
-            raise unreadable(path, "the path leaves the ceremony folder")
+        if path.startswith("/") or any(c in ("", "..") for c in path.split("/")):
+            raise unreadable(path, "path leaves the folder")
         full = os.path.realpath(os.path.join(root, path))
         if not full.startswith(root + os.sep):
-            raise unreadable(path, "the path leaves the ceremony folder")
+            raise unreadable(path, "path leaves the folder (a symbolic link)")
         try:
             with open(full, "rb") as f:
                 return f.read()
         except FileNotFoundError:
-            raise unreadable(path, "No such file or directory (os error 2)")
+            e = unreadable(path, "No such file or directory (os error 2)")
+            e.not_found = True
+            raise e
         except OSError as e:
-            raise unreadable(path, str(e))
+            raise unreadable(path, f"{e.strerror} (os error {e.errno})")
 
     return read
 
@@ -2033,7 +2037,7 @@ def check_witness_signatures(get, plan, transcript):
         try:
             data = get(path)
         except Failure as e:
-            if "No such file" not in str(e):
+            if not getattr(e, "not_found", False):
                 raise
             if plan.require_witness_signatures:
                 raise Failure("missing-witness-signature",
@@ -2046,6 +2050,8 @@ def check_witness_signatures(get, plan, transcript):
                           "signature by them cannot be checked")
         keys = [key for c in w["certs"] for key in c.cert.signing_keys(plan.time)]
         try:
+            if not data or not data[0] & 0x80:
+                raise PgpError("not a binary OpenPGP packet (ASCII armor or other data)")
             verify_data_signature(data, transcript, keys, plan.time,
                                   f"a live signing key of witness {k}'s certificates")
         except PgpError as e:

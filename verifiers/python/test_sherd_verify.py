@@ -357,6 +357,11 @@ class Forged(Base):
         self.refused("invalid", "witness-signatures/1.sig: not a good signature of witness 1",
                      "no issuer of the signature is a live signing key of witness 1")
 
+    def test_witness_signature_armored(self):
+        self.c.write("witness-signatures/2.sig", armor(self.c.read("witness-signatures/2.sig")))
+        self.refused("invalid", "witness-signatures/2.sig: not a good signature of witness 2",
+                     "not a binary OpenPGP packet (ASCII armor or other data)")
+
     def test_witness_signature_truncated(self):
         data = self.c.read("witness-signatures/2.sig")
         self.c.write("witness-signatures/2.sig", data[:-5])
@@ -440,6 +445,12 @@ class Forged(Base):
         records[20][1] = v.split("recipients=")[0] + "recipients=" + ",".join(fprs[::-1])
         self.c.forge(records)
         self.refused("mismatch", "transcript.txt record 21 (pins.sealed) recipients")
+
+    def test_output_path_leaving_the_folder(self):
+        header, records = self.c.records()
+        records[25][1] = records[25][1].replace("path=plan.toml", "path=../folder/plan.toml")
+        self.c.forge(records)
+        self.refused("unreadable", "../folder/plan.toml: cannot read: path leaves the folder")
 
     def test_counted_virtual_entropy(self):
         header, records = self.c.records()
