@@ -3,8 +3,9 @@
 
     python3 sherd_verify.py <ceremony folder> [--shares FILE ...]
 
-Written from sherd's format documents (docs/formats/*.md), not from its code, so that an
-auditor can check a ceremony without trusting sherd's Rust. It needs Python 3.11 or later
+It implements sherd's format documents (docs/formats/*.md) and shares no code with sherd, so
+that an auditor can check a ceremony without trusting sherd's Rust; its messages copy the
+wording of sherd-verify's, so that the two can be compared line by line. It needs Python 3.11 or later
 (tomllib) and the `cryptography` package (Debian: python3-cryptography), nothing else: it
 parses the OpenPGP packets it needs itself (RFC 4880 / RFC 9580).
 
@@ -1005,7 +1006,7 @@ def check_id(cid):
 
 def check_name(what, name):
     if not isinstance(name, str) or not (0 < len(name.encode()) <= 64) or \
-            any(is_control(c) for c in name) or name != name.strip(" "):
+            any(is_control(c) for c in name) or name != name.strip():
         raise ValueError(f"{what} name {name!r}: 1 to 64 bytes, no control characters, "
                          "no spaces at either end")
 
