@@ -640,8 +640,11 @@ class Cert:
         """The keys (primary or subkeys) live and unrevoked at t with a key flag in `wanted`,
         as Sequoia's standard policy selects them (simplified: see the README)."""
         out = []
-        if self.primary_flags(t) & wanted:
-            out.append(self.primary)
+        try:
+            if self.primary_flags(t) & wanted:
+                out.append(self.primary)
+        except PgpError:
+            return []  # the certificate is not valid at t: none of its keys is live
         pm = self.primary.hash_material()
         for key, sigs in self.subkeys:
             material = pm + key.hash_material()
@@ -661,7 +664,7 @@ class Cert:
                 back = s.sub(SUB_EMBEDDED)
                 try:
                     back = Signature(back) if back else None
-                except PgpError:
+                except (PgpError, IndexError, struct.error):
                     back = None
                 if back is None or back.type != 0x19 or back.check(key, material) is not None:
                     continue
@@ -679,10 +682,25 @@ class Cert:
         return self.live_keys(t, FLAG_SIGN)
 
 
+def malformed_is_pgp_error(parse):
+    """Runs a parser of untrusted bytes; a malformed structure it trips over (an index or a
+    length beyond the data) is reported as a PgpError, not a crash."""
+    def wrapped(*args):
+        try:
+            return parse(*args)
+        except (IndexError, struct.error, ValueError, TypeError) as e:
+            raise PgpError(f"malformed OpenPGP data ({type(e).__name__}: {e})")
+    return wrapped
+
+
+read_cert = malformed_is_pgp_error(Cert)
+
+
 def parse_armored_cert(text):
-    return Cert(dearmor(text, "PGP PUBLIC KEY BLOCK"))
+    return read_cert(dearmor(text, "PGP PUBLIC KEY BLOCK"))
 
 
+@malformed_is_pgp_error
 def message_recipients(binary):
     """The key IDs (16 upper-case hex) of a message's PKESK packets, in order."""
     out = []
@@ -696,6 +714,7 @@ def message_recipients(binary):
     return out
 
 
+@malformed_is_pgp_error
 def one_signature_packet(binary):
     pk = packets(binary)
     if len(pk) != 1 or pk[0][0] != TAG_SIG:
@@ -1021,7 +1040,7 @@ class PersonalCert:
     def __init__(self, armored, where):
         try:
             binary = dearmor(armored, "PGP PUBLIC KEY BLOCK")
-            self.cert = Cert(binary)
+            self.cert = read_cert(binary)
         except PgpError as e:
             raise ValueError(f"{where}: {e}")
         self.fingerprint = self.cert.fingerprint
@@ -1327,6 +1346,7 @@ def check_location_cert(cert, plan_time):
     return keys[0].fingerprint
 
 
+@malformed_is_pgp_error
 def verify_data_signature(sig_bytes, data, keys, time, what):
     """Checks one binary signature packet (type 0x00) over data by one of `keys` (Key
     objects), made at `time` if given. Returns the key that made it; raises PgpError."""
