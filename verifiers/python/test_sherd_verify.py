@@ -269,7 +269,7 @@ class RootSignature(Base):
         witness = self.c.read("witness-signatures/1.sig")
         self.c.write("transcript.txt.sig", armor(witness))
         self.refused("transcript", "transcript.txt.sig: the transcript signature does not verify",
-                     "no issuer of the signature is the root certificate's primary key")
+                     "not made by the root certificate's primary key (it names another issuer")
 
     def test_signature_by_another_ed25519_key_naming_the_root(self):
         _, env = root_secret()
@@ -355,7 +355,7 @@ class Forged(Base):
     def test_witness_signature_swapped(self):
         self.c.write("witness-signatures/1.sig", self.c.read("witness-signatures/2.sig"))
         self.refused("invalid", "witness-signatures/1.sig: not a good signature of witness 1",
-                     "no issuer of the signature is a live signing key of witness 1")
+                     "not made by a live signing key of witness 1's certificates (it names another issuer")
 
     def test_witness_signature_armored(self):
         self.c.write("witness-signatures/2.sig", armor(self.c.read("witness-signatures/2.sig")))
