@@ -636,15 +636,11 @@ class Cert:
             flags = direct.key_flags()
         return flags or 0
 
-    def live_keys(self, t, wanted):
-        """The keys (primary or subkeys) live and unrevoked at t with a key flag in `wanted`,
-        as Sequoia's standard policy selects them (simplified: see the README)."""
+    def bound_subkeys(self, t):
+        """The subkeys validly bound at t, each with its key flags: a binding signature by the
+        primary key (the newest at t), not expired or revoked, and for a signing subkey its
+        back-signature (primary key binding, 0x19) by the subkey."""
         out = []
-        try:
-            if self.primary_flags(t) & wanted:
-                out.append(self.primary)
-        except PgpError:
-            return []  # the certificate is not valid at t: none of its keys is live
         pm = self.primary.hash_material()
         for key, sigs in self.subkeys:
             material = pm + key.hash_material()
@@ -657,10 +653,7 @@ class Cert:
             if off is not None and key.created + off <= t:
                 continue
             flags = s.key_flags() or 0
-            if not flags & wanted:
-                continue
             if flags & FLAG_SIGN:
-                # A signing subkey must sign back the binding (primary key binding, 0x19).
                 back = s.sub(SUB_EMBEDDED)
                 try:
                     back = Signature(back) if back else None
@@ -668,8 +661,17 @@ class Cert:
                     back = None
                 if back is None or back.type != 0x19 or back.check(key, material) is not None:
                     continue
-            out.append(key)
+            out.append((key, flags))
         return out
+
+    def live_keys(self, t, wanted):
+        """The keys (primary or subkeys) live and unrevoked at t with a key flag in `wanted`,
+        as Sequoia's standard policy selects them (simplified: see the README)."""
+        try:
+            primary = [self.primary] if self.primary_flags(t) & wanted else []
+        except PgpError:
+            return []  # the certificate is not valid at t: none of its keys is live
+        return primary + [k for k, flags in self.bound_subkeys(t) if flags & wanted]
 
     def encryption_keys(self, t):
         return [
@@ -1324,14 +1326,13 @@ def check_root_cert(cert):
         raise invalid("root-cert.asc", "primary key is not Ed25519")
     if not (flags & FLAG_CERTIFY and flags & FLAG_SIGN):
         raise invalid("root-cert.asc", "primary key is not marked for certification and signing")
-    subs = [k for k in cert.live_keys(t, 0xFF)]
-    subs = [k for k in subs if k is not cert.primary]
-    if len(subs) != 1 or len(cert.subkeys) != 1:
-        raise invalid("root-cert.asc", f"expected one subkey, found {len(cert.subkeys)}")
-    if subs[0].curve != "cv25519":
+    subs = cert.bound_subkeys(t)
+    if len(subs) != 1:
+        raise invalid("root-cert.asc", f"expected one subkey, found {len(subs)}")
+    key, sub_flags = subs[0]
+    if key.curve != "cv25519" or key.algo != ALGO_ECDH:
         raise invalid("root-cert.asc", "subkey is not Cv25519")
-    if subs[0] not in cert.live_keys(t, FLAG_ENCRYPT_COMMS) or \
-            subs[0] not in cert.live_keys(t, FLAG_ENCRYPT_STORAGE):
+    if not (sub_flags & FLAG_ENCRYPT_COMMS and sub_flags & FLAG_ENCRYPT_STORAGE):
         raise invalid("root-cert.asc", "subkey is not marked for encryption")
 
 
