@@ -37,6 +37,7 @@ import hmac
 import itertools
 import math
 import os
+import re
 import struct
 import sys
 import tomllib
@@ -764,8 +765,24 @@ class FieldError(Exception):
 
 
 def rq(text):
-    """A string quoted as Rust's {:?} quotes it (for messages worded like sherd-verify's)."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """A string quoted about as Rust's {:?} quotes it (for messages worded like sherd-verify's):
+    backslash and quote escaped, other unprintable characters as \\u{hex}."""
+    out = []
+    for c in text:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif c == "\n":
+            out.append("\\n")
+        elif c == "\t":
+            out.append("\\t")
+        elif c == "\r":
+            out.append("\\r")
+        elif c != " " and unicodedata.category(c) in ("Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cn",
+                                                       "Cs", "Mn", "Me"):
+            out.append(f"\\u{{{ord(c):x}}}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
 
 
 def parse_fields(text):
@@ -1068,6 +1085,18 @@ class Plan:
         if not isinstance(t, datetime.datetime) or t.tzinfo is None or \
                 t.utcoffset() != datetime.timedelta(0) or t.microsecond:
             raise ValueError("time must be a UTC offset date-time in whole seconds")
+        # tomllib reads +00:00 as UTC too; plan.md wants the trailing Z, so look at the text
+        # (the top-level `time = ...` line, before the first table).
+        spelled = None
+        for line in text.splitlines():
+            if line.lstrip().startswith("["):
+                break
+            m = re.match(r"""\s*(?:time|"time"|'time')\s*=\s*(\d{4}-\d\d-\d\d[Tt ]\S+)""", line)
+            if m:
+                spelled = m.group(1)
+        if spelled is None or spelled[-1] not in "Zz":
+            raise ValueError(f"time {spelled or '(not found on a time = line)'}: must be in UTC, "
+                             "written with a trailing Z")
         self.time = int(t.timestamp())
         if t.year < 2020:
             raise ValueError("time is before 2020")
@@ -1836,8 +1865,18 @@ def verify_quote(attest, signature, ak_public, plan_hash, pcrs):
     return f"{firmware >> 32:#010x}.{firmware & 0xFFFFFFFF:#010x}"
 
 
+class Labelled:
+    """A record under the kind name its messages use (sherd-verify names every PCR record
+    `tpm.pcr<N>-sha256` in its messages)."""
+
+    def __init__(self, r, kind):
+        self.seq, self.kind, self.value = r.seq, kind, r.value
+
+
 def pcr_hex(r, kind):
-    """A tpm.pcr<N>-sha256 record's value= as 32 bytes, or None for `none`."""
+    """A tpm.pcr<N>-sha256 record's value= as 32 bytes, or None for `none`; the record is
+    returned labelled as `kind`, with its fields."""
+    r = Labelled(r, kind)
     f = note_fields(r)
     v = field(r, f, "value")
     if v == "none":
@@ -1895,7 +1934,8 @@ def check_quote(t, plan, plan_hash_seq, root_seq):
         except FieldError:
             fields = {}
         if "value" not in fields:
-            raise missing_record(f"record {recs[0].seq}: {kind} has no value=")
+            raise Failure("missing-record", f"transcript.txt record {recs[0].seq}: {kind} has no "
+                          "value=")
         v = fields["value"]
         if v == "none":
             pcrs.append(None)
@@ -1963,7 +2003,7 @@ def check_boot(t, plan, outcome, root_seq):
         if not recs:
             raise missing_record(f"no {kind} record")
         value, f = pcr_hex(recs[0], "tpm.pcr<N>-sha256")
-        verdict = field(recs[0], f, "verdict")
+        verdict = field(Labelled(recs[0], "tpm.pcr<N>-sha256"), f, "verdict")
         if verdict not in ("PASS", "FAIL", "UNKNOWN"):
             raise bad_record(recs[0].seq, "tpm.pcr<N>-sha256",
                              "verdict= is not PASS, FAIL or UNKNOWN")
