@@ -626,6 +626,97 @@ class Mutations(Base):
         self.mutate("witness-signatures/1.sig", lambda b: b, lambda b: b)
 
 
+@unittest.skipUnless(os.environ.get("SHERD_VERIFY"), "set SHERD_VERIFY to sherd-verify's path")
+class Differential(unittest.TestCase):
+    """Seeded random edits of the transcript (and a list of plan edits), each re-signed; this
+    verifier and sherd-verify must agree on PASS or FAIL, and on the message of the
+    transcript's failures up to the differences the README lists."""
+
+    def judge(self, c):
+        try:
+            sv.verify_folder(c.dir)
+            ours = "PASS"
+        except sv.Failure as e:
+            ours = f"FAIL {e}"
+        p = subprocess.run([os.environ["SHERD_VERIFY"], c.dir], capture_output=True, text=True)
+        first = p.stdout.splitlines()[0]
+        theirs = "PASS" if first.startswith("PASS") else "FAIL " + first.split(": ", 1)[1]
+        return ours, theirs.replace("transcript.txt: transcript.txt", "transcript.txt")
+
+    def test_transcript_edits(self):
+        import random
+        rnd = random.Random(7)
+        chars = [" ", '"', "\\", "=", "a", "0", "\u00e9", "Z", ",", "-", "\u00a0", "9"]
+        for n in range(int(os.environ.get("SHERD_VERIFY_EDITS", "60"))):
+            c = Copy()
+            self.addCleanup(c.close)
+            base = rnd.choice([None, "heads-only", "pcr-changed-other-tpm", "recorded-laptop"])
+            if base:
+                shutil.rmtree(c.dir)
+                assemble(base, c.dir)
+                os.mkdir(c.path("witness-signatures"))
+            header, records = c.records()
+            i = rnd.randrange(len(records))
+            kind, value = records[i]
+            op = rnd.random()
+            if op < 0.5:
+                j = rnd.randrange(len(value) + 1)
+                value = value[:j] + rnd.choice(chars) + value[j:]
+            elif op < 0.8 and len(value) > 1:
+                j = rnd.randrange(len(value))
+                value = value[:j] + value[j + 1 :]
+            elif op < 0.9:
+                k = rnd.randrange(len(records))
+                records[i], records[k] = records[k], records[i]
+                kind, value = records[i]
+            else:
+                fields = value.split(" ")
+                value = " ".join(fields + [rnd.choice(fields)])
+            records[i] = [kind, value]
+            c.forge(records)
+            ours, theirs = self.judge(c)
+            with self.subTest(n=n, base=base, record=records[i]):
+                self.assertEqual(ours.split(" ")[0], theirs.split(" ")[0], (ours, theirs))
+                if ours.startswith("FAIL transcript.txt"):
+                    self.assertEqual(ours, theirs)
+
+    def test_plan_edits(self):
+        old = "4ec01d698381cfdb1552871b144fad7778d36ae3a2f1dc3257196b8def4bdcf3"
+        for before, after in [
+            ("threshold = 2", "threshold = 2  # a comment"),
+            ("threshold = 2", "threshold = 2\nallow_virtual_hardware = true"),
+            ("threshold = 2", "threshold = 1\nallow_threshold_one = true"),
+            ("threshold = 2", "threshold = 4"),
+            ("threshold = 2", "threshold = 2\nfoo = 1"),
+            ("time = 2026-11-24T09:00:00Z", "time = 2026-11-24T09:00:00+00:00"),
+            ("time = 2026-11-24T09:00:00Z", "time = 2026-11-24 09:00:00Z"),
+            ('name = "Holder 002"', 'name = "Holder 002 "'),
+            ('name = "Wendy Witness"', 'name = "Walter Witness"'),
+            ('backup = "Holder 002"', 'backup = "Holder 003"'),
+            ("cards = 2", "cards = 9"),
+            ('ceremony_id = "pyverify"', 'ceremony_id = "Pyverify"'),
+            ("threshold = 2", "threshold = 2\nrequire_witness_signatures = true"),
+            (None, '\n[machine]\nname = "laptop"\npcr3 = "' + "Ab" * 32 + '"\n'),
+        ]:
+            c = Copy()
+            self.addCleanup(c.close)
+            header, records = c.records()
+            text = c.read("plan.toml").decode()
+            text = text + after if before is None else text.replace(before, after, 1)
+            c.write("plan.toml", text.encode())
+            c.relist(records, "plan.toml")
+            try:
+                records[1][1] = sv.Plan(text).hash
+            except ValueError:
+                pass
+            c.edit("shards.toml", old.encode(), records[1][1].encode())
+            c.relist(records, "shards.toml")
+            c.forge(records)
+            ours, theirs = self.judge(c)
+            with self.subTest(after=after):
+                self.assertEqual(ours.split(" ")[0], theirs.split(" ")[0], (ours, theirs))
+
+
 class Shares(Base):
     def read(self, i):
         with open(SHARES[i], "rb") as f:
