@@ -234,9 +234,9 @@ def dearmor(text, kind):
     return data
 
 
-TAG_PKESK, TAG_SIG, TAG_OPS, TAG_SECKEY, TAG_PUBKEY, TAG_SECSUB = 1, 2, 4, 5, 6, 7
-TAG_COMPRESSED, TAG_LITERAL, TAG_TRUST, TAG_UID, TAG_PUBSUB, TAG_UATTR = 8, 11, 12, 13, 14, 17
-TAG_SEIPD = 18
+# Packet tags (RFC 4880 section 4.3).
+TAG_PKESK, TAG_SIG, TAG_SECKEY, TAG_PUBKEY, TAG_SECSUB = 1, 2, 5, 6, 7
+TAG_TRUST, TAG_UID, TAG_PUBSUB, TAG_UATTR, TAG_SEIPD = 12, 13, 14, 17, 18
 
 
 def packets(data):
@@ -342,7 +342,6 @@ class Key:
                 if len(point) != 33 or point[0] != 0x40:
                     raise PgpError("Cv25519 point is not 0x40 || 32 bytes")
                 self.curve = "cv25519"
-                self.point = point[1:]
                 kdf = rest[pos : pos + 4]
                 if len(kdf) != 4 or kdf[0] != 3 or kdf[1] != 1:
                     raise PgpError("ECDH KDF parameters malformed")
@@ -375,9 +374,9 @@ HASHES = {  # hash algorithm id -> (hashlib name, cryptography hash); SHA-1 and 
     14: ("sha3_512", hashes.SHA3_512()),
 }
 
-SUB_CREATED, SUB_SIG_EXPIRES, SUB_REVOCABLE, SUB_KEY_EXPIRES = 2, 3, 7, 9
-SUB_ISSUER, SUB_NOTATION, SUB_PRIMARY_UID, SUB_KEY_FLAGS = 16, 20, 25, 27
-SUB_EMBEDDED, SUB_ISSUER_FPR = 32, 33
+# Signature subpacket types (RFC 4880 section 5.2.3.1).
+SUB_CREATED, SUB_SIG_EXPIRES, SUB_KEY_EXPIRES, SUB_ISSUER = 2, 3, 9, 16
+SUB_PRIMARY_UID, SUB_KEY_FLAGS, SUB_EMBEDDED, SUB_ISSUER_FPR = 25, 27, 32, 33
 KNOWN_CRITICAL = {2, 3, 4, 5, 7, 9, 11, 16, 20, 21, 22, 23, 25, 27, 30, 31, 32, 33, 34, 35}
 
 
