@@ -2264,16 +2264,20 @@ def commitment(secret, ceremony_id):
                     hashlib.sha256).digest()
 
 
-def recombine(envelopes, ceremony_id, root_fpr, root_cert=None):
-    """The checks of share-envelope.md "Opening and recombining", in order. Returns the
-    number of shares used and the subset that matched; raises Failure("share", ...)."""
+def refuse_foreign(envelopes, ceremony_id, root_fpr):
     for e in envelopes:
         if e["ceremony_id"] != ceremony_id or e["root_fingerprint"] != root_fpr:
             raise Failure("share", f"{e['where']}: a foreign share (ceremony {e['ceremony_id']}, "
                           f"root {e['root_fingerprint']}; expected {ceremony_id}, {root_fpr})")
+
+
+def recombine(envelopes, ceremony_id, root_fpr, root_cert=None):
+    """The checks of share-envelope.md "Opening and recombining", in order. Returns the
+    number of shares used and the subset that matched; raises Failure("share", ...)."""
+    refuse_foreign(envelopes, ceremony_id, root_fpr)
     for name in ("threshold", "count", "key_time", "plan_hash", "commitment"):
         values = [e[name] for e in envelopes]
-        majority = max(set(values), key=values.count)
+        majority = max(values, key=values.count)  # ties: the first share's value
         for e in envelopes:
             if e[name] != majority:
                 raise Failure("share", f"{e['where']}: {name} differs from the other shares")
@@ -2330,6 +2334,7 @@ def check_shares(report, share_files):
             raise Failure("share", f"{path}: cannot read: {e}")
         envelopes.append(decode_envelope(data, path))
     shards = report["shards"]
+    refuse_foreign(envelopes, report["ceremony_id"], report["root_fingerprint"])
     for e in envelopes:
         for name, expected in [("plan_hash", report["plan_hash"]),
                                ("count", report["count"]), ("threshold", report["threshold"]),

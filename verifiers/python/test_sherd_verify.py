@@ -752,6 +752,19 @@ class Shares(Base):
         e[10:18] = b"pyforged"
         self.refused("share", "a foreign share", shares=[self.write("foreign.env", e), SHARES[1]])
 
+    # Envelope offsets for the ceremony id "pyverify": plan_hash 25..57, commitment 57..89.
+    def test_share_of_another_plan(self):
+        e = self.read(1)
+        e[30] ^= 1
+        self.refused("share", "bad.env: plan_hash", "the folder says 4ec01d69",
+                     shares=[SHARES[0], self.write("bad.env", e)])
+
+    def test_share_with_another_commitment_named(self):
+        e = self.read(2)
+        e[60] ^= 1
+        self.refused("share", "odd.env: commitment differs from the other shares",
+                     shares=[SHARES[0], SHARES[1], self.write("odd.env", e)])
+
     def test_truncated_share(self):
         self.refused("share", "truncated in share",
                      shares=[self.write("cut.env", self.read(0)[:-3]), SHARES[1]])
