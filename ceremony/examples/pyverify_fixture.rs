@@ -46,8 +46,9 @@ fn main() {
 
     // The decrypted envelopes, opened as a recovery would: each holder's first card with the
     // user PIN from that holder's PIN file.
-    let shards = ShardFile::parse(std::str::from_utf8(common::file(&files, paths::SHARDS)).unwrap())
-        .unwrap();
+    let shards =
+        ShardFile::parse(std::str::from_utf8(common::file(&files, paths::SHARDS)).unwrap())
+            .unwrap();
     let dir = std::path::Path::new(&out).join("decrypted-shares");
     std::fs::create_dir_all(&dir).unwrap();
     for (i, s) in shards.shares.iter().enumerate() {
