@@ -704,15 +704,24 @@ def parse_armored_cert(text):
 
 @malformed_is_pgp_error
 def message_recipients(binary):
-    """The key IDs (16 upper-case hex) of a message's PKESK packets, in order."""
-    out = []
-    for tag, body in packets(binary):
-        if tag == TAG_PKESK:
+    """The key IDs (16 upper-case hex) of a message's PKESK packets, in order. The message must
+    have the sealed form of share-envelope.md and pin-file.md: v3 PKESK packets, then one
+    SEIPD packet of version 1, nothing else (sherd-verify does not check this shape)."""
+    out, sealed = [], False
+    for i, (tag, body) in enumerate(packets(binary)):
+        if tag == TAG_PKESK and not sealed:
             if not body or body[0] != 3:
                 raise PgpError(f"PKESK version {body[0] if body else '?'}: only v3 is read")
             out.append(body[1:9].hex().upper())
-        elif tag == TAG_SEIPD:
-            break
+        elif tag == TAG_SEIPD and out and not sealed:
+            if not body or body[0] != 1:
+                raise PgpError(f"SEIPD version {body[0] if body else '?'}, expected 1")
+            sealed = True
+        else:
+            raise PgpError("not the sealed form (PKESK packets, then one SEIPD v1 packet): "
+                           f"packet {i + 1} has tag {tag}")
+    if not sealed:
+        raise PgpError("not the sealed form: no SEIPD packet after the PKESK packets")
     return out
 
 

@@ -411,6 +411,24 @@ class Forged(Base):
                      '["57EAE410108F6ED7"], expected exactly the location key '
                      "B264527908AA08694738D34191A766818B86432C")
 
+    def test_share_message_not_in_the_sealed_form(self):
+        # Share 2's message with a stray packet (a marker packet) after the encrypted data.
+        import tomllib
+        header, records = self.c.records()
+        text = self.c.read("shards.toml").decode()
+        share = tomllib.loads(text)["share"][1]
+        binary = sv.dearmor(share["message"], "PGP MESSAGE") + bytes([0xCA, 3]) + b"PGP"
+        new = armor(binary, "PGP MESSAGE").decode()
+        digest = hashlib.sha256(binary).hexdigest()
+        text = text.replace(share["message"], new).replace(share["message_sha256"], digest)
+        self.c.write("shards.toml", text.encode())
+        self.c.relist(records, "shards.toml")
+        records[14][1] = f"holder=2 sha256={digest}"
+        self.c.forge(records)
+        self.refused("invalid", "shards.toml: share 2 (index 2): message: not the sealed form "
+                     "(PKESK packets, then one SEIPD v1 packet): packet 3 has tag 10",
+                     sherd_verify_passes=True)
+
     def test_swapped_share_records(self):
         header, records = self.c.records()
         records[13][1], records[14][1] = records[14][1], records[13][1]
