@@ -5,9 +5,9 @@
 
 It implements sherd's format documents (docs/formats/*.md) and shares no code with sherd, so
 that an auditor can check a ceremony without trusting sherd's Rust; its messages copy the
-wording of sherd-verify's, so that the two can be compared line by line. It needs Python 3.11 or later
-(tomllib) and the `cryptography` package (Debian: python3-cryptography), nothing else: it
-parses the OpenPGP packets it needs itself (RFC 4880 / RFC 9580).
+wording of sherd-verify's, so that the two can be compared line by line. It needs Python 3.11
+or later (tomllib) and the `cryptography` package (Debian: python3-cryptography), nothing
+else: it parses the OpenPGP packets it needs itself (RFC 4880 / RFC 9580).
 
 It prints `PASS <folder>` and the values to compare with the witnesses' notes, or
 `FAIL <folder>: <the first failed check>`, in the wording of sherd's own `sherd-verify`.
@@ -25,7 +25,7 @@ Sections:
   4. The transcript (hash chain, fields, core records)
   5. The plan (canonical hash)
   6. The shard file
-  7. The folder checks, in sherd-verify's order
+  7. The folder checks, in sherd-verify's order (the TPM quote and the boot verdicts last)
   8. Shares: envelopes, GF(2^8), recombination, root key derivation
   9. Command line
 """
@@ -264,7 +264,8 @@ def packets(data):
                 elif o == 255:
                     if pos + 5 > len(data):
                         raise PgpError("truncated packet header")
-                    n, pos, partial = struct.unpack(">I", data[pos + 1 : pos + 5])[0], pos + 5, False
+                    n = struct.unpack(">I", data[pos + 1 : pos + 5])[0]
+                    pos, partial = pos + 5, False
                 else:
                     n, pos, partial = 1 << (o & 0x1F), pos + 1, True
                 if pos + n > len(data):
@@ -677,7 +678,8 @@ class Cert:
         return [
             k
             for k in self.live_keys(t, FLAG_ENCRYPT_COMMS | FLAG_ENCRYPT_STORAGE)
-            if k.algo in (ALGO_RSA, 2, 16, ALGO_ECDH, ALGO_X25519, 26)  # RSA, ElGamal, ECDH, X25519/448
+            # RSA, RSA encrypt-only, ElGamal, ECDH, X25519, X448
+            if k.algo in (ALGO_RSA, 2, 16, ALGO_ECDH, ALGO_X25519, 26)
         ]
 
     def signing_keys(self, t):
@@ -1047,7 +1049,8 @@ def one(recs, kind):
 def check_id(cid):
     if not (0 < len(cid) <= 64 and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in cid)
             and cid[0] != "-"):
-        raise ValueError(f"ceremony_id {cid!r}: use 1 to 64 of a-z, 0-9, '-', not starting with '-'")
+        raise ValueError(f"ceremony_id {rq(cid)}: use 1 to 64 of a-z, 0-9, '-', not starting "
+                         "with '-'")
 
 
 def check_name(what, name):
@@ -1133,7 +1136,8 @@ class Plan:
             out = [PersonalCert(c, f"{where} certificate {i + 1}") for i, c in enumerate(lst)]
             for c in out:
                 if c.fingerprint in seen_fprs:
-                    raise ValueError(f"{where}: certificate {c.fingerprint} appears twice in the plan")
+                    raise ValueError(f"{where}: certificate {c.fingerprint} appears twice in "
+                                     "the plan")
                 seen_fprs.add(c.fingerprint)
             return out
 
@@ -1777,6 +1781,12 @@ def check_entropy(t, plan, plan_hash_seq, root_seq):
             "virtual_allowed": virtual_allowed, "counted_virtual": counted_virtual}
 
 
+# ---------------------------------------------------------------------------------------------
+# 7b. The TPM quote (docs/formats/tpm-quote.md) and the boot verdicts
+#     (docs/formats/attestation.md): checks 13 and 14
+# ---------------------------------------------------------------------------------------------
+
+
 class QuoteInvalid(Exception):
     pass
 
@@ -1864,7 +1874,8 @@ def verify_quote(attest, signature, ak_public, plan_hash, pcrs):
     except InvalidSignature:
         raise QuoteInvalid("the signature does not verify with the attestation key")
     if signer != b"\x00\x0b" + hashlib.sha256(bytes.fromhex("4000000b") + name).digest():
-        raise QuoteInvalid("qualifiedSigner is not this key as an endorsement-hierarchy primary key")
+        raise QuoteInvalid("qualifiedSigner is not this key as an endorsement-hierarchy primary "
+                           "key")
     if extra != plan_hash:
         raise QuoteInvalid(f"the qualifying data is {extra.hex()}, expected the plan hash "
                            f"{plan_hash.hex()}")

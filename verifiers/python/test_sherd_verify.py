@@ -300,7 +300,8 @@ class RootSignature(Base):
 class Files(Base):
     def test_changed_plan(self):
         self.c.edit("plan.toml", b"cards = 2", b"cards = 3")
-        self.refused("mismatch", "SHA-256 of plan.toml: transcript.txt record 26 (output.file) says")
+        self.refused("mismatch",
+                     "SHA-256 of plan.toml: transcript.txt record 26 (output.file) says")
 
     def test_truncated_pin_file(self):
         data = self.c.read("pins/holder-002.asc")
@@ -355,7 +356,8 @@ class Forged(Base):
     def test_witness_signature_swapped(self):
         self.c.write("witness-signatures/1.sig", self.c.read("witness-signatures/2.sig"))
         self.refused("invalid", "witness-signatures/1.sig: not a good signature of witness 1",
-                     "not made by a live signing key of witness 1's certificates (it names another issuer")
+                     "not made by a live signing key of witness 1's certificates (it names "
+                     "another issuer")
 
     def test_witness_signature_armored(self):
         self.c.write("witness-signatures/2.sig", armor(self.c.read("witness-signatures/2.sig")))
@@ -374,7 +376,8 @@ class Forged(Base):
         self.c.relist(records, "plan.toml")
         plan = sv.Plan(self.c.read("plan.toml").decode())
         records[1][1] = plan.hash
-        self.c.edit("shards.toml", b"4ec01d698381cfdb1552871b144fad7778d36ae3a2f1dc3257196b8def4bdcf3",
+        self.c.edit("shards.toml",
+                    b"4ec01d698381cfdb1552871b144fad7778d36ae3a2f1dc3257196b8def4bdcf3",
                     plan.hash.encode())
         self.c.relist(records, "shards.toml")
         self.c.forge(records)

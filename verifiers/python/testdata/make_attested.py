@@ -55,7 +55,8 @@ class SoftTpm:
                   + bytes.fromhex("00000001000b03ff0000")
                   + tpm2b(hashlib.sha256(b"".join(pcrs)).digest()))
         r, s = utils.decode_dss_signature(self.key.sign(attest, ec.ECDSA(hashes.SHA256())))
-        sig = bytes.fromhex("0018000b") + tpm2b(r.to_bytes(32, "big")) + tpm2b(s.to_bytes(32, "big"))
+        sig = (bytes.fromhex("0018000b") + tpm2b(r.to_bytes(32, "big"))
+               + tpm2b(s.to_bytes(32, "big")))
         return (f"attest={attest.hex()} signature={sig.hex()} ak-public={self.public.hex()} "
                 f"ak-name={self.name.hex()} ek-cert=none")
 
@@ -138,7 +139,8 @@ def recorded_laptop(c, records):
 
 def pcr_changed_other_tpm(c, records):
     tpm, other, values = SoftTpm(0x5EED), SoftTpm(0xBAD), pcr_values()
-    table = f'\n[machine]\nname = "laptop-1"\npcr7 = "{values[7].hex()}"\nquote_key = "{tpm.name.hex()}"\n'
+    table = (f'\n[machine]\nname = "laptop-1"\npcr7 = "{values[7].hex()}"\n'
+             f'quote_key = "{tpm.name.hex()}"\n')
     plan = with_machine(c, records, table)
     quoted = list(values)
     quoted[5] = b"\x56" * 32  # PCR5 extended between the attestation and the quote
