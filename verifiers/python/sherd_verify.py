@@ -1046,6 +1046,11 @@ def one(recs, kind):
 # =============================================================================================
 
 
+def rfc3339(unix):
+    return datetime.datetime.fromtimestamp(unix, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
 def check_id(cid):
     if not (0 < len(cid) <= 64 and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in cid)
             and cid[0] != "-"):
@@ -1111,7 +1116,7 @@ class Plan:
         self.time = int(t.timestamp())
         if t.year < 2020:
             raise ValueError("time is before 2020")
-        self.time_text = t.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.time_text = rfc3339(self.time)
         for flag in ("allow_threshold_one", "allow_virtual_hardware", "require_witness_signatures"):
             if not isinstance(raw.get(flag, False), bool):
                 raise ValueError(f"{flag} must be true or false")
@@ -1396,7 +1401,9 @@ def verify_data_signature(sig_bytes, data, keys, time, what):
     if sig.type != 0x00:
         raise PgpError(f"signature type {sig.type:#04x}, expected binary document (0x00)")
     if time is not None and sig.created != time:
-        raise PgpError(f"made at {sig.created}, not at the plan time {time}")
+        made = rfc3339(sig.created) if sig.created is not None else "an unknown time"
+        raise PgpError(f"made at {made}, not at the plan time {rfc3339(time)} (every signature "
+                       "of the ceremony carries the plan time)")
     # Every key is tried, the named issuer first: the issuer subpackets may be unhashed, so
     # they only save work (as sherd-verify, which tries every key).
     ids = sig.issuers()

@@ -738,6 +738,195 @@ class Differential(unittest.TestCase):
                 self.assertEqual(ours.split(" ")[0], theirs.split(" ")[0], (ours, theirs))
 
 
+# --- Building certificates, for the witness certificate tests -------------------------------
+
+def packet(tag, body):
+    """A new-format packet (one-, two- or five-octet length)."""
+    n = len(body)
+    if n < 192:
+        head = bytes([n])
+    elif n < 8384:
+        head = bytes([((n - 192) >> 8) + 192, (n - 192) & 0xFF])
+    else:
+        head = b"\xff" + struct.pack(">I", n)
+    return bytes([0xC0 | tag]) + head + body
+
+
+def subpacket(typ, value):
+    n = len(value) + 1
+    head = bytes([n]) if n < 192 else bytes([((n - 192) >> 8) + 192, (n - 192) & 0xFF])
+    return head + bytes([typ]) + value
+
+
+def ed_key(seed, created):
+    """The body of a v4 Ed25519 (legacy EdDSA) key packet for this seed."""
+    from cryptography.hazmat.primitives import serialization as ser
+    pub = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(
+        ser.Encoding.Raw, ser.PublicFormat.Raw)
+    oid = sv.OID_ED25519
+    return b"\x04" + struct.pack(">I", created) + b"\x16" + bytes([len(oid)]) + oid + \
+        sv.mpi(b"\x40" + pub)
+
+
+def sig_body(sigtype, data, seed, key_body, created, hashed=b"", hash_algo=8):
+    """The body of a v4 signature packet by the Ed25519 key over data (the hashed material)."""
+    name = {2: "sha1", 8: "sha256", 10: "sha512"}[hash_algo]
+    fpr = bytes.fromhex(sv.Key(key_body).fingerprint)
+    area = subpacket(2, struct.pack(">I", created)) + subpacket(33, b"\x04" + fpr) + hashed
+    part = bytes([4, sigtype, 22, hash_algo]) + struct.pack(">H", len(area)) + area
+    digest = hashlib.new(name, data + part + b"\x04\xff" + struct.pack(">I", len(part))).digest()
+    sig = Ed25519PrivateKey.from_private_bytes(seed).sign(digest)
+    unhashed = subpacket(16, fpr[-8:])
+    return (part + struct.pack(">H", len(unhashed)) + unhashed + digest[:2]
+            + sv.mpi(sig[:32].lstrip(b"\0")) + sv.mpi(sig[32:].lstrip(b"\0")))
+
+
+def witness_cert(t, subkeys, primary_flags=0x01, primary_expires=None, uid_hash=8):
+    """A witness's certificate: an Ed25519 primary key created 30 days before t, user ID
+    "Wendy Witness", and `subkeys`, each a dict: seed, created, flags, expires (seconds after
+    creation), revoked, backsig (default True), hash (of the binding, default SHA-256)."""
+    pseed, pcreated = b"\x31" * 32, t - 30 * 86400
+    primary = ed_key(pseed, pcreated)
+    pm = sv.Key(primary).hash_material()
+    uid = b"Wendy Witness"
+    hashed = subpacket(27, bytes([primary_flags])) + subpacket(25, b"\x01")
+    if primary_expires is not None:
+        hashed += subpacket(9, struct.pack(">I", primary_expires))
+    out = packet(6, primary) + packet(13, uid) + packet(2, sig_body(
+        0x13, pm + sv.uid_material(uid), pseed, primary, pcreated, hashed, uid_hash))
+    for k in subkeys:
+        body = ed_key(k["seed"], k["created"])
+        material = pm + sv.Key(body).hash_material()
+        hashed = subpacket(27, bytes([k.get("flags", 0x02)]))
+        if k.get("expires") is not None:
+            hashed += subpacket(9, struct.pack(">I", k["expires"]))
+        if k.get("backsig", True):
+            back = sig_body(0x19, material, k["seed"], body, k["created"])
+            hashed += subpacket(32, back)
+        out += packet(14, body) + packet(2, sig_body(
+            0x18, material, pseed, primary, k["created"], hashed, k.get("hash", 8)))
+        if k.get("revoked"):
+            out += packet(2, sig_body(0x28, material, pseed, primary, t - 86400,
+                                      subpacket(29, b"\x01")))  # reason: superseded
+    return out, pseed, primary
+
+
+class WitnessCertificates(Base):
+    """Witness 1's certificate replaced by one built here, and a signature by one of its keys
+    over the (re-signed) transcript: the certificate policy at the plan time decides."""
+
+    T = 1795510800
+
+    def run_with(self, cert, signer_seed, signer_body, created=None, hash_algo=8):
+        header, records = self.c.records()
+        text = self.c.read("plan.toml").decode()
+        start = text.index('name = "Wendy Witness"\ncerts = [\'\'\'\n') + len(
+            'name = "Wendy Witness"\ncerts = [\'\'\'\n')
+        end = text.index("\'\'\']", start)
+        text = text[:start] + armor(cert, "PGP PUBLIC KEY BLOCK").decode() + text[end:]
+        old = records[1][1]
+        self.c.write("plan.toml", text.encode())
+        self.c.relist(records, "plan.toml")
+        try:
+            records[1][1] = sv.Plan(text).hash
+        except ValueError:
+            # The plan is refused: give it the hash sherd would have (same lines), by hand.
+            records[1][1] = old
+        self.c.edit("shards.toml", old.encode(), records[1][1].encode())
+        self.c.relist(records, "shards.toml")
+        self.c.forge(records)
+        os.mkdir(self.c.path("witness-signatures"))
+        transcript = self.c.read("transcript.txt")
+        body = sig_body(0x00, transcript, signer_seed, signer_body,
+                        self.T if created is None else created, b"", hash_algo)
+        self.c.write("witness-signatures/1.sig", packet(2, body))
+
+    def sub(self, **k):
+        k.setdefault("seed", b"\x41" * 32)
+        k.setdefault("created", self.T - 86400)
+        return k
+
+    def signed(self):
+        status, out = run(self.c.dir)
+        self.assertEqual(status, 0, out)
+        self.assertIn("signed by 1 of 2 witnesses: Wendy Witness; not signed: Walter Witness",
+                      out)
+        rust = os.environ.get("SHERD_VERIFY")
+        if rust:
+            p = subprocess.run([rust, self.c.dir], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stdout)
+
+    def test_signing_subkey(self):
+        k = self.sub()
+        cert, _, _ = witness_cert(self.T, [k])
+        self.run_with(cert, k["seed"], ed_key(k["seed"], k["created"]))
+        self.signed()
+
+    def test_sha512_signature(self):
+        k = self.sub()
+        cert, _, _ = witness_cert(self.T, [k])
+        self.run_with(cert, k["seed"], ed_key(k["seed"], k["created"]), hash_algo=10)
+        self.signed()
+
+    def test_signing_primary(self):
+        cert, pseed, primary = witness_cert(self.T, [], primary_flags=0x03)
+        self.run_with(cert, pseed, primary)
+        self.signed()
+
+    def test_primary_not_for_signing(self):
+        cert, pseed, primary = witness_cert(self.T, [self.sub()])
+        self.run_with(cert, pseed, primary)
+        self.refused("invalid", "witness-signatures/1.sig: not a good signature of witness 1")
+
+    def test_signature_not_at_the_plan_time(self):
+        k = self.sub()
+        cert, _, _ = witness_cert(self.T, [k])
+        self.run_with(cert, k["seed"], ed_key(k["seed"], k["created"]), created=self.T + 1)
+        self.refused("invalid", "witness-signatures/1.sig", "made at 2026-11-24T09:00:01Z, "
+                     "not at the plan time 2026-11-24T09:00:00Z")
+
+    def test_sha1_signature(self):
+        k = self.sub()
+        cert, _, _ = witness_cert(self.T, [k])
+        self.run_with(cert, k["seed"], ed_key(k["seed"], k["created"]), hash_algo=2)
+        self.refused("invalid", "witness-signatures/1.sig", "hash algorithm 2 is not accepted")
+
+    def test_by_a_revoked_subkey_beside_a_live_one(self):
+        live, gone = self.sub(), self.sub(seed=b"\x42" * 32, revoked=True)
+        cert, _, _ = witness_cert(self.T, [live, gone])
+        self.run_with(cert, gone["seed"], ed_key(gone["seed"], gone["created"]))
+        self.refused("invalid", "witness-signatures/1.sig: not a good signature of witness 1")
+
+    def test_by_an_expired_subkey_beside_a_live_one(self):
+        live, gone = self.sub(), self.sub(seed=b"\x42" * 32, expires=3600)
+        cert, _, _ = witness_cert(self.T, [live, gone])
+        self.run_with(cert, gone["seed"], ed_key(gone["seed"], gone["created"]))
+        self.refused("invalid", "witness-signatures/1.sig: not a good signature of witness 1")
+
+    def test_by_a_subkey_without_back_signature_beside_a_live_one(self):
+        live, bare = self.sub(), self.sub(seed=b"\x42" * 32, backsig=False)
+        cert, _, _ = witness_cert(self.T, [live, bare])
+        self.run_with(cert, bare["seed"], ed_key(bare["seed"], bare["created"]))
+        self.refused("invalid", "witness-signatures/1.sig: not a good signature of witness 1")
+
+    def test_only_key_not_live(self):
+        for name, k, primary_expires in [
+            ("expired", self.sub(expires=3600), None),
+            ("revoked", self.sub(revoked=True), None),
+            ("no back-signature", self.sub(backsig=False), None),
+            ("created after the plan time", self.sub(created=self.T + 60), None),
+            ("SHA-1 binding", self.sub(hash=2), None),
+            ("primary key expired", self.sub(), 86400),
+        ]:
+            with self.subTest(name):
+                self.c.close()
+                self.c = Copy()
+                cert, _, _ = witness_cert(self.T, [k], primary_expires=primary_expires)
+                self.run_with(cert, k["seed"], ed_key(k["seed"], k["created"]))
+                self.refused("invalid", "plan.toml: witness 1: certificate",
+                             "has no live signing key at the plan time")
+
+
 class Shares(Base):
     def read(self, i):
         with open(SHARES[i], "rb") as f:
