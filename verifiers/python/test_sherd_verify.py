@@ -926,6 +926,56 @@ class WitnessCertificates(Base):
                              "has no live signing key at the plan time")
 
 
+class RootCertificates(Base):
+    """root-cert.asc rebuilt with the root key (recombined from the shares), same key packets
+    and so the same fingerprint, but other flags or subkeys; listed and re-signed."""
+
+    def rebuild(self, primary_flags=0x03, sub_flags=0x0C, extra_subkey=False, direct=True):
+        secret, env = root_secret()
+        t = env["key_time"]
+        seed = sv.hkdf32(secret, b"sherd/v1/root/primary/ed25519")
+        primary, sub = sv.derive_root(secret, t)
+        pm = primary.hash_material()
+        uid = b"sherd root key (pyverify)"
+        flags = subpacket(27, bytes([primary_flags]))
+        cert = packet(6, primary.body)
+        if direct:
+            cert += packet(2, sig_body(0x1F, pm, seed, primary.body, t, flags))
+        cert += packet(13, uid) + packet(2, sig_body(0x13, pm + sv.uid_material(uid), seed,
+                                                      primary.body, t, flags))
+        subs = [sub.body] + ([ed_key(b"\x51" * 32, t)] if extra_subkey else [])
+        for body in subs:
+            cert += packet(14, body) + packet(2, sig_body(
+                0x18, pm + sv.Key(body).hash_material(), seed, primary.body, t,
+                subpacket(27, bytes([sub_flags]))))
+        header, records = self.c.records()
+        self.c.write("root-cert.asc", armor(cert, "PGP PUBLIC KEY BLOCK"))
+        self.c.relist(records, "root-cert.asc")
+        self.c.forge(records)
+
+    def test_rebuilt_passes(self):
+        self.rebuild()
+        status, out = run(self.c.dir)
+        self.assertEqual(status, 0, out)
+        rust = os.environ.get("SHERD_VERIFY")
+        if rust:
+            p = subprocess.run([rust, self.c.dir], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stdout)
+
+    def test_primary_certify_only(self):
+        self.rebuild(primary_flags=0x01)
+        self.refused("invalid", "root-cert.asc: primary key is not marked for certification "
+                     "and signing")
+
+    def test_subkey_not_for_encryption(self):
+        self.rebuild(sub_flags=0x04)
+        self.refused("invalid", "root-cert.asc: subkey is not marked for encryption")
+
+    def test_two_subkeys(self):
+        self.rebuild(extra_subkey=True)
+        self.refused("invalid", "root-cert.asc: expected one subkey, found 2")
+
+
 class Shares(Base):
     def read(self, i):
         with open(SHARES[i], "rb") as f:
