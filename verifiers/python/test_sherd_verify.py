@@ -920,6 +920,7 @@ class WitnessCertificates(Base):
             with self.subTest(name):
                 self.c.close()
                 self.c = Copy()
+                self.addCleanup(self.c.close)
                 cert, _, _ = witness_cert(self.T, [k], primary_expires=primary_expires)
                 self.run_with(cert, k["seed"], ed_key(k["seed"], k["created"]))
                 self.refused("invalid", "plan.toml: witness 1: certificate",
