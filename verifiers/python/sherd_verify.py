@@ -1,0 +1,2463 @@
+#!/usr/bin/env python3
+"""An independent verifier for a sherd generation ceremony's output folder.
+
+    python3 sherd_verify.py <ceremony folder> [--shares FILE ...]
+
+It implements sherd's format documents (docs/formats/*.md) and shares no code with sherd, so
+that an auditor can check a ceremony without trusting sherd's Rust; its messages copy the
+wording of sherd-verify's, so that the two can be compared line by line. It needs Python 3.11
+or later (tomllib) and the `cryptography` package (Debian: python3-cryptography), nothing
+else: it parses the OpenPGP packets it needs itself (RFC 4880 / RFC 9580).
+
+It prints `PASS <folder>` and the values to compare with the witnesses' notes, or
+`FAIL <folder>: <the first failed check>`, in the wording of sherd's own `sherd-verify`.
+Exit status 0 on PASS, 1 on FAIL, 2 on a usage error.
+
+With `--shares`, each FILE is a decrypted share envelope (the plaintext of
+docs/formats/share-envelope.md, as a recovery obtains it from a location card); the shares are
+recombined by Lagrange interpolation over GF(2^8) (polynomial 0x11b), and the result checked
+against the envelopes' commitment and the root certificate's fingerprint (docs/formats/keys.md).
+
+Sections:
+  1. Failures (the named reasons a folder is refused)
+  2. PGP word list
+  3. OpenPGP: armor, packets, keys, signatures, certificates
+  4. The transcript (hash chain, fields, core records)
+  5. The plan (canonical hash)
+  6. The shard file
+  7. The folder checks, in sherd-verify's order (the TPM quote and the boot verdicts last)
+  8. Shares: envelopes, GF(2^8), recombination, root key derivation
+  9. Command line
+"""
+
+import base64
+import datetime
+import hashlib
+import hmac
+import itertools
+import math
+import os
+import re
+import struct
+import sys
+import tomllib
+import unicodedata
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+
+# =============================================================================================
+# 1. Failures
+# =============================================================================================
+
+
+class Failure(Exception):
+    """The first failed check. `code` names the kind of failure (for tests and scripts);
+    str() is the message, worded like sherd-verify's."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+def unreadable(path, why):
+    return Failure("unreadable", f"{path}: cannot read: {why}")
+
+
+def transcript_error(path, why):
+    return Failure("transcript", f"{path}: {why}")
+
+
+def invalid(path, reason):
+    return Failure("invalid", f"{path}: {reason}")
+
+
+def mismatch(what, expected_from, expected, found):
+    return Failure("mismatch", f"{what}: {expected_from} says {expected}, found {found}")
+
+
+def missing_record(why):
+    return Failure("missing-record", f"transcript.txt: {why}")
+
+
+def bad_record(seq, kind, reason):
+    return Failure("bad-record", f"transcript.txt record {seq} ({kind}): {reason}")
+
+
+def rec_name(seq, kind):
+    return f"transcript.txt record {seq} ({kind})"
+
+
+# =============================================================================================
+# 2. PGP word list (Juola and Zimmermann, 1995): byte value -> word; even positions use the
+#    two-syllable list, odd positions the three-syllable list.
+# =============================================================================================
+
+EVEN_WORDS = (
+    "aardvark absurd accrue acme adrift adult afflict ahead aimless Algol allow alone ammo "
+    "ancient apple artist assume Athens atlas Aztec baboon backfield backward banjo "
+    "beaming bedlamp beehive beeswax befriend Belfast berserk billiard bison blackjack "
+    "blockade blowtorch bluebird bombast bookshelf brackish breadline breakup brickyard "
+    "briefcase Burbank button buzzard cement chairlift chatter checkup chisel choking "
+    "chopper Christmas clamshell classic classroom cleanup clockwork cobra commence "
+    "concert cowbell crackdown cranky crowfoot crucial crumpled crusade cubic dashboard "
+    "deadbolt deckhand dogsled dragnet drainage dreadful drifter dropper drumbeat drunken "
+    "Dupont dwelling eating edict egghead eightball endorse endow enlist erase escape "
+    "exceed eyeglass eyetooth facial fallout flagpole flatfoot flytrap fracture framework "
+    "freedom frighten gazelle Geiger glitter glucose goggles goldfish gremlin guidance "
+    "hamlet highchair hockey indoors indulge inverse involve island jawbone keyboard "
+    "kickoff kiwi klaxon locale lockup merit minnow miser Mohawk mural music necklace "
+    "Neptune newborn nightbird Oakland obtuse offload optic orca payday peachy pheasant "
+    "physique playhouse Pluto preclude prefer preshrunk printer prowler pupil puppy python "
+    "quadrant quiver quota ragtime ratchet rebirth reform regain reindeer rematch repay "
+    "retouch revenge reward rhythm ribcage ringbolt robust rocker ruffled sailboat sawdust "
+    "scallion scenic scorecard Scotland seabird select sentence shadow shamrock showgirl "
+    "skullcap skydive slingshot slowdown snapline snapshot snowcap snowslide solo "
+    "southward soybean spaniel spearhead spellbind spheroid spigot spindle spyglass "
+    "stagehand stagnate stairway standard stapler steamship sterling stockman stopwatch "
+    "stormy sugar surmount suspense sweatband swelter tactics talon tapeworm tempest tiger "
+    "tissue tonic topmost tracker transit trauma treadmill Trojan trouble tumor tunnel "
+    "tycoon uncut unearth unwind uproot upset upshot vapor village virus Vulcan waffle "
+    "wallet watchword wayside willow woodlark Zulu"
+).split()
+ODD_WORDS = (
+    "adroitness adviser aftermath aggregate alkali almighty amulet amusement antenna "
+    "applicant Apollo armistice article asteroid Atlantic atmosphere autopsy Babylon "
+    "backwater barbecue belowground bifocals bodyguard bookseller borderline bottomless "
+    "Bradbury bravado Brazilian breakaway Burlington businessman butterfat Camelot "
+    "candidate cannonball Capricorn caravan caretaker celebrate cellulose certify "
+    "chambermaid Cherokee Chicago clergyman coherence combustion commando company "
+    "component concurrent confidence conformist congregate consensus consulting corporate "
+    "corrosion councilman crossover crucifix cumbersome customer Dakota decadence December "
+    "decimal designing detector detergent determine dictator dinosaur direction disable "
+    "disbelief disruptive distortion document embezzle enchanting enrollment enterprise "
+    "equation equipment escapade Eskimo everyday examine existence exodus fascinate "
+    "filament finicky forever fortitude frequency gadgetry Galveston getaway glossary "
+    "gossamer graduate gravity guitarist hamburger Hamilton handiwork hazardous headwaters "
+    "hemisphere hesitate hideaway holiness hurricane hydraulic impartial impetus inception "
+    "indigo inertia infancy inferno informant insincere insurgent integrate intention "
+    "inventive Istanbul Jamaica Jupiter leprosy letterhead liberty maritime matchmaker "
+    "maverick Medusa megaton microscope microwave midsummer millionaire miracle misnomer "
+    "molasses molecule Montana monument mosquito narrative nebula newsletter Norwegian "
+    "October Ohio onlooker opulent Orlando outfielder Pacific pandemic Pandora paperweight "
+    "paragon paragraph paramount passenger pedigree Pegasus penetrate perceptive "
+    "performance pharmacy phonetic photograph pioneer pocketful politeness positive potato "
+    "processor provincial proximate puberty publisher pyramid quantity racketeer rebellion "
+    "recipe recover repellent replica reproduce resistor responsive retraction retrieval "
+    "retrospect revenue revival revolver sandalwood sardonic Saturday savagery scavenger "
+    "sensation sociable souvenir specialist speculate stethoscope stupendous supportive "
+    "surrender suspicious sympathy tambourine telephone therapist tobacco tolerance "
+    "tomorrow torpedo tradition travesty trombonist truncated typewriter ultimate "
+    "undaunted underfoot unicorn unify universe unravel upcoming vacancy vagabond vertigo "
+    "Virginia visitor vocalist voyager warranty Waterloo whimsical Wichita Wilmington "
+    "Wyoming yesteryear Yucatan"
+).split()
+assert len(EVEN_WORDS) == 256 and len(ODD_WORDS) == 256
+
+
+def pgp_words(data):
+    return " ".join((EVEN_WORDS if i % 2 == 0 else ODD_WORDS)[b] for i, b in enumerate(data))
+
+
+# =============================================================================================
+# 3. OpenPGP (RFC 4880, RFC 9580): only what a sherd folder needs.
+# =============================================================================================
+
+
+class PgpError(Exception):
+    pass
+
+
+def crc24(data):
+    crc = 0xB704CE
+    for b in data:
+        crc ^= b << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+    return crc & 0xFFFFFF
+
+
+def dearmor(text, kind):
+    """The binary bytes of one ASCII-armored block of `kind` (e.g. "PGP SIGNATURE"); checks
+    the CRC-24 when present. Anything outside the block is ignored."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("ascii")
+        except UnicodeDecodeError:
+            raise PgpError("armor is not ASCII")
+    lines = [line.rstrip("\r\n \t") for line in text.splitlines()]
+    begin, end = f"-----BEGIN {kind}-----", f"-----END {kind}-----"
+    if begin not in lines:
+        raise PgpError(f"no {begin} line")
+    i = lines.index(begin) + 1
+    while i < len(lines) and lines[i] != "":  # armor headers (Comment: ...), then a blank line
+        if ": " not in lines[i]:
+            break
+        i += 1
+    if i < len(lines) and lines[i] == "":
+        i += 1
+    body, checksum = [], None
+    while True:
+        if i >= len(lines):
+            raise PgpError(f"no {end} line (truncated?)")
+        line = lines[i]
+        if line == end:
+            break
+        if line.startswith("=") and len(line) == 5:
+            checksum = line[1:]
+        else:
+            body.append(line)
+        i += 1
+    try:
+        data = base64.b64decode("".join(body), validate=True)
+    except ValueError as e:
+        raise PgpError(f"bad base64 in armor: {e}")
+    if checksum is not None:
+        try:
+            want = int.from_bytes(base64.b64decode(checksum, validate=True), "big")
+        except ValueError:
+            raise PgpError("bad armor checksum line")
+        if crc24(data) != want:
+            raise PgpError("armor checksum (CRC-24) does not match")
+    if not data:
+        raise PgpError("empty armored block")
+    return data
+
+
+# Packet tags (RFC 4880 section 4.3).
+TAG_PKESK, TAG_SIG, TAG_SECKEY, TAG_PUBKEY, TAG_SECSUB = 1, 2, 5, 6, 7
+TAG_TRUST, TAG_UID, TAG_PUBSUB, TAG_UATTR, TAG_SEIPD = 12, 13, 14, 17, 18
+
+
+def packets(data):
+    """Splits binary OpenPGP data into (tag, body) pairs; handles both header formats and
+    partial body lengths (RFC 4880 section 4.2)."""
+    out, pos = [], 0
+    while pos < len(data):
+        ctb = data[pos]
+        pos += 1
+        if not ctb & 0x80:
+            raise PgpError(f"not an OpenPGP packet header at byte {pos - 1}")
+        if ctb & 0x40:  # new format
+            tag = ctb & 0x3F
+            body = b""
+            while True:
+                if pos >= len(data):
+                    raise PgpError("truncated packet header")
+                o = data[pos]
+                if o < 192:
+                    n, pos, partial = o, pos + 1, False
+                elif o < 224:
+                    if pos + 1 >= len(data):
+                        raise PgpError("truncated packet header")
+                    n, pos, partial = ((o - 192) << 8) + data[pos + 1] + 192, pos + 2, False
+                elif o == 255:
+                    if pos + 5 > len(data):
+                        raise PgpError("truncated packet header")
+                    n = struct.unpack(">I", data[pos + 1 : pos + 5])[0]
+                    pos, partial = pos + 5, False
+                else:
+                    n, pos, partial = 1 << (o & 0x1F), pos + 1, True
+                if pos + n > len(data):
+                    raise PgpError(f"packet (tag {tag}) is truncated")
+                body += data[pos : pos + n]
+                pos += n
+                if not partial:
+                    break
+        else:  # old format
+            tag, ltype = (ctb >> 2) & 0x0F, ctb & 0x03
+            if ltype == 3:
+                n = len(data) - pos
+            else:
+                size = (1, 2, 4)[ltype]
+                if pos + size > len(data):
+                    raise PgpError("truncated packet header")
+                n = int.from_bytes(data[pos : pos + size], "big")
+                pos += size
+            if pos + n > len(data):
+                raise PgpError(f"packet (tag {tag}) is truncated")
+            body = data[pos : pos + n]
+            pos += n
+        out.append((tag, body))
+    return out
+
+
+def read_mpi(buf, pos):
+    if pos + 2 > len(buf):
+        raise PgpError("truncated MPI")
+    bits = struct.unpack(">H", buf[pos : pos + 2])[0]
+    n = (bits + 7) // 8
+    if pos + 2 + n > len(buf):
+        raise PgpError("truncated MPI")
+    return buf[pos + 2 : pos + 2 + n], pos + 2 + n
+
+
+OID_ED25519 = bytes.fromhex("2B06010401DA470F01")
+OID_CV25519 = bytes.fromhex("2B060104019755010501")
+OID_NIST = {
+    bytes.fromhex("2A8648CE3D030107"): ec.SECP256R1(),
+    bytes.fromhex("2B81040022"): ec.SECP384R1(),
+    bytes.fromhex("2B81040023"): ec.SECP521R1(),
+}
+ALGO_RSA, ALGO_RSA_S, ALGO_ECDH, ALGO_ECDSA, ALGO_EDDSA = 1, 3, 18, 19, 22
+ALGO_X25519, ALGO_ED25519 = 25, 27
+
+
+class Key:
+    """A v4 public key or subkey packet: its body (what the fingerprint covers) and the parts
+    this verifier uses."""
+
+    def __init__(self, body):
+        if len(body) < 6 or body[0] != 4:
+            raise PgpError(f"key packet version {body[0] if body else '?'}: only v4 is read")
+        self.body = body
+        self.created = struct.unpack(">I", body[1:5])[0]
+        self.algo = body[5]
+        self.fingerprint = hashlib.sha1(
+            b"\x99" + struct.pack(">H", len(body)) + body
+        ).hexdigest().upper()
+        self.keyid = self.fingerprint[-16:]
+        self.curve = None  # "ed25519", "cv25519", "nist", or None
+        self.verifier = None  # a cryptography public key able to verify, if supported
+        rest = body[6:]
+        if self.algo in (ALGO_EDDSA, ALGO_ECDH, ALGO_ECDSA):
+            n = rest[0]
+            oid, pos = rest[1 : 1 + n], 1 + n
+            point, pos = read_mpi(rest, pos)
+            if self.algo == ALGO_EDDSA and oid == OID_ED25519:
+                if len(point) != 33 or point[0] != 0x40:
+                    raise PgpError("Ed25519 point is not 0x40 || 32 bytes")
+                self.curve = "ed25519"
+                self.verifier = Ed25519PublicKey.from_public_bytes(point[1:])
+            elif self.algo == ALGO_ECDH and oid == OID_CV25519:
+                if len(point) != 33 or point[0] != 0x40:
+                    raise PgpError("Cv25519 point is not 0x40 || 32 bytes")
+                self.curve = "cv25519"
+                kdf = rest[pos : pos + 4]
+                if len(kdf) != 4 or kdf[0] != 3 or kdf[1] != 1:
+                    raise PgpError("ECDH KDF parameters malformed")
+                self.kdf = (kdf[2], kdf[3])
+            elif self.algo == ALGO_ECDSA and oid in OID_NIST:
+                self.curve = "nist"
+                self.verifier = ec.EllipticCurvePublicKey.from_encoded_point(OID_NIST[oid], point)
+        elif self.algo == ALGO_ED25519:
+            self.curve = "ed25519"
+            self.verifier = Ed25519PublicKey.from_public_bytes(rest[:32])
+        elif self.algo == ALGO_X25519:
+            self.curve = "cv25519"
+        elif self.algo in (ALGO_RSA, ALGO_RSA_S):
+            n, pos = read_mpi(rest, 0)
+            e, _ = read_mpi(rest, pos)
+            self.verifier = rsa.RSAPublicNumbers(
+                int.from_bytes(e, "big"), int.from_bytes(n, "big")
+            ).public_key()
+
+    def hash_material(self):
+        return b"\x99" + struct.pack(">H", len(self.body)) + self.body
+
+
+HASHES = {  # hash algorithm id -> (hashlib name, cryptography hash); SHA-1 and MD5 refused
+    8: ("sha256", hashes.SHA256()),
+    9: ("sha384", hashes.SHA384()),
+    10: ("sha512", hashes.SHA512()),
+    11: ("sha224", hashes.SHA224()),
+    12: ("sha3_256", hashes.SHA3_256()),
+    14: ("sha3_512", hashes.SHA3_512()),
+}
+
+# Signature subpacket types (RFC 4880 section 5.2.3.1).
+SUB_CREATED, SUB_SIG_EXPIRES, SUB_KEY_EXPIRES, SUB_ISSUER = 2, 3, 9, 16
+SUB_PRIMARY_UID, SUB_KEY_FLAGS, SUB_EMBEDDED, SUB_ISSUER_FPR = 25, 27, 32, 33
+KNOWN_CRITICAL = {2, 3, 4, 5, 7, 9, 11, 16, 20, 21, 22, 23, 25, 27, 30, 31, 32, 33, 34, 35}
+
+
+def subpackets(area):
+    out, pos = [], 0
+    while pos < len(area):
+        o = area[pos]
+        if o < 192:
+            n, pos = o, pos + 1
+        elif o < 255:
+            if pos + 1 >= len(area):
+                raise PgpError("truncated subpacket length")
+            n, pos = ((o - 192) << 8) + area[pos + 1] + 192, pos + 2
+        else:
+            n, pos = struct.unpack(">I", area[pos + 1 : pos + 5])[0], pos + 5
+        if n == 0 or pos + n > len(area):
+            raise PgpError("subpacket overruns its area")
+        typ = area[pos]
+        out.append((typ & 0x7F, bool(typ & 0x80), area[pos + 1 : pos + n]))
+        pos += n
+    return out
+
+
+class Signature:
+    """A v4 signature packet."""
+
+    def __init__(self, body):
+        if len(body) < 6 or body[0] != 4:
+            raise PgpError(
+                f"signature packet version {body[0] if body else '?'}: only v4 is read"
+            )
+        self.body = body
+        self.type, self.algo, self.hash_algo = body[1], body[2], body[3]
+        hlen = struct.unpack(">H", body[4:6])[0]
+        self.hashed_part = body[: 6 + hlen]
+        if len(self.hashed_part) != 6 + hlen:
+            raise PgpError("signature truncated in its hashed subpackets")
+        self.hashed = subpackets(body[6 : 6 + hlen])
+        pos = 6 + hlen
+        ulen = struct.unpack(">H", body[pos : pos + 2])[0]
+        self.unhashed = subpackets(body[pos + 2 : pos + 2 + ulen])
+        pos += 2 + ulen
+        self.left16 = body[pos : pos + 2]
+        pos += 2
+        self.mpis = []
+        if self.algo == ALGO_ED25519:
+            self.mpis = [body[pos : pos + 64]]
+            pos += 64
+        else:
+            while pos < len(body):
+                m, pos = read_mpi(body, pos)
+                self.mpis.append(m)
+        self.unknown_critical = [t for t, c, _ in self.hashed if c and t not in KNOWN_CRITICAL]
+
+    def hashed_sub(self, typ):
+        for t, _, v in self.hashed:
+            if t == typ:
+                return v
+        return None
+
+    def sub(self, typ):
+        v = self.hashed_sub(typ)
+        if v is not None:
+            return v
+        for t, _, v in self.unhashed:
+            if t == typ:
+                return v
+        return None
+
+    @property
+    def created(self):
+        v = self.hashed_sub(SUB_CREATED)
+        return struct.unpack(">I", v)[0] if v and len(v) == 4 else None
+
+    def expires_at(self):
+        v = self.hashed_sub(SUB_SIG_EXPIRES)
+        if not v or struct.unpack(">I", v)[0] == 0:
+            return None
+        return self.created + struct.unpack(">I", v)[0]
+
+    def key_expiry_offset(self):
+        v = self.hashed_sub(SUB_KEY_EXPIRES)
+        if not v or struct.unpack(">I", v)[0] == 0:
+            return None
+        return struct.unpack(">I", v)[0]
+
+    def key_flags(self):
+        v = self.hashed_sub(SUB_KEY_FLAGS)
+        return v[0] if v else None
+
+    def issuers(self):
+        """Fingerprints (40 hex) and key IDs (16 hex) this signature names as its issuer."""
+        out = set()
+        for t, _, v in self.hashed + self.unhashed:
+            if t == SUB_ISSUER_FPR and len(v) == 21 and v[0] == 4:
+                out.add(v[1:].hex().upper())
+                out.add(v[1:].hex().upper()[-16:])
+            elif t == SUB_ISSUER and len(v) == 8:
+                out.add(v.hex().upper())
+        return out
+
+    def check(self, key, data):
+        """Whether this signature by `key` verifies over `data` (the bytes hashed before the
+        signature's own trailer). Returns None when good, else why not."""
+        if self.hash_algo not in HASHES:
+            return f"hash algorithm {self.hash_algo} is not accepted (SHA-1/MD5 or unknown)"
+        if self.unknown_critical:
+            return f"unknown critical subpacket(s) {self.unknown_critical}"
+        if self.created is None:
+            return "no signature creation time in its hashed area"
+        name, chash = HASHES[self.hash_algo]
+        trailer = b"\x04\xff" + struct.pack(">I", len(self.hashed_part))
+        digest = hashlib.new(name, data + self.hashed_part + trailer).digest()
+        if digest[:2] != self.left16:
+            return "the digest does not match the signature's 16-bit check value"
+        if key.verifier is None:
+            return f"key algorithm {key.algo} cannot be verified here"
+        try:
+            if isinstance(key.verifier, Ed25519PublicKey):
+                if self.algo == ALGO_EDDSA and len(self.mpis) == 2:
+                    sig = b"".join(m.rjust(32, b"\0") for m in self.mpis)
+                elif self.algo == ALGO_ED25519 and len(self.mpis[0]) == 64:
+                    sig = self.mpis[0]
+                else:
+                    return "not an Ed25519 signature"
+                key.verifier.verify(sig, digest)  # legacy EdDSA signs the digest
+            elif isinstance(key.verifier, rsa.RSAPublicKey):
+                if self.algo not in (ALGO_RSA, ALGO_RSA_S) or len(self.mpis) != 1:
+                    return "not an RSA signature"
+                size = (key.verifier.key_size + 7) // 8
+                key.verifier.verify(
+                    self.mpis[0].rjust(size, b"\0"), digest, padding.PKCS1v15(),
+                    utils.Prehashed(chash),
+                )
+            elif isinstance(key.verifier, ec.EllipticCurvePublicKey):
+                if self.algo != ALGO_ECDSA or len(self.mpis) != 2:
+                    return "not an ECDSA signature"
+                r, s = (int.from_bytes(m, "big") for m in self.mpis)
+                key.verifier.verify(
+                    utils.encode_dss_signature(r, s), digest, ec.ECDSA(utils.Prehashed(chash))
+                )
+            else:
+                return "unsupported key"
+        except InvalidSignature:
+            return "bad signature (the key did not make it over these bytes)"
+        return None
+
+
+def uid_material(uid):
+    return b"\xb4" + struct.pack(">I", len(uid)) + uid
+
+
+FLAG_CERTIFY, FLAG_SIGN, FLAG_ENCRYPT_COMMS, FLAG_ENCRYPT_STORAGE = 0x01, 0x02, 0x04, 0x08
+
+
+class Cert:
+    """An OpenPGP certificate (transferable public key): a primary key, user IDs and subkeys,
+    each with its signatures."""
+
+    def __init__(self, data):
+        pk = packets(data)
+        if not pk or pk[0][0] not in (TAG_PUBKEY, TAG_SECKEY):
+            raise PgpError("does not start with a public key packet")
+        self.has_secret = any(t in (TAG_SECKEY, TAG_SECSUB) for t, _ in pk)
+        if self.has_secret:
+            raise PgpError("contains secret key material")
+        self.primary = Key(pk[0][1])
+        self.direct = []  # signatures on the primary key
+        self.uids = []  # [uid bytes, [signatures]]
+        self.subkeys = []  # [Key, [signatures]]
+        current = self.direct
+        for tag, body in pk[1:]:
+            if tag == TAG_SIG:
+                try:
+                    current.append(Signature(body))
+                except PgpError:
+                    continue  # a signature this reader cannot parse (v3, v6) binds nothing here
+            elif tag == TAG_UID:
+                self.uids.append((body, []))
+                current = self.uids[-1][1]
+            elif tag == TAG_UATTR:
+                current = []  # user attributes: not used
+            elif tag == TAG_PUBSUB:
+                self.subkeys.append((Key(body), []))
+                current = self.subkeys[-1][1]
+            elif tag == TAG_TRUST:
+                continue
+            elif tag in (TAG_PUBKEY, TAG_SECKEY):
+                raise PgpError("more than one certificate")
+            else:
+                raise PgpError(f"unexpected packet (tag {tag}) in a certificate")
+
+    @property
+    def fingerprint(self):
+        return self.primary.fingerprint
+
+    def _by_primary(self, sig):
+        ids = sig.issuers()
+        return not ids or self.primary.fingerprint in ids or self.primary.keyid in ids
+
+    def _newest_valid(self, sigs, types, material, t):
+        """The newest signature of `types` by the primary key over `material`, made at or
+        before t and not expired at t; None if there is none."""
+        best = None
+        for s in sigs:
+            if s.type not in types or not self._by_primary(s):
+                continue
+            if s.created is None or s.created > t:
+                continue
+            exp = s.expires_at()
+            if exp is not None and exp <= t:
+                continue
+            if s.check(self.primary, material) is not None:
+                continue
+            if best is None or s.created > best.created:
+                best = s
+        return best
+
+    def _revoked(self, sigs, typ, material, t):
+        return any(
+            s.type == typ and self._by_primary(s) and s.created is not None and s.created <= t
+            and s.check(self.primary, material) is None
+            for s in sigs
+        )
+
+    def primary_binding(self, t):
+        """The self-signature that gives the primary key its flags and expiry at t: the
+        primary user ID's newest certification, else any user ID's, else the direct-key
+        signature. Raises PgpError when the primary key is not valid at t."""
+        pm = self.primary.hash_material()
+        if self.primary.created > t:
+            raise PgpError("the primary key is created after the time it is checked at")
+        if self._revoked(self.direct, 0x20, pm, t):
+            raise PgpError("the primary key is revoked")
+        direct = self._newest_valid(self.direct, (0x1F,), pm, t)
+        best, best_primary = None, False
+        for uid, sigs in self.uids:
+            s = self._newest_valid(sigs, (0x10, 0x11, 0x12, 0x13), pm + uid_material(uid), t)
+            if s is None or self._revoked(sigs, 0x30, pm + uid_material(uid), t):
+                continue
+            is_primary = bool(s.hashed_sub(SUB_PRIMARY_UID) == b"\x01")
+            if best is None or (is_primary, s.created) > (best_primary, best.created):
+                best, best_primary = s, is_primary
+        binding = best or direct
+        if binding is None:
+            raise PgpError("the primary key has no valid self-signature")
+        for s in (binding, direct):
+            off = s.key_expiry_offset() if s is not None else None
+            if off is not None and self.primary.created + off <= t:
+                raise PgpError("the primary key has expired")
+        return binding, direct
+
+    def primary_flags(self, t):
+        binding, direct = self.primary_binding(t)
+        flags = binding.key_flags()
+        if flags is None and direct is not None:
+            flags = direct.key_flags()
+        return flags or 0
+
+    def bound_subkeys(self, t):
+        """The subkeys validly bound at t, each with its key flags: a binding signature by the
+        primary key (the newest at t), not expired or revoked, and for a signing subkey its
+        back-signature (primary key binding, 0x19) by the subkey."""
+        out = []
+        pm = self.primary.hash_material()
+        for key, sigs in self.subkeys:
+            material = pm + key.hash_material()
+            if key.created > t or self._revoked(sigs, 0x28, material, t):
+                continue
+            s = self._newest_valid(sigs, (0x18,), material, t)
+            if s is None:
+                continue
+            off = s.key_expiry_offset()
+            if off is not None and key.created + off <= t:
+                continue
+            flags = s.key_flags() or 0
+            if flags & FLAG_SIGN:
+                back = s.sub(SUB_EMBEDDED)
+                try:
+                    back = Signature(back) if back else None
+                except (PgpError, IndexError, struct.error):
+                    back = None
+                if back is None or back.type != 0x19 or back.check(key, material) is not None:
+                    continue
+            out.append((key, flags))
+        return out
+
+    def live_keys(self, t, wanted):
+        """The keys (primary or subkeys) live and unrevoked at t with a key flag in `wanted`,
+        as Sequoia's standard policy selects them (simplified: see the README)."""
+        try:
+            primary = [self.primary] if self.primary_flags(t) & wanted else []
+        except PgpError:
+            return []  # the certificate is not valid at t: none of its keys is live
+        return primary + [k for k, flags in self.bound_subkeys(t) if flags & wanted]
+
+    def encryption_keys(self, t):
+        return [
+            k
+            for k in self.live_keys(t, FLAG_ENCRYPT_COMMS | FLAG_ENCRYPT_STORAGE)
+            # RSA, RSA encrypt-only, ElGamal, ECDH, X25519, X448
+            if k.algo in (ALGO_RSA, 2, 16, ALGO_ECDH, ALGO_X25519, 26)
+        ]
+
+    def signing_keys(self, t):
+        return self.live_keys(t, FLAG_SIGN)
+
+
+def malformed_is_pgp_error(parse):
+    """Runs a parser of untrusted bytes; a malformed structure it trips over (an index or a
+    length beyond the data) is reported as a PgpError, not a crash."""
+    def wrapped(*args):
+        try:
+            return parse(*args)
+        except (IndexError, struct.error, ValueError, TypeError) as e:
+            raise PgpError(f"malformed OpenPGP data ({type(e).__name__}: {e})")
+    return wrapped
+
+
+read_cert = malformed_is_pgp_error(Cert)
+
+
+def parse_armored_cert(text):
+    return read_cert(dearmor(text, "PGP PUBLIC KEY BLOCK"))
+
+
+@malformed_is_pgp_error
+def message_recipients(binary):
+    """The key IDs (16 upper-case hex) of a message's PKESK packets, in order. The message must
+    have the sealed form of share-envelope.md and pin-file.md: v3 PKESK packets, then one
+    SEIPD packet of version 1, nothing else (sherd-verify does not check this shape)."""
+    out, sealed = [], False
+    for i, (tag, body) in enumerate(packets(binary)):
+        if tag == TAG_PKESK and not sealed:
+            if not body or body[0] != 3:
+                raise PgpError(f"PKESK version {body[0] if body else '?'}: only v3 is read")
+            out.append(body[1:9].hex().upper())
+        elif tag == TAG_SEIPD and out and not sealed:
+            if not body or body[0] != 1:
+                raise PgpError(f"SEIPD version {body[0] if body else '?'}, expected 1")
+            sealed = True
+        else:
+            raise PgpError("not the sealed form (PKESK packets, then one SEIPD v1 packet): "
+                           f"packet {i + 1} has tag {tag}")
+    if not sealed:
+        raise PgpError("not the sealed form: no SEIPD packet after the PKESK packets")
+    return out
+
+
+@malformed_is_pgp_error
+def one_signature_packet(binary):
+    pk = packets(binary)
+    if len(pk) != 1 or pk[0][0] != TAG_SIG:
+        found = ", ".join(f"tag {t}" for t, _ in pk) or "nothing"
+        raise PgpError(f"expected exactly one signature packet, found {found}")
+    return Signature(pk[0][1])
+
+
+# =============================================================================================
+# 4. The transcript (docs/formats/transcript.md)
+# =============================================================================================
+
+HEADER_V2, HEADER_V1 = "sherd-transcript/2", "sherd-transcript/1"
+MAX_VALUE_LEN = 4096
+HEX = "0123456789abcdef"
+UPPER_HEX = "0123456789ABCDEF"
+
+
+def valid_kind(kind):
+    return (
+        0 < len(kind) <= 64
+        and all(c in "abcdefghijklmnopqrstuvwxyz0123456789._-" for c in kind)
+        and kind[0].isascii() and kind[0].isalnum()
+    )
+
+
+def valid_key(key):
+    return (
+        len(key) > 0
+        and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in key)
+        and key[0] != "-"
+    )
+
+
+def is_bare(value):
+    return len(value) > 0 and all(0x21 <= ord(c) <= 0x7E and c not in '"\\=' for c in value)
+
+
+def is_control(c):
+    return unicodedata.category(c) == "Cc"
+
+
+class FieldError(Exception):
+    pass
+
+
+def rq(text):
+    """A string quoted about as Rust's {:?} quotes it (for messages worded like sherd-verify's):
+    backslash and quote escaped, other unprintable characters as \\u{hex}."""
+    out = []
+    for c in text:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif c == "\n":
+            out.append("\\n")
+        elif c == "\t":
+            out.append("\\t")
+        elif c == "\r":
+            out.append("\\r")
+        elif c != " " and unicodedata.category(c) in ("Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cn",
+                                                       "Cs", "Mn", "Me"):
+            out.append(f"\\u{{{ord(c):x}}}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+def parse_fields(text):
+    """A record value as its list of (key, value) fields: one spelling per value, quoting only
+    where needed, single spaces between fields."""
+    fields, rest = [], text
+    while True:
+        eq = rest.find("=")
+        if eq < 0:
+            raise FieldError(f"expected key=value at {rq(rest)}")
+        key = rest[:eq]
+        if not valid_key(key):
+            raise FieldError(f"invalid field key {rq(key)}")
+        rest = rest[eq + 1 :]
+        if rest.startswith('"'):
+            v, i = [], 1
+            while True:
+                if i >= len(rest):
+                    raise FieldError(f"{key}: unterminated quoted value")
+                c = rest[i]
+                if c == '"':
+                    break
+                if c == "\\":
+                    if i + 1 < len(rest) and rest[i + 1] in '"\\':
+                        v.append(rest[i + 1])
+                        i += 2
+                        continue
+                    raise FieldError(f'{key}: only \\" and \\\\ are escapes')
+                v.append(c)
+                i += 1
+            value = "".join(v)
+            if is_bare(value):
+                raise FieldError(f"{key}: {rq(value)} must be written without quotes")
+            rest = rest[i + 1 :]
+        else:
+            end = rest.find(" ")
+            end = len(rest) if end < 0 else end
+            value = rest[:end]
+            if not is_bare(value):
+                raise FieldError(f"{key}: {rq(value)} must be quoted (or is empty)")
+            rest = rest[end:]
+        fields.append((key, value))
+        if rest == "":
+            return fields
+        if not rest.startswith(" ") or rest[1:] == "" or rest[1:].startswith(" "):
+            raise FieldError("fields are separated by single spaces")
+        rest = rest[1:]
+
+
+def dec(text):
+    """A decimal number without sign or leading zeros, or None."""
+    if text.isascii() and text.isdigit() and str(int(text)) == text:
+        return int(text)
+    return None
+
+
+def is_hash32(text):
+    return len(text) == 64 and all(c in HEX for c in text)
+
+
+def is_fpr(text):
+    return len(text) == 40 and all(c in UPPER_HEX for c in text)
+
+
+# The core's record kinds, their fields in order, and each field's type.
+def _u8(v):
+    n = dec(v)
+    return n if n is not None and n <= 255 else None
+
+
+def _num(v):
+    return dec(v)
+
+
+def _text(v):
+    return v
+
+
+def _hash(v):
+    return v if is_hash32(v) else None
+
+
+def _fpr(v):
+    return v if is_fpr(v) else None
+
+
+def _fprs(v):
+    parts = v.split(",")
+    return parts if all(is_fpr(p) for p in parts) else None
+
+
+def _ok(v):
+    return v if v == "ok" else None
+
+
+def _total(v):
+    if v == "over-2^128":
+        return v
+    n = dec(v)
+    return n if n is not None and n < 2**128 - 1 else None
+
+
+def _policy(v):
+    return v if v in ("all", "cyclic-windows+random") else None
+
+
+WHAT = {
+    _u8: "a decimal number", _num: "a decimal number", _text: "text",
+    _hash: "64 lower-case hex digits", _fpr: "a fingerprint, 40 upper-case hex digits",
+    _fprs: "fingerprints separated by commas", _ok: "ok",
+    _total: "a decimal number or over-2^128", _policy: "all or cyclic-windows+random",
+}
+
+CORE_FIELDS = {
+    "ceremony.plan": [("id", _text), ("time", _text), ("threshold", _u8), ("holders", _num),
+                      ("witnesses", _num)],
+    "plan.hash": _hash,
+    "root.fingerprint": _fpr,
+    "location.cert": [("holder", _u8), ("fingerprint", _fpr), ("subkey", _fpr)],
+    "share.sealed": [("holder", _u8), ("sha256", _hash)],
+    "card.provisioned": [("holder", _u8), ("card", _u8), ("serial", _text), ("location", _fpr),
+                         ("test-decrypt", _ok)],
+    "pins.sealed": [("holder", _u8), ("sha256", _hash), ("recipients", _fprs)],
+    "verify.subsets": [("checked", _num), ("total", _total), ("policy", _policy)],
+    "verify.self-test": [("nonce", _hash), ("result", _ok)],
+    "output.file": [("path", _text), ("size", _num), ("sha256", _hash)],
+    "ceremony.end": [("files", _num)],
+    "witness.confirm": [("name", _text), ("step", _text)],
+}
+# The ceremony's order of the core's kinds (check 4); witness.confirm has no place.
+ORDER = ["ceremony.plan", "plan.hash", "root.fingerprint", "location.cert", "share.sealed",
+         "card.provisioned", "pins.sealed", "verify.subsets", "verify.self-test", "output.file",
+         "ceremony.end"]
+
+
+def parse_core(kind, value):
+    """A core record's value as a dict (or the bare value for plan.hash, root.fingerprint);
+    raises FieldError worded like sherd's RecordError."""
+    spec = CORE_FIELDS[kind]
+    if not isinstance(spec, list):
+        v = spec(value)
+        if v is None:
+            raise FieldError(f"{kind}: field value={rq(value)} is not {WHAT[spec]}")
+        return v
+    try:
+        fields = parse_fields(value)
+    except FieldError as e:
+        raise FieldError(f"{kind}: {e}")
+    out = {}
+    for i, (key, typ) in enumerate(spec):
+        if i >= len(fields):
+            raise FieldError(f"{kind}: expected field {key}=, found the end of the record")
+        k, v = fields[i]
+        if k != key:
+            raise FieldError(f"{kind}: expected field {key}=, found {k}=")
+        parsed = typ(v)
+        if parsed is None:
+            raise FieldError(f"{kind}: field {key}={rq(v)} is not {WHAT[typ]}")
+        out[key] = parsed
+    if len(fields) > len(spec):
+        raise FieldError(
+            f"{kind}: expected field the end of the record=, found {fields[len(spec)][0]}="
+        )
+    return out
+
+
+class Record:
+    def __init__(self, seq, prev, kind, value, line):
+        self.seq, self.prev, self.kind, self.value = seq, prev, kind, value
+        self.hash = hashlib.sha256(line.encode()).digest()
+        self.core = None  # parsed core fields, for the core's kinds
+
+
+class Transcript:
+    def __init__(self, data):
+        """Parses and checks the hash chain; raises Failure naming transcript.txt."""
+        bad = lambda why: transcript_error("transcript.txt", why)  # noqa: E731
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad("the transcript is not UTF-8")
+        if not text.endswith("\n"):
+            raise bad("the transcript must end with a newline (it may have been truncated)")
+        lines = text[:-1].split("\n")
+        if lines[0] == HEADER_V2:
+            self.format = 2
+        elif lines[0] == HEADER_V1:
+            self.format = 1
+        else:
+            raise bad(f"line 1 must be exactly {rq(HEADER_V2)} (or {rq(HEADER_V1)} for format 1)")
+        self.genesis = hashlib.sha256(lines[0].encode()).digest()
+        self.records = []
+        for i, line in enumerate(lines[1:]):
+            lineno = i + 2
+            parts = line.split(" ", 3)
+            if len(parts) != 4:
+                raise bad(f"line {lineno}: expected: number, previous hash, kind, value, "
+                          "separated by single spaces")
+            seq, prev, kind, value = parts
+            expected = len(self.records) + 1
+            if seq != str(expected):
+                raise bad(f"line {lineno}: record number {seq}, expected {expected} "
+                          "(records missing, repeated or reordered)")
+            if not is_hash32(prev):
+                raise bad(f"line {lineno}: previous hash must be 64 lower-case hex digits")
+            if prev != self.final_hash().hex():
+                raise bad(f"line {lineno}: previous-hash {prev} does not match the hash of the "
+                          f"record before, {self.final_hash().hex()}: the chain is broken")
+            if not valid_kind(kind):
+                raise bad(f"invalid record kind {rq(kind)}: use 1 to 64 of a-z, 0-9, '.', '_', '-'")
+            if value == "":
+                raise bad(f"invalid value for {kind}: empty")
+            if len(value.encode()) > MAX_VALUE_LEN:
+                raise bad(f"invalid value for {kind}: longer than 4096 bytes")
+            if any(is_control(c) for c in value):
+                raise bad(f"invalid value for {kind}: control characters (including newlines) "
+                          "are not allowed")
+            rec = Record(expected, prev, kind, value, line)
+            core = kind in CORE_FIELDS and (self.format == 2 or kind != "witness.confirm")
+            try:
+                if core:
+                    rec.core = parse_core(kind, value)
+                elif self.format == 2:
+                    parse_fields(value)
+            except FieldError as e:
+                msg = str(e) if core else f"{kind}: {e}"
+                raise bad(f"record {expected}: {msg}")
+            self.records.append(rec)
+
+    def final_hash(self):
+        return self.records[-1].hash if self.records else self.genesis
+
+    def core(self, kind=None):
+        return [r for r in self.records if r.core is not None and (kind is None or r.kind == kind)]
+
+    def of_kind(self, kind):
+        return [r for r in self.records if r.kind == kind]
+
+
+def one(recs, kind):
+    if len(recs) == 1:
+        return recs[0]
+    if not recs:
+        raise missing_record(f"no {kind} record")
+    raise missing_record(f"more than one {kind} record")
+
+
+# =============================================================================================
+# 5. The plan (docs/formats/plan.md): parsed and checked enough to recompute the canonical
+#    hash and compare everything the folder states about it.
+# =============================================================================================
+
+
+def rfc3339(unix):
+    return datetime.datetime.fromtimestamp(unix, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_id(cid):
+    if not (0 < len(cid) <= 64 and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in cid)
+            and cid[0] != "-"):
+        raise ValueError(f"ceremony_id {rq(cid)}: use 1 to 64 of a-z, 0-9, '-', not starting "
+                         "with '-'")
+
+
+def check_name(what, name):
+    if not isinstance(name, str) or not (0 < len(name.encode()) <= 64) or \
+            any(is_control(c) for c in name) or name != name.strip():
+        raise ValueError(f"{what} name {name!r}: 1 to 64 bytes, no control characters, "
+                         "no spaces at either end")
+
+
+def only_keys(table, allowed, where):
+    extra = set(table) - set(allowed)
+    if extra:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
+
+
+class PersonalCert:
+    def __init__(self, armored, where):
+        try:
+            binary = dearmor(armored, "PGP PUBLIC KEY BLOCK")
+            self.cert = read_cert(binary)
+        except PgpError as e:
+            raise ValueError(f"{where}: {e}")
+        self.fingerprint = self.cert.fingerprint
+        self.sha256 = hashlib.sha256(binary).hexdigest()
+
+
+class Plan:
+    def __init__(self, text):
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"not TOML: {e}")
+        only_keys(raw, ["format", "ceremony_id", "time", "threshold", "allow_threshold_one",
+                        "allow_virtual_hardware", "require_witness_signatures", "machine",
+                        "holder", "witness"], "plan")
+        if raw.get("format") != "sherd-plan/1":
+            raise ValueError(f"format {raw.get('format')!r}, expected 'sherd-plan/1'")
+        self.ceremony_id = raw.get("ceremony_id")
+        if not isinstance(self.ceremony_id, str):
+            raise ValueError("ceremony_id missing")
+        check_id(self.ceremony_id)
+        t = raw.get("time")
+        if not isinstance(t, datetime.datetime) or t.tzinfo is None or \
+                t.utcoffset() != datetime.timedelta(0) or t.microsecond:
+            raise ValueError("time must be a UTC offset date-time in whole seconds")
+        # tomllib reads +00:00 as UTC too; plan.md wants the trailing Z, so look at the text
+        # (the top-level `time = ...` line, before the first table).
+        spelled = None
+        for line in text.splitlines():
+            if line.lstrip().startswith("["):
+                break
+            m = re.match(r"""\s*(?:time|"time"|'time')\s*=\s*(\d{4}-\d\d-\d\d[Tt ]\S+)""", line)
+            if m:
+                spelled = m.group(1)
+        if spelled is None or spelled[-1] not in "Zz":
+            raise ValueError(f"time {spelled or '(not found on a time = line)'}: must be in UTC, "
+                             "written with a trailing Z")
+        self.time = int(t.timestamp())
+        if t.year < 2020:
+            raise ValueError("time is before 2020")
+        self.time_text = rfc3339(self.time)
+        for flag in ("allow_threshold_one", "allow_virtual_hardware", "require_witness_signatures"):
+            if not isinstance(raw.get(flag, False), bool):
+                raise ValueError(f"{flag} must be true or false")
+        self.allow_threshold_one = raw.get("allow_threshold_one", False)
+        self.allow_virtual_hardware = raw.get("allow_virtual_hardware", False)
+        self.require_witness_signatures = raw.get("require_witness_signatures", False)
+        holders = raw.get("holder", [])
+        if not (1 <= len(holders) <= 255):
+            raise ValueError("1 to 255 [[holder]] tables are needed")
+        self.threshold = raw.get("threshold")
+        if type(self.threshold) is not int or not 1 <= self.threshold <= len(holders):
+            raise ValueError(f"threshold {self.threshold!r} is not in 1..={len(holders)}")
+        if self.threshold == 1 and not self.allow_threshold_one:
+            raise ValueError("threshold 1 needs allow_threshold_one = true")
+        self.holders = []
+        names = [h.get("name") for h in holders]
+        seen_fprs = set()
+
+        def certs_of(lst, where):
+            if not isinstance(lst, list) or not all(isinstance(c, str) for c in lst):
+                raise ValueError(f"{where}: certs must be a list of armored certificates")
+            out = [PersonalCert(c, f"{where} certificate {i + 1}") for i, c in enumerate(lst)]
+            for c in out:
+                if c.fingerprint in seen_fprs:
+                    raise ValueError(f"{where}: certificate {c.fingerprint} appears twice in "
+                                     "the plan")
+                seen_fprs.add(c.fingerprint)
+            return out
+
+        for i, h in enumerate(holders):
+            where = f"holder {i + 1}"
+            only_keys(h, ["name", "backup", "cards", "certs"], where)
+            check_name(where, h.get("name"))
+            if names.count(h["name"]) != 1:
+                raise ValueError(f"{where}: name {h['name']!r} is not unique")
+            if h.get("backup") not in names or h.get("backup") == h["name"]:
+                raise ValueError(f"{where}: backup {h.get('backup')!r} is not another holder")
+            cards = h.get("cards")
+            if type(cards) is not int or not 1 <= cards <= 8:
+                raise ValueError(f"{where}: cards {cards!r} is not in 1..=8")
+            certs = certs_of(h.get("certs"), where)
+            if not certs:
+                raise ValueError(f"{where}: at least one personal certificate is needed")
+            for c in certs:
+                if not c.cert.encryption_keys(self.time):
+                    raise ValueError(f"{where}: certificate {c.fingerprint} has no live "
+                                     "encryption key at the plan time")
+            self.holders.append({"index": i + 1, "name": h["name"], "backup_name": h["backup"],
+                                 "backup": names.index(h["backup"]) + 1, "cards": cards,
+                                 "certs": certs})
+        witnesses = raw.get("witness", [])
+        if not witnesses:
+            raise ValueError("at least one [[witness]] is needed")
+        self.witnesses = []
+        wnames = [w.get("name") for w in witnesses]
+        for k, w in enumerate(witnesses):
+            where = f"witness {k + 1}"
+            only_keys(w, ["name", "certs"], where)
+            check_name(where, w.get("name"))
+            if wnames.count(w["name"]) != 1:
+                raise ValueError(f"{where}: name {w['name']!r} is not unique")
+            certs = certs_of(w.get("certs", []), where)
+            for c in certs:
+                if not c.cert.signing_keys(self.time):
+                    raise ValueError(f"{where}: certificate {c.fingerprint} has no live "
+                                     "signing key at the plan time")
+            self.witnesses.append({"index": k + 1, "name": w["name"], "certs": certs})
+        if self.require_witness_signatures:
+            none = [w["name"] for w in self.witnesses if not w["certs"]]
+            if none:
+                raise ValueError("require_witness_signatures, but no certificate for: "
+                                 + ", ".join(none))
+        self.machine = raw.get("machine")
+        if self.machine is not None:
+            only_keys(self.machine, ["name", "quote_key"] + [f"pcr{i}" for i in range(8)],
+                      "[machine]")
+            check_name("[machine]", self.machine.get("name"))
+            for key, n in [(f"pcr{i}", 32) for i in range(8)] + [("quote_key", 34)]:
+                v = self.machine.get(key)
+                if v is not None:
+                    try:
+                        ok = len(bytes.fromhex(v)) == n and len(v) == 2 * n
+                    except (ValueError, TypeError):
+                        ok = False
+                    if not ok or (key == "quote_key" and not v.lower().startswith("000b")):
+                        raise ValueError(f"[machine] {key}: {rq(v)} is not {2 * n} hex digits")
+            if len(self.machine) < 2:
+                raise ValueError("[machine] must record at least one value")
+        self.hash = hashlib.sha256(self.canonical().encode()).hexdigest()
+
+    def canonical(self):
+        lines = ["sherd-plan/1", f"ceremony_id={self.ceremony_id}", f"time={self.time}",
+                 f"threshold={self.threshold}",
+                 f"allow_threshold_one={'true' if self.allow_threshold_one else 'false'}"]
+        if self.allow_virtual_hardware:
+            lines.append("allow_virtual_hardware=true")
+        lines.append(f"holders={len(self.holders)}")
+        for h in self.holders:
+            lines.append(f"holder={h['index']}\tname={h['name']}\tbackup={h['backup_name']}"
+                         f"\tcards={h['cards']}")
+            for c in h["certs"]:
+                lines.append(f"cert={h['index']}\t{c.fingerprint}\t{c.sha256}")
+        lines.append(f"witnesses={len(self.witnesses)}")
+        for w in self.witnesses:
+            lines.append(f"witness={w['name']}")
+            for c in w["certs"]:
+                lines.append(f"witness_cert={w['index']}\t{c.fingerprint}\t{c.sha256}")
+        if self.require_witness_signatures:
+            lines.append("require_witness_signatures=true")
+        if self.machine is not None:
+            lines.append(f"machine={self.machine['name']}")
+            for i in range(8):
+                if f"pcr{i}" in self.machine:
+                    lines.append(f"machine_pcr={i}\t{self.machine[f'pcr{i}'].lower()}")
+            if "quote_key" in self.machine:
+                lines.append(f"machine_quote_key={self.machine['quote_key'].lower()}")
+        return "".join(line + "\n" for line in lines)
+
+
+# =============================================================================================
+# 6. The shard file (docs/formats/shard-file.md)
+# =============================================================================================
+
+
+class ShardFile:
+    """Raises ValueError worded like sherd's ShardFileError."""
+
+    def __init__(self, text):
+        try:
+            raw = tomllib.loads(text)
+            only_keys(raw, ["format", "ceremony_id", "plan_hash", "threshold", "count",
+                            "key_time", "root_fingerprint", "root_cert", "share"], "shard file")
+            for s in raw.get("share", []):
+                only_keys(s, ["index", "holder", "location_fingerprint", "location_cert",
+                              "message_sha256", "message"], "[[share]]")
+        except (tomllib.TOMLDecodeError, ValueError) as e:
+            raise ValueError(f"the shard file is not valid TOML for this schema: {e}")
+
+        def field(name, reason):
+            return ValueError(f"field {name}: {reason}")
+
+        if raw.get("format") != "sherd-shards/1":
+            raise ValueError(f"unsupported shard file format {rq(str(raw.get('format')))}: this "
+                             f"build reads \"sherd-shards/1\"")
+        self.ceremony_id = raw.get("ceremony_id")
+        try:
+            check_id(self.ceremony_id if isinstance(self.ceremony_id, str) else "")
+        except ValueError as e:
+            raise field("ceremony_id", e)
+        self.plan_hash = raw.get("plan_hash")
+        if not isinstance(self.plan_hash, str) or not is_hash32(self.plan_hash):
+            raise field("plan_hash", "must be 64 lower-case hex digits")
+        self.count, self.threshold = raw.get("count"), raw.get("threshold")
+        if type(self.count) is not int or not 1 <= self.count <= 255:
+            raise field("count", f"{self.count} is not in 1..=255")
+        if type(self.threshold) is not int or not 1 <= self.threshold <= self.count:
+            raise field("threshold", f"{self.threshold} is not in 1..={self.count}")
+        self.key_time = raw.get("key_time")
+        if type(self.key_time) is not int or not 0 <= self.key_time < 2**32:
+            raise field("key_time", f"{self.key_time} is not a 32-bit Unix time")
+        self.root_fingerprint = raw.get("root_fingerprint")
+        try:
+            self.root_cert = parse_armored_cert(raw.get("root_cert", ""))
+        except PgpError as e:
+            raise field("root_cert", e)
+        if self.root_cert.fingerprint != self.root_fingerprint:
+            raise field("root_fingerprint", f"{self.root_fingerprint} does not match root_cert "
+                        f"({self.root_cert.fingerprint})")
+        shares = raw.get("share", [])
+        if len(shares) != self.count:
+            raise field("share", f"{len(shares)} shares listed, count says {self.count}")
+        self.shares = []
+        for pos, s in enumerate(shares):
+            def bad(reason):
+                return ValueError(f"share {pos + 1} (index {s.get('index')}): {reason}")
+
+            if s.get("index") != pos + 1:
+                raise bad(f"expected index {pos + 1} here: shares must be listed "
+                          f"1..={self.count} in order")
+            try:
+                check_name("holder", s.get("holder"))
+            except ValueError as e:
+                raise bad(e)
+            try:
+                loc = parse_armored_cert(s.get("location_cert", ""))
+            except PgpError as e:
+                raise bad(f"location_cert: {e}")
+            if loc.fingerprint != s.get("location_fingerprint"):
+                raise bad(f"location_fingerprint {s.get('location_fingerprint')} does not match "
+                          f"location_cert ({loc.fingerprint})")
+            try:
+                message = dearmor(s.get("message", ""), "PGP MESSAGE")
+            except PgpError as e:
+                raise bad(f"message: {e}")
+            digest = hashlib.sha256(message).hexdigest()
+            if digest != s.get("message_sha256"):
+                raise bad(f"message_sha256 is {s.get('message_sha256')}, the message hashes to "
+                          f"{digest}")
+            keys = loc.encryption_keys(self.key_time + 1)
+            try:
+                recipients = message_recipients(message)
+            except PgpError as e:
+                raise bad(f"message: {e}")
+            if len(recipients) != 1 or recipients[0] not in [k.keyid for k in keys]:
+                raise bad("message is encrypted to [" + ", ".join(rq(r) for r in recipients)
+                          + "], expected exactly the location key "
+                          + ",".join(k.fingerprint for k in keys))
+            self.shares.append({"index": pos + 1, "holder": s["holder"], "location_cert": loc,
+                                "message": message, "message_sha256": digest})
+
+
+# =============================================================================================
+# 7. The folder checks, in the order of sherd-verify (docs/formats/ceremony-outputs.md)
+# =============================================================================================
+
+MIX_CONTEXT = ("sherd 2026-11-24 entropy mixer v1: ChaCha20 DRBG seed from committed source "
+               "contributions")
+EXHAUSTIVE_BOUND, RANDOM_SUBSETS = 20_000, 1_000
+
+
+def folder_reader(folder):
+    """Reads a path relative to the folder; refuses paths that could leave it (absolute, empty
+    components, `..`, or a symbolic link pointing outside). A missing file raises a Failure
+    whose `not_found` is True."""
+    root = os.path.realpath(folder)
+
+    def read(path):
+        if path.startswith("/") or any(c in ("", "..") for c in path.split("/")):
+            raise unreadable(path, "path leaves the folder")
+        full = os.path.realpath(os.path.join(root, path))
+        if not full.startswith(root + os.sep):
+            raise unreadable(path, "path leaves the folder (a symbolic link)")
+        try:
+            with open(full, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            e = unreadable(path, "No such file or directory (os error 2)")
+            e.not_found = True
+            raise e
+        except OSError as e:
+            raise unreadable(path, f"{e.strerror} (os error {e.errno})")
+
+    return read
+
+
+def check_root_cert(cert):
+    t = cert.primary.created + 1
+    try:
+        flags = cert.primary_flags(t)
+    except PgpError as e:
+        raise invalid("root-cert.asc", f"not valid at its creation time: {e}")
+    if cert.primary.curve != "ed25519" or cert.primary.algo != ALGO_EDDSA:
+        raise invalid("root-cert.asc", "primary key is not Ed25519")
+    if not (flags & FLAG_CERTIFY and flags & FLAG_SIGN):
+        raise invalid("root-cert.asc", "primary key is not marked for certification and signing")
+    subs = cert.bound_subkeys(t)
+    if len(subs) != 1:
+        raise invalid("root-cert.asc", f"expected one subkey, found {len(subs)}")
+    key, sub_flags = subs[0]
+    if key.curve != "cv25519" or key.algo != ALGO_ECDH:
+        raise invalid("root-cert.asc", "subkey is not Cv25519")
+    if not (sub_flags & FLAG_ENCRYPT_COMMS and sub_flags & FLAG_ENCRYPT_STORAGE):
+        raise invalid("root-cert.asc", "subkey is not marked for encryption")
+
+
+def check_location_cert(cert, plan_time):
+    if cert.primary.created != plan_time:
+        raise ValueError("not created at the plan time")
+    keys = cert.encryption_keys(plan_time + 1)
+    if len(keys) != 1:
+        raise ValueError(f"expected one encryption key, found {len(keys)}")
+    if keys[0].curve != "cv25519":
+        raise ValueError("the encryption key is not Cv25519")
+    return keys[0].fingerprint
+
+
+@malformed_is_pgp_error
+def verify_data_signature(sig_bytes, data, keys, time, what):
+    """Checks one binary signature packet (type 0x00) over data by one of `keys` (Key
+    objects), made at `time` if given. Returns the key that made it; raises PgpError."""
+    sig = one_signature_packet(sig_bytes)
+    if sig.type != 0x00:
+        raise PgpError(f"signature type {sig.type:#04x}, expected binary document (0x00)")
+    if time is not None and sig.created != time:
+        made = rfc3339(sig.created) if sig.created is not None else "an unknown time"
+        raise PgpError(f"made at {made}, not at the plan time {rfc3339(time)} (every signature "
+                       "of the ceremony carries the plan time)")
+    # Every key is tried, the named issuer first: the issuer subpackets may be unhashed, so
+    # they only save work (as sherd-verify, which tries every key).
+    ids = sig.issuers()
+    named = [k for k in keys if k.fingerprint in ids or k.keyid in ids]
+    whys = []
+    for key in named + [k for k in keys if k not in named]:
+        why = sig.check(key, data)
+        if why is None:
+            return key, sig
+        whys.append(why)
+    if not keys:
+        raise PgpError(f"not made by {what}: there is none")
+    if not named:
+        raise PgpError(f"not made by {what} (it names another issuer, "
+                       f"{', '.join(sorted(ids)) or 'none'}): {whys[0]}")
+    raise PgpError(whys[0])
+
+
+def expected_subsets(n, m):
+    total = math.comb(n, m)
+    if total >= 2**128 - 1:
+        total_text = "over-2^128"
+    else:
+        total_text = str(total)
+    if total <= EXHAUSTIVE_BOUND:
+        return total_text, total, "all"
+    return total_text, n + RANDOM_SUBSETS, "cyclic-windows+random"
+
+
+def verify_folder(folder):
+    """Runs the checks; returns the report (a dict) or raises Failure."""
+    get = folder_reader(folder)
+
+    # 1. The transcript's chain and fields; ceremony.end is last.
+    transcript_bytes = get("transcript.txt")
+    t = Transcript(transcript_bytes)
+    core = t.core()
+    if not core or core[-1].kind != "ceremony.end" or core[-1].seq != len(t.records):
+        raise missing_record("the last record is not ceremony.end: the transcript is incomplete")
+
+    # 2. The root certificate, and 3. the transcript's signature by it.
+    root_rec = one(t.core("root.fingerprint"), "root.fingerprint")
+    root_fpr = root_rec.core
+    root_bytes = get("root-cert.asc")
+    try:
+        root_cert = parse_armored_cert(root_bytes)
+    except PgpError as e:
+        raise invalid("root-cert.asc", str(e))
+    if root_cert.fingerprint != root_fpr:
+        raise mismatch("root certificate fingerprint (root-cert.asc)",
+                       rec_name(root_rec.seq, "root.fingerprint"), root_fpr, root_cert.fingerprint)
+    check_root_cert(root_cert)
+    sig_bytes = get("transcript.txt.sig")
+    try:
+        try:
+            sig_bin = dearmor(sig_bytes, "PGP SIGNATURE")
+        except PgpError:
+            sig_bin = sig_bytes  # a binary signature is read as well
+        _, root_sig = verify_data_signature(sig_bin, transcript_bytes, [root_cert.primary], None,
+                                            "the root certificate's primary key")
+    except PgpError as e:
+        raise transcript_error("transcript.txt.sig",
+                               f"the transcript signature does not verify: {e}")
+
+    # 4. The core's records in the ceremony's order; the once-only ones once.
+    last = None
+    for r in core:
+        if r.kind not in ORDER:
+            continue
+        place = ORDER.index(r.kind)
+        if last is not None and place < last[0]:
+            raise bad_record(r.seq, r.kind,
+                             f"out of the ceremony's order: it comes after a {last[1]} record")
+        if last is None or place > last[0]:
+            last = (place, r.kind)
+    plan_rec = one(t.core("ceremony.plan"), "ceremony.plan")
+    plan_hash_rec = one(t.core("plan.hash"), "plan.hash")
+    subsets = one(t.core("verify.subsets"), "verify.subsets")
+    one(t.core("verify.self-test"), "verify.self-test")
+    end = one(t.core("ceremony.end"), "ceremony.end")
+
+    # 5. Every output file by size and SHA-256; ceremony.end counts them.
+    listed = {}
+    outputs = t.core("output.file")
+    for r in outputs:
+        path = r.core["path"]
+        data = get(path)
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != r.core["sha256"]:
+            raise mismatch(f"SHA-256 of {path}", rec_name(r.seq, "output.file"), r.core["sha256"],
+                           digest)
+        if len(data) != r.core["size"]:
+            raise mismatch(f"size of {path}", rec_name(r.seq, "output.file"), r.core["size"],
+                           len(data))
+        if path in listed:
+            raise bad_record(r.seq, "output.file", f"{path} is listed twice")
+        listed[path] = data
+    if end.core["files"] != len(outputs):
+        raise mismatch("number of output.file records", rec_name(end.seq, "ceremony.end"),
+                       end.core["files"], len(outputs))
+
+    def listed_get(path):
+        if path not in listed:
+            raise missing_record(f"no output.file record for {path}")
+        return listed[path]
+
+    # 6. The plan, by its canonical hash; ceremony.plan states it.
+    try:
+        plan = Plan(listed_get("plan.toml").decode("utf-8"))
+    except UnicodeDecodeError:
+        raise invalid("plan.toml", "not UTF-8")
+    except ValueError as e:
+        raise invalid("plan.toml", str(e))
+    if plan_hash_rec.core != plan.hash:
+        raise mismatch("canonical hash of plan.toml", rec_name(plan_hash_rec.seq, "plan.hash"),
+                       plan_hash_rec.core, plan.hash)
+    # Not checked by sherd-verify (as of this writing), but transcript.md says so: the root
+    # key's signature over the transcript is dated the plan time.
+    if root_sig.created != plan.time:
+        raise mismatch("creation time of transcript.txt.sig", "plan.toml", plan.time,
+                       root_sig.created)
+    stated = plan_rec.core
+    for field, recorded, from_plan in [
+        ("id", stated["id"], plan.ceremony_id), ("time", stated["time"], plan.time_text),
+        ("threshold", stated["threshold"], plan.threshold),
+        ("holders", stated["holders"], len(plan.holders)),
+        ("witnesses", stated["witnesses"], len(plan.witnesses)),
+    ]:
+        if str(recorded) != str(from_plan):
+            raise mismatch(f"{rec_name(plan_rec.seq, 'ceremony.plan')} {field}=", "plan.toml",
+                           from_plan, recorded)
+
+    # 7. The shard file against the plan and the transcript.
+    try:
+        shards = ShardFile(listed_get("shards.toml").decode("utf-8"))
+    except UnicodeDecodeError:
+        raise invalid("shards.toml", "not UTF-8")
+    except ValueError as e:
+        raise invalid("shards.toml", str(e))
+    for name, frm, found, expected in [
+        ("ceremony_id", "plan.toml", shards.ceremony_id, plan.ceremony_id),
+        ("plan_hash", "plan.toml (canonical hash)", shards.plan_hash, plan.hash),
+        ("threshold", "plan.toml", shards.threshold, plan.threshold),
+        ("count", "plan.toml (number of holders)", shards.count, len(plan.holders)),
+        ("key_time", "plan.toml", shards.key_time, plan.time),
+        ("root_fingerprint", rec_name(root_rec.seq, "root.fingerprint"), shards.root_fingerprint,
+         root_fpr),
+    ]:
+        if str(found) != str(expected):
+            raise mismatch(f"shards.toml {name}", frm, expected, found)
+    sealed, locations = t.core("share.sealed"), t.core("location.cert")
+    if len(sealed) != len(shards.shares) or len(locations) != len(shards.shares):
+        raise missing_record(f"{len(sealed)} share.sealed and {len(locations)} location.cert "
+                             f"records for {len(shards.shares)} shares")
+    location_of = {}
+    for s, rec, loc in zip(shards.shares, sealed, locations):
+        h = plan.holders[s["index"] - 1]
+        if s["holder"] != h["name"]:
+            raise mismatch(f"shards.toml share {s['index']} holder name", "plan.toml", h["name"],
+                           s["holder"])
+        for r in (rec, loc):
+            if r.core["holder"] != s["index"]:
+                raise bad_record(r.seq, r.kind, f"holder={r.core['holder']} where share "
+                                 f"{s['index']} of shards.toml is, in plan order")
+        if rec.core["sha256"] != s["message_sha256"]:
+            raise mismatch(f"shards.toml share {s['index']} ciphertext SHA-256",
+                           rec_name(rec.seq, "share.sealed"), rec.core["sha256"],
+                           s["message_sha256"])
+        try:
+            subkey = check_location_cert(s["location_cert"], plan.time)
+        except (ValueError, PgpError) as e:
+            raise invalid("shards.toml", f"share {s['index']}: location certificate: {e}")
+        fpr = s["location_cert"].fingerprint
+        if loc.core["fingerprint"] != fpr:
+            raise mismatch(f"shards.toml share {s['index']} location certificate fingerprint",
+                           rec_name(loc.seq, "location.cert"), loc.core["fingerprint"], fpr)
+        if loc.core["subkey"] != subkey:
+            raise mismatch(
+                f"shards.toml share {s['index']} location certificate encryption subkey",
+                rec_name(loc.seq, "location.cert"), loc.core["subkey"], subkey)
+        location_of[s["index"]] = (fpr, f"{rec_name(loc.seq, 'location.cert')} and shards.toml "
+                                         f"share {s['index']}")
+
+    # 8. PIN files: hashed, and encrypted to exactly the holder's and backup's keys.
+    pins = t.core("pins.sealed")
+    if len(pins) != len(plan.holders):
+        raise missing_record(f"{len(pins)} pins.sealed records for {len(plan.holders)} holders")
+    for h, rec in zip(plan.holders, pins):
+        if rec.core["holder"] != h["index"]:
+            raise bad_record(rec.seq, "pins.sealed", f"holder={rec.core['holder']} where holder "
+                             f"{h['index']} is, in the order of plan.toml")
+        backup = plan.holders[h["backup"] - 1]
+        certs = h["certs"] + backup["certs"]
+        planned = [c.fingerprint for c in certs]
+        if rec.core["recipients"] != planned:
+            raise mismatch(f"{rec_name(rec.seq, 'pins.sealed')} recipients",
+                           f"plan.toml (personal certificates of holder {h['index']}, then of "
+                           f"backup holder {backup['index']})", ",".join(planned),
+                           ",".join(rec.core["recipients"]))
+        path = f"pins/holder-{h['index']:03d}.asc"
+        data = listed_get(path)
+        digest = hashlib.sha256(data).hexdigest()
+        if rec.core["sha256"] != digest:
+            raise mismatch(f"SHA-256 of {path}", rec_name(rec.seq, "pins.sealed"),
+                           rec.core["sha256"], digest)
+        try:
+            found = sorted(set(message_recipients(dearmor(data, "PGP MESSAGE"))))
+        except PgpError as e:
+            raise invalid(path, str(e))
+        expected = sorted({k.keyid for c in certs for k in c.cert.encryption_keys(plan.time)})
+        if found != expected:
+            raise mismatch(f"recipient key IDs of {path}",
+                           f"plan.toml (encryption keys of holder {h['index']}'s and backup "
+                           f"holder {backup['index']}'s personal certificates)",
+                           ",".join(expected), ",".join(found))
+
+    # 9. Cards: exactly the planned cards, each once, each serial once, each with its holder's
+    #    location key.
+    seen, serials = {}, {}
+    for rec in t.core("card.provisioned"):
+        r = rec.core
+        if not (1 <= r["holder"] <= len(plan.holders)
+                and 1 <= r["card"] <= plan.holders[r["holder"] - 1]["cards"]):
+            raise bad_record(rec.seq, "card.provisioned", f"holder {r['holder']} card {r['card']} "
+                             "is not a card plan.toml calls for")
+        if (r["holder"], r["card"]) in seen:
+            raise bad_record(rec.seq, "card.provisioned", f"holder {r['holder']} card {r['card']} "
+                             f"was already provisioned in record {seen[(r['holder'], r['card'])]}")
+        seen[(r["holder"], r["card"])] = rec.seq
+        if r["serial"] in serials:
+            raise bad_record(rec.seq, "card.provisioned", f"card serial {r['serial']} was already "
+                             f"used in record {serials[r['serial']]}")
+        serials[r["serial"]] = rec.seq
+        fpr, frm = location_of[r["holder"]]
+        if r["location"] != fpr:
+            raise mismatch(f"{rec_name(rec.seq, 'card.provisioned')} location=", frm, fpr,
+                           r["location"])
+    cards = 0
+    for h in plan.holders:
+        for c in range(1, h["cards"] + 1):
+            if (h["index"], c) not in seen:
+                raise missing_record(f"holder {h['index']} card {c} was never provisioned "
+                                     f"(plan.toml calls for {h['cards']} cards)")
+            cards += 1
+
+    # 10. verify.subsets for this plan's N and M.
+    n, m = len(plan.holders), plan.threshold
+    total_text, checked, policy = expected_subsets(n, m)
+    s = subsets.core
+    for field, expected, found in [("total", total_text, str(s["total"])),
+                                   ("policy", policy, s["policy"]),
+                                   ("checked", str(checked), str(s["checked"]))]:
+        if expected != found:
+            raise mismatch(
+                f"{rec_name(subsets.seq, 'verify.subsets')} {field}=",
+                f"plan.toml (N={n}, M={m}: C(N, M) = {total_text}; every subset up to "
+                f"{EXHAUSTIVE_BOUND}, else N windows + {RANDOM_SUBSETS} random)", expected, found)
+
+    # 13. The TPM quote, 14. the boot verdicts recomputed.
+    quote, outcome = check_quote(t, plan, plan_hash_rec.seq, root_rec.seq)
+    boot = check_boot(t, plan, outcome, root_rec.seq)
+    if quote[0] == "failed" and boot is None:
+        # Before verdicts were recorded, a quote that does not verify had no deviation.
+        raise missing_record(f"the TPM quote does not verify ({quote[2]}) and no "
+                             "attest.deviation records why the ceremony went on")
+    # 12. The entropy step.
+    entropy = check_entropy(t, plan, plan_hash_rec.seq, root_rec.seq)
+    # 11. Witness signatures.
+    witnesses = check_witness_signatures(get, plan, transcript_bytes)
+
+    return {
+        "ceremony_id": plan.ceremony_id, "root_fingerprint": root_fpr,
+        "threshold": plan.threshold, "count": len(plan.holders), "cards": cards,
+        "plan_hash": plan.hash, "records": len(t.records), "files_checked": len(listed) + 2,
+        "quote": quote, "entropy": entropy, "boot": boot, "witnesses": witnesses,
+        "final_hash": t.final_hash().hex(), "final_words": pgp_words(t.final_hash()),
+        "plan": plan, "shards": shards, "root_cert": root_cert,
+    }
+
+
+def note_fields(r):
+    try:
+        fields = parse_fields(r.value)
+    except FieldError as e:
+        raise bad_record(r.seq, r.kind, f"{r.kind}: {e}")
+    out = {}
+    for k, v in fields:
+        if k in out:
+            raise bad_record(r.seq, r.kind, f"field {k} appears twice")
+        out[k] = v
+    return out
+
+
+def field(r, f, key):
+    if key not in f:
+        raise bad_record(r.seq, r.kind, f"has no {key}= field")
+    return f[key]
+
+
+def flag(r, f, key):
+    v = field(r, f, key)
+    if v not in ("true", "false"):
+        raise bad_record(r.seq, r.kind, f'{key}="{v}": expected true or false')
+    return v == "true"
+
+
+def number(r, f, key):
+    v = field(r, f, key)
+    if not (v.isascii() and v.isdigit()):
+        raise bad_record(r.seq, r.kind, f'{key}="{v}": expected a whole number')
+    return int(v)
+
+
+def check_entropy(t, plan, plan_hash_seq, root_seq):
+    if t.format == 1:
+        return {"basis": "not-checked"}
+
+    def of(kind):
+        out = []
+        for r in t.of_kind(kind):
+            if r.seq < plan_hash_seq or r.seq > root_seq:
+                raise bad_record(r.seq, kind, "outside the entropy step: entropy records come "
+                                 "after plan.hash and before root.fingerprint")
+            out.append((r, note_fields(r)))
+        return out
+
+    sources, policies, mixers = of("entropy.source"), of("entropy.policy"), of("entropy.mixer")
+    if not mixers:
+        raise missing_record("no entropy.mixer record: the entropy step did not "
+                             "finish")
+    if len(mixers) > 1:
+        raise bad_record(mixers[1][0].seq, "entropy.mixer", "a second entropy.mixer record")
+    mr, mf = mixers[0]
+    if field(mr, mf, "context") != MIX_CONTEXT:
+        raise mismatch("mixer context", f'sherd-verify (the entropy mixer\'s context, '
+                       f'"{MIX_CONTEXT}")', MIX_CONTEXT, mf["context"])
+    if not any(field(r, f, "source") == "os-csprng" and flag(r, f, "healthy") for r, f in sources):
+        raise missing_record("no healthy os-csprng entropy.source record: the "
+                             "kernel CSPRNG is always mixed in")
+    if len(policies) > 1:
+        raise bad_record(policies[1][0].seq, "entropy.policy", "a second entropy.policy record")
+    policy = policies[0] if policies else None
+    required, min_bits, virtual_allowed = 2, 0, False
+    if policy:
+        pr, pf = policy
+        required, min_bits = number(pr, pf, "hardware-sources"), number(pr, pf, "credited-bits")
+        if required < 2 or min_bits < 320:
+            raise bad_record(pr.seq, "entropy.policy", f"hardware-sources={required} "
+                             f"credited-bits={min_bits}: below the ceremony's minimum of 2 "
+                             "sources of 320 bits each")
+        virtual_allowed = flag(pr, pf, "allow-virtual-hardware")
+        if virtual_allowed != plan.allow_virtual_hardware:
+            raise mismatch("allow-virtual-hardware", "plan.toml",
+                           str(plan.allow_virtual_hardware).lower(), str(virtual_allowed).lower())
+    counted, counted_virtual = [], []
+    for r, f in sources:
+        if not flag(r, f, "counted"):
+            continue
+        identity = field(r, f, "identity")
+        problem = None
+        if field(r, f, "source") == "os-csprng":
+            problem = "the kernel CSPRNG is never counted as hardware"
+        elif not flag(r, f, "healthy"):
+            problem = "counted but not healthy"
+        elif field(r, f, "commitment") == "none":
+            problem = "counted but not committed to"
+        elif policy and number(r, f, "credited-bits") < min_bits:
+            problem = (f"counted with credited-bits={f['credited-bits']} below the policy's "
+                       f"{min_bits}")
+        elif policy and field(r, f, "virtual") != "no" and not virtual_allowed:
+            problem = (f"counted, but virtual ({f['virtual']}) and the plan does not allow "
+                       "virtual hardware")
+        if problem:
+            raise bad_record(r.seq, "entropy.source", f"{identity}: {problem}")
+        if policy and f["virtual"] != "no":
+            counted_virtual.append(identity)
+        counted.append(identity)
+    if len(counted) < required:
+        raise missing_record(f"{len(counted)} entropy source(s) counted as "
+                             f"independent hardware, {required} required")
+    return {"basis": "policy" if policy else "counts-only", "counted": counted,
+            "virtual_allowed": virtual_allowed, "counted_virtual": counted_virtual}
+
+
+# ---------------------------------------------------------------------------------------------
+# 7b. The TPM quote (docs/formats/tpm-quote.md) and the boot verdicts
+#     (docs/formats/attestation.md): checks 13 and 14
+# ---------------------------------------------------------------------------------------------
+
+
+class QuoteInvalid(Exception):
+    pass
+
+
+class TpmFields:
+    """Big-endian TPM structure fields, read strictly (tpm-quote.md)."""
+
+    def __init__(self, name, data):
+        self.name, self.data, self.pos = name, data, 0
+
+    def take(self, field, n):
+        if self.pos + n > len(self.data):
+            raise QuoteInvalid(f"{self.name}: {field} is truncated")
+        v = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return v
+
+    def int(self, field, n):
+        return int.from_bytes(self.take(field, n), "big")
+
+    def tpm2b(self, field):
+        return self.take(field, self.int(field + " size", 2))
+
+    def expect(self, field, n, want):
+        got = self.int(field, n)
+        if got != want:
+            raise QuoteInvalid(f"{self.name}: {field} is {got:#x}, expected {want:#x}")
+
+    def p256(self, field):
+        v = self.tpm2b(field)
+        if not 1 <= len(v) <= 32:
+            raise QuoteInvalid(f"{self.name}: {field} has {len(v)} bytes, expected 1 to 32")
+        return int.from_bytes(v, "big")
+
+    def end(self):
+        if self.pos != len(self.data):
+            raise QuoteInvalid(f"{self.name}: {len(self.data) - self.pos} bytes after its end")
+
+
+def verify_quote(attest, signature, ak_public, plan_hash, pcrs):
+    """Checks a TPM2_Quote as docs/formats/tpm-quote.md "What is checked" says; returns the
+    firmware version, raises QuoteInvalid."""
+    r = TpmFields("TPMT_PUBLIC", ak_public)
+    r.expect("type", 2, 0x0023)  # TPM_ALG_ECC
+    r.expect("nameAlg", 2, 0x000B)  # SHA-256
+    r.expect("objectAttributes", 4, 0x00050072)
+    r.expect("authPolicy size", 2, 0)
+    r.expect("symmetric", 2, 0x0010)  # NULL
+    r.expect("scheme", 2, 0x0018)  # ECDSA
+    r.expect("scheme hashAlg", 2, 0x000B)
+    r.expect("curveID", 2, 0x0003)  # NIST P-256
+    r.expect("kdf", 2, 0x0010)  # NULL
+    x, y = r.p256("unique.x"), r.p256("unique.y")
+    r.end()
+    try:
+        key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+    except ValueError:
+        raise QuoteInvalid("TPMT_PUBLIC: (x, y) is not a point of P-256")
+    name = b"\x00\x0b" + hashlib.sha256(ak_public).digest()
+
+    r = TpmFields("TPMS_ATTEST", attest)
+    r.expect("magic", 4, 0xFF544347)  # TPM_GENERATED_VALUE
+    r.expect("type", 2, 0x8018)  # TPM_ST_ATTEST_QUOTE
+    signer = r.tpm2b("qualifiedSigner")
+    extra = r.tpm2b("extraData")
+    r.take("clock", 8), r.take("resetCount", 4), r.take("restartCount", 4)
+    if r.int("safe", 1) not in (0, 1):
+        raise QuoteInvalid("TPMS_ATTEST: safe is not 0 or 1")
+    firmware = r.int("firmwareVersion", 8)
+    r.expect("pcrSelect count", 4, 1)
+    r.expect("pcrSelect hash", 2, 0x000B)
+    r.expect("sizeofSelect", 1, 3)
+    r.expect("pcrSelect", 3, 0xFF0000)  # PCR 0-7
+    pcr_digest = r.tpm2b("pcrDigest")
+    r.end()
+
+    r = TpmFields("TPMT_SIGNATURE", signature)
+    r.expect("sigAlg", 2, 0x0018)  # ECDSA
+    r.expect("hash", 2, 0x000B)  # SHA-256
+    sig_r, sig_s = r.p256("signatureR"), r.p256("signatureS")
+    r.end()
+
+    try:
+        key.verify(utils.encode_dss_signature(sig_r, sig_s), attest, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise QuoteInvalid("the signature does not verify with the attestation key")
+    if signer != b"\x00\x0b" + hashlib.sha256(bytes.fromhex("4000000b") + name).digest():
+        raise QuoteInvalid("qualifiedSigner is not this key as an endorsement-hierarchy primary "
+                           "key")
+    if extra != plan_hash:
+        raise QuoteInvalid(f"the qualifying data is {extra.hex()}, expected the plan hash "
+                           f"{plan_hash.hex()}")
+    if pcr_digest != hashlib.sha256(b"".join(pcrs)).digest():
+        raise QuoteInvalid("a PCR changed since the attestation: quoted values differ")
+    return f"{firmware >> 32:#010x}.{firmware & 0xFFFFFFFF:#010x}"
+
+
+class Labelled:
+    """A record under the kind name its messages use (sherd-verify names every PCR record
+    `tpm.pcr<N>-sha256` in its messages)."""
+
+    def __init__(self, r, kind):
+        self.seq, self.kind, self.value = r.seq, kind, r.value
+
+
+def pcr_hex(r, kind):
+    """A tpm.pcr<N>-sha256 record's value= as 32 bytes, or None for `none`; the record is
+    returned labelled as `kind`, with its fields."""
+    r = Labelled(r, kind)
+    f = note_fields(r)
+    v = field(r, f, "value")
+    if v == "none":
+        return None, f
+    try:
+        b = bytes.fromhex(v)
+    except ValueError:
+        b = b""
+    if len(b) != 32 or len(v) != 64:
+        raise bad_record(r.seq, kind, "value= is not 32 bytes of hex")
+    return b, f
+
+
+def check_quote(t, plan, plan_hash_seq, root_seq):
+    """Check 13. Returns (report, outcome); outcome is ("verified"|"invalid", ak_name, why) or
+    ("not-made", why), or None when no quote is recorded."""
+    quotes = t.of_kind("tpm.quote")
+    if not quotes:
+        return ("not-recorded",), None
+    if len(quotes) > 1:
+        raise bad_record(quotes[1].seq, "tpm.quote", "a second tpm.quote record")
+    if t.format == 1:
+        return ("not-recorded",), None
+    r = quotes[0]
+    if r.seq < plan_hash_seq or r.seq > root_seq:
+        raise bad_record(r.seq, "tpm.quote", "outside its place: the quote is made after "
+                         "plan.hash and before root.fingerprint")
+    f = note_fields(r)
+    if "none" in f:
+        return ("not-made", f["none"]), ("not-made", f["none"])
+
+    def hexfield(key):
+        v = field(r, f, key)
+        try:
+            return bytes.fromhex(v) if v == v.lower() and len(v) % 2 == 0 else None
+        except ValueError:
+            return None
+
+    values = {}
+    for key in ("attest", "signature", "ak-public"):
+        values[key] = hexfield(key)
+        if values[key] is None:
+            raise bad_record(r.seq, "tpm.quote", f"{key}= is not hex")
+    ek = field(r, f, "ek-cert")
+    if ek != "none" and hexfield("ek-cert") is None:
+        raise bad_record(r.seq, "tpm.quote", "ek-cert= is not hex")
+    pcrs = []
+    for i in range(8):
+        kind = f"tpm.pcr{i}-sha256"
+        recs = t.of_kind(kind)
+        if not recs:
+            raise missing_record(f"a TPM quote but no {kind} record to check it against")
+        try:
+            fields = dict(parse_fields(recs[0].value))
+        except FieldError:
+            fields = {}
+        if "value" not in fields:
+            raise Failure("missing-record", f"transcript.txt record {recs[0].seq}: {kind} has no "
+                          "value=")
+        v = fields["value"]
+        if v == "none":
+            pcrs.append(None)
+            continue
+        try:
+            b = bytes.fromhex(v)
+        except ValueError:
+            b = b""
+        if len(b) != 32 or len(v) != 64:
+            raise bad_record(recs[0].seq, "tpm.pcr<N>-sha256", "value= is not 32 bytes of hex")
+        pcrs.append(b)
+    computed = "000b" + hashlib.sha256(values["ak-public"]).hexdigest()
+    if field(r, f, "ak-name") != computed:
+        raise mismatch("attestation key name", "the key in tpm.quote ak-public=", computed,
+                       f["ak-name"])
+    if any(p is None for p in pcrs):
+        why = "the attestation read no PCR values to compare the quote with"
+        return ("failed", computed, why), ("invalid", computed, why)
+    try:
+        firmware = verify_quote(values["attest"], values["signature"], values["ak-public"],
+                                bytes.fromhex(plan.hash), pcrs)
+    except QuoteInvalid as e:
+        return ("failed", computed, str(e)), ("invalid", computed, str(e))
+    return ("verified", computed, firmware, ek != "none"), ("verified", computed, None)
+
+
+HEADS_PCR4 = hashlib.sha256(
+    hashlib.sha256(bytes(32) + hashlib.sha256(b"usb").digest()).digest()
+    + hashlib.sha256(b"generic").digest()
+).digest()
+HEADS_VALUES = {0: bytes(32), 1: bytes(32), 3: bytes(32), 4: HEADS_PCR4}  # heads.md
+
+
+def encode_fields(pairs):
+    def enc(v):
+        if is_bare(v):
+            return v
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return " ".join(f"{k}={enc(v)}" for k, v in pairs)
+
+
+def check_boot(t, plan, outcome, root_seq):
+    """Check 14: the verdicts recomputed (docs/formats/attestation.md). Returns the report
+    lines' data, or None when no attest.verdicts is recorded."""
+    verdicts, deviations = t.of_kind("attest.verdicts"), t.of_kind("attest.deviation")
+    if not verdicts:
+        if deviations:
+            raise bad_record(deviations[0].seq, "attest.deviation",
+                             "a deviation without attest.verdicts")
+        return None
+    if len(verdicts) > 1:
+        raise bad_record(verdicts[1].seq, "attest.verdicts", "a second attest.verdicts record")
+    r = verdicts[0]
+    quotes = t.of_kind("tpm.quote")
+    if outcome is None or not quotes:
+        raise bad_record(r.seq, "attest.verdicts", "no tpm.quote record before it: the verdicts "
+                         "judge the quote")
+    if r.seq != quotes[0].seq + 1 or r.seq > root_seq:
+        raise bad_record(r.seq, "attest.verdicts", "outside its place: right after tpm.quote, "
+                         "before root.fingerprint")
+    readings = []
+    for i in range(8):
+        kind = f"tpm.pcr{i}-sha256"
+        recs = t.of_kind(kind)
+        if not recs:
+            raise missing_record(f"no {kind} record")
+        value, f = pcr_hex(recs[0], "tpm.pcr<N>-sha256")
+        verdict = field(Labelled(recs[0], "tpm.pcr<N>-sha256"), f, "verdict")
+        if verdict not in ("PASS", "FAIL", "UNKNOWN"):
+            raise bad_record(recs[0].seq, "tpm.pcr<N>-sha256",
+                             "verdict= is not PASS, FAIL or UNKNOWN")
+        heads = HEADS_VALUES.get(i)
+        if (verdict == "PASS") != (value is not None and value == heads):
+            raise bad_record(recs[0].seq, "tpm.pcr<N>-sha256", f"verdict={verdict}, but by "
+                             f"Heads' rules PCR{i} is PASS exactly when it holds Heads' value"
+                             + (" and it has none (board-specific)" if heads is None else ""))
+        readings.append((value, verdict))
+    m = plan.machine
+    items = []  # (item, verdict, value or None)
+    for i, (value, verdict) in enumerate(readings):
+        recorded = m.get(f"pcr{i}") if m else None
+        if recorded is not None:
+            if value is None:
+                verdict = "UNKNOWN"
+            else:
+                verdict = "PASS" if value == bytes.fromhex(recorded) else "FAIL"
+        items.append((f"pcr{i}", verdict, value.hex() if value is not None else "none"))
+    kind = outcome[0]
+    items.append(("quote", {"verified": "PASS", "invalid": "FAIL", "not-made": "UNKNOWN"}[kind],
+                  None))
+    if m and "quote_key" in m:
+        if kind == "not-made":
+            items.append(("quote-key", "UNKNOWN", None))
+        else:
+            same = outcome[1] == m["quote_key"].lower()
+            items.append(("quote-key", "PASS" if same else "FAIL", outcome[1]))
+    want = encode_fields(([("machine", m["name"])] if m else [])
+                         + [(item, v) for item, v, _ in items])
+    if r.value != want:
+        raise mismatch("boot verdicts", "the PCR values recorded at the attestation, the plan's "
+                       "[machine] table and the quote", want, r.value)
+    open_items = [(item, v, val) for item, v, val in items if v != "PASS"]
+    deviation = None
+    if not open_items:
+        if deviations:
+            raise bad_record(deviations[0].seq, "attest.deviation",
+                             "a deviation, but every item is PASS")
+    elif not deviations:
+        raise missing_record(f"{' '.join(i for i, _, _ in open_items)} not PASS and no "
+                             "attest.deviation records why the ceremony went on")
+    elif len(deviations) > 1:
+        raise bad_record(deviations[1].seq, "attest.deviation", "a second attest.deviation record")
+    else:
+        d = deviations[0]
+        if d.seq != r.seq + 1:
+            raise bad_record(d.seq, "attest.deviation",
+                             "outside its place: right after attest.verdicts")
+        f = note_fields(d)
+        reason = field(d, f, "reason")
+        trimmed = reason.strip()
+        if not all(0x20 <= ord(c) <= 0x7E for c in trimmed):
+            raise bad_record(d.seq, "attest.deviation",
+                             "only letters, digits, punctuation and spaces can be recorded")
+        if not 10 <= len(trimmed) <= 200:
+            raise bad_record(d.seq, "attest.deviation", f"the reason has {len(trimmed)} "
+                             "characters: type 10 to 200 saying why the ceremony may go on")
+        if trimmed != reason:
+            raise bad_record(d.seq, "attest.deviation",
+                             "the reason has leading or trailing spaces")
+        pairs = []
+        for item, v, val in open_items:
+            pairs.append((item, v))
+            if val is not None:
+                pairs.append((f"{item}-value", val))
+        want = encode_fields(pairs + [("reason", reason)])
+        if d.value != want:
+            raise mismatch("deviation", "the items not PASS, with their values", want, d.value)
+        deviation = ([i for i, _, _ in open_items], reason)
+    return {"machine": m["name"] if m else None, "items": items, "deviation": deviation}
+
+
+def boot_lines(boot):
+    if boot is None:
+        return ["not recorded (a transcript from before attest.verdicts)"]
+    if boot["machine"]:
+        basis = f"judged against the values the plan records for {boot['machine']}"
+    else:
+        basis = "judged by Heads' rules only (the plan records no laptop)"
+    passed = [i for i, v, _ in boot["items"] if v == "PASS"]
+    open_items = [f"{i} {v}" for i, v, _ in boot["items"] if v != "PASS"]
+    lines = [f"{basis}; recomputed, as recorded", f"PASS: {' '.join(passed) or 'none'}"]
+    if open_items:
+        lines.append(f"not PASS: {', '.join(open_items)}")
+    if boot["deviation"]:
+        items, reason = boot["deviation"]
+        lines.append(f'DEVIATION recorded for {" ".join(items)}: "{reason}"')
+    else:
+        lines.append("no deviation")
+    return lines
+
+
+def check_witness_signatures(get, plan, transcript):
+    report = {"signed": [], "not_signed": [],
+              "certificates_given": any(w["certs"] for w in plan.witnesses)}
+    for w in plan.witnesses:
+        k, name = w["index"], w["name"]
+        path = f"witness-signatures/{k}.sig"
+        try:
+            data = get(path)
+        except Failure as e:
+            if not getattr(e, "not_found", False):
+                raise
+            if plan.require_witness_signatures:
+                raise Failure("missing-witness-signature",
+                              f"{path}: missing: plan.toml sets require_witness_signatures, and "
+                              f"witness {k} ({name}) did not sign")
+            report["not_signed"].append(name)
+            continue
+        if not w["certs"]:
+            raise invalid(path, f"witness {k} ({name}) has no certificate in plan.toml: a "
+                          "signature by them cannot be checked")
+        keys = [key for c in w["certs"] for key in c.cert.signing_keys(plan.time)]
+        try:
+            if not data or not data[0] & 0x80:
+                raise PgpError("not a binary OpenPGP packet (ASCII armor or other data)")
+            verify_data_signature(data, transcript, keys, plan.time,
+                                  f"a live signing key of witness {k}'s certificates")
+        except PgpError as e:
+            raise invalid(path, f"not a good signature of witness {k} ({name}) over "
+                          f"transcript.txt: {e}")
+        report["signed"].append(name)
+    return report
+
+
+def witness_line(w):
+    if not w["certificates_given"]:
+        return "witness signatures: none (the plan gives no witness certificates)"
+    total = len(w["signed"]) + len(w["not_signed"])
+    line = f"signed by {len(w['signed'])} of {total} witnesses"
+    if w["signed"]:
+        line += ": " + ", ".join(w["signed"])
+    if w["not_signed"]:
+        line += "; not signed: " + ", ".join(w["not_signed"])
+    return line
+
+
+# =============================================================================================
+# 8. Shares: envelopes (docs/formats/share-envelope.md), GF(2^8) with 0x11b, recombination,
+#    and the root key derivation (docs/formats/keys.md).
+# =============================================================================================
+
+
+def decode_envelope(data, where):
+    pos = 0
+
+    def take(n, name):
+        nonlocal pos
+        if pos + n > len(data):
+            raise Failure("share", f"{where}: truncated in {name}")
+        out = data[pos : pos + n]
+        pos += n
+        return out
+
+    if len(data) < 8 or data[:8] != b"SHERDENV":
+        raise Failure("share", f"{where}: not a sherd share envelope (bad magic)")
+    pos = 8
+    if take(1, "version")[0] != 1:
+        raise Failure("share", f"{where}: envelope version {data[8]} is not supported")
+    id_len = take(1, "ceremony_id length")[0]
+    try:
+        cid = take(id_len, "ceremony_id").decode()
+        check_id(cid)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise Failure("share", f"{where}: ceremony_id: {e}")
+    index, threshold, count = take(1, "index")[0], take(1, "threshold")[0], take(1, "count")[0]
+    if not 1 <= index <= count:
+        raise Failure("share", f"{where}: index {index} is not in 1..={count}")
+    if not 1 <= threshold <= count:
+        raise Failure("share", f"{where}: threshold {threshold} is not in 1..={count}")
+    key_time = struct.unpack(">I", take(4, "key_time"))[0]
+    plan_hash, commitment = take(32, "plan_hash").hex(), take(32, "commitment")
+    fpr_len = take(1, "root_fingerprint length")[0]
+    if fpr_len not in (20, 32):
+        raise Failure("share", f"{where}: root_fingerprint length {fpr_len}")
+    fpr = take(fpr_len, "root_fingerprint").hex().upper()
+    share_len = take(1, "share length")[0]
+    if share_len < 2:
+        raise Failure("share", f"{where}: share shorter than x byte plus one y byte")
+    share = take(share_len, "share")
+    if share[0] != index:
+        raise Failure("share", f"{where}: share x = {share[0]} but index = {index}")
+    if pos != len(data):
+        raise Failure("share", f"{where}: {len(data) - pos} trailing byte(s)")
+    return {"where": where, "ceremony_id": cid, "index": index, "threshold": threshold,
+            "count": count, "key_time": key_time, "plan_hash": plan_hash,
+            "commitment": commitment, "root_fingerprint": fpr, "share": share}
+
+
+def gf_mul(a, b):
+    """Multiplication in GF(2^8) modulo x^8 + x^4 + x^3 + x + 1 (0x11b, the AES field)."""
+    p = 0
+    while b:
+        if b & 1:
+            p ^= a
+        a <<= 1
+        if a & 0x100:
+            a ^= 0x11B
+        b >>= 1
+    return p
+
+
+def gf_inv(a):
+    """a^254 = a^-1 (a != 0)."""
+    r, e = 1, 254
+    while e:
+        if e & 1:
+            r = gf_mul(r, a)
+        a = gf_mul(a, a)
+        e >>= 1
+    return r
+
+
+def interpolate_at_zero(points):
+    """Lagrange interpolation at x = 0 of byte-wise points [(x, y bytes)]."""
+    out = bytearray(len(points[0][1]))
+    for j, (xj, yj) in enumerate(points):
+        num, den = 1, 1
+        for m, (xm, _) in enumerate(points):
+            if m != j:
+                num = gf_mul(num, xm)  # (0 - xm) = xm in characteristic 2
+                den = gf_mul(den, xj ^ xm)
+        lj = gf_mul(num, gf_inv(den))
+        for i, b in enumerate(yj):
+            out[i] ^= gf_mul(lj, b)
+    return bytes(out)
+
+
+def hkdf32(secret, info):
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"sherd/v1", info=info).derive(secret)
+
+
+def mpi(b):
+    return struct.pack(">H", (len(b) - 1) * 8 + b[0].bit_length()) + b
+
+
+def derive_root(secret, key_time):
+    """The root certificate's primary and subkey fingerprints and public keys, from the
+    secret and the key time (docs/formats/keys.md)."""
+    raw = lambda k: k.public_key().public_bytes(  # noqa: E731
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    ed = raw(Ed25519PrivateKey.from_private_bytes(
+        hkdf32(secret, b"sherd/v1/root/primary/ed25519")))
+    sc = bytearray(hkdf32(secret, b"sherd/v1/root/subkey/cv25519"))
+    sc[0] &= 248
+    sc[31] &= 127
+    sc[31] |= 64
+    x = raw(X25519PrivateKey.from_private_bytes(bytes(sc)))
+    tb = struct.pack(">I", key_time)
+    primary = b"\x04" + tb + b"\x16" + bytes([len(OID_ED25519)]) + OID_ED25519 + mpi(b"\x40" + ed)
+    sub = (b"\x04" + tb + b"\x12" + bytes([len(OID_CV25519)]) + OID_CV25519 + mpi(b"\x40" + x)
+           + bytes([3, 1, 8, 7]))
+    return Key(primary), Key(sub)
+
+
+def commitment(secret, ceremony_id):
+    return hmac.new(secret, b"sherd/v1/commitment\x00" + ceremony_id.encode(),
+                    hashlib.sha256).digest()
+
+
+def refuse_foreign(envelopes, ceremony_id, root_fpr):
+    for e in envelopes:
+        if e["ceremony_id"] != ceremony_id or e["root_fingerprint"] != root_fpr:
+            raise Failure("share", f"{e['where']}: a foreign share (ceremony {e['ceremony_id']}, "
+                          f"root {e['root_fingerprint']}; expected {ceremony_id}, {root_fpr})")
+
+
+def recombine(envelopes, ceremony_id, root_fpr, root_cert=None):
+    """The checks of share-envelope.md "Opening and recombining", in order. Returns the
+    number of shares used and the subset that matched; raises Failure("share", ...)."""
+    refuse_foreign(envelopes, ceremony_id, root_fpr)
+    for name in ("threshold", "count", "key_time", "plan_hash", "commitment"):
+        values = [e[name] for e in envelopes]
+        majority = max(values, key=values.count)  # ties: the first share's value
+        for e in envelopes:
+            if e[name] != majority:
+                raise Failure("share", f"{e['where']}: {name} differs from the other shares")
+    by_index = {}
+    for e in envelopes:
+        if e["index"] in by_index:
+            same = by_index[e["index"]]["share"] == e["share"]
+            raise Failure("share", f"{e['where']}: share {e['index']} given twice"
+                          + (" (identical copies)" if same else " (conflicting: one is forged)"))
+        by_index[e["index"]] = e
+    m = envelopes[0]["threshold"]
+    if len(envelopes) < m:
+        raise Failure("share", f"{len(envelopes)} share(s) given, {m} needed")
+    want = envelopes[0]["commitment"]
+    found = None
+    for n, subset in enumerate(itertools.combinations(envelopes, m)):
+        if n >= 10_000:
+            break
+        secret = interpolate_at_zero([(e["index"], e["share"][1:]) for e in subset])
+        if hmac.compare_digest(commitment(secret, ceremony_id), want):
+            found = (subset, secret)
+            break
+    if found is None:
+        raise Failure("share", "no subset of the shares recombines to the committed secret"
+                      + (": bring one more share" if len(envelopes) == m else ""))
+    subset, secret = found
+    # Every further share must be a point of the same polynomial.
+    for e in envelopes:
+        if e in subset:
+            continue
+        points = [(x["index"], x["share"][1:]) for x in subset[1:]] + [(e["index"], e["share"][1:])]
+        if interpolate_at_zero(points) != secret:
+            raise Failure("share", f"{e['where']}: share {e['index']} does not agree with the "
+                          "others (corrupt or forged)")
+    primary, sub = derive_root(secret, envelopes[0]["key_time"])
+    if primary.fingerprint != root_fpr:
+        raise Failure("share", f"the recombined secret derives root fingerprint "
+                      f"{primary.fingerprint}, expected {root_fpr}")
+    if root_cert is not None:
+        if root_cert.primary.body != primary.body:
+            raise Failure("share", "the derived primary key differs from root-cert.asc's")
+        if not root_cert.subkeys or root_cert.subkeys[0][0].body != sub.body:
+            raise Failure("share", "the derived encryption subkey differs from root-cert.asc's")
+    return {"used": [e["index"] for e in subset], "subkey": sub.fingerprint}
+
+
+def check_shares(report, share_files):
+    envelopes = []
+    for path in share_files:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise Failure("share", f"{path}: cannot read: {e}")
+        envelopes.append(decode_envelope(data, path))
+    shards = report["shards"]
+    refuse_foreign(envelopes, report["ceremony_id"], report["root_fingerprint"])
+    for e in envelopes:
+        for name, expected in [("plan_hash", report["plan_hash"]),
+                               ("count", report["count"]), ("threshold", report["threshold"]),
+                               ("key_time", shards.key_time)]:
+            if e[name] != expected:
+                raise Failure("share", f"{e['where']}: {name} {e[name]}, the folder says "
+                              f"{expected}")
+    return recombine(envelopes, report["ceremony_id"], report["root_fingerprint"],
+                     report["root_cert"])
+
+
+# =============================================================================================
+# 9. Command line
+# =============================================================================================
+
+
+def report_lines(folder, r):
+    out = [f"PASS {folder}",
+           f"ceremony:          {r['ceremony_id']}",
+           f"root fingerprint:  {r['root_fingerprint']}",
+           f"threshold:         {r['threshold']} of {r['count']}",
+           f"cards:             {r['cards']}",
+           f"plan hash:         {r['plan_hash']}",
+           f"transcript:        {r['records']} records, signed by the root key",
+           f"files checked:     {r['files_checked']}"]
+    q = r["quote"]
+    if q[0] == "not-recorded":
+        out.append("TPM quote:         not recorded")
+    elif q[0] == "not-made":
+        out.append(f"TPM quote:         none ({q[1]})")
+    elif q[0] == "failed":
+        out.append(f"TPM quote:         FAILED ({q[2]}); key {q[1]}; the witnesses recorded a "
+                   "deviation (below)")
+    else:
+        out.append("TPM quote:         verified: PCR 0-7 as recorded and the plan hash, signed by "
+                   f"attestation key {q[1]}")
+        out.append(f"                   (TPM firmware {q[2]}; EK certificate "
+                   f"{'recorded, not checked' if q[3] else 'none'}; the key was made in the TPM "
+                   "during the ceremony: compare its name with the one recorded for this "
+                   "laptop, if any)")
+    e = r["entropy"]
+    if e["basis"] == "not-checked":
+        out.append("entropy:           not checked (format 1 records are free text)")
+    else:
+        out.append(f"entropy:           {len(e['counted'])} source(s) counted as independent "
+                   f"hardware: {'; '.join(e['counted'])}")
+        if e["basis"] == "counts-only":
+            out.append("                   (no entropy.policy record: credit and virtual "
+                       "devices were not recorded, only counts checked)")
+        if e["virtual_allowed"]:
+            out.append("                   VIRTUAL hardware allowed by the plan; counted "
+                       f"virtual: {'; '.join(e['counted_virtual']) or 'none'}")
+    for i, line in enumerate(boot_lines(r["boot"])):
+        out.append(f"{'boot:' if i == 0 else '':<19}{line}")
+    out.append(witness_line(r["witnesses"]))
+    out.append(f"final hash:        {r['final_hash']}")
+    out.append(f"final hash words:  {r['final_words']}")
+    out.append("Compare the final hash words with those the witnesses wrote down.")
+    return out
+
+
+def main(argv):
+    args = list(argv)
+    shares = []
+    if "--shares" in args:
+        i = args.index("--shares")
+        shares = args[i + 1 :]
+        args = args[:i]
+        if not shares:
+            print("usage: sherd_verify.py <ceremony-output-folder> [--shares FILE ...]",
+                  file=sys.stderr)
+            return 2
+    if len(args) != 1:
+        print("usage: sherd_verify.py <ceremony-output-folder> [--shares FILE ...]",
+              file=sys.stderr)
+        return 2
+    folder = args[0]
+    try:
+        r = verify_folder(folder)
+        s = check_shares(r, shares) if shares else None
+    except Failure as e:
+        print(f"FAIL {folder}: {e}")
+        return 1
+    except Exception as e:  # a bug here, or input no check above anticipated: still a FAIL
+        import traceback
+        traceback.print_exc()
+        print(f"FAIL {folder}: unexpected {type(e).__name__} in this verifier: {e}")
+        return 1
+    lines = report_lines(folder, r)
+    if shares:
+        lines.insert(-3, f"shares:            {len(shares)} given; shares "
+                     f"{', '.join(map(str, s['used']))} recombine to the committed secret, which "
+                     f"derives root key {r['root_fingerprint']} (subkey {s['subkey']})")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
