@@ -147,6 +147,7 @@ impl Devices for Fake {
             rootfs_tree: Some("cd".repeat(32)),
             kernel_release: "6.12.117".into(),
             boot_path: "test".into(),
+            uefi: None,
             // A clean Heads boot: Heads' values PASS, the board-specific PCRs are UNKNOWN.
             pcrs: (0..8)
                 .map(|i| {

@@ -10,3 +10,4 @@ pub mod grub;
 pub mod hex;
 pub mod pcr;
 pub mod stick;
+pub mod uefi;

@@ -82,6 +82,9 @@ pub struct ImageDevices {
     boot_fs: Option<FsIdentity>,
     plan_fs: Option<FsIdentity>,
     boot_iso_path: Option<String>,
+    /// Under UEFI: the Authenticode hash (hex) of the boot stick's `EFI/BOOT/BOOTX64.EFI`, or why
+    /// it is not known.
+    stick_efi_app: Result<String, String>,
     /// Plan sticks are mounted to be read: not more often than this.
     last_plan_look: Option<Instant>,
     last_plan: PlanPoll,
@@ -103,6 +106,7 @@ impl ImageDevices {
             boot_fs: None,
             plan_fs: None,
             boot_iso_path: None,
+            stick_efi_app: Err("not looked for yet".into()),
             last_plan_look: None,
             last_plan: PlanPoll::Waiting("looking for a plan stick".into()),
             last_sticks: None,
@@ -139,6 +143,7 @@ impl ImageDevices {
                     ),
                 }
             }
+            None if crate::uefi::booted_by_uefi() => self.uefi_image(),
             None => {
                 let path =
                     "no findiso= on the kernel command line: not booted as Heads boots a USB ISO"
@@ -179,6 +184,61 @@ impl ImageDevices {
                     },
                     Err(e) => (IsoCheck::NotFound(e.to_string()), path),
                 }
+            }
+        }
+    }
+
+    /// Under UEFI the ISO is the whole stick: found by its EFI system partition, hashed up to
+    /// the end of its backup GPT header (which is the ISO file's end).
+    fn uefi_image(&mut self) -> (IsoCheck, String) {
+        let path = "UEFI firmware started the kernel from a stick's EFI system partition \
+                    (no boot loader)"
+            .to_owned();
+        match self.media.find_uefi_images() {
+            Ok(found) => match found.as_slice() {
+                [] => {
+                    self.stick_efi_app = Err("no stick holds sherd's EFI system partition".into());
+                    (
+                        IsoCheck::NotFound(
+                            "no removable stick holds sherd's image with its EFI system \
+                             partition (labelled SHERD-EFI)"
+                                .into(),
+                        ),
+                        path,
+                    )
+                }
+                [img] => {
+                    self.stick_efi_app = authenticode::authenticode_sha256(&img.efi_app)
+                        .map(|h| hexstr::encode(&h))
+                        .map_err(|e| format!("{}: {e}", sherd_media::EFI_APP_PATH));
+                    (
+                        IsoCheck::Found {
+                            sha256: img.sha256_hex(),
+                            location: format!(
+                                "{} (the whole stick, its first {} bytes)",
+                                img.device, img.image_len
+                            ),
+                            via: "the stick with sherd's EFI system partition".into(),
+                        },
+                        path,
+                    )
+                }
+                many => {
+                    self.stick_efi_app =
+                        Err("several sticks hold sherd's EFI system partition".into());
+                    (
+                        IsoCheck::Several(
+                            many.iter()
+                                .map(|i| (i.device.clone(), i.sha256_hex()))
+                                .collect(),
+                        ),
+                        path,
+                    )
+                }
+            },
+            Err(e) => {
+                self.stick_efi_app = Err(e.to_string());
+                (IsoCheck::NotFound(e.to_string()), path)
             }
         }
     }
@@ -272,6 +332,9 @@ impl Devices for ImageDevices {
                 .unwrap_or_else(|e| format!("unknown ({e})")),
             boot_path,
             pcrs,
+            uefi: crate::uefi::booted_by_uefi().then(|| {
+                crate::uefi::check(log.as_deref(), read_pcr(4).ok(), self.stick_efi_app.clone())
+            }),
         }
     }
 

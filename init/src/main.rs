@@ -10,6 +10,7 @@ mod journal;
 mod machine;
 mod pid1;
 mod selftest;
+mod uefi;
 mod ui;
 
 use std::process::ExitCode;

@@ -30,8 +30,10 @@
 mod data;
 mod discovery;
 mod find;
+pub mod gpt;
 mod mount;
 pub mod testing;
+mod uefi;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,7 @@ pub use find::{
     IsoFound, IsoScan, PLAN_FILE, PLAN_MAX_BYTES, PlanFound, check_findiso, findiso_path,
 };
 pub use mount::{Mounted, Mounter, SystemMounter, mount_readonly, mount_writable};
+pub use uefi::{EFI_APP_PATH, ESP_LABEL, UefiImage, read_fat_file};
 
 /// Where a file was found: which partition of which stick, and the path inside it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,6 +162,10 @@ pub enum MediaError {
         "{location} is not a regular file (a link, folder or device) and was not read; put the real file there"
     )]
     NotAFile { location: Box<Location> },
+    #[error(
+        "{device} holds sherd's UEFI boot image, but {what}; nothing was changed. Is the stick still plugged in? If it is, write the image to it again"
+    )]
+    UefiImage { device: String, what: String },
     #[error(
         "reading {location} failed after {done} bytes ({source}); is the stick still plugged in? Plug it back and retry"
     )]

@@ -140,6 +140,7 @@ impl Devices for Rehearsal {
                 .map(|u| u.release().to_string_lossy().into_owned())
                 .unwrap_or_default(),
             boot_path: "rehearsal on an ordinary Linux host".into(),
+            uefi: None,
             pcrs: (0..8)
                 .map(|index| PcrLine {
                     index,

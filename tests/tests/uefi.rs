@@ -4,7 +4,7 @@
 //! The framebuffer is read back as text with the kernel's own console font.
 
 use e2e::vga::{Font, VgaGuest};
-use e2e::{Swtpm, manifest_field, out_dir};
+use e2e::{Swtpm, artifact_sha256, manifest_field, out_dir};
 use std::time::Duration;
 
 const BOUND: Duration = Duration::from_secs(300);
@@ -59,6 +59,34 @@ fn the_iso_written_to_a_stick_boots_by_uefi_without_a_boot_loader() {
         serial.contains("BdsDxe: starting Boot") && serial.contains("USB"),
         "the firmware should say it started the USB stick's boot option:\n{serial}"
     );
-    // The command line is the one built in (the firmware passed none).
     assert!(text.contains(&manifest_field("version")), "{text}");
+
+    // The boot attestation: the image is the whole stick, hashed to its backup GPT header, and
+    // equal to the released ISO; the firmware measured exactly the stick's BOOTX64.EFI.
+    g.sendkey("g");
+    let page1 = g.wait_for_fb_text(&font, &["boot attestation 1"], BOUND);
+    assert_eq!(
+        e2e::hash_after(&page1, "Boot image (ISO) SHA-256").as_deref(),
+        Some(artifact_sha256("sherd.iso").as_str()),
+        "{page1}"
+    );
+    assert!(page1.contains("the whole stick"), "{page1}");
+    g.sendkey("tab");
+    let page2 = g.wait_for_fb_text(&font, &["boot attestation 2"], BOUND);
+    assert!(page2.contains("EFI system partition"), "{page2}");
+    g.sendkey("tab");
+    let uefi = g.wait_for_fb_text(&font, &["the UEFI firmware"], BOUND);
+    eprintln!("{uefi}");
+    // Debian's OVMF_VARS has no platform key enrolled: the firmware is in setup mode.
+    assert!(uefi.contains("Secure Boot: setup-mode."), "{uefi}");
+    assert!(uefi.contains("kernel on the boot stick above"), "{uefi}");
+    let efi = manifest_field("efi-authenticode");
+    assert_eq!(
+        e2e::hash_after(&uefi, "EFI/BOOT/BOOTX64.EFI, Authenticode SHA-256")
+            .map(|h| format!("sha256 {h}"))
+            .as_deref(),
+        Some(efi.as_str()),
+        "{uefi}"
+    );
+    assert!(uefi.contains("replays to PCR 4"), "{uefi}");
 }

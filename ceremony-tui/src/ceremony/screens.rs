@@ -44,6 +44,30 @@ pub struct Attestation {
     pub kernel_release: String,
     pub boot_path: String,
     pub pcrs: Vec<PcrLine>,
+    /// Booted by UEFI firmware (not Heads): what its event log and variables say.
+    pub uefi: Option<UefiCheck>,
+}
+
+/// A UEFI boot's evidence. Hex values are SHA-256 (Authenticode hashes of EFI applications).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UefiCheck {
+    /// `on`, `off`, `setup-mode`, or `unknown` with why.
+    pub secure_boot: String,
+    /// The applications the firmware measured into PCR 4, in order; `Err` says why unknown.
+    pub measured: Result<Vec<String>, String>,
+    /// Whether the event log replays to the live PCR 4.
+    pub log_replays_pcr4: bool,
+    /// The Authenticode hash of `EFI/BOOT/BOOTX64.EFI` on the boot stick; `Err` says why unknown.
+    pub on_stick: Result<String, String>,
+}
+
+impl UefiCheck {
+    /// True when the firmware started exactly the stick's application and nothing else from
+    /// the boot option, and the log is PCR 4's.
+    pub fn measured_the_stick(&self) -> bool {
+        matches!((&self.measured, &self.on_stick), (Ok(m), Ok(s)) if m.as_slice() == [s.clone()])
+            && self.log_replays_pcr4
+    }
 }
 
 impl Attestation {
@@ -95,6 +119,34 @@ impl Attestation {
             "boot.path",
             Fields::new().with("path", &self.boot_path),
         ));
+        if let Some(u) = &self.uefi {
+            let joined = |v: &Result<Vec<String>, String>| match v {
+                Ok(l) if l.is_empty() => "none".to_owned(),
+                Ok(l) => l.join(","),
+                Err(why) => format!("unknown: {why}"),
+            };
+            r.push(note(
+                "boot.uefi",
+                Fields::new()
+                    .with("secure-boot", &u.secure_boot)
+                    .with("pcr4-applications", joined(&u.measured))
+                    .with(
+                        "pcr4-log",
+                        if u.log_replays_pcr4 {
+                            "replays"
+                        } else {
+                            "does-not-replay"
+                        },
+                    )
+                    .with(
+                        "stick-application",
+                        &match &u.on_stick {
+                            Ok(h) => h.clone(),
+                            Err(why) => format!("unknown: {why}"),
+                        },
+                    ),
+            ));
+        }
         for p in &self.pcrs {
             r.push(note(
                 &format!("tpm.pcr{}-sha256", p.index),
@@ -113,6 +165,56 @@ fn hash_lines(p: &mut Page, label: &str, hex: &str) {
     for row in aloud::rows_of_hex(hex) {
         p.line(format!("  {row}"));
     }
+}
+
+/// Under UEFI: which application the firmware measured, against the one on the stick.
+fn uefi_page(u: &UefiCheck) -> Page {
+    let mut p = Page::new(Step::Attest, "boot attestation: the UEFI firmware");
+    p.line(format!(
+        "Booted by UEFI firmware, no boot loader. Secure Boot: {}.",
+        u.secure_boot
+    ));
+    if u.measured_the_stick() {
+        p.line("The firmware measured one EFI application into PCR 4, and it is the");
+        p.line("kernel on the boot stick above. Compare with the manifest's efi-authenticode:");
+        if let Ok(h) = &u.on_stick {
+            hash_lines(&mut p, "EFI/BOOT/BOOTX64.EFI, Authenticode SHA-256", h);
+        }
+        p.line("The firmware's event log replays to PCR 4, which the TPM quote covers.");
+        return p;
+    }
+    match &u.measured {
+        Ok(m) if m.is_empty() => {
+            p.alert("The event log shows NO application measured into PCR 4.");
+        }
+        Ok(m) => {
+            p.alert(format!(
+                "The firmware measured {} EFI application(s) into PCR 4:",
+                m.len()
+            ));
+            for h in m {
+                p.line(format!("  {}", grouped_hex(h)));
+            }
+        }
+        Err(why) => {
+            p.alert(format!("What the firmware measured is UNKNOWN: {why}"));
+        }
+    }
+    match &u.on_stick {
+        Ok(h) => {
+            p.line("EFI/BOOT/BOOTX64.EFI on the boot stick, Authenticode SHA-256:");
+            p.line(format!("  {}", grouped_hex(h)));
+        }
+        Err(why) => {
+            p.alert(format!("The stick's EFI application: UNKNOWN ({why})"));
+        }
+    }
+    if !u.log_replays_pcr4 {
+        p.alert("The event log does NOT replay to PCR 4: it is not this boot's record.");
+    }
+    p.alert("So the firmware did not provably start only sherd's kernel: do not go on");
+    p.alert("unless the witnesses can explain it.");
+    p
 }
 
 /// The attestation, as several pages the witnesses leaf through (80x25 holds one at a time).
@@ -160,6 +262,10 @@ pub fn attestation_pages(a: &Attestation) -> Vec<Page> {
         a.kernel_release, a.boot_path
     ));
     pages.push(p);
+
+    if let Some(u) = &a.uefi {
+        pages.push(uefi_page(u));
+    }
 
     let no_tpm = a.pcrs.iter().all(|x| x.value.is_none());
     for half in a.pcrs.chunks(4) {
@@ -886,6 +992,7 @@ mod tests {
             rootfs_tree: Some("9e".repeat(32)),
             kernel_release: "6.12.117".into(),
             boot_path: "Heads (kexec, findiso=/sherd.iso)".into(),
+            uefi: None,
             pcrs: (0..8)
                 .map(|i| PcrLine {
                     index: i,
@@ -929,6 +1036,84 @@ mod tests {
             hash_hex: H1.into(),
             hash_words: words_of_hex(H1),
         }
+    }
+
+    #[test]
+    fn the_uefi_page_says_whether_the_firmware_started_the_sticks_kernel() {
+        let good = UefiCheck {
+            secure_boot: "off".into(),
+            measured: Ok(vec![H1.into()]),
+            log_replays_pcr4: true,
+            on_stick: Ok(H1.into()),
+        };
+        let mut a = attestation();
+        a.uefi = Some(good.clone());
+        let pages = attestation_pages(&a);
+        assert_eq!(pages.len(), 9, "one more page under UEFI");
+        let page = &pages[2];
+        assert_fits(page);
+        let text = page.text();
+        assert!(text.contains("the UEFI firmware"), "{text}");
+        assert!(text.contains("Secure Boot: off."), "{text}");
+        assert!(text.contains("kernel on the boot stick above"), "{text}");
+        assert!(text.contains("3f2a9b1c"), "{text}");
+        let note = a
+            .records()
+            .into_iter()
+            .find(|n| n.kind() == "boot.uefi")
+            .expect("a boot.uefi record");
+        assert_eq!(
+            note.encode(),
+            format!(
+                "secure-boot=off pcr4-applications={H1} pcr4-log=replays stick-application={H1}"
+            )
+        );
+        // Each way it can fail is said, and the all-clear sentence is not.
+        let other = "ab".repeat(32);
+        for (bad, says) in [
+            (
+                UefiCheck {
+                    measured: Ok(vec![other.clone(), H1.into()]),
+                    ..good.clone()
+                },
+                "measured 2 EFI application(s)",
+            ),
+            (
+                UefiCheck {
+                    log_replays_pcr4: false,
+                    ..good.clone()
+                },
+                "does NOT replay to PCR 4",
+            ),
+            (
+                UefiCheck {
+                    on_stick: Err("no stick holds sherd's EFI system partition".into()),
+                    ..good.clone()
+                },
+                "UNKNOWN (no stick holds",
+            ),
+            (
+                UefiCheck {
+                    measured: Ok(vec![]),
+                    ..good.clone()
+                },
+                "NO application measured",
+            ),
+        ] {
+            assert!(!bad.measured_the_stick());
+            let p = uefi_page(&bad);
+            assert_fits(&p);
+            let t = p.text();
+            assert!(t.contains(says), "{t}");
+            assert!(!t.contains("kernel on the boot stick above"), "{t}");
+            assert!(t.contains("do not go on"), "{t}");
+        }
+        assert!(
+            attestation()
+                .records()
+                .iter()
+                .all(|n| n.kind() != "boot.uefi")
+        );
     }
 
     #[test]
