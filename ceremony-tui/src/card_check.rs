@@ -41,10 +41,16 @@ pub struct CardsView {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     Back,
+    /// Write what the screen shows to a data stick (`report`).
+    Write,
 }
 
 pub fn on_key(key: Key) -> Option<Action> {
-    matches!(key, Key::Enter | Key::Esc | Key::Char('b' | 'B')).then_some(Action::Back)
+    match key {
+        Key::Enter | Key::Esc | Key::Char('b' | 'B') => Some(Action::Back),
+        Key::Char('w' | 'W') => Some(Action::Write),
+        _ => None,
+    }
 }
 
 pub fn render(frame: &mut Frame, v: &CardsView) {
@@ -85,7 +91,14 @@ pub fn render(frame: &mut Frame, v: &CardsView) {
             .wrap(Wrap { trim: false }),
         main,
     );
-    render_footer(frame, footer, &[("Enter", "go back")]);
+    render_footer(
+        frame,
+        footer,
+        &[
+            ("Enter", "go back"),
+            ("W", "write a report to a data stick"),
+        ],
+    );
 }
 
 #[cfg(test)]
@@ -136,5 +149,6 @@ mod tests {
     fn back_keys() {
         assert_eq!(on_key(Key::Esc), Some(Action::Back));
         assert_eq!(on_key(Key::Char('c')), None);
+        assert_eq!(on_key(Key::Char('w')), Some(Action::Write));
     }
 }

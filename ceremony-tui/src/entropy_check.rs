@@ -54,10 +54,16 @@ impl EntropyView {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     Back,
+    /// Write what the screen shows to a data stick (`report`).
+    Write,
 }
 
 pub fn on_key(key: Key) -> Option<Action> {
-    matches!(key, Key::Enter | Key::Esc | Key::Char('b' | 'B')).then_some(Action::Back)
+    match key {
+        Key::Enter | Key::Esc | Key::Char('b' | 'B') => Some(Action::Back),
+        Key::Char('w' | 'W') => Some(Action::Write),
+        _ => None,
+    }
 }
 
 /// The screen's text, line by line, each marked bold or not: shared by this check and the
@@ -123,7 +129,14 @@ pub fn render(frame: &mut Frame, v: &EntropyView) {
         main,
     );
     if v.progress.is_none() {
-        render_footer(frame, footer, &[("Enter", "go back")]);
+        render_footer(
+            frame,
+            footer,
+            &[
+                ("Enter", "go back"),
+                ("W", "write a report to a data stick"),
+            ],
+        );
     }
 }
 
@@ -196,5 +209,6 @@ mod tests {
         assert_eq!(on_key(Key::Enter), Some(Action::Back));
         assert_eq!(on_key(Key::Esc), Some(Action::Back));
         assert_eq!(on_key(Key::Char('p')), None);
+        assert_eq!(on_key(Key::Char('W')), Some(Action::Write));
     }
 }

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod machine;
 pub mod notice;
 pub mod quote;
+pub mod report;
 pub mod term;
 mod time;
 

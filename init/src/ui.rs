@@ -6,6 +6,9 @@ use ceremony_tui::boot::{self, Action};
 use ceremony_tui::card_check::{self, CardsView, ReaderRow, Slot};
 use ceremony_tui::entropy_check;
 use ceremony_tui::entropy_run;
+use ceremony_tui::keys::Key;
+use ceremony_tui::notice::{self, NoticeView};
+use ceremony_tui::report;
 use ceremony_tui::term::ConsoleTerminal;
 use ceremony_tui::{BootInfo, BuildInfo, term};
 use std::io;
@@ -39,9 +42,69 @@ fn boot_info() -> BootInfo {
     }
 }
 
+/// The report's first lines: this image and kernel.
+fn report_header(what: &str, info: &BootInfo) -> String {
+    let b = &info.build;
+    let image = format!(
+        "sherd {} (commit {}, rootfs tree {})",
+        b.version,
+        b.commit.as_deref().unwrap_or("unknown"),
+        info.rootfs_tree.as_deref().unwrap_or("unknown")
+    );
+    report::header(what, &image, &info.kernel_release)
+}
+
+/// W on the card or entropy check: the report to every data stick (never the boot or plan
+/// stick), then what happened, until a key.
+fn write_report(t: &mut ConsoleTerminal, name: &str, text: String) -> io::Result<()> {
+    let wait = NoticeView {
+        title: "hardware report".into(),
+        banner: "Writing the report to the data stick ...".into(),
+        lines: Vec::new(),
+    };
+    t.draw(|f| notice::render(f, &wait, &[]))?;
+    // One file per boot and check: the kernel's boot id tells boots apart without a clock.
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| {
+            s.trim()
+                .chars()
+                .filter(char::is_ascii_hexdigit)
+                .take(8)
+                .collect()
+        })
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let path = format!("{name}-{boot_id}.txt");
+    let file = ceremony::storage::OutputFile {
+        path: path.clone(),
+        bytes: text.into_bytes(),
+    };
+    let outcome = crate::devices::ImageDevices::new().write_outside_ceremony(report::DIR, &[file]);
+    let v = NoticeView {
+        title: "hardware report".into(),
+        banner: match &outcome {
+            Ok(w) => format!(
+                "Written to {} as {}/{path}, and read back.",
+                w.volumes.join(", "),
+                report::DIR
+            ),
+            Err(p) => format!("NOT written: {p}"),
+        },
+        lines: vec![
+            "The report holds public facts only: readers and their USB descriptors, card".into(),
+            "identities, entropy sources and their test results. Send it to whoever asked".into(),
+            "for it; it helps make sherd work on this hardware.".into(),
+        ],
+    };
+    term::run_screen(
+        t,
+        |f| notice::render(f, &v, &[("Enter", "go back")]),
+        |k| matches!(k, Key::Enter | Key::Esc).then_some(()),
+    )
+}
+
 /// Finds the sources, draws from each with the ceremony's policy, and shows the outcome. The
 /// seeded DRBG is dropped (and wiped) at once: this is a check, not the ceremony.
-fn check_entropy(t: &mut ConsoleTerminal) -> io::Result<()> {
+fn check_entropy(t: &mut ConsoleTerminal, info: &BootInfo) -> io::Result<()> {
     let (sources, absent) = entropy_run::discover();
     // No plan yet: virtual devices do not count here (a test plan may allow them later).
     let view = match entropy_run::gather(sources, absent, &entropy_run::policy(false), &mut |v| {
@@ -51,12 +114,31 @@ fn check_entropy(t: &mut ConsoleTerminal) -> io::Result<()> {
         Ok(o) => o.view,
         Err(v) => v,
     };
-    term::run_screen(
-        t,
-        |f| entropy_check::render(f, &view),
-        entropy_check::on_key,
-    )?;
-    Ok(())
+    loop {
+        match term::run_screen(
+            t,
+            |f| entropy_check::render(f, &view),
+            entropy_check::on_key,
+        )? {
+            entropy_check::Action::Back => return Ok(()),
+            entropy_check::Action::Write => write_report(
+                t,
+                "entropy",
+                report::entropy(&report_header("entropy check", info), &view),
+            )?,
+        }
+    }
+}
+
+/// The raw USB descriptors sysfs keeps for a reader's device (public facts: what the CCID
+/// catalogue records), as hex.
+fn usb_descriptors(info: &cards::discovery::ReaderInfo) -> Option<String> {
+    // The interface's directory is inside the device's, which holds `descriptors`.
+    let dir = info.sysfs_path.parent()?;
+    std::fs::read(dir.join("descriptors"))
+        .or_else(|_| std::fs::read(info.sysfs_path.join("descriptors")))
+        .ok()
+        .map(|b| hexstr::encode(&b))
 }
 
 /// What is in one reader, read without a PIN: the card's public identity.
@@ -110,7 +192,7 @@ fn read_slot(info: &cards::discovery::ReaderInfo) -> (String, Slot) {
 }
 
 /// Lists readers and their cards, polling sysfs and each reader's slot twice a second.
-fn check_cards(t: &mut ConsoleTerminal) -> io::Result<()> {
+fn check_cards(t: &mut ConsoleTerminal, info: &BootInfo) -> io::Result<()> {
     let mut watcher = cards::discovery::Watcher::system();
     // Per reader: card present at the last look, and the row shown.
     let mut known: std::collections::BTreeMap<String, (bool, ReaderRow)> = Default::default();
@@ -149,22 +231,45 @@ fn check_cards(t: &mut ConsoleTerminal) -> io::Result<()> {
         }
         changed
     };
-    term::run_live_screen(
-        t,
-        std::time::Duration::from_millis(500),
-        |f| card_check::render(f, &view.borrow()),
-        card_check::on_key,
-        tick,
-    )?;
-    Ok(())
+    let mut tick = tick;
+    loop {
+        match term::run_live_screen(
+            t,
+            std::time::Duration::from_millis(500),
+            |f| card_check::render(f, &view.borrow()),
+            card_check::on_key,
+            &mut tick,
+        )? {
+            card_check::Action::Back => return Ok(()),
+            card_check::Action::Write => {
+                let text = report::cards(
+                    &report_header("card check", info),
+                    &view.borrow(),
+                    &reader_descriptors(),
+                );
+                write_report(t, "cards", text)?;
+            }
+        }
+    }
+}
+
+/// (reader name as the card check shows it, hex of its USB descriptors) for every reader.
+fn reader_descriptors() -> Vec<(String, String)> {
+    let mut w = cards::discovery::Watcher::system();
+    if w.poll().is_err() {
+        return Vec::new();
+    }
+    w.readers()
+        .filter_map(|r| Some((r.name(), usb_descriptors(r)?)))
+        .collect()
 }
 
 fn screens(t: &mut ConsoleTerminal, info: &BootInfo) -> io::Result<()> {
     loop {
         match term::run_screen(t, |f| boot::render(f, info), boot::on_key)? {
             Action::PowerOff => return Ok(()),
-            Action::CheckEntropy => check_entropy(t)?,
-            Action::CheckCards => check_cards(t)?,
+            Action::CheckEntropy => check_entropy(t, info)?,
+            Action::CheckCards => check_cards(t, info)?,
             Action::MachineValues => crate::machine::run(t)?,
             Action::Ceremony => {
                 let mut devices = crate::devices::ImageDevices::new();

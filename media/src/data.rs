@@ -24,9 +24,11 @@ pub struct DataStickRules<'a> {
 }
 
 impl DataStickRules<'_> {
-    /// Which protected stick `id` is, if it is one.
+    /// Which protected stick `id` is, if it is one. sherd's own EFI system partition (a stick
+    /// the image booted from by UEFI, or a copy) is the boot stick by its label, always: FAT
+    /// and writable, it would otherwise look like a data stick.
     fn protects(&self, id: &FsIdentity) -> Option<&'static str> {
-        if self.boot == Some(id) {
+        if self.boot == Some(id) || (id.fs == FsType::Vfat && id.label == crate::ESP_LABEL) {
             Some("boot")
         } else if self.plan == Some(id) {
             Some("plan")

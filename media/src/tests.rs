@@ -630,6 +630,43 @@ fn data_candidates_follow_the_rules() {
     assert!(s.mounter.calls().is_empty(), "listing mounts nothing");
 }
 
+/// A stick the image booted from by UEFI: its EFI system partition is FAT16 and writable, and
+/// must never take outputs, whether or not the boot stick's identity is known.
+#[test]
+fn sherds_efi_system_partition_is_never_a_data_stick() {
+    let s = data_setup();
+    s.machine
+        .add_disk(&usb("sdh", &[("sdh1", GB), ("sdh2", GB)]))
+        .unwrap();
+    let mut esp = vec![0u8; 64 * 1024];
+    esp[0x36..0x3b].copy_from_slice(b"FAT16");
+    esp[510..512].copy_from_slice(&[0x55, 0xaa]);
+    esp[0x27..0x2b].copy_from_slice(&[9, 9, 9, 9]);
+    esp[0x2b..0x36].copy_from_slice(crate::ESP_LABEL);
+    fs::write(s.machine.dev.join("sdh2"), &esp).unwrap();
+    let id = identity(&s, "sdh2");
+    let listed: Vec<String> = s
+        .media
+        .data_candidates(&DataStickRules::default())
+        .unwrap()
+        .into_iter()
+        .map(|c| c.device.name)
+        .collect();
+    assert!(!listed.contains(&"sdh2".to_string()), "{listed:?}");
+    // Another label on the same bytes is an ordinary FAT stick.
+    esp[0x2b..0x36].copy_from_slice(b"DATA       ");
+    fs::write(s.machine.dev.join("sdh2"), &esp).unwrap();
+    assert_ne!(identity(&s, "sdh2"), id);
+    let listed: Vec<String> = s
+        .media
+        .data_candidates(&DataStickRules::default())
+        .unwrap()
+        .into_iter()
+        .map(|c| c.device.name)
+        .collect();
+    assert!(listed.contains(&"sdh2".to_string()), "{listed:?}");
+}
+
 /// The identities the ceremony learns: where the ISO and the plan were found.
 fn found_identities(s: &Setup) -> (FsIdentity, FsIdentity, String) {
     let iso = s
