@@ -996,7 +996,7 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
     if let (QuoteCheck::Failed { why, .. }, BootCheck::NotRecorded) = (&quote, &boot) {
         // Before verdicts were recorded, a quote that does not verify had no deviation.
         return Err(Failure::MissingRecord(format!(
-            "transcript.txt: the TPM quote does not verify ({why}) and no attest.deviation \
+            "the TPM quote does not verify ({why}) and no attest.deviation \
              records why the ceremony went on"
         )));
     }
@@ -1129,7 +1129,7 @@ fn check_entropy(
         [m] => m,
         [] => {
             return Err(Failure::MissingRecord(format!(
-                "transcript.txt: no {MIXER} record: the entropy step did not finish"
+                "no {MIXER} record: the entropy step did not finish"
             )));
         }
         [_, second, ..] => {
@@ -1151,7 +1151,7 @@ fn check_entropy(
         })?
     {
         return Err(Failure::MissingRecord(format!(
-            "transcript.txt: no healthy os-csprng {SOURCE} record: the kernel CSPRNG is always \
+            "no healthy os-csprng {SOURCE} record: the kernel CSPRNG is always \
              mixed in"
         )));
     }
@@ -1231,7 +1231,7 @@ fn check_entropy(
     }
     if (counted.len() as u64) < required {
         return Err(Failure::MissingRecord(format!(
-            "transcript.txt: {} entropy source(s) counted as independent hardware, {required} \
+            "{} entropy source(s) counted as independent hardware, {required} \
              required",
             counted.len()
         )));
@@ -1358,17 +1358,14 @@ fn check_quote(
         let kind = format!("tpm.pcr{i}-sha256");
         let rec = t.records().iter().find(|x| x.kind == kind).ok_or_else(|| {
             Failure::MissingRecord(format!(
-                "transcript.txt: a TPM quote but no {kind} record to check it against"
+                "a TPM quote but no {kind} record to check it against"
             ))
         })?;
         let value = record::Fields::parse(&kind, &rec.value)
             .ok()
             .and_then(|p| p.get("value").map(str::to_owned))
             .ok_or_else(|| {
-                Failure::MissingRecord(format!(
-                    "transcript.txt record {}: {kind} has no value=",
-                    rec.seq
-                ))
+                Failure::MissingRecord(format!("record {}: {kind} has no value=", rec.seq))
             })?;
         if value != "none" {
             *slot = Some(hexstr::decode_array(&value).ok_or_else(|| {
@@ -1474,10 +1471,11 @@ fn check_boot(
     let mut readings = Vec::with_capacity(8);
     for i in 0..8u8 {
         let kind = format!("tpm.pcr{i}-sha256");
-        let rec =
-            t.records().iter().find(|x| x.kind == kind).ok_or_else(|| {
-                Failure::MissingRecord(format!("transcript.txt: no {kind} record"))
-            })?;
+        let rec = t
+            .records()
+            .iter()
+            .find(|x| x.kind == kind)
+            .ok_or_else(|| Failure::MissingRecord(format!("no {kind} record")))?;
         let f = NoteFields::parse(rec, "tpm.pcr<N>-sha256")?;
         let value = match f.get("value")? {
             "none" => None,
@@ -1540,7 +1538,7 @@ fn check_boot(
         }
         (false, []) => {
             return Err(Failure::MissingRecord(format!(
-                "transcript.txt: {} not PASS and no attest.deviation records why the ceremony \
+                "{} not PASS and no attest.deviation records why the ceremony \
                  went on",
                 open.iter()
                     .map(|j| j.item.field())

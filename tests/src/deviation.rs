@@ -90,7 +90,8 @@ pub fn record_deviation(op: &mut impl Operator, reason: &str) {
 /// The ceremony's output folder records the boot's verdicts and the deviation with `reason`:
 /// `transcript.txt` has one `attest.verdicts` record with an item not PASS, followed by one
 /// `attest.deviation` record whose reason is `reason`; and `sherd-verify` on the folder
-/// passes and prints the deviation in its `boot:` lines.
+/// passes and prints the deviation in its `boot:` lines, and the independent Python verifier
+/// prints the same ([`crate::verify_both`]).
 pub fn assert_recorded(folder: &Path, reason: &str) {
     let bytes = std::fs::read(folder.join("transcript.txt"))
         .unwrap_or_else(|e| panic!("{}/transcript.txt: {e}", folder.display()));
@@ -125,13 +126,10 @@ pub fn assert_recorded(folder: &Path, reason: &str) {
         d.encode()
     );
 
-    let bin = crate::workspace_bin("ceremony", "sherd-verify");
-    let out = std::process::Command::new(&bin)
-        .arg(folder)
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "sherd-verify failed:\n{said}");
+    // sherd-verify, and the Python verifier beside it with the same output.
+    let verdict = crate::verify_both(folder);
+    let said = verdict.stdout;
+    assert_eq!(verdict.status, 0, "sherd-verify failed:\n{said}");
     let line = said
         .lines()
         .find(|l| l.contains("DEVIATION recorded for "))

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 pub mod demo;
 pub mod deviation;
 pub mod pty;
+pub mod pyverify;
 pub mod tty;
 pub mod vga;
 
@@ -536,6 +537,14 @@ pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
         .expect("cargo");
     assert!(st.success(), "cannot build {bin}");
     workspace().join("target/debug").join(bin)
+}
+
+/// Runs sherd's `sherd-verify` (built by [`workspace_bin`]) and the independent Python verifier
+/// (`verifiers/python/sherd_verify.py`) on `folder` and requires the same verdict, as
+/// [`pyverify::same_verdict`] says; returns sherd-verify's.
+pub fn verify_both(folder: &Path) -> pyverify::Verdict {
+    let bin = workspace_bin("ceremony", "sherd-verify");
+    pyverify::same_verdict(&workspace(), &bin, folder)
 }
 
 /// The VSCard bridge serving virtual OpenPGP cards to one QEMU usb-ccid reader; cards are

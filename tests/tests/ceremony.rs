@@ -323,13 +323,21 @@ fn secrets_never_on_console(raw: &[u8], secrets: &[Vec<u8>]) {
     }
 }
 
-/// Reads the data stick image into a folder and runs the offline verifier on it.
+/// Reads the data stick image into a folder and runs the offline verifier on it; then
+/// `sherd-verify` and the independent Python verifier, which must both pass with the same
+/// output.
 fn verify_stick(r: &Rig, id: &str) -> (ceremony::verify::Report, tempfile::TempDir) {
     let out = tempfile::tempdir().unwrap();
     e2e::demo::copy_out(&r.kit.data_stick, out.path()).expect("data stick image");
     let dir = out.path().join(format!("sherd-{id}"));
     let report = ceremony::verify::verify_dir(&dir)
         .unwrap_or_else(|e| panic!("offline verifier on the data stick: {e}"));
+    let both = e2e::verify_both(&dir);
+    assert_eq!(
+        both.status, 0,
+        "sherd-verify on the data stick:\n{}",
+        both.stdout
+    );
     (report, out)
 }
 

@@ -1960,8 +1960,7 @@ def check_quote(t, plan, plan_hash_seq, root_seq):
         except FieldError:
             fields = {}
         if "value" not in fields:
-            raise Failure("missing-record", f"transcript.txt record {recs[0].seq}: {kind} has no "
-                          "value=")
+            raise missing_record(f"record {recs[0].seq}: {kind} has no value=")
         v = fields["value"]
         if v == "none":
             pcrs.append(None)
