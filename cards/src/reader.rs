@@ -270,12 +270,12 @@ impl<T: Transport> Reader<T> {
         if d.supports_t0() && info.offers(0) {
             return Ok(None);
         }
-        let pps = d.features & (ccid::FEATURE_AUTO_PPS | ccid::FEATURE_AUTO_NEGOTIATION) != 0;
         match (info.offers(1), d.supports_t0()) {
-            (true, _) if info.specific.is_none() && pps => Ok(Some(info)),
+            // Negotiable mode: a PPS exchange switches the card to T=1 (the reader's own when it
+            // makes one, else sherd's: see `start_t1`).
+            (true, _) if info.specific.is_none() => Ok(Some(info)),
             (true, _) => Err(Error::Unsupported(
-                "the card runs T=0 first and T=1 only after a PPS exchange, which this reader \
-                 does not make itself (and sherd does not send PPS)"
+                "the card is fixed to T=0 (specific mode) and this TPDU reader speaks only T=1"
                     .into(),
             )),
             (false, false) => Err(Error::Unsupported(
@@ -285,19 +285,59 @@ impl<T: Transport> Reader<T> {
         }
     }
 
+    /// The PPS exchange (ISO/IEC 7816-3, 9) that moves a card in negotiable mode from its first
+    /// protocol to T=1, for readers that make none themselves: PPSS FF, PPS0 with T=1 (and
+    /// PPS1 = the ATR's TA1 when it asks for other than the default Fi/Di), PCK. The card
+    /// echoes the request to accept it, or leaves PPS1 out to keep the default Fi/Di. Returns
+    /// the Fi/Di byte in force.
+    fn pps_to_t1(&mut self, ta1: Option<u8>) -> Result<u8> {
+        let ta1 = ta1.filter(|&t| t != 0x11);
+        let mut req = vec![0xFF, if ta1.is_some() { 0x11 } else { 0x01 }];
+        req.extend(ta1);
+        req.push(req.iter().fold(0, |a, x| a ^ x));
+        let r = self.command(
+            &Command::XfrBlock {
+                data: &req,
+                level: 0,
+            },
+            "PPS",
+        )?;
+        let answer = self.checked_data_block(r)?.data;
+        let default = [0xFF, 0x01, 0xFE];
+        if answer == req {
+            Ok(ta1.unwrap_or(0x11))
+        } else if answer == default {
+            Ok(0x11)
+        } else {
+            Err(Error::Card(format!(
+                "the card answered the PPS request {req:02X?} (switch to T=1) with \
+                 {answer:02X?}: it refuses T=1 with this reader"
+            )))
+        }
+    }
+
     /// Set up T=1 with the powered card.
     fn start_t1(&mut self, info: &AtrInfo) -> Result<()> {
         let p = info.t1;
         let features = self.desc.features;
+        let reader_negotiates =
+            features & (ccid::FEATURE_AUTO_PPS | ccid::FEATURE_AUTO_NEGOTIATION) != 0;
+        // A card in negotiable mode that starts in T=0 runs T=1 only after a PPS: sherd sends it
+        // when the reader does not.
+        let pps_fidi =
+            (info.specific.is_none() && info.first_protocol() != 1 && !reader_negotiates)
+                .then(|| self.pps_to_t1(info.ta1))
+                .transpose()?;
         if features & ccid::FEATURE_AUTO_NEGOTIATION == 0 {
             // Fi/Di: in specific mode the ATR's TA1 unless TA2 says implicit values; in
-            // negotiable mode TA1 only if the reader makes the PPS for it, else the defaults
-            // the card starts with.
-            let fidi = match info.specific {
-                Some(ta2) if ta2 & 0x10 != 0 => 0x11,
-                Some(_) => info.ta1.unwrap_or(0x11),
-                None if features & ccid::FEATURE_AUTO_PPS != 0 => info.ta1.unwrap_or(0x11),
-                None => 0x11,
+            // negotiable mode TA1 only if a PPS agreed it (the reader's or sherd's), else the
+            // defaults the card starts with.
+            let fidi = match (info.specific, pps_fidi) {
+                (Some(ta2), _) if ta2 & 0x10 != 0 => 0x11,
+                (Some(_), _) => info.ta1.unwrap_or(0x11),
+                (None, Some(agreed)) => agreed,
+                (None, None) if features & ccid::FEATURE_AUTO_PPS != 0 => info.ta1.unwrap_or(0x11),
+                (None, None) => 0x11,
             };
             let data = [
                 fidi,
@@ -1249,6 +1289,68 @@ pub(crate) mod tests {
     }
 
     // Protocol choice at TPDU level.
+    /// A card in negotiable mode, T=0 first and T=1 second, TA1 = 0x96, in a T=1-only TPDU
+    /// reader that makes no PPS itself: sherd sends PPS (FF 11 96 PCK) as a raw XfrBlock, and
+    /// on the echo sets T=1 with Fi/Di 0x96; a card that keeps the default Fi/Di (FF 01 FE)
+    /// gets 0x11; any other answer is an error naming both.
+    #[test]
+    fn host_pps_moves_a_negotiable_card_to_t1() {
+        // TA1 96, TD1 T=0 with TD2 following, TD2 T=1 with TA3 (IFSC 32), TB3 (BWI 4, CWI 5).
+        let mut atr = vec![0x3B, 0x90, 0x96, 0x80, 0x31, 0x20, 0x45];
+        atr.push(atr[1..].iter().fold(0, |a, x| a ^ x));
+        let pps = [0xFF, 0x11, 0x96, 0xFF ^ 0x11 ^ 0x96];
+        for (answer, fidi) in [
+            (pps.to_vec(), Some(0x96u8)),
+            (vec![0xFF, 0x01, 0xFE], Some(0x11)),
+            (vec![0xFF, 0x10, 0xEF], None),
+        ] {
+            let params = [fidi.unwrap_or(0), 0x10, 0x00, 0x45, 0x00, 0x20, 0x00];
+            let mut steps = vec![
+                Step::Out(vec![0x62, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+                Step::In(msg(0x80, 0, 0, 0, 0, &atr)),
+                Step::Out(
+                    Command::XfrBlock {
+                        data: &pps,
+                        level: 0,
+                    }
+                    .encode(0, 1),
+                ),
+                Step::In(msg(0x80, 1, 0, 0, 0, &answer)),
+            ];
+            if fidi.is_some() {
+                steps.push(Step::Out(
+                    Command::SetParameters {
+                        protocol: 1,
+                        data: &params,
+                    }
+                    .encode(0, 2),
+                ));
+                steps.push(Step::In(msg(0x82, 2, 0, 0, 1, &params)));
+                steps.push(Step::Out(t1_block_cmd(3, 0, &block(0xC1, &[0xFE]))));
+                steps.push(Step::In(msg(0x80, 3, 0, 0, 0, &block(0xE1, &[0xFE]))));
+            }
+            let mut d = desc_with(0x0001_0000, 271);
+            d.protocols = 2;
+            let mut r = Reader::new(Scripted::new(steps), d, 0).unwrap();
+            r.set_timeouts(Timeouts {
+                transfer: Duration::from_millis(50),
+                command: Duration::from_millis(500),
+                max_stale: 2,
+            });
+            match fidi {
+                Some(_) => {
+                    assert_eq!(r.power_on().unwrap(), atr);
+                    assert_eq!(r.protocol(), Protocol::T1);
+                    finished(&r);
+                }
+                None => {
+                    let e = r.power_on().unwrap_err().to_string();
+                    assert!(e.contains("refuses T=1") && e.contains("FF, 10, EF"), "{e}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn t1_protocol_choice() {
         let power = |protocols: u32, features: u32, atr: &[u8]| {
@@ -1274,13 +1376,10 @@ pub(crate) mod tests {
         let mut both = vec![0x3B, 0x80, 0x80, 0x01];
         both.push(both[1..].iter().fold(0, |a, x| a ^ x));
         assert_eq!(power(3, 0x0001_04FE, &both).1, Protocol::T0);
-        // A T=0 card in a T=1-only reader, or a T=1-second card without PPS: refused.
+        // A T=0 card in a T=1-only reader: refused. (A T=1-second card there gets a PPS:
+        // `host_pps_moves_a_negotiable_card_to_t1`.)
         assert!(matches!(
             power(2, 0x0001_04FE, ATR).0,
-            Err(Error::Unsupported(_))
-        ));
-        assert!(matches!(
-            power(2, 0x0001_0000, &both).0,
             Err(Error::Unsupported(_))
         ));
         // A T=1 card in QEMU's byte-swapped reader (no T=1 announced): T=0 as before.
