@@ -171,6 +171,23 @@ class Passing(unittest.TestCase):
         with open(os.path.join(DATA, "sherd-verify.expected")) as f:
             self.assertEqual(out, f.read())
 
+    def test_format_3_output_is_sherd_verifys(self):
+        """A format-3 folder as sherd writes it now (dual.* records), and its shares."""
+        cwd = os.getcwd()
+        os.chdir(os.path.join(DATA, "format-3"))
+        try:
+            status, out = run("sherd-pyverify")
+            self.assertEqual(status, 0, out)
+            with open("sherd-verify.expected") as f:
+                self.assertEqual(out, f.read())
+            status, out = run("sherd-pyverify", "--shares", "decrypted-shares/holder-3.env",
+                              "decrypted-shares/holder-2.env")
+        finally:
+            os.chdir(cwd)
+        self.assertEqual(status, 0, out)
+        self.assertIn("shares 3, 2 recombine to the committed secret, which derives root key "
+                      "8E210E8411C07ACC4D4603ADBE4A2A2E72660A36", out)
+
     def test_format_1_folder_from_the_rust_tests(self):
         if not os.path.isdir(FORMAT1):
             self.skipTest("ceremony/tests/data not present")
