@@ -70,6 +70,7 @@
 use sequoia_openpgp as openpgp;
 
 use crate::card::{CardSerial, LocationCard};
+use crate::dual::{Disagreement, Seconds};
 use crate::envelope::{self, Envelope, EnvelopeHeader, OpenShareError};
 use crate::keys::{self, KeyError, LocationKey, RootKey};
 use crate::pinfile::{PinEntry, PinFile};
@@ -78,7 +79,7 @@ use crate::recombine::{self, Expected, RecombineError, SubsetReport};
 use crate::record::{self, Fpr, Hash32, Note, Passed, SubsetPolicy, SubsetTotal};
 use crate::rng::SecretRng;
 use crate::secret::{CardPins, RootSecret, ShareBytes};
-use crate::shamir::{self, ShamirError};
+use crate::shamir::{self, CrossCheck, ShamirError};
 use crate::shardfile::{SealedShare, ShardFile};
 use crate::storage::OutputFile;
 use crate::transcript::{Transcript, TranscriptError};
@@ -141,7 +142,17 @@ pub enum CeremonyError {
     Plan(#[from] PlanError),
     /// Building a key, message or signature failed inside Sequoia (a bug, not bad input).
     #[error(transparent)]
-    Key(#[from] KeyError),
+    Key(KeyError),
+    /// A root key signature, its derivation or a fingerprint differs between the two
+    /// implementations (docs/dual-implementations.md): the step stopped, nothing from it is
+    /// used or written. (A Shamir disagreement is [`ShamirError::ImplementationsDisagree`].)
+    #[error("{what}: {source}; stop: nothing from this step is used")]
+    ImplementationsDisagree {
+        /// What was being built.
+        what: &'static str,
+        /// What differed.
+        source: Disagreement,
+    },
     /// Splitting the root secret failed.
     #[error(transparent)]
     Shamir(#[from] ShamirError),
@@ -247,6 +258,18 @@ pub enum CeremonyError {
         "recombination from the cards' decryptions failed: {0}; abort: nothing from this ceremony may be used"
     )]
     Recombine(#[from] RecombineError),
+}
+
+impl From<KeyError> for CeremonyError {
+    fn from(e: KeyError) -> Self {
+        match e.disagreement {
+            Some(source) => CeremonyError::ImplementationsDisagree {
+                what: e.what,
+                source,
+            },
+            None => CeremonyError::Key(e),
+        }
+    }
 }
 
 /// Public results of the key step.
@@ -367,6 +390,8 @@ struct Common {
     plan: Plan,
     plan_text: String,
     transcript: Transcript,
+    /// The second implementations every result is checked against.
+    seconds: Seconds,
 }
 
 impl Common {
@@ -409,6 +434,8 @@ impl Keys {
 struct Shares {
     plain: Vec<ShareBytes>,
     sealed: Vec<Vec<u8>>,
+    /// What the split was checked against.
+    split_check: CrossCheck,
 }
 
 /// The common methods of every phase before [`Finished`].
@@ -511,8 +538,17 @@ impl Planned {
                 plan,
                 plan_text: plan_text.to_string(),
                 transcript,
+                seconds: Seconds::default(),
             },
         })
+    }
+
+    /// Checks this ceremony's results against `seconds` instead of the real second
+    /// implementations: a test seam, for tests that give deliberately wrong ones and see the
+    /// ceremony stop. Nothing else calls it.
+    pub fn checked_against(mut self, seconds: Seconds) -> Planned {
+        self.common.seconds = seconds;
+        self
     }
 
     /// Draws the root secret, derives the root certificate, draws location keys and PINs.
@@ -538,7 +574,12 @@ impl Planned {
         // phase back unchanged.
         let mut t = self.common.transcript.clone();
         let secret = RootSecret::generate(rng);
-        let root = RootKey::derive(&secret, &plan.ceremony_id, plan.time_unix)?;
+        let root = RootKey::derive_with(
+            &secret,
+            &plan.ceremony_id,
+            plan.time_unix,
+            self.common.seconds.ed25519.clone(),
+        )?;
         let fpr = root.fingerprint();
         t.push_core(record::RootFingerprint(Fpr(fpr.to_hex())))?;
         let mut locations = Vec::new();
@@ -615,7 +656,13 @@ impl Keyed {
         let plan = &c.plan;
         // On a copy, kept only if every share is sealed.
         let mut t = c.transcript.clone();
-        let shares = shamir::split(&self.keys.secret, plan.threshold, plan.holder_count(), rng)?;
+        let (shares, split_check) = shamir::split_with(
+            &self.keys.secret,
+            plan.threshold,
+            plan.holder_count(),
+            rng,
+            &*c.seconds.shamir,
+        )?;
         let commitment = self.keys.commitment(plan);
         let mut sealed = Vec::with_capacity(shares.len());
         let mut view = Vec::new();
@@ -638,6 +685,7 @@ impl Keyed {
             Shares {
                 plain: shares,
                 sealed,
+                split_check,
             },
             SealView { sealed: view },
         ))
@@ -899,6 +947,7 @@ impl Provisioned {
         let secret = &self.keys.secret;
         let root = &self.keys.root;
         let opened: Vec<&Envelope> = self.opened.iter().collect();
+        let combined_before = shamir::combinations_checked();
         let expected = Expected {
             ceremony_id: self.common.plan.ceremony_id.clone(),
             root_fingerprint: root.fingerprint().as_bytes().to_vec(),
@@ -929,6 +978,31 @@ impl Provisioned {
         t.push_core(record::VerifySelfTest {
             nonce: Hash32(nonce),
             result: Passed,
+        })?;
+        // What the second implementations checked, now that every split, combination and
+        // signature but the transcript's own is made (docs/dual-implementations.md).
+        let split = &self.shares.split_check;
+        t.push_core(record::DualShamir {
+            second: split.second.to_string(),
+            splits: 1,
+            shares: split.values,
+            combinations: shamir::combinations_checked() - combined_before,
+        })?;
+        let root_checks = root.cross_checks();
+        t.push_core(record::DualSignatures {
+            second: root_checks.ed25519.to_string(),
+            checks: root_checks.signatures,
+        })?;
+        t.push_core(record::DualFingerprint {
+            second: crate::dual::KEYS_SECOND.to_string(),
+            checks: root_checks.fingerprints
+                + self
+                    .keys
+                    .holders
+                    .iter()
+                    .map(|h| h.location.fingerprint_checks())
+                    .sum::<usize>(),
+            hkdf: root_checks.derivations,
         })?;
         self.common.transcript = t;
         Ok(VerifyView {

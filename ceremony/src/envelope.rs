@@ -218,6 +218,7 @@ pub fn seal(
         return Err(KeyError {
             what: "the share message",
             reason: "location certificate has no encryption key".into(),
+            disagreement: None,
         });
     }
     pgp::encrypt_and_sign(&envelope.encode(), &keys, root.signer(), time)

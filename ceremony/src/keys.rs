@@ -5,6 +5,8 @@
 //! purposes. The certificate's creation time is the plan time, so the same secret and time
 //! always give the same fingerprint, and a recovery can prove it rebuilt the same key.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sequoia_openpgp as openpgp;
@@ -22,6 +24,7 @@ use openpgp::packet::{Key, UserID};
 use openpgp::serialize::SerializeInto;
 use openpgp::types::{Features, HashAlgorithm, KeyFlags, SignatureType, SymmetricAlgorithm};
 
+use crate::dual::{self, Disagreement, DualSigner, Ed25519Compact, SecondEd25519};
 use crate::kdf;
 use crate::rng::SecretRng;
 use crate::secret::RootSecret;
@@ -35,8 +38,9 @@ pub const INFO_ROOT_SUBKEY: &[u8] = b"sherd/v1/root/subkey/cv25519";
 /// HMAC message prefix for the commitment to the root secret.
 pub const COMMITMENT_PREFIX: &[u8] = b"sherd/v1/commitment\0";
 
-/// A key-building step failed inside Sequoia; this indicates a bug or an unsupported build, not
-/// bad input.
+/// A key-building step failed inside Sequoia, or its result and a second implementation's
+/// differ ([`KeyError::disagreement`]); this indicates a bug, a fault or an unsupported build,
+/// not bad input.
 #[derive(Debug, thiserror::Error)]
 #[error("building {what} failed: {reason}")]
 pub struct KeyError {
@@ -44,12 +48,26 @@ pub struct KeyError {
     pub what: &'static str,
     /// Sequoia's error chain.
     pub reason: String,
+    /// Set when the step failed because two implementations disagree
+    /// (docs/dual-implementations.md): nothing from it may be used.
+    pub disagreement: Option<Disagreement>,
+}
+
+impl KeyError {
+    fn disagree(what: &'static str, d: Disagreement) -> KeyError {
+        KeyError {
+            what,
+            reason: d.to_string(),
+            disagreement: Some(d),
+        }
+    }
 }
 
 pub(crate) fn key_err(what: &'static str) -> impl Fn(openpgp::anyhow::Error) -> KeyError {
     move |e| KeyError {
         what,
         reason: format!("{e:#}"),
+        disagreement: dual::disagreement_in(&e),
     }
 }
 
@@ -80,15 +98,29 @@ fn features() -> Features {
     Features::empty().set_seipdv1()
 }
 
+/// How [`build_cert`] checks its work against the second implementations.
+struct CertChecks<'a> {
+    /// Names the certificate in a disagreement: `the root`, `holder 2's location`.
+    label: String,
+    /// The second Ed25519, for the primary's public key (and signatures, below).
+    second: &'a dyn SecondEd25519,
+    /// When set, every self-signature is made through [`DualSigner`] and counted here.
+    signatures: Option<&'a AtomicUsize>,
+}
+
 /// Builds a v4 certificate: Ed25519 primary (flags as given), one user ID, a Cv25519 encryption
-/// subkey; all signatures dated `time`.
+/// subkey; all signatures dated `time_unix`. Both fingerprints are computed a second time
+/// ([`dual::v4_fingerprint`], from public keys the second implementations derive from the
+/// secrets) and must equal Sequoia's.
 fn build_cert(
     primary_seed: &[u8; 32],
     primary_flags: KeyFlags,
     user_id: &str,
     subkey_scalar: &[u8; 32],
-    time: SystemTime,
+    time_unix: u32,
+    checks: &CertChecks<'_>,
 ) -> Result<(Cert, Key<SecretParts, SubordinateRole>), KeyError> {
+    let time = time_of(time_unix);
     let primary: Key<SecretParts, PrimaryRole> = Key4::import_secret_ed25519(primary_seed, time)
         .map_err(key_err("the Ed25519 primary key"))?
         .into();
@@ -100,11 +132,34 @@ fn build_cert(
     )
     .map_err(key_err("the Cv25519 subkey"))?
     .into();
-    let mut signer: KeyPair = primary
+    let pair: KeyPair = primary
         .clone()
         .into_keypair()
         .map_err(key_err("the primary signer"))?;
+    let mut signer: Box<dyn openpgp::crypto::Signer + Send + Sync + '_> = match checks.signatures {
+        Some(count) => Box::new(DualSigner::new(pair, checks.second, count)),
+        None => Box::new(pair),
+    };
+    let signer = &mut *signer;
     let primary_public = primary.parts_as_public();
+    dual::check_fingerprint(
+        || format!("{} primary key", checks.label),
+        primary.fingerprint().as_bytes(),
+        &dual::v4_fingerprint(&dual::ed25519_key_body(
+            time_unix,
+            &dual::ed25519_public(checks.second, primary_seed),
+        )),
+    )
+    .map_err(|d| KeyError::disagree("the Ed25519 primary key", d))?;
+    dual::check_fingerprint(
+        || format!("{} encryption subkey", checks.label),
+        subkey.fingerprint().as_bytes(),
+        &dual::v4_fingerprint(&dual::cv25519_key_body(
+            time_unix,
+            &dual::x25519_public(subkey_scalar),
+        )),
+    )
+    .map_err(|d| KeyError::disagree("the Cv25519 subkey", d))?;
 
     let direct = SignatureBuilder::new(SignatureType::DirectKey)
         .set_signature_creation_time(time)
@@ -120,7 +175,7 @@ fn build_cert(
                 SymmetricAlgorithm::AES128,
             ])
         })
-        .and_then(|b| b.sign_direct_key(&mut signer, primary_public))
+        .and_then(|b| b.sign_direct_key(signer, primary_public))
         .map_err(key_err("the direct-key signature"))?;
     let uid = UserID::from(user_id);
     let uid_sig = SignatureBuilder::new(SignatureType::PositiveCertification)
@@ -138,7 +193,7 @@ fn build_cert(
                 SymmetricAlgorithm::AES128,
             ])
         })
-        .and_then(|b| b.sign_userid_binding(&mut signer, primary_public, &uid))
+        .and_then(|b| b.sign_userid_binding(signer, primary_public, &uid))
         .map_err(key_err("the user ID binding"))?;
     let sub_sig = SignatureBuilder::new(SignatureType::SubkeyBinding)
         .set_signature_creation_time(time)
@@ -151,7 +206,7 @@ fn build_cert(
         })
         .and_then(|b| {
             b.set_hash_algo(HashAlgorithm::SHA512).sign_subkey_binding(
-                &mut signer,
+                signer,
                 primary_public,
                 &subkey,
             )
@@ -179,8 +234,31 @@ pub fn root_user_id(ceremony_id: &str) -> String {
 
 /// The root key: Ed25519 primary for certification and signing, Cv25519 encryption subkey.
 /// Holds secret key material (inside Sequoia's protected memory); no Debug, no Clone.
+///
+/// Every signature it makes is checked against a second Ed25519 implementation
+/// ([`dual::DualSigner`]), its derivation against a second HKDF and its fingerprints against a
+/// second computation; [`RootKey::cross_checks`] counts them.
 pub struct RootKey {
     cert: Cert,
+    second: Arc<dyn SecondEd25519>,
+    signatures: AtomicUsize,
+    derivations: usize,
+    fingerprints: usize,
+}
+
+/// What a root key's results were checked against, and how many times, so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrossChecks {
+    /// The second Ed25519's name and version.
+    pub ed25519: &'static str,
+    /// Signatures made and found byte-identical by both Ed25519 implementations (the
+    /// certificate's self-signatures included).
+    pub signatures: usize,
+    /// HKDF-SHA256 outputs computed twice and found equal (2: the primary seed and the
+    /// subkey scalar).
+    pub derivations: usize,
+    /// v4 fingerprints computed twice and found equal (2: primary key and subkey).
+    pub fingerprints: usize,
 }
 
 impl RootKey {
@@ -190,6 +268,18 @@ impl RootKey {
         secret: &RootSecret,
         ceremony_id: &str,
         time_unix: u32,
+    ) -> Result<RootKey, KeyError> {
+        Self::derive_with(secret, ceremony_id, time_unix, Arc::new(Ed25519Compact))
+    }
+
+    /// [`RootKey::derive`] with its signatures checked against `second` (a test gives a wrong
+    /// one here; everything else uses [`Ed25519Compact`]). The HKDF outputs are checked
+    /// against [`dual::hkdf_sha256`], the fingerprints against [`dual::v4_fingerprint`].
+    pub fn derive_with(
+        secret: &RootSecret,
+        ceremony_id: &str,
+        time_unix: u32,
+        second: Arc<dyn SecondEd25519>,
     ) -> Result<RootKey, KeyError> {
         let mut primary_seed = Zeroizing::new([0u8; 32]);
         kdf::hkdf_sha256(
@@ -205,15 +295,48 @@ impl RootKey {
             INFO_ROOT_SUBKEY,
             &mut sub[..],
         );
+        for (info, first) in [
+            (INFO_ROOT_PRIMARY, &primary_seed[..]),
+            (INFO_ROOT_SUBKEY, &sub[..]),
+        ] {
+            let again = dual::hkdf_sha256(secret.expose_secret(), DERIVATION_SALT, info, 32);
+            // Secret bytes: compared without stopping at the first difference.
+            let agree = again.is_some_and(|a| dual::same(&a, first));
+            if !agree {
+                return Err(KeyError::disagree("the root key", Disagreement::Hkdf));
+            }
+        }
         let sub = Zeroizing::new(clamp(*sub));
+        let signatures = AtomicUsize::new(0);
         let (cert, _) = build_cert(
             &primary_seed,
             KeyFlags::empty().set_certification().set_signing(),
             &root_user_id(ceremony_id),
             &sub,
-            time_of(time_unix),
+            time_unix,
+            &CertChecks {
+                label: "the root".into(),
+                second: &*second,
+                signatures: Some(&signatures),
+            },
         )?;
-        Ok(RootKey { cert })
+        Ok(RootKey {
+            cert,
+            second,
+            signatures,
+            derivations: 2,
+            fingerprints: 2,
+        })
+    }
+
+    /// What this key's results were checked against so far (docs/dual-implementations.md).
+    pub fn cross_checks(&self) -> CrossChecks {
+        CrossChecks {
+            ed25519: self.second.name(),
+            signatures: self.signatures.load(Ordering::Relaxed),
+            derivations: self.derivations,
+            fingerprints: self.fingerprints,
+        }
     }
 
     /// The fingerprint of the primary key.
@@ -234,15 +357,19 @@ impl RootKey {
             .expect("serializing to memory cannot fail")
     }
 
-    /// A signer for the primary key (signs envelopes, PIN files, the transcript).
-    pub(crate) fn signer(&self) -> KeyPair {
-        self.cert
+    /// A signer for the primary key (signs envelopes, PIN files, the self-test, the
+    /// transcript): the one way to the root key's secret, and every signature through it is
+    /// checked against the second Ed25519 ([`DualSigner`]).
+    pub(crate) fn signer(&self) -> DualSigner<'_> {
+        let pair = self
+            .cert
             .primary_key()
             .key()
             .clone()
             .parts_into_secret()
             .and_then(|k| k.into_keypair())
-            .expect("derived keys always carry unencrypted secrets")
+            .expect("derived keys always carry unencrypted secrets");
+        DualSigner::new(pair, &*self.second, &self.signatures)
     }
 
     /// Signs `nonce` with the primary key and verifies the signature against the public
@@ -309,7 +436,14 @@ impl LocationKey {
             KeyFlags::empty().set_certification(),
             &location_user_id(ceremony_id, holder, name),
             &scalar,
-            time_of(time_unix),
+            time_unix,
+            // Its self-signatures are not the root key's: not dual-signed, but its two
+            // fingerprints (recorded, and stored on the cards) are checked.
+            &CertChecks {
+                label: format!("holder {holder}'s location"),
+                second: &Ed25519Compact,
+                signatures: None,
+            },
         )?;
         // The primary's secret is not needed again: nothing more is certified with it.
         let cert = cert.strip_secret_key_material();
@@ -319,6 +453,12 @@ impl LocationKey {
             subkey,
             cert,
         })
+    }
+
+    /// v4 fingerprints of this key computed twice and found equal (2: the certificate's
+    /// primary key and its encryption subkey).
+    pub fn fingerprint_checks(&self) -> usize {
+        2
     }
 
     /// The holder index this key belongs to.

@@ -22,6 +22,7 @@
 pub mod attest;
 pub mod card;
 pub mod ceremony;
+pub mod dual;
 pub mod envelope;
 pub mod flow;
 pub mod hex;

@@ -57,7 +57,7 @@ pub enum OpenError {
 pub(crate) fn encrypt_and_sign(
     plaintext: &[u8],
     recipients: &[Key<PublicParts, UnspecifiedRole>],
-    signer: KeyPair,
+    signer: impl crypto::Signer + Send + Sync,
     time: SystemTime,
 ) -> openpgp::Result<Vec<u8>> {
     let mut out = Vec::new();

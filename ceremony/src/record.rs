@@ -564,6 +564,46 @@ field_body! {
     }
 }
 field_body! {
+    /// Every Shamir split and combination of the ceremony so far was computed by both
+    /// implementations and gave the same bytes (docs/dual-implementations.md).
+    DualShamir = "dual.shamir" {
+        /// The second implementation's name.
+        second: String = "second",
+        /// Splits checked (1: the root secret's).
+        splits: usize = "splits",
+        /// Shares the split gave, compared byte for byte (N).
+        shares: usize = "shares",
+        /// Combinations checked: the recombination of the cards' decryptions and every
+        /// M-subset of `verify.subsets`.
+        combinations: usize = "combinations",
+    }
+}
+field_body! {
+    /// Every root key signature so far was made by both Ed25519 implementations and was the
+    /// same 64 bytes (the transcript's own signature, made after, is checked too but cannot be
+    /// counted in what it signs).
+    DualSignatures = "dual.signatures" {
+        /// The second implementation's name and version.
+        second: String = "second",
+        /// Signatures checked: the root certificate's 3 self-signatures, N share envelopes, N
+        /// PIN files, the self-test.
+        checks: usize = "checks",
+    }
+}
+field_body! {
+    /// The root key derivation and every v4 fingerprint of the ceremony's keys were computed a
+    /// second time, from the RFCs, and were equal.
+    DualFingerprint = "dual.fingerprint" {
+        /// The second computation's name.
+        second: String = "second",
+        /// Fingerprints checked: the root's primary key and subkey, and each location
+        /// certificate's (2 + 2N).
+        checks: usize = "checks",
+        /// HKDF-SHA256 outputs checked (2: the root primary seed and subkey scalar).
+        hkdf: usize = "hkdf",
+    }
+}
+field_body! {
     /// One output file.
     OutputFile = "output.file" {
         /// Path relative to the ceremony folder, '/'-separated.
@@ -662,6 +702,12 @@ core_kinds! {
     VerifySubsets,
     /// `verify.self-test` ([`VerifySelfTest`]).
     VerifySelfTest,
+    /// `dual.shamir` ([`DualShamir`]).
+    DualShamir,
+    /// `dual.signatures` ([`DualSignatures`]).
+    DualSignatures,
+    /// `dual.fingerprint` ([`DualFingerprint`]).
+    DualFingerprint,
     /// `output.file` ([`OutputFile`]).
     OutputFile,
     /// `ceremony.end` ([`CeremonyEnd`]).
@@ -672,9 +718,13 @@ core_kinds! {
 
 impl Kind {
     /// Whether format 1 transcripts already reserved this kind to the core (`witness.confirm`
-    /// was a caller's record there, written with an ambiguous value).
+    /// was a caller's record there, written with an ambiguous value; the `dual.*` kinds came
+    /// with format 3).
     pub fn reserved_in_format_1(self) -> bool {
-        self != Kind::WitnessConfirm
+        !matches!(
+            self,
+            Kind::WitnessConfirm | Kind::DualShamir | Kind::DualSignatures | Kind::DualFingerprint
+        )
     }
 }
 
@@ -966,6 +1016,28 @@ mod tests {
                 result: Passed
             }
             .into()),
+            (value(), any::<usize>(), any::<usize>(), any::<usize>()).prop_map(
+                |(second, splits, shares, combinations)| DualShamir {
+                    second,
+                    splits,
+                    shares,
+                    combinations
+                }
+                .into()
+            ),
+            (value(), any::<usize>()).prop_map(|(second, checks)| DualSignatures {
+                second,
+                checks
+            }
+            .into()),
+            (value(), any::<usize>(), any::<usize>()).prop_map(|(second, checks, hkdf)| {
+                DualFingerprint {
+                    second,
+                    checks,
+                    hkdf,
+                }
+                .into()
+            }),
             (value(), any::<usize>(), hash()).prop_map(|(path, size, sha256)| OutputFile {
                 path,
                 size,

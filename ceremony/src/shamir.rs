@@ -232,6 +232,19 @@ impl rand_core::TryRng for RecordingRng<'_> {
 
 impl rand_core::TryCryptoRng for RecordingRng<'_> {}
 
+thread_local! {
+    /// Combinations on this thread that both implementations agreed on.
+    static COMBINATIONS_CHECKED: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+/// How many combinations both implementations have agreed on, on this thread, since it
+/// started: a caller takes the difference around its own calls (the ceremony's verify step
+/// does, for its `dual.shamir` record) without threading a counter through every function that
+/// recombines.
+pub fn combinations_checked() -> usize {
+    COMBINATIONS_CHECKED.with(core::cell::Cell::get)
+}
+
 /// Equal lengths and bytes, without stopping at the first difference.
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let mut diff = u8::from(a.len() != b.len());
@@ -384,6 +397,7 @@ pub fn combine_with(
     if !same_bytes(&first, &theirs) {
         return Err(disagree());
     }
+    COMBINATIONS_CHECKED.with(|c| c.set(c.get() + 1));
     let check = CrossCheck {
         second: second.name(),
         values: 1,

@@ -15,7 +15,9 @@ use crate::record::{self, CoreRecord, Entry, Kind, Note, RecordError};
 use crate::{hex, kdf, words};
 
 /// The first line of every transcript this code writes.
-pub const HEADER: &str = "sherd-transcript/2";
+pub const HEADER: &str = "sherd-transcript/3";
+/// The first line of format-2 transcripts (read, never written).
+pub const HEADER_V2: &str = "sherd-transcript/2";
 /// The first line of format-1 transcripts (read, never written).
 pub const HEADER_V1: &str = "sherd-transcript/1";
 /// Longest record value, in bytes.
@@ -29,8 +31,12 @@ pub enum Format {
     V1,
     /// `sherd-transcript/2`: every value is `key=value` fields under one quoting rule
     /// ([`crate::record`]), and parsed strictly.
-    #[default]
     V2,
+    /// `sherd-transcript/3`: format 2, and the ceremony records what its second
+    /// implementations cross-checked (`dual.shamir`, `dual.signatures`, `dual.fingerprint`),
+    /// which the verifier requires.
+    #[default]
+    V3,
 }
 
 impl Format {
@@ -38,7 +44,8 @@ impl Format {
     pub fn header(self) -> &'static str {
         match self {
             Format::V1 => HEADER_V1,
-            Format::V2 => HEADER,
+            Format::V2 => HEADER_V2,
+            Format::V3 => HEADER,
         }
     }
 
@@ -49,7 +56,7 @@ impl Format {
 
     /// Whether records of `kind` are the core's typed records in this format.
     fn is_core(self, kind: Kind) -> bool {
-        self == Format::V2 || kind.reserved_in_format_1()
+        self != Format::V1 || kind.reserved_in_format_1()
     }
 }
 
@@ -85,8 +92,10 @@ impl Record {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TranscriptError {
-    /// Line 1 is neither [`HEADER`] nor [`HEADER_V1`].
-    #[error("line 1 must be exactly {HEADER:?} (or {HEADER_V1:?} for format 1)")]
+    /// Line 1 is not [`HEADER`], [`HEADER_V2`] or [`HEADER_V1`].
+    #[error(
+        "line 1 must be exactly {HEADER:?} (or {HEADER_V2:?} or {HEADER_V1:?} for the earlier formats)"
+    )]
     BadHeader,
     /// The file is not valid UTF-8.
     #[error("the transcript is not UTF-8")]
@@ -224,7 +233,7 @@ impl Transcript {
         check_kind(kind)?;
         check_value(kind, value)?;
         let seq = u32::try_from(self.records.len() + 1).expect("fewer than 2^32 records");
-        if self.format == Format::V2 {
+        if self.format != Format::V1 {
             Entry::parse(kind, value)
                 .map_err(|source| TranscriptError::BadRecord { seq, source })?;
         }
@@ -294,7 +303,8 @@ impl Transcript {
             .ok_or(TranscriptError::MissingFinalNewline)?;
         let mut lines = body.split('\n');
         let format = match lines.next() {
-            Some(HEADER) => Format::V2,
+            Some(HEADER) => Format::V3,
+            Some(HEADER_V2) => Format::V2,
             Some(HEADER_V1) => Format::V1,
             _ => return Err(TranscriptError::BadHeader),
         };
@@ -498,7 +508,7 @@ mod tests {
         ));
 
         assert_eq!(
-            Transcript::parse(b"sherd-transcript/3\n").unwrap_err(),
+            Transcript::parse(b"sherd-transcript/4\n").unwrap_err(),
             TranscriptError::BadHeader
         );
         assert!(matches!(
@@ -515,7 +525,7 @@ mod tests {
     fn format_2_values_parse_strictly_format_1_values_are_kept() {
         let v2 = format!(
             "{HEADER}\n1 {} witness.confirm name=the witnesses present step=plan\n",
-            hex::encode(&Format::V2.genesis())
+            hex::encode(&Format::V3.genesis())
         );
         assert!(matches!(
             Transcript::parse(v2.as_bytes()).unwrap_err(),
@@ -538,7 +548,7 @@ mod tests {
     fn chain_is_sha256_of_lines() {
         let t = sample();
         let r1 = &t.records()[0];
-        assert_eq!(r1.prev, kdf::sha256(b"sherd-transcript/2"));
+        assert_eq!(r1.prev, kdf::sha256(b"sherd-transcript/3"));
         let line = format!("1 {} plan.hash {}", hex::encode(&r1.prev), "a".repeat(64));
         assert_eq!(r1.hash, kdf::sha256(line.as_bytes()));
         assert_eq!(t.records()[1].prev, r1.hash);

@@ -54,6 +54,54 @@ pub struct Report {
     pub witnesses: WitnessReport,
     /// The boot judged against the plan, recomputed, and the deviation if any (check 14).
     pub boot: BootCheck,
+    /// What the second implementations cross-checked, as the transcript records it (check 15).
+    pub dual: DualCheck,
+}
+
+/// What the `dual.*` records say (docs/dual-implementations.md), after [`verify_with`]
+/// checked them against the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DualCheck {
+    /// Format 3: the three records are there, once each, in place, and their counts are those
+    /// of this plan's ceremony.
+    Checked {
+        /// `dual.shamir`: the second Shamir's name, and the combinations it agreed on (the
+        /// one split is implied).
+        shamir: (String, usize),
+        /// `dual.signatures`: the second Ed25519's name, and the signatures it agreed on.
+        signatures: (String, usize),
+        /// `dual.fingerprint`: the second computation's name, the fingerprints and HKDF
+        /// outputs it agreed on.
+        fingerprints: (String, usize, usize),
+    },
+    /// A transcript of an earlier format (named), written before sherd recorded its
+    /// cross-checks: nothing to check, and said so.
+    NotRecorded(&'static str),
+}
+
+impl DualCheck {
+    /// What `sherd-verify` prints after `dual:`.
+    pub fn line(&self) -> String {
+        match self {
+            DualCheck::NotRecorded(header) => format!(
+                "not recorded ({header}: written before sherd recorded its second implementations' checks)"
+            ),
+            DualCheck::Checked {
+                shamir,
+                signatures,
+                fingerprints,
+            } => format!(
+                "1 split and {} combinations ({}), {} signatures ({}), {} fingerprints and {} HKDF outputs ({}) agreed",
+                shamir.1,
+                shamir.0,
+                signatures.1,
+                signatures.0,
+                fingerprints.1,
+                fingerprints.2,
+                fingerprints.0
+            ),
+        }
+    }
 }
 
 /// What the `attest.verdicts` and `attest.deviation` records allowed the verifier to establish.
@@ -394,9 +442,13 @@ fn phase_place(kind: Kind) -> Option<u8> {
         // Verify.
         Kind::VerifySubsets => Some(7),
         Kind::VerifySelfTest => Some(8),
+        // What the second implementations checked, once every check is done.
+        Kind::DualShamir => Some(9),
+        Kind::DualSignatures => Some(10),
+        Kind::DualFingerprint => Some(11),
         // Write: the outputs are listed, then the transcript ends.
-        Kind::OutputFile => Some(9),
-        Kind::CeremonyEnd => Some(10),
+        Kind::OutputFile => Some(12),
+        Kind::CeremonyEnd => Some(13),
         Kind::WitnessConfirm => None,
     }
 }
@@ -991,6 +1043,8 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
         }
     }
 
+    let dual = check_dual(&t, &core, &plan, s.checked)?;
+
     let (quote, outcome) = check_quote(&t, &plan, plan_hash_rec.seq, root_rec.seq)?;
     let boot = check_boot(&t, &plan, outcome.as_ref(), root_rec.seq)?;
     if let (QuoteCheck::Failed { why, .. }, BootCheck::NotRecorded) = (&quote, &boot) {
@@ -1008,6 +1062,7 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
         quote,
         witnesses,
         boot,
+        dual,
         ceremony_id: plan.ceremony_id.clone(),
         root_fingerprint: root_fpr,
         threshold: plan.threshold,
@@ -1018,6 +1073,113 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
         plan_hash,
         transcript_final_hash: hex::encode(&t.final_hash()),
         transcript_final_words: words::to_phrase(&t.final_hash()),
+    })
+}
+
+/// Check 15: in format 3, `dual.shamir`, `dual.signatures` and `dual.fingerprint` once each
+/// (their place is checked with the others'), with the counts this plan's ceremony makes: one
+/// split into N shares and at least `subsets_checked` + 1 combinations (every M-subset checked,
+/// and the recombination of the cards' decryptions, which may try several); 2N + 4 root
+/// signatures (the certificate's 3 self-signatures, N envelopes, N PIN files, the self-test);
+/// 2N + 2 fingerprints (root and location certificates, primary and subkey each) and 2 HKDF
+/// outputs. Earlier formats have none and are reported as not recorded.
+fn check_dual(
+    t: &Transcript,
+    core: &[(&transcript::Record, CoreRecord)],
+    plan: &Plan,
+    subsets_checked: usize,
+) -> Result<DualCheck, Failure> {
+    if t.format() != transcript::Format::V3 {
+        return Ok(DualCheck::NotRecorded(t.format().header()));
+    }
+    let shamir = all!(core, DualShamir);
+    let signatures = all!(core, DualSignatures);
+    let fingerprints = all!(core, DualFingerprint);
+    let missing: Vec<&str> = [
+        (shamir.is_empty(), Kind::DualShamir),
+        (signatures.is_empty(), Kind::DualSignatures),
+        (fingerprints.is_empty(), Kind::DualFingerprint),
+    ]
+    .iter()
+    .filter(|(gone, _)| *gone)
+    .map(|(_, k)| k.name())
+    .collect();
+    if !missing.is_empty() {
+        return Err(Failure::MissingRecord(format!(
+            "no {} record: a {} transcript must record what the second implementations cross-checked",
+            missing.join(", "),
+            transcript::HEADER
+        )));
+    }
+    let shamir = one(shamir, Kind::DualShamir)?;
+    let signatures = one(signatures, Kind::DualSignatures)?;
+    let fingerprints = one(fingerprints, Kind::DualFingerprint)?;
+    let n = usize::from(plan.holder_count());
+    let from = |what: &str| format!("{} (N={n}: {what})", paths::PLAN);
+    let expect = |name: String, field: &str, basis: String, expected: usize, found: usize| {
+        if expected == found {
+            Ok(())
+        } else {
+            Err(mismatch(
+                format!("{name} {field}="),
+                basis,
+                expected.to_string(),
+                found.to_string(),
+            ))
+        }
+    };
+    let sh = shamir.body;
+    expect(
+        shamir.name(Kind::DualShamir),
+        "splits",
+        from("one split"),
+        1,
+        sh.splits,
+    )?;
+    expect(
+        shamir.name(Kind::DualShamir),
+        "shares",
+        from("one share per holder"),
+        n,
+        sh.shares,
+    )?;
+    if sh.combinations <= subsets_checked {
+        return Err(bad_record(
+            shamir.seq,
+            Kind::DualShamir,
+            format!(
+                "combinations={}, but verify.subsets checked {subsets_checked} subsets and the cards' decryptions were recombined too: at least {}",
+                sh.combinations,
+                subsets_checked + 1
+            ),
+        ));
+    }
+    expect(
+        signatures.name(Kind::DualSignatures),
+        "checks",
+        from("3 self-signatures, N envelopes, N PIN files, the self-test: 2N + 4"),
+        2 * n + 4,
+        signatures.body.checks,
+    )?;
+    let fp = fingerprints.body;
+    expect(
+        fingerprints.name(Kind::DualFingerprint),
+        "checks",
+        from("primary key and subkey of the root and of each location certificate: 2N + 2"),
+        2 * n + 2,
+        fp.checks,
+    )?;
+    expect(
+        fingerprints.name(Kind::DualFingerprint),
+        "hkdf",
+        from("the root primary seed and subkey scalar: 2"),
+        2,
+        fp.hkdf,
+    )?;
+    Ok(DualCheck::Checked {
+        shamir: (sh.second.clone(), sh.combinations),
+        signatures: (signatures.body.second.clone(), signatures.body.checks),
+        fingerprints: (fp.second.clone(), fp.checks, fp.hkdf),
     })
 }
 

@@ -1,5 +1,6 @@
-//! The verifier reads both transcript formats: format 1 folders as the released core wrote
-//! them (kept in tests/data), and format 2 folders as the core writes them now.
+//! The verifier reads every transcript format: format 1 folders as the released core wrote
+//! them (kept in tests/data), and format 3 folders as the core writes them now (format 2 is
+//! format 3 without the `dual.*` records: tests/verify_semantics.rs).
 
 mod common;
 
@@ -34,11 +35,16 @@ fn a_format_1_folder_still_verifies() {
         .collect();
     assert!(!core.contains(&"witness.confirm"));
     assert!(core.contains(&"card.provisioned"));
+    // Written before the second implementations' records: said so, not failed.
+    assert_eq!(
+        report.dual,
+        ceremony::verify::DualCheck::NotRecorded("sherd-transcript/1")
+    );
 }
 
 #[test]
-fn a_format_2_folder_verifies_and_every_record_is_typed() {
-    let f = common::fixture("format2", 3, 2);
+fn a_format_3_folder_verifies_and_every_record_is_typed() {
+    let f = common::fixture("format3", 3, 2);
     let done = common::run(&f, 9);
     let out = tempfile::tempdir().unwrap();
     for file in &done.files {
@@ -46,14 +52,19 @@ fn a_format_2_folder_verifies_and_every_record_is_typed() {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, &file.bytes).unwrap();
     }
-    let report = ceremony::verify::verify_dir(out.path()).expect("format 2 verifies");
+    let report = ceremony::verify::verify_dir(out.path()).expect("format 3 verifies");
     assert_eq!(
         report.transcript_final_words,
         done.view.transcript_final_words
     );
     let bytes = common::file(&done.files, "transcript.txt");
-    assert!(bytes.starts_with(b"sherd-transcript/2\n"));
+    assert!(bytes.starts_with(b"sherd-transcript/3\n"));
     let t = Transcript::parse(bytes).unwrap();
+    assert_eq!(t.format(), Format::V3);
+    assert!(matches!(
+        report.dual,
+        ceremony::verify::DualCheck::Checked { .. }
+    ));
     for r in t.records() {
         let e = Entry::parse(&r.kind, &r.value).unwrap();
         assert_eq!(e.encode(), r.value, "one spelling");

@@ -87,10 +87,15 @@ fn records(files: &[OutputFile]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `records` as a format-2 transcript with a fresh hash chain.
+/// `records` as a transcript of the current format with a fresh hash chain.
 fn chain(records: &[(String, String)]) -> String {
-    let mut prev: [u8; 32] = Sha256::digest(transcript::HEADER.as_bytes()).into();
-    let mut text = format!("{}\n", transcript::HEADER);
+    chain_as(transcript::HEADER, records)
+}
+
+/// `records` under the header line `header`, with a fresh hash chain.
+fn chain_as(header: &str, records: &[(String, String)]) -> String {
+    let mut prev: [u8; 32] = Sha256::digest(header.as_bytes()).into();
+    let mut text = format!("{header}\n");
     for (i, (kind, value)) in records.iter().enumerate() {
         let line = format!("{} {} {kind} {value}", i + 1, ceremony::hex::encode(&prev));
         prev = Sha256::digest(line.as_bytes()).into();
@@ -114,6 +119,21 @@ fn resign(s: &Signed, edit: impl FnOnce(&mut Vec<(String, String)>)) -> Vec<Outp
     let t = Transcript::parse(text.as_bytes()).expect("a well-formed, chained transcript");
     let sig = t.sign(&s.root, PLAN_TIME).unwrap();
     assert_eq!(text, t.to_text());
+    let out = replace(&s.files, paths::TRANSCRIPT, text.into_bytes());
+    replace(&out, paths::TRANSCRIPT_SIG, sig)
+}
+
+/// [`resign`], with the transcript written under `header`.
+fn resign_as(
+    s: &Signed,
+    header: &str,
+    edit: impl FnOnce(&mut Vec<(String, String)>),
+) -> Vec<OutputFile> {
+    let mut recs = records(&s.files);
+    edit(&mut recs);
+    let text = chain_as(header, &recs);
+    let t = Transcript::parse(text.as_bytes()).expect("a well-formed, chained transcript");
+    let sig = t.sign(&s.root, PLAN_TIME).unwrap();
     let out = replace(&s.files, paths::TRANSCRIPT, text.into_bytes());
     replace(&out, paths::TRANSCRIPT_SIG, sig)
 }
@@ -1229,4 +1249,113 @@ fn a_plan_that_records_the_laptop_judges_each_pcr_against_it() {
         )
     });
     verify_files(&files).expect("a FAIL the witnesses recorded passes, listed");
+}
+
+// 15. The second implementations' records (docs/dual-implementations.md).
+
+fn without_dual(recs: &mut Vec<(String, String)>, kinds: &[Kind]) {
+    recs.retain(|r| !kinds.iter().any(|k| r.0 == k.name()));
+}
+
+#[test]
+fn the_dual_records_are_required_and_counted() {
+    let s = ceremony();
+    let r = verify_files(&s.files).unwrap();
+    assert_eq!(
+        r.dual,
+        verify::DualCheck::Checked {
+            shamir: ("shamir-gf256".into(), 6),
+            signatures: ("ed25519-compact-2.6.1".into(), 10),
+            fingerprints: (ceremony::dual::KEYS_SECOND.into(), 8, 2),
+        }
+    );
+    assert_eq!(
+        r.dual.line(),
+        format!(
+            "1 split and 6 combinations (shamir-gf256), 10 signatures (ed25519-compact-2.6.1), 8 fingerprints and 2 HKDF outputs ({}) agreed",
+            ceremony::dual::KEYS_SECOND
+        )
+    );
+
+    // Missing: named, all of them.
+    let forged = resign(&s, |recs| {
+        without_dual(recs, &[Kind::DualShamir, Kind::DualFingerprint]);
+    });
+    assert_eq!(
+        verify_files(&forged).unwrap_err().to_string(),
+        "transcript.txt: no dual.shamir, dual.fingerprint record: a sherd-transcript/3 transcript must record what the second implementations cross-checked"
+    );
+
+    // Counts that are not this plan's.
+    let forged = resign(&s, |recs| {
+        edit_nth(recs, Kind::DualSignatures, 0, |c| {
+            let CoreRecord::DualSignatures(d) = c else {
+                unreachable!()
+            };
+            d.checks = 9;
+        });
+    });
+    let (what, from, expected, found) = mismatch(verify_files(&forged).unwrap_err());
+    assert!(what.ends_with("(dual.signatures) checks="), "{what}");
+    assert!(from.starts_with("plan.toml (N=3: "), "{from}");
+    assert_eq!((expected.as_str(), found.as_str()), ("10", "9"));
+
+    let forged = resign(&s, |recs| {
+        edit_nth(recs, Kind::DualShamir, 0, |c| {
+            let CoreRecord::DualShamir(d) = c else {
+                unreachable!()
+            };
+            d.combinations = 3;
+        });
+    });
+    let (_, kind, reason) = bad_record(verify_files(&forged).unwrap_err());
+    assert_eq!(kind, "dual.shamir");
+    assert!(reason.contains("at least 4"), "{reason}");
+
+    let forged = resign(&s, |recs| {
+        edit_nth(recs, Kind::DualFingerprint, 0, |c| {
+            let CoreRecord::DualFingerprint(d) = c else {
+                unreachable!()
+            };
+            d.hkdf = 1;
+        });
+    });
+    let (what, _, _, _) = mismatch(verify_files(&forged).unwrap_err());
+    assert!(what.ends_with("(dual.fingerprint) hkdf="), "{what}");
+
+    // Out of place: before the self-test.
+    let forged = resign(&s, |recs| {
+        let from = positions(recs, Kind::DualSignatures)[0];
+        let to = positions(recs, Kind::VerifySelfTest)[0];
+        move_before(recs, from, to);
+    });
+    let (_, kind, reason) = bad_record(verify_files(&forged).unwrap_err());
+    assert_eq!(kind, "verify.self-test");
+    assert!(
+        reason.contains("after a dual.signatures record"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_format_2_folder_passes_with_a_note_that_nothing_was_recorded() {
+    let s = ceremony();
+    let all = [
+        Kind::DualShamir,
+        Kind::DualSignatures,
+        Kind::DualFingerprint,
+    ];
+    let v2 = resign_as(&s, transcript::HEADER_V2, |recs| without_dual(recs, &all));
+    let r = verify_files(&v2).unwrap();
+    assert_eq!(r.dual, verify::DualCheck::NotRecorded("sherd-transcript/2"));
+    assert_eq!(
+        r.dual.line(),
+        "not recorded (sherd-transcript/2: written before sherd recorded its second implementations' checks)"
+    );
+    // The same records under the format-3 header are refused.
+    let v3 = resign(&s, |recs| without_dual(recs, &all));
+    assert!(matches!(
+        verify_files(&v3).unwrap_err(),
+        Failure::MissingRecord(m) if m.starts_with("no dual.shamir, dual.signatures, dual.fingerprint record")
+    ));
 }

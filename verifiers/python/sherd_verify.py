@@ -740,7 +740,7 @@ def one_signature_packet(binary):
 # 4. The transcript (docs/formats/transcript.md)
 # =============================================================================================
 
-HEADER_V2, HEADER_V1 = "sherd-transcript/2", "sherd-transcript/1"
+HEADER_V3, HEADER_V2, HEADER_V1 = "sherd-transcript/3", "sherd-transcript/2", "sherd-transcript/1"
 MAX_VALUE_LEN = 4096
 HEX = "0123456789abcdef"
 UPPER_HEX = "0123456789ABCDEF"
@@ -918,14 +918,20 @@ CORE_FIELDS = {
     "pins.sealed": [("holder", _u8), ("sha256", _hash), ("recipients", _fprs)],
     "verify.subsets": [("checked", _num), ("total", _total), ("policy", _policy)],
     "verify.self-test": [("nonce", _hash), ("result", _ok)],
+    "dual.shamir": [("second", _text), ("splits", _num), ("shares", _num),
+                    ("combinations", _num)],
+    "dual.signatures": [("second", _text), ("checks", _num)],
+    "dual.fingerprint": [("second", _text), ("checks", _num), ("hkdf", _num)],
     "output.file": [("path", _text), ("size", _num), ("sha256", _hash)],
     "ceremony.end": [("files", _num)],
     "witness.confirm": [("name", _text), ("step", _text)],
 }
 # The ceremony's order of the core's kinds (check 4); witness.confirm has no place.
 ORDER = ["ceremony.plan", "plan.hash", "root.fingerprint", "location.cert", "share.sealed",
-         "card.provisioned", "pins.sealed", "verify.subsets", "verify.self-test", "output.file",
-         "ceremony.end"]
+         "card.provisioned", "pins.sealed", "verify.subsets", "verify.self-test", "dual.shamir",
+         "dual.signatures", "dual.fingerprint", "output.file", "ceremony.end"]
+# Core kinds since format 2 (witness.confirm) and 3 (dual.*); format 1 had them as free text.
+NOT_CORE_IN_FORMAT_1 = ("witness.confirm", "dual.shamir", "dual.signatures", "dual.fingerprint")
 
 
 def parse_core(kind, value):
@@ -977,12 +983,15 @@ class Transcript:
         if not text.endswith("\n"):
             raise bad("the transcript must end with a newline (it may have been truncated)")
         lines = text[:-1].split("\n")
-        if lines[0] == HEADER_V2:
+        if lines[0] == HEADER_V3:
+            self.format = 3
+        elif lines[0] == HEADER_V2:
             self.format = 2
         elif lines[0] == HEADER_V1:
             self.format = 1
         else:
-            raise bad(f"line 1 must be exactly {rq(HEADER_V2)} (or {rq(HEADER_V1)} for format 1)")
+            raise bad(f"line 1 must be exactly {rq(HEADER_V3)} (or {rq(HEADER_V2)} or "
+                      f"{rq(HEADER_V1)} for the earlier formats)")
         self.genesis = hashlib.sha256(lines[0].encode()).digest()
         self.records = []
         for i, line in enumerate(lines[1:]):
@@ -1011,11 +1020,11 @@ class Transcript:
                 raise bad(f"invalid value for {kind}: control characters (including newlines) "
                           "are not allowed")
             rec = Record(expected, prev, kind, value, line)
-            core = kind in CORE_FIELDS and (self.format == 2 or kind != "witness.confirm")
+            core = kind in CORE_FIELDS and (self.format >= 2 or kind not in NOT_CORE_IN_FORMAT_1)
             try:
                 if core:
                     rec.core = parse_core(kind, value)
-                elif self.format == 2:
+                elif self.format >= 2:
                     parse_fields(value)
             except FieldError as e:
                 msg = str(e) if core else f"{kind}: {e}"
@@ -1662,6 +1671,9 @@ def verify_folder(folder):
                 f"plan.toml (N={n}, M={m}: C(N, M) = {total_text}; every subset up to "
                 f"{EXHAUSTIVE_BOUND}, else N windows + {RANDOM_SUBSETS} random)", expected, found)
 
+    # 15. What the second implementations cross-checked (format 3).
+    dual = check_dual(t, plan, s["checked"])
+
     # 13. The TPM quote, 14. the boot verdicts recomputed.
     quote, outcome = check_quote(t, plan, plan_hash_rec.seq, root_rec.seq)
     boot = check_boot(t, plan, outcome, root_rec.seq)
@@ -1678,10 +1690,58 @@ def verify_folder(folder):
         "ceremony_id": plan.ceremony_id, "root_fingerprint": root_fpr,
         "threshold": plan.threshold, "count": len(plan.holders), "cards": cards,
         "plan_hash": plan.hash, "records": len(t.records), "files_checked": len(listed) + 2,
-        "quote": quote, "entropy": entropy, "boot": boot, "witnesses": witnesses,
+        "quote": quote, "entropy": entropy, "boot": boot, "witnesses": witnesses, "dual": dual,
         "final_hash": t.final_hash().hex(), "final_words": pgp_words(t.final_hash()),
+        "header": {3: HEADER_V3, 2: HEADER_V2, 1: HEADER_V1}[t.format],
         "plan": plan, "shards": shards, "root_cert": root_cert,
     }
+
+
+def check_dual(t, plan, subsets_checked):
+    """Check 15: in format 3, dual.shamir, dual.signatures and dual.fingerprint once each, with
+    the counts this plan's ceremony makes (docs/dual-implementations.md): one split into N
+    shares and more combinations than verify.subsets checked; 2N + 4 root signatures; 2N + 2
+    fingerprints and 2 HKDF outputs. Returns None for an earlier format (not recorded)."""
+    if t.format != 3:
+        return None
+    kinds = ["dual.shamir", "dual.signatures", "dual.fingerprint"]
+    missing = [k for k in kinds if not t.core(k)]
+    if missing:
+        raise missing_record(f"no {', '.join(missing)} record: a {HEADER_V3} transcript must "
+                             "record what the second implementations cross-checked")
+    sh, sg, fp = (one(t.core(k), k) for k in kinds)
+    n = len(plan.holders)
+
+    def expect(rec, field, what, expected, found):
+        if expected != found:
+            raise mismatch(f"{rec_name(rec.seq, rec.kind)} {field}=",
+                           f"plan.toml (N={n}: {what})", expected, found)
+
+    expect(sh, "splits", "one split", 1, sh.core["splits"])
+    expect(sh, "shares", "one share per holder", n, sh.core["shares"])
+    if sh.core["combinations"] <= subsets_checked:
+        raise bad_record(sh.seq, "dual.shamir",
+                         f"combinations={sh.core['combinations']}, but verify.subsets checked "
+                         f"{subsets_checked} subsets and the cards' decryptions were recombined "
+                         f"too: at least {subsets_checked + 1}")
+    expect(sg, "checks", "3 self-signatures, N envelopes, N PIN files, the self-test: 2N + 4",
+           2 * n + 4, sg.core["checks"])
+    expect(fp, "checks", "primary key and subkey of the root and of each location certificate: "
+           "2N + 2", 2 * n + 2, fp.core["checks"])
+    expect(fp, "hkdf", "the root primary seed and subkey scalar: 2", 2, fp.core["hkdf"])
+    return {"shamir": (sh.core["second"], sh.core["combinations"]),
+            "signatures": (sg.core["second"], sg.core["checks"]),
+            "fingerprints": (fp.core["second"], fp.core["checks"], fp.core["hkdf"]),
+            "format": t.format}
+
+
+def dual_line(d, header):
+    if d is None:
+        return (f"not recorded ({header}: written before sherd recorded its second "
+                "implementations' checks)")
+    return (f"1 split and {d['shamir'][1]} combinations ({d['shamir'][0]}), "
+            f"{d['signatures'][1]} signatures ({d['signatures'][0]}), {d['fingerprints'][1]} "
+            f"fingerprints and {d['fingerprints'][2]} HKDF outputs ({d['fingerprints'][0]}) agreed")
 
 
 def note_fields(r):
@@ -2415,6 +2475,7 @@ def report_lines(folder, r):
                        f"virtual: {'; '.join(e['counted_virtual']) or 'none'}")
     for i, line in enumerate(boot_lines(r["boot"])):
         out.append(f"{'boot:' if i == 0 else '':<19}{line}")
+    out.append(f"dual:              {dual_line(r['dual'], r['header'])}")
     out.append(witness_line(r["witnesses"]))
     out.append(f"final hash:        {r['final_hash']}")
     out.append(f"final hash words:  {r['final_words']}")

@@ -171,6 +171,23 @@ class Passing(unittest.TestCase):
         with open(os.path.join(DATA, "sherd-verify.expected")) as f:
             self.assertEqual(out, f.read())
 
+    def test_format_3_output_is_sherd_verifys(self):
+        """A format-3 folder as sherd writes it now (dual.* records), and its shares."""
+        cwd = os.getcwd()
+        os.chdir(os.path.join(DATA, "format-3"))
+        try:
+            status, out = run("sherd-pyverify")
+            self.assertEqual(status, 0, out)
+            with open("sherd-verify.expected") as f:
+                self.assertEqual(out, f.read())
+            status, out = run("sherd-pyverify", "--shares", "decrypted-shares/holder-3.env",
+                              "decrypted-shares/holder-2.env")
+        finally:
+            os.chdir(cwd)
+        self.assertEqual(status, 0, out)
+        self.assertIn("shares 3, 2 recombine to the committed secret, which derives root key "
+                      "8E210E8411C07ACC4D4603ADBE4A2A2E72660A36", out)
+
     def test_format_1_folder_from_the_rust_tests(self):
         if not os.path.isdir(FORMAT1):
             self.skipTest("ceremony/tests/data not present")
@@ -490,6 +507,68 @@ def assemble(name, dest):
     for rel in os.listdir(src):
         if rel != "sherd-verify.expected":
             _sh.copy(os.path.join(src, rel), os.path.join(dest, rel))
+
+
+class Dual(Base):
+    """Check 15: the second implementations' records, required in a format-3 transcript (the
+    fixture is format 2, written before them: these tests forge format-3 copies)."""
+
+    DUAL = [["dual.shamir", "second=shamir-gf256 splits=1 shares=3 combinations=6"],
+            ["dual.signatures", "second=ed25519-compact-2.6.1 checks=10"],
+            ["dual.fingerprint", "second=sherd-dual-rfc5869-rfc4880+sha1-0.11 checks=8 hkdf=2"]]
+
+    def format_3(self, edit=lambda dual: None):
+        header, records = self.c.records()
+        at = [k for k, _ in records].index("verify.self-test") + 1
+        dual = [list(r) for r in self.DUAL]
+        edit(dual)
+        self.c.forge(records[:at] + dual + records[at:], header="sherd-transcript/3")
+
+    def test_the_fixture_is_format_2_and_says_so(self):
+        status, out = run(self.c.dir)
+        self.assertEqual(status, 0, out)
+        self.assertIn("dual:              not recorded (sherd-transcript/2: written before sherd "
+                      "recorded its second implementations' checks)\n", out)
+
+    def test_format_3_with_the_records_passes_as_sherd_verify_says(self):
+        self.format_3()
+        status, out = run(self.c.dir)
+        self.assertEqual(status, 0, out)
+        self.assertIn("dual:              1 split and 6 combinations (shamir-gf256), 10 "
+                      "signatures (ed25519-compact-2.6.1), 8 fingerprints and 2 HKDF outputs "
+                      "(sherd-dual-rfc5869-rfc4880+sha1-0.11) agreed\n", out)
+        rust = os.environ.get("SHERD_VERIFY")
+        if rust:
+            p = subprocess.run([rust, self.c.dir], capture_output=True, text=True)
+            self.assertEqual((p.returncode, p.stdout), (0, out))
+
+    def test_format_3_without_them_is_refused_naming_them(self):
+        self.format_3(lambda dual: dual.__delitem__(slice(0, 2)))
+        self.refused("missing-record", "transcript.txt: no dual.shamir, dual.signatures record: "
+                     "a sherd-transcript/3 transcript must record what the second "
+                     "implementations cross-checked")
+
+    def test_wrong_counts_are_refused(self):
+        def fewer_signatures(dual):
+            dual[1][1] = "second=ed25519-compact-2.6.1 checks=9"
+        self.format_3(fewer_signatures)
+        self.refused("mismatch", "(dual.signatures) checks=: plan.toml (N=3: 3 self-signatures, "
+                     "N envelopes, N PIN files, the self-test: 2N + 4) says 10, found 9")
+
+    def test_too_few_combinations_are_refused(self):
+        def fewer(dual):
+            dual[0][1] = "second=shamir-gf256 splits=1 shares=3 combinations=3"
+        self.format_3(fewer)
+        self.refused("bad-record", "(dual.shamir): combinations=3, but verify.subsets checked 3 "
+                     "subsets and the cards' decryptions were recombined too: at least 4")
+
+    def test_out_of_place_is_refused(self):
+        header, records = self.c.records()
+        at = [k for k, _ in records].index("verify.subsets")
+        self.c.forge(records[:at] + [list(r) for r in self.DUAL] + records[at:],
+                     header="sherd-transcript/3")
+        self.refused("bad-record", "(verify.subsets): out of the ceremony's order: it comes "
+                     "after a dual.fingerprint record")
 
 
 class Attested(Base):

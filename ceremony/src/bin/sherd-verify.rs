@@ -88,6 +88,7 @@ fn main() -> ExitCode {
                 let label = if i == 0 { "boot:" } else { "" };
                 println!("{label:<19}{line}");
             }
+            println!("dual:              {}", r.dual.line());
             println!("{}", r.witnesses.line());
             println!("final hash:        {}", r.transcript_final_hash);
             println!("final hash words:  {}", r.transcript_final_words);
