@@ -34,6 +34,7 @@ pub mod policy;
 pub mod recombine;
 pub mod record;
 pub mod recovery;
+pub mod recovery_flow;
 pub mod request;
 pub mod rng;
 pub mod secret;
