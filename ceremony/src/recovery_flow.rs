@@ -1055,3 +1055,108 @@ pub const RECORD_KINDS: &[&str] = &[
     record::OutputFile::NAME,
     record::CeremonyEnd::NAME,
 ];
+
+/// A recovery transcript's record, typed (docs/formats/recovery.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecoveryRecord {
+    /// `recovery.generation`.
+    Generation(RecoveryGeneration),
+    /// `recovery.request`.
+    Request(RecoveryRequest),
+    /// `recovery.policy`.
+    Policy(RecoveryPolicy),
+    /// `recovery.approval`.
+    Approval(RecoveryApproval),
+    /// `recovery.share`.
+    Share(RecoveryShare),
+    /// `recovery.recombined`.
+    Recombined(RecoveryRecombined),
+    /// `recovery.signed`.
+    Signed(RecoverySigned),
+    /// `recovery.quorum`.
+    Quorum(RecoveryQuorum),
+    /// `recovery.certified`.
+    Certified(RecoveryCertified),
+    /// `output.file`.
+    Output(record::OutputFile),
+    /// `ceremony.end`.
+    End(CeremonyEnd),
+}
+
+/// Why a transcript is not a recovery transcript's records.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordsError {
+    /// The first record is not `recovery.generation`: not a recovery transcript.
+    #[error("record 1 is {0:?}, not recovery.generation: this is not a recovery transcript")]
+    NotRecovery(String),
+    /// A record of a kind a recovery transcript does not have.
+    #[error("record {seq}: a recovery transcript has no {kind:?} records")]
+    UnknownKind {
+        /// The record's number.
+        seq: u32,
+        /// Its kind.
+        kind: String,
+    },
+    /// A record's value is not its kind's fields.
+    #[error("record {seq}: {source}")]
+    Bad {
+        /// The record's number.
+        seq: u32,
+        /// Why.
+        source: RecordError,
+    },
+}
+
+/// Reads every record of a recovery transcript, strictly typed: its first record must be
+/// `recovery.generation`, every record one of the kinds of docs/formats/recovery.md with
+/// exactly its fields.
+pub fn records(t: &Transcript) -> Result<Vec<RecoveryRecord>, RecordsError> {
+    match t.records().first() {
+        Some(r) if r.kind == RecoveryGeneration::NAME => {}
+        first => {
+            return Err(RecordsError::NotRecovery(
+                first.map_or(String::new(), |r| r.kind.clone()),
+            ));
+        }
+    }
+    let mut out = Vec::with_capacity(t.records().len());
+    for r in t.records() {
+        let bad = |source| RecordsError::Bad { seq: r.seq, source };
+        let v = r.value.as_str();
+        let typed = match r.kind.as_str() {
+            RecoveryGeneration::NAME => {
+                RecoveryRecord::Generation(RecoveryGeneration::parse(v).map_err(bad)?)
+            }
+            RecoveryRequest::NAME => {
+                RecoveryRecord::Request(RecoveryRequest::parse(v).map_err(bad)?)
+            }
+            RecoveryPolicy::NAME => RecoveryRecord::Policy(RecoveryPolicy::parse(v).map_err(bad)?),
+            RecoveryApproval::NAME => {
+                RecoveryRecord::Approval(RecoveryApproval::parse(v).map_err(bad)?)
+            }
+            RecoveryShare::NAME => RecoveryRecord::Share(RecoveryShare::parse(v).map_err(bad)?),
+            RecoveryRecombined::NAME => {
+                RecoveryRecord::Recombined(RecoveryRecombined::parse(v).map_err(bad)?)
+            }
+            RecoverySigned::NAME => RecoveryRecord::Signed(RecoverySigned::parse(v).map_err(bad)?),
+            RecoveryQuorum::NAME => RecoveryRecord::Quorum(RecoveryQuorum::parse(v).map_err(bad)?),
+            RecoveryCertified::NAME => {
+                RecoveryRecord::Certified(RecoveryCertified::parse(v).map_err(bad)?)
+            }
+            record::OutputFile::NAME => {
+                RecoveryRecord::Output(record::OutputFile::parse(v).map_err(bad)?)
+            }
+            record::CeremonyEnd::NAME => RecoveryRecord::End(CeremonyEnd::parse(v).map_err(bad)?),
+            other => {
+                return Err(RecordsError::UnknownKind {
+                    seq: r.seq,
+                    kind: other.to_string(),
+                });
+            }
+        };
+        out.push(typed);
+    }
+    Ok(out)
+}

@@ -17,7 +17,8 @@ use ceremony::openpgp::Cert;
 use ceremony::openpgp::parse::Parse;
 use ceremony::recovery::PinnedRoot;
 use ceremony::recovery_flow::{
-    Collecting, FlowError, HolderFault, HolderInput, Progress, Recombined, Requested, paths,
+    Collecting, FlowError, HolderFault, HolderInput, Progress, Recombined, RecordsError,
+    RecoveryRecord, Requested, paths, records,
 };
 use ceremony::secret::{CardPins, Pin, SharedSecret};
 use ceremony::storage::{DirVolume, OutputFile};
@@ -225,6 +226,35 @@ fn check_transcript(g: &Generation, files: &[OutputFile]) -> Transcript {
         "transcript={}",
         sha256_hex_raw(&gen_t.final_hash())
     )));
+    // Strictly typed; each accepted share is the sealed share the generation transcript
+    // records; each output file is listed with its hash.
+    let typed = records(&t).expect("recovery records");
+    let sealed: HashMap<u8, [u8; 32]> = gen_t
+        .core_records()
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, c)| match c {
+            ceremony::record::CoreRecord::ShareSealed(s) => Some((s.holder, s.sha256.0)),
+            _ => None,
+        })
+        .collect();
+    let mut outputs = 0;
+    for r in &typed {
+        match r {
+            RecoveryRecord::Share(s) => assert_eq!(sealed[&s.holder], s.envelope.0),
+            RecoveryRecord::Output(o) => {
+                outputs += 1;
+                assert_eq!(
+                    sha256_hex(file(files, &o.path)),
+                    sha256_hex_raw(&o.sha256.0)
+                );
+            }
+            RecoveryRecord::End(e) => assert_eq!(e.files, outputs),
+            _ => {}
+        }
+    }
+    assert_eq!(outputs + 2, files.len());
+    assert!(matches!(records(&gen_t), Err(RecordsError::NotRecovery(_))));
     t
 }
 
@@ -686,4 +716,79 @@ fn reshare_and_replace_card_say_plainly_they_are_not_supported() {
         refused.error,
         FlowError::NotYetSupported(ceremony::request::OperationKind::ReplaceCard)
     ));
+}
+
+#[test]
+fn certify_adds_root_certifications_that_gnupg_checks() {
+    let mut g = generation(ID, 78);
+    let uid = "Builder One <b1@example.org>";
+    let builder = personal(uid);
+    let request = g.request_text(&format!(
+        "[certify]\ncert = '''\n{}'''\nuser_ids = [\"{uid}\"]\nexpiry = 2028-03-01T00:00:00Z\n",
+        armored_public(&builder)
+    ));
+    let mut c = collecting(&g, &request);
+    bring(&mut c, &mut g, 1).unwrap();
+    bring(&mut c, &mut g, 3).unwrap();
+    let finished = recombined(c)
+        .perform(&|_| unreachable!())
+        .expect("certified");
+    let t = check_transcript(&g, &finished.files);
+    assert!(t.records().iter().any(|r| r.kind == "recovery.certified"));
+
+    // Sequoia: the root key's certification of the user ID verifies.
+    let root = Cert::from_bytes(file(&g.files, gen_paths::ROOT_CERT)).unwrap();
+    let certified = Cert::from_bytes(file(&finished.files, paths::CERTIFIED)).unwrap();
+    assert_eq!(certified.fingerprint(), builder.fingerprint());
+    let ua = certified
+        .userids()
+        .find(|u| u.userid().value() == uid.as_bytes())
+        .unwrap();
+    let by_root: Vec<_> = ua
+        .certifications()
+        .filter(|s| {
+            s.verify_userid_binding(
+                root.primary_key().key(),
+                certified.primary_key().key(),
+                ua.userid(),
+            )
+            .is_ok()
+        })
+        .collect();
+    assert_eq!(by_root.len(), 1);
+    assert!(by_root[0].signature_validity_period().is_some());
+
+    // GnuPG: a good certification by the root key.
+    let Some(gpg) = Gpg::new() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut vol = DirVolume::new(tmp.path());
+    finished.write(&mut [&mut vol], "certify").unwrap();
+    let dir = tmp.path().join("certify");
+    assert!(
+        gpg.run(&["--import", dir.join(paths::ROOT_CERT).to_str().unwrap()])
+            .0
+    );
+    assert!(
+        gpg.run(&["--import", dir.join(paths::CERTIFIED).to_str().unwrap()])
+            .0
+    );
+    let out = std::process::Command::new("gpg")
+        .arg("--homedir")
+        .arg(gpg.home.path())
+        .args([
+            "--batch",
+            "--with-colons",
+            "--check-sigs",
+            &builder.fingerprint().to_hex(),
+        ])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let root_keyid = &g.root_fpr()[24..];
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("sig:!:") && l.contains(root_keyid)),
+        "{listing}"
+    );
 }
