@@ -149,6 +149,8 @@ field_body! {
         reader_name: String = "reader-name",
         /// Fingerprint of the personal card's decryption key.
         personal: Fpr = "personal",
+        /// The personal card's serial.
+        personal_card: String = "personal-card",
         /// The location card's serial.
         card: String = "card",
     }
@@ -735,6 +737,7 @@ impl Collecting {
             reader: reader.into(),
             reader_name,
             personal: Fpr(key.fingerprint().to_hex()),
+            personal_card: serial.0,
             card: card_serial.0,
         };
         Ok((envelope, record))

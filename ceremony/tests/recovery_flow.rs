@@ -792,3 +792,71 @@ fn certify_adds_root_certifications_that_gnupg_checks() {
         "{listing}"
     );
 }
+
+#[test]
+fn a_policy_needs_its_approvals_before_any_card() {
+    use ceremony::card::PersonalCard;
+    use ceremony::recovery::{ApprovalFile, PolicyError};
+
+    let ann = personal("Ann Approver");
+    let bob = personal("Bob Approver");
+    let mut fixture = fixture_with(ID, 3, 2, &[1, 1, 1]);
+    fixture.plan_text.push_str(&format!(
+        "\n[policy]\n[[policy.approver]]\nname = \"Ann\"\ncerts = ['''\n{}''']\n\
+         [[policy.approver]]\nname = \"Bob\"\ncerts = ['''\n{}''']\n\
+         [policy.sign]\nk = 2\n[policy.certify]\nk = 2\n[policy.prove-quorum]\nk = 2\n\
+         [policy.reshare]\nk = 2\n[policy.replace-card]\nk = 2\n",
+        armored_public(&ann),
+        armored_public(&bob)
+    ));
+    let done = run(&fixture, 79);
+    let mut g = Generation {
+        fixture,
+        cards: done.cards.into_iter().map(|mut c| c.remove(0)).collect(),
+        files: done.files,
+    };
+    let text = g.request_text("[prove-quorum]\nchallenge = \"headline\"\n");
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_600_000);
+    let approve = |name: &str, cert: &Cert, bytes: &[u8]| ApprovalFile {
+        name: name.into(),
+        bytes: SoftwarePersonalCard::new("0006:00000099", cert)
+            .unwrap()
+            .sign_detached(&default_pin(), cert, time, bytes)
+            .unwrap(),
+    };
+
+    // One of two approvals; then an approval over different bytes: refused, no card asked.
+    let ann_ok = approve("ann.sig", &ann, text.as_bytes());
+    let bob_other = approve("bob.sig", &bob, b"another request");
+    for approvals in [vec![ann_ok.clone()], vec![ann_ok.clone(), bob_other]] {
+        assert!(matches!(
+            Requested::start(g.pinned(), text.as_bytes(), &approvals),
+            Err(FlowError::Policy(PolicyError::TooFewApprovals {
+                valid: 1,
+                needed: 2,
+                ..
+            }))
+        ));
+    }
+
+    // Both: the recovery goes on and records each approval.
+    let approvals = [ann_ok, approve("bob.sig", &bob, text.as_bytes())];
+    let requested = Requested::start(g.pinned(), text.as_bytes(), &approvals).expect("approved");
+    let hash = requested.request().hash();
+    let mut c = requested.confirm(&hash).unwrap();
+    bring(&mut c, &mut g, 1).unwrap();
+    bring(&mut c, &mut g, 2).unwrap();
+    let finished = recombined(c).perform(&|_| unreachable!()).unwrap();
+    let t = check_transcript(&g, &finished.files);
+    let typed = records(&t).unwrap();
+    assert!(typed.iter().any(|r| matches!(r,
+        RecoveryRecord::Policy(p) if p.policy == "held" && p.needed == 2 && p.approvals == 2)));
+    let approvers: Vec<&str> = typed
+        .iter()
+        .filter_map(|r| match r {
+            RecoveryRecord::Approval(a) => Some(a.approver.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(approvers, ["Ann", "Bob"]);
+}
