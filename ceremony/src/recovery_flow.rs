@@ -68,7 +68,8 @@ pub mod paths {
 
     /// `sign`: where the detached signature over the request's `position`-th file (1-based)
     /// named `name` goes: `signatures/<name>.sig` when the name is made of `A-Z a-z 0-9 . _ -`
-    /// only, otherwise `signatures/file-<position, 3 digits>.sig`.
+    /// only (and does not start with `.`), otherwise `signatures/by-position/<position, 3
+    /// digits>.sig` (a folder no plain name can collide with).
     pub fn signature(position: usize, name: &str) -> String {
         let plain = !name.starts_with('.')
             && name
@@ -77,7 +78,7 @@ pub mod paths {
         if plain {
             format!("signatures/{name}.sig")
         } else {
-            format!("signatures/file-{position:03}.sig")
+            format!("signatures/by-position/{position:03}.sig")
         }
     }
 }

@@ -362,7 +362,12 @@ fn generation_then_recovery_signs_files_that_gnupg_verifies() {
         "release-1.2.tar.gz",
         &fpr
     ));
-    assert!(gpg.verifies(&dir, "signatures/file-002.sig", "notes-copy.txt", &fpr));
+    assert!(gpg.verifies(
+        &dir,
+        "signatures/by-position/002.sig",
+        "notes-copy.txt",
+        &fpr
+    ));
     assert!(gpg.verifies(&dir, paths::TRANSCRIPT_SIG, paths::TRANSCRIPT, &fpr));
     // And a signature over other bytes does not verify.
     assert!(!gpg.verifies(
@@ -548,8 +553,20 @@ fn refusals_name_the_holder_and_lose_nothing() {
     let mut c = *refused.state;
     assert_eq!(format!("{c:?}"), before);
 
-    // Then holder 1 properly: the ceremony goes on.
-    bring(&mut c, &mut g, 1).unwrap();
+    // Then holder 1 properly, with a genuine copy of their sealed share from their own stick:
+    // the ceremony goes on.
+    let genuine = g.pinned().share(1).unwrap().message.clone();
+    c.accept_holder(
+        &HolderInput {
+            index: 1,
+            pin_file: &pin_file,
+            sealed_share: Some(&genuine),
+        },
+        &mut g.personal(1),
+        &default_pin(),
+        &mut g.cards[0],
+    )
+    .expect("holder 1 with their own copy");
     let finished = recombined(c).perform(&|_| unreachable!()).unwrap();
     check_transcript(&g, &finished.files);
 }
