@@ -33,6 +33,7 @@ use openpgp::serialize::SerializeInto;
 use openpgp::types::SignatureType;
 
 use crate::card::{CardError, CardSerial, LocationCard, MIN_PIN_RETRIES, PersonalDecryptCard};
+use crate::ceremony::Record as CallerRecord;
 use crate::envelope::Envelope;
 use crate::keys::{KeyError, RootKey, key_err};
 use crate::pgp::{self, EcdhDecryptor};
@@ -404,6 +405,24 @@ fn push<T: Body>(t: &mut Transcript, body: &T) -> Result<(), FlowError> {
     Ok(())
 }
 
+/// Appends a caller's record (a witness confirmation, the image's attestation, ...) to `t`;
+/// the `recovery.` kinds are this module's own and refused.
+fn push_caller(t: &mut Transcript, r: &CallerRecord) -> Result<String, FlowError> {
+    let rec = match r {
+        CallerRecord::Note(n) => {
+            if n.kind().starts_with("recovery.") {
+                return Err(FlowError::Record(RecordError::Syntax {
+                    kind: n.kind().to_string(),
+                    reason: "the recovery.* kinds are written by the recovery core only".into(),
+                }));
+            }
+            t.push_note(n)?
+        }
+        CallerRecord::WitnessConfirm(w) => t.push_core(w.clone())?,
+    };
+    Ok(hex::encode(&rec.hash))
+}
+
 /// The request is checked against the pinned root and its policy; its hash awaits the
 /// witnesses' confirmation.
 pub struct Requested {
@@ -420,6 +439,12 @@ impl fmt::Debug for Requested {
 }
 
 impl Requested {
+    /// Appends a caller's public record (e.g. the witnesses confirmed the generation
+    /// transcript's final words); returns its hash, hex. `recovery.*` kinds are refused.
+    pub fn record(&mut self, r: &CallerRecord) -> Result<String, FlowError> {
+        push_caller(&mut self.common.transcript, r)
+    }
+
     /// Starts a recovery: parses the request file's exact bytes, checks the request is for the
     /// pinned root ([`PinnedRoot::check_request`]) and passes the generation plan's policy
     /// with `approvals` ([`PinnedRoot::check_policy`]). No card is touched.
@@ -573,6 +598,12 @@ impl fmt::Debug for Collecting {
 }
 
 impl Collecting {
+    /// Appends a caller's public record (e.g. the witnesses confirmed the generation
+    /// transcript's final words); returns its hash, hex. `recovery.*` kinds are refused.
+    pub fn record(&mut self, r: &CallerRecord) -> Result<String, FlowError> {
+        push_caller(&mut self.common.transcript, r)
+    }
+
     /// How many shares are in, of M (show as "2 of 3 needed shares").
     pub fn progress(&self) -> Progress {
         Progress {
@@ -1086,6 +1117,10 @@ pub enum RecoveryRecord {
     Output(record::OutputFile),
     /// `ceremony.end`.
     End(CeremonyEnd),
+    /// `witness.confirm`: the witnesses confirmed what a screen showed.
+    WitnessConfirm(record::WitnessConfirm),
+    /// A caller's record (any other kind that is neither the core's nor `recovery.*`).
+    Note(Note),
 }
 
 /// Why a transcript is not a recovery transcript's records.
@@ -1153,6 +1188,14 @@ pub fn records(t: &Transcript) -> Result<Vec<RecoveryRecord>, RecordsError> {
                 RecoveryRecord::Output(record::OutputFile::parse(v).map_err(bad)?)
             }
             record::CeremonyEnd::NAME => RecoveryRecord::End(CeremonyEnd::parse(v).map_err(bad)?),
+            record::WitnessConfirm::NAME => {
+                RecoveryRecord::WitnessConfirm(record::WitnessConfirm::parse(v).map_err(bad)?)
+            }
+            other
+                if !other.starts_with("recovery.") && record::Kind::from_name(other).is_none() =>
+            {
+                RecoveryRecord::Note(Note::parse(other, v).map_err(bad)?)
+            }
             other => {
                 return Err(RecordsError::UnknownKind {
                     seq: r.seq,

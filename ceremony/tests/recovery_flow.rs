@@ -383,7 +383,26 @@ fn prove_quorum_signs_the_challenge() {
     let mut g = generation(ID, 72);
     let challenge = "Bitcoin block 880000: 000000000000000000010b17283c";
     let request = g.request_text(&format!("[prove-quorum]\nchallenge = \"{challenge}\"\n"));
-    let mut c = collecting(&g, &request);
+    // The witnesses confirm the generation transcript's words (a caller's record); the
+    // recovery core's own kinds cannot be written by a caller.
+    let mut requested = Requested::start(g.pinned(), request.as_bytes(), &[]).unwrap();
+    let confirm = ceremony::ceremony::Record::WitnessConfirm(ceremony::record::WitnessConfirm {
+        name: "the witnesses present".into(),
+        step: "generation-words".into(),
+    });
+    requested.record(&confirm).expect("a witness confirmation");
+    let forged = ceremony::record::Note::new(
+        "recovery.share",
+        ceremony::record::Fields::new().with("holder", "1"),
+    )
+    .unwrap();
+    assert!(
+        requested
+            .record(&ceremony::ceremony::Record::Note(forged))
+            .is_err()
+    );
+    let hash = requested.request().hash();
+    let mut c = requested.confirm(&hash).unwrap();
     bring(&mut c, &mut g, 2).unwrap();
     bring(&mut c, &mut g, 3).unwrap();
     let finished = recombined(c)
@@ -395,6 +414,10 @@ fn prove_quorum_signs_the_challenge() {
     );
     let t = check_transcript(&g, &finished.files);
     assert!(t.records().iter().any(|r| r.kind == "recovery.quorum"));
+    assert!(matches!(
+        &records(&t).unwrap()[1],
+        RecoveryRecord::WitnessConfirm(w) if w.step == "generation-words"
+    ));
 
     let root = Cert::from_bytes(file(&g.files, gen_paths::ROOT_CERT)).unwrap();
     let armored = file(&finished.files, paths::CHALLENGE_SIG);
