@@ -222,6 +222,7 @@ pub trait PersonalCard {
 pub struct SoftwarePersonalCard {
     serial: CardSerial,
     key: Option<Key<SecretParts, UnspecifiedRole>>,
+    decryption: Option<(Fingerprint, x25519_dalek::StaticSecret)>,
     user_pin: Pin,
     retries_left: u8,
 }
@@ -243,6 +244,7 @@ impl SoftwarePersonalCard {
         Some(Self {
             serial: CardSerial(serial.to_string()),
             key: Some(key),
+            decryption: software_decryption_key(cert),
             user_pin: Pin::from_string(DEFAULT_USER_PIN.to_string()),
             retries_left: 3,
         })
@@ -253,6 +255,7 @@ impl SoftwarePersonalCard {
         Self {
             serial: CardSerial(serial.to_string()),
             key: None,
+            decryption: None,
             user_pin: Pin::from_string(DEFAULT_USER_PIN.to_string()),
             retries_left: 3,
         }
@@ -340,5 +343,97 @@ impl PersonalCard for SoftwarePersonalCard {
             s.finalize().map_err(fail)?;
         }
         Ok(sig)
+    }
+}
+
+/// What a recovery needs from a holder's (or the backup holder's) personal OpenPGP card: the
+/// X25519 of its decryption slot, which opens the holder's PIN file. Nothing on the card is
+/// changed. A real card implements it with the same card ECDH a location card uses.
+pub trait PersonalDecryptCard {
+    /// Reads the card's serial number.
+    fn serial(&mut self) -> Result<CardSerial, CardError>;
+
+    /// The fingerprint of the key in the card's decryption slot, read from the card now;
+    /// `None` for an empty slot.
+    fn decryption_fingerprint(&mut self) -> Result<Option<Fingerprint>, CardError>;
+
+    /// User-PIN tries left, read from the card now.
+    fn user_pin_retries(&mut self) -> Result<u8, CardError>;
+
+    /// Presents the user PIN (refused with [`CardError::PinRetriesLow`], the PIN not presented,
+    /// when fewer than [`MIN_PIN_RETRIES`] tries are left) and performs X25519 between the
+    /// decryption key and `ephemeral_public` (bare 32 bytes, as [`LocationCard::ecdh`]).
+    fn ecdh(&mut self, pin: &Pin, ephemeral_public: &[u8; 32]) -> Result<SharedSecret, CardError>;
+}
+
+/// The Cv25519 transport-encryption key of `cert` with its secret, as a card would hold it.
+fn software_decryption_key(cert: &Cert) -> Option<(Fingerprint, x25519_dalek::StaticSecret)> {
+    use openpgp::crypto::mpi;
+    let policy = StandardPolicy::new();
+    let ka = cert
+        .keys()
+        .secret()
+        .with_policy(&policy, None)
+        .for_transport_encryption()
+        .next()?;
+    let key = ka.key();
+    let public: [u8; 32] = match key.mpis() {
+        mpi::PublicKey::ECDH { q, .. } => match q.value() {
+            [0x40, rest @ ..] => rest.try_into().ok()?,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let scalar: zeroize::Zeroizing<Vec<u8>> = match key.optional_secret()? {
+        openpgp::packet::key::SecretKeyMaterial::Unencrypted(u) => u.map(|m| match m {
+            mpi::SecretKeyMaterial::ECDH { scalar } => {
+                zeroize::Zeroizing::new(scalar.value_padded(32).to_vec())
+            }
+            _ => zeroize::Zeroizing::new(Vec::new()),
+        }),
+        _ => return None,
+    };
+    let mut bytes: [u8; 32] = scalar.as_slice().try_into().ok()?;
+    // OpenPGP stores the Cv25519 scalar in reverse byte order; take whichever order gives the
+    // public key.
+    for _ in 0..2 {
+        let secret = x25519_dalek::StaticSecret::from(bytes);
+        if x25519_dalek::PublicKey::from(&secret).to_bytes() == public {
+            zeroize::Zeroize::zeroize(&mut bytes);
+            return Some((key.fingerprint(), secret));
+        }
+        bytes.reverse();
+    }
+    zeroize::Zeroize::zeroize(&mut bytes);
+    None
+}
+
+impl PersonalDecryptCard for SoftwarePersonalCard {
+    fn serial(&mut self) -> Result<CardSerial, CardError> {
+        Ok(self.serial.clone())
+    }
+
+    fn decryption_fingerprint(&mut self) -> Result<Option<Fingerprint>, CardError> {
+        Ok(self.decryption.as_ref().map(|(f, _)| f.clone()))
+    }
+
+    fn user_pin_retries(&mut self) -> Result<u8, CardError> {
+        Ok(self.retries_left)
+    }
+
+    fn ecdh(&mut self, pin: &Pin, ephemeral_public: &[u8; 32]) -> Result<SharedSecret, CardError> {
+        if self.retries_left < MIN_PIN_RETRIES {
+            return Err(CardError::PinRetriesLow {
+                retries_left: self.retries_left,
+                needed: MIN_PIN_RETRIES,
+            });
+        }
+        present_pin(&self.user_pin, pin, &mut self.retries_left)?;
+        let (_, secret) = self
+            .decryption
+            .as_ref()
+            .ok_or_else(|| CardError::Device("the card holds no decryption key".into()))?;
+        let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(*ephemeral_public));
+        Ok(SharedSecret::new(shared.to_bytes()))
     }
 }

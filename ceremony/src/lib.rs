@@ -14,7 +14,9 @@
 //! records (boot attestation, entropy report) as [`record::Note`]s.
 //!
 //! Recovery: [`shardfile::ShardFile::parse`], [`envelope::open_with_card`] per share,
-//! [`recombine::recombine`]. Auditors: [`verify::verify_dir`] / the `sherd-verify` binary.
+//! [`recombine::recombine`]. A whole recovery ceremony (root pinned, request and policy checked,
+//! holders one at a time, recombination proven, the operation, a signed transcript):
+//! [`recovery_flow`]. Auditors: [`verify::verify_dir`] / the `sherd-verify` binary.
 //!
 //! Witnesses' own cards sign the finished transcript through [`card::PersonalCard`]:
 //! [`witness::WitnessSigning`].
@@ -35,6 +37,7 @@ pub mod policy;
 pub mod recombine;
 pub mod record;
 pub mod recovery;
+pub mod recovery_flow;
 pub mod request;
 pub mod rng;
 pub mod secret;

@@ -369,13 +369,13 @@ impl FieldValue for SubsetTotal {
 }
 
 /// Reads a parsed record's fields in their defined order.
-struct Reader<'a> {
-    kind: &'static str,
-    fields: std::slice::Iter<'a, (String, String)>,
+pub(crate) struct Reader<'a> {
+    pub(crate) kind: &'static str,
+    pub(crate) fields: std::slice::Iter<'a, (String, String)>,
 }
 
 impl Reader<'_> {
-    fn take<T: FieldValue>(&mut self, key: &str) -> Result<T, RecordError> {
+    pub(crate) fn take<T: FieldValue>(&mut self, key: &str) -> Result<T, RecordError> {
         let (k, v) = self
             .fields
             .next()
@@ -399,7 +399,7 @@ impl Reader<'_> {
         })
     }
 
-    fn end(mut self) -> Result<(), RecordError> {
+    pub(crate) fn end(mut self) -> Result<(), RecordError> {
         match self.fields.next() {
             None => Ok(()),
             Some((k, _)) => Err(RecordError::UnexpectedField {
@@ -431,16 +431,16 @@ macro_rules! field_body {
         pub struct $name {
             $($(#[$fm])* pub $field: $ty),+
         }
-        impl Body for $name {
+        impl $crate::record::Body for $name {
             const NAME: &'static str = $kind;
             fn encode(&self) -> String {
-                Fields::new()
-                    $(.with($key, FieldValue::to_field(&self.$field)))+
+                $crate::record::Fields::new()
+                    $(.with($key, $crate::record::FieldValue::to_field(&self.$field)))+
                     .encode()
             }
-            fn parse(value: &str) -> Result<Self, RecordError> {
-                let fields = Fields::parse($kind, value)?;
-                let mut r = Reader { kind: $kind, fields: fields.pairs().iter() };
+            fn parse(value: &str) -> Result<Self, $crate::record::RecordError> {
+                let fields = $crate::record::Fields::parse($kind, value)?;
+                let mut r = $crate::record::Reader { kind: $kind, fields: fields.pairs().iter() };
                 let body = $name { $($field: r.take($key)?),+ };
                 r.end()?;
                 Ok(body)
@@ -448,6 +448,8 @@ macro_rules! field_body {
         }
     };
 }
+
+pub(crate) use field_body;
 
 /// A body that is one bare value of type `$ty` (no `key=`), as `plan.hash` has been since
 /// format 1.
