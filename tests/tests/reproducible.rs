@@ -187,7 +187,7 @@ fn stepwise_pipeline_matches() {
     assert!(st.success(), "sherd-image build failed");
     let steps = dir.join("steps");
     let runner = release_tool();
-    for step in ["kernel", "init", "initramfs", "iso", "manifest"] {
+    for step in ["kernel", "init", "initramfs", "efi", "iso", "manifest"] {
         let st = Command::new(&runner)
             .current_dir(&src)
             .args(["step", step, "--src"])
