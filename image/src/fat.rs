@@ -300,29 +300,61 @@ fn boot_sector(
     s[511] = 0xAA;
 }
 
+/// The independent check, shared by this file's tests and the ISO's: dosfstools' checker and
+/// mtools, two FAT implementations other than this one, read `img` back: a FAT16 volume with
+/// no repairs to make, holding exactly `files`. Returns mtools' `minfo` text (lower case).
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) fn check_independently(img: &[u8], files: &[(&str, &[u8])]) -> String {
     use std::process::Command;
-
-    fn tool(name: &str) -> Command {
+    let tool = |name: &str| {
         let probe = Command::new("sh")
             .args(["-c", &format!("command -v {name}")])
             .output()
             .unwrap();
         assert!(
             probe.status.success(),
-            "{name} is needed to check the FAT images independently: \
-             apt-get install mtools dosfstools (scripts/setup does)"
+            "{name} checks the FAT images independently: apt-get install mtools dosfstools \
+             (scripts/setup does)"
         );
         Command::new(name)
+    };
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), img).unwrap();
+    let out = tool("fsck.fat").arg("-n").arg(f.path()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = tool("minfo")
+        .arg("-i")
+        .arg(f.path())
+        .arg("::")
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout).to_lowercase();
+    assert!(info.contains("fat16"), "{info}");
+    for (path, data) in files {
+        let got = tool("mtype")
+            .arg("-i")
+            .arg(f.path())
+            .arg(format!("::/{path}"))
+            .output()
+            .unwrap();
+        assert!(
+            got.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&got.stderr)
+        );
+        assert!(got.stdout == *data, "{path}: the bytes read back differ");
     }
+    info
+}
 
-    fn write(img: &[u8]) -> tempfile::NamedTempFile {
-        let f = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(f.path(), img).unwrap();
-        f
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn names_are_8_3_upper_case() {
@@ -344,12 +376,13 @@ mod tests {
             image(&[("EFI", b"x"), ("EFI/BOOT", b"y")], 1, "X"),
             Err(FatError::Clash(_))
         ));
+        assert!(volume_label("SHERD-EFI").is_ok());
+        assert!(volume_label("TWELVE-CHARS").is_err());
+        assert!(volume_label("lower").is_err());
     }
 
-    /// dosfstools' checker and mtools, two independent FAT implementations, read back what was
-    /// written: no repairs, the same files, the same bytes.
     #[test]
-    fn fsck_and_mtools_read_back_the_files() {
+    fn folders_empty_files_and_the_serial_read_back() {
         let big: Vec<u8> = (0..3_000_000u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
@@ -360,52 +393,12 @@ mod tests {
             ("A/B/C/D.BIN", &big[..1000]),
         ];
         let img = image(&files, 0x5348_4552, "SHERDEFI").unwrap();
-        let f = write(&img);
-        let out = tool("fsck.fat")
-            .args(["-n", "-v"])
-            .arg(f.path())
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let info = tool("minfo")
-            .arg("-i")
-            .arg(f.path())
-            .arg("::")
-            .output()
-            .unwrap();
-        let info = String::from_utf8_lossy(&info.stdout).to_lowercase();
-        assert!(info.contains("fat16"), "{info}");
+        let info = check_independently(&img, &files);
         assert!(info.contains("53484552"), "{info}");
-        for (path, data) in files {
-            let got = tool("mtype")
-                .arg("-i")
-                .arg(f.path())
-                .arg(format!("::/{path}"))
-                .output()
-                .unwrap();
-            assert!(
-                got.status.success(),
-                "{path}: {}",
-                String::from_utf8_lossy(&got.stderr)
-            );
-            assert_eq!(got.stdout, data, "{path}");
-        }
-        let label = tool("mlabel")
-            .args(["-s", "-i"])
-            .arg(f.path())
-            .arg("::")
-            .output()
-            .unwrap();
-        assert!(String::from_utf8_lossy(&label.stdout).contains("SHERDEFI"));
     }
 
     #[test]
-    fn same_input_same_bytes_and_small_images_are_still_fat16() {
+    fn same_input_same_bytes() {
         let a = image(&[("EFI/BOOT/BOOTX64.EFI", b"tiny")], 7, "X").unwrap();
         assert_eq!(
             a,
@@ -415,41 +408,15 @@ mod tests {
             a,
             image(&[("EFI/BOOT/BOOTX64.EFI", b"tinY")], 7, "X").unwrap()
         );
-        let f = write(&a);
-        let out = tool("fsck.fat")
-            .args(["-n", "-v"])
-            .arg(f.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        check_independently(&a, &[("EFI/BOOT/BOOTX64.EFI", b"tiny")]);
     }
 
     #[test]
     fn large_files_get_larger_clusters() {
         let big = vec![0x5Au8; 40 << 20];
-        let img = image(&[("EFI/BOOT/BOOTX64.EFI", &big)], 1, "X").unwrap();
+        let files: [(&str, &[u8]); 1] = [("EFI/BOOT/BOOTX64.EFI", &big)];
+        let img = image(&files, 1, "X").unwrap();
         assert!(img[13] > 1, "sectors per cluster {}", img[13]);
-        let f = write(&img);
-        let out = tool("fsck.fat")
-            .args(["-n"])
-            .arg(f.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let got = tool("mtype")
-            .arg("-i")
-            .arg(f.path())
-            .arg("::/EFI/BOOT/BOOTX64.EFI")
-            .output()
-            .unwrap();
-        assert!(got.stdout == big);
+        check_independently(&img, &files);
     }
 }
