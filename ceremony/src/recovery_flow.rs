@@ -228,8 +228,9 @@ pub enum FlowError {
         /// The hash confirmed, hex.
         confirmed: String,
     },
-    /// A holder step refused; the holder is named, nothing was accepted.
-    #[error("holder {index} ({holder}): {fault}")]
+    /// A holder step refused; the holder is named (once: a share error names them already),
+    /// nothing was accepted.
+    #[error("{}", holder_message(*index, holder, fault))]
     Holder {
         /// The holder's index.
         index: u8,
@@ -335,6 +336,17 @@ pub enum HolderFault {
     /// could not decrypt it, or it is not this ceremony's (see the reason).
     #[error("{0}")]
     Share(RecoveryError),
+}
+
+fn holder_message(index: u8, holder: &str, fault: &HolderFault) -> String {
+    let text = fault.to_string();
+    if text.starts_with(&format!("holder {index} "))
+        || text.starts_with(&format!("holder {index}'s"))
+    {
+        text
+    } else {
+        format!("holder {index} ({holder}): {text}")
+    }
 }
 
 /// A refused step that consumes its phase: the phase back, unchanged, and why.
@@ -1206,4 +1218,35 @@ pub fn records(t: &Transcript) -> Result<Vec<RecoveryRecord>, RecordsError> {
         out.push(typed);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::*;
+
+    /// A holder refusal names the holder once, whether or not the fault already does.
+    #[test]
+    fn a_holder_refusal_names_the_holder_once() {
+        let own = FlowError::Holder {
+            index: 2,
+            holder: "Bob".into(),
+            fault: HolderFault::NoSuchHolder,
+        };
+        assert_eq!(
+            own.to_string(),
+            "holder 2 (Bob): not a holder of the generation plan"
+        );
+        let named = FlowError::Holder {
+            index: 2,
+            holder: "Bob".into(),
+            fault: HolderFault::Share(RecoveryError::NoSuchHolder {
+                holder: 2,
+                count: 1,
+            }),
+        };
+        assert_eq!(
+            named.to_string(),
+            "holder 2 is not in the generation plan (holders 1..=1)"
+        );
+    }
 }
