@@ -353,8 +353,8 @@ fn holder_message(index: u8, holder: &str, fault: &HolderFault) -> String {
 pub struct Refused<P> {
     /// The phase, as it was before the step.
     pub state: Box<P>,
-    /// Why the step refused.
-    pub error: FlowError,
+    /// Why the step refused (boxed: the phase's results stay small).
+    pub error: Box<FlowError>,
 }
 
 impl<P> fmt::Debug for Refused<P> {
@@ -367,7 +367,7 @@ impl<P> Refused<P> {
     fn new(state: P, error: impl Into<FlowError>) -> Self {
         Refused {
             state: Box::new(state),
-            error: error.into(),
+            error: Box::new(error.into()),
         }
     }
 }

@@ -570,7 +570,7 @@ fn refusals_name_the_holder_and_lose_nothing() {
     // Fewer than M: recombination refused, the phase comes back as it was.
     let refused = c.recombine().expect_err("1 of 2");
     assert!(matches!(
-        refused.error,
+        *refused.error,
         FlowError::NotEnoughShares { have: 1, needed: 2 }
     ));
     let mut c = *refused.state;
@@ -737,7 +737,7 @@ fn requests_and_confirmations_are_checked_before_any_card() {
     let text = g.request_text("[prove-quorum]\nchallenge = \"headline\"\n");
     let requested = Requested::start(g.pinned(), text.as_bytes(), &[]).unwrap();
     let refused = requested.confirm(&[7; 32]).expect_err("other hash");
-    assert!(matches!(refused.error, FlowError::HashNotConfirmed { .. }));
+    assert!(matches!(*refused.error, FlowError::HashNotConfirmed { .. }));
     let hash = refused.state.request().hash();
     refused.state.confirm(&hash).expect("the right hash");
 }
@@ -753,7 +753,7 @@ fn reshare_and_replace_card_say_plainly_they_are_not_supported() {
         .perform(&|_| unreachable!())
         .expect_err("not supported");
     assert!(matches!(
-        refused.error,
+        *refused.error,
         FlowError::NotYetSupported(ceremony::request::OperationKind::ReplaceCard)
     ));
 }
