@@ -3,7 +3,7 @@
 //! variables.
 //!
 //! A UEFI firmware extends PCR 4 with the Authenticode hash of every EFI application it starts
-//! (`EV_EFI_BOOT_SERVICES_APPLICATION`, TCG PC Client Platform Firmware Profile 10.4.4), besides
+//! (`EV_EFI_BOOT_SERVICES_APPLICATION` in the TCG PC Client Platform Firmware Profile), besides
 //! `EV_EFI_ACTION` strings and a separator. sherd boots with no boot loader, so a clean boot shows
 //! exactly one application: `EFI/BOOT/BOOTX64.EFI`, whose hash the manifest records.
 

@@ -133,10 +133,8 @@ fn check_entropy(t: &mut ConsoleTerminal, info: &BootInfo) -> io::Result<()> {
 /// The raw USB descriptors sysfs keeps for a reader's device (public facts: what the CCID
 /// catalogue records), as hex.
 fn usb_descriptors(info: &cards::discovery::ReaderInfo) -> Option<String> {
-    // The interface's directory is inside the device's, which holds `descriptors`.
-    let dir = info.sysfs_path.parent()?;
-    std::fs::read(dir.join("descriptors"))
-        .or_else(|_| std::fs::read(info.sysfs_path.join("descriptors")))
+    // `sysfs_path` is the USB device's directory, which holds `descriptors`.
+    std::fs::read(info.sysfs_path.join("descriptors"))
         .ok()
         .map(|b| hexstr::encode(&b))
 }

@@ -78,19 +78,31 @@ impl Disk {
 impl FsDevice {
     /// For the screen: `sdb1 (SanDisk Cruzer Blade, 16.0 GB)`.
     pub fn describe(&self) -> String {
-        let who = [self.vendor.as_str(), self.model.as_str()]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join(" ");
-        let who = if who.is_empty() {
-            "unnamed device".to_string()
-        } else {
-            who
-        };
-        format!("{} ({who}, {})", self.name, human_size(self.size_bytes))
+        describe(&self.name, &self.vendor, &self.model, self.size_bytes)
     }
+}
+
+impl Disk {
+    /// The whole disk as the screens name it, like [`FsDevice::describe`]: `sdb (vendor model,
+    /// 16.0 GB)`.
+    pub fn describe(&self) -> String {
+        describe(&self.name, &self.vendor, &self.model, self.size_bytes)
+    }
+}
+
+fn describe(name: &str, vendor: &str, model: &str, size_bytes: u64) -> String {
+    let who = [vendor, model]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let who = if who.is_empty() {
+        "unnamed device".to_string()
+    } else {
+        who
+    };
+    format!("{name} ({who}, {})", human_size(size_bytes))
 }
 
 /// Decimal units, as stick packaging uses them.

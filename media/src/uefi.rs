@@ -8,7 +8,6 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 use sha2::{Digest, Sha256};
 
-use crate::discovery::Disk;
 use crate::gpt;
 use crate::{Media, MediaError};
 
@@ -22,7 +21,7 @@ const ESP_MAX_BYTES: u64 = 256 << 20;
 /// sherd's image found on a whole stick.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UefiImage {
-    /// The stick, as the screens describe it (`sdb, 16.0 GB SanDisk Cruzer`).
+    /// The stick, as the screens describe it (`sdb (SanDisk Cruzer, 16.0 GB)`).
     pub device: String,
     /// From the start of the stick to the end of the backup GPT header.
     pub image_len: u64,
@@ -37,17 +36,6 @@ impl UefiImage {
     }
 }
 
-fn describe(d: &Disk) -> String {
-    let mut s = format!("{}, {}", d.name, crate::human_size(d.size_bytes));
-    for part in [&d.vendor, &d.model] {
-        if !part.is_empty() {
-            s.push(' ');
-            s.push_str(part);
-        }
-    }
-    s
-}
-
 impl Media {
     /// Every removable disk that holds sherd's UEFI image as a whole (a GPT with an EFI system
     /// partition labelled `SHERD-EFI`), hashed. Disks without one are skipped; a disk that has
@@ -55,7 +43,7 @@ impl Media {
     pub fn find_uefi_images(&self) -> Result<Vec<UefiImage>, MediaError> {
         let mut found = Vec::new();
         for d in self.disks()?.iter().filter(|d| d.is_removable_media()) {
-            let device = describe(d);
+            let device = d.describe();
             let fail = |what: String| MediaError::UefiImage {
                 device: device.clone(),
                 what,

@@ -180,7 +180,7 @@ fn uefi_page(u: &UefiCheck) -> Page {
         if let Ok(h) = &u.on_stick {
             hash_lines(&mut p, "EFI/BOOT/BOOTX64.EFI, Authenticode SHA-256", h);
         }
-        p.line("The firmware's event log replays to PCR 4, which the TPM quote covers.");
+        p.line("The firmware's event log replays to PCR 4 as the TPM reads it now.");
         return p;
     }
     match &u.measured {
