@@ -172,3 +172,56 @@ fn a_witness_card_signs_the_transcript() {
         .unwrap_err();
     assert!(matches!(e, SignError::NotAWitnessCard { .. }), "{e}");
 }
+
+/// A holder's own card at a recovery: the card's decryption slot is the certificate's
+/// encryption subkey, its X25519 agrees with the same key in software (the double the core's
+/// tests use), a wrong PIN is counted and the guard stops before the last tries.
+#[test]
+fn a_holders_card_decrypts_like_the_key_it_holds() {
+    use ceremony::card::{PersonalDecryptCard, SoftwarePersonalCard};
+    let ann = personal("Ann");
+    let p = StandardPolicy::new();
+    let enc = ann
+        .keys()
+        .secret()
+        .with_policy(&p, None)
+        .for_transport_encryption()
+        .next()
+        .unwrap()
+        .key()
+        .clone()
+        .role_into_unspecified();
+    let mut card = OpenPgpCard::open(Direct {
+        card: VirtualCard::new(0x7101),
+        apdus: 0,
+    })
+    .unwrap();
+    card.factory_reset().unwrap();
+    card.import_keys(&Pin::default_admin(), None, Some(&enc))
+        .unwrap();
+    let mut soft = SoftwarePersonalCard::new("soft", &ann).unwrap();
+
+    assert_eq!(
+        PersonalDecryptCard::decryption_fingerprint(&mut card).unwrap(),
+        Some(enc.fingerprint())
+    );
+    let default = CeremonyPin::from_string("123456".into());
+    for point in [[9u8; 32], [0x42; 32]] {
+        let on_card = PersonalDecryptCard::ecdh(&mut card, &default, &point).unwrap();
+        let in_software = PersonalDecryptCard::ecdh(&mut soft, &default, &point).unwrap();
+        assert_eq!(on_card.expose_secret(), in_software.expose_secret());
+    }
+
+    let wrong = CeremonyPin::from_string("000000".into());
+    assert!(matches!(
+        PersonalDecryptCard::ecdh(&mut card, &wrong, &[9; 32]),
+        Err(CardError::WrongPin { retries_left: 2 })
+    ));
+    assert_eq!(PersonalDecryptCard::user_pin_retries(&mut card).unwrap(), 2);
+    let _ = PersonalDecryptCard::ecdh(&mut card, &wrong, &[9; 32]);
+    assert!(
+        PersonalDecryptCard::ecdh(&mut card, &default, &[9; 32]).is_err(),
+        "one try left: the guard refuses before presenting the PIN"
+    );
+    assert_eq!(PersonalDecryptCard::user_pin_retries(&mut card).unwrap(), 1);
+}

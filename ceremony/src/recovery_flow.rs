@@ -321,6 +321,9 @@ pub enum HolderFault {
         /// The holder index it names.
         holder: u8,
     },
+    /// The PIN file given with the location card is not the one the personal card opened.
+    #[error("the PIN file changed between the personal card and the location card")]
+    PinFileChanged,
     /// The location card failed before decrypting (could not read its serial).
     #[error("the location card: {0}")]
     LocationCard(CardError),
@@ -587,6 +590,49 @@ pub struct HolderInput<'a> {
     pub sealed_share: Option<&'a [u8]>,
 }
 
+/// A holder's PIN file, opened by a personal card and checked: the first half of a holder's
+/// turn. Holds the location cards' PINs (zeroized on drop); never printed.
+pub struct PinsRead {
+    index: u8,
+    file: PinFile,
+    pins_sha256: [u8; 32],
+    reader: &'static str,
+    reader_name: String,
+    personal: String,
+    personal_card: String,
+}
+
+impl fmt::Debug for PinsRead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PinsRead")
+            .field("holder", &self.index)
+            .field("reader", &self.reader)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PinsRead {
+    /// The holder whose PIN file this is.
+    pub fn holder(&self) -> u8 {
+        self.index
+    }
+
+    /// `holder` or `backup`: whose personal card read it.
+    pub fn reader(&self) -> &'static str {
+        self.reader
+    }
+
+    /// The name of who read it.
+    pub fn reader_name(&self) -> &str {
+        &self.reader_name
+    }
+
+    /// The serials of the holder's location cards (public), in the PIN file's order.
+    pub fn location_cards(&self) -> Vec<String> {
+        self.file.cards.iter().map(|e| e.serial.0.clone()).collect()
+    }
+}
+
 /// A share accepted: the opened envelope (secret) and its public record.
 struct Accepted {
     index: u8,
@@ -634,11 +680,8 @@ impl Collecting {
         &self.common.request
     }
 
-    /// One holder's turn: `personal` (the holder's or the backup holder's personal card, with
-    /// its user PIN `personal_pin`, the factory default unless they changed it) decrypts the
-    /// holder's PIN file; `location` (one of the holder's location cards), unlocked with the
-    /// user PIN the PIN file gives for its serial, decrypts the holder's sealed share, which is
-    /// checked against the pinned root certificate, location certificate and ceremony.
+    /// One holder's turn in one call, for two readers (or doubles): [`Collecting::read_pin_file`]
+    /// with `personal`, then [`Collecting::accept_location`] with `location`.
     ///
     /// On success the share is kept (in memory, zeroized on drop) and recorded; on any failure
     /// nothing changes and the error names the holder.
@@ -649,22 +692,61 @@ impl Collecting {
         personal_pin: &Pin,
         location: &mut dyn LocationCard,
     ) -> Result<Progress, FlowError> {
+        let pins = self.read_pin_file(input, personal, personal_pin)?;
+        self.accept_location(pins, input, location)
+    }
+
+    /// The first half of a holder's turn: `personal` (the holder's or the backup holder's
+    /// personal card, with its user PIN `personal_pin`, the factory default unless they
+    /// changed it) decrypts the holder's PIN file, which must be signed by the pinned root and
+    /// name this ceremony and holder. Nothing is recorded yet: the result goes to
+    /// [`Collecting::accept_location`] once the personal card is out and a location card in
+    /// (one reader is enough). Refusals name the holder.
+    pub fn read_pin_file(
+        &self,
+        input: &HolderInput<'_>,
+        personal: &mut dyn PersonalDecryptCard,
+        personal_pin: &Pin,
+    ) -> Result<PinsRead, FlowError> {
+        self.open_pins(input, personal, personal_pin)
+            .map_err(|fault| self.holder_error(input.index, fault))
+    }
+
+    /// The second half: `location` (one of the holder's location cards), unlocked with the
+    /// user PIN `pins` gives for its serial, decrypts the holder's sealed share, which is
+    /// checked against the pinned root certificate, location certificate and ceremony. On
+    /// success the share is kept and recorded; on a refusal nothing changes and `pins` is
+    /// handed back in the error's place (the holder may try another of their cards).
+    pub fn accept_location(
+        &mut self,
+        pins: PinsRead,
+        input: &HolderInput<'_>,
+        location: &mut dyn LocationCard,
+    ) -> Result<Progress, FlowError> {
+        self.accept_location_keeping(&pins, input, location)
+    }
+
+    /// As [`Collecting::accept_location`], borrowing the PIN file's contents so that a refusal
+    /// (a wrong card, a card pulled) leaves them for the next try.
+    pub fn accept_location_keeping(
+        &mut self,
+        pins: &PinsRead,
+        input: &HolderInput<'_>,
+        location: &mut dyn LocationCard,
+    ) -> Result<Progress, FlowError> {
         let index = input.index;
-        let holder_name = self
-            .common
-            .pinned
-            .plan()
-            .holder(index)
-            .map(|h| h.name.clone())
-            .unwrap_or_default();
-        let fail = |fault| FlowError::Holder {
-            index,
-            holder: holder_name.clone(),
-            fault,
-        };
+        if pins.index != index {
+            return Err(self.holder_error(
+                index,
+                HolderFault::OtherPinFile {
+                    ceremony: pins.file.ceremony_id.clone(),
+                    holder: pins.index,
+                },
+            ));
+        }
         let (envelope, record) = self
-            .open_holder(input, personal, personal_pin, location)
-            .map_err(fail)?;
+            .open_location(pins, input, location)
+            .map_err(|fault| self.holder_error(index, fault))?;
         let mut t = self.common.transcript.clone();
         push(&mut t, &record)?;
         self.common.transcript = t;
@@ -672,13 +754,27 @@ impl Collecting {
         Ok(self.progress())
     }
 
-    fn open_holder(
+    fn holder_error(&self, index: u8, fault: HolderFault) -> FlowError {
+        let holder = self
+            .common
+            .pinned
+            .plan()
+            .holder(index)
+            .map(|h| h.name.clone())
+            .unwrap_or_default();
+        FlowError::Holder {
+            index,
+            holder,
+            fault,
+        }
+    }
+
+    fn open_pins(
         &self,
         input: &HolderInput<'_>,
         personal: &mut dyn PersonalDecryptCard,
         personal_pin: &Pin,
-        location: &mut dyn LocationCard,
-    ) -> Result<(Envelope, RecoveryShare), HolderFault> {
+    ) -> Result<PinsRead, HolderFault> {
         let pinned = &self.common.pinned;
         let plan = pinned.plan();
         let index = input.index;
@@ -727,7 +823,7 @@ impl Collecting {
             }));
         }
         let card_error: RefCell<Option<CardError>> = RefCell::new(None);
-        let pins = {
+        let file = {
             let mut decryptor = EcdhDecryptor::new(key.clone(), |point: &[u8; 32]| match personal
                 .ecdh(personal_pin, point)
             {
@@ -742,24 +838,53 @@ impl Collecting {
             });
             PinFile::open(input.pin_file, &mut decryptor, pinned.root_cert())
         };
-        let pins = match (pins, card_error.into_inner()) {
+        let file = match (file, card_error.into_inner()) {
             (_, Some(e)) => return Err(HolderFault::PersonalCard(e)),
             (Err(e), None) => return Err(HolderFault::PinFile(e)),
             (Ok(p), None) => p,
         };
-        if pins.ceremony_id != pinned.ceremony_id() || pins.holder != index {
+        if file.ceremony_id != pinned.ceremony_id() || file.holder != index {
             return Err(HolderFault::OtherPinFile {
-                ceremony: pins.ceremony_id.clone(),
-                holder: pins.holder,
+                ceremony: file.ceremony_id.clone(),
+                holder: file.holder,
             });
         }
+        Ok(PinsRead {
+            index,
+            file,
+            pins_sha256: kdf::sha256(input.pin_file),
+            reader,
+            reader_name,
+            personal: key.fingerprint().to_hex(),
+            personal_card: serial.0,
+        })
+    }
 
+    fn open_location(
+        &self,
+        pins: &PinsRead,
+        input: &HolderInput<'_>,
+        location: &mut dyn LocationCard,
+    ) -> Result<(Envelope, RecoveryShare), HolderFault> {
+        let pinned = &self.common.pinned;
+        let index = input.index;
+        let holder = pinned
+            .plan()
+            .holder(index)
+            .ok_or(HolderFault::NoSuchHolder)?;
+        if self.accepted.iter().any(|a| a.index == index) {
+            return Err(HolderFault::AlreadyAccepted);
+        }
+        if kdf::sha256(input.pin_file) != pins.pins_sha256 {
+            return Err(HolderFault::PinFileChanged);
+        }
         // The location card: one of this holder's, unlocked with its PIN from the file.
         let card_serial = location.serial().map_err(HolderFault::LocationCard)?;
-        let Some(entry) = pins.cards.iter().find(|e| e.serial == card_serial) else {
+        let Some(entry) = pins.file.cards.iter().find(|e| e.serial == card_serial) else {
             return Err(HolderFault::NotHoldersLocationCard {
                 serial: card_serial,
                 expected: pins
+                    .file
                     .cards
                     .iter()
                     .map(|e| e.serial.0.clone())
@@ -777,11 +902,11 @@ impl Collecting {
             holder: index,
             name: holder.name.clone(),
             envelope: Hash32(share.message_sha256),
-            pins: Hash32(kdf::sha256(input.pin_file)),
-            reader: reader.into(),
-            reader_name,
-            personal: Fpr(key.fingerprint().to_hex()),
-            personal_card: serial.0,
+            pins: Hash32(pins.pins_sha256),
+            reader: pins.reader.into(),
+            reader_name: pins.reader_name.clone(),
+            personal: Fpr(pins.personal.clone()),
+            personal_card: pins.personal_card.clone(),
             card: card_serial.0,
         };
         Ok((envelope, record))

@@ -1,6 +1,7 @@
-//! A virtual card made into a witness's personal card: the signing key of a throwaway
-//! certificate imported through the card stack itself (the same OpenPGP card operations the
-//! image uses), so a test can have a witness sign with "their own" card under QEMU.
+//! A virtual card made into a personal card: the signing key (and the encryption subkey, if
+//! there is one) of a throwaway certificate imported through the card stack itself (the same
+//! OpenPGP card operations the image uses), so a test can have a witness sign, or a share
+//! holder open their PIN file, with "their own" card under QEMU.
 
 use std::sync::Arc;
 
@@ -13,7 +14,8 @@ use crate::VirtualCard;
 use crate::direct::Direct;
 
 /// Resets `card` and imports the signing key of `tsk` (an armored or binary secret key) as
-/// its signature key, under the factory admin PIN; with `user_pin`, the user PIN is then
+/// its signature key and, if `tsk` has a Cv25519 encryption subkey with its secret, that as
+/// its decryption key, under the factory admin PIN; with `user_pin`, the user PIN is then
 /// changed from the default to it (a witness who changed theirs types it at the ceremony).
 /// Returns the fingerprint of the imported key, upper-case hex.
 pub fn make_personal(
@@ -33,13 +35,20 @@ pub fn make_personal(
         .key()
         .clone()
         .role_into_unspecified();
+    let decryption = cert
+        .keys()
+        .secret()
+        .with_policy(&policy, None)
+        .for_transport_encryption()
+        .next()
+        .map(|k| k.key().clone().role_into_unspecified());
     fn err(what: &'static str) -> impl Fn(cards::Error) -> String {
         move |e| format!("{what}: {e}")
     }
     let mut c = OpenPgpCard::open(Direct::new(Arc::clone(card))).map_err(err("opening"))?;
     c.factory_reset().map_err(err("factory reset"))?;
-    c.import_keys(&Pin::default_admin(), Some(&key), None)
-        .map_err(err("importing the signing key"))?;
+    c.import_keys(&Pin::default_admin(), Some(&key), decryption.as_ref())
+        .map_err(err("importing the keys"))?;
     if let Some(pin) = user_pin {
         let pin = Pin::new(pin).map_err(err("the user PIN"))?;
         c.change_user_pin(&Pin::default_user(), &pin)
@@ -74,6 +83,19 @@ mod tests {
         let mut c = OpenPgpCard::open(Direct::new(Arc::clone(&card))).unwrap();
         let id = c.identity().unwrap();
         assert_eq!(id.signing_fingerprint.map(|f| f.to_uppercase()), Some(fpr));
+        let encryption = cert
+            .keys()
+            .with_policy(&policy, None)
+            .for_transport_encryption()
+            .map(|k| k.key().fingerprint().to_hex())
+            .collect::<Vec<_>>();
+        assert_eq!(
+            id.decryption_fingerprint
+                .map(|f| f.to_uppercase())
+                .into_iter()
+                .collect::<Vec<_>>(),
+            encryption
+        );
         // The default user PIN no longer works; the new one does.
         assert!(
             c.change_user_pin(&Pin::default_user(), &Pin::default_user())
