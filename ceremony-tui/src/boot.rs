@@ -50,6 +50,9 @@ pub struct BootInfo {
 pub enum Action {
     /// Begin the generation ceremony (its first step is the boot attestation).
     Ceremony,
+    /// Begin a recovery ceremony: use a generated key (its first step is the boot
+    /// attestation too).
+    Recovery,
     PowerOff,
     CheckEntropy,
     CheckCards,
@@ -62,6 +65,7 @@ pub fn on_key(key: Key) -> Option<Action> {
     match key {
         Key::Char('p' | 'P') => Some(Action::PowerOff),
         Key::Char('g' | 'G') => Some(Action::Ceremony),
+        Key::Char('r' | 'R') => Some(Action::Recovery),
         Key::Char('e' | 'E') => Some(Action::CheckEntropy),
         Key::Char('c' | 'C') => Some(Action::CheckCards),
         Key::Char('m' | 'M') => Some(Action::MachineValues),
@@ -90,7 +94,7 @@ fn heading(text: &str) -> Line<'_> {
 }
 
 pub fn render(frame: &mut Frame, info: &BootInfo) {
-    // Two footer rows: five keys do not fit one 80-column row. The row with P stays last (the
+    // Two footer rows: six keys do not fit one 80-column row. The row with P stays last (the
     // end-to-end tests wait for it as the sign that the screen is drawn).
     let [main, more, footer] = Layout::vertical([
         Constraint::Min(3),
@@ -138,10 +142,10 @@ pub fn render(frame: &mut Frame, info: &BootInfo) {
     render_footer(
         frame,
         more,
-        &[(
-            "M",
-            "this machine's values (PCRs and TPM key, to record in a plan)",
-        )],
+        &[
+            ("R", "recovery: use the key"),
+            ("M", "this machine's values (for a plan)"),
+        ],
     );
     render_footer(
         frame,
@@ -229,7 +233,9 @@ mod tests {
             .map(|x| b.buffer()[(x, 22)].symbol().to_owned())
             .collect();
         assert!(
-            above.trim_end().ends_with("to record in a plan)"),
+            above
+                .trim_end()
+                .ends_with("this machine's values (for a plan)"),
             "{above:?}"
         );
     }
@@ -241,6 +247,7 @@ mod tests {
         assert_eq!(on_key(Key::Char('e')), Some(Action::CheckEntropy));
         assert_eq!(on_key(Key::Char('C')), Some(Action::CheckCards));
         assert_eq!(on_key(Key::Char('g')), Some(Action::Ceremony));
+        assert_eq!(on_key(Key::Char('R')), Some(Action::Recovery));
         assert_eq!(on_key(Key::Char('m')), Some(Action::MachineValues));
         assert_eq!(on_key(Key::Char('M')), Some(Action::MachineValues));
         assert_eq!(on_key(Key::Char('q')), None);

@@ -20,3 +20,4 @@ mod time;
 
 pub use boot::{BootInfo, BuildInfo};
 pub mod ceremony;
+pub mod recovery;

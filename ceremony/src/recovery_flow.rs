@@ -520,6 +520,18 @@ impl Requested {
         self.common.request.hash_words()
     }
 
+    /// For a `sign` request: every file it names can be read and has the SHA-256 the request
+    /// gives, checked before any card is asked for (the operation checks the same bytes again
+    /// before it signs). Other operations name no files.
+    pub fn check_files(&self, read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<(), FlowError> {
+        if let Operation::Sign { files } = &self.common.request.operation {
+            for f in files {
+                read_checked(read, f)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The witnesses confirmed the request hash shown: `confirmed` is the hash the screen
     /// showed and they confirmed (it must be the request's). Records the request, the policy's
     /// decision and each approval.
@@ -575,6 +587,26 @@ impl Requested {
         }
         Ok(())
     }
+}
+
+/// Reads a file a `sign` request names and checks its SHA-256 against the request's.
+fn read_checked(
+    read: &dyn Fn(&str) -> io::Result<Vec<u8>>,
+    f: &crate::request::FileToSign,
+) -> Result<Vec<u8>, FlowError> {
+    let bytes = read(&f.name).map_err(|e| FlowError::FileUnreadable {
+        name: f.name.clone(),
+        reason: e.to_string(),
+    })?;
+    let digest = kdf::sha256(&bytes);
+    if digest != f.sha256 {
+        return Err(FlowError::FileDigest {
+            name: f.name.clone(),
+            expected: hex::encode(&f.sha256),
+            found: hex::encode(&digest),
+        });
+    }
+    Ok(bytes)
 }
 
 /// What one holder brings, besides their cards.
@@ -678,6 +710,11 @@ impl Collecting {
     /// The request.
     pub fn request(&self) -> &Request {
         &self.common.request
+    }
+
+    /// The pinned root (its plan names the holders).
+    pub fn pinned(&self) -> &PinnedRoot {
+        &self.common.pinned
     }
 
     /// One holder's turn in one call, for two readers (or doubles): [`Collecting::read_pin_file`]
@@ -935,7 +972,12 @@ impl Collecting {
                 match push(&mut t, &record) {
                     Ok(()) => {
                         common.transcript = t;
-                        Ok(Recombined { common, root })
+                        let holders = self.accepted.iter().map(|a| a.index).collect();
+                        Ok(Recombined {
+                            common,
+                            root,
+                            holders,
+                        })
                     }
                     Err(e) => Err(Refused::new(
                         Collecting {
@@ -991,6 +1033,7 @@ impl Collecting {
 pub struct Recombined {
     common: Common,
     root: RootKey,
+    holders: Vec<u8>,
 }
 
 impl fmt::Debug for Recombined {
@@ -1006,6 +1049,11 @@ impl Recombined {
     /// The re-derived root key's fingerprint (the pinned one).
     pub fn root_fingerprint(&self) -> openpgp::Fingerprint {
         self.root.fingerprint()
+    }
+
+    /// The holders whose shares were recombined, in the order they came.
+    pub fn holders(&self) -> Vec<u8> {
+        self.holders.clone()
     }
 
     /// The request.
@@ -1057,18 +1105,8 @@ impl Recombined {
         match &c.request.operation {
             Operation::Sign { files: named } => {
                 for (i, f) in named.iter().enumerate() {
-                    let bytes = read(&f.name).map_err(|e| FlowError::FileUnreadable {
-                        name: f.name.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    let digest = kdf::sha256(&bytes);
-                    if digest != f.sha256 {
-                        return Err(FlowError::FileDigest {
-                            name: f.name.clone(),
-                            expected: hex::encode(&f.sha256),
-                            found: hex::encode(&digest),
-                        });
-                    }
+                    let bytes = read_checked(read, f)?;
+                    let digest = f.sha256;
                     let path = paths::signature(i + 1, &f.name);
                     let sig = self.sign_detached(&bytes)?;
                     push(

@@ -28,11 +28,55 @@ pub struct PageLine {
     pub text: String,
 }
 
+/// Which ceremony a page belongs to, and its step there (the header's "step k of n").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Generation(Step),
+    Recovery(crate::recovery::RecoveryStep),
+}
+
+impl From<Step> for Stage {
+    fn from(s: Step) -> Self {
+        Stage::Generation(s)
+    }
+}
+
+impl From<crate::recovery::RecoveryStep> for Stage {
+    fn from(s: crate::recovery::RecoveryStep) -> Self {
+        Stage::Recovery(s)
+    }
+}
+
+impl Stage {
+    /// The step's name on screen.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Generation(s) => s.name(),
+            Stage::Recovery(s) => s.name(),
+        }
+    }
+
+    /// The header's step line: `step 3 of 9: Keys`, `recovery step 2 of 8: Request`.
+    pub fn header(self) -> String {
+        match self {
+            Stage::Generation(s) => {
+                format!("step {} of {}: {}", s.number(), Step::ALL.len(), s.name())
+            }
+            Stage::Recovery(s) => format!(
+                "recovery step {} of {}: {}",
+                s.number(),
+                crate::recovery::RecoveryStep::ALL.len(),
+                s.name()
+            ),
+        }
+    }
+}
+
 /// A ceremony screen. Public values only.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Page {
-    /// The ceremony step the page belongs to (its header says "step k of 9").
-    pub step: Step,
+    /// The ceremony and step the page belongs to (its header says "step k of n").
+    pub step: Stage,
     pub ceremony_id: Option<String>,
     pub rehearsal: bool,
     /// The plan lets virtual devices count as hardware (tests and rehearsals).
@@ -45,9 +89,9 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn new(step: Step, title: impl Into<String>) -> Self {
+    pub fn new(step: impl Into<Stage>, title: impl Into<String>) -> Self {
         Page {
-            step,
+            step: step.into(),
             ceremony_id: None,
             rehearsal: false,
             virtual_hardware: false,
@@ -134,12 +178,7 @@ pub fn render(frame: &mut Frame, page: &Page) {
             rev.add_modifier(Modifier::BOLD),
         ));
     }
-    let mut h = format!(
-        " sherd  step {} of {}: {}",
-        page.step.number(),
-        Step::ALL.len(),
-        page.step.name()
-    );
+    let mut h = format!(" sherd  {}", page.step.header());
     if let Some(id) = &page.ceremony_id {
         h.push_str(&format!("   ceremony {id}"));
     }

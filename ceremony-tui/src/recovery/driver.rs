@@ -1,0 +1,863 @@
+//! The recovery ceremony from the first attestation page to power-off. The core's phases
+//! (`Requested`, `Collecting`, `Recombined`, `Finished`) decide what may happen; this driver
+//! shows each step's page, waits for keys, sticks and cards, and hands them to the phase.
+//!
+//! One card reader is enough: each holder's personal card reads their PIN file and goes out,
+//! then one of their location cards opens their share and goes out.
+
+use super::RecoveryStep as S;
+use super::screens::{self, DoneView, HolderRow, PinnedView, RequestView};
+use crate::ceremony::intent::{self, Intent};
+use crate::ceremony::screens::{Attestation, attestation_pages, reading_attestation_page};
+use crate::ceremony::{CardPoll, Console, Page};
+use crate::keys::Key;
+use ceremony::card::{CardError, LocationCard, PersonalDecryptCard};
+use ceremony::ceremony::Record as CallerRecord;
+use ceremony::ceremony::paths as generation_paths;
+use ceremony::record::WitnessConfirm;
+use ceremony::recovery::{ApprovalFile, PinnedRoot};
+use ceremony::recovery_flow::{
+    Collecting, Finished, FlowError, HolderFault, HolderInput, PinsRead, Requested,
+};
+use ceremony::request::{Operation, Request};
+use ceremony::secret::Pin;
+use ceremony::storage::{OutputFile, WriteReport};
+use std::collections::BTreeMap;
+use std::io;
+use std::time::Duration;
+
+/// What the request-stick search sees now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestPoll {
+    /// Nothing yet; what was looked at.
+    Waiting(String),
+    Found(RequestInput),
+    /// A stick is there but cannot be used (e.g. two request files): what to do.
+    Problem(String),
+}
+
+/// The request stick's contents the recovery uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestInput {
+    /// Where request.toml was read, for the pages.
+    pub location: String,
+    /// request.toml's exact bytes.
+    pub bytes: Vec<u8>,
+    /// The approvals folder's files, in name order.
+    pub approvals: Vec<ApprovalFile>,
+    /// The files a `sign` request names that are on the stick, by name.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+/// The generation ceremony's output folder, read from a stick.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenerationInput {
+    /// Where it was read, for the pages.
+    pub location: String,
+    /// Its files by path relative to the folder (`pins/holder-001.asc`).
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+/// The hardware a recovery uses.
+pub trait RecoveryDevices {
+    /// What can go wrong with these devices; shown to the operator as it says.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// A rehearsal: every page says so.
+    fn rehearsal(&self) -> bool {
+        false
+    }
+    fn attest(&mut self) -> Attestation;
+    /// Looks for the request stick.
+    fn poll_request(&mut self) -> RequestPoll;
+    /// Reads the folder `name` (`sherd-<ceremony id>`) from whichever stick holds it.
+    fn read_generation(&mut self, name: &str) -> Result<GenerationInput, String>;
+    fn poll_card(&mut self) -> CardPoll;
+    /// Opens the card in the reader as a holder's personal card (it only decrypts).
+    fn open_personal_card(&mut self) -> Result<Box<dyn PersonalDecryptCard>, Self::Error>;
+    /// Opens the card in the reader as a location card (it only decrypts here).
+    fn open_location_card(&mut self) -> Result<Box<dyn LocationCard>, Self::Error>;
+    /// Data sticks ready to be written, by label.
+    fn poll_sticks(&mut self) -> Result<Vec<String>, Self::Error>;
+    /// Writes `files` under `dir` on every data stick, then syncs and unmounts them.
+    fn write(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, Self::Error>;
+    /// A key the pages do not use (a rehearsal uses some to insert virtual cards).
+    fn on_key(&mut self, _key: Key) -> bool {
+        false
+    }
+    /// Footer entries for those keys.
+    fn key_hints(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// How the recovery ended. Either way every secret has been dropped and wiped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Aborted(String),
+}
+
+enum Stop {
+    Abort(String),
+    Io(io::Error),
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Self {
+        Stop::Io(e)
+    }
+}
+
+type R<T> = Result<T, Stop>;
+
+const TICK: Duration = Duration::from_millis(300);
+
+/// The witnesses present confirmed by key presses (not by name: no one is identified).
+const PRESENT: &str = "the witnesses present";
+
+struct Driver<'a, C: Console, D: RecoveryDevices> {
+    con: &'a mut C,
+    dev: &'a mut D,
+    step: S,
+    ceremony_id: Option<String>,
+}
+
+/// Runs the recovery to its end. Returns when the operator may power off.
+pub fn run(con: &mut impl Console, dev: &mut impl RecoveryDevices) -> io::Result<Outcome> {
+    let mut d = Driver {
+        con,
+        dev,
+        step: S::Attest,
+        ceremony_id: None,
+    };
+    let outcome = match d.main() {
+        Ok(()) => Outcome::Completed,
+        Err(Stop::Io(e)) => return Err(e),
+        Err(Stop::Abort(reason)) => Outcome::Aborted(reason),
+    };
+    let mut page = screens::power_off_page(match &outcome {
+        Outcome::Aborted(r) => Some(r),
+        Outcome::Completed => None,
+    });
+    loop {
+        d.show(&mut page)?;
+        if let Some(k) = d.con.next_key(Duration::from_secs(60))?
+            && intent::power_off(k) == Intent::PowerOff
+        {
+            return Ok(outcome);
+        }
+    }
+}
+
+/// A request that passed the core's checks, and what came with it.
+struct Started {
+    requested: Requested,
+    input: RequestInput,
+    generation: GenerationInput,
+}
+
+/// Why the request was not taken, and which inputs (so the same ones are not tried again
+/// until they change or R is pressed).
+struct Refusal {
+    why: String,
+    inputs: Option<RequestInput>,
+}
+
+impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
+    fn show(&mut self, page: &mut Page) -> io::Result<()> {
+        page.ceremony_id = self.ceremony_id.clone();
+        page.rehearsal = self.dev.rehearsal();
+        for (k, w) in self.dev.key_hints() {
+            if !page.keys.iter().any(|(kk, _)| *kk == k) {
+                page.keys.push((k, w));
+            }
+        }
+        self.con.show(page)
+    }
+
+    /// Shows the page `view` builds until `on_key` or `tick` gives a result; A asks whether to
+    /// abort.
+    fn wait<T>(
+        &mut self,
+        mut view: impl FnMut(&mut Self) -> Page,
+        mut on_key: impl FnMut(&mut Self, Key) -> Option<T>,
+        mut tick: impl FnMut(&mut Self) -> Option<T>,
+    ) -> R<T> {
+        loop {
+            if let Some(t) = tick(self) {
+                return Ok(t);
+            }
+            let mut page = view(self);
+            self.show(&mut page)?;
+            let Some(key) = self.con.next_key(TICK)? else {
+                continue;
+            };
+            if matches!(key, Key::Char('a' | 'A')) {
+                self.confirm_abort()?;
+                continue;
+            }
+            if let Some(t) = on_key(self, key) {
+                return Ok(t);
+            }
+            self.dev.on_key(key);
+        }
+    }
+
+    fn confirm(&mut self, page: Page) -> R<()> {
+        self.wait(
+            |_| page.clone(),
+            |_, k| matches!(k, Key::Char('y' | 'Y')).then_some(()),
+            |_| None,
+        )
+    }
+
+    fn confirm_abort(&mut self) -> R<()> {
+        let mut page = screens::abort_confirm_page(self.step);
+        loop {
+            self.show(&mut page)?;
+            match self
+                .con
+                .next_key(Duration::from_secs(60))?
+                .map(intent::abort_question)
+            {
+                Some(Intent::Abort) => {
+                    return Err(Stop::Abort(format!(
+                        "aborted by the operator at recovery step {}",
+                        self.step.name()
+                    )));
+                }
+                Some(Intent::Cancel) => return Ok(()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits until the card reader holds no card.
+    fn wait_card_out(&mut self, page: Page) -> R<()> {
+        self.wait(
+            |_| page.clone(),
+            |_, _| None,
+            |d| (!matches!(d.dev.poll_card(), CardPoll::Card { .. })).then_some(()),
+        )
+    }
+
+    fn main(&mut self) -> R<()> {
+        self.show(&mut reading_attestation_page(false))?;
+        let mut attestation = self.dev.attest();
+        while self.confirm_attestation(&attestation)? == Intent::ReadAgain {
+            self.show(&mut reading_attestation_page(true))?;
+            attestation = self.dev.attest();
+        }
+        self.step = S::Request;
+        let Started {
+            mut requested,
+            input,
+            generation,
+        } = self.start()?;
+        self.ceremony_id = Some(requested.request().ceremony_id.clone());
+        for note in attestation.records() {
+            self.record(&mut requested, CallerRecord::Note(note))?;
+        }
+        self.confirm_attestation_record(&mut requested, "attestation")?;
+
+        let pinned = requested.pinned();
+        let view = PinnedView {
+            ceremony_id: pinned.ceremony_id().to_owned(),
+            location: generation.location.clone(),
+            threshold: pinned.plan().threshold,
+            holders: pinned.plan().holders.len(),
+            root_fingerprint: pinned.root_fingerprint().to_hex(),
+            final_hash: ceremony::hex::encode(&pinned.final_hash()),
+        };
+        self.confirm(screens::pinned_page(&view))?;
+        self.confirm_attestation_record(&mut requested, "generation-words")?;
+
+        self.confirm(screens::request_page(&request_view(&requested, &input)))?;
+        if let Operation::Sign { files } = &requested.request().operation {
+            let n = files.len();
+            for (i, f) in files.iter().enumerate() {
+                let size = input.files.get(&f.name).map_or(0, Vec::len);
+                self.confirm(screens::file_page(
+                    i + 1,
+                    n,
+                    &f.name,
+                    size,
+                    &ceremony::hex::encode(&f.sha256),
+                ))?;
+            }
+        }
+        let hash = requested.request().hash();
+        let mut collecting = match requested.confirm(&hash) {
+            Ok(c) => c,
+            Err(refused) => return Err(Stop::Abort(refused.error.to_string())),
+        };
+        if matches!(collecting.request().operation, Operation::Sign { .. }) {
+            self.record_collecting(&mut collecting, "files")?;
+        }
+
+        self.step = S::Holders;
+        self.holders(&mut collecting, &generation)?;
+
+        self.step = S::Operation;
+        let recombined = match collecting.recombine() {
+            Ok(r) => r,
+            Err(refused) => return self.stopped(&refused.error.to_string()),
+        };
+        let holders = recombined_holders(&recombined);
+        let root = recombined.root_fingerprint().to_hex();
+        let files = input.files;
+        let finished = match recombined.perform(&|name| {
+            files
+                .get(name)
+                .cloned()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not on the request stick"))
+        }) {
+            Ok(f) => f,
+            // The root key is dropped (wiped) with the refused phase.
+            Err(refused) => return self.stopped(&refused.error.to_string()),
+        };
+        let done = DoneView {
+            root_fingerprint: root,
+            holders,
+            outputs: outputs(&finished),
+            files: finished.files.len(),
+        };
+        self.step = S::Write;
+        let written = self.write(&finished, &done, &hash)?;
+        self.step = S::Transcript;
+        self.confirm(screens::final_page(
+            &ceremony::hex::encode(&finished.final_hash),
+            &written,
+            finished.files.len(),
+        ))?;
+        Ok(())
+    }
+
+    fn stopped(&mut self, what: &str) -> R<()> {
+        let page = screens::stopped_page(self.step, what);
+        self.wait(|_| page.clone(), |_, _| None, |_| None)?;
+        Err(Stop::Abort(what.to_owned()))
+    }
+
+    fn record(&mut self, requested: &mut Requested, r: CallerRecord) -> R<()> {
+        requested
+            .record(&r)
+            .map(|_| ())
+            .map_err(|e| Stop::Abort(format!("the transcript refused a record: {e}")))
+    }
+
+    fn confirm_attestation_record(&mut self, requested: &mut Requested, step: &str) -> R<()> {
+        self.record(
+            requested,
+            CallerRecord::WitnessConfirm(WitnessConfirm {
+                name: PRESENT.into(),
+                step: step.into(),
+            }),
+        )
+    }
+
+    fn record_collecting(&mut self, c: &mut Collecting, step: &str) -> R<()> {
+        c.record(&CallerRecord::WitnessConfirm(WitnessConfirm {
+            name: PRESENT.into(),
+            step: step.into(),
+        }))
+        .map(|_| ())
+        .map_err(|e| Stop::Abort(format!("the transcript refused a record: {e}")))
+    }
+
+    fn confirm_attestation(&mut self, a: &Attestation) -> R<Intent> {
+        let mut pages = attestation_pages(a);
+        for p in &mut pages {
+            p.step = S::Attest.into();
+        }
+        let shown = std::cell::Cell::new(0);
+        self.wait(
+            |_| pages[shown.get()].clone(),
+            |_, k| {
+                let n = pages.len();
+                match intent::attestation(k) {
+                    Intent::NextPage => shown.set((shown.get() + 1) % n),
+                    Intent::PreviousPage => shown.set((shown.get() + n - 1) % n),
+                    i @ (Intent::ReadAgain | Intent::Confirm) => return Some(i),
+                    _ => {}
+                }
+                None
+            },
+            |_| None,
+        )
+    }
+
+    /// Waits for a request that passes every check made before a card: the request parses,
+    /// its generation folder is on a stick and passes the offline verifier's checks, the
+    /// request is for that root and passes the plan's policy, it is an operation this version
+    /// carries out, and the files it names are on the stick with their hashes.
+    fn start(&mut self) -> R<Started> {
+        let mut refusal: Option<Refusal> = None;
+        loop {
+            let input = self.wait(
+                |d| {
+                    let status = match d.dev.poll_request() {
+                        RequestPoll::Waiting(s) | RequestPoll::Problem(s) => s,
+                        RequestPoll::Found(i) => format!("request.toml found on {}", i.location),
+                    };
+                    screens::request_stick_page(refusal.as_ref().map(|r| r.why.as_str()), &status)
+                },
+                |_, k| matches!(k, Key::Char('r' | 'R')).then_some(None),
+                |d| match d.dev.poll_request() {
+                    RequestPoll::Found(i)
+                        if refusal.as_ref().and_then(|r| r.inputs.as_ref()) != Some(&i) =>
+                    {
+                        Some(Some(i))
+                    }
+                    _ => None,
+                },
+            )?;
+            let Some(input) = input else {
+                // R: the same sticks again.
+                if let Some(r) = &mut refusal {
+                    r.inputs = None;
+                }
+                continue;
+            };
+            match self.check(&input) {
+                Ok((requested, generation)) => {
+                    return Ok(Started {
+                        requested,
+                        input,
+                        generation,
+                    });
+                }
+                Err(why) => {
+                    refusal = Some(Refusal {
+                        why,
+                        inputs: Some(input),
+                    });
+                }
+            }
+        }
+    }
+
+    fn check(&mut self, input: &RequestInput) -> Result<(Requested, GenerationInput), String> {
+        let text = std::str::from_utf8(&input.bytes)
+            .map_err(|_| format!("request.toml on {}: not UTF-8 text", input.location))?;
+        let request =
+            Request::parse(text).map_err(|e| format!("request.toml on {}: {e}", input.location))?;
+        let folder = format!("sherd-{}", request.ceremony_id);
+        let generation = self
+            .dev
+            .read_generation(&folder)
+            .map_err(|e| format!("the generation folder {folder}: {e}"))?;
+        let files = &generation.files;
+        let pinned = PinnedRoot::from_generation(&|path| {
+            files
+                .get(path)
+                .cloned()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not in the folder"))
+        })
+        .map_err(|e| {
+            format!(
+                "{folder} on {} did not pass the offline verifier's checks: {e}",
+                generation.location
+            )
+        })?;
+        let requested =
+            Requested::start(pinned, &input.bytes, &input.approvals).map_err(|e| e.to_string())?;
+        let on_stick = |name: &str| {
+            input.files.get(name).cloned().ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "not at the top of the request stick",
+                )
+            })
+        };
+        requested
+            .check_files(&on_stick)
+            .map_err(|e| e.to_string())?;
+        match &requested.request().operation {
+            Operation::Reshare { .. } | Operation::ReplaceCard { .. } => {
+                return Err(
+                    FlowError::NotYetSupported(requested.request().operation.kind()).to_string(),
+                );
+            }
+            Operation::Sign { .. } | Operation::Certify(_) | Operation::ProveQuorum { .. } => {}
+        }
+        Ok((requested, generation))
+    }
+
+    /// Holders, one at a time, until M shares are in.
+    fn holders(&mut self, c: &mut Collecting, generation: &GenerationInput) -> R<()> {
+        let mut error: Option<String> = None;
+        while !c.progress().complete() {
+            let rows = holder_rows(c);
+            let progress = c.progress().to_string();
+            let chosen = self.wait(
+                |_| screens::holders_page(&rows, &progress, error.as_deref()),
+                |_, k| match k {
+                    Key::Char(ch @ '1'..='9') => Some(ch as u8 - b'0'),
+                    _ => None,
+                },
+                |_| None,
+            )?;
+            let Some(row) = rows.iter().find(|r| r.index == chosen) else {
+                error = Some(format!(
+                    "there is no holder {chosen} in the generation plan"
+                ));
+                continue;
+            };
+            if row.accepted {
+                error = Some(format!(
+                    "holder {chosen} ({}): this holder's share is already in; each holder \
+                     counts once",
+                    row.name
+                ));
+                continue;
+            }
+            let pin_path = generation_paths::pin_file(chosen);
+            let Some(pin_file) = generation.files.get(&pin_path) else {
+                error = Some(format!(
+                    "holder {chosen} ({}): the generation folder has no {pin_path}",
+                    row.name
+                ));
+                continue;
+            };
+            let input = HolderInput {
+                index: chosen,
+                pin_file,
+                sealed_share: None,
+            };
+            error = self.holder_turn(c, &input, row)?.err();
+        }
+        Ok(())
+    }
+
+    /// One holder's turn: `Ok(Err(why))` when the turn ended without a share (shown on the
+    /// holders' page), `Ok(Ok(()))` when the share is in.
+    fn holder_turn(
+        &mut self,
+        c: &mut Collecting,
+        input: &HolderInput<'_>,
+        row: &HolderRow,
+    ) -> R<Result<(), String>> {
+        let pins = match self.read_pins(c, input, row)? {
+            Some(Ok(p)) => p,
+            Some(Err(e)) => return Ok(Err(e)),
+            None => {
+                return Ok(Err(format!(
+                    "holder {} ({}): turn given up",
+                    row.index, row.name
+                )));
+            }
+        };
+        let read_by = format!("{} ({})", pins.reader_name(), pins.reader());
+        let serials = pins.location_cards();
+        let mut error: Option<String> = None;
+        self.wait_card_out(screens::location_card_page(
+            row.index,
+            &row.name,
+            &read_by,
+            &serials,
+            "waiting for the personal card to come out",
+            None,
+        ))?;
+        loop {
+            // A location card in (any card: a wrong one is refused by name).
+            let got = self.wait(
+                |d| {
+                    let status = match d.dev.poll_card() {
+                        CardPoll::Card { ident, .. } => format!("card {ident} in the reader"),
+                        CardPoll::Empty => "the reader is empty".into(),
+                        CardPoll::NoReader => "no card reader found".into(),
+                        CardPoll::Problem(p) => p,
+                    };
+                    screens::location_card_page(
+                        row.index,
+                        &row.name,
+                        &read_by,
+                        &serials,
+                        &status,
+                        error.as_deref(),
+                    )
+                },
+                |_, k| (k == Key::Esc).then_some(false),
+                |d| matches!(d.dev.poll_card(), CardPoll::Card { .. }).then_some(true),
+            )?;
+            if !got {
+                return Ok(Err(format!(
+                    "holder {} ({}): turn given up before a location card",
+                    row.index, row.name
+                )));
+            }
+            self.show(&mut screens::card_busy_page(
+                "location card",
+                "The location card decrypts the share...",
+            ))?;
+            let r = match self.dev.open_location_card() {
+                Err(e) => Err(format!("cannot open the card in the reader: {e}")),
+                Ok(mut card) => c
+                    .accept_location_keeping(&pins, input, card.as_mut())
+                    .map_err(|e| e.to_string()),
+            };
+            match r {
+                Ok(progress) => {
+                    let card = match self.dev.poll_card() {
+                        CardPoll::Card { ident, .. } => ident,
+                        _ => "?".into(),
+                    };
+                    self.wait_card_out(screens::share_accepted_page(
+                        row.index,
+                        &row.name,
+                        &card,
+                        &progress.to_string(),
+                    ))?;
+                    return Ok(Ok(()));
+                }
+                Err(e) => {
+                    error = Some(e);
+                    let mut page = screens::card_busy_page("location card", "");
+                    page.lines.clear();
+                    page.alert("REFUSED");
+                    page.line(error.clone().unwrap_or_default());
+                    page.bold("Take the card out.");
+                    self.wait_card_out(page)?;
+                }
+            }
+        }
+    }
+
+    /// The personal card's half: `None` when the holder gave up (Esc).
+    fn read_pins(
+        &mut self,
+        c: &Collecting,
+        input: &HolderInput<'_>,
+        row: &HolderRow,
+    ) -> R<Option<Result<PinsRead, String>>> {
+        // Whatever card is in now belongs to someone else's turn: wait for it to go first.
+        if matches!(self.dev.poll_card(), CardPoll::Card { .. }) {
+            let mut page = screens::card_busy_page("holder's turn", "");
+            page.lines.clear();
+            page.bold(format!(
+                "Holder {} ({}): take the card in the reader out first.",
+                row.index, row.name
+            ));
+            self.wait_card_out(page)?;
+        }
+        let inserted = self.wait(
+            |d| {
+                let status = match d.dev.poll_card() {
+                    CardPoll::Empty => "the reader is empty".into(),
+                    CardPoll::NoReader => "no card reader found".into(),
+                    CardPoll::Problem(p) => p,
+                    CardPoll::Card { ident, .. } => format!("card {ident} in the reader"),
+                };
+                screens::personal_card_page(row.index, &row.name, &row.backup, &status)
+            },
+            |_, k| (k == Key::Esc).then_some(false),
+            |d| matches!(d.dev.poll_card(), CardPoll::Card { .. }).then_some(true),
+        )?;
+        if !inserted {
+            return Ok(None);
+        }
+        self.show(&mut screens::card_busy_page(
+            "personal card",
+            "The personal card decrypts the PIN file...",
+        ))?;
+        let mut card = match self.dev.open_personal_card() {
+            Ok(c) => c,
+            Err(e) => {
+                let why = format!("cannot open the card in the reader: {e}");
+                self.take_out_after(&why)?;
+                return Ok(Some(Err(why)));
+            }
+        };
+        let mut pin = Pin::from_string(ceremony::card::DEFAULT_USER_PIN.into());
+        let mut after_default = true;
+        loop {
+            match c.read_pin_file(input, card.as_mut(), &pin) {
+                Ok(p) => return Ok(Some(Ok(p))),
+                Err(FlowError::Holder {
+                    fault: HolderFault::PersonalCard(CardError::WrongPin { retries_left }),
+                    ..
+                }) => {
+                    let serial = card.serial().map(|s| s.0).unwrap_or_else(|_| "?".into());
+                    match self.read_pin(&row.name, &serial, retries_left, after_default)? {
+                        Some(typed) => {
+                            pin = typed;
+                            after_default = false;
+                        }
+                        None => {
+                            drop(card);
+                            let why = format!(
+                                "holder {} ({}): the PIN was not typed; nothing was read",
+                                row.index, row.name
+                            );
+                            self.take_out_after(&why)?;
+                            return Ok(Some(Err(why)));
+                        }
+                    }
+                }
+                Err(e) => {
+                    drop(card);
+                    let why = e.to_string();
+                    self.take_out_after(&why)?;
+                    return Ok(Some(Err(why)));
+                }
+            }
+        }
+    }
+
+    fn take_out_after(&mut self, why: &str) -> R<()> {
+        let mut page = Page::new(self.step, "refused");
+        page.alert("REFUSED");
+        page.line(why.to_owned());
+        page.bold("Take the card out.");
+        self.wait_card_out(page)
+    }
+
+    /// Reads a personal card's PIN blind: nothing is echoed; Esc gives up on this card.
+    fn read_pin(
+        &mut self,
+        name: &str,
+        serial: &str,
+        retries_left: u8,
+        after_default: bool,
+    ) -> io::Result<Option<Pin>> {
+        // Room for the longest PIN, so the buffer never moves and leaves a copy behind; wiped
+        // however this returns.
+        let mut typed = zeroize::Zeroizing::new(String::with_capacity(Pin::MAX + 1));
+        let mut page = screens::pin_page(name, serial, retries_left, after_default);
+        loop {
+            self.show(&mut page)?;
+            let Some(key) = self.con.next_key(TICK)? else {
+                continue;
+            };
+            match key {
+                Key::Enter if !typed.is_empty() => {
+                    return Ok(Some(Pin::from_string(std::mem::take(&mut *typed))));
+                }
+                Key::Esc => return Ok(None),
+                Key::Backspace => {
+                    typed.pop();
+                }
+                Key::Char(c) if c.is_ascii_graphic() && typed.len() < Pin::MAX => typed.push(c),
+                _ => {}
+            }
+        }
+    }
+
+    /// The write step; returns what was written, per stick.
+    fn write(&mut self, f: &Finished, done: &DoneView, hash: &[u8; 32]) -> R<Vec<String>> {
+        let dir = format!(
+            "sherd-{}-recovery-{}",
+            self.ceremony_id.clone().unwrap_or_default(),
+            &ceremony::hex::encode(hash)[..8]
+        );
+        let mut error: Option<String> = None;
+        loop {
+            let sticks = self.wait(
+                |d| {
+                    let sticks = d.dev.poll_sticks().unwrap_or_default();
+                    screens::write_page(done, &sticks, None, error.as_deref())
+                },
+                |d, k| {
+                    if matches!(k, Key::Char('w' | 'W')) {
+                        d.dev.poll_sticks().ok().filter(|s| !s.is_empty())
+                    } else {
+                        None
+                    }
+                },
+                |_| None,
+            )?;
+            self.show(&mut screens::write_page(
+                done,
+                &sticks,
+                Some("Writing, reading back and comparing... do not remove any stick."),
+                None,
+            ))?;
+            match self.dev.write(&dir, &f.files) {
+                Ok(report) if !report.volumes.is_empty() => {
+                    return Ok(report
+                        .volumes
+                        .iter()
+                        .map(|(label, paths)| format!("{label}: {dir}/ ({} files)", paths.len()))
+                        .collect());
+                }
+                Ok(_) => error = Some("no data stick was written".into()),
+                Err(e) => error = Some(e.to_string()),
+            }
+        }
+    }
+}
+
+fn holder_rows(c: &Collecting) -> Vec<HolderRow> {
+    let plan = c.pinned().plan();
+    let accepted = c.holders();
+    plan.holders
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let index = u8::try_from(i + 1).unwrap_or(u8::MAX);
+            HolderRow {
+                index,
+                name: h.name.clone(),
+                backup: plan
+                    .holder(h.backup)
+                    .map(|b| b.name.clone())
+                    .unwrap_or_default(),
+                accepted: accepted.contains(&index),
+            }
+        })
+        .collect()
+}
+
+fn recombined_holders(r: &ceremony::recovery_flow::Recombined) -> Vec<u8> {
+    r.holders()
+}
+
+fn request_view(r: &Requested, input: &RequestInput) -> RequestView {
+    let req = r.request();
+    let what = match &req.operation {
+        Operation::Sign { files } => files
+            .iter()
+            .map(|f| {
+                let size = input.files.get(&f.name).map_or(0, Vec::len);
+                format!("sign {} ({size} bytes)", f.name)
+            })
+            .collect(),
+        Operation::ProveQuorum { challenge } => vec![format!("sign the challenge: {challenge}")],
+        Operation::Certify(c) => {
+            let mut v: Vec<String> = c.user_ids.iter().map(|u| format!("certify {u}")).collect();
+            v.push(format!(
+                "of certificate {}{}",
+                screens::grouped_fingerprint(&c.cert.fingerprint().to_hex()),
+                match c.expiry_unix {
+                    Some(e) => format!(", expiring {}", crate::time::utc(i64::from(e))),
+                    None => ", not expiring".into(),
+                }
+            ));
+            v
+        }
+        Operation::Reshare { .. } | Operation::ReplaceCard { .. } => Vec::new(),
+    };
+    RequestView {
+        location: input.location.clone(),
+        operation: req.operation.name().to_owned(),
+        what,
+        time: crate::time::utc(i64::from(req.time_unix)),
+        policy: r.approved().to_string(),
+        hash: req.hash_hex(),
+    }
+}
+
+fn outputs(f: &Finished) -> Vec<String> {
+    f.files
+        .iter()
+        .filter(|o| {
+            !matches!(
+                o.path.as_str(),
+                "request.toml" | "root-cert.asc" | "transcript.txt" | "transcript.txt.sig"
+            )
+        })
+        .map(|o| o.path.clone())
+        .collect()
+}

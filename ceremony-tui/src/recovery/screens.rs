@@ -1,0 +1,388 @@
+//! The recovery ceremony's pages, built from public views only (names, serials, fingerprints,
+//! hashes, counts): no share, PIN or secret can reach them.
+
+use super::RecoveryStep as S;
+use crate::aloud;
+use crate::ceremony::Page;
+
+fn hash_lines(p: &mut Page, label: &str, hex: &str) {
+    p.bold(label);
+    for row in aloud::rows_of_hex(hex) {
+        p.line(format!("  {row}"));
+    }
+}
+
+/// Upper-case hex in groups of four, on one line (a fingerprint to compare, not to read aloud).
+pub fn grouped_fingerprint(hex: &str) -> String {
+    hex.as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap_or("?"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Waiting for the request stick (and the generation folder); after a refusal, why.
+pub fn request_stick_page(refusal: Option<&str>, status: &str) -> Page {
+    let mut p = Page::new(S::Request, "the request and the generation folder");
+    p.bold("Insert the request stick: request.toml at its top, approvals/ beside it and the");
+    p.bold("files a sign request names; and the generation ceremony's data stick, holding");
+    p.bold("its folder sherd-<ceremony id> (both may be one stick).");
+    p.line("They are mounted read-only; nothing on them is changed.");
+    p.blank();
+    if let Some(e) = refusal {
+        p.alert("THE REQUEST WAS REFUSED");
+        p.line(e.to_owned());
+        p.line("No card has been asked for. Correct the request or the sticks, then insert");
+        p.line("them again (or press R to read the same sticks again).");
+        p.blank();
+        p.key("R", "read again");
+    }
+    p.line(status.to_owned());
+    p.key("A", "abort");
+    p
+}
+
+/// What the pinned generation folder shows the witnesses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinnedView {
+    pub ceremony_id: String,
+    /// Where the folder was read.
+    pub location: String,
+    pub threshold: u8,
+    pub holders: usize,
+    /// Upper-case hex.
+    pub root_fingerprint: String,
+    /// The generation transcript's final hash, hex.
+    pub final_hash: String,
+}
+
+/// The generation folder passed the offline verifier's checks: its final words, to compare
+/// with the paper the witnesses kept.
+pub fn pinned_page(v: &PinnedView) -> Page {
+    let mut p = Page::new(S::Request, "the generation ceremony");
+    p.line(format!(
+        "sherd-{} on {}: passed the offline verifier's checks.",
+        v.ceremony_id, v.location
+    ));
+    p.line(format!(
+        "{} of {} holders recombine the root key {}",
+        v.threshold,
+        v.holders,
+        grouped_fingerprint(&v.root_fingerprint)
+    ));
+    p.blank();
+    hash_lines(
+        &mut p,
+        "Generation transcript final hash: compare with the words written down then",
+        &v.final_hash,
+    );
+    p.blank();
+    p.line("Y only if every word matches a witness's paper from the generation ceremony.");
+    p.key("Y", "the words match");
+    p.key("A", "abort");
+    p
+}
+
+/// The request, as the witnesses confirm it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestView {
+    /// Where request.toml was read.
+    pub location: String,
+    /// `sign`, `certify`, ...
+    pub operation: String,
+    /// What it does, a line each (file names, the challenge, user IDs).
+    pub what: Vec<String>,
+    /// The request time, UTC.
+    pub time: String,
+    /// What the plan's policy decided, in words.
+    pub policy: String,
+    /// The request's canonical hash, hex.
+    pub hash: String,
+}
+
+pub fn request_page(v: &RequestView) -> Page {
+    let mut p = Page::new(S::Request, "the request");
+    p.bold(format!(
+        "{} request, dated {} (on {})",
+        v.operation, v.time, v.location
+    ));
+    for w in v.what.iter().take(4) {
+        p.line(format!("  {w}"));
+    }
+    if v.what.len() > 4 {
+        p.line(format!("  ... and {} more", v.what.len() - 4));
+    }
+    p.line(v.policy.clone());
+    hash_lines(
+        &mut p,
+        "Request hash: compare with the hash the requester gave the witnesses",
+        &v.hash,
+    );
+    p.key("Y", "the hash matches");
+    p.key("A", "abort");
+    p
+}
+
+/// One file a `sign` request names, its bytes' hash (equal to the request's) to confirm.
+pub fn file_page(position: usize, count: usize, name: &str, size: usize, sha256: &str) -> Page {
+    let mut p = Page::new(S::Request, format!("file {position} of {count} to sign"));
+    p.bold(format!("{name}: {size} bytes, read from the request stick"));
+    p.line("Its SHA-256 is the one the request names. The requester reads it aloud:");
+    p.blank();
+    hash_lines(&mut p, "SHA-256 of the file", sha256);
+    p.blank();
+    p.line("Nothing is signed until the holders have brought their shares.");
+    p.key("Y", "this is the file to sign");
+    p.key("A", "abort");
+    p
+}
+
+/// One holder on the holders' page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HolderRow {
+    pub index: u8,
+    pub name: String,
+    pub backup: String,
+    pub accepted: bool,
+}
+
+/// Who comes next: the operator presses the holder's number.
+pub fn holders_page(rows: &[HolderRow], progress: &str, error: Option<&str>) -> Page {
+    let mut p = Page::new(S::Holders, "holders' shares");
+    p.bold(format!("{progress}. Holders, in any order, one at a time:"));
+    for r in rows.iter().take(9) {
+        p.line(format!(
+            "  {}  {:<20} backup {:<20} {}",
+            r.index,
+            r.name,
+            r.backup,
+            if r.accepted { "share in" } else { "" }
+        ));
+    }
+    if rows.len() > 9 {
+        p.line(format!(
+            "  (holders 10 to {} cannot be chosen here)",
+            rows.len()
+        ));
+    }
+    p.blank();
+    if let Some(e) = error {
+        p.alert("REFUSED");
+        p.line(e.to_owned());
+        p.line("Nothing was accepted from that turn; nothing already in was lost.");
+        p.blank();
+    }
+    p.line("Press the number of the holder whose share comes next.");
+    p.key("1-9", "holder");
+    p.key("A", "abort");
+    p
+}
+
+/// Waiting for a holder's (or their backup's) personal card.
+pub fn personal_card_page(index: u8, name: &str, backup: &str, status: &str) -> Page {
+    let mut p = Page::new(S::Holders, format!("holder {index}: personal card"));
+    p.bold(format!(
+        "{name}: insert your personal OpenPGP card (or {backup}'s, as your backup)."
+    ));
+    p.line("It decrypts your PIN file from the generation folder; nothing on it changes.");
+    p.line("The factory default user PIN is tried first; if it was changed, you type it.");
+    p.blank();
+    p.line(status.to_owned());
+    p.key("Esc", "another holder");
+    p.key("A", "abort");
+    p
+}
+
+/// A personal card's user PIN, typed blind.
+pub fn pin_page(name: &str, serial: &str, retries_left: u8, after_default: bool) -> Page {
+    let mut p = Page::new(S::Holders, "personal card PIN");
+    if after_default {
+        p.alert("The card refused the default PIN 123456: its PIN was changed.");
+        p.line("That try counts; the right PIN resets the card's counter.");
+    } else {
+        p.alert("The card refused the PIN typed.");
+    }
+    p.bold(format!(
+        "{name}: type the user PIN of card {serial}, then Enter."
+    ));
+    p.line("Nothing you type is shown, not even its length.");
+    p.line(format!("The card allows {retries_left} more tries."));
+    p.key("Enter", "done");
+    p.key("Esc", "give up with this card");
+    p
+}
+
+/// The PIN file is open: the personal card goes out, a location card comes in.
+pub fn location_card_page(
+    index: u8,
+    name: &str,
+    read_by: &str,
+    serials: &[String],
+    status: &str,
+    error: Option<&str>,
+) -> Page {
+    let mut p = Page::new(S::Holders, format!("holder {index}: location card"));
+    p.line(format!(
+        "{name}'s PIN file was read by {read_by}'s personal card."
+    ));
+    p.bold(format!(
+        "Take the personal card out, then insert one of {name}'s location cards:"
+    ));
+    p.line(format!("  {}", serials.join(", ")));
+    p.blank();
+    if let Some(e) = error {
+        p.alert("REFUSED");
+        p.line(e.to_owned());
+        p.line("Nothing was accepted. Take the card out; insert one of the cards above.");
+        p.blank();
+    }
+    p.line(status.to_owned());
+    p.key("Esc", "another holder");
+    p.key("A", "abort");
+    p
+}
+
+/// A share is in: the card goes out.
+pub fn share_accepted_page(index: u8, name: &str, card: &str, progress: &str) -> Page {
+    let mut p = Page::new(S::Holders, format!("holder {index}: share accepted"));
+    p.bold(format!(
+        "{name}'s share opened on card {card} and checked against the pinned root."
+    ));
+    p.line("It stays in memory only; it is never shown or written.");
+    p.blank();
+    p.bold(format!("{progress}."));
+    p.blank();
+    p.line("Take the card out.");
+    p
+}
+
+/// While a card works: no key does anything, the card stays in.
+pub fn card_busy_page(title: &str, what: &str) -> Page {
+    let mut p = Page::new(S::Holders, title.to_owned());
+    p.bold(what.to_owned());
+    p.line("Do not remove the card.");
+    p
+}
+
+/// What the operation did, for the write page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DoneView {
+    /// Upper-case hex.
+    pub root_fingerprint: String,
+    pub holders: Vec<u8>,
+    /// A line per output of the operation.
+    pub outputs: Vec<String>,
+    pub files: usize,
+}
+
+pub fn write_page(
+    v: &DoneView,
+    sticks: &[String],
+    status: Option<&str>,
+    error: Option<&str>,
+) -> Page {
+    let mut p = Page::new(S::Write, "write the outputs");
+    p.line(format!(
+        "Recombined from holders {}: root key {}, the pinned one;",
+        v.holders
+            .iter()
+            .map(u8::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        grouped_fingerprint(&v.root_fingerprint)
+    ));
+    p.line("its self-test signature verified. The shares and the secret are wiped.");
+    for o in v.outputs.iter().take(3) {
+        p.line(format!("  {o}"));
+    }
+    if v.outputs.len() > 3 {
+        p.line(format!("  ... and {} more", v.outputs.len() - 3));
+    }
+    p.blank();
+    p.bold(format!(
+        "Insert the data stick(s): {} files go to every stick listed, read back and compared.",
+        v.files
+    ));
+    if let Some(e) = error {
+        p.alert("WRITING FAILED");
+        p.line(e.to_owned());
+        p.line("Nothing is lost: the outputs are still in memory. Insert a fresh stick and");
+        p.line("press W again.");
+    }
+    if sticks.is_empty() {
+        p.line("No data stick found yet.");
+    } else {
+        for s in sticks.iter().take(3) {
+            p.line(format!("  stick: {s}"));
+        }
+        p.key("W", "write to these sticks");
+    }
+    if let Some(s) = status {
+        p.bold(s.to_owned());
+    }
+    p.key("A", "abort");
+    p
+}
+
+pub fn final_page(final_hash: &str, written: &[String], files: usize) -> Page {
+    let mut p = Page::new(S::Transcript, "the recovery transcript");
+    p.bold("Written and read back:");
+    for w in written.iter().take(3) {
+        p.line(format!("  {w}"));
+    }
+    p.line(format!("  {files} files of the recovery"));
+    p.blank();
+    hash_lines(
+        &mut p,
+        "Recovery transcript final hash: every witness writes these words down",
+        final_hash,
+    );
+    p.blank();
+    p.line("An auditor later checks the transcript on the stick against these words.");
+    p.key("Y", "words written down");
+    p
+}
+
+pub fn power_off_page(aborted: Option<&str>) -> Page {
+    let mut p = Page::new(S::PowerOff, "done");
+    match aborted {
+        Some(why) => {
+            p.alert("RECOVERY ABORTED");
+            p.line(why.to_owned());
+            p.line("Nothing was signed or written. The holders' cards are unchanged.");
+        }
+        None => {
+            p.bold("The recovery is complete.");
+            p.line("The holders take their cards home; keep the data sticks as agreed.");
+        }
+    }
+    p.blank();
+    p.line("The root key, the shares and the PINs have been wiped from memory.");
+    p.line("Power off now; nothing of this session survives in the machine.");
+    p.key("P", "power off");
+    p
+}
+
+pub fn abort_confirm_page(step: S) -> Page {
+    let mut p = Page::new(step, "abort?");
+    p.alert("Abort the recovery?");
+    p.line("Every share and secret is wiped and nothing is signed or written.");
+    p.key("Y", "yes, abort");
+    p.key("N", "no, go back");
+    p
+}
+
+/// The core refused with no way on (e.g. the shares did not recombine to the pinned root).
+pub fn stopped_page(step: S, what: &str) -> Page {
+    let mut p = Page::new(step, "problem");
+    p.alert("PROBLEM");
+    p.line(what.to_owned());
+    p.blank();
+    p.bold("What was kept");
+    p.line("Nothing has been signed or written to any stick.");
+    p.blank();
+    p.bold("What you can do");
+    p.line("Press A to abort the recovery; every share and secret is wiped.");
+    p.key("A", "abort");
+    p
+}
