@@ -91,7 +91,11 @@ pub fn findiso_path(value: &str) -> &str {
 /// `rel` (checked, '/'-separated) under `root` if every step is a real directory and the last a
 /// regular file; `Ok(None)` if something is missing; `NotAFile` if a step is a link, a device,
 /// a FIFO... (a stick must not send us elsewhere).
-fn lookup(root: &Path, rel: &str, loc: &Location) -> Result<Option<PathBuf>, MediaError> {
+pub(crate) fn lookup(
+    root: &Path,
+    rel: &str,
+    loc: &Location,
+) -> Result<Option<PathBuf>, MediaError> {
     let parts: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
     let mut p = root.to_path_buf();
     for (i, c) in parts.iter().enumerate() {
@@ -123,7 +127,7 @@ fn lookup(root: &Path, rel: &str, loc: &Location) -> Result<Option<PathBuf>, Med
 }
 
 /// Opens a file `lookup` vetted, still refusing a link in its place.
-fn open_file(path: &Path, loc: &Location) -> Result<File, MediaError> {
+pub(crate) fn open_file(path: &Path, loc: &Location) -> Result<File, MediaError> {
     OpenOptions::new()
         .read(true)
         .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
@@ -167,7 +171,7 @@ fn hash_file(
 }
 
 /// Called while `dev` is mounted, so the identity read is the file system's that holds `path`.
-fn location(dev: &FsDevice, fs: FsType, path: &str) -> Location {
+pub(crate) fn location(dev: &FsDevice, fs: FsType, path: &str) -> Location {
     Location {
         device: dev.clone(),
         fs,
@@ -354,7 +358,7 @@ fn read_plan(path: &Path, loc: &Location) -> Result<String, MediaError> {
 }
 
 /// A file name from a stick, safe to show: printable ASCII, anything else as `?`.
-fn clean_name(b: &[u8]) -> String {
+pub(crate) fn clean_name(b: &[u8]) -> String {
     b.iter()
         .map(|&c| {
             if c.is_ascii_graphic() || c == b' ' {

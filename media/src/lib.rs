@@ -2,8 +2,9 @@
 //! Removable storage inside the sherd image: sticks found by polling sysfs (no udev), mounted
 //! read-only or writable behind the [`Mounter`] trait, and the three things sherd wants from
 //! them: the boot ISO (hashed for the witnesses), the plan (`sherd-plan.toml`) and data sticks
-//! for the outputs (a [`ceremony::storage::Volume`]). What is read and written where is in
-//! `docs/media.md`.
+//! for the outputs (a [`ceremony::storage::Volume`]); and for a recovery ceremony, the request
+//! stick and the generation folder ([`Media::find_request`], [`Media::find_folder`]). What is
+//! read and written where is in `docs/media.md`.
 //!
 //! ```no_run
 //! use sherd_media::{DataStickRules, Media};
@@ -32,6 +33,7 @@ mod discovery;
 mod find;
 pub mod gpt;
 mod mount;
+mod recovery;
 pub mod testing;
 mod uefi;
 
@@ -48,6 +50,10 @@ pub use find::{
     IsoFound, IsoScan, PLAN_FILE, PLAN_MAX_BYTES, PlanFound, check_findiso, findiso_path,
 };
 pub use mount::{Mounted, Mounter, SystemMounter, mount_readonly, mount_writable};
+pub use recovery::{
+    FOLDER_MAX_BYTES, FOLDER_MAX_DEPTH, FOLDER_MAX_FILES, FolderFound, REQUEST_FILE,
+    REQUEST_MAX_BYTES, RequestFound, SIGN_FILE_MAX_BYTES, SIGN_FILES_MAX_TOTAL_BYTES,
+};
 pub use uefi::{EFI_APP_PATH, ESP_LABEL, UefiImage, read_fat_file};
 
 /// Where a file was found: which partition of which stick, and the path inside it.
@@ -166,6 +172,67 @@ pub enum MediaError {
         "{device} holds sherd's UEFI boot image, but {what}; nothing was changed. Is the stick still plugged in? If it is, write the image to it again"
     )]
     UefiImage { device: String, what: String },
+    #[error(
+        "no removable stick holds {REQUEST_FILE} at its top (looked at: {looked}). Put {REQUEST_FILE} at the top of the request stick (not in a folder), plug it in and retry"
+    )]
+    RequestNotFound { looked: String },
+    #[error(
+        "{REQUEST_FILE} is on several sticks ({}); nothing was used. Pull every stick but the request stick and retry", list(.found)
+    )]
+    SeveralRequests { found: Vec<Location> },
+    #[error(
+        "{location} is larger than {limit} bytes and was not used; a request is a short text file: check the stick holds the right one"
+    )]
+    RequestTooLarge { location: Box<Location>, limit: u64 },
+    #[error(
+        "{location} is not a folder (a file or a link) and was not read; approvals go in a real folder named approvals beside {REQUEST_FILE}: fix the request stick and retry"
+    )]
+    ApprovalsNotAFolder { location: Box<Location> },
+    #[error(
+        "{location}: {source}; no approval was used. Fix the approvals folder on the request stick and retry"
+    )]
+    Approvals {
+        location: Box<Location>,
+        source: io::Error,
+    },
+    #[error(
+        "{location} is larger than {limit} bytes and was not read; sherd signs files of at most {limit} bytes: sign a smaller file instead (for example a list of the large files' SHA-256 sums)"
+    )]
+    FileTooLarge { location: Box<Location>, limit: u64 },
+    #[error(
+        "the files {REQUEST_FILE} names add up to more than {limit} bytes (reached at {location}); nothing was used. Split the request into several smaller ones"
+    )]
+    RequestFilesTooLarge { location: Box<Location>, limit: u64 },
+    #[error(
+        "{name:?} is not a plain name at the top of a stick ({reason}) and was not looked for; nothing was read. The request's own checks refuse such names first: report this to sherd's maintainers"
+    )]
+    BadName { name: String, reason: &'static str },
+    #[error(
+        "no removable stick holds the folder {name} at its top (looked at: {looked}). Plug in a data stick of the generation ceremony (it holds {name}/) and retry"
+    )]
+    FolderNotFound { name: String, looked: String },
+    #[error(
+        "the folder {name} is on several sticks ({}); nothing was used. Pull every stick but one holding a copy of {name} and retry", list(.found)
+    )]
+    SeveralFolders { name: String, found: Vec<Location> },
+    #[error(
+        "{location} is not a folder (a file or a link) and was not read; the generation ceremony wrote a folder there: use another copy of it"
+    )]
+    NotAFolder { location: Box<Location> },
+    #[error(
+        "{location}: the folder has {limit}, beyond what sherd reads; nothing in it was used. A generation folder holds a few dozen small files: check the stick holds the right folder"
+    )]
+    FolderTooLarge {
+        location: Box<Location>,
+        limit: String,
+    },
+    #[error(
+        "{location} is {what}, which a folder sherd wrote never holds; nothing in the folder was used. Use another copy of the generation folder"
+    )]
+    FolderEntry {
+        location: Box<Location>,
+        what: &'static str,
+    },
     #[error(
         "reading {location} failed after {done} bytes ({source}); is the stick still plugged in? Plug it back and retry"
     )]

@@ -906,3 +906,493 @@ fn data_stick_pulled_or_stuck_gives_errors_naming_it() {
         Some(&Call::Detach(s.machine.run.join("data-2")))
     );
 }
+
+// ---- recovery: the request stick and the generation folder ----
+
+const REQUEST: &str = "format = \"sherd-request/1\"\n";
+
+/// What a sign request names, as the caller would parse it: here one name a line after `#`.
+fn names_in(bytes: &[u8]) -> Vec<String> {
+    std::str::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A stick `dev` with one partition `part` (vfat) plugged in; its files' directory.
+fn stick(s: &Setup, dev: &str, part: &str) -> std::path::PathBuf {
+    s.machine.add_disk(&usb(dev, &[(part, GB)])).unwrap();
+    s.machine.format(&s.mounter, part, FsType::Vfat).unwrap()
+}
+
+/// Every mount was read-only and unmounted again, one at a time.
+fn all_read_only_and_unmounted(s: &Setup) {
+    let calls = s.mounter.calls();
+    assert!(mounts(&calls).iter().all(|(_, _, w)| !w), "{calls:?}");
+    let mut mounted = false;
+    for c in &calls {
+        match c {
+            Call::Mount { .. } => {
+                assert!(!mounted, "{calls:?}");
+                mounted = true;
+            }
+            Call::Unmount(_) => {
+                assert!(mounted, "{calls:?}");
+                mounted = false;
+            }
+            c => panic!("unexpected {c:?}"),
+        }
+    }
+    assert!(!mounted, "{calls:?}");
+}
+
+#[test]
+fn request_found_with_approvals_and_named_files() {
+    let s = boot_setup();
+    let c = stick(&s, "sdc", "sdc1");
+    let text = format!("{REQUEST}#release.tar.gz\n#notes.txt\n#not-there.txt\n#notes.txt\n");
+    fs::write(c.join(REQUEST_FILE), &text).unwrap();
+    fs::create_dir(c.join("approvals")).unwrap();
+    fs::write(c.join("approvals/bob.asc"), "bob").unwrap();
+    fs::write(c.join("approvals/ann.sig"), "ann").unwrap();
+    fs::write(c.join("release.tar.gz"), b"\x1f\x8b").unwrap();
+    fs::write(c.join("notes.txt"), "notes").unwrap();
+    fs::write(c.join("unnamed.txt"), "never read").unwrap();
+    let seen = std::cell::RefCell::new(Vec::new());
+    let found = s
+        .media
+        .find_request(&|b| {
+            seen.borrow_mut().push(b.to_vec());
+            names_in(b)
+        })
+        .unwrap();
+    assert_eq!(*seen.borrow(), [text.as_bytes().to_vec()], "asked once");
+    assert_eq!(found.bytes, text.as_bytes());
+    assert_eq!(found.location.device.name, "sdc1");
+    assert_eq!(found.location.path, "/request.toml");
+    assert_eq!(
+        found.location.identity,
+        Some(identity(&s, "sdc1")),
+        "the stick's identity, for the screens"
+    );
+    let approvals: Vec<(&str, &[u8])> = found
+        .approvals
+        .iter()
+        .map(|a| (a.name.as_str(), a.bytes.as_slice()))
+        .collect();
+    assert_eq!(
+        approvals,
+        [("ann.sig", &b"ann"[..]), ("bob.asc", &b"bob"[..])],
+        "in name order"
+    );
+    let files: Vec<(&str, &[u8])> = found
+        .files
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("notes.txt", &b"notes"[..]),
+            ("release.tar.gz", &b"\x1f\x8b"[..])
+        ],
+        "a missing name is left out, an unnamed file unread"
+    );
+    let dbg = format!("{found:?}");
+    assert!(dbg.contains("(\"notes.txt\", 5)"), "{dbg}");
+    // Each stick mounted once, read-only; the internal disk never.
+    assert_eq!(
+        mounts(&s.mounter.calls()),
+        [
+            ("sdb1".into(), FsType::Vfat, false),
+            ("sdc1".into(), FsType::Vfat, false)
+        ]
+    );
+    all_read_only_and_unmounted(&s);
+}
+
+#[test]
+fn request_not_found() {
+    let s = boot_setup();
+    let c = stick(&s, "sdc", "sdc1");
+    // Only the top counts.
+    fs::create_dir(c.join("req")).unwrap();
+    fs::write(c.join("req").join(REQUEST_FILE), REQUEST).unwrap();
+    let err = s.media.find_request(&names_in).unwrap_err();
+    let MediaError::RequestNotFound { looked } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(looked, "sdb1 (vfat), sdc1 (vfat)");
+    assert!(
+        err.to_string()
+            .contains("Put request.toml at the top of the request stick"),
+        "{err}"
+    );
+    all_read_only_and_unmounted(&s);
+}
+
+#[test]
+fn request_on_two_sticks_is_refused() {
+    let s = boot_setup();
+    let c = stick(&s, "sdc", "sdc1");
+    let d = stick(&s, "sdd", "sdd1");
+    fs::write(c.join(REQUEST_FILE), format!("{REQUEST}#a\n")).unwrap();
+    fs::write(c.join("a"), "a").unwrap();
+    fs::write(d.join(REQUEST_FILE), format!("{REQUEST}#b\n")).unwrap();
+    let asked = std::cell::Cell::new(0);
+    let err = s
+        .media
+        .find_request(&|b| {
+            asked.set(asked.get() + 1);
+            names_in(b)
+        })
+        .unwrap_err();
+    let MediaError::SeveralRequests { found } = &err else {
+        panic!("{err}")
+    };
+    let devs: Vec<_> = found.iter().map(|l| l.device.name.as_str()).collect();
+    assert_eq!(devs, ["sdc1", "sdd1"]);
+    assert_eq!(asked.get(), 1, "only the first one is read");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("sdc1") && msg.contains("sdd1") && msg.contains("Pull every stick but"),
+        "{msg}"
+    );
+    all_read_only_and_unmounted(&s);
+}
+
+#[test]
+fn request_too_large_is_refused() {
+    let s = setup();
+    let c = stick(&s, "sdc", "sdc1");
+    let max = usize::try_from(REQUEST_MAX_BYTES).unwrap();
+    fs::write(c.join(REQUEST_FILE), vec![b'#'; max + 1]).unwrap();
+    let err = s.media.find_request(&|_| vec![]).unwrap_err();
+    let MediaError::RequestTooLarge { location, limit } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!((location.path.as_str(), *limit), ("/request.toml", 1 << 20));
+    assert!(err.to_string().contains("1048576 bytes"), "{err}");
+    fs::write(c.join(REQUEST_FILE), vec![b'#'; max]).unwrap();
+    assert_eq!(s.media.find_request(&|_| vec![]).unwrap().bytes.len(), max);
+    // Not a file: refused, as the plan is.
+    fs::remove_file(c.join(REQUEST_FILE)).unwrap();
+    fs::create_dir(c.join(REQUEST_FILE)).unwrap();
+    let err = s.media.find_request(&|_| vec![]).unwrap_err();
+    assert!(matches!(err, MediaError::NotAFile { .. }), "{err}");
+}
+
+#[test]
+fn request_named_file_that_is_a_link_or_folder_is_refused() {
+    let s = setup();
+    let c = stick(&s, "sdc", "sdc1");
+    fs::write(c.join(REQUEST_FILE), format!("{REQUEST}#release.tar.gz\n")).unwrap();
+    let outside = s._tmp.path().join("secret");
+    fs::write(&outside, "outside the stick").unwrap();
+    symlink(&outside, c.join("release.tar.gz")).unwrap();
+    let err = s.media.find_request(&names_in).unwrap_err();
+    let MediaError::NotAFile { location } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(location.path, "/release.tar.gz");
+    assert!(
+        err.to_string().starts_with("/release.tar.gz on sdc1"),
+        "{err}"
+    );
+    fs::remove_file(c.join("release.tar.gz")).unwrap();
+    fs::create_dir(c.join("release.tar.gz")).unwrap();
+    let err = s.media.find_request(&names_in).unwrap_err();
+    assert!(matches!(err, MediaError::NotAFile { .. }), "{err}");
+    all_read_only_and_unmounted(&s);
+}
+
+#[test]
+fn request_named_file_too_large_is_refused_unread() {
+    let s = setup();
+    let c = stick(&s, "sdc", "sdc1");
+    fs::write(c.join(REQUEST_FILE), format!("{REQUEST}#big.iso\n")).unwrap();
+    // Sparse: refused by its size, nothing read.
+    fs::File::create(c.join("big.iso"))
+        .unwrap()
+        .set_len(SIGN_FILE_MAX_BYTES + 1)
+        .unwrap();
+    let err = s.media.find_request(&names_in).unwrap_err();
+    let MediaError::FileTooLarge { location, limit } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!((location.path.as_str(), *limit), ("/big.iso", 256 << 20));
+    assert!(err.to_string().contains("268435456 bytes"), "{err}");
+}
+
+#[test]
+fn request_names_that_are_not_plain_are_refused() {
+    let s = setup();
+    let c = stick(&s, "sdc", "sdc1");
+    fs::write(c.join(REQUEST_FILE), REQUEST).unwrap();
+    fs::write(s._tmp.path().join("x"), "x").unwrap();
+    for bad in ["../x", "a/b", "/x", ".", "..", "", "a\0b"] {
+        let err = s
+            .media
+            .find_request(&|_| vec![bad.to_string()])
+            .unwrap_err();
+        assert!(matches!(err, MediaError::BadName { .. }), "{bad:?}: {err}");
+    }
+    // Names the request format allows are fine, there or not.
+    let found = s
+        .media
+        .find_request(&|_| vec!["a b.txt".into(), "...x".into()])
+        .unwrap();
+    assert!(found.files.is_empty());
+}
+
+#[test]
+fn request_approvals_folder_missing_is_empty_and_odd_ones_are_refused() {
+    let s = setup();
+    let c = stick(&s, "sdc", "sdc1");
+    fs::write(c.join(REQUEST_FILE), REQUEST).unwrap();
+    let found = s.media.find_request(&names_in).unwrap();
+    assert!(found.approvals.is_empty() && found.files.is_empty());
+
+    // A file, or a link to a folder, where the folder should be.
+    fs::write(c.join("approvals"), "x").unwrap();
+    let err = s.media.find_request(&names_in).unwrap_err();
+    let MediaError::ApprovalsNotAFolder { location } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(location.path, "/approvals");
+    fs::remove_file(c.join("approvals")).unwrap();
+    let elsewhere = s._tmp.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::write(elsewhere.join("ann.sig"), "ann").unwrap();
+    symlink(&elsewhere, c.join("approvals")).unwrap();
+    let err = s.media.find_request(&names_in).unwrap_err();
+    assert!(
+        matches!(err, MediaError::ApprovalsNotAFolder { .. }),
+        "{err}"
+    );
+
+    // A link inside it: the approval folder's own rules refuse it.
+    fs::remove_file(c.join("approvals")).unwrap();
+    fs::create_dir(c.join("approvals")).unwrap();
+    symlink(elsewhere.join("ann.sig"), c.join("approvals/ann.sig")).unwrap();
+    let err = s.media.find_request(&names_in).unwrap_err();
+    assert!(matches!(err, MediaError::Approvals { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("/approvals on sdc1") && msg.contains("approvals/ann.sig"),
+        "{msg}"
+    );
+    all_read_only_and_unmounted(&s);
+}
+
+const GEN: &str = "sherd-acme-root";
+
+/// A generation folder as the ceremony writes it, in `dir`.
+fn write_generation(dir: &std::path::Path) {
+    let g = dir.join(GEN);
+    fs::create_dir_all(g.join("pins")).unwrap();
+    fs::create_dir_all(g.join("witness-signatures")).unwrap();
+    fs::write(g.join("plan.toml"), "plan").unwrap();
+    fs::write(g.join("root-cert.asc"), "cert").unwrap();
+    fs::write(g.join("shards.toml"), "shards").unwrap();
+    fs::write(g.join("pins/holder-001.asc"), "pin 1").unwrap();
+    fs::write(g.join("pins/holder-002.asc"), "pin 2").unwrap();
+    fs::write(g.join("transcript.txt"), "transcript").unwrap();
+    fs::write(g.join("transcript.txt.sig"), "sig").unwrap();
+    fs::write(g.join("witness-signatures/1.sig"), "w1").unwrap();
+}
+
+#[test]
+fn folder_found_with_its_subfolders() {
+    let s = boot_setup();
+    let c = stick(&s, "sdc", "sdc1");
+    write_generation(&c);
+    // Folders nested as deep as allowed, and an empty one.
+    fs::create_dir_all(c.join(GEN).join("a/b/c/d")).unwrap();
+    fs::write(c.join(GEN).join("a/b/c/d/deep.txt"), "deep").unwrap();
+    fs::create_dir(c.join(GEN).join("empty")).unwrap();
+    // Beside the folder: not read.
+    fs::write(c.join("other.txt"), "x").unwrap();
+    let found = s.media.find_folder(GEN).unwrap();
+    assert_eq!(found.location.device.name, "sdc1");
+    assert_eq!(found.location.path, "/sherd-acme-root");
+    let files: Vec<(&str, &[u8])> = found
+        .files
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("a/b/c/d/deep.txt", &b"deep"[..]),
+            ("pins/holder-001.asc", b"pin 1"),
+            ("pins/holder-002.asc", b"pin 2"),
+            ("plan.toml", b"plan"),
+            ("root-cert.asc", b"cert"),
+            ("shards.toml", b"shards"),
+            ("transcript.txt", b"transcript"),
+            ("transcript.txt.sig", b"sig"),
+            ("witness-signatures/1.sig", b"w1"),
+        ]
+    );
+    all_read_only_and_unmounted(&s);
+}
+
+#[test]
+fn folder_on_two_sticks_is_refused() {
+    let s = boot_setup();
+    write_generation(&stick(&s, "sdc", "sdc1"));
+    write_generation(&stick(&s, "sdd", "sdd1"));
+    let err = s.media.find_folder(GEN).unwrap_err();
+    let MediaError::SeveralFolders { name, found } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(name, GEN);
+    let devs: Vec<_> = found.iter().map(|l| l.device.name.as_str()).collect();
+    assert_eq!(devs, ["sdc1", "sdd1"]);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("Pull every stick but one holding a copy of sherd-acme-root"),
+        "{msg}"
+    );
+    all_read_only_and_unmounted(&s);
+}
+
+#[test]
+fn folder_absent() {
+    let s = boot_setup();
+    let c = stick(&s, "sdc", "sdc1");
+    // Another ceremony's folder, or this one's inside another folder: not it.
+    write_generation(&c.join("old"));
+    fs::create_dir(c.join("sherd-other")).unwrap();
+    let err = s.media.find_folder(GEN).unwrap_err();
+    let MediaError::FolderNotFound { name, looked } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (name.as_str(), looked.as_str()),
+        (GEN, "sdb1 (vfat), sdc1 (vfat)")
+    );
+    assert!(err.to_string().contains("holds sherd-acme-root/"), "{err}");
+    // A file of that name is no folder.
+    fs::write(c.join(GEN), "x").unwrap();
+    let err = s.media.find_folder(GEN).unwrap_err();
+    assert!(matches!(err, MediaError::NotAFolder { .. }), "{err}");
+    for bad in ["", ".", "..", "a/b", "/sherd-acme-root", "a\0b"] {
+        let err = s.media.find_folder(bad).unwrap_err();
+        assert!(matches!(err, MediaError::BadName { .. }), "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn folder_holding_a_link_or_fifo_is_refused() {
+    let s = setup();
+    let c = stick(&s, "sdc", "sdc1");
+    write_generation(&c);
+    let outside = s._tmp.path().join("secret");
+    fs::write(&outside, "outside the stick").unwrap();
+    symlink(&outside, c.join(GEN).join("pins/holder-003.asc")).unwrap();
+    let err = s.media.find_folder(GEN).unwrap_err();
+    let MediaError::FolderEntry { location, what } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (location.path.as_str(), *what),
+        ("/sherd-acme-root/pins/holder-003.asc", "a symbolic link")
+    );
+    assert!(
+        err.to_string()
+            .starts_with("/sherd-acme-root/pins/holder-003.asc on sdc1"),
+        "{err}"
+    );
+    fs::remove_file(c.join(GEN).join("pins/holder-003.asc")).unwrap();
+    // A link to a folder is no folder either.
+    symlink(s._tmp.path(), c.join(GEN).join("more")).unwrap();
+    let err = s.media.find_folder(GEN).unwrap_err();
+    assert!(matches!(err, MediaError::FolderEntry { .. }), "{err}");
+    fs::remove_file(c.join(GEN).join("more")).unwrap();
+    nix::unistd::mkfifo(
+        &c.join(GEN).join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let err = s.media.find_folder(GEN).unwrap_err();
+    let MediaError::FolderEntry { location, what } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (location.path.as_str(), *what),
+        ("/sherd-acme-root/fifo", "a device, FIFO or socket")
+    );
+    fs::remove_file(c.join(GEN).join("fifo")).unwrap();
+    // The folder itself a link: refused, not followed.
+    fs::rename(c.join(GEN), s._tmp.path().join("moved")).unwrap();
+    symlink(s._tmp.path().join("moved"), c.join(GEN)).unwrap();
+    let err = s.media.find_folder(GEN).unwrap_err();
+    assert!(matches!(err, MediaError::NotAFolder { .. }), "{err}");
+    all_read_only_and_unmounted(&s);
+}
+
+#[test]
+fn folder_limits() {
+    let s = setup();
+    let c = stick(&s, "sdc", "sdc1");
+    write_generation(&c);
+    let g = c.join(GEN);
+    // One folder level too deep.
+    fs::create_dir_all(g.join("a/b/c/d/e")).unwrap();
+    let err = s.media.find_folder(GEN).unwrap_err();
+    let MediaError::FolderTooLarge { location, limit } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(location.path, "/sherd-acme-root/a/b/c/d/e");
+    assert!(limit.contains("more than 4 deep"), "{limit}");
+    fs::remove_dir_all(g.join("a")).unwrap();
+    // More bytes than read (sparse: refused by its size).
+    // Read last ("zz"): the folder's other 39 bytes and these are too many together.
+    fs::File::create(g.join("zz-huge"))
+        .unwrap()
+        .set_len(FOLDER_MAX_BYTES - 10)
+        .unwrap();
+    let err = s.media.find_folder(GEN).unwrap_err();
+    let MediaError::FolderTooLarge { location, limit } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(location.path, "/sherd-acme-root/zz-huge");
+    assert!(limit.contains("67108864 bytes"), "{limit}");
+    fs::remove_file(g.join("zz-huge")).unwrap();
+    // Too many entries: 11 there already, files and folders.
+    fs::create_dir(g.join("many")).unwrap();
+    for i in 0..FOLDER_MAX_FILES - 11 {
+        fs::write(g.join(format!("many/{i}")), "").unwrap();
+    }
+    assert_eq!(s.media.find_folder(GEN).unwrap().files.len(), 8 + 989);
+    fs::write(g.join("many/one-more"), "").unwrap();
+    let err = s.media.find_folder(GEN).unwrap_err();
+    let MediaError::FolderTooLarge { limit, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(limit.contains("more than 1000 files and folders"), "{err}");
+}
+
+#[test]
+fn request_and_folder_on_the_same_stick() {
+    let s = boot_setup();
+    let c = stick(&s, "sdc", "sdc1");
+    write_generation(&c);
+    fs::write(c.join(REQUEST_FILE), format!("{REQUEST}#notes.txt\n")).unwrap();
+    fs::write(c.join("notes.txt"), "notes").unwrap();
+    let request = s.media.find_request(&names_in).unwrap();
+    let folder = s.media.find_folder(GEN).unwrap();
+    assert_eq!(request.location.device, folder.location.device);
+    assert_eq!(request.location.identity, folder.location.identity);
+    assert_eq!(request.files["notes.txt"], b"notes");
+    assert_eq!(folder.files.len(), 8);
+    assert!(
+        !folder.files.contains_key("notes.txt"),
+        "only the folder's files"
+    );
+    all_read_only_and_unmounted(&s);
+}
