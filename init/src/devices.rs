@@ -1,6 +1,8 @@
 //! The ceremony's devices in the image: sticks through `sherd-media`, the TPM's PCRs through
 //! sysfs, entropy through the `entropy` crate, OpenPGP cards through the `cards` crate.
 
+mod recovery;
+
 use crate::ENV_FINDISO;
 use crate::journal::{self, Entry, Journal};
 use ceremony::card::{CardError, CardSerial, LocationCard, PersonalCard};
@@ -97,6 +99,8 @@ pub struct ImageDevices {
     journal: Journal,
     /// The holder the next card opened is for (named in the journal).
     holder: String,
+    /// The request stick at the last look, and when (a recovery).
+    last_request: Option<(Instant, ceremony_tui::recovery::RequestPoll)>,
 }
 
 impl ImageDevices {
@@ -114,6 +118,7 @@ impl ImageDevices {
             seen: None,
             journal: Journal::new(journal::PATH),
             holder: "?".into(),
+            last_request: None,
         }
     }
 

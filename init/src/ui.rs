@@ -276,6 +276,13 @@ fn screens(t: &mut ConsoleTerminal, info: &BootInfo) -> io::Result<()> {
                 ceremony_tui::ceremony::run(&mut console, &mut devices)?;
                 return Ok(());
             }
+            Action::Recovery => {
+                let mut devices = crate::devices::ImageDevices::new();
+                let mut console = term::TermConsole::new(t);
+                // Completed or aborted, the power-off page was shown and P pressed.
+                ceremony_tui::recovery::run(&mut console, &mut devices)?;
+                return Ok(());
+            }
         }
     }
 }

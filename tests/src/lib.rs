@@ -616,6 +616,8 @@ impl CardBridge {
             .arg("--listen")
             .arg(&sock)
             .args(["--cards", &cards.to_string(), "--insert", "none"])
+            // The same cards for a second boot (a recovery after a generation).
+            .arg("--again")
             .args(personal.iter().flat_map(|(n, key, pin)| {
                 let mut a = vec!["--personal".to_owned(), format!("{n}={}", key.display())];
                 if let Some(pin) = pin {

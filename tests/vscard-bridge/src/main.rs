@@ -6,6 +6,10 @@
 //! line, each answered on stdout: `insert N`, `remove`, `remove-after N`, `apdu N HEX`,
 //! `status`, `quit`.
 //!
+//! `--again` (with `--listen`) serves one QEMU session after another with the same cards, as
+//! the same cards go to a second boot (a recovery after a generation); without it the bridge
+//! ends with its one session.
+//!
 //! `--personal N=KEY` (repeatable) makes card N a witness's personal card before the session:
 //! the signing key of KEY (a throwaway secret key file, armored or binary) imported through the
 //! card stack under the factory PINs, its fingerprint printed as `personal N FINGERPRINT`.
@@ -22,7 +26,7 @@ use vscard_bridge::{T0Card, VirtualCard};
 
 const USAGE: &str = "usage: vscard-bridge (--listen PATH | --connect PATH) [--cards N] \
                      [--serial-base HEX] [--insert N|none] [--personal N=KEYFILE]... \
-                     [--personal-pin N=PIN]...";
+                     [--personal-pin N=PIN]... [--again]";
 
 /// `N=VALUE` of `--personal` and `--personal-pin`.
 fn card_and_value(flag: &str, arg: &str) -> Result<(usize, String), String> {
@@ -50,6 +54,7 @@ fn run() -> Result<(), String> {
     let mut insert = Some(0usize);
     let mut personal: Vec<(usize, String)> = Vec::new();
     let mut personal_pins: Vec<(usize, String)> = Vec::new();
+    let mut again = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || {
@@ -74,6 +79,7 @@ fn run() -> Result<(), String> {
             }
             "--personal" => personal.push(card_and_value(&a, &value()?)?),
             "--personal-pin" => personal_pins.push(card_and_value(&a, &value()?)?),
+            "--again" => again = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -114,24 +120,9 @@ fn run() -> Result<(), String> {
             .map_err(|e| format!("--personal {n}: {path}: {e}"))?;
         println!("personal {n} {fpr}");
     }
-    let stream = match (listen, connect) {
-        (Some(path), None) => {
-            let _ = std::fs::remove_file(&path);
-            let l = UnixListener::bind(&path).map_err(|e| format!("listening on {path}: {e}"))?;
-            println!("listening {path}");
-            l.accept()
-                .map_err(|e| format!("accepting on {path}: {e}"))?
-                .0
-        }
-        (None, Some(path)) => {
-            UnixStream::connect(&path).map_err(|e| format!("connecting to {path}: {e}"))?
-        }
-        _ => return Err(USAGE.into()),
-    };
-    println!("connected");
     let (tx, rx) = mpsc::channel();
-    spawn_reader(stream.try_clone().map_err(|e| e.to_string())?, tx.clone());
     // The script: stdin lines become control events, answers go to stdout.
+    let control = tx.clone();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { return };
@@ -141,7 +132,7 @@ fn run() -> Result<(), String> {
             match parse_control(&line) {
                 Ok(c) => {
                     let (atx, arx) = mpsc::channel();
-                    if tx.send(Event::Control(c, atx)).is_err() {
+                    if control.send(Event::Control(c, atx)).is_err() {
                         return;
                     }
                     if let Ok(answer) = arx.recv() {
@@ -160,12 +151,36 @@ fn run() -> Result<(), String> {
         })
         .collect();
     let mut bridge = Bridge::new(cards);
-    let mut w = stream;
-    bridge
-        .serve(&mut w, &rx, insert, &mut |m| {
-            eprintln!("vscard-bridge: {m}")
-        })
-        .map_err(|e| format!("session: {e}"))?;
-    eprintln!("vscard-bridge: session ended after {} APDUs", bridge.apdus);
+    let listener = match (&listen, &connect) {
+        (Some(path), None) => {
+            let _ = std::fs::remove_file(path);
+            let l = UnixListener::bind(path).map_err(|e| format!("listening on {path}: {e}"))?;
+            println!("listening {path}");
+            Some(l)
+        }
+        (None, Some(_)) => None,
+        _ => return Err(USAGE.into()),
+    };
+    loop {
+        let stream = match (&listener, &connect) {
+            (Some(l), _) => l.accept().map_err(|e| format!("accepting: {e}"))?.0,
+            (None, Some(path)) => {
+                UnixStream::connect(path).map_err(|e| format!("connecting to {path}: {e}"))?
+            }
+            (None, None) => return Err(USAGE.into()),
+        };
+        println!("connected");
+        spawn_reader(stream.try_clone().map_err(|e| e.to_string())?, tx.clone());
+        let mut w = stream;
+        bridge
+            .serve(&mut w, &rx, insert, &mut |m| {
+                eprintln!("vscard-bridge: {m}")
+            })
+            .map_err(|e| format!("session: {e}"))?;
+        eprintln!("vscard-bridge: session ended after {} APDUs", bridge.apdus);
+        if !(again && listener.is_some()) {
+            break;
+        }
+    }
     Ok(())
 }
