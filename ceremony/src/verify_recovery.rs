@@ -423,9 +423,13 @@ fn verify_pinned(
     transcript::verify_signature(pinned.root_cert(), &transcript_bytes, &sig).map_err(|e| {
         E::Signature {
             root: root_hex.clone(),
-            reason: match e {
-                TranscriptError::BadSignature(r) => r,
-                other => other.to_string(),
+            reason: match (root_signature_shape(&sig, pinned.root_fingerprint()), e) {
+                // Name another key rather than say the message was manipulated.
+                (Err(shape), _) => shape,
+                (Ok(()), TranscriptError::BadSignature(r)) => format!(
+                    "made by the root key, but not over these bytes: the transcript was changed after it was signed ({r})"
+                ),
+                (Ok(()), other) => other.to_string(),
             },
         }
     })?;
@@ -1066,8 +1070,28 @@ fn root_signature_shape(bytes: &[u8], root: &openpgp::Fingerprint) -> Result<(),
         ));
     }
     let handle = openpgp::KeyHandle::from(root.clone());
-    if !sig.get_issuers().iter().any(|i| i.aliases(&handle)) {
-        return Err(format!("its issuer is not the root key {}", root.to_hex()));
+    let issuers = sig.get_issuers();
+    if !issuers.iter().any(|i| i.aliases(&handle)) {
+        // The issuer fingerprints (their key IDs say the same), else the key IDs.
+        let fingerprints: Vec<String> = issuers
+            .iter()
+            .filter(|i| matches!(i, openpgp::KeyHandle::Fingerprint(_)))
+            .map(ToString::to_string)
+            .collect();
+        let named = if fingerprints.is_empty() {
+            issuers.iter().map(ToString::to_string).collect()
+        } else {
+            fingerprints
+        };
+        return Err(format!(
+            "made by {}, not by the root key {}",
+            if named.is_empty() {
+                "an unnamed key".to_string()
+            } else {
+                format!("key {}", named.join(", "))
+            },
+            root.to_hex()
+        ));
     }
     Ok(())
 }
