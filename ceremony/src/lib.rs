@@ -16,7 +16,9 @@
 //! Recovery: [`shardfile::ShardFile::parse`], [`envelope::open_with_card`] per share,
 //! [`recombine::recombine`]. A whole recovery ceremony (root pinned, request and policy checked,
 //! holders one at a time, recombination proven, the operation, a signed transcript):
-//! [`recovery_flow`]. Auditors: [`verify::verify_dir`] / the `sherd-verify` binary.
+//! [`recovery_flow`]. Auditors: [`verify::verify_dir`] for a generation folder,
+//! [`verify_recovery::verify_recovery_dir`] for a recovery folder against it / the `sherd-verify`
+//! binary.
 //!
 //! Witnesses' own cards sign the finished transcript through [`card::PersonalCard`]:
 //! [`witness::WitnessSigning`].
@@ -46,6 +48,7 @@ pub mod shardfile;
 pub mod storage;
 pub mod transcript;
 pub mod verify;
+pub mod verify_recovery;
 pub mod witness;
 pub mod words;
 mod words_table;

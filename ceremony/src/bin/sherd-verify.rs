@@ -1,19 +1,127 @@
 #![forbid(unsafe_code)]
 //! `sherd-verify <folder>`: checks a sherd ceremony's output folder offline and prints PASS with
 //! the values to compare against the witnesses' notes, or FAIL with the first problem.
+//!
+//! `sherd-verify --recovery <folder> --generation <folder> [--files <folder>]`: checks a
+//! recovery ceremony's output folder against the generation ceremony's folder it used (which
+//! must pass itself); `--files`: the folder with the files a `sign` request names, to check
+//! each signature over its file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ceremony::verify::{EntropyBasis, QuoteCheck};
+use ceremony::verify_recovery;
+
+const USAGE: &str = "usage: sherd-verify <ceremony-output-folder>\n       \
+                     sherd-verify --recovery <recovery-folder> --generation <generation-folder> \
+                     [--files <folder with the signed files>]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [dir] = args.as_slice() else {
-        eprintln!("usage: sherd-verify <ceremony-output-folder>");
+    if let [dir] = args.as_slice()
+        && !dir.starts_with("--")
+    {
+        return generation(dir);
+    }
+    let mut recovery = None;
+    let mut generation = None;
+    let mut files = None;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let slot = match flag.as_str() {
+            "--recovery" => &mut recovery,
+            "--generation" => &mut generation,
+            "--files" => &mut files,
+            _ => {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+        };
+        match it.next() {
+            Some(value) if slot.is_none() => *slot = Some(value.clone()),
+            _ => {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let (Some(recovery), Some(generation)) = (recovery, generation) else {
+        eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
-    match ceremony::verify::verify_dir(&PathBuf::from(dir)) {
+    recovery_mode(&recovery, &generation, files.as_deref())
+}
+
+fn recovery_mode(dir: &str, generation: &str, files: Option<&str>) -> ExitCode {
+    let r = match verify_recovery::verify_recovery_dir_with_files(
+        Path::new(generation),
+        Path::new(dir),
+        files.map(Path::new),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("FAIL {dir}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("PASS {dir}");
+    println!("generation folder: {generation} (passes sherd-verify)");
+    println!("ceremony:          {}", r.ceremony_id);
+    println!("root fingerprint:  {}", r.root_fingerprint);
+    println!("generation hash:   {}", r.generation_final_hash);
+    println!("generation words:  {}", r.generation_final_words);
+    println!("operation:         {}", r.operation);
+    println!("request hash:      {}", r.request_hash);
+    println!("request words:     {}", r.request_words);
+    println!("request time:      {}", r.request_time);
+    println!("policy:            {}", r.policy);
+    let holders: Vec<String> = r
+        .holders
+        .iter()
+        .map(|(i, name)| format!("{i} ({name})"))
+        .collect();
+    println!(
+        "holders used:      {} of threshold {}: {}",
+        r.holders.len(),
+        r.threshold,
+        holders.join(", ")
+    );
+    for (i, line) in r.operation_lines.iter().enumerate() {
+        let label = if i == 0 { "signatures:" } else { "" };
+        println!("{label:<19}{line}");
+    }
+    println!(
+        "outputs:           {} files checked: {}",
+        r.outputs.len(),
+        r.outputs.join(", ")
+    );
+    println!(
+        "transcript:        {} records, signed by the root key",
+        r.records
+    );
+    println!("final hash:        {}", r.final_hash);
+    println!("final hash words:  {}", r.final_words);
+    println!(
+        "Compare the final hash words with those the witnesses wrote down at the recovery, and \
+         the generation words with those of the generation ceremony."
+    );
+    ExitCode::SUCCESS
+}
+
+fn generation(dir: &str) -> ExitCode {
+    let path = PathBuf::from(dir);
+    if std::fs::read(path.join(ceremony::ceremony::paths::TRANSCRIPT))
+        .is_ok_and(|t| verify_recovery::is_recovery_transcript(&t))
+    {
+        println!(
+            "FAIL {dir}: a recovery folder (its transcript's record 1 is recovery.generation): \
+             verify it against the generation folder it used, with sherd-verify --recovery {dir} \
+             --generation <generation-folder>"
+        );
+        return ExitCode::FAILURE;
+    }
+    match ceremony::verify::verify_dir(&path) {
         Ok(r) => {
             println!("PASS {dir}");
             println!("ceremony:          {}", r.ceremony_id);

@@ -244,3 +244,4 @@ pub fn with_witness_certs(mut f: Fixture, certs: [Option<&Cert>; 2], require: bo
     }
     f
 }
+pub mod recovery;

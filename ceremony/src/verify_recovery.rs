@@ -1,0 +1,1451 @@
+//! The offline verifier of a recovery ceremony's output folder, against the generation folder
+//! it used: the checks of docs/formats/recovery.md ("Checking a recovery folder by hand", 1-7),
+//! in that order, and the first failure. Runs on an ordinary computer (`sherd-verify --recovery
+//! <folder> --generation <folder>`).
+//!
+//! The generation folder is pinned first ([`PinnedRoot`], which runs the generation verifier):
+//! every value the recovery folder is compared with comes from there, never from the recovery
+//! folder itself. Each file of either folder is read once, so the bytes checked are the bytes
+//! compared.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::path::Path;
+
+use sequoia_openpgp as openpgp;
+
+use openpgp::Cert;
+use openpgp::parse::Parse;
+use openpgp::types::SignatureType;
+
+use crate::ceremony::paths as gen_paths;
+use crate::plan::{self, Plan};
+use crate::record::{Body, CeremonyEnd, OutputFile};
+use crate::recovery::{PinError, PinnedRoot};
+use crate::recovery_flow::{
+    self, RecordsError, RecoveryApproval, RecoveryCertified, RecoveryGeneration, RecoveryPolicy,
+    RecoveryQuorum, RecoveryRecombined, RecoveryRecord, RecoveryRequest, RecoveryShare,
+    RecoverySigned, paths,
+};
+use crate::request::{Operation, OperationKind, Request};
+use crate::transcript::{self, Transcript, TranscriptError};
+use crate::{hex, kdf, words};
+
+/// Reads a file of a folder by its path relative to the folder ('/'-separated).
+pub type Read<'a> = &'a dyn Fn(&str) -> io::Result<Vec<u8>>;
+/// Lists every file of a folder (recursively) by its path relative to the folder.
+pub type List<'a> = &'a dyn Fn() -> io::Result<Vec<String>>;
+
+/// What a passing verification of a recovery folder established.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The generation ceremony's id.
+    pub ceremony_id: String,
+    /// The root fingerprint (the generation transcript's `root.fingerprint`), upper-case hex.
+    pub root_fingerprint: String,
+    /// The generation transcript's final hash, lower-case hex (record 1 links to it).
+    pub generation_final_hash: String,
+    /// The same as PGP words.
+    pub generation_final_words: String,
+    /// The request's operation.
+    pub operation: OperationKind,
+    /// The request's canonical hash, lower-case hex.
+    pub request_hash: String,
+    /// The same as PGP words (what the witnesses confirmed).
+    pub request_words: String,
+    /// The request time, RFC 3339.
+    pub request_time: String,
+    /// What the policy records say, one line.
+    pub policy: String,
+    /// The holders whose shares were used, in the order they came: index and name.
+    pub holders: Vec<(u8, String)>,
+    /// The generation plan's threshold M.
+    pub threshold: u8,
+    /// What the operation produced and how far it was checked, one line each.
+    pub operation_lines: Vec<String>,
+    /// The files the `output.file` records list, each checked by size and SHA-256.
+    pub outputs: Vec<String>,
+    /// Records in the recovery transcript.
+    pub records: usize,
+    /// The recovery transcript's final hash, lower-case hex.
+    pub final_hash: String,
+    /// The same as PGP words, to compare with what the witnesses wrote down.
+    pub final_words: String,
+}
+
+/// The first failed check of a recovery folder. Each message says what is wrong and where.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecoveryVerifyError {
+    /// The generation folder does not pass the generation verifier (or could not be pinned).
+    #[error("{0}")]
+    Generation(PinError),
+    /// The folder given as the generation folder is a recovery folder.
+    #[error(
+        "the generation folder's transcript.txt is a recovery transcript (record 1 is recovery.generation): give the generation ceremony's output folder as the generation folder"
+    )]
+    GenerationIsRecovery,
+    /// A file of the recovery folder could not be read (a path leaving the folder included).
+    #[error("{path}: cannot read: {source}")]
+    Unreadable {
+        /// Path relative to the recovery folder.
+        path: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The recovery folder's files could not be listed (or it holds a link or a special file).
+    #[error("the recovery folder: cannot list its files: {0}")]
+    Unlistable(io::Error),
+    /// Check 1: the transcript is malformed or its chain broken.
+    #[error("{}: {source}", paths::TRANSCRIPT)]
+    Chain {
+        /// What the transcript parser refused.
+        source: TranscriptError,
+    },
+    /// Check 1: the transcript's records are not a recovery transcript's (not one, a kind or a
+    /// field that is not the format's).
+    #[error("{t}: {0}", t = paths::TRANSCRIPT)]
+    Records(RecordsError),
+    /// Check 1: a record is out of the recovery's order, repeated, or missing.
+    #[error("{t}: {0}", t = paths::TRANSCRIPT)]
+    Structure(String),
+    /// Check 2: the transcript's signature is not a good signature by the pinned root key.
+    #[error(
+        "{}: not a good signature over {} by the generation's root key {root}: {reason}",
+        paths::TRANSCRIPT_SIG,
+        paths::TRANSCRIPT
+    )]
+    Signature {
+        /// The pinned root fingerprint.
+        root: String,
+        /// What failed.
+        reason: String,
+    },
+    /// Check 2: `root-cert.asc` is not the pinned root key.
+    #[error("{t}: {0}", t = paths::ROOT_CERT)]
+    RootCert(String),
+    /// Check 3: record 1 does not link to the generation folder.
+    #[error(
+        "{} record 1 ({}): its {field} is {found}, the generation folder's is {expected}",
+        paths::TRANSCRIPT,
+        RecoveryGeneration::NAME
+    )]
+    Link {
+        /// The field: `ceremony`, `transcript` or `root`.
+        field: &'static str,
+        /// The generation folder's value.
+        expected: String,
+        /// The record's value.
+        found: String,
+    },
+    /// Check 4: `request.toml` is not a request, or not one for the pinned root.
+    #[error("{t}: {0}", t = paths::REQUEST)]
+    RequestInvalid(String),
+    /// Check 4: the `recovery.request` record does not describe `request.toml`.
+    #[error(
+        "{} record {seq} ({}): its {field} is {recorded}, but {} gives {found}",
+        paths::TRANSCRIPT,
+        RecoveryRequest::NAME,
+        paths::REQUEST
+    )]
+    Request {
+        /// The record's number.
+        seq: u32,
+        /// The field: `hash`, `file-sha256`, `operation` or `time`.
+        field: &'static str,
+        /// The record's value.
+        recorded: String,
+        /// The value from `request.toml`.
+        found: String,
+    },
+    /// The policy records disagree with the generation plan's `[policy]`.
+    #[error("{} record {seq} ({kind}): {reason}", paths::TRANSCRIPT)]
+    Policy {
+        /// The record's number.
+        seq: u32,
+        /// Its kind.
+        kind: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Check 5: a `recovery.share` record is not the generation folder's holder, share or PIN
+    /// file, or repeats a holder.
+    #[error(
+        "{} record {seq} ({}, holder {holder}): {reason}",
+        paths::TRANSCRIPT,
+        RecoveryShare::NAME
+    )]
+    Share {
+        /// The record's number.
+        seq: u32,
+        /// The holder index it names.
+        holder: u8,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Check 5: fewer shares than the generation plan's threshold.
+    #[error(
+        "{}: {found} recovery.share record(s), the generation plan's threshold is {threshold}",
+        paths::TRANSCRIPT
+    )]
+    TooFewShares {
+        /// Shares recorded.
+        found: usize,
+        /// The threshold M.
+        threshold: u8,
+    },
+    /// The `recovery.recombined` record disagrees with the shares or the pinned root.
+    #[error(
+        "{} record {seq} ({}): {reason}",
+        paths::TRANSCRIPT,
+        RecoveryRecombined::NAME
+    )]
+    Recombined {
+        /// The record's number.
+        seq: u32,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Check 6: a listed file differs from its `output.file` record, or its path is not one a
+    /// recovery writes or would leave the folder.
+    #[error("{path}: {reason} ({} record {seq}, output.file)", paths::TRANSCRIPT)]
+    Output {
+        /// The record's number.
+        seq: u32,
+        /// The path it lists.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Check 6: a file the records list is not in the folder.
+    #[error(
+        "{path}: missing: {} record {seq} (output.file) lists it",
+        paths::TRANSCRIPT
+    )]
+    MissingFile {
+        /// The record's number.
+        seq: u32,
+        /// The path.
+        path: String,
+    },
+    /// Check 6: a file in the folder that no `output.file` record lists.
+    #[error(
+        "{path}: in the folder, but no output.file record of {} lists it",
+        paths::TRANSCRIPT
+    )]
+    ExtraFile {
+        /// The path.
+        path: String,
+    },
+    /// Check 6: a file the operation writes that no `output.file` record lists.
+    #[error("{path}: a {operation} recovery writes it, but no output.file record lists it")]
+    NotListed {
+        /// The operation.
+        operation: OperationKind,
+        /// The path.
+        path: String,
+    },
+    /// Check 6: `ceremony.end` does not count the `output.file` records.
+    #[error(
+        "{} record {seq} (ceremony.end): files={recorded}, but there are {found} output.file records",
+        paths::TRANSCRIPT
+    )]
+    OutputCount {
+        /// The record's number.
+        seq: u32,
+        /// The record's count.
+        recorded: usize,
+        /// The records found.
+        found: usize,
+    },
+    /// Check 7: the operation's records or outputs are not what the request asked for, or a
+    /// signature or certification does not verify.
+    #[error("{what}: {reason}")]
+    Operation {
+        /// Where: a record (`transcript.txt record 7 (recovery.signed)`) or a file.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Check 7 with `--files`: a file the request names could not be read from that folder.
+    #[error("{path}: cannot read the file the request names: {source}")]
+    FileUnreadable {
+        /// The file's path in the folder given.
+        path: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The recovery is an operation this version never writes a folder for.
+    #[error(
+        "a {0} recovery: this version of sherd does not perform it, so it cannot verify its folder"
+    )]
+    UnsupportedOperation(OperationKind),
+}
+
+type E = RecoveryVerifyError;
+
+/// Names a record in messages: `transcript.txt record 7 (recovery.signed)`.
+fn rec_name(seq: u32, kind: &str) -> String {
+    format!("{} record {seq} ({kind})", paths::TRANSCRIPT)
+}
+
+fn operation(what: impl Into<String>, reason: impl Into<String>) -> E {
+    E::Operation {
+        what: what.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Whether `transcript` (a `transcript.txt`'s bytes) is a recovery transcript: it parses and
+/// its first record is `recovery.generation`. (`sherd-verify <folder>` uses it to tell a
+/// recovery folder given alone.)
+pub fn is_recovery_transcript(transcript: &[u8]) -> bool {
+    Transcript::parse(transcript).is_ok_and(|t| {
+        t.records()
+            .first()
+            .is_some_and(|r| r.kind == RecoveryGeneration::NAME)
+    })
+}
+
+/// Wraps `read` so that each path is read once: later reads get the same bytes.
+fn read_once<'a>(
+    read: Read<'a>,
+    seen: &'a RefCell<HashMap<String, Vec<u8>>>,
+) -> impl Fn(&str) -> io::Result<Vec<u8>> + 'a {
+    move |path: &str| {
+        if let Some(b) = seen.borrow().get(path) {
+            return Ok(b.clone());
+        }
+        let bytes = read(path)?;
+        seen.borrow_mut().insert(path.to_string(), bytes.clone());
+        Ok(bytes)
+    }
+}
+
+/// Verifies the recovery folder `recovery` against the generation folder `generation`, both on
+/// disk. The files a `sign` request names are not in the recovery folder: see
+/// [`verify_recovery_dir_with_files`] to check the signatures over them too.
+pub fn verify_recovery_dir(
+    generation: &Path,
+    recovery: &Path,
+) -> Result<RecoveryReport, RecoveryVerifyError> {
+    verify_recovery_dir_with_files(generation, recovery, None)
+}
+
+/// [`verify_recovery_dir`], and with `files` (the request stick's folder, or any folder with
+/// the files a `sign` request names, by name), each signature is verified over its file.
+pub fn verify_recovery_dir_with_files(
+    generation: &Path,
+    recovery: &Path,
+    files: Option<&Path>,
+) -> Result<RecoveryReport, RecoveryVerifyError> {
+    let gen_read = crate::verify::folder_reader(generation);
+    let rec_read = recovery_folder_reader(recovery);
+    let list = || list_folder(recovery);
+    let files_read = files.map(crate::verify::folder_reader);
+    verify_recovery_with(
+        &gen_read,
+        &rec_read,
+        &list,
+        files_read
+            .as_ref()
+            .map(|f| f as &dyn Fn(&str) -> io::Result<Vec<u8>>),
+    )
+}
+
+/// Verifies a recovery folder through readers: `generation` reads the generation folder,
+/// `recovery` the recovery folder and `list` lists every file of it, `files` (optional) reads
+/// the files a `sign` request names, by name.
+///
+/// The generation folder is pinned with [`PinnedRoot::from_generation`] (the generation
+/// verifier's checks; as [`PinnedRoot::from_dir`] does for a folder on disk), reading each of
+/// its files once; the PIN files' hashes are taken from the very bytes it verified.
+pub fn verify_recovery_with(
+    generation: Read<'_>,
+    recovery: Read<'_>,
+    list: List<'_>,
+    files: Option<Read<'_>>,
+) -> Result<RecoveryReport, RecoveryVerifyError> {
+    let seen = RefCell::new(HashMap::new());
+    let gen_once = read_once(generation, &seen);
+    if gen_once(gen_paths::TRANSCRIPT).is_ok_and(|b| is_recovery_transcript(&b)) {
+        return Err(E::GenerationIsRecovery);
+    }
+    let pinned = PinnedRoot::from_generation(&gen_once).map_err(E::Generation)?;
+    drop(gen_once);
+    let gen_files = seen.into_inner();
+    let pins = |index: u8| -> Option<[u8; 32]> {
+        gen_files
+            .get(&gen_paths::pin_file(index))
+            .map(|b| kdf::sha256(b))
+    };
+    verify_pinned(&pinned, &pins, recovery, list, files)
+}
+
+/// The pinned generation and what the checks need of it.
+struct Generation<'a> {
+    pinned: &'a PinnedRoot,
+    /// SHA-256 of the generation folder's PIN file of a holder, as verified.
+    pins: &'a dyn Fn(u8) -> Option<[u8; 32]>,
+}
+
+/// One typed record and its number.
+struct At<'a, T> {
+    seq: u32,
+    body: &'a T,
+}
+
+fn verify_pinned(
+    pinned: &PinnedRoot,
+    pins: &dyn Fn(u8) -> Option<[u8; 32]>,
+    recovery: Read<'_>,
+    list: List<'_>,
+    files: Option<Read<'_>>,
+) -> Result<RecoveryReport, RecoveryVerifyError> {
+    let g = Generation { pinned, pins };
+    let seen = RefCell::new(HashMap::new());
+    let once = read_once(recovery, &seen);
+    let get = |path: &str| {
+        once(path).map_err(|source| E::Unreadable {
+            path: path.to_string(),
+            source,
+        })
+    };
+    let root_hex = pinned.root_fingerprint().to_hex();
+
+    // 1. The chain.
+    let transcript_bytes = get(paths::TRANSCRIPT)?;
+    let t = Transcript::parse(&transcript_bytes).map_err(|source| E::Chain { source })?;
+
+    // 2. The signature by the pinned root key; root-cert.asc is the same key.
+    let sig = get(paths::TRANSCRIPT_SIG)?;
+    transcript::verify_signature(pinned.root_cert(), &transcript_bytes, &sig).map_err(|e| {
+        E::Signature {
+            root: root_hex.clone(),
+            reason: match (root_signature_shape(&sig, pinned.root_fingerprint()), e) {
+                // Name another key rather than say the message was manipulated.
+                (Err(shape), _) => shape,
+                (Ok(()), TranscriptError::BadSignature(r)) => format!(
+                    "made by the root key, but not over these bytes: the transcript was changed after it was signed ({r})"
+                ),
+                (Ok(()), other) => other.to_string(),
+            },
+        }
+    })?;
+    let root_cert_bytes = get(paths::ROOT_CERT)?;
+    let root_cert = Cert::from_bytes(&root_cert_bytes)
+        .map_err(|e| E::RootCert(format!("not a certificate: {e:#}")))?;
+    if root_cert.fingerprint() != *pinned.root_fingerprint() {
+        return Err(E::RootCert(format!(
+            "the certificate of {}, not the generation's root key {root_hex}",
+            root_cert.fingerprint().to_hex()
+        )));
+    }
+    if root_cert.is_tsk() {
+        return Err(E::RootCert("contains secret key material".into()));
+    }
+
+    // The records, strictly typed, in the recovery's order.
+    let typed = recovery_flow::records(&t).map_err(E::Records)?;
+    let r = Records::sort(&t, &typed)?;
+
+    // 3. The link to the generation folder.
+    check_link(&g, r.generation.body)?;
+
+    // 4. The request.
+    let request_bytes = get(paths::REQUEST)?;
+    let request = check_request(&g, &r.request, &request_bytes)?;
+    let policy = check_policy(&g, &request, &r)?;
+
+    // 5. The shares, and what recombined.
+    let holders = check_shares(&g, &r.shares)?;
+    check_recombined(&g, &r, &holders)?;
+
+    // 6. The outputs.
+    let listed = check_outputs(&request, &r, &get, list)?;
+
+    // 7. The operation.
+    let operation_lines = check_operation(&g, &request, &r, &listed.bytes, files)?;
+
+    let plan = pinned.plan();
+    Ok(RecoveryReport {
+        ceremony_id: pinned.ceremony_id().to_string(),
+        root_fingerprint: root_hex,
+        generation_final_hash: hex::encode(&pinned.final_hash()),
+        generation_final_words: pinned.final_words(),
+        operation: request.operation.kind(),
+        request_hash: request.hash_hex(),
+        request_words: request.hash_words(),
+        request_time: plan::rfc3339(request.time_unix),
+        policy,
+        holders: holders
+            .iter()
+            .map(|&i| {
+                let name = plan.holder(i).map(|h| h.name.clone()).unwrap_or_default();
+                (i, name)
+            })
+            .collect(),
+        threshold: plan.threshold,
+        operation_lines,
+        outputs: listed.order,
+        records: t.records().len(),
+        final_hash: hex::encode(&t.final_hash()),
+        final_words: words::to_phrase(&t.final_hash()),
+    })
+}
+
+/// The records sorted by kind, each with its number, after the order was checked.
+struct Records<'a> {
+    generation: At<'a, RecoveryGeneration>,
+    request: At<'a, RecoveryRequest>,
+    policy: At<'a, RecoveryPolicy>,
+    approvals: Vec<At<'a, RecoveryApproval>>,
+    shares: Vec<At<'a, RecoveryShare>>,
+    recombined: At<'a, RecoveryRecombined>,
+    signed: Vec<At<'a, RecoverySigned>>,
+    quorum: Vec<At<'a, RecoveryQuorum>>,
+    certified: Vec<At<'a, RecoveryCertified>>,
+    outputs: Vec<At<'a, OutputFile>>,
+    end: At<'a, CeremonyEnd>,
+}
+
+/// The recovery's order of its record kinds (docs/formats/recovery.md): places must not
+/// decrease. `None`: a screen's record (`witness.confirm`, a caller's kind), which may come
+/// from record 2 until the holders are done, i.e. before `recovery.recombined`.
+fn place(r: &RecoveryRecord) -> Option<(u8, &'static str)> {
+    match r {
+        RecoveryRecord::Generation(_) => Some((0, RecoveryGeneration::NAME)),
+        RecoveryRecord::Request(_) => Some((1, RecoveryRequest::NAME)),
+        RecoveryRecord::Policy(_) => Some((2, RecoveryPolicy::NAME)),
+        RecoveryRecord::Approval(_) => Some((3, RecoveryApproval::NAME)),
+        RecoveryRecord::Share(_) => Some((4, RecoveryShare::NAME)),
+        RecoveryRecord::Recombined(_) => Some((5, RecoveryRecombined::NAME)),
+        RecoveryRecord::Signed(_) => Some((6, RecoverySigned::NAME)),
+        RecoveryRecord::Quorum(_) => Some((6, RecoveryQuorum::NAME)),
+        RecoveryRecord::Certified(_) => Some((6, RecoveryCertified::NAME)),
+        RecoveryRecord::Output(_) => Some((7, OutputFile::NAME)),
+        RecoveryRecord::End(_) => Some((8, CeremonyEnd::NAME)),
+        RecoveryRecord::WitnessConfirm(_) | RecoveryRecord::Note(_) => None,
+    }
+}
+
+impl<'a> Records<'a> {
+    fn sort(t: &'a Transcript, typed: &'a [RecoveryRecord]) -> Result<Records<'a>, E> {
+        let structure = |seq: u32, kind: &str, reason: String| {
+            E::Structure(format!("record {seq} ({kind}): {reason}"))
+        };
+        match typed.last() {
+            Some(RecoveryRecord::End(_)) => {}
+            _ => {
+                return Err(E::Structure(
+                    "the last record is not ceremony.end: the transcript is incomplete".into(),
+                ));
+            }
+        }
+        let mut last: Option<(u8, &'static str)> = None;
+        let mut generation = Vec::new();
+        let mut request = Vec::new();
+        let mut policy = Vec::new();
+        let mut approvals = Vec::new();
+        let mut shares = Vec::new();
+        let mut recombined = Vec::new();
+        let mut signed = Vec::new();
+        let mut quorum = Vec::new();
+        let mut certified = Vec::new();
+        let mut outputs = Vec::new();
+        let mut end = Vec::new();
+        for (raw, r) in t.records().iter().zip(typed) {
+            let seq = raw.seq;
+            match place(r) {
+                Some((p, kind)) => {
+                    if let Some((before, before_kind)) = last
+                        && p < before
+                    {
+                        return Err(structure(
+                            seq,
+                            kind,
+                            format!(
+                                "out of the recovery's order: it comes after a {before_kind} record"
+                            ),
+                        ));
+                    }
+                    last = Some((p, kind));
+                }
+                None => {
+                    if let Some((before, before_kind)) = last
+                        && before >= 5
+                    {
+                        return Err(structure(
+                            seq,
+                            &raw.kind,
+                            format!(
+                                "a screen's record after a {before_kind} record: they come only until the holders are done"
+                            ),
+                        ));
+                    }
+                }
+            }
+            match r {
+                RecoveryRecord::Generation(b) => generation.push(At { seq, body: b }),
+                RecoveryRecord::Request(b) => request.push(At { seq, body: b }),
+                RecoveryRecord::Policy(b) => policy.push(At { seq, body: b }),
+                RecoveryRecord::Approval(b) => approvals.push(At { seq, body: b }),
+                RecoveryRecord::Share(b) => shares.push(At { seq, body: b }),
+                RecoveryRecord::Recombined(b) => recombined.push(At { seq, body: b }),
+                RecoveryRecord::Signed(b) => signed.push(At { seq, body: b }),
+                RecoveryRecord::Quorum(b) => quorum.push(At { seq, body: b }),
+                RecoveryRecord::Certified(b) => certified.push(At { seq, body: b }),
+                RecoveryRecord::Output(b) => outputs.push(At { seq, body: b }),
+                RecoveryRecord::End(b) => end.push(At { seq, body: b }),
+                RecoveryRecord::WitnessConfirm(_) | RecoveryRecord::Note(_) => {}
+            }
+        }
+        fn one<'b, T>(found: Vec<At<'b, T>>, kind: &str) -> Result<At<'b, T>, E> {
+            let n = found.len();
+            match (found.into_iter().next(), n) {
+                (Some(r), 1) => Ok(r),
+                (None, _) => Err(E::Structure(format!("no {kind} record"))),
+                (Some(r), _) => Err(E::Structure(format!(
+                    "{n} {kind} records (the first is record {}); a recovery has one",
+                    r.seq
+                ))),
+            }
+        }
+        Ok(Records {
+            generation: one(generation, RecoveryGeneration::NAME)?,
+            request: one(request, RecoveryRequest::NAME)?,
+            policy: one(policy, RecoveryPolicy::NAME)?,
+            approvals,
+            shares,
+            recombined: one(recombined, RecoveryRecombined::NAME)?,
+            signed,
+            quorum,
+            certified,
+            outputs,
+            end: one(end, CeremonyEnd::NAME)?,
+        })
+    }
+}
+
+/// Check 3: record 1 names the generation ceremony, its transcript's final hash and its root.
+fn check_link(g: &Generation<'_>, r: &RecoveryGeneration) -> Result<(), E> {
+    let p = g.pinned;
+    for (field, expected, found) in [
+        ("ceremony", p.ceremony_id().to_string(), r.ceremony.clone()),
+        (
+            "transcript",
+            hex::encode(&p.final_hash()),
+            r.transcript.to_string(),
+        ),
+        ("root", p.root_fingerprint().to_hex(), r.root.0.clone()),
+    ] {
+        if expected != found {
+            let expected = if field == "transcript" {
+                format!("{expected} (the final hash of the generation's transcript.txt)")
+            } else {
+                expected
+            };
+            return Err(E::Link {
+                field,
+                expected,
+                found,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Check 4: `request.toml` is a request for the pinned root, and `recovery.request` states its
+/// file hash, canonical hash, operation and time.
+fn check_request(
+    g: &Generation<'_>,
+    r: &At<'_, RecoveryRequest>,
+    bytes: &[u8],
+) -> Result<Request, E> {
+    let text = std::str::from_utf8(bytes).map_err(|_| E::RequestInvalid("not UTF-8".into()))?;
+    let request = Request::parse(text).map_err(|e| E::RequestInvalid(e.to_string()))?;
+    g.pinned
+        .check_request(&request)
+        .map_err(|e| E::RequestInvalid(e.to_string()))?;
+    let rec = r.body;
+    for (field, recorded, found) in [
+        (
+            "file-sha256",
+            rec.file.to_string(),
+            hex::encode(&kdf::sha256(bytes)),
+        ),
+        ("hash", rec.hash.to_string(), request.hash_hex()),
+        (
+            "operation",
+            rec.operation.clone(),
+            request.operation.name().to_string(),
+        ),
+        ("time", rec.time.to_string(), request.time_unix.to_string()),
+    ] {
+        if recorded != found {
+            return Err(E::Request {
+                seq: r.seq,
+                field,
+                recorded,
+                found,
+            });
+        }
+    }
+    if matches!(
+        request.operation,
+        Operation::Reshare { .. } | Operation::ReplaceCard { .. }
+    ) {
+        return Err(E::UnsupportedOperation(request.operation.kind()));
+    }
+    Ok(request)
+}
+
+/// The policy records: `none` exactly when the generation plan has no `[policy]`; otherwise
+/// the rule's k, at least k approvals, one record each, by distinct approvers of the plan's
+/// policy with one of their certificates (the approval files are not in the folder, so the
+/// signatures themselves cannot be checked again). Returns the report's line.
+fn check_policy(g: &Generation<'_>, request: &Request, r: &Records<'_>) -> Result<String, E> {
+    let p = &r.policy;
+    let bad = |seq: u32, kind: &'static str, reason: String| E::Policy { seq, kind, reason };
+    let policy_bad = |reason: String| bad(p.seq, RecoveryPolicy::NAME, reason);
+    let Some(plan_policy) = g.pinned.plan().policy.as_ref() else {
+        if p.body.policy != "none" || p.body.needed != 0 || p.body.approvals != 0 {
+            return Err(policy_bad(format!(
+                "policy={} needed={} approvals={}, but the generation plan has no [policy] (policy=none needed=0 approvals=0)",
+                p.body.policy, p.body.needed, p.body.approvals
+            )));
+        }
+        if let Some(a) = r.approvals.first() {
+            return Err(bad(
+                a.seq,
+                RecoveryApproval::NAME,
+                "an approval, but the generation plan has no [policy]".into(),
+            ));
+        }
+        return Ok("none: the generation plan has no [policy]".into());
+    };
+    if p.body.policy != "held" {
+        return Err(policy_bad(format!(
+            "policy={}, but the generation plan has a [policy] (policy=held)",
+            p.body.policy
+        )));
+    }
+    let kind = request.operation.kind();
+    let k = plan_policy.rule(kind).k;
+    if p.body.needed != k {
+        return Err(policy_bad(format!(
+            "needed={}, but the generation plan's policy needs {k} approver(s) for {kind}",
+            p.body.needed
+        )));
+    }
+    if p.body.approvals < usize::from(k) {
+        return Err(policy_bad(format!(
+            "approvals={}: fewer than the {k} needed",
+            p.body.approvals
+        )));
+    }
+    if r.approvals.len() != p.body.approvals {
+        return Err(policy_bad(format!(
+            "approvals={}, but there are {} recovery.approval records",
+            p.body.approvals,
+            r.approvals.len()
+        )));
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for a in &r.approvals {
+        let abad = |reason: String| bad(a.seq, RecoveryApproval::NAME, reason);
+        let who = &a.body.approver;
+        let Some(approver) = plan_policy.approvers.iter().find(|x| x.name == *who) else {
+            return Err(abad(format!(
+                "{who:?} is not an approver of the generation plan's [policy]"
+            )));
+        };
+        if names.contains(&who.as_str()) {
+            return Err(abad(format!(
+                "approver {who:?} is counted twice; each approver counts once"
+            )));
+        }
+        let Some(cert) = approver
+            .certs
+            .iter()
+            .find(|c| c.fingerprint.to_hex() == a.body.cert.0)
+        else {
+            return Err(abad(format!(
+                "the certificate {} is not one the plan lists for approver {who:?}",
+                a.body.cert
+            )));
+        };
+        if !cert
+            .cert
+            .keys()
+            .any(|k| k.key().fingerprint().to_hex() == a.body.key.0)
+        {
+            return Err(abad(format!(
+                "the key {} is not a key of approver {who:?}'s certificate {}",
+                a.body.key, a.body.cert
+            )));
+        }
+        names.push(who);
+    }
+    Ok(format!(
+        "held: {kind} needs {k} approver(s); {} approved ({})",
+        names.len(),
+        names.join(", ")
+    ))
+}
+
+/// Check 5: each share is a holder of the generation plan, once, with the sealed share the
+/// generation transcript records and the generation folder's PIN file, read by the personal
+/// card of that holder or their backup; at least M of them. Returns the holders in order.
+fn check_shares(g: &Generation<'_>, shares: &[At<'_, RecoveryShare>]) -> Result<Vec<u8>, E> {
+    let plan: &Plan = g.pinned.plan();
+    let mut holders: Vec<u8> = Vec::new();
+    for s in shares {
+        let b = s.body;
+        let bad = |reason: String| E::Share {
+            seq: s.seq,
+            holder: b.holder,
+            reason,
+        };
+        let Some(holder) = plan.holder(b.holder) else {
+            return Err(bad(format!(
+                "not a holder of the generation plan (holders 1..={})",
+                plan.holder_count()
+            )));
+        };
+        if holders.contains(&b.holder) {
+            return Err(bad(
+                "this holder's share is already recorded: each holder counts once".into(),
+            ));
+        }
+        if b.name != holder.name {
+            return Err(bad(format!(
+                "name {:?}, the generation plan's holder {} is {:?}",
+                b.name, b.holder, holder.name
+            )));
+        }
+        let sealed = g
+            .pinned
+            .share(b.holder)
+            .map(|s| s.message_sha256)
+            .unwrap_or_default();
+        if b.envelope.0 != sealed {
+            return Err(bad(format!(
+                "envelope {}, but the generation transcript's share.sealed for this holder is {}",
+                b.envelope,
+                hex::encode(&sealed)
+            )));
+        }
+        let pin_path = gen_paths::pin_file(b.holder);
+        let Some(pins) = (g.pins)(b.holder) else {
+            return Err(bad(format!(
+                "the generation folder's {pin_path} was not read by its verifier"
+            )));
+        };
+        if b.pins.0 != pins {
+            return Err(bad(format!(
+                "pins {}, but the SHA-256 of the generation folder's {pin_path} is {}",
+                b.pins,
+                hex::encode(&pins)
+            )));
+        }
+        let reader = match b.reader.as_str() {
+            "holder" => holder,
+            "backup" => plan.holder(holder.backup).ok_or_else(|| {
+                bad(format!(
+                    "the backup holder {} is not in the plan",
+                    holder.backup
+                ))
+            })?,
+            other => {
+                return Err(bad(format!(
+                    "reader={other:?}: the reader is \"holder\" or \"backup\""
+                )));
+            }
+        };
+        if b.reader_name != reader.name {
+            return Err(bad(format!(
+                "reader-name {:?}, but the {} is {:?} in the generation plan",
+                b.reader_name, b.reader, reader.name
+            )));
+        }
+        let ours = reader.certs.iter().any(|pc| {
+            pc.cert
+                .keys()
+                .any(|k| k.key().fingerprint().to_hex() == b.personal.0)
+        });
+        if !ours {
+            return Err(bad(format!(
+                "personal {}: not a key of the {} ({})'s certificates in the generation plan",
+                b.personal, b.reader, reader.name
+            )));
+        }
+        holders.push(b.holder);
+    }
+    if holders.len() < usize::from(plan.threshold) {
+        return Err(E::TooFewShares {
+            found: holders.len(),
+            threshold: plan.threshold,
+        });
+    }
+    Ok(holders)
+}
+
+/// `recovery.recombined`: the holders of the share records, in order; the plan's threshold;
+/// the root of record 1 (the pinned root).
+fn check_recombined(g: &Generation<'_>, r: &Records<'_>, holders: &[u8]) -> Result<(), E> {
+    let rc = &r.recombined;
+    let bad = |reason: String| E::Recombined {
+        seq: rc.seq,
+        reason,
+    };
+    let expected = holders
+        .iter()
+        .map(u8::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    if rc.body.holders != expected {
+        return Err(bad(format!(
+            "holders={}, but the recovery.share records are holders {expected}, in that order",
+            rc.body.holders
+        )));
+    }
+    let threshold = g.pinned.plan().threshold;
+    if rc.body.threshold != threshold {
+        return Err(bad(format!(
+            "threshold={}, but the generation plan's threshold is {threshold}",
+            rc.body.threshold
+        )));
+    }
+    if rc.body.root != r.generation.body.root
+        || rc.body.root.0 != g.pinned.root_fingerprint().to_hex()
+    {
+        return Err(bad(format!(
+            "root={}, but record 1 and the generation folder say {}",
+            rc.body.root,
+            g.pinned.root_fingerprint().to_hex()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a path listed in the transcript stays inside the folder: relative, '/'-separated,
+/// no empty, `.` or `..` component, no backslash or control character.
+fn path_stays_inside(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control)
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// The files a recovery of this request writes besides the transcript and its signature.
+fn expected_outputs(request: &Request) -> Vec<String> {
+    let mut out = vec![paths::REQUEST.to_string(), paths::ROOT_CERT.to_string()];
+    match &request.operation {
+        Operation::Sign { files } => {
+            for (i, f) in files.iter().enumerate() {
+                out.push(paths::signature(i + 1, &f.name));
+            }
+        }
+        Operation::ProveQuorum { .. } => {
+            out.push(paths::CHALLENGE.into());
+            out.push(paths::CHALLENGE_SIG.into());
+        }
+        Operation::Certify(_) => out.push(paths::CERTIFIED.into()),
+        Operation::Reshare { .. } | Operation::ReplaceCard { .. } => {}
+    }
+    out
+}
+
+/// Check 6: each `output.file` by size and SHA-256; `ceremony.end` counts them; the files are
+/// those the operation writes; no other file in the folder. Returns the listed files' bytes
+/// and paths.
+fn check_outputs(
+    request: &Request,
+    r: &Records<'_>,
+    get: &dyn Fn(&str) -> Result<Vec<u8>, E>,
+    list: List<'_>,
+) -> Result<Listed, E> {
+    let expected = expected_outputs(request);
+    let kind = request.operation.kind();
+    let mut listed: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut order = Vec::new();
+    for o in &r.outputs {
+        let path = o.body.path.as_str();
+        let bad = |reason: String| E::Output {
+            seq: o.seq,
+            path: path.to_string(),
+            reason,
+        };
+        if !path_stays_inside(path) {
+            return Err(bad("the path would leave the folder".into()));
+        }
+        if path == paths::TRANSCRIPT || path == paths::TRANSCRIPT_SIG {
+            return Err(bad(
+                "the transcript and its signature are not listed in the transcript".into(),
+            ));
+        }
+        if !expected.iter().any(|e| e == path) {
+            return Err(bad(format!("not a file a {kind} recovery writes")));
+        }
+        if listed.contains_key(path) {
+            return Err(bad("listed twice".into()));
+        }
+        let bytes = match get(path) {
+            Ok(b) => b,
+            Err(E::Unreadable { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(E::MissingFile {
+                    seq: o.seq,
+                    path: path.to_string(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        if bytes.len() != o.body.size {
+            return Err(bad(format!(
+                "{} bytes, the record says {}",
+                bytes.len(),
+                o.body.size
+            )));
+        }
+        let digest = kdf::sha256(&bytes);
+        if digest != o.body.sha256.0 {
+            return Err(bad(format!(
+                "SHA-256 {}, the record says {}",
+                hex::encode(&digest),
+                o.body.sha256
+            )));
+        }
+        listed.insert(path.to_string(), bytes);
+        order.push(path.to_string());
+    }
+    if r.end.body.files != r.outputs.len() {
+        return Err(E::OutputCount {
+            seq: r.end.seq,
+            recorded: r.end.body.files,
+            found: r.outputs.len(),
+        });
+    }
+    if let Some(path) = expected.iter().find(|e| !listed.contains_key(*e)) {
+        return Err(E::NotListed {
+            operation: kind,
+            path: path.clone(),
+        });
+    }
+    let present: BTreeSet<String> = list().map_err(E::Unlistable)?.into_iter().collect();
+    for path in &present {
+        if path != paths::TRANSCRIPT && path != paths::TRANSCRIPT_SIG && !listed.contains_key(path)
+        {
+            return Err(E::ExtraFile { path: path.clone() });
+        }
+    }
+    Ok(Listed {
+        bytes: listed,
+        order,
+    })
+}
+
+/// The files the `output.file` records list: their bytes (as checked) and paths in order.
+struct Listed {
+    bytes: HashMap<String, Vec<u8>>,
+    order: Vec<String>,
+}
+
+/// A detached signature's packet: one binary-document signature whose issuer is the root key
+/// (checked without the data it signs, which may not be at hand).
+fn root_signature_shape(bytes: &[u8], root: &openpgp::Fingerprint) -> Result<(), String> {
+    let sig = match openpgp::Packet::from_bytes(bytes) {
+        Ok(openpgp::Packet::Signature(s)) => s,
+        Ok(p) => return Err(format!("a {} packet, not a signature", p.tag())),
+        Err(e) => return Err(format!("not an OpenPGP signature: {e:#}")),
+    };
+    if sig.typ() != SignatureType::Binary {
+        return Err(format!(
+            "a signature of type {}, not a binary document signature",
+            sig.typ()
+        ));
+    }
+    let handle = openpgp::KeyHandle::from(root.clone());
+    let issuers = sig.get_issuers();
+    if !issuers.iter().any(|i| i.aliases(&handle)) {
+        // The issuer fingerprints (their key IDs say the same), else the key IDs.
+        let fingerprints: Vec<String> = issuers
+            .iter()
+            .filter(|i| matches!(i, openpgp::KeyHandle::Fingerprint(_)))
+            .map(ToString::to_string)
+            .collect();
+        let named = if fingerprints.is_empty() {
+            issuers.iter().map(ToString::to_string).collect()
+        } else {
+            fingerprints
+        };
+        return Err(format!(
+            "made by {}, not by the root key {}",
+            if named.is_empty() {
+                "an unnamed key".to_string()
+            } else {
+                format!("key {}", named.join(", "))
+            },
+            root.to_hex()
+        ));
+    }
+    Ok(())
+}
+
+/// Check 7: the operation's records are the request's, and its outputs verify with the pinned
+/// root key. Returns the report's lines.
+fn check_operation(
+    g: &Generation<'_>,
+    request: &Request,
+    r: &Records<'_>,
+    listed: &HashMap<String, Vec<u8>>,
+    files: Option<Read<'_>>,
+) -> Result<Vec<String>, E> {
+    let root = g.pinned.root_cert();
+    let root_fpr = g.pinned.root_fingerprint();
+    let kind = request.operation.kind();
+    let listed_get = |path: &str| -> Result<&Vec<u8>, E> {
+        listed.get(path).ok_or_else(|| E::NotListed {
+            operation: kind,
+            path: path.to_string(),
+        })
+    };
+    // Records of another operation's kind.
+    let foreign: Option<(u32, &str)> = match &request.operation {
+        Operation::Sign { .. } => r.quorum.first().map(|q| (q.seq, RecoveryQuorum::NAME)).or(r
+            .certified
+            .first()
+            .map(|c| (c.seq, RecoveryCertified::NAME))),
+        Operation::ProveQuorum { .. } => {
+            r.signed.first().map(|s| (s.seq, RecoverySigned::NAME)).or(r
+                .certified
+                .first()
+                .map(|c| (c.seq, RecoveryCertified::NAME)))
+        }
+        Operation::Certify(_) => r
+            .signed
+            .first()
+            .map(|s| (s.seq, RecoverySigned::NAME))
+            .or(r.quorum.first().map(|q| (q.seq, RecoveryQuorum::NAME))),
+        Operation::Reshare { .. } | Operation::ReplaceCard { .. } => {
+            return Err(E::UnsupportedOperation(kind));
+        }
+    };
+    if let Some((seq, k)) = foreign {
+        return Err(operation(
+            rec_name(seq, k),
+            format!("the request's operation is {kind}"),
+        ));
+    }
+    let mut lines = Vec::new();
+    match &request.operation {
+        Operation::Sign { files: named } => {
+            if r.signed.len() != named.len() {
+                return Err(E::Structure(format!(
+                    "{} recovery.signed records, the request names {} file(s)",
+                    r.signed.len(),
+                    named.len()
+                )));
+            }
+            for (i, (s, f)) in r.signed.iter().zip(named).enumerate() {
+                let what = rec_name(s.seq, RecoverySigned::NAME);
+                let b = s.body;
+                if b.name != f.name {
+                    return Err(operation(
+                        what,
+                        format!(
+                            "name {:?}, but the request's file {} is {:?}",
+                            b.name,
+                            i + 1,
+                            f.name
+                        ),
+                    ));
+                }
+                if b.sha256.0 != f.sha256 {
+                    return Err(operation(
+                        what,
+                        format!(
+                            "sha256 {}, but the request gives {} for {:?}",
+                            b.sha256,
+                            hex::encode(&f.sha256),
+                            f.name
+                        ),
+                    ));
+                }
+                let path = paths::signature(i + 1, &f.name);
+                if b.signature != path {
+                    return Err(operation(
+                        what,
+                        format!(
+                            "signature {:?}, but the signature of the request's file {} is {path}",
+                            b.signature,
+                            i + 1
+                        ),
+                    ));
+                }
+                let sig = listed_get(&path)?;
+                root_signature_shape(sig, root_fpr).map_err(|e| operation(path.as_str(), e))?;
+                match files {
+                    None => lines.push(format!(
+                        "{path}: by the root key, for {:?} (SHA-256 {}, {} bytes); not checked over the file (give --files)",
+                        f.name, b.sha256, b.size
+                    )),
+                    Some(read) => {
+                        let data = read(&f.name).map_err(|source| E::FileUnreadable {
+                            path: f.name.clone(),
+                            source,
+                        })?;
+                        let digest = kdf::sha256(&data);
+                        if digest != f.sha256 || data.len() != b.size {
+                            return Err(operation(
+                                format!("{} (the file given)", f.name),
+                                format!(
+                                    "SHA-256 {}, {} bytes; the request and {what} say {}, {} bytes",
+                                    hex::encode(&digest),
+                                    data.len(),
+                                    b.sha256,
+                                    b.size
+                                ),
+                            ));
+                        }
+                        transcript::verify_signature(root, &data, sig).map_err(|e| {
+                            operation(
+                                path.as_str(),
+                                format!("not a good signature by the root key over {:?}: {e}", f.name),
+                            )
+                        })?;
+                        lines.push(format!(
+                            "{path}: a good signature by the root key over {:?} (SHA-256 {})",
+                            f.name, b.sha256
+                        ));
+                    }
+                }
+            }
+        }
+        Operation::ProveQuorum { challenge } => {
+            let [q] = r.quorum.as_slice() else {
+                return Err(E::Structure(format!(
+                    "{} recovery.quorum records; a prove-quorum recovery has one",
+                    r.quorum.len()
+                )));
+            };
+            let what = rec_name(q.seq, RecoveryQuorum::NAME);
+            let bytes = listed_get(paths::CHALLENGE)?;
+            if bytes.as_slice() != challenge.as_bytes() {
+                return Err(operation(
+                    paths::CHALLENGE,
+                    "not the request's challenge, byte for byte",
+                ));
+            }
+            if q.body.challenge.0 != kdf::sha256(challenge.as_bytes()) {
+                return Err(operation(
+                    what,
+                    format!(
+                        "challenge-sha256 {}, but the request's challenge has SHA-256 {}",
+                        q.body.challenge,
+                        hex::encode(&kdf::sha256(challenge.as_bytes()))
+                    ),
+                ));
+            }
+            if q.body.signature != paths::CHALLENGE_SIG {
+                return Err(operation(
+                    what,
+                    format!(
+                        "signature {:?}, the challenge's signature is {}",
+                        q.body.signature,
+                        paths::CHALLENGE_SIG
+                    ),
+                ));
+            }
+            let sig = listed_get(paths::CHALLENGE_SIG)?;
+            transcript::verify_signature(root, bytes, sig).map_err(|e| {
+                operation(
+                    paths::CHALLENGE_SIG,
+                    format!(
+                        "not a good signature by the root key over {}: {e}",
+                        paths::CHALLENGE
+                    ),
+                )
+            })?;
+            lines.push(format!(
+                "{}: a good signature by the root key over the challenge {challenge:?}",
+                paths::CHALLENGE_SIG
+            ));
+        }
+        Operation::Certify(c) => {
+            let cert_fpr = c.cert.fingerprint();
+            if r.certified.len() != c.user_ids.len() {
+                return Err(E::Structure(format!(
+                    "{} recovery.certified records, the request names {} user ID(s)",
+                    r.certified.len(),
+                    c.user_ids.len()
+                )));
+            }
+            let certified = Cert::from_bytes(listed_get(paths::CERTIFIED)?)
+                .map_err(|e| operation(paths::CERTIFIED, format!("not a certificate: {e:#}")))?;
+            if certified.fingerprint() != cert_fpr {
+                return Err(operation(
+                    paths::CERTIFIED,
+                    format!(
+                        "the certificate {}, but the request's is {}",
+                        certified.fingerprint().to_hex(),
+                        cert_fpr.to_hex()
+                    ),
+                ));
+            }
+            let expiry = c.expiry_unix.unwrap_or(0);
+            for (i, (rc, uid)) in r.certified.iter().zip(&c.user_ids).enumerate() {
+                let what = rec_name(rc.seq, RecoveryCertified::NAME);
+                let b = rc.body;
+                if b.cert.0 != cert_fpr.to_hex() {
+                    return Err(operation(
+                        what,
+                        format!(
+                            "cert {}, but the request's certificate is {}",
+                            b.cert,
+                            cert_fpr.to_hex()
+                        ),
+                    ));
+                }
+                if b.user_id != *uid {
+                    return Err(operation(
+                        what,
+                        format!(
+                            "user-id {:?}, but the request's user ID {} is {uid:?}",
+                            b.user_id,
+                            i + 1
+                        ),
+                    ));
+                }
+                if b.expiry != expiry {
+                    return Err(operation(
+                        what,
+                        format!(
+                            "expiry {}, but the request's is {expiry} (0: none)",
+                            b.expiry
+                        ),
+                    ));
+                }
+                let by_root = certified
+                    .userids()
+                    .filter(|u| u.userid().value() == uid.as_bytes())
+                    .any(|u| {
+                        u.certifications().any(|s| {
+                            s.typ() == SignatureType::GenericCertification
+                                && s.verify_userid_binding(
+                                    root.primary_key().key(),
+                                    certified.primary_key().key(),
+                                    u.userid(),
+                                )
+                                .is_ok()
+                        })
+                    });
+                if !by_root {
+                    return Err(operation(
+                        paths::CERTIFIED,
+                        format!("no good certification of the user ID {uid:?} by the root key"),
+                    ));
+                }
+                lines.push(format!(
+                    "{}: {uid:?} certified by the root key",
+                    paths::CERTIFIED
+                ));
+            }
+        }
+        Operation::Reshare { .. } | Operation::ReplaceCard { .. } => {
+            return Err(E::UnsupportedOperation(kind));
+        }
+    }
+    Ok(lines)
+}
+
+/// Reads files of a recovery folder by the paths its transcript names, refusing any path that
+/// could leave the folder (absolute, empty components, `.`, `..`) and any path through a
+/// symbolic link.
+pub fn recovery_folder_reader(dir: &Path) -> impl Fn(&str) -> io::Result<Vec<u8>> + '_ {
+    move |p: &str| {
+        if !path_stays_inside(p) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "path leaves the folder",
+            ));
+        }
+        let mut at = dir.to_path_buf();
+        for c in p.split('/') {
+            at.push(c);
+            if std::fs::symlink_metadata(&at)?.file_type().is_symlink() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a symbolic link: the folder's files are plain files",
+                ));
+            }
+        }
+        std::fs::read(at)
+    }
+}
+
+/// Every file of the folder `dir`, recursively, as '/'-separated paths relative to it. A
+/// symbolic link or any other entry that is neither a plain file nor a folder is an error
+/// naming it.
+pub fn list_folder(dir: &Path) -> io::Result<Vec<String>> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let ft = std::fs::symlink_metadata(entry.path())?.file_type();
+            if ft.is_dir() {
+                walk(&entry.path(), &rel, out)?;
+            } else if ft.is_file() {
+                out.push(rel);
+            } else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{rel}: not a plain file or folder (a link?)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_leave_the_folder_are_refused() {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a//b",
+            "./a",
+            "a/",
+            "a\\b",
+            "a\nb",
+        ] {
+            assert!(!path_stays_inside(bad), "{bad:?}");
+        }
+        for good in [
+            "request.toml",
+            "signatures/by-position/001.sig",
+            "signatures/a..b.sig",
+        ] {
+            assert!(path_stays_inside(good), "{good:?}");
+        }
+    }
+}
