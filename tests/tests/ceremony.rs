@@ -1057,6 +1057,25 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+    // sherd-verify checks the recovery folder against the generation folder, and each
+    // signature over the file.
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("release.txt"), &file).unwrap();
+    let o = std::process::Command::new(e2e::workspace_bin("ceremony", "sherd-verify"))
+        .arg("--recovery")
+        .arg(&rec)
+        .arg("--generation")
+        .arg(&gen_folder)
+        .arg("--files")
+        .arg(files.path())
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && printed.starts_with("PASS"),
+        "sherd-verify --recovery:\n{printed}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     secrets_never_on_console(&generation_console, &secrets);
     secrets_never_on_console(&g.raw(), &secrets);
     eprintln!(

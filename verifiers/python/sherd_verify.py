@@ -1099,7 +1099,7 @@ class Plan:
             raise ValueError(f"not TOML: {e}")
         only_keys(raw, ["format", "ceremony_id", "time", "threshold", "allow_threshold_one",
                         "allow_virtual_hardware", "require_witness_signatures", "machine",
-                        "holder", "witness"], "plan")
+                        "holder", "witness", "policy"], "plan")
         if raw.get("format") != "sherd-plan/1":
             raise ValueError(f"format {raw.get('format')!r}, expected 'sherd-plan/1'")
         self.ceremony_id = raw.get("ceremony_id")
@@ -1214,7 +1214,66 @@ class Plan:
                         raise ValueError(f"[machine] {key}: {rq(v)} is not {2 * n} hex digits")
             if len(self.machine) < 2:
                 raise ValueError("[machine] must record at least one value")
+        self.policy = self._policy(raw.get("policy"))
         self.hash = hashlib.sha256(self.canonical().encode()).hexdigest()
+
+    POLICY_OPERATIONS = ("sign", "certify", "prove-quorum", "reshare", "replace-card")
+    POLICY_LIMITS = {"sign": ("max_files", 255), "certify": ("max_user_ids", 32)}
+
+    def _policy(self, raw):
+        """The [policy] table (plan.md, "The signing policy"), or None."""
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            raise ValueError("policy: must be a table")
+        only_keys(raw, ["approver", *self.POLICY_OPERATIONS], "policy")
+        approvers = raw.get("approver", [])
+        if not isinstance(approvers, list) or not approvers or len(approvers) > 255:
+            raise ValueError("policy: 1 to 255 [[policy.approver]] tables are needed")
+        names = [a.get("name") if isinstance(a, dict) else None for a in approvers]
+        seen = set()
+        out = {"approvers": [], "rules": []}
+        for i, a in enumerate(approvers):
+            where = f"policy.approver[{i + 1}]"
+            if not isinstance(a, dict):
+                raise ValueError(f"{where}: must be a table")
+            only_keys(a, ["name", "certs"], where)
+            check_name(where, a.get("name"))
+            if names.count(a["name"]) != 1:
+                raise ValueError(f"{where}: name {a['name']!r} is not unique")
+            lst = a.get("certs")
+            if not isinstance(lst, list) or not lst or \
+                    not all(isinstance(c, str) for c in lst):
+                raise ValueError(f"{where}.certs: one or more armored certificates are needed")
+            certs = [PersonalCert(c, f"{where} certificate {j + 1}") for j, c in enumerate(lst)]
+            for c in certs:
+                # One key may not count for two approvers; a holder's or witness's may approve.
+                if c.fingerprint in seen:
+                    raise ValueError(f"{where}: certificate {c.fingerprint} is given for two "
+                                     "approvers")
+                seen.add(c.fingerprint)
+                if not c.cert.signing_keys(self.time):
+                    raise ValueError(f"{where}: certificate {c.fingerprint} has no live "
+                                     "signing key at the plan time")
+            out["approvers"].append({"index": i + 1, "name": a["name"], "certs": certs})
+        for op in self.POLICY_OPERATIONS:
+            rule = raw.get(op)
+            where = f"policy.{op}"
+            if not isinstance(rule, dict):
+                raise ValueError(f"{where}: missing; every operation needs its table")
+            limit = self.POLICY_LIMITS.get(op)
+            only_keys(rule, ["k"] + ([limit[0]] if limit else []), where)
+            k = rule.get("k")
+            if type(k) is not int or not 1 <= k <= len(approvers):
+                raise ValueError(f"{where}.k: {k!r} is not in 1..={len(approvers)}")
+            line = f"policy_rule={op}\tk={k}"
+            if limit and limit[0] in rule:
+                n = rule[limit[0]]
+                if type(n) is not int or not 1 <= n <= limit[1]:
+                    raise ValueError(f"{where}.{limit[0]}: {n!r} is not in 1..={limit[1]}")
+                line += f"\t{limit[0]}={n}"
+            out["rules"].append(line)
+        return out
 
     def canonical(self):
         lines = ["sherd-plan/1", f"ceremony_id={self.ceremony_id}", f"time={self.time}",
@@ -1242,6 +1301,13 @@ class Plan:
                     lines.append(f"machine_pcr={i}\t{self.machine[f'pcr{i}'].lower()}")
             if "quote_key" in self.machine:
                 lines.append(f"machine_quote_key={self.machine['quote_key'].lower()}")
+        if self.policy is not None:
+            lines.append(f"policy_approvers={len(self.policy['approvers'])}")
+            for a in self.policy["approvers"]:
+                lines.append(f"approver={a['index']}\tname={a['name']}")
+                for c in a["certs"]:
+                    lines.append(f"approver_cert={a['index']}\t{c.fingerprint}\t{c.sha256}")
+            lines.extend(self.policy["rules"])
         return "".join(line + "\n" for line in lines)
 
 
