@@ -647,7 +647,7 @@ fn a_recovery_signs_a_file_with_holders_3_then_1() {
         text.contains("The card refused the default PIN 123456"),
         "{text}"
     );
-    assert!(text.contains("The card allows 2 more tries."));
+    assert!(text.contains("The card allows 2 more tries; the last one is never used."));
     assert!(text.contains("Holder 003's share opened on card 000F:000301"));
     assert!(text.contains("Holder 001's PIN file was read by Holder 002 (backup)"));
     assert!(text.contains("Holder 001's share opened on card 000F:000101"));
@@ -915,4 +915,98 @@ fn abort_mid_holders_writes_nothing() {
         "nothing written"
     );
     assert_no_secret_shown(&g, &text);
+}
+
+#[test]
+fn a_personal_card_is_never_asked_for_a_pin_it_could_not_take() {
+    let g = generation("tui-rec-pins", 85);
+    let out = tempfile::tempdir().unwrap();
+    let request = g.request("[prove-quorum]\nchallenge = \"headline\"\n", &[]);
+    let changed = |index: u8| {
+        SoftwarePersonalCard::new(
+            &format!("0006:{index:08}"),
+            &g.fixture.personal[usize::from(index) - 1],
+        )
+        .unwrap()
+        .with_user_pin(Pin::from_string(CHANGED_PIN.into()))
+    };
+    // Holder 3's card has 2 tries left: the default PIN is not tried (a refusal would leave
+    // too few for their own), their PIN is asked for at once.
+    let holder3 = Card::personal(changed(3).with_retries_left(2));
+    // Holder 1 mistypes their changed PIN: 1 try left, which is never used.
+    let holder1 = Card::personal(changed(1));
+    const WRONG: &str = "Wr0ng!pin";
+
+    let mut steps = TO_HOLDERS.to_vec();
+    steps.push((FIRST, Key::Char('3')));
+    steps.extend(
+        CHANGED_PIN
+            .chars()
+            .map(|c| ("type the user PIN", Key::Char(c))),
+    );
+    steps.push(("type the user PIN", Key::Enter));
+    steps.push((SECOND, Key::Char('1')));
+    steps.extend(WRONG.chars().map(|c| ("type the user PIN", Key::Char(c))));
+    steps.push(("type the user PIN", Key::Enter));
+    // The turn ends; holder 1 comes back with their backup's card.
+    steps.push(("nothing already in was lost", Key::Char('1')));
+    steps.extend_from_slice(TO_END);
+    let mut con = Table::new(leak(steps));
+    let cards = vec![
+        holder3.clone(),
+        g.location(3),
+        holder1.clone(),
+        g.personal(2),
+        g.location(1),
+    ];
+    let mut dev = Fake::new(
+        con.screen.clone(),
+        &g,
+        vec![request.clone()],
+        cards,
+        out.path(),
+    );
+    let outcome = run(&mut con, &mut dev).unwrap();
+    let text = con.all_text();
+    assert_eq!(outcome, Outcome::Completed, "{text}");
+    assert!(con.script.steps.is_empty());
+
+    let pin_pages: Vec<&String> = con
+        .script
+        .pages
+        .iter()
+        .filter(|p| p.contains("type the user PIN"))
+        .collect();
+    assert_eq!(pin_pages.len(), 2, "{pin_pages:?}");
+    // Holder 3: asked at once, nothing refused yet.
+    assert!(pin_pages[0].contains("card 0006:00000003"));
+    assert!(!pin_pages[0].contains("refused"), "{}", pin_pages[0]);
+    assert!(pin_pages[0].contains("The card allows 2 more tries"));
+    // Holder 1: after the default PIN, once; the wrong PIN typed leaves 1 try, not asked for.
+    assert!(pin_pages[1].contains("card 0006:00000001"));
+    assert!(pin_pages[1].contains("The card refused the default PIN 123456"));
+    assert!(text.contains(
+        "holder 1 (Holder 001): the personal card: refusing to present the user PIN: only 1 \
+         tries left"
+    ));
+    let (Card::Personal(c3), Card::Personal(c1)) = (&holder3, &holder1) else {
+        unreachable!()
+    };
+    assert_eq!(
+        c3.borrow().retries_left(),
+        3,
+        "the right PIN resets the counter"
+    );
+    assert_eq!(c1.borrow().retries_left(), 1, "the last try was never used");
+
+    let (_, files) = written(out.path(), &g, &request);
+    let (_, shares) = transcript_of(&g, &files);
+    let who: Vec<(u8, &str)> = shares
+        .iter()
+        .map(|s| (s.holder, s.reader.as_str()))
+        .collect();
+    assert_eq!(who, [(3, "holder"), (1, "backup")]);
+    for typed in [CHANGED_PIN, WRONG] {
+        assert!(!text.contains(typed));
+    }
 }

@@ -8,10 +8,14 @@
 use super::RecoveryStep as S;
 use super::screens::{self, DoneView, HolderRow, PinnedView, RequestView};
 use crate::ceremony::intent::{self, Intent};
-use crate::ceremony::screens::{Attestation, attestation_pages, reading_attestation_page};
+use crate::ceremony::screens::{
+    Attestation, PinRefused, attestation_pages, reading_attestation_page,
+};
 use crate::ceremony::{CardPoll, Console, Page};
 use crate::keys::Key;
-use ceremony::card::{CardError, LocationCard, PersonalDecryptCard};
+use ceremony::card::{
+    CardError, DEFAULT_USER_PIN, LocationCard, MIN_PIN_RETRIES, PersonalDecryptCard,
+};
 use ceremony::ceremony::Record as CallerRecord;
 use ceremony::ceremony::paths as generation_paths;
 use ceremony::record::WitnessConfirm;
@@ -670,40 +674,76 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
                 return Ok(Some(Err(why)));
             }
         };
-        let mut pin = Pin::from_string(ceremony::card::DEFAULT_USER_PIN.into());
-        let mut after_default = true;
+        let refusal = |fault| {
+            FlowError::Holder {
+                index: row.index,
+                holder: row.name.clone(),
+                fault: HolderFault::PersonalCard(fault),
+            }
+            .to_string()
+        };
+        let mut retries = match card.user_pin_retries() {
+            Ok(n) => n,
+            Err(e) => return self.give_up(card, refusal(e)),
+        };
+        // The factory default PIN first only when a refusal still leaves the guard's margin
+        // for the holder's own PIN (as for the witnesses' cards at generation); a PIN is never
+        // asked for when the card could not take it (the core would not present it).
+        let mut next = (retries > MIN_PIN_RETRIES).then(|| {
+            (
+                Pin::from_string(DEFAULT_USER_PIN.into()),
+                PinRefused::Default,
+            )
+        });
+        let mut refused = PinRefused::Nothing;
         loop {
+            let (pin, if_refused) = match next.take() {
+                Some(first) => first,
+                None => {
+                    if retries < MIN_PIN_RETRIES {
+                        let low = CardError::PinRetriesLow {
+                            retries_left: retries,
+                            needed: MIN_PIN_RETRIES,
+                        };
+                        return self.give_up(card, refusal(low));
+                    }
+                    let serial = card.serial().map(|s| s.0).unwrap_or_else(|_| "?".into());
+                    match self.read_pin(&row.name, &serial, retries, refused)? {
+                        Some(typed) => (typed, PinRefused::Typed),
+                        None => {
+                            let why = format!(
+                                "holder {} ({}): the PIN was not typed; nothing was read",
+                                row.index, row.name
+                            );
+                            return self.give_up(card, why);
+                        }
+                    }
+                }
+            };
             match c.read_pin_file(input, card.as_mut(), &pin) {
                 Ok(p) => return Ok(Some(Ok(p))),
                 Err(FlowError::Holder {
                     fault: HolderFault::PersonalCard(CardError::WrongPin { retries_left }),
                     ..
                 }) => {
-                    let serial = card.serial().map(|s| s.0).unwrap_or_else(|_| "?".into());
-                    match self.read_pin(&row.name, &serial, retries_left, after_default)? {
-                        Some(typed) => {
-                            pin = typed;
-                            after_default = false;
-                        }
-                        None => {
-                            drop(card);
-                            let why = format!(
-                                "holder {} ({}): the PIN was not typed; nothing was read",
-                                row.index, row.name
-                            );
-                            self.take_out_after(&why)?;
-                            return Ok(Some(Err(why)));
-                        }
-                    }
+                    retries = retries_left;
+                    refused = if_refused;
                 }
-                Err(e) => {
-                    drop(card);
-                    let why = e.to_string();
-                    self.take_out_after(&why)?;
-                    return Ok(Some(Err(why)));
-                }
+                Err(e) => return self.give_up(card, e.to_string()),
             }
         }
+    }
+
+    /// Ends a turn at the personal card: the card handle dropped, the refusal shown until the
+    /// card is out.
+    fn give_up(
+        &mut self,
+        card: Box<dyn PersonalDecryptCard>,
+        why: String,
+    ) -> R<Option<Result<PinsRead, String>>> {
+        drop(card);
+        self.take_out_after(&why)?;
+        Ok(Some(Err(why)))
     }
 
     fn take_out_after(&mut self, why: &str) -> R<()> {
@@ -720,12 +760,12 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         name: &str,
         serial: &str,
         retries_left: u8,
-        after_default: bool,
+        refused: PinRefused,
     ) -> io::Result<Option<Pin>> {
         // Room for the longest PIN, so the buffer never moves and leaves a copy behind; wiped
         // however this returns.
         let mut typed = zeroize::Zeroizing::new(String::with_capacity(Pin::MAX + 1));
-        let mut page = screens::pin_page(name, serial, retries_left, after_default);
+        let mut page = screens::pin_page(name, serial, retries_left, refused);
         loop {
             self.show(&mut page)?;
             let Some(key) = self.con.next_key(TICK)? else {

@@ -4,6 +4,8 @@
 use super::RecoveryStep as S;
 use crate::aloud;
 use crate::ceremony::Page;
+pub use crate::ceremony::screens::PinRefused;
+use ceremony::card::MIN_PIN_RETRIES;
 
 fn hash_lines(p: &mut Page, label: &str, hex: &str) {
     p.bold(label);
@@ -185,7 +187,10 @@ pub fn personal_card_page(index: u8, name: &str, backup: &str, status: &str) -> 
         "{name}: insert your personal OpenPGP card (or {backup}'s, as your backup)."
     ));
     p.line("It decrypts your PIN file from the generation folder; nothing on it changes.");
-    p.line("The factory default user PIN is tried first; if it was changed, you type it.");
+    p.line(format!(
+        "The factory default user PIN is tried first when the card has more than {MIN_PIN_RETRIES}"
+    ));
+    p.line("tries left; if it was changed, or fewer tries are left, you type it.");
     p.blank();
     p.line(status.to_owned());
     p.key("Esc", "another holder");
@@ -193,20 +198,26 @@ pub fn personal_card_page(index: u8, name: &str, backup: &str, status: &str) -> 
     p
 }
 
-/// A personal card's user PIN, typed blind.
-pub fn pin_page(name: &str, serial: &str, retries_left: u8, after_default: bool) -> Page {
+/// A personal card's user PIN, typed blind; `refused` is the PIN the card refused just before.
+pub fn pin_page(name: &str, serial: &str, retries_left: u8, refused: PinRefused) -> Page {
     let mut p = Page::new(S::Holders, "personal card PIN");
-    if after_default {
-        p.alert("The card refused the default PIN 123456: its PIN was changed.");
-        p.line("That try counts; the right PIN resets the card's counter.");
-    } else {
-        p.alert("The card refused the PIN typed.");
+    match refused {
+        PinRefused::Nothing => {}
+        PinRefused::Default => {
+            p.alert("The card refused the default PIN 123456: its PIN was changed.");
+            p.line("That try counts; the right PIN resets the card's counter.");
+        }
+        PinRefused::Typed => {
+            p.alert("The card refused the PIN typed.");
+        }
     }
     p.bold(format!(
         "{name}: type the user PIN of card {serial}, then Enter."
     ));
     p.line("Nothing you type is shown, not even its length.");
-    p.line(format!("The card allows {retries_left} more tries."));
+    p.line(format!(
+        "The card allows {retries_left} more tries; the last one is never used."
+    ));
     p.key("Enter", "done");
     p.key("Esc", "give up with this card");
     p
