@@ -461,6 +461,8 @@ const FILE: (&str, Key) = ("[Y] this is the file to sign", Key::Char('y'));
 /// From the last share to power-off.
 const TO_END: &[(&str, Key)] = &[
     ("[W] write to these sticks", Key::Char('w')),
+    // The outputs are written: A on the final page does nothing.
+    ("[Y] words written down", Key::Char('a')),
     ("[Y] words written down", Key::Char('y')),
     ("[P] power off", Key::Char('p')),
 ];
@@ -652,6 +654,19 @@ fn a_recovery_signs_a_file_with_holders_3_then_1() {
     assert!(text.contains("Holder 001's PIN file was read by Holder 002 (backup)"));
     assert!(text.contains("Holder 001's share opened on card 000F:000101"));
     assert!(text.contains("The recovery is complete."));
+    assert!(!text.contains("Abort the recovery?"));
+    // While the personal card is still in, the page offers no key that does nothing.
+    let out_pages: Vec<&String> = con
+        .script
+        .pages
+        .iter()
+        .filter(|p| p.contains("waiting for the personal card to come out"))
+        .collect();
+    assert_eq!(out_pages.len(), 2);
+    assert!(
+        out_pages.iter().all(|p| !p.contains("[Esc]")),
+        "{out_pages:?}"
+    );
 
     // The folder: the file's signature verifies over the file, not over other bytes.
     let (_, files) = written(out.path(), &g, &request);

@@ -330,12 +330,23 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         self.step = S::Write;
         let written = self.write(&finished, &done, &hash)?;
         self.step = S::Transcript;
-        self.confirm(screens::final_page(
+        // The outputs are written by now: there is nothing left to abort, so A does nothing
+        // here (as on the generation's final page).
+        let mut page = screens::final_page(
             &ceremony::hex::encode(&finished.final_hash),
             &written,
             finished.files.len(),
-        ))?;
-        Ok(())
+        );
+        loop {
+            self.show(&mut page)?;
+            let Some(key) = self.con.next_key(TICK)? else {
+                continue;
+            };
+            if intent::final_words(key) == Intent::Confirm {
+                return Ok(());
+            }
+            self.dev.on_key(key);
+        }
     }
 
     fn stopped(&mut self, what: &str) -> R<()> {
@@ -556,14 +567,18 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         let read_by = format!("{} ({})", pins.reader_name(), pins.reader());
         let serials = pins.location_cards();
         let mut error: Option<String> = None;
-        self.wait_card_out(screens::location_card_page(
+        // Waiting for the card to come out takes no key but A: the page offers no Esc until
+        // the reader is empty.
+        let mut out = screens::location_card_page(
             row.index,
             &row.name,
             &read_by,
             &serials,
             "waiting for the personal card to come out",
             None,
-        ))?;
+        );
+        out.keys.retain(|(k, _)| k != "Esc");
+        self.wait_card_out(out)?;
         loop {
             // A location card in (any card: a wrong one is refused by name).
             let got = self.wait(
