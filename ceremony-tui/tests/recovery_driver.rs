@@ -225,6 +225,8 @@ enum FakeError {
     NotPersonal(String),
     #[error("card {0} is not a location card")]
     NotLocation(String),
+    #[error("TEST stick: writing failed: the stick was pulled out (test)")]
+    Pulled,
     #[error(transparent)]
     Write(#[from] ceremony::storage::WriteError),
 }
@@ -246,6 +248,8 @@ struct Fake {
     opened: Vec<String>,
     out: PathBuf,
     writes: usize,
+    /// The next write stops after this many files, as a stick pulled out part way.
+    write_fails_after: Option<usize>,
 }
 
 impl Fake {
@@ -267,6 +271,7 @@ impl Fake {
             opened: Vec::new(),
             out: out.to_owned(),
             writes: 0,
+            write_fails_after: None,
         }
     }
 }
@@ -381,6 +386,10 @@ impl RecoveryDevices for Fake {
     fn write(&mut self, dir: &str, files: &[OutputFile]) -> Result<WriteReport, FakeError> {
         self.writes += 1;
         let mut v = DirVolume::new(&self.out);
+        if let Some(n) = self.write_fails_after.take() {
+            write_all(&mut [&mut v], dir, &files[..n])?;
+            return Err(FakeError::Pulled);
+        }
         Ok(write_all(&mut [&mut v], dir, files)?)
     }
 }
@@ -1024,4 +1033,60 @@ fn a_personal_card_is_never_asked_for_a_pin_it_could_not_take() {
     for typed in [CHANGED_PIN, WRONG] {
         assert!(!text.contains(typed));
     }
+}
+
+#[test]
+fn an_abort_after_a_failed_write_says_what_the_sticks_may_hold() {
+    let g = generation("tui-rec-write", 86);
+    let out = tempfile::tempdir().unwrap();
+    let request = g.request(&sign_operation(), &[(FILE_NAME, FILE_BYTES)]);
+    let mut steps = TO_HOLDERS.to_vec();
+    steps.extend([
+        FILE,
+        (FIRST, Key::Char('3')),
+        (SECOND, Key::Char('1')),
+        ("[W] write to these sticks", Key::Char('w')),
+        ("WRITING FAILED", Key::Char('a')),
+        ("Abort the recovery?", Key::Char('y')),
+        ("RECOVERY ABORTED", Key::Char('p')),
+    ]);
+    let mut con = Table::new(leak(steps));
+    let mut dev = Fake::new(
+        con.screen.clone(),
+        &g,
+        vec![request],
+        vec![g.personal(3), g.location(3), g.personal(1), g.location(1)],
+        out.path(),
+    );
+    // The stick is pulled after request.toml, root-cert.asc and the file's signature.
+    dev.write_fails_after = Some(3);
+    let outcome = run(&mut con, &mut dev).unwrap();
+    let text = con.all_text();
+    assert!(matches!(outcome, Outcome::Aborted(_)), "{text}");
+    assert!(con.script.steps.is_empty());
+    assert!(text.contains("the stick was pulled out (test)"));
+    // The abort question and the last page say what is true at this point.
+    assert!(
+        text.contains("The outputs, signed in memory only, are wiped; nothing more is written.")
+    );
+    assert!(text.contains("A write failed part way: a data stick may hold some of this"));
+    assert!(!text.contains("Nothing was written"), "{text}");
+    assert!(!text.contains("nothing is signed"), "{text}");
+    // It does: the signature, without the transcript.
+    let dir = std::fs::read_dir(out.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let files = walk(&dir.path());
+    let mut paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        [
+            "request.toml",
+            "root-cert.asc",
+            "signatures/release-1.2.tar.gz.sig"
+        ]
+    );
 }

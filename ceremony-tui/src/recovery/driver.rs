@@ -125,6 +125,8 @@ struct Driver<'a, C: Console, D: RecoveryDevices> {
     dev: &'a mut D,
     step: S,
     ceremony_id: Option<String>,
+    /// A write failed: a stick may hold part of the outputs.
+    write_failed: bool,
 }
 
 /// Runs the recovery to its end. Returns when the operator may power off.
@@ -134,16 +136,20 @@ pub fn run(con: &mut impl Console, dev: &mut impl RecoveryDevices) -> io::Result
         dev,
         step: S::Attest,
         ceremony_id: None,
+        write_failed: false,
     };
     let outcome = match d.main() {
         Ok(()) => Outcome::Completed,
         Err(Stop::Io(e)) => return Err(e),
         Err(Stop::Abort(reason)) => Outcome::Aborted(reason),
     };
-    let mut page = screens::power_off_page(match &outcome {
-        Outcome::Aborted(r) => Some(r),
-        Outcome::Completed => None,
-    });
+    let mut page = screens::power_off_page(
+        match &outcome {
+            Outcome::Aborted(r) => Some(r),
+            Outcome::Completed => None,
+        },
+        d.write_failed,
+    );
     loop {
         d.show(&mut page)?;
         if let Some(k) = d.con.next_key(Duration::from_secs(60))?
@@ -838,7 +844,10 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
                         .collect());
                 }
                 Ok(_) => error = Some("no data stick was written".into()),
-                Err(e) => error = Some(e.to_string()),
+                Err(e) => {
+                    self.write_failed = true;
+                    error = Some(e.to_string());
+                }
             }
         }
     }

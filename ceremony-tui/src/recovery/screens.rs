@@ -354,13 +354,20 @@ pub fn final_page(final_hash: &str, written: &[String], files: usize) -> Page {
     p
 }
 
-pub fn power_off_page(aborted: Option<&str>) -> Page {
+/// The last page; `write_failed`: a write failed, so a stick may hold part of the outputs.
+pub fn power_off_page(aborted: Option<&str>, write_failed: bool) -> Page {
     let mut p = Page::new(S::PowerOff, "done");
     match aborted {
         Some(why) => {
             p.alert("RECOVERY ABORTED");
             p.line(why.to_owned());
-            p.line("Nothing was signed or written. The holders' cards are unchanged.");
+            if write_failed {
+                p.line("A write failed part way: a data stick may hold some of this recovery's");
+                p.line("files, signatures among them, without its signed transcript.");
+            } else {
+                p.line("Nothing was written to any stick.");
+            }
+            p.line("The holders' cards are unchanged.");
         }
         None => {
             p.bold("The recovery is complete.");
@@ -377,7 +384,11 @@ pub fn power_off_page(aborted: Option<&str>) -> Page {
 pub fn abort_confirm_page(step: S) -> Page {
     let mut p = Page::new(step, "abort?");
     p.alert("Abort the recovery?");
-    p.line("Every share and secret is wiped and nothing is signed or written.");
+    if step == S::Write {
+        p.line("The outputs, signed in memory only, are wiped; nothing more is written.");
+    } else {
+        p.line("Every share and secret is wiped and nothing is signed or written.");
+    }
     p.key("Y", "yes, abort");
     p.key("N", "no, go back");
     p
