@@ -8,10 +8,14 @@
 use super::RecoveryStep as S;
 use super::screens::{self, DoneView, HolderRow, PinnedView, RequestView};
 use crate::ceremony::intent::{self, Intent};
-use crate::ceremony::screens::{Attestation, attestation_pages, reading_attestation_page};
+use crate::ceremony::screens::{
+    Attestation, PinRefused, attestation_pages, reading_attestation_page,
+};
 use crate::ceremony::{CardPoll, Console, Page};
 use crate::keys::Key;
-use ceremony::card::{CardError, LocationCard, PersonalDecryptCard};
+use ceremony::card::{
+    CardError, DEFAULT_USER_PIN, LocationCard, MIN_PIN_RETRIES, PersonalDecryptCard,
+};
 use ceremony::ceremony::Record as CallerRecord;
 use ceremony::ceremony::paths as generation_paths;
 use ceremony::record::WitnessConfirm;
@@ -121,6 +125,8 @@ struct Driver<'a, C: Console, D: RecoveryDevices> {
     dev: &'a mut D,
     step: S,
     ceremony_id: Option<String>,
+    /// A write failed: a stick may hold part of the outputs.
+    write_failed: bool,
 }
 
 /// Runs the recovery to its end. Returns when the operator may power off.
@@ -130,16 +136,20 @@ pub fn run(con: &mut impl Console, dev: &mut impl RecoveryDevices) -> io::Result
         dev,
         step: S::Attest,
         ceremony_id: None,
+        write_failed: false,
     };
     let outcome = match d.main() {
         Ok(()) => Outcome::Completed,
         Err(Stop::Io(e)) => return Err(e),
         Err(Stop::Abort(reason)) => Outcome::Aborted(reason),
     };
-    let mut page = screens::power_off_page(match &outcome {
-        Outcome::Aborted(r) => Some(r),
-        Outcome::Completed => None,
-    });
+    let mut page = screens::power_off_page(
+        match &outcome {
+            Outcome::Aborted(r) => Some(r),
+            Outcome::Completed => None,
+        },
+        d.write_failed,
+    );
     loop {
         d.show(&mut page)?;
         if let Some(k) = d.con.next_key(Duration::from_secs(60))?
@@ -326,12 +336,23 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         self.step = S::Write;
         let written = self.write(&finished, &done, &hash)?;
         self.step = S::Transcript;
-        self.confirm(screens::final_page(
+        // The outputs are written by now: there is nothing left to abort, so A does nothing
+        // here (as on the generation's final page).
+        let mut page = screens::final_page(
             &ceremony::hex::encode(&finished.final_hash),
             &written,
             finished.files.len(),
-        ))?;
-        Ok(())
+        );
+        loop {
+            self.show(&mut page)?;
+            let Some(key) = self.con.next_key(TICK)? else {
+                continue;
+            };
+            if intent::final_words(key) == Intent::Confirm {
+                return Ok(());
+            }
+            self.dev.on_key(key);
+        }
     }
 
     fn stopped(&mut self, what: &str) -> R<()> {
@@ -552,14 +573,18 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         let read_by = format!("{} ({})", pins.reader_name(), pins.reader());
         let serials = pins.location_cards();
         let mut error: Option<String> = None;
-        self.wait_card_out(screens::location_card_page(
+        // Waiting for the card to come out takes no key but A: the page offers no Esc until
+        // the reader is empty.
+        let mut out = screens::location_card_page(
             row.index,
             &row.name,
             &read_by,
             &serials,
             "waiting for the personal card to come out",
             None,
-        ))?;
+        );
+        out.keys.retain(|(k, _)| k != "Esc");
+        self.wait_card_out(out)?;
         loop {
             // A location card in (any card: a wrong one is refused by name).
             let got = self.wait(
@@ -670,40 +695,76 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
                 return Ok(Some(Err(why)));
             }
         };
-        let mut pin = Pin::from_string(ceremony::card::DEFAULT_USER_PIN.into());
-        let mut after_default = true;
+        let refusal = |fault| {
+            FlowError::Holder {
+                index: row.index,
+                holder: row.name.clone(),
+                fault: HolderFault::PersonalCard(fault),
+            }
+            .to_string()
+        };
+        let mut retries = match card.user_pin_retries() {
+            Ok(n) => n,
+            Err(e) => return self.give_up(card, refusal(e)),
+        };
+        // The factory default PIN first only when a refusal still leaves the guard's margin
+        // for the holder's own PIN (as for the witnesses' cards at generation); a PIN is never
+        // asked for when the card could not take it (the core would not present it).
+        let mut next = (retries > MIN_PIN_RETRIES).then(|| {
+            (
+                Pin::from_string(DEFAULT_USER_PIN.into()),
+                PinRefused::Default,
+            )
+        });
+        let mut refused = PinRefused::Nothing;
         loop {
+            let (pin, if_refused) = match next.take() {
+                Some(first) => first,
+                None => {
+                    if retries < MIN_PIN_RETRIES {
+                        let low = CardError::PinRetriesLow {
+                            retries_left: retries,
+                            needed: MIN_PIN_RETRIES,
+                        };
+                        return self.give_up(card, refusal(low));
+                    }
+                    let serial = card.serial().map(|s| s.0).unwrap_or_else(|_| "?".into());
+                    match self.read_pin(&row.name, &serial, retries, refused)? {
+                        Some(typed) => (typed, PinRefused::Typed),
+                        None => {
+                            let why = format!(
+                                "holder {} ({}): the PIN was not typed; nothing was read",
+                                row.index, row.name
+                            );
+                            return self.give_up(card, why);
+                        }
+                    }
+                }
+            };
             match c.read_pin_file(input, card.as_mut(), &pin) {
                 Ok(p) => return Ok(Some(Ok(p))),
                 Err(FlowError::Holder {
                     fault: HolderFault::PersonalCard(CardError::WrongPin { retries_left }),
                     ..
                 }) => {
-                    let serial = card.serial().map(|s| s.0).unwrap_or_else(|_| "?".into());
-                    match self.read_pin(&row.name, &serial, retries_left, after_default)? {
-                        Some(typed) => {
-                            pin = typed;
-                            after_default = false;
-                        }
-                        None => {
-                            drop(card);
-                            let why = format!(
-                                "holder {} ({}): the PIN was not typed; nothing was read",
-                                row.index, row.name
-                            );
-                            self.take_out_after(&why)?;
-                            return Ok(Some(Err(why)));
-                        }
-                    }
+                    retries = retries_left;
+                    refused = if_refused;
                 }
-                Err(e) => {
-                    drop(card);
-                    let why = e.to_string();
-                    self.take_out_after(&why)?;
-                    return Ok(Some(Err(why)));
-                }
+                Err(e) => return self.give_up(card, e.to_string()),
             }
         }
+    }
+
+    /// Ends a turn at the personal card: the card handle dropped, the refusal shown until the
+    /// card is out.
+    fn give_up(
+        &mut self,
+        card: Box<dyn PersonalDecryptCard>,
+        why: String,
+    ) -> R<Option<Result<PinsRead, String>>> {
+        drop(card);
+        self.take_out_after(&why)?;
+        Ok(Some(Err(why)))
     }
 
     fn take_out_after(&mut self, why: &str) -> R<()> {
@@ -720,12 +781,12 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         name: &str,
         serial: &str,
         retries_left: u8,
-        after_default: bool,
+        refused: PinRefused,
     ) -> io::Result<Option<Pin>> {
         // Room for the longest PIN, so the buffer never moves and leaves a copy behind; wiped
         // however this returns.
         let mut typed = zeroize::Zeroizing::new(String::with_capacity(Pin::MAX + 1));
-        let mut page = screens::pin_page(name, serial, retries_left, after_default);
+        let mut page = screens::pin_page(name, serial, retries_left, refused);
         loop {
             self.show(&mut page)?;
             let Some(key) = self.con.next_key(TICK)? else {
@@ -783,7 +844,10 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
                         .collect());
                 }
                 Ok(_) => error = Some("no data stick was written".into()),
-                Err(e) => error = Some(e.to_string()),
+                Err(e) => {
+                    self.write_failed = true;
+                    error = Some(e.to_string());
+                }
             }
         }
     }

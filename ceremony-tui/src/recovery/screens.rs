@@ -4,6 +4,8 @@
 use super::RecoveryStep as S;
 use crate::aloud;
 use crate::ceremony::Page;
+pub use crate::ceremony::screens::PinRefused;
+use ceremony::card::MIN_PIN_RETRIES;
 
 fn hash_lines(p: &mut Page, label: &str, hex: &str) {
     p.bold(label);
@@ -185,7 +187,10 @@ pub fn personal_card_page(index: u8, name: &str, backup: &str, status: &str) -> 
         "{name}: insert your personal OpenPGP card (or {backup}'s, as your backup)."
     ));
     p.line("It decrypts your PIN file from the generation folder; nothing on it changes.");
-    p.line("The factory default user PIN is tried first; if it was changed, you type it.");
+    p.line(format!(
+        "The factory default user PIN is tried first when the card has more than {MIN_PIN_RETRIES}"
+    ));
+    p.line("tries left; if it was changed, or fewer tries are left, you type it.");
     p.blank();
     p.line(status.to_owned());
     p.key("Esc", "another holder");
@@ -193,20 +198,26 @@ pub fn personal_card_page(index: u8, name: &str, backup: &str, status: &str) -> 
     p
 }
 
-/// A personal card's user PIN, typed blind.
-pub fn pin_page(name: &str, serial: &str, retries_left: u8, after_default: bool) -> Page {
+/// A personal card's user PIN, typed blind; `refused` is the PIN the card refused just before.
+pub fn pin_page(name: &str, serial: &str, retries_left: u8, refused: PinRefused) -> Page {
     let mut p = Page::new(S::Holders, "personal card PIN");
-    if after_default {
-        p.alert("The card refused the default PIN 123456: its PIN was changed.");
-        p.line("That try counts; the right PIN resets the card's counter.");
-    } else {
-        p.alert("The card refused the PIN typed.");
+    match refused {
+        PinRefused::Nothing => {}
+        PinRefused::Default => {
+            p.alert("The card refused the default PIN 123456: its PIN was changed.");
+            p.line("That try counts; the right PIN resets the card's counter.");
+        }
+        PinRefused::Typed => {
+            p.alert("The card refused the PIN typed.");
+        }
     }
     p.bold(format!(
         "{name}: type the user PIN of card {serial}, then Enter."
     ));
     p.line("Nothing you type is shown, not even its length.");
-    p.line(format!("The card allows {retries_left} more tries."));
+    p.line(format!(
+        "The card allows {retries_left} more tries; the last one is never used."
+    ));
     p.key("Enter", "done");
     p.key("Esc", "give up with this card");
     p
@@ -343,13 +354,20 @@ pub fn final_page(final_hash: &str, written: &[String], files: usize) -> Page {
     p
 }
 
-pub fn power_off_page(aborted: Option<&str>) -> Page {
+/// The last page; `write_failed`: a write failed, so a stick may hold part of the outputs.
+pub fn power_off_page(aborted: Option<&str>, write_failed: bool) -> Page {
     let mut p = Page::new(S::PowerOff, "done");
     match aborted {
         Some(why) => {
             p.alert("RECOVERY ABORTED");
             p.line(why.to_owned());
-            p.line("Nothing was signed or written. The holders' cards are unchanged.");
+            if write_failed {
+                p.line("A write failed part way: a data stick may hold some of this recovery's");
+                p.line("files, signatures among them, without its signed transcript.");
+            } else {
+                p.line("Nothing was written to any stick.");
+            }
+            p.line("The holders' cards are unchanged.");
         }
         None => {
             p.bold("The recovery is complete.");
@@ -366,7 +384,11 @@ pub fn power_off_page(aborted: Option<&str>) -> Page {
 pub fn abort_confirm_page(step: S) -> Page {
     let mut p = Page::new(step, "abort?");
     p.alert("Abort the recovery?");
-    p.line("Every share and secret is wiped and nothing is signed or written.");
+    if step == S::Write {
+        p.line("The outputs, signed in memory only, are wiped; nothing more is written.");
+    } else {
+        p.line("Every share and secret is wiped and nothing is signed or written.");
+    }
     p.key("Y", "yes, abort");
     p.key("N", "no, go back");
     p
