@@ -660,7 +660,9 @@ fn a_recovery_signs_a_file_with_holders_3_then_1() {
     );
     assert!(text.contains("The card allows 2 more tries; the last one is never used."));
     assert!(text.contains("Holder 003's share opened on card 000F:000301"));
-    assert!(text.contains("Holder 001's PIN file was read by Holder 002 (backup)"));
+    assert!(text.contains(
+        "Holder 001's PIN file was read with the personal card of Holder 002, the backup holder."
+    ));
     assert!(text.contains("Holder 001's share opened on card 000F:000101"));
     assert!(text.contains("The recovery is complete."));
     assert!(!text.contains("Abort the recovery?"));

@@ -968,7 +968,10 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
         g.wait_for_screen("Take the personal card out", BOUND);
         if holder == 1 {
             let screen = g.screen();
-            assert!(screen.contains("read by Bob (backup)"), "{screen}");
+            assert!(
+                screen.contains("personal card of Bob, the backup holder."),
+                "{screen}"
+            );
         }
         r.bridge.command("remove");
         g.wait_for_screen("the reader is empty", BOUND);

@@ -156,6 +156,18 @@ impl Page {
     }
 }
 
+/// `text` cut to `width` columns with a visible `...` when longer (a 64-character ceremony id
+/// does not fit the header beside the step: cut, it says so, and pages that matter show it in
+/// full).
+fn fit(text: String, width: usize) -> String {
+    if text.chars().count() <= width || width < 4 {
+        return text;
+    }
+    let mut cut: String = text.chars().take(width - 3).collect();
+    cut.push_str("...");
+    cut
+}
+
 pub fn render(frame: &mut Frame, page: &Page) {
     let rows = page.header_rows();
     let [header, main, footer] = Layout::vertical([
@@ -182,7 +194,7 @@ pub fn render(frame: &mut Frame, page: &Page) {
     if let Some(id) = &page.ceremony_id {
         h.push_str(&format!("   ceremony {id}"));
     }
-    head.push(Line::styled(h, rev));
+    head.push(Line::styled(fit(h, usize::from(header.width)), rev));
     frame.render_widget(Paragraph::new(head).style(rev), header);
 
     let lines: Vec<Line> = page
@@ -215,4 +227,16 @@ pub fn render(frame: &mut Frame, page: &Page) {
         .map(|(k, w)| (k.as_str(), w.as_str()))
         .collect();
     render_footer(frame, footer, &keys);
+}
+
+#[cfg(test)]
+mod fit_tests {
+    use super::fit;
+
+    #[test]
+    fn a_long_header_is_cut_visibly() {
+        assert_eq!(fit("abc".into(), 80), "abc");
+        assert_eq!(fit("abcdefghij".into(), 8), "abcde...");
+        assert_eq!(fit("abcdefgh".into(), 8), "abcdefgh");
+    }
 }

@@ -483,7 +483,12 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
             )
         })?;
         let requested =
-            Requested::start(pinned, &input.bytes, &input.approvals).map_err(|e| e.to_string())?;
+            Requested::start(pinned, &input.bytes, &input.approvals).map_err(|e| match e {
+                // The page already says the request was refused: the reason alone.
+                FlowError::Request(r) => format!("request.toml on {}: {r}", input.location),
+                FlowError::NotForThisRoot(r) => r.to_string(),
+                other => other.to_string(),
+            })?;
         let on_stick = |name: &str| {
             input.files.get(name).cloned().ok_or_else(|| {
                 io::Error::new(
@@ -570,7 +575,11 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
                 )));
             }
         };
-        let read_by = format!("{} ({})", pins.reader_name(), pins.reader());
+        let read_by = if pins.reader() == "backup" {
+            format!("{}, the backup holder", pins.reader_name())
+        } else {
+            format!("{}, the holder", pins.reader_name())
+        };
         let serials = pins.location_cards();
         let mut error: Option<String> = None;
         // Waiting for the card to come out takes no key but A: the page offers no Esc until

@@ -234,7 +234,7 @@ pub fn location_card_page(
 ) -> Page {
     let mut p = Page::new(S::Holders, format!("holder {index}: location card"));
     p.line(format!(
-        "{name}'s PIN file was read by {read_by}'s personal card."
+        "{name}'s PIN file was read with the personal card of {read_by}."
     ));
     p.bold(format!(
         "Take the personal card out, then insert one of {name}'s location cards:"
