@@ -898,6 +898,44 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
     let request_hash = ceremony::request::Request::parse(&request)
         .unwrap()
         .hash_hex();
+    // Two sticks the recovery must refuse before any card: a request for another root key, and
+    // this request with 1 of the 2 approvals needed (Ben's approval is over other bytes).
+    let other_root = request.replace(
+        &report.root_fingerprint,
+        &approvers[0].fingerprint().to_hex(),
+    );
+    let other_bytes = kit_dir.join("other-request.toml");
+    std::fs::write(&other_bytes, request.replace("10:00:00Z", "11:00:00Z")).unwrap();
+    let ben_elsewhere = gpg_approval(&kit_dir, &approvers[1], &other_bytes);
+    let refused_sticks: Vec<(PathBuf, &str)> = [
+        (
+            "root",
+            vec![
+                ("request.toml", other_root.as_bytes()),
+                ("approvals/ann.sig", &ann[..]),
+                ("approvals/cat.sig", &cat[..]),
+                ("release.txt", &file[..]),
+            ],
+            "but the generation transcript's root key is",
+        ),
+        (
+            "approvals",
+            vec![
+                ("request.toml", request.as_bytes()),
+                ("approvals/ann.sig", &ann[..]),
+                ("approvals/ben.sig", &ben_elsewhere[..]),
+                ("release.txt", &file[..]),
+            ],
+            "does not verify over the request file's bytes",
+        ),
+    ]
+    .into_iter()
+    .map(|(name, files, why)| {
+        let p = kit_dir.join(format!("refused-{name}.img"));
+        heads_config::stick::write_disk_image(&p, "REQUEST", &files, 0).unwrap();
+        (p, why)
+    })
+    .collect();
 
     // The second boot: the same cards (the bridge keeps them), a fresh TPM.
     let t0 = Instant::now();
@@ -910,13 +948,32 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
     b.extra.extend(demo::usb_stick_args(&[
         ("boot", r.kit.boot_stick.as_path()),
         ("data", r.kit.data_stick.as_path()),
-        ("request", request_stick.as_path()),
+        ("req0", refused_sticks[0].0.as_path()),
     ]));
     let mut g = Guest::start(&b);
     g.wait_for_screen(e2e::FIRST_SCREEN, BOUND);
     g.send("r");
     g.wait_for_screen("boot attestation 1", BOUND);
     g.send("y");
+    // Each refused request stick is refused with its reason, before any card; the next one
+    // goes in in its place.
+    for (i, (_, why)) in refused_sticks.iter().enumerate() {
+        g.wait_for_screen(why, BOUND);
+        let screen = g.screen();
+        eprintln!("{screen}");
+        assert!(screen.contains("THE REQUEST WAS REFUSED"), "{screen}");
+        assert!(screen.contains("No card has been asked for"), "{screen}");
+        if i == 1 {
+            g.capture("recovery-0-refused");
+            assert!(screen.contains("1 valid"), "{screen}");
+        }
+        g.pull_stick(&format!("req{i}"));
+        let (next, id) = match refused_sticks.get(i + 1) {
+            Some((p, _)) => (p.as_path(), format!("req{}", i + 1)),
+            None => (request_stick.as_path(), "request".to_owned()),
+        };
+        g.plug_stick(&id, next.to_str().unwrap());
+    }
     g.wait_for_screen("Y  the words match", BOUND);
     g.capture("recovery-1-generation");
     let screen = g.screen();
@@ -948,13 +1005,49 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
     );
     g.send("y");
 
-    // Holder 3 (Carol): her personal card, then her location card (card 2).
-    let mut insertions = Vec::new();
-    for (holder, personal, location) in [(3, personal_card(3), 2), (1, personal_card(2), 0)] {
+    // Refused turns, each naming the holder and losing nothing: Bob's personal card for
+    // holder 3 (Carol's backup is Alice), then, with Carol's own card, Alice's location card.
+    g.wait_for_screen("Press the number of the holder", BOUND);
+    g.send("3");
+    g.wait_for_screen("holder 3: personal card", BOUND);
+    r.bridge.command(&format!("insert {}", personal_card(2)));
+    // Whose card it is is read before any PIN is presented: no PIN is asked for.
+    g.wait_for_screen("Take the card out", BOUND);
+    let screen = g.screen();
+    eprintln!("{screen}");
+    assert!(screen.contains("holder 3 (Carol)"), "{screen}");
+    r.bridge.command("remove");
+    g.wait_for_screen("Press the number of the holder", BOUND);
+    g.send("3");
+    g.wait_for_screen("holder 3: personal card", BOUND);
+    r.bridge.command(&format!("insert {}", personal_card(3)));
+    g.wait_for_screen("Take the personal card out", BOUND);
+    r.bridge.command("remove");
+    g.wait_for_screen("the reader is empty", BOUND);
+    r.bridge.command("insert 0");
+    g.wait_for_screen("Take the card out", BOUND);
+    let screen = g.screen();
+    eprintln!("{screen}");
+    assert!(
+        screen.contains("is not one of this holder's cards"),
+        "{screen}"
+    );
+    r.bridge.command("remove");
+    g.wait_for_screen("the reader is empty", BOUND);
+    r.bridge.command("insert 2");
+    g.wait_for_screen("share accepted", BOUND);
+    g.capture("recovery-5-share-accepted");
+    r.bridge.command("remove");
+    // Holder 3 again: already in.
+    g.wait_for_screen("Press the number of the holder", BOUND);
+    g.send("3");
+    g.wait_for_screen("already in", BOUND);
+
+    // Holder 1 (Alice), her PIN file read by her backup Bob.
+    let mut insertions = vec![(3, 2)];
+    for (holder, personal, location) in [(1, personal_card(2), 0)] {
         g.wait_for_screen("Press the number of the holder", BOUND);
-        if holder == 3 {
-            g.capture("recovery-3-holders");
-        }
+        g.capture("recovery-3-holders");
         g.send(&holder.to_string());
         g.wait_for_screen(&format!("holder {holder}: personal card"), BOUND);
         r.bridge.command(&format!("insert {personal}"));
@@ -977,9 +1070,6 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
         g.wait_for_screen("the reader is empty", BOUND);
         r.bridge.command(&format!("insert {location}"));
         g.wait_for_screen("share accepted", BOUND);
-        if holder == 3 {
-            g.capture("recovery-5-share-accepted");
-        }
         eprintln!("{}", g.screen());
         r.bridge.command("remove");
         insertions.push((holder, 2));
