@@ -958,8 +958,13 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
     // Each refused request stick is refused with its reason, before any card; the next one
     // goes in in its place.
     for (i, (_, why)) in refused_sticks.iter().enumerate() {
-        g.wait_for_screen(why, BOUND);
-        let screen = g.screen();
+        // Reasons wrap across the page's lines: compare the page's text joined up.
+        let t = Instant::now();
+        while !flat(&g.screen()).contains(why) {
+            assert!(t.elapsed() < BOUND, "no {why:?} on\n{}", g.screen());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let screen = flat(&g.screen());
         eprintln!("{screen}");
         assert!(screen.contains("THE REQUEST WAS REFUSED"), "{screen}");
         assert!(screen.contains("No card has been asked for"), "{screen}");
@@ -1013,7 +1018,7 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
     r.bridge.command(&format!("insert {}", personal_card(2)));
     // Whose card it is is read before any PIN is presented: no PIN is asked for.
     g.wait_for_screen("Take the card out", BOUND);
-    let screen = g.screen();
+    let screen = flat(&g.screen());
     eprintln!("{screen}");
     assert!(screen.contains("holder 3 (Carol)"), "{screen}");
     r.bridge.command("remove");
@@ -1026,7 +1031,7 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
     g.wait_for_screen("the reader is empty", BOUND);
     r.bridge.command("insert 0");
     g.wait_for_screen("Take the card out", BOUND);
-    let screen = g.screen();
+    let screen = flat(&g.screen());
     eprintln!("{screen}");
     assert!(
         screen.contains("is not one of this holder's cards"),
@@ -1062,7 +1067,7 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
         if holder == 1 {
             let screen = g.screen();
             assert!(
-                screen.contains("personal card of Bob, the backup holder."),
+                flat(&screen).contains("personal card of Bob, the backup holder."),
                 "{screen}"
             );
         }
@@ -1176,6 +1181,16 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
          per holder {insertions:?} (personal card once, location card once)",
         wall.as_secs_f64()
     );
+}
+
+/// A page's text with its box and line breaks taken out (a long message wraps anywhere).
+fn flat(screen: &str) -> String {
+    screen
+        .lines()
+        .map(|l| l.trim_matches(|c: char| c == '│' || c.is_whitespace()))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// SHA-256 as `sha256sum` prints it (coreutils: not our code).

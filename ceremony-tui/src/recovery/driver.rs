@@ -420,7 +420,7 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
                 |d| {
                     let status = match d.dev.poll_request() {
                         RequestPoll::Waiting(s) | RequestPoll::Problem(s) => s,
-                        RequestPoll::Found(i) => format!("request.toml found on {}", i.location),
+                        RequestPoll::Found(i) => format!("found {}", i.location),
                     };
                     screens::request_stick_page(refusal.as_ref().map(|r| r.why.as_str()), &status)
                 },

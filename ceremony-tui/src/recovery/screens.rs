@@ -26,9 +26,9 @@ pub fn grouped_fingerprint(hex: &str) -> String {
 /// Waiting for the request stick (and the generation folder); after a refusal, why.
 pub fn request_stick_page(refusal: Option<&str>, status: &str) -> Page {
     let mut p = Page::new(S::Request, "the request and the generation folder");
-    p.bold("Insert the request stick: request.toml at its top, approvals/ beside it and the");
-    p.bold("files a sign request names; and the generation ceremony's data stick, holding");
-    p.bold("its folder sherd-<ceremony id> (both may be one stick).");
+    p.bold("Insert the request stick (request.toml at its top, approvals/ beside it, and");
+    p.bold("the files a sign request names) and the generation's data stick holding its");
+    p.bold("folder sherd-<ceremony id>. Both may be one stick.");
     p.line("They are mounted read-only; nothing on them is changed.");
     p.blank();
     if let Some(e) = refusal {
