@@ -612,9 +612,9 @@ fn a_recovery_signs_a_file_with_holders_3_then_1() {
     steps.extend(
         CHANGED_PIN
             .chars()
-            .map(|c| ("type the user PIN", Key::Char(c))),
+            .map(|c| ("types its user PIN", Key::Char(c))),
     );
-    steps.push(("type the user PIN", Key::Enter));
+    steps.push(("types its user PIN", Key::Enter));
     // Holder 1's PIN file is read by their backup's (holder 2's) personal card.
     steps.push((SECOND, Key::Char('1')));
     steps.extend_from_slice(TO_END);
@@ -968,12 +968,12 @@ fn a_personal_card_is_never_asked_for_a_pin_it_could_not_take() {
     steps.extend(
         CHANGED_PIN
             .chars()
-            .map(|c| ("type the user PIN", Key::Char(c))),
+            .map(|c| ("types its user PIN", Key::Char(c))),
     );
-    steps.push(("type the user PIN", Key::Enter));
+    steps.push(("types its user PIN", Key::Enter));
     steps.push((SECOND, Key::Char('1')));
-    steps.extend(WRONG.chars().map(|c| ("type the user PIN", Key::Char(c))));
-    steps.push(("type the user PIN", Key::Enter));
+    steps.extend(WRONG.chars().map(|c| ("types its user PIN", Key::Char(c))));
+    steps.push(("types its user PIN", Key::Enter));
     // The turn ends; holder 1 comes back with their backup's card.
     steps.push(("nothing already in was lost", Key::Char('1')));
     steps.extend_from_slice(TO_END);
@@ -1001,7 +1001,7 @@ fn a_personal_card_is_never_asked_for_a_pin_it_could_not_take() {
         .script
         .pages
         .iter()
-        .filter(|p| p.contains("type the user PIN"))
+        .filter(|p| p.contains("types its user PIN"))
         .collect();
     assert_eq!(pin_pages.len(), 2, "{pin_pages:?}");
     // Holder 3: asked at once, nothing refused yet.

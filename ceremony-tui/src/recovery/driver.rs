@@ -849,7 +849,8 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
                     return Ok(report
                         .volumes
                         .iter()
-                        .map(|(label, paths)| format!("{label}: {dir}/ ({} files)", paths.len()))
+                        .map(|(label, paths)| format!("{label}: {} files", paths.len()))
+                        .chain(std::iter::once(format!("folder {dir}/")))
                         .collect());
                 }
                 Ok(_) => error = Some("no data stick was written".into()),

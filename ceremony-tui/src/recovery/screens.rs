@@ -63,15 +63,14 @@ pub struct PinnedView {
 pub fn pinned_page(v: &PinnedView) -> Page {
     let mut p = Page::new(S::Request, "the generation ceremony");
     p.line(format!(
-        "sherd-{} on {}: passed the offline verifier's checks.",
-        v.ceremony_id, v.location
+        "{}: passed the offline verifier's checks.",
+        v.location
     ));
     p.line(format!(
-        "{} of {} holders recombine the root key {}",
-        v.threshold,
-        v.holders,
-        grouped_fingerprint(&v.root_fingerprint)
+        "{} of {} holders recombine the root key",
+        v.threshold, v.holders
     ));
+    p.line(format!("  {}", grouped_fingerprint(&v.root_fingerprint)));
     p.blank();
     hash_lines(
         &mut p,
@@ -104,10 +103,8 @@ pub struct RequestView {
 
 pub fn request_page(v: &RequestView) -> Page {
     let mut p = Page::new(S::Request, "the request");
-    p.bold(format!(
-        "{} request, dated {} (on {})",
-        v.operation, v.time, v.location
-    ));
+    p.bold(format!("{} request, dated {}", v.operation, v.time));
+    p.line(format!("read from {}", v.location));
     for w in v.what.iter().take(4) {
         p.line(format!("  {w}"));
     }
@@ -211,9 +208,11 @@ pub fn pin_page(name: &str, serial: &str, retries_left: u8, refused: PinRefused)
             p.alert("The card refused the PIN typed.");
         }
     }
+    // The card may be the holder's or their backup's: its owner types.
     p.bold(format!(
-        "{name}: type the user PIN of card {serial}, then Enter."
+        "{name}'s turn: the owner of card {serial} types its user PIN,"
     ));
+    p.bold("then Enter.");
     p.line("Nothing you type is shown, not even its length.");
     p.line(format!(
         "The card allows {retries_left} more tries; the last one is never used."
@@ -294,15 +293,15 @@ pub fn write_page(
 ) -> Page {
     let mut p = Page::new(S::Write, "write the outputs");
     p.line(format!(
-        "Recombined from holders {}: root key {}, the pinned one;",
+        "Recombined from holders {}: the root key, with the pinned fingerprint",
         v.holders
             .iter()
             .map(u8::to_string)
             .collect::<Vec<_>>()
-            .join(", "),
-        grouped_fingerprint(&v.root_fingerprint)
+            .join(", ")
     ));
-    p.line("its self-test signature verified. The shares and the secret are wiped.");
+    p.line(format!("  {}", grouped_fingerprint(&v.root_fingerprint)));
+    p.line("Its self-test signature verified. The shares and the secret are wiped.");
     for o in v.outputs.iter().take(3) {
         p.line(format!("  {o}"));
     }
@@ -337,11 +336,19 @@ pub fn write_page(
 
 pub fn final_page(final_hash: &str, written: &[String], files: usize) -> Page {
     let mut p = Page::new(S::Transcript, "the recovery transcript");
-    p.bold("Written and read back:");
-    for w in written.iter().take(3) {
+    p.bold(format!(
+        "{files} files of the recovery written and read back:"
+    ));
+    // The last line names the folder (the driver puts it there).
+    let (folder, sticks) = written
+        .split_last()
+        .map_or((None, written), |(f, s)| (Some(f), s));
+    for w in sticks.iter().take(3) {
         p.line(format!("  {w}"));
     }
-    p.line(format!("  {files} files of the recovery"));
+    if let Some(f) = folder {
+        p.line(format!("  {f}"));
+    }
     p.blank();
     hash_lines(
         &mut p,
