@@ -240,3 +240,50 @@ fn both_verifiers_pass_a_ceremony_alike_and_refuse_its_tampered_copies_alike() {
         eprintln!("{name}: {line}");
     }
 }
+
+/// The request vectors of the Python verifier's tests (`verifiers/python/testdata/requests/`):
+/// each request's canonical hash, as sherd's `Request::parse(..).hash_hex()` computes it, is the
+/// one `hashes.txt` gives for it (the Python tests compare their own with the same file), and
+/// sherd refuses every request of `refused/` (which the Python tests refuse too).
+/// `SHERD_WRITE_REQUEST_HASHES=1` writes `hashes.txt` instead of comparing.
+#[test]
+fn the_python_tests_request_hashes_are_sherds() {
+    use ceremony::request::Request;
+
+    let dir = root().join("verifiers/python/testdata/requests");
+    let tomls = |dir: &Path| -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".toml"))
+            .map(|n| (n.clone(), std::fs::read_to_string(dir.join(&n)).unwrap()))
+            .collect();
+        out.sort();
+        out
+    };
+    let computed: String = tomls(&dir)
+        .iter()
+        .map(|(name, text)| {
+            let r = Request::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            format!("{}  {name}\n", r.hash_hex())
+        })
+        .collect();
+    let path = dir.join("hashes.txt");
+    if std::env::var_os("SHERD_WRITE_REQUEST_HASHES").is_some() {
+        std::fs::write(&path, &computed).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        computed,
+        "{} is not what sherd computes (SHERD_WRITE_REQUEST_HASHES=1 rewrites it)",
+        path.display()
+    );
+    let refused = tomls(&dir.join("refused"));
+    assert!(refused.len() > 20);
+    for (name, text) in refused {
+        match Request::parse(&text) {
+            Ok(_) => panic!("refused/{name}: sherd accepts it"),
+            Err(e) => eprintln!("refused/{name}: {e}"),
+        }
+    }
+}
