@@ -1393,6 +1393,21 @@ class Recovery(unittest.TestCase):
         self.assertIn('signatures/by-position/002.sig: a good signature by the root key over '
                       '"notes (draft).txt"', out)
 
+    def test_alone_or_as_the_generation_folder(self):
+        """Given alone, a recovery folder is refused, saying what to give; given as the
+        generation folder, too."""
+        self.build("prove-quorum")
+        status, out = run(self.dir)
+        self.assertEqual((status, out), (1, f"FAIL {self.dir}: a recovery folder (its "
+                         "transcript's record 1 is recovery.generation): verify it against the "
+                         "generation folder it used, with sherd-verify --recovery "
+                         f"{self.dir} --generation <generation-folder>\n"))
+        status, out = run("--recovery", FOLDER, "--generation", self.dir)
+        self.assertEqual((status, out), (1, f"FAIL {FOLDER}: the generation folder's "
+                         "transcript.txt is a recovery transcript (record 1 is "
+                         "recovery.generation): give the generation ceremony's output folder "
+                         "as the generation folder\n"))
+
     def test_prove_quorum(self):
         self.build("prove-quorum")
         out = self.passes()
