@@ -3,16 +3,19 @@
 //! same verdict. Standard library only, so the ceremony crate's host tests include this file
 //! too (by `#[path]`) and every caller uses the one [`same_verdict`].
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
 /// Where the messages of the two verifiers may differ after a common stem, as
 /// `verifiers/python/README.md` ("Where it differs from sherd-verify") documents: OpenPGP errors
-/// are worded by each verifier itself (sherd-verify passes on Sequoia's), and `plan.toml`
-/// errors are the Python verifier's own. Each entry is (how the failure begins, the stem): a
-/// failure beginning so may differ only after the first occurrence of the stem; every other
-/// failure must be the same line.
-const WORDED_APART: [(&str, &str); 4] = [
+/// are worded by each verifier itself (sherd-verify passes on Sequoia's), and `plan.toml` and
+/// `request.toml` errors are the Python verifier's own. Each entry is (how the failure begins,
+/// the stem): a failure beginning so may differ only after the first occurrence of the stem;
+/// every other failure must be the same line. A recovery folder's failure that is its
+/// generation folder's (`the generation folder does not verify: ...`) is compared as that
+/// generation failure.
+const WORDED_APART: [(&str, &str); 9] = [
     (
         "transcript.txt.sig: ",
         "transcript.txt.sig: the transcript signature does not verify: ",
@@ -20,7 +23,22 @@ const WORDED_APART: [(&str, &str); 4] = [
     ("witness-signatures/", " over transcript.txt: "),
     ("root-cert.asc: ", "root-cert.asc: "),
     ("plan.toml: ", "plan.toml: "),
+    // Recovery folders (sherd-verify --recovery).
+    (
+        "transcript.txt.sig: not a good signature over transcript.txt by the generation's root key ",
+        "by the generation's root key ",
+    ),
+    ("request.toml: ", "request.toml: "),
+    (
+        "certified/cert.asc: ",
+        "certified/cert.asc: not a certificate: ",
+    ),
+    ("", ": not an OpenPGP signature: "),
+    ("", ": not a good signature by the root key over "),
 ];
+
+/// How a recovery folder's failure that is its generation folder's begins.
+const GENERATION_FAILS: &str = "the generation folder does not verify: ";
 
 /// One verifier's verdict on a folder: its exit status and its standard output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,13 +72,39 @@ fn run(cmd: &mut Command, what: &str) -> Verdict {
 /// The Python verifier needs Python 3.11 and python3-cryptography (`scripts/setup` installs
 /// them).
 pub fn same_verdict(root: &Path, sherd_verify: &Path, folder: &Path) -> Verdict {
+    run_both(root, sherd_verify, &[folder.as_os_str()], folder)
+}
+
+/// [`same_verdict`] for a recovery folder: both verifiers run as `--recovery <recovery>
+/// --generation <generation> [--files <files>]`, and must agree as there.
+pub fn same_recovery_verdict(
+    root: &Path,
+    sherd_verify: &Path,
+    recovery: &Path,
+    generation: &Path,
+    files: Option<&Path>,
+) -> Verdict {
+    let mut args = vec![
+        "--recovery".as_ref(),
+        recovery.as_os_str(),
+        "--generation".as_ref(),
+        generation.as_os_str(),
+    ];
+    if let Some(files) = files {
+        args.extend(["--files".as_ref(), files.as_os_str()]);
+    }
+    run_both(root, sherd_verify, &args, recovery)
+}
+
+/// Runs both verifiers with `args`; `folder` is the one their verdict names.
+fn run_both(root: &Path, sherd_verify: &Path, args: &[&OsStr], folder: &Path) -> Verdict {
     let rust = run(
-        Command::new(sherd_verify).arg(folder),
+        Command::new(sherd_verify).args(args),
         &sherd_verify.display().to_string(),
     );
     let script = root.join("verifiers/python/sherd_verify.py");
     let python = run(
-        Command::new("python3").arg(&script).arg(folder),
+        Command::new("python3").arg(&script).args(args),
         "python3 (./scripts/setup installs python3 and python3-cryptography)",
     );
     let both = format!(
@@ -99,6 +143,12 @@ pub fn same_verdict(root: &Path, sherd_verify: &Path, folder: &Path) -> Verdict 
 /// Whether two failures (a `FAIL` line after `FAIL <folder>: `) name the same failure: the same
 /// text, or differing only after a stem of `WORDED_APART`.
 fn same_failure(rust: &str, python: &str) -> bool {
+    if let (Some(r), Some(p)) = (
+        rust.strip_prefix(GENERATION_FAILS),
+        python.strip_prefix(GENERATION_FAILS),
+    ) {
+        return same_failure(r, p);
+    }
     rust == python
         || WORDED_APART.iter().any(|(begins, stem)| {
             let end = rust.find(stem).map(|i| i + stem.len());
@@ -130,6 +180,25 @@ mod tests {
             "transcript.txt.sig: cannot read: x"
         ));
         assert!(same_failure("plan.toml: a", "plan.toml: b"));
+        // A recovery folder's generation failure is compared as the generation's.
+        let g = "the generation folder does not verify: ";
+        assert!(same_failure(
+            &format!("{g}plan.toml: a"),
+            &format!("{g}plan.toml: b")
+        ));
+        assert!(!same_failure(
+            &format!("{g}shards.toml: a"),
+            &format!("{g}shards.toml: b")
+        ));
+        let r = "transcript.txt.sig: not a good signature over transcript.txt by the generation's root key ";
+        assert!(same_failure(
+            &format!("{r}AB: made by the root key, but (Sequoia's words)"),
+            &format!("{r}AB: made by the root key, but (the Python verifier's)")
+        ));
+        assert!(!same_failure(
+            "signatures/a.sig: 3 bytes, the record says 4",
+            "signatures/a.sig: 3 bytes, the record says 5"
+        ));
         // A value compared in another file must be the same, though the line names plan.toml.
         assert!(!same_failure(
             "SHA-256 of plan.toml: transcript.txt record 26 (output.file) says 00, found 01",

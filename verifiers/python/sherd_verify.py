@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""An independent verifier for a sherd generation ceremony's output folder.
+"""An independent verifier for a sherd generation ceremony's output folder, and for a recovery
+ceremony's folder against the generation folder it used.
 
     python3 sherd_verify.py <ceremony folder> [--shares FILE ...]
+    python3 sherd_verify.py --recovery <recovery folder> --generation <generation folder>
+                            [--files <folder with the files a sign request names>]
 
 It implements sherd's format documents (docs/formats/*.md) and shares no code with sherd, so
 that an auditor can check a ceremony without trusting sherd's Rust; its messages copy the
@@ -27,7 +30,8 @@ Sections:
   6. The shard file
   7. The folder checks, in sherd-verify's order (the TPM quote and the boot verdicts last)
   8. Shares: envelopes, GF(2^8), recombination, root key derivation
-  9. Command line
+  9. Recovery folders: the request and its canonical hash, checks 1-7 of recovery.md
+ 10. Command line
 """
 
 import base64
@@ -38,6 +42,7 @@ import itertools
 import math
 import os
 import re
+import stat
 import struct
 import sys
 import tomllib
@@ -685,6 +690,31 @@ class Cert:
     def signing_keys(self, t):
         return self.live_keys(t, FLAG_SIGN)
 
+    def all_keys(self):
+        """The primary key and every subkey, bound or not (as Sequoia's Cert::keys)."""
+        return [self.primary] + [k for k, _ in self.subkeys]
+
+    def valid_user_ids(self, t):
+        """The user IDs with a self-signature valid at t (the newest, not expired) and not
+        revoked by the key itself."""
+        pm = self.primary.hash_material()
+        out = []
+        for uid, sigs in self.uids:
+            m = pm + uid_material(uid)
+            if self._newest_valid(sigs, (0x10, 0x11, 0x12, 0x13), m, t) is not None and \
+                    not self._revoked(sigs, 0x30, m, t):
+                out.append(uid)
+        return out
+
+    def certifications(self, uid, key):
+        """The generic certifications (type 0x10) of user ID `uid` (bytes) that `key` made
+        and that verify over this certificate's primary key and that user ID (RFC 4880
+        5.2.4: the key packet as 0x99 || length || body, then 0xB4 || 4-byte length || the
+        user ID, then the signature's hashed part and trailer)."""
+        pm = self.primary.hash_material()
+        return [s for u, sigs in self.uids if u == uid for s in sigs
+                if s.type == 0x10 and s.check(key, pm + uid_material(u)) is None]
+
 
 def malformed_is_pgp_error(parse):
     """Runs a parser of untrusted bytes; a malformed structure it trips over (an index or a
@@ -934,10 +964,11 @@ ORDER = ["ceremony.plan", "plan.hash", "root.fingerprint", "location.cert", "sha
 NOT_CORE_IN_FORMAT_1 = ("witness.confirm", "dual.shamir", "dual.signatures", "dual.fingerprint")
 
 
-def parse_core(kind, value):
+def parse_core(kind, value, spec=None):
     """A core record's value as a dict (or the bare value for plan.hash, root.fingerprint);
-    raises FieldError worded like sherd's RecordError."""
-    spec = CORE_FIELDS[kind]
+    raises FieldError worded like sherd's RecordError. `spec`: the fields of another kind
+    (a recovery record's), else the core kind's."""
+    spec = CORE_FIELDS[kind] if spec is None else spec
     if not isinstance(spec, list):
         v = spec(value)
         if v is None:
@@ -1080,6 +1111,27 @@ def only_keys(table, allowed, where):
         raise ValueError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
 
 
+def spelled_datetime(text, table, key):
+    """How `key = <date-time>` is written in `table` (None: the top level, before the first
+    table) of a TOML text: tomllib reads +00:00 as UTC like Z, and drops digits of a fraction
+    beyond microseconds, so the documents' rules are checked on the text. None when no such
+    line is found (an inline table, say)."""
+    current, spelled = None, None
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("["):
+            m = re.match(r"\[\[?\s*([A-Za-z0-9_.\"'-]+?)\s*\]\]?\s*(#.*)?$", s)
+            current = m.group(1).replace('"', "").replace("'", "") if m else "?"
+            continue
+        if current != table:
+            continue
+        m = re.match(r"""(?:%s|"%s"|'%s')\s*=\s*(\d{4}-\d\d-\d\d[Tt ][0-9:.]+(?:[Zz]|[+-]\d\d:\d\d)?)"""
+                     % (key, key, key), s)
+        if m:
+            spelled = m.group(1)
+    return spelled
+
+
 class PersonalCert:
     def __init__(self, armored, where):
         try:
@@ -1092,11 +1144,14 @@ class PersonalCert:
 
 
 class Plan:
-    def __init__(self, text):
-        try:
-            raw = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"not TOML: {e}")
+    def __init__(self, text, raw=None):
+        """`text`: plan.toml. Or `raw`, the table already read, whose time was already
+        checked for its trailing Z (a reshare request's new plan, request.md)."""
+        if raw is None:
+            try:
+                raw = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as e:
+                raise ValueError(f"not TOML: {e}")
         only_keys(raw, ["format", "ceremony_id", "time", "threshold", "allow_threshold_one",
                         "allow_virtual_hardware", "require_witness_signatures", "machine",
                         "holder", "witness", "policy"], "plan")
@@ -1112,13 +1167,7 @@ class Plan:
             raise ValueError("time must be a UTC offset date-time in whole seconds")
         # tomllib reads +00:00 as UTC too; plan.md wants the trailing Z, so look at the text
         # (the top-level `time = ...` line, before the first table).
-        spelled = None
-        for line in text.splitlines():
-            if line.lstrip().startswith("["):
-                break
-            m = re.match(r"""\s*(?:time|"time"|'time')\s*=\s*(\d{4}-\d\d-\d\d[Tt ]\S+)""", line)
-            if m:
-                spelled = m.group(1)
+        spelled = spelled_datetime(text, None, "time") if text is not None else "Z"
         if spelled is None or spelled[-1] not in "Zz":
             raise ValueError(f"time {spelled or '(not found on a time = line)'}: must be in UTC, "
                              "written with a trailing Z")
@@ -1232,7 +1281,7 @@ class Plan:
             raise ValueError("policy: 1 to 255 [[policy.approver]] tables are needed")
         names = [a.get("name") if isinstance(a, dict) else None for a in approvers]
         seen = set()
-        out = {"approvers": [], "rules": []}
+        out = {"approvers": [], "rules": [], "k": {}}
         for i, a in enumerate(approvers):
             where = f"policy.approver[{i + 1}]"
             if not isinstance(a, dict):
@@ -1266,6 +1315,7 @@ class Plan:
             k = rule.get("k")
             if type(k) is not int or not 1 <= k <= len(approvers):
                 raise ValueError(f"{where}.k: {k!r} is not in 1..={len(approvers)}")
+            out["k"][op] = k
             line = f"policy_rule={op}\tk={k}"
             if limit and limit[0] in rule:
                 n = rule[limit[0]]
@@ -1759,7 +1809,7 @@ def verify_folder(folder):
         "quote": quote, "entropy": entropy, "boot": boot, "witnesses": witnesses, "dual": dual,
         "final_hash": t.final_hash().hex(), "final_words": pgp_words(t.final_hash()),
         "header": {3: HEADER_V3, 2: HEADER_V2, 1: HEADER_V1}[t.format],
-        "plan": plan, "shards": shards, "root_cert": root_cert,
+        "plan": plan, "shards": shards, "root_cert": root_cert, "files": listed,
     }
 
 
@@ -2499,7 +2549,965 @@ def check_shares(report, share_files):
 
 
 # =============================================================================================
-# 9. Command line
+# 9. Recovery folders (docs/formats/recovery.md) and their request (docs/formats/request.md)
+# =============================================================================================
+
+REQUEST_FORMAT = "sherd-request/1"
+OPERATIONS = ("sign", "certify", "prove-quorum", "reshare", "replace-card")
+MAX_REQUEST_BYTES = 1 << 20
+# The request time's and expiry's rules (those of the plan's time).
+OPENPGP_TIME_END = 2**32
+YEAR_2020 = 1_577_836_800
+
+
+def request_time(field, value, spelled):
+    """A request's date-time (`time`, `certify.expiry`) as Unix seconds: a full date and time
+    in UTC written with a trailing Z, whole seconds, 2020-01-01 up to the end of 32-bit
+    OpenPGP time. Raises ValueError."""
+    shown = spelled or (value.isoformat() if hasattr(value, "isoformat") else repr(value))
+
+    def bad(reason):
+        return ValueError(f"invalid {field} {shown}: {reason}")
+
+    if not isinstance(value, datetime.datetime):
+        if isinstance(value, (datetime.date, datetime.time)):
+            raise bad("needs a full date and time, e.g. 2026-11-24T09:00:00Z")
+        raise ValueError(f"{field}: {value!r} is not a TOML date and time")
+    if value.tzinfo is None or value.utcoffset() != datetime.timedelta(0) or \
+            spelled is None or spelled[-1] not in "Zz":
+        raise bad("must be in UTC, written with a trailing Z")
+    fraction = re.search(r"\.(\d+)", spelled)
+    if value.microsecond or (fraction and fraction.group(1).strip("0")):
+        raise bad("fractions of a second are not allowed (OpenPGP times are whole seconds)")
+    secs = int(value.timestamp())
+    if secs < YEAR_2020:
+        raise bad("must be 2020-01-01 or later")
+    if secs >= OPENPGP_TIME_END:
+        raise bad("must be before 2106-02-07 (OpenPGP timestamps are 32-bit)")
+    return secs
+
+
+class Request:
+    """request.toml (docs/formats/request.md): read with every rule the document gives, and
+    its canonical hash. Raises ValueError naming the field at fault (this verifier's wording,
+    in the order of the document's rules, not sherd's messages)."""
+
+    def __init__(self, text):
+        if len(text.encode()) > MAX_REQUEST_BYTES:
+            raise ValueError(f"the request is {len(text.encode())} bytes; at most "
+                             f"{MAX_REQUEST_BYTES} are read")
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"the request is not valid TOML: {e}")
+        only_keys(raw, ["format", "ceremony_id", "root_fingerprint", "time", *OPERATIONS],
+                  "the request")
+        for key, typ in [("format", str), ("ceremony_id", str), ("root_fingerprint", str),
+                         ("time", object)]:
+            if key not in raw:
+                raise ValueError(f"the request has no {key}")
+            if not isinstance(raw[key], typ):
+                raise ValueError(f"{key}: must be a string")
+        for op in OPERATIONS:
+            if op in raw and not isinstance(raw[op], dict):
+                raise ValueError(f"{op}: must be a table")
+        if raw["format"] != REQUEST_FORMAT:
+            raise ValueError(f"unsupported request format {rq(raw['format'])}: this verifier "
+                             f"reads {rq(REQUEST_FORMAT)}")
+        self.ceremony_id = raw["ceremony_id"]
+        check_id(self.ceremony_id)
+        fpr = raw["root_fingerprint"]
+        if len(fpr) not in (40, 64) or not all(c in "0123456789abcdefABCDEF" for c in fpr):
+            raise ValueError(f"invalid root_fingerprint {rq(fpr)}: must be 40 or 64 hex "
+                             "digits, without spaces")
+        self.root_fingerprint = fpr.upper()
+        self.time = request_time("time", raw["time"], spelled_datetime(text, None, "time"))
+        present = [op for op in OPERATIONS if op in raw]
+        if not present:
+            raise ValueError("the request names no operation: add one of the tables [sign], "
+                             "[certify], [prove-quorum], [reshare], [replace-card]")
+        if len(present) > 1:
+            raise ValueError(f"the request names {len(present)} operations "
+                             f"({', '.join(present)}): a request names exactly one")
+        self.operation = present[0]
+        table = raw[self.operation]
+        lines = [REQUEST_FORMAT, f"ceremony_id={self.ceremony_id}",
+                 f"root_fingerprint={self.root_fingerprint}", f"time={self.time}",
+                 f"operation={self.operation}"]
+        if self.operation == "sign":
+            lines += self._sign(table)
+        elif self.operation == "certify":
+            lines += self._certify(table, text)
+        elif self.operation == "prove-quorum":
+            only_keys(table, ["challenge"], "prove-quorum")
+            self.challenge = table.get("challenge")
+            self._challenge(self.challenge)
+            lines.append(f"challenge={self.challenge}")
+        elif self.operation == "reshare":
+            lines += self._reshare(table, raw)
+        else:
+            only_keys(table, ["holder", "cards"], "replace-card")
+            holder, cards = table.get("holder"), table.get("cards")
+            if type(holder) is not int or not 1 <= holder <= 255:
+                raise ValueError(f"replace-card.holder = {holder!r} is out of range 1..=255")
+            if type(cards) is not int or not 1 <= cards <= 8:
+                raise ValueError(f"replace-card.cards = {cards!r} is out of range 1..=8")
+            self.holder, self.cards = holder, cards
+            lines += [f"holder={holder}", f"cards={cards}"]
+        self.canonical = "".join(line + "\n" for line in lines)
+        digest = hashlib.sha256(self.canonical.encode()).digest()
+        self.hash, self.words = digest.hex(), pgp_words(digest)
+
+    def _sign(self, table):
+        only_keys(table, ["file"], "sign")
+        files = table.get("file", [])
+        if not isinstance(files, list) or not 1 <= len(files) <= 255:
+            raise ValueError(f"sign.file: {len(files) if isinstance(files, list) else files!r}"
+                             " entries, expected 1..=255")
+        self.files, seen = [], {}
+        for i, f in enumerate(files):
+            where = f"sign.file[{i + 1}]"
+            if not isinstance(f, dict):
+                raise ValueError(f"{where}: must be a table")
+            only_keys(f, ["name", "sha256"], where)
+            name, sha = f.get("name"), f.get("sha256")
+            if not isinstance(name, str) or not isinstance(sha, str):
+                raise ValueError(f"{where}: name and sha256 are strings, both needed")
+            reason = None
+            if not 1 <= len(name.encode()) <= 255:
+                reason = "must be 1 to 255 bytes"
+            elif "/" in name or "\\" in name:
+                reason = "must be a plain file name, without '/' or '\\'"
+            elif any(is_control(c) for c in name):
+                reason = "control characters are not allowed"
+            elif name.strip() != name:
+                reason = "leading or trailing spaces are not allowed"
+            elif name.startswith("."):
+                reason = "must not start with '.'"
+            if reason:
+                raise ValueError(f"{where}.name: invalid file name {rq(name)}: {reason}")
+            if name in seen:
+                raise ValueError(f"sign.file: {rq(name)} is listed twice (files {seen[name]} "
+                                 f"and {i + 1})")
+            seen[name] = i + 1
+            if not is_hash32(sha):
+                raise ValueError(f"{where}.sha256: {rq(sha)} is not a SHA-256 (64 lower-case "
+                                 "hex digits)")
+            self.files.append({"name": name, "sha256": sha})
+        return [f"files={len(self.files)}"] + [f"file={f['sha256']}\t{f['name']}"
+                                                for f in self.files]
+
+    def _certify(self, table, text):
+        only_keys(table, ["cert", "user_ids", "expiry"], "certify")
+        armored, uids = table.get("cert"), table.get("user_ids")
+        if not isinstance(armored, str):
+            raise ValueError("certify.cert: one ASCII-armored certificate (a string) is needed")
+        if not isinstance(uids, list) or not all(isinstance(u, str) for u in uids):
+            raise ValueError("certify.user_ids: a list of strings is needed")
+        try:
+            binary = dearmor(armored, "PGP PUBLIC KEY BLOCK")
+            cert = read_cert(binary)
+        except PgpError as e:
+            if str(e) == "contains secret key material":
+                raise ValueError("certify.cert: contains secret key material; put only the "
+                                 "public certificate in the request")
+            raise ValueError(f"certify.cert: cannot be read: {e}")
+        fpr = cert.fingerprint
+        if fpr == self.root_fingerprint:
+            raise ValueError(f"certify.cert is the root certificate {fpr} itself")
+        try:
+            cert.primary_binding(self.time)
+        except PgpError as e:
+            raise ValueError(f"certify.cert {fpr}: not usable at the request time: {e}")
+        if not 1 <= len(uids) <= 32:
+            raise ValueError(f"certify.user_ids: {len(uids)} entries, expected 1..=32")
+        valid = cert.valid_user_ids(self.time)
+        for i, u in enumerate(uids):
+            def bad(reason):
+                return ValueError(f"certify.user_ids[{i + 1}]: user ID {rq(u)}: {reason}")
+            if not 1 <= len(u.encode()) <= 1024:
+                raise bad("must be 1 to 1024 bytes")
+            if any(is_control(c) for c in u):
+                raise bad("control characters are not allowed")
+            if u.encode() not in valid:
+                raise bad("not a valid, unrevoked user ID of the certificate at the request "
+                          "time")
+            if u in uids[:i]:
+                raise ValueError(f"certify.user_ids: {rq(u)} is listed twice")
+        expiry = None
+        if "expiry" in table:
+            expiry = request_time("certify.expiry", table["expiry"],
+                                  spelled_datetime(text, "certify", "expiry"))
+            if expiry <= self.time:
+                raise ValueError(f"certify.expiry {rfc3339(expiry)} is not after the request "
+                                 f"time {rfc3339(self.time)}")
+        self.cert, self.cert_sha256, self.user_ids, self.expiry = \
+            cert, hashlib.sha256(binary).hexdigest(), uids, expiry
+        lines = [f"cert={fpr}\t{self.cert_sha256}", f"user_ids={len(uids)}"]
+        lines += [f"user_id={u}" for u in uids]
+        if expiry is not None:
+            lines.append(f"expiry={expiry}")
+        return lines
+
+    @staticmethod
+    def _challenge(c):
+        if not isinstance(c, str):
+            raise ValueError("prove-quorum.challenge: one line of text (a string) is needed")
+        if not 1 <= len(c.encode()) <= 512:
+            raise ValueError("prove-quorum.challenge: must be 1 to 512 bytes")
+        if any(is_control(ch) for ch in c):
+            raise ValueError("prove-quorum.challenge: control characters (a line break "
+                             "included) are not allowed")
+        if c.strip() != c:
+            raise ValueError("prove-quorum.challenge: leading or trailing spaces are not "
+                             "allowed")
+
+    def _reshare(self, table, raw):
+        # The new plan: the [reshare] table's plan fields with the request's ceremony id and
+        # time (already checked for its trailing Z), checked as a plan is.
+        only_keys(table, ["threshold", "allow_threshold_one", "allow_virtual_hardware",
+                          "require_witness_signatures", "holder", "witness", "policy"],
+                  "reshare")
+        if "threshold" not in table:
+            raise ValueError("reshare: threshold is needed")
+        plan_raw = dict(table, format="sherd-plan/1", ceremony_id=self.ceremony_id,
+                        time=raw["time"])
+        try:
+            self.plan = Plan(None, raw=plan_raw)
+        except ValueError as e:
+            raise ValueError(f"reshare: {e}")
+        return [f"plan={self.plan.hash}"]
+
+
+def is_recovery_transcript(data):
+    """Whether transcript.txt's bytes are a recovery transcript's: a transcript whose first
+    record is recovery.generation."""
+    try:
+        t = Transcript(data)
+    except Failure:
+        return False
+    return bool(t.records) and t.records[0].kind == "recovery.generation"
+
+
+def _usize(v):
+    n = dec(v)
+    return n if n is not None and n < 2**64 else None
+
+
+def _u32(v):
+    n = dec(v)
+    return n if n is not None and n < 2**32 else None
+
+
+WHAT[_usize] = WHAT[_u32] = "a decimal number"
+
+# The recovery transcript's own kinds and their fields, in order (recovery.md, "The
+# transcript"); output.file, ceremony.end and witness.confirm are the core's.
+RECOVERY_FIELDS = {
+    "recovery.generation": [("ceremony", _text), ("transcript", _hash), ("root", _fpr)],
+    "recovery.request": [("hash", _hash), ("file-sha256", _hash), ("operation", _text),
+                         ("time", _u32)],
+    "recovery.policy": [("policy", _text), ("needed", _u8), ("approvals", _usize)],
+    "recovery.approval": [("approver", _text), ("cert", _fpr), ("key", _fpr),
+                          ("file-sha256", _hash)],
+    "recovery.share": [("holder", _u8), ("name", _text), ("envelope", _hash), ("pins", _hash),
+                       ("reader", _text), ("reader-name", _text), ("personal", _fpr),
+                       ("personal-card", _text), ("card", _text)],
+    "recovery.recombined": [("holders", _text), ("threshold", _u8), ("commitment", _ok),
+                            ("root", _fpr), ("self-test", _ok)],
+    "recovery.signed": [("name", _text), ("sha256", _hash), ("size", _usize),
+                        ("signature", _text)],
+    "recovery.quorum": [("challenge-sha256", _hash), ("signature", _text)],
+    "recovery.certified": [("cert", _fpr), ("user-id", _text), ("expiry", _u32)],
+    "output.file": [("path", _text), ("size", _usize), ("sha256", _hash)],
+    "ceremony.end": [("files", _usize)],
+    "witness.confirm": CORE_FIELDS["witness.confirm"],
+}
+# Each kind's place in the recovery's order (the table of recovery.md); a screen's record
+# (witness.confirm, a caller's kind) has none and may come only before recovery.recombined.
+RECOVERY_PLACE = {
+    "recovery.generation": 0, "recovery.request": 1, "recovery.policy": 2,
+    "recovery.approval": 3, "recovery.share": 4, "recovery.recombined": 5,
+    "recovery.signed": 6, "recovery.quorum": 6, "recovery.certified": 6, "output.file": 7,
+    "ceremony.end": 8,
+}
+CHALLENGE, CHALLENGE_SIG, CERTIFIED = ("quorum/challenge.txt", "quorum/challenge.txt.sig",
+                                       "certified/cert.asc")
+SIGNATURE_TYPES = {0x00: "Binary", 0x01: "Text", 0x02: "Standalone",
+                   0x10: "GenericCertification", 0x11: "PersonaCertification",
+                   0x12: "CasualCertification", 0x13: "PositiveCertification",
+                   0x18: "SubkeyBinding", 0x19: "PrimaryKeyBinding", 0x1F: "DirectKey",
+                   0x20: "KeyRevocation", 0x28: "SubkeyRevocation",
+                   0x30: "CertificationRevocation", 0x40: "Timestamp",
+                   0x50: "Confirmation"}
+
+
+def signature_path(position, name):
+    """Where a sign recovery puts the signature of the request's file `name` at 1-based
+    `position` (recovery.md, "The folder")."""
+    if not name.startswith(".") and all(c.isascii() and (c.isalnum() or c in "._-")
+                                        for c in name):
+        return f"signatures/{name}.sig"
+    return f"signatures/by-position/{position:03d}.sig"
+
+
+def path_stays_inside(path):
+    return (path != "" and not path.startswith("/") and "\\" not in path
+            and not any(is_control(c) for c in path)
+            and all(c not in ("", ".", "..") for c in path.split("/")))
+
+
+def os_error(e):
+    return f"{e.strerror} (os error {e.errno})"
+
+
+def recovery_reader(folder):
+    """Reads a file of the recovery folder by the path the transcript names: a path that
+    could leave the folder, or one through a symbolic link, is refused. A missing file
+    raises a Failure whose `not_found` is True."""
+
+    def read(path):
+        if not path_stays_inside(path):
+            raise unreadable(path, "path leaves the folder")
+        at = folder
+        try:
+            for c in path.split("/"):
+                at = os.path.join(at, c)
+                if stat.S_ISLNK(os.lstat(at).st_mode):
+                    raise unreadable(path, "a symbolic link: the folder's files are plain files")
+            with open(at, "rb") as f:
+                return f.read()
+        except OSError as e:
+            failure = unreadable(path, os_error(e))
+            failure.not_found = isinstance(e, FileNotFoundError)
+            raise failure
+
+    return read
+
+
+def list_folder(folder):
+    """Every file of the folder, recursively, as sorted '/'-separated paths; a symbolic link
+    or any entry that is neither a plain file nor a folder is refused."""
+    out = []
+
+    def walk(d, prefix):
+        for name in os.listdir(d):
+            rel = f"{prefix}/{name}" if prefix else name
+            mode = os.lstat(os.path.join(d, name)).st_mode
+            if stat.S_ISDIR(mode):
+                walk(os.path.join(d, name), rel)
+            elif stat.S_ISREG(mode):
+                out.append(rel)
+            else:
+                raise Failure("unlistable", f"the recovery folder: cannot list its files: "
+                              f"{rel}: not a plain file or folder (a link?)")
+
+    try:
+        walk(folder, "")
+    except OSError as e:
+        raise Failure("unlistable", f"the recovery folder: cannot list its files: "
+                      f"{os_error(e)}")
+    return sorted(out)
+
+
+def read_signature(data):
+    """One signature packet, armored (PGP SIGNATURE) or binary; raises PgpError."""
+    if data.lstrip().startswith(b"-----BEGIN "):
+        data = dearmor(data, "PGP SIGNATURE")
+    return one_signature_packet(data)
+
+
+def root_signature_shape(sig, root_fpr):
+    """None when `sig` (a Signature) is a binary-document signature naming the root key as
+    its issuer, else why not, worded as sherd-verify words it (Sequoia lists issuer
+    fingerprints before key IDs)."""
+    if sig.type != 0x00:
+        typ = SIGNATURE_TYPES.get(sig.type, f"Unknown({sig.type})")
+        return f"a signature of type {typ}, not a binary document signature"
+    fprs, keyids = [], []
+    for t, _, v in sig.hashed + sig.unhashed:
+        if t == SUB_ISSUER_FPR and len(v) in (21, 33):
+            fprs.append(v[1:].hex().upper())
+        elif t == SUB_ISSUER and len(v) == 8:
+            keyids.append(v.hex().upper())
+    if root_fpr in fprs or root_fpr[-16:] in keyids:
+        return None
+    named = fprs or keyids
+    by = f"key {', '.join(named)}" if named else "an unnamed key"
+    return f"made by {by}, not by the root key {root_fpr}"
+
+
+def check_root_signature(sig_bytes, data, root, changed="the file"):
+    """A detached binary-document signature by the root primary key over data: (the
+    Signature, None) when good, else (the Signature or None, why not). As in sherd-verify, a
+    signature that verifies is good whatever issuer it names; one that does not is reported
+    by the issuer it names, else as made over other bytes (`changed`: what was changed)."""
+    try:
+        sig = read_signature(sig_bytes)
+    except PgpError as e:
+        return None, f"not an OpenPGP signature: {e}"
+    if sig.type != 0x00:
+        return sig, root_signature_shape(sig, root.fingerprint)
+    why = sig.check(root, data)
+    if why is None:
+        return sig, None
+    shape = root_signature_shape(sig, root.fingerprint)
+    if shape is not None:
+        return sig, shape
+    return sig, (f"made by the root key, but not over these bytes: {changed} was changed after "
+                 f"it was signed ({why})")
+
+
+def recovery_records(t):
+    """Each record of a recovery transcript typed: record 1 recovery.generation, every kind
+    one of recovery.md's with exactly its fields, or a screen's record (witness.confirm, a
+    caller's kind that is neither the core's nor recovery.*). Returns [(seq, kind, fields or
+    None)]; raises Failure naming the record."""
+    first = t.records[0].kind if t.records else ""
+    if first != "recovery.generation":
+        raise transcript_error("transcript.txt", f"record 1 is {rq(first)}, not "
+                               "recovery.generation: this is not a recovery transcript")
+    out = []
+    for r in t.records:
+        try:
+            if r.kind in RECOVERY_FIELDS:
+                out.append((r.seq, r.kind, parse_core(r.kind, r.value, RECOVERY_FIELDS[r.kind])))
+            elif not r.kind.startswith("recovery.") and r.kind not in CORE_FIELDS:
+                parse_fields(r.value)
+                out.append((r.seq, r.kind, None))
+            else:
+                raise transcript_error("transcript.txt", f"record {r.seq}: a recovery "
+                                       f"transcript has no {rq(r.kind)} records")
+        except FieldError as e:
+            msg = str(e) if r.kind in RECOVERY_FIELDS else f"{r.kind}: {e}"
+            raise transcript_error("transcript.txt", f"record {r.seq}: {msg}")
+    return out
+
+
+class RecoveryRecords:
+    """The records by kind, after their order was checked: the once-only ones as (seq,
+    fields), the others as lists of them."""
+
+    def __init__(self, typed):
+        if not typed or typed[-1][1] != "ceremony.end":
+            raise missing_record("the last record is not ceremony.end: the transcript is "
+                                 "incomplete")
+        by_kind, last = {}, None
+        for seq, kind, fields in typed:
+            place = RECOVERY_PLACE.get(kind)
+            if place is not None:
+                if last is not None and place < last[0]:
+                    raise missing_record(f"record {seq} ({kind}): out of the recovery's order: "
+                                         f"it comes after a {last[1]} record")
+                last = (place, kind)
+                by_kind.setdefault(kind, []).append((seq, fields))
+            elif last is not None and last[0] >= 5:
+                raise missing_record(f"record {seq} ({kind}): a screen's record after a "
+                                     f"{last[1]} record: they come only until the holders are "
+                                     "done")
+
+        def one(kind):
+            found = by_kind.get(kind, [])
+            if not found:
+                raise missing_record(f"no {kind} record")
+            if len(found) > 1:
+                raise missing_record(f"{len(found)} {kind} records (the first is record "
+                                     f"{found[0][0]}); a recovery has one")
+            return found[0]
+
+        self.generation = one("recovery.generation")
+        self.request = one("recovery.request")
+        self.policy = one("recovery.policy")
+        self.recombined = one("recovery.recombined")
+        self.end = one("ceremony.end")
+        self.approvals, self.shares, self.signed, self.quorum, self.certified, self.outputs = (
+            by_kind.get(k, []) for k in ("recovery.approval", "recovery.share",
+                                         "recovery.signed", "recovery.quorum",
+                                         "recovery.certified", "output.file"))
+
+
+def recovery_failure(code, what, reason):
+    return Failure(code, f"{what}: {reason}")
+
+
+def check_recovery_policy(plan, request, r):
+    """The policy records against the generation plan's [policy]: `none` exactly when it has
+    none; otherwise `held`, the rule's k, at least k approvals, one record each, by distinct
+    approvers of the policy with a certificate the plan lists for them and a key of it (the
+    approval files are not in the folder). Returns the report's line."""
+    seq, p = r.policy
+
+    def bad(at, kind, reason):
+        return recovery_failure("bad-record", rec_name(at, kind), reason)
+
+    policy = plan.policy
+    if policy is None:
+        if p["policy"] != "none" or p["needed"] != 0 or p["approvals"] != 0:
+            raise bad(seq, "recovery.policy", f"policy={p['policy']} needed={p['needed']} "
+                      f"approvals={p['approvals']}, but the generation plan has no [policy] "
+                      "(policy=none needed=0 approvals=0)")
+        if r.approvals:
+            raise bad(r.approvals[0][0], "recovery.approval",
+                      "an approval, but the generation plan has no [policy]")
+        return "none: the generation plan has no [policy]"
+    if p["policy"] != "held":
+        raise bad(seq, "recovery.policy", f"policy={p['policy']}, but the generation plan has "
+                  "a [policy] (policy=held)")
+    op = request.operation
+    k = policy["k"][op]
+    if p["needed"] != k:
+        raise bad(seq, "recovery.policy", f"needed={p['needed']}, but the generation plan's "
+                  f"policy needs {k} approver(s) for {op}")
+    if p["approvals"] < k:
+        raise bad(seq, "recovery.policy", f"approvals={p['approvals']}: fewer than the {k} "
+                  "needed")
+    if len(r.approvals) != p["approvals"]:
+        raise bad(seq, "recovery.policy", f"approvals={p['approvals']}, but there are "
+                  f"{len(r.approvals)} recovery.approval records")
+    names = []
+    for at, a in r.approvals:
+        who = a["approver"]
+        approver = next((x for x in policy["approvers"] if x["name"] == who), None)
+        if approver is None:
+            raise bad(at, "recovery.approval", f"{rq(who)} is not an approver of the "
+                      "generation plan's [policy]")
+        if who in names:
+            raise bad(at, "recovery.approval", f"approver {rq(who)} is counted twice; each "
+                      "approver counts once")
+        cert = next((c for c in approver["certs"] if c.fingerprint == a["cert"]), None)
+        if cert is None:
+            raise bad(at, "recovery.approval", f"the certificate {a['cert']} is not one the "
+                      f"plan lists for approver {rq(who)}")
+        if a["key"] not in [key.fingerprint for key in cert.cert.all_keys()]:
+            raise bad(at, "recovery.approval", f"the key {a['key']} is not a key of approver "
+                      f"{rq(who)}'s certificate {a['cert']}")
+        names.append(who)
+    return f"held: {op} needs {k} approver(s); {len(names)} approved ({', '.join(names)})"
+
+
+def check_recovery_shares(g, shares):
+    """Check 5: each recovery.share is a holder of the generation plan, once, named as there,
+    with the generation transcript's sealed share and the generation folder's PIN file for
+    that holder, read by a personal key of the holder or of their backup; at least M of
+    them. Returns the holders in order."""
+    plan = g["plan"]
+    holders = []
+    for seq, b in shares:
+        def bad(reason):
+            return Failure("mismatch", f"transcript.txt record {seq} (recovery.share, holder "
+                           f"{b['holder']}): {reason}")
+        if not 1 <= b["holder"] <= len(plan.holders):
+            raise bad(f"not a holder of the generation plan (holders 1..={len(plan.holders)})")
+        holder = plan.holders[b["holder"] - 1]
+        if b["holder"] in holders:
+            raise bad("this holder's share is already recorded: each holder counts once")
+        if b["name"] != holder["name"]:
+            raise bad(f"name {rq(b['name'])}, the generation plan's holder {b['holder']} is "
+                      f"{rq(holder['name'])}")
+        sealed = g["shards"].shares[b["holder"] - 1]["message_sha256"]
+        if b["envelope"] != sealed:
+            raise bad(f"envelope {b['envelope']}, but the generation transcript's share.sealed "
+                      f"for this holder is {sealed}")
+        pin_path = f"pins/holder-{b['holder']:03d}.asc"
+        pins = hashlib.sha256(g["files"][pin_path]).hexdigest()
+        if b["pins"] != pins:
+            raise bad(f"pins {b['pins']}, but the SHA-256 of the generation folder's {pin_path} "
+                      f"is {pins}")
+        if b["reader"] == "holder":
+            reader = holder
+        elif b["reader"] == "backup":
+            reader = plan.holders[holder["backup"] - 1]
+        else:
+            raise bad(f"reader={rq(b['reader'])}: the reader is \"holder\" or \"backup\"")
+        if b["reader-name"] != reader["name"]:
+            raise bad(f"reader-name {rq(b['reader-name'])}, but the {b['reader']} is "
+                      f"{rq(reader['name'])} in the generation plan")
+        if not any(k.fingerprint == b["personal"] for c in reader["certs"]
+                   for k in c.cert.all_keys()):
+            raise bad(f"personal {b['personal']}: not a key of the {b['reader']} "
+                      f"({reader['name']})'s certificates in the generation plan")
+        holders.append(b["holder"])
+    if len(holders) < plan.threshold:
+        raise missing_record(f"{len(holders)} recovery.share record(s), the generation plan's "
+                             f"threshold is {plan.threshold}")
+    return holders
+
+
+def check_recombined(g, r, holders):
+    seq, rc = r.recombined
+
+    def bad(reason):
+        return recovery_failure("mismatch", rec_name(seq, "recovery.recombined"), reason)
+
+    expected = ",".join(map(str, holders))
+    if rc["holders"] != expected:
+        raise bad(f"holders={rc['holders']}, but the recovery.share records are holders "
+                  f"{expected}, in that order")
+    if rc["threshold"] != g["plan"].threshold:
+        raise bad(f"threshold={rc['threshold']}, but the generation plan's threshold is "
+                  f"{g['plan'].threshold}")
+    if rc["root"] != r.generation[1]["root"] or rc["root"] != g["root_fingerprint"]:
+        raise bad(f"root={rc['root']}, but record 1 and the generation folder say "
+                  f"{g['root_fingerprint']}")
+
+
+def expected_outputs(request):
+    """The files a recovery of this request writes besides the transcript and its
+    signature."""
+    out = ["request.toml", "root-cert.asc"]
+    if request.operation == "sign":
+        out += [signature_path(i + 1, f["name"]) for i, f in enumerate(request.files)]
+    elif request.operation == "prove-quorum":
+        out += [CHALLENGE, CHALLENGE_SIG]
+    elif request.operation == "certify":
+        out.append(CERTIFIED)
+    return out
+
+
+def check_recovery_outputs(folder, request, r, get):
+    """Check 6: each output.file by size and SHA-256, ceremony.end counts them, they are the
+    files the operation writes, and no other file is in the folder. Returns the listed files'
+    bytes by path, in the records' order."""
+    expected = expected_outputs(request)
+    op = request.operation
+    listed = {}
+    for seq, o in r.outputs:
+        path = o["path"]
+
+        def bad(reason):
+            return Failure("mismatch", f"{path}: {reason} (transcript.txt record {seq}, "
+                           "output.file)")
+        if not path_stays_inside(path):
+            raise bad("the path would leave the folder")
+        if path in ("transcript.txt", "transcript.txt.sig"):
+            raise bad("the transcript and its signature are not listed in the transcript")
+        if path not in expected:
+            raise bad(f"not a file a {op} recovery writes")
+        if path in listed:
+            raise bad("listed twice")
+        try:
+            data = get(path)
+        except Failure as e:
+            if getattr(e, "not_found", False):
+                raise Failure("missing-file", f"{path}: missing: transcript.txt record {seq} "
+                              "(output.file) lists it")
+            raise
+        if len(data) != o["size"]:
+            raise bad(f"{len(data)} bytes, the record says {o['size']}")
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != o["sha256"]:
+            raise bad(f"SHA-256 {digest}, the record says {o['sha256']}")
+        listed[path] = data
+    end_seq, end = r.end
+    if end["files"] != len(r.outputs):
+        raise Failure("mismatch", f"transcript.txt record {end_seq} (ceremony.end): "
+                      f"files={end['files']}, but there are {len(r.outputs)} output.file "
+                      "records")
+    for path in expected:
+        if path not in listed:
+            raise Failure("missing-record", f"{path}: a {op} recovery writes it, but no "
+                          "output.file record lists it")
+    for path in list_folder(folder):
+        if path not in ("transcript.txt", "transcript.txt.sig") and path not in listed:
+            raise Failure("extra-file", f"{path}: in the folder, but no output.file record "
+                          "of transcript.txt lists it")
+    return listed
+
+
+def check_recovery_operation(g, request, r, listed, files, dated):
+    """Check 7: the operation's records are the request's, and its outputs verify with the
+    pinned root key (the signatures over the files too, with `files`, a reader of the folder
+    holding them). Appends each signature made to `dated`, for the dates. Returns the
+    report's lines."""
+    root = g["root_cert"].primary
+    op = request.operation
+
+    def fail(what, reason):
+        return recovery_failure("operation", what, reason)
+
+    # Records of another operation's kind.
+    others = {"sign": ("recovery.quorum", "recovery.certified"),
+              "prove-quorum": ("recovery.signed", "recovery.certified"),
+              "certify": ("recovery.signed", "recovery.quorum")}[op]
+    for kind in others:
+        recs = {"recovery.signed": r.signed, "recovery.quorum": r.quorum,
+                "recovery.certified": r.certified}[kind]
+        if recs:
+            raise fail(rec_name(recs[0][0], kind), f"the request's operation is {op}")
+    lines = []
+    if op == "sign":
+        if len(r.signed) != len(request.files):
+            raise missing_record(f"{len(r.signed)} recovery.signed records, the request names "
+                                 f"{len(request.files)} file(s)")
+        for i, ((seq, b), f) in enumerate(zip(r.signed, request.files)):
+            what = rec_name(seq, "recovery.signed")
+            if b["name"] != f["name"]:
+                raise fail(what, f"name {rq(b['name'])}, but the request's file {i + 1} is "
+                           f"{rq(f['name'])}")
+            if b["sha256"] != f["sha256"]:
+                raise fail(what, f"sha256 {b['sha256']}, but the request gives {f['sha256']} "
+                           f"for {rq(f['name'])}")
+            path = signature_path(i + 1, f["name"])
+            if b["signature"] != path:
+                raise fail(what, f"signature {rq(b['signature'])}, but the signature of the "
+                           f"request's file {i + 1} is {path}")
+            sig_bytes = listed[path]
+            try:
+                sig = read_signature(sig_bytes)
+            except PgpError as e:
+                raise fail(path, f"not an OpenPGP signature: {e}")
+            shape = root_signature_shape(sig, root.fingerprint)
+            if shape is not None:
+                raise fail(path, shape)
+            dated.append((path, sig))
+            if files is None:
+                lines.append(f"{path}: by the root key, for {rq(f['name'])} (SHA-256 "
+                             f"{b['sha256']}, {b['size']} bytes); not checked over the file "
+                             "(give --files)")
+                continue
+            try:
+                data = files(f["name"])
+            except Failure as e:
+                why = str(e).split(": cannot read: ", 1)[-1]
+                raise Failure("unreadable", f"{f['name']}: cannot read the file the request "
+                              f"names: {why}")
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != f["sha256"] or len(data) != b["size"]:
+                raise fail(f"{f['name']} (the file given)", f"SHA-256 {digest}, {len(data)} "
+                           f"bytes; the request and {what} say {b['sha256']}, {b['size']} bytes")
+            why = sig.check(root, data)
+            if why is not None:
+                raise fail(path, f"not a good signature by the root key over {rq(f['name'])}: "
+                           f"{why}")
+            lines.append(f"{path}: a good signature by the root key over {rq(f['name'])} "
+                         f"(SHA-256 {b['sha256']})")
+    elif op == "prove-quorum":
+        if len(r.quorum) != 1:
+            raise missing_record(f"{len(r.quorum)} recovery.quorum records; a prove-quorum "
+                                 "recovery has one")
+        seq, q = r.quorum[0]
+        what = rec_name(seq, "recovery.quorum")
+        data = listed[CHALLENGE]
+        challenge = request.challenge.encode()
+        if data != challenge:
+            raise fail(CHALLENGE, "not the request's challenge, byte for byte")
+        digest = hashlib.sha256(challenge).hexdigest()
+        if q["challenge-sha256"] != digest:
+            raise fail(what, f"challenge-sha256 {q['challenge-sha256']}, but the request's "
+                       f"challenge has SHA-256 {digest}")
+        if q["signature"] != CHALLENGE_SIG:
+            raise fail(what, f"signature {rq(q['signature'])}, the challenge's signature is "
+                       f"{CHALLENGE_SIG}")
+        sig, why = check_root_signature(listed[CHALLENGE_SIG], data, root, CHALLENGE)
+        if why is not None:
+            raise fail(CHALLENGE_SIG, f"not a good signature by the root key over {CHALLENGE}: "
+                       f"{why}")
+        dated.append((CHALLENGE_SIG, sig))
+        lines.append(f"{CHALLENGE_SIG}: a good signature by the root key over the challenge "
+                     f"{rq(request.challenge)}")
+    else:
+        fpr = request.cert.fingerprint
+        if len(r.certified) != len(request.user_ids):
+            raise missing_record(f"{len(r.certified)} recovery.certified records, the request "
+                                 f"names {len(request.user_ids)} user ID(s)")
+        data = listed[CERTIFIED]
+        try:
+            try:
+                binary = dearmor(data, "PGP PUBLIC KEY BLOCK")
+            except PgpError:
+                binary = data  # a binary certificate is read as well
+            certified = read_cert(binary)
+        except PgpError as e:
+            raise fail(CERTIFIED, f"not a certificate: {e}")
+        if certified.fingerprint != fpr:
+            raise fail(CERTIFIED, f"the certificate {certified.fingerprint}, but the request's "
+                       f"is {fpr}")
+        expiry = request.expiry or 0
+        for i, ((seq, b), uid) in enumerate(zip(r.certified, request.user_ids)):
+            what = rec_name(seq, "recovery.certified")
+            if b["cert"] != fpr:
+                raise fail(what, f"cert {b['cert']}, but the request's certificate is {fpr}")
+            if b["user-id"] != uid:
+                raise fail(what, f"user-id {rq(b['user-id'])}, but the request's user ID "
+                           f"{i + 1} is {rq(uid)}")
+            if b["expiry"] != expiry:
+                raise fail(what, f"expiry {b['expiry']}, but the request's is {expiry} "
+                           "(0: none)")
+            sigs = certified.certifications(uid.encode(), root)
+            if not sigs:
+                raise fail(CERTIFIED, f"no good certification of the user ID {rq(uid)} by the "
+                           "root key")
+            dated.append((f"{CERTIFIED} (the certification of {rq(uid)})", sigs))
+            lines.append(f"{CERTIFIED}: {rq(uid)} certified by the root key")
+    return lines
+
+
+def check_dates(dated, request):
+    """Not in sherd-verify: recovery.md dates every signature of the folder at the request's
+    time, and a certification expires at the request's expiry (if any)."""
+    for what, sigs in dated:
+        sigs = sigs if isinstance(sigs, list) else [sigs]
+        want_expiry = getattr(request, "expiry", None) if what.startswith(CERTIFIED) else None
+        if not any(s.created == request.time and s.expires_at() == want_expiry for s in sigs):
+            s = sigs[0]
+            made = rfc3339(s.created) if s.created is not None else "an unknown time"
+            expires = s.expires_at()
+            raise Failure("mismatch", f"{what}: made at {made}"
+                          + (f", expiring {rfc3339(expires)}" if expires else "")
+                          + f", not at the request time {rfc3339(request.time)}"
+                          + (f" expiring at the request's expiry {rfc3339(want_expiry)}"
+                             if want_expiry else "")
+                          + " (every signature of a recovery carries the request time)")
+
+
+def verify_recovery(folder, generation, files_folder=None):
+    """Verifies the recovery folder against the generation folder it used (recovery.md,
+    "Checking a recovery folder by hand", 1-7, and the records no by-hand check covers).
+    Returns the report (a dict) or raises Failure."""
+    gen_get = folder_reader(generation)
+    try:
+        if is_recovery_transcript(gen_get("transcript.txt")):
+            raise Failure("generation", "the generation folder's transcript.txt is a recovery "
+                          "transcript (record 1 is recovery.generation): give the generation "
+                          "ceremony's output folder as the generation folder")
+    except Failure as e:
+        if e.code == "generation":
+            raise
+    try:
+        g = verify_folder(generation)
+    except Failure as e:
+        raise Failure("generation", f"the generation folder does not verify: {e}")
+    root_fpr, root = g["root_fingerprint"], g["root_cert"]
+    get = recovery_reader(folder)
+    dated = []
+
+    # 1. The chain.
+    transcript_bytes = get("transcript.txt")
+    t = Transcript(transcript_bytes)
+
+    # 2. The signature by the pinned root key; root-cert.asc is the same key.
+    sig, why = check_root_signature(get("transcript.txt.sig"), transcript_bytes, root.primary,
+                                    "the transcript")
+    if why is not None:
+        raise Failure("signature", "transcript.txt.sig: not a good signature over "
+                      f"transcript.txt by the generation's root key {root_fpr}: {why}")
+    dated.append(("transcript.txt.sig", sig))
+    cert_bytes = get("root-cert.asc")
+    try:
+        try:
+            binary = dearmor(cert_bytes, "PGP PUBLIC KEY BLOCK")
+        except PgpError:
+            binary = cert_bytes
+        rec_root = read_cert(binary)
+    except PgpError as e:
+        if str(e) == "contains secret key material":
+            raise invalid("root-cert.asc", str(e))
+        raise invalid("root-cert.asc", f"not a certificate: {e}")
+    if rec_root.fingerprint != root_fpr:
+        raise invalid("root-cert.asc", f"the certificate of {rec_root.fingerprint}, not the "
+                      f"generation's root key {root_fpr}")
+
+    # The records, typed, in the recovery's order.
+    r = RecoveryRecords(recovery_records(t))
+
+    # 3. The link to the generation folder.
+    seq, link = r.generation
+    plan = g["plan"]
+    for field, expected, found in [("ceremony", plan.ceremony_id, link["ceremony"]),
+                                   ("transcript", g["final_hash"], link["transcript"]),
+                                   ("root", root_fpr, link["root"])]:
+        if expected != found:
+            if field == "transcript":
+                expected += " (the final hash of the generation's transcript.txt)"
+            raise Failure("mismatch", f"transcript.txt record {seq} (recovery.generation): its "
+                          f"{field} is {found}, the generation folder's is {expected}")
+
+    # 4. The request: parsed, for this root, and as recovery.request states it.
+    request_bytes = get("request.toml")
+    try:
+        request = Request(request_bytes.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise invalid("request.toml", "not UTF-8")
+    except ValueError as e:
+        raise invalid("request.toml", str(e))
+    if request.ceremony_id != plan.ceremony_id:
+        raise invalid("request.toml", f"the request is for ceremony {rq(request.ceremony_id)}, "
+                      f"but the generation folder is ceremony {rq(plan.ceremony_id)}")
+    if request.root_fingerprint != root_fpr:
+        raise invalid("request.toml", f"the request is for root key {request.root_fingerprint}, "
+                      f"but the generation transcript's root key is {root_fpr}")
+    if request.time < plan.time:
+        raise invalid("request.toml", f"the request time {rfc3339(request.time)} is before the "
+                      f"root key's creation time {rfc3339(plan.time)}")
+    if request.operation == "replace-card" and request.holder > len(plan.holders):
+        raise invalid("request.toml", f"holder {request.holder} is not in the generation plan "
+                      f"(holders 1..={len(plan.holders)})")
+    seq, rr = r.request
+    for field, recorded, found in [
+        ("file-sha256", rr["file-sha256"], hashlib.sha256(request_bytes).hexdigest()),
+        ("hash", rr["hash"], request.hash), ("operation", rr["operation"], request.operation),
+        ("time", str(rr["time"]), str(request.time)),
+    ]:
+        if recorded != found:
+            raise Failure("mismatch", f"transcript.txt record {seq} (recovery.request): its "
+                          f"{field} is {recorded}, but request.toml gives {found}")
+    if request.operation in ("reshare", "replace-card"):
+        raise Failure("unsupported", f"a {request.operation} recovery: this version of sherd "
+                      "does not perform it, so it cannot verify its folder")
+    policy = check_recovery_policy(plan, request, r)
+
+    # 5. The shares, and what recombined.
+    holders = check_recovery_shares(g, r.shares)
+    check_recombined(g, r, holders)
+
+    # 6. The outputs.
+    listed = check_recovery_outputs(folder, request, r, get)
+
+    # 7. The operation.
+    lines = check_recovery_operation(g, request, r, listed,
+                                     folder_reader(files_folder) if files_folder else None,
+                                     dated)
+    check_dates(dated, request)
+
+    return {
+        "ceremony_id": plan.ceremony_id, "root_fingerprint": root_fpr,
+        "generation_final_hash": g["final_hash"], "generation_final_words": g["final_words"],
+        "operation": request.operation, "request_hash": request.hash,
+        "request_words": request.words, "request_time": rfc3339(request.time),
+        "policy": policy, "threshold": plan.threshold,
+        "holders": [(i, plan.holders[i - 1]["name"]) for i in holders],
+        "operation_lines": lines, "outputs": list(listed), "records": len(t.records),
+        "final_hash": t.final_hash().hex(), "final_words": pgp_words(t.final_hash()),
+    }
+
+
+def recovery_report_lines(folder, generation, r):
+    out = [f"PASS {folder}",
+           f"generation folder: {generation} (passes sherd-verify)",
+           f"ceremony:          {r['ceremony_id']}",
+           f"root fingerprint:  {r['root_fingerprint']}",
+           f"generation hash:   {r['generation_final_hash']}",
+           f"generation words:  {r['generation_final_words']}",
+           f"operation:         {r['operation']}",
+           f"request hash:      {r['request_hash']}",
+           f"request words:     {r['request_words']}",
+           f"request time:      {r['request_time']}",
+           f"policy:            {r['policy']}",
+           f"holders used:      {len(r['holders'])} of threshold {r['threshold']}: "
+           + ", ".join(f"{i} ({name})" for i, name in r["holders"])]
+    for i, line in enumerate(r["operation_lines"]):
+        out.append(f"{'signatures:' if i == 0 else '':<19}{line}")
+    out += [f"outputs:           {len(r['outputs'])} files checked: {', '.join(r['outputs'])}",
+            f"transcript:        {r['records']} records, signed by the root key",
+            f"final hash:        {r['final_hash']}",
+            f"final hash words:  {r['final_words']}",
+            "Compare the final hash words with those the witnesses wrote down at the recovery, "
+            "and the generation words with those of the generation ceremony."]
+    return out
+
+
+# =============================================================================================
+# 10. Command line
 # =============================================================================================
 
 
@@ -2549,22 +3557,66 @@ def report_lines(folder, r):
     return out
 
 
+USAGE = ("usage: sherd_verify.py <ceremony-output-folder> [--shares FILE ...]\n"
+         "       sherd_verify.py --recovery <recovery-folder> --generation <generation-folder> "
+         "[--files <folder with the signed files>]")
+
+
+def recovery_main(args):
+    """`--recovery R --generation G [--files F]`, each once, in any order."""
+    given = {}
+    it = iter(args)
+    for flag in it:
+        value = next(it, None)
+        if flag not in ("--recovery", "--generation", "--files") or value is None \
+                or flag in given:
+            print(USAGE, file=sys.stderr)
+            return 2
+        given[flag] = value
+    if "--recovery" not in given or "--generation" not in given:
+        print(USAGE, file=sys.stderr)
+        return 2
+    folder, generation = given["--recovery"], given["--generation"]
+    try:
+        r = verify_recovery(folder, generation, given.get("--files"))
+    except Failure as e:
+        print(f"FAIL {folder}: {e}")
+        return 1
+    except Exception as e:  # a bug here, or input no check above anticipated: still a FAIL
+        import traceback
+        traceback.print_exc()
+        print(f"FAIL {folder}: unexpected {type(e).__name__} in this verifier: {e}")
+        return 1
+    print("\n".join(recovery_report_lines(folder, generation, r)))
+    return 0
+
+
 def main(argv):
     args = list(argv)
+    if args and args[0] in ("--recovery", "--generation", "--files"):
+        return recovery_main(args)
     shares = []
     if "--shares" in args:
         i = args.index("--shares")
         shares = args[i + 1 :]
         args = args[:i]
         if not shares:
-            print("usage: sherd_verify.py <ceremony-output-folder> [--shares FILE ...]",
-                  file=sys.stderr)
+            print(USAGE, file=sys.stderr)
             return 2
-    if len(args) != 1:
-        print("usage: sherd_verify.py <ceremony-output-folder> [--shares FILE ...]",
-              file=sys.stderr)
+    if len(args) != 1 or args[0].startswith("--"):
+        print(USAGE, file=sys.stderr)
         return 2
     folder = args[0]
+    try:
+        with open(os.path.join(folder, "transcript.txt"), "rb") as f:
+            recovery = is_recovery_transcript(f.read())
+    except OSError:
+        recovery = False
+    if recovery:
+        print(f"FAIL {folder}: a recovery folder (its transcript's record 1 is "
+              "recovery.generation): verify it against the generation folder it used, with "
+              f"sherd-verify --recovery {folder} --generation <generation-folder>")
+        return 1
     try:
         r = verify_folder(folder)
         s = check_shares(r, shares) if shares else None

@@ -209,8 +209,92 @@ class Passing(unittest.TestCase):
             try:
                 self.assertEqual(sv.main([]), 2)
                 self.assertEqual(sv.main([FOLDER, "--shares"]), 2)
+                # Recovery mode: --recovery and --generation, each once; --files at most once.
+                self.assertEqual(sv.main(["--recovery", FOLDER]), 2)
+                self.assertEqual(sv.main(["--generation", FOLDER]), 2)
+                self.assertEqual(sv.main(["--recovery", FOLDER, "--generation"]), 2)
+                self.assertEqual(sv.main(["--recovery", FOLDER, "--recovery", FOLDER,
+                                          "--generation", FOLDER]), 2)
+                self.assertEqual(sv.main(["--recovery", FOLDER, "--generation", FOLDER,
+                                          "--shares", FOLDER]), 2)
             finally:
                 sys.stderr = old
+
+    def test_a_generation_folder_is_not_a_recovery_folder(self):
+        """Given as the recovery folder, the generation folder passes the checks up to the
+        root signature (it is the root key's) and is refused at its first record."""
+        status, out = run("--recovery", FOLDER, "--generation", FOLDER)
+        self.assertEqual(status, 1)
+        self.assertRegex(out, rf"^FAIL {FOLDER}: transcript.txt: record 1 is \"[a-z.-]+\", not "
+                         "recovery.generation: this is not a recovery transcript\n$")
+
+
+REQUESTS = os.path.join(DATA, "requests")
+
+
+def read_request(name):
+    with open(os.path.join(REQUESTS, name), encoding="utf-8") as f:
+        return sv.Request(f.read())
+
+
+class Requests(unittest.TestCase):
+    """request.toml and its canonical hash (docs/formats/request.md). testdata/requests/
+    hashes.txt gives the hash sherd computes for each request there (its Request::parse, in
+    the Rust test ceremony/tests/python_verifier.rs, which keeps the file so); sherd refuses
+    each request of refused/ (the same test)."""
+
+    def test_the_hashes_are_sherds(self):
+        with open(os.path.join(REQUESTS, "hashes.txt")) as f:
+            expected = {name: h for h, name in (line.split("  ") for line in f.read().splitlines())}
+        names = sorted(n for n in os.listdir(REQUESTS) if n.endswith(".toml"))
+        self.assertEqual(sorted(expected), names)
+        for name in names:
+            with self.subTest(name):
+                self.assertEqual(read_request(name).hash, expected[name])
+
+    def test_the_documents_example(self):
+        r = read_request("doc-example.toml")
+        self.assertEqual(r.canonical, "sherd-request/1\nceremony_id=acme-root-2026\n"
+                         "root_fingerprint=0123456789ABCDEF0123456789ABCDEF01234567\n"
+                         "time=1803895200\noperation=sign\nfiles=1\nfile=9f86d081884c7d659a2feaa0c5"
+                         "5ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\trelease-1.2.tar.gz\n")
+        self.assertEqual(r.hash, "ba05744b16af9ce5d25ca3e8932962f4cc4b88fce6266c96ad218bc408fefce3")
+        self.assertEqual(r.words.split()[:4], ["shadow", "almighty", "indoors", "disable"])
+        self.assertEqual(r.words.split()[-1], "torpedo")
+
+    def test_the_same_meaning_written_otherwise_hashes_the_same(self):
+        self.assertEqual(read_request("sign-three-files.toml").hash,
+                         read_request("sign-three-files-written-otherwise.toml").hash)
+        self.assertEqual(read_request("certify-two-user-ids.toml").hash,
+                         read_request("certify-rewrapped-armor.toml").hash)
+
+    def test_the_order_of_the_files_counts(self):
+        self.assertNotEqual(read_request("sign-two-files.toml").hash,
+                            read_request("sign-two-files-swapped.toml").hash)
+
+    def test_each_operations_lines(self):
+        c = read_request("certify-two-user-ids.toml").canonical.splitlines()
+        self.assertEqual(c[4:], [
+            "operation=certify",
+            "cert=8BF1297F004E69EA76A86F76F4A7EF9D66AD6A5A\t"
+            + c[5].split("\t")[1],
+            "user_ids=2", "user_id=Builder One (release key) <release@example.org>",
+            "user_id=Builder One <b1@example.org>", "expiry=1835481600"])
+        self.assertNotIn("expiry=", read_request("certify-one-user-id.toml").canonical)
+        self.assertEqual(read_request("replace-card.toml").canonical.splitlines()[4:],
+                         ["operation=replace-card", "holder=2", "cards=3"])
+        r = read_request("reshare.toml")
+        self.assertEqual(r.canonical.splitlines()[4:], ["operation=reshare", f"plan={r.plan.hash}"])
+        self.assertEqual(r.plan.time, r.time)
+        self.assertIsNone(r.plan.policy)
+        self.assertIsNotNone(read_request("reshare-with-policy.toml").plan.policy)
+
+    def test_refused(self):
+        names = sorted(os.listdir(os.path.join(REQUESTS, "refused")))
+        self.assertGreater(len(names), 20)
+        for name in names:
+            with self.subTest(name), self.assertRaises(ValueError):
+                read_request(os.path.join("refused", name))
 
 
 class Primitives(unittest.TestCase):
@@ -1115,3 +1199,303 @@ class Shares(Base):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def field(value):
+    """A transcript field value in its one spelling (transcript.md): bare, or quoted."""
+    if sv.is_bare(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+class Recovery(unittest.TestCase):
+    """Recovery folders (docs/formats/recovery.md) of the fixture's generation ceremony, made
+    here as a recovery ceremony writes them, by a holder of the root key (recombined from the
+    fixture's shares): each passes, and with SHERD_VERIFY set sherd-verify --recovery prints the
+    same; each tampered copy is refused, by sherd-verify too. (The Rust test
+    ceremony/tests/python_verifier.rs runs both verifiers on recoveries sherd itself made.)"""
+
+    T = 1795510800 + 25 * 3600  # the request time, 2026-11-25T10:00:00Z
+    FILES = [("release.txt", b"release 1.2\n"), ("notes (draft).txt", b"notes\n")]
+    CHALLENGE = "Bitcoin block 880000: 0000abc \"quoted\""
+    UID = "Builder One <b1@example.org>"
+    EXPIRY = 1835481600  # 2028-03-01T00:00:00Z
+
+    @classmethod
+    def setUpClass(cls):
+        secret, env = root_secret()
+        cls.seed = sv.hkdf32(secret, b"sherd/v1/root/primary/ed25519")
+        cls.root_body = sv.derive_root(secret, env["key_time"])[0].body
+        cls.gen = sv.verify_folder(FOLDER)
+        with open(os.path.join(REQUESTS, "certify-one-user-id.toml"), encoding="utf-8") as f:
+            text = f.read()
+        cls.builder = text[text.index("-----BEGIN"):text.index("-----END")] + \
+            "-----END PGP PUBLIC KEY BLOCK-----\n"
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.dir = os.path.join(tmp.name, "recovery")
+        self.stick = os.path.join(tmp.name, "stick")
+        os.makedirs(self.stick)
+        for name, data in self.FILES:
+            with open(os.path.join(self.stick, name), "wb") as f:
+                f.write(data)
+
+    def write(self, rel, data):
+        path = os.path.join(self.dir, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    def signature(self, data, created=None, sigtype=0x00, seed=None, key_body=None):
+        return armor(packet(2, sig_body(sigtype, data, seed or self.seed,
+                                        key_body or self.root_body,
+                                        self.T if created is None else created)))
+
+    def build(self, op, edit=None, sig=None, certify=True, cert_expiry=None):
+        """Writes the recovery folder of a request `op`; `edit(records)` changes the records
+        before they are chained and signed; `sig(data)` makes the operation's signatures;
+        `certify`: whether the root key certifies the user ID, with a signature expiring at
+        `cert_expiry` (default: the request's expiry)."""
+        g, sig = self.gen, sig or self.signature
+        fpr = g["root_fingerprint"]
+        request = (f'format = "sherd-request/1"\nceremony_id = "pyverify"\n'
+                   f'root_fingerprint = "{fpr}"\ntime = 2026-11-25T10:00:00Z\n\n')
+        ops, paths = [], []
+        if op == "sign":
+            request += "[sign]\n" + "".join(f'[[sign.file]]\nname = "{name}"\nsha256 = '
+                                            f'"{sha(data)}"\n' for name, data in self.FILES)
+            for i, (name, data) in enumerate(self.FILES):
+                path = sv.signature_path(i + 1, name)
+                self.write(path, sig(data))
+                ops.append(["recovery.signed", f"name={field(name)} sha256={sha(data)} "
+                            f"size={len(data)} signature={path}"])
+                paths.append(path)
+        elif op == "prove-quorum":
+            request += f'[prove-quorum]\nchallenge = "{self.CHALLENGE.replace(chr(34), chr(92) + chr(34))}"\n'
+            data = self.CHALLENGE.encode()
+            self.write("quorum/challenge.txt", data)
+            self.write("quorum/challenge.txt.sig", sig(data))
+            ops.append(["recovery.quorum", f"challenge-sha256={sha(data)} "
+                        "signature=quorum/challenge.txt.sig"])
+            paths += ["quorum/challenge.txt", "quorum/challenge.txt.sig"]
+        else:
+            request += (f"[certify]\ncert = '''\n{self.builder}'''\nuser_ids = [\"{self.UID}\"]\n"
+                        "expiry = 2028-03-01T00:00:00Z\n")
+            cert = sv.parse_armored_cert(self.builder)
+            out, uid = b"", None
+            for tag, body in sv.packets(sv.dearmor(self.builder, "PGP PUBLIC KEY BLOCK")):
+                out += packet(tag, body)
+                uid = body if tag == 13 else uid
+                if tag == 2 and certify and uid == self.UID.encode():
+                    # The root key's certification, after the user ID's self-signature.
+                    certify = False
+                    expiry = self.EXPIRY if cert_expiry is None else cert_expiry
+                    out += packet(2, sig_body(
+                        0x10, cert.primary.hash_material() + sv.uid_material(uid),
+                        self.seed, self.root_body, self.T,
+                        subpacket(3, struct.pack(">I", expiry - self.T))))
+            self.write("certified/cert.asc", armor(out, "PGP PUBLIC KEY BLOCK"))
+            ops.append(["recovery.certified", f"cert={cert.fingerprint} "
+                        f"user-id={field(self.UID)} expiry={self.EXPIRY}"])
+            paths.append("certified/cert.asc")
+        self.write("request.toml", request.encode())
+        with open(os.path.join(FOLDER, "root-cert.asc"), "rb") as f:
+            self.write("root-cert.asc", f.read())
+        shares = []
+        for index, reader in [(2, 3), (1, 1)]:  # holder 2 by their backup, holder 3
+            h, r = g["plan"].holders[index - 1], g["plan"].holders[reader - 1]
+            shares.append(["recovery.share", " ".join([
+                f"holder={index}", f"name={field(h['name'])}",
+                f"envelope={g['shards'].shares[index - 1]['message_sha256']}",
+                f"pins={sha(g['files'][f'pins/holder-{index:03d}.asc'])}",
+                f"reader={'holder' if index == reader else 'backup'}",
+                f"reader-name={field(r['name'])}",
+                f"personal={r['certs'][0].cert.subkeys[-1][0].fingerprint}",
+                f"personal-card=0006:{reader:08d}", f"card=000F:0001{index:04d}"])])
+        records = [
+            ["recovery.generation", f"ceremony=pyverify transcript={g['final_hash']} root={fpr}"],
+            ["recovery.request", f"hash={sv.Request(request).hash} file-sha256="
+             f"{sha(request.encode())} operation={op} time={self.T}"],
+            ["witness.confirm", 'name="the witnesses present" step=request-hash'],
+            ["recovery.policy", "policy=none needed=0 approvals=0"],
+            *shares,
+            ["recovery.recombined", f"holders=2,1 threshold=2 commitment=ok root={fpr} "
+             "self-test=ok"],
+            *ops,
+        ]
+        for path in ["request.toml", "root-cert.asc", *paths]:
+            with open(os.path.join(self.dir, path), "rb") as f:
+                data = f.read()
+            records.append(["output.file", f"path={path} size={len(data)} sha256={sha(data)}"])
+        records.append(["ceremony.end", f"files={len(paths) + 2}"])
+        if edit:
+            edit(records)
+        self.sign_records(records)
+
+    def sign_records(self, records, created=None):
+        lines, prev = ["sherd-transcript/3"], hashlib.sha256(b"sherd-transcript/3").digest()
+        for i, (kind, value) in enumerate(records):
+            lines.append(f"{i + 1} {prev.hex()} {kind} {value}")
+            prev = hashlib.sha256(lines[-1].encode()).digest()
+        data = ("\n".join(lines) + "\n").encode()
+        self.write("transcript.txt", data)
+        self.write("transcript.txt.sig", self.signature(data, created))
+
+    def verdict(self, *extra):
+        """This verifier's status and output, and sherd-verify's (None without SHERD_VERIFY)."""
+        args = ["--recovery", self.dir, "--generation", FOLDER, *extra]
+        ours = run(*args)
+        rust = os.environ.get("SHERD_VERIFY")
+        if not rust:
+            return ours, None
+        p = subprocess.run([rust, *args], capture_output=True, text=True)
+        if os.environ.get("SHERD_VERIFY_SHOW"):
+            print(f"\n  ours: {ours[1].strip()}\n  sherd-verify: {p.stdout.strip()}",
+                  file=sys.stderr)
+        return ours, (p.returncode, p.stdout)
+
+    def passes(self, *extra):
+        (status, out), rust = self.verdict(*extra)
+        self.assertEqual(status, 0, out)
+        if rust:
+            self.assertEqual(rust, (0, out))
+        return out
+
+    def refused(self, code, *needles, files=None, sherd_verify_passes=False):
+        with self.assertRaises(sv.Failure) as cm:
+            sv.verify_recovery(self.dir, FOLDER, files)
+        msg = str(cm.exception)
+        self.assertEqual(cm.exception.code, code, msg)
+        for n in needles:
+            self.assertIn(n, msg)
+        (status, out), rust = self.verdict(*(["--files", files] if files else []))
+        self.assertEqual((status, out), (1, f"FAIL {self.dir}: {msg}\n"))
+        if rust:
+            self.assertEqual(rust[0], 0 if sherd_verify_passes else 1, rust[1])
+        return msg
+
+    def test_sign(self):
+        self.build("sign")
+        out = self.passes()
+        self.assertIn("operation:         sign\n", out)
+        self.assertIn("holders used:      2 of threshold 2: 2 (Holder 002), 1 (Holder 001)\n", out)
+        self.assertIn('signatures:        signatures/release.txt.sig: by the root key, for '
+                      '"release.txt"', out)
+        self.assertIn('                   signatures/by-position/002.sig: by the root key, for '
+                      '"notes (draft).txt"', out)
+        out = self.passes("--files", self.stick)
+        self.assertIn('signatures/by-position/002.sig: a good signature by the root key over '
+                      '"notes (draft).txt"', out)
+
+    def test_alone_or_as_the_generation_folder(self):
+        """Given alone, a recovery folder is refused, saying what to give; given as the
+        generation folder, too."""
+        self.build("prove-quorum")
+        status, out = run(self.dir)
+        self.assertEqual((status, out), (1, f"FAIL {self.dir}: a recovery folder (its "
+                         "transcript's record 1 is recovery.generation): verify it against the "
+                         "generation folder it used, with sherd-verify --recovery "
+                         f"{self.dir} --generation <generation-folder>\n"))
+        status, out = run("--recovery", FOLDER, "--generation", self.dir)
+        self.assertEqual((status, out), (1, f"FAIL {FOLDER}: the generation folder's "
+                         "transcript.txt is a recovery transcript (record 1 is "
+                         "recovery.generation): give the generation ceremony's output folder "
+                         "as the generation folder\n"))
+
+    def test_prove_quorum(self):
+        self.build("prove-quorum")
+        out = self.passes()
+        self.assertIn('quorum/challenge.txt.sig: a good signature by the root key over the '
+                      'challenge "Bitcoin block 880000: 0000abc \\"quoted\\""', out)
+
+    def test_certify(self):
+        self.build("certify")
+        out = self.passes()
+        self.assertIn('certified/cert.asc: "Builder One <b1@example.org>" certified by the root '
+                      'key', out)
+
+    def test_request_changed(self):
+        self.build("prove-quorum")
+        with open(os.path.join(self.dir, "request.toml"), "ab") as f:
+            f.write(b"# a comment\n")
+        self.refused("mismatch", "transcript.txt record 2 (recovery.request): its file-sha256 is ")
+
+    def test_transcript_edited(self):
+        self.build("prove-quorum")
+        with open(os.path.join(self.dir, "transcript.txt"), "rb") as f:
+            t = f.read()
+        self.write("transcript.txt", t.replace(b"holder=2", b"holder=3", 1))
+        self.refused("transcript", "transcript.txt: line ", "the chain is broken")
+
+    def test_extra_file(self):
+        self.build("sign")
+        self.write("signatures/extra.sig", b"x")
+        self.refused("extra-file", "signatures/extra.sig: in the folder, but no output.file "
+                     "record of transcript.txt lists it")
+
+    def test_output_altered(self):
+        self.build("certify")
+        with open(os.path.join(self.dir, "certified/cert.asc"), "ab") as f:
+            f.write(b"\n")
+        self.refused("mismatch", "certified/cert.asc: ", "bytes, the record says ")
+
+    def test_another_file_given(self):
+        self.build("sign")
+        with open(os.path.join(self.stick, "release.txt"), "wb") as f:
+            f.write(b"release 1.3\n")
+        self.refused("operation", "release.txt (the file given): SHA-256 ", files=self.stick)
+
+    def test_share_not_the_generations(self):
+        def edit(records):
+            records[4][1] = records[4][1].replace(
+                self.gen["shards"].shares[1]["message_sha256"], "ab" * 32)
+        self.build("sign", edit)
+        self.refused("mismatch", "transcript.txt record 5 (recovery.share, holder 2): envelope "
+                     f"{'ab' * 32}, but the generation transcript's share.sealed")
+
+    def test_too_few_shares(self):
+        def edit(records):
+            del records[5]
+            records[5][1] = records[5][1].replace("holders=2,1", "holders=2")
+        self.build("sign", edit)
+        self.refused("missing-record", "1 recovery.share record(s), the generation plan's "
+                     "threshold is 2")
+
+    def test_uncertified(self):
+        self.build("certify", certify=False)
+        self.refused("operation", 'certified/cert.asc: no good certification of the user ID '
+                     '"Builder One <b1@example.org>" by the root key')
+
+    def test_signature_as_text(self):
+        self.build("sign", sig=lambda data: self.signature(data, sigtype=0x01))
+        self.refused("operation", "signatures/release.txt.sig: a signature of type Text, not a "
+                     "binary document signature")
+
+    def test_signature_by_another_key(self):
+        seed = b"\x55" * 32
+        body = ed_key(seed, self.T)
+        self.build("sign", sig=lambda data: self.signature(data, seed=seed, key_body=body))
+        self.refused("operation", f"signatures/release.txt.sig: made by key "
+                     f"{sv.Key(body).fingerprint}, not by the root key "
+                     f"{self.gen['root_fingerprint']}")
+
+    def test_not_at_the_request_time(self):
+        """Only this verifier: recovery.md dates every signature at the request time."""
+        self.build("prove-quorum", sig=lambda data: self.signature(data, created=self.T - 1))
+        self.refused("mismatch", "quorum/challenge.txt.sig: made at 2026-11-25T09:59:59Z, not "
+                     "at the request time 2026-11-25T10:00:00Z", sherd_verify_passes=True)
+
+    def test_certification_not_expiring_at_the_requests_expiry(self):
+        """Only this verifier: a certification expires at the request's expiry."""
+        self.build("certify", cert_expiry=self.EXPIRY + 86400)
+        self.refused("mismatch", 'certified/cert.asc (the certification of "Builder One '
+                     '<b1@example.org>"): made at 2026-11-25T10:00:00Z, expiring '
+                     "2028-03-02T00:00:00Z, not at the request time 2026-11-25T10:00:00Z "
+                     "expiring at the request's expiry 2028-03-01T00:00:00Z",
+                     sherd_verify_passes=True)
