@@ -1662,14 +1662,14 @@ fn check_replace_card(
     }
     let sealed_path = paths::sealed_share(holder);
     let sealed = listed_get(&sealed_path)?;
-    let digest = kdf::sha256(sealed);
-    if sl.body.sha256.0 != digest {
+    let sealed_digest = kdf::sha256(sealed);
+    if sl.body.sha256.0 != sealed_digest {
         return Err(operation(
             what,
             format!(
                 "sha256 {}, but {sealed_path} has SHA-256 {}",
                 sl.body.sha256,
-                hex::encode(&digest)
+                hex::encode(&sealed_digest)
             ),
         ));
     }
@@ -1845,7 +1845,7 @@ fn check_replace_card(
         format!("{cert_path}: new location key {fpr}, replacing {old_fpr}"),
         format!(
             "{sealed_path}: the new sealed share (SHA-256 {}), encrypted to the new key only, in {}",
-            hex::encode(&digest_of(sealed)),
+            hex::encode(&sealed_digest),
             paths::SHARDS
         ),
         format!(
@@ -1858,10 +1858,6 @@ fn check_replace_card(
             backup.index
         ),
     ])
-}
-
-fn digest_of(bytes: &[u8]) -> [u8; 32] {
-    kdf::sha256(bytes)
 }
 
 /// The new shard file is the pinned one, field by field and share by share, except holder

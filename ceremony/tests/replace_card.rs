@@ -730,6 +730,7 @@ fn set(records: &mut [(String, String)], kind: &str, key: &str, new: &str) {
 }
 
 fn operation_error(e: &E) -> String {
+    eprintln!("FAIL as expected: {e}");
     match e {
         E::Operation { what, reason } => format!("{what}: {reason}"),
         other => panic!("expected a check 7 failure, got {other}"),

@@ -9,7 +9,7 @@
 //! draws a new location key and PINs from the DRBG (as generation does), and seals the share
 //! to it with the original envelope header (same commitment, plan hash, key time, root). The
 //! secret and the other shares are dropped then. [`ReplacingCards::provision_card`] provisions
-//! each new card in its one insertion (generation's code: [`ceremony::provision_one`]), and
+//! each new card in its one insertion (generation's code, `ceremony::provision_one`), and
 //! [`ReplacingCards::finish`] seals the new PIN file and writes the new shard file.
 
 use std::fmt;
@@ -407,7 +407,7 @@ impl ReplacingCards {
     }
 
     /// Provisions new card `card` (1-based) with the new location key and that card's PINs in
-    /// its one insertion, as at generation ([`ceremony::provision_one`]): the card must be
+    /// its one insertion, as at generation (`ceremony::provision_one`): the card must be
     /// the one the screen approved, blank (unless `approved` says it may hold keys: a card
     /// this replacement started on), and no card of this ceremony (generation's, any
     /// replacement's, this one's: [`crate::recovery::PinnedRoot::card_with_serial`]); it then
