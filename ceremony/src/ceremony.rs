@@ -396,17 +396,188 @@ struct Common {
 
 impl Common {
     fn header(&self, root: &RootKey, index: u8, commitment: [u8; 32]) -> EnvelopeHeader {
-        EnvelopeHeader {
-            ceremony_id: self.plan.ceremony_id.clone(),
-            index,
-            threshold: self.plan.threshold,
-            count: self.plan.holder_count(),
-            key_time: self.plan.time_unix,
-            plan_hash: self.plan.hash(),
-            commitment,
-            root_fingerprint: root.fingerprint().as_bytes().to_vec(),
-        }
+        envelope_header(&self.plan, root, index, commitment)
     }
+}
+
+/// The header of holder `index`'s envelope: the same at generation and when a replace-card
+/// recovery seals the holder's rebuilt share again.
+pub(crate) fn envelope_header(
+    plan: &Plan,
+    root: &RootKey,
+    index: u8,
+    commitment: [u8; 32],
+) -> EnvelopeHeader {
+    EnvelopeHeader {
+        ceremony_id: plan.ceremony_id.clone(),
+        index,
+        threshold: plan.threshold,
+        count: plan.holder_count(),
+        key_time: plan.time_unix,
+        plan_hash: plan.hash(),
+        commitment,
+        root_fingerprint: root.fingerprint().as_bytes().to_vec(),
+    }
+}
+
+/// Draws a holder's location key (dated the plan time, as every key of the ceremony) and one
+/// set of PINs per card from the DRBG: at generation for every holder, at a replace-card
+/// recovery for the holder whose cards are replaced.
+pub(crate) fn draw_location(
+    rng: &mut dyn SecretRng,
+    plan: &Plan,
+    holder: &crate::plan::Holder,
+    cards: u8,
+) -> Result<(LocationKey, Vec<CardPins>), KeyError> {
+    let location = LocationKey::generate(
+        rng,
+        &plan.ceremony_id,
+        holder.index,
+        &holder.name,
+        plan.time_unix,
+    )?;
+    let pins = (0..cards).map(|_| CardPins::generate(rng)).collect();
+    Ok((location, pins))
+}
+
+/// What one card's provisioning needs: the holder's location key and this card's PINs, the
+/// holder's sealed share and what the card must decrypt from it.
+pub(crate) struct CardJob<'a> {
+    /// Holder index, 1-based.
+    pub holder: u8,
+    /// Card number within the holder, 1-based.
+    pub card: u8,
+    /// The location key the card gets.
+    pub location: &'a LocationKey,
+    /// This card's PINs.
+    pub pins: &'a CardPins,
+    /// The holder's sealed share (binary message), encrypted to `location`.
+    pub sealed: &'a [u8],
+    /// The root certificate that signed it.
+    pub root_cert: &'a openpgp::Cert,
+    /// The share sealed in it.
+    pub share: &'a ShareBytes,
+    /// The envelope header sealed with it.
+    pub header: &'a EnvelopeHeader,
+}
+
+/// Provisions one blank card in its single insertion, as generation and replace-card do: reads
+/// its serial, refuses a serial `used` names (already provisioned: its holder and card
+/// number), a card that is not the one the screen approved or that holds keys (unless
+/// approved so), imports the location key and PINs, then has the card decrypt the holder's
+/// sealed share and compares share and header with the ones sealed. Returns the serial and
+/// the envelope as the card decrypted it; nothing is recorded here.
+pub(crate) fn provision_one(
+    job: &CardJob<'_>,
+    device: &mut dyn LocationCard,
+    approved: &Approved,
+    used: &dyn Fn(&CardSerial) -> Option<(u8, u8)>,
+) -> Result<(CardSerial, Envelope), CeremonyError> {
+    let (holder, card) = (job.holder, job.card);
+    let card_err = |source| CeremonyError::Card {
+        holder,
+        card,
+        source,
+    };
+    // Read the serial first: a card already provisioned must not be reset and re-keyed by
+    // mistake.
+    let serial = device.serial().map_err(card_err)?;
+    if let Some((h, c)) = used(&serial) {
+        return Err(CeremonyError::DuplicateSerial {
+            serial: serial.0.clone(),
+            holder: h,
+            card: c,
+        });
+    }
+    // On this handle, immediately before the reset: the card is the one the screen approved,
+    // and it is blank unless this ceremony started on it. (A card pulled and another inserted
+    // ends this handle's session: its next command fails.)
+    if serial != approved.serial {
+        return Err(CeremonyError::CardSwapped {
+            approved: approved.serial.0.clone(),
+            found: serial.0.clone(),
+        });
+    }
+    if !approved.may_hold_keys && device.holds_keys().map_err(card_err)? {
+        return Err(CeremonyError::NotBlank {
+            serial: serial.0.clone(),
+        });
+    }
+    let provisioned = device
+        .provision(&job.location.card_import(), job.pins)
+        .map_err(card_err)?;
+    if provisioned != serial {
+        return Err(card_err(crate::card::CardError::Device(format!(
+            "serial changed from {serial} to {provisioned} during provisioning"
+        ))));
+    }
+    let opened = envelope::open_with_card(
+        job.sealed,
+        device,
+        &job.pins.user,
+        job.location.cert(),
+        job.root_cert,
+    )
+    .map_err(|source| CeremonyError::TestDecryption {
+        holder,
+        card,
+        source,
+    })?;
+    if opened.share.expose_secret() != job.share.expose_secret() || opened.header != *job.header {
+        return Err(CeremonyError::WrongShareFromCard { holder, card });
+    }
+    Ok((serial, opened))
+}
+
+/// Seals holder `index`'s PIN file (the cards' serials and PINs, in card order) to the holder's
+/// and the backup holder's personal certificates, signed by the root key and dated the plan
+/// time: at generation and at a replace-card recovery. Returns the armored file and the
+/// recipients' fingerprints (the holder's certificates, then the backup's).
+pub(crate) fn seal_pin_file(
+    plan: &Plan,
+    root: &RootKey,
+    index: u8,
+    serials: &[CardSerial],
+    pins: &[CardPins],
+) -> Result<(Vec<u8>, Vec<Fpr>), CeremonyError> {
+    let h = plan.holder(index).ok_or(CeremonyError::NoSuchCard {
+        holder: index,
+        card: 1,
+    })?;
+    let pf = PinFile {
+        ceremony_id: plan.ceremony_id.clone(),
+        holder: h.index,
+        name: h.name.clone(),
+        cards: pins
+            .iter()
+            .zip(serials)
+            .enumerate()
+            .map(|(i, (p, s))| PinEntry {
+                card: small(i + 1),
+                serial: s.clone(),
+                pins: CardPins {
+                    user: crate::secret::Pin::from_string(p.user.expose_secret().to_string()),
+                    admin: crate::secret::Pin::from_string(p.admin.expose_secret().to_string()),
+                },
+            })
+            .collect(),
+    };
+    let backup = plan.holder(h.backup).ok_or(CeremonyError::NoSuchCard {
+        holder: h.backup,
+        card: 1,
+    })?;
+    let recipients: Vec<&openpgp::Cert> = h
+        .certs
+        .iter()
+        .chain(backup.certs.iter())
+        .map(|c| &c.cert)
+        .collect();
+    let armored = pf.seal(root, &recipients, plan.time_unix)?;
+    let fprs = recipients
+        .iter()
+        .map(|c| Fpr(c.fingerprint().to_hex()))
+        .collect();
+    Ok((armored, fprs))
 }
 
 /// One holder's secrets from the key step on.
@@ -585,8 +756,7 @@ impl Planned {
         let mut locations = Vec::new();
         let mut holders = Vec::new();
         for h in &plan.holders {
-            let location =
-                LocationKey::generate(rng, &plan.ceremony_id, h.index, &h.name, plan.time_unix)?;
+            let (location, pins) = draw_location(rng, plan, h, h.cards)?;
             let subkey = location.public_subkey().fingerprint();
             t.push_core(record::LocationCert {
                 holder: h.index,
@@ -598,7 +768,6 @@ impl Planned {
                 h.name.clone(),
                 location.cert().fingerprint().to_hex(),
             ));
-            let pins = (0..h.cards).map(|_| CardPins::generate(rng)).collect();
             holders.push(Holder { location, pins });
         }
         let view = KeysView {
@@ -750,67 +919,34 @@ impl Sealed {
                 serial: s.0.clone(),
             });
         }
-        let card_err = |source| CeremonyError::Card {
-            holder,
-            card,
-            source,
-        };
-        // Read the serial first: a card already provisioned in this ceremony must not be
-        // reset and re-keyed by mistake.
-        let serial = device.serial().map_err(card_err)?;
-        for (h, cards) in self.serials.iter().enumerate() {
-            for (c, s) in cards.iter().enumerate() {
-                if s.as_ref() == Some(&serial) {
-                    return Err(CeremonyError::DuplicateSerial {
-                        serial: serial.0.clone(),
-                        holder: small(h + 1),
-                        card: small(c + 1),
-                    });
-                }
-            }
-        }
-        // On this handle, immediately before the reset: the card is the one the screen
-        // approved, and it is blank unless this ceremony started on it. (A card pulled and
-        // another inserted ends this handle's session: its next command fails.)
-        if serial != approved.serial {
-            return Err(CeremonyError::CardSwapped {
-                approved: approved.serial.0.clone(),
-                found: serial.0.clone(),
-            });
-        }
-        if !approved.may_hold_keys && device.holds_keys().map_err(card_err)? {
-            return Err(CeremonyError::NotBlank {
-                serial: serial.0.clone(),
-            });
-        }
         let state = &self.keys.holders[hi];
-        let provisioned = device
-            .provision(&state.location.card_import(), &state.pins[ci])
-            .map_err(card_err)?;
-        if provisioned != serial {
-            return Err(card_err(crate::card::CardError::Device(format!(
-                "serial changed from {serial} to {provisioned} during provisioning"
-            ))));
-        }
         let root_cert = self.keys.root.public_cert();
-        let opened = envelope::open_with_card(
-            &self.shares.sealed[hi],
-            device,
-            &state.pins[ci].user,
-            state.location.cert(),
-            &root_cert,
-        )
-        .map_err(|source| CeremonyError::TestDecryption {
-            holder,
-            card,
-            source,
-        })?;
         let commitment = self.keys.commitment(&self.common.plan);
-        if opened.share.expose_secret() != self.shares.plain[hi].expose_secret()
-            || opened.header != self.common.header(&self.keys.root, holder, commitment)
-        {
-            return Err(CeremonyError::WrongShareFromCard { holder, card });
-        }
+        let header = self.common.header(&self.keys.root, holder, commitment);
+        let serials = &self.serials;
+        let used = |serial: &CardSerial| {
+            serials.iter().enumerate().find_map(|(h, cards)| {
+                cards
+                    .iter()
+                    .position(|s| s.as_ref() == Some(serial))
+                    .map(|c| (small(h + 1), small(c + 1)))
+            })
+        };
+        let (serial, opened) = provision_one(
+            &CardJob {
+                holder,
+                card,
+                location: &state.location,
+                pins: &state.pins[ci],
+                sealed: &self.shares.sealed[hi],
+                root_cert: &root_cert,
+                share: &self.shares.plain[hi],
+                header: &header,
+            },
+            device,
+            approved,
+            &used,
+        )?;
         let location_fingerprint = state.location.cert().fingerprint().to_hex();
         self.common.transcript.push_core(record::CardProvisioned {
             holder,
@@ -870,47 +1006,12 @@ impl Sealed {
         let mut t = c.transcript.clone();
         let mut files = Vec::new();
         for ((h, st), serials) in c.plan.holders.iter().zip(&self.keys.holders).zip(serials) {
-            let pf = PinFile {
-                ceremony_id: c.plan.ceremony_id.clone(),
-                holder: h.index,
-                name: h.name.clone(),
-                cards: st
-                    .pins
-                    .iter()
-                    .zip(serials)
-                    .enumerate()
-                    .map(|(i, (p, s))| PinEntry {
-                        card: small(i + 1),
-                        serial: s.clone(),
-                        pins: CardPins {
-                            user: crate::secret::Pin::from_string(
-                                p.user.expose_secret().to_string(),
-                            ),
-                            admin: crate::secret::Pin::from_string(
-                                p.admin.expose_secret().to_string(),
-                            ),
-                        },
-                    })
-                    .collect(),
-            };
-            let backup = c.plan.holder(h.backup).ok_or(CeremonyError::NoSuchCard {
-                holder: h.backup,
-                card: 1,
-            })?;
-            let recipients: Vec<&openpgp::Cert> = h
-                .certs
-                .iter()
-                .chain(backup.certs.iter())
-                .map(|c| &c.cert)
-                .collect();
-            let armored = pf.seal(&self.keys.root, &recipients, c.plan.time_unix)?;
+            let (armored, recipients) =
+                seal_pin_file(&c.plan, &self.keys.root, h.index, serials, &st.pins)?;
             t.push_core(record::PinsSealed {
                 holder: h.index,
                 sha256: Hash32(kdf::sha256(&armored)),
-                recipients: recipients
-                    .iter()
-                    .map(|c| Fpr(c.fingerprint().to_hex()))
-                    .collect(),
+                recipients,
             })?;
             files.push(armored);
         }

@@ -16,9 +16,10 @@
 //! Recovery: [`shardfile::ShardFile::parse`], [`envelope::open_with_card`] per share,
 //! [`recombine::recombine`]. A whole recovery ceremony (root pinned, request and policy checked,
 //! holders one at a time, recombination proven, the operation, a signed transcript):
-//! [`recovery_flow`]. Auditors: [`verify::verify_dir`] for a generation folder,
-//! [`verify_recovery::verify_recovery_dir`] for a recovery folder against it / the `sherd-verify`
-//! binary.
+//! [`recovery_flow`] (`replace-card`: [`recovery_flow::replace_card`]). Auditors:
+//! [`verify::verify_dir`] for a generation folder, [`verify_recovery::verify_recovery_dir`] for
+//! a recovery folder against it ([`verify_recovery::verify_recovery_dirs`] after replace-card
+//! recoveries) / the `sherd-verify` binary.
 //!
 //! Witnesses' own cards sign the finished transcript through [`card::PersonalCard`]:
 //! [`witness::WitnessSigning`].

@@ -16,6 +16,12 @@
 //! and only when they are the sealed shares the signed transcript records (`share.sealed`), the
 //! commitment recombination checks is the one the genuine root key signed, and the key derived
 //! from the recombined secret must have the pinned fingerprint ([`PinnedRoot::recombine`]).
+//!
+//! After a `replace-card` recovery, the root is pinned from the generation folder and that
+//! recovery's folder ([`PinnedRoot::with_replacement`]), which must pass the recovery verifier
+//! against the root pinned so far: holder i's pinned location certificate, sealed share, PIN
+//! file and cards are then the new ones, and the old ones are refused (docs/formats/recovery.md,
+//! "replace-card").
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -28,7 +34,7 @@ use openpgp::Cert;
 use openpgp::Fingerprint;
 use openpgp::parse::Parse;
 
-use crate::card::LocationCard;
+use crate::card::{CardSerial, LocationCard};
 use crate::ceremony::paths;
 use crate::envelope::{self, Envelope, OpenShareError};
 use crate::plan::{self, Plan};
@@ -53,6 +59,28 @@ pub enum PinError {
     /// (a bug, or files changing under the reader); what disagrees.
     #[error("the generation folder verified but {0}")]
     Inconsistent(String),
+    /// A replace-card recovery folder given with the generation folder does not pass the
+    /// recovery verifier against the root pinned so far (the generation and the replace-card
+    /// folders before it, in the order they were made).
+    #[error(
+        "the replace-card folder {folder} does not verify against the generation folder and the replace-card folders given before it (give them in the order the recoveries were made): {source}"
+    )]
+    Replacement {
+        /// The folder, as the caller named it.
+        folder: String,
+        /// The verifier's first failure.
+        source: Box<crate::verify_recovery::RecoveryVerifyError>,
+    },
+    /// A folder given as a replace-card folder is the folder of another operation.
+    #[error(
+        "{folder} is a {operation} recovery's folder, not a replace-card one: give only replace-card folders with the generation folder"
+    )]
+    NotAReplacement {
+        /// The folder, as the caller named it.
+        folder: String,
+        /// Its operation.
+        operation: OperationKind,
+    },
 }
 
 /// Why a request, a shard file or a share was refused against the pinned root.
@@ -111,7 +139,7 @@ pub enum RecoveryError {
     /// A sealed share is not the one the generation transcript records for this holder;
     /// refused before any card is asked to decrypt it.
     #[error(
-        "holder {index}'s sealed share is not the one the generation transcript records: its SHA-256 is {found}, the transcript says {expected}"
+        "holder {index}'s sealed share is not the one the generation transcript records (or, after a replace-card recovery, its transcript): its SHA-256 is {found}, the transcript says {expected}"
     )]
     NotTheSealedShare {
         /// The holder index.
@@ -167,10 +195,50 @@ pub struct PinnedShare {
     pub message: Vec<u8>,
     /// SHA-256 of `message`, as the transcript's `share.sealed` record states it.
     pub message_sha256: [u8; 32],
+    /// The holder's PIN file (armored), as verified: the generation folder's
+    /// `pins/holder-NNN.asc`, or the last replace-card folder's for this holder. A recovery
+    /// opens only this one.
+    pub pin_file: Vec<u8>,
+    /// SHA-256 of `pin_file`.
+    pub pin_file_sha256: [u8; 32],
+    /// The serials of the holder's location cards that hold this share's location key, in
+    /// card order (the generation transcript's `card.provisioned` records, or the replace-card
+    /// transcript's `recovery.card` records).
+    pub cards: Vec<CardSerial>,
+}
+
+/// A replace-card recovery applied to the pinned root ([`PinnedRoot::with_replacement`]):
+/// from it on, holder `holder`'s share is the one sealed to the new location key, opened only
+/// with the new cards and the new PIN file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replacement {
+    /// The holder whose cards were replaced.
+    pub holder: u8,
+    /// The replace-card recovery transcript's final hash.
+    pub transcript: [u8; 32],
+    /// The new location certificate's fingerprint, upper-case hex.
+    pub location: String,
+    /// SHA-256 of the new sealed share.
+    pub envelope: [u8; 32],
+    /// SHA-256 of the new PIN file.
+    pub pins: [u8; 32],
+}
+
+/// A replace-card recovery's output folder, read through `read` and listed by `list` (paths
+/// relative to the folder), for [`PinnedRoot::with_replacement`].
+pub struct ReplacedFolder<'a> {
+    /// How to name the folder in messages (its path).
+    pub name: String,
+    /// Reads a file of the folder by its path relative to the folder.
+    pub read: &'a dyn Fn(&str) -> io::Result<Vec<u8>>,
+    /// Lists every file of the folder.
+    pub list: &'a dyn Fn() -> io::Result<Vec<String>>,
 }
 
 /// The root of a generation ceremony, pinned from a folder that passed the offline verifier.
-/// The only way to make one is [`PinnedRoot::from_generation`] (or [`PinnedRoot::from_dir`]).
+/// The only ways to make one are [`PinnedRoot::from_generation`] (or [`PinnedRoot::from_dir`]),
+/// and from there [`PinnedRoot::with_replacement`] for each replace-card recovery folder
+/// ([`PinnedRoot::from_generation_with`], [`PinnedRoot::from_dirs`]), each verified first.
 #[derive(Clone, Debug)]
 pub struct PinnedRoot {
     report: Report,
@@ -179,6 +247,12 @@ pub struct PinnedRoot {
     root_fingerprint: Fingerprint,
     final_hash: [u8; 32],
     shares: Vec<PinnedShare>,
+    /// The current shard file: the generation's, with each replacement's entry.
+    shards: ShardFile,
+    /// The replace-card recoveries applied, in order.
+    replacements: Vec<Replacement>,
+    /// The shares replaced since generation (each holder's earlier ones), oldest first.
+    retired: Vec<PinnedShare>,
 }
 
 impl PinnedRoot {
@@ -260,9 +334,11 @@ impl PinnedRoot {
             return Err(inconsistent("the transcript's final hash differs".into()));
         }
 
-        // Each holder's location certificate and sealed share, as the transcript records them.
+        // Each holder's location certificate, sealed share and cards, as the transcript
+        // records them.
         let mut locations: HashMap<u8, String> = HashMap::new();
         let mut sealed: HashMap<u8, [u8; 32]> = HashMap::new();
+        let mut cards: HashMap<u8, Vec<(u8, CardSerial)>> = HashMap::new();
         for (_, c) in &core {
             match c {
                 CoreRecord::LocationCert(r) => {
@@ -270,6 +346,12 @@ impl PinnedRoot {
                 }
                 CoreRecord::ShareSealed(r) => {
                     sealed.insert(r.holder, r.sha256.0);
+                }
+                CoreRecord::CardProvisioned(r) => {
+                    cards
+                        .entry(r.holder)
+                        .or_default()
+                        .push((r.card, CardSerial(r.serial.clone())));
                 }
                 _ => {}
             }
@@ -288,12 +370,18 @@ impl PinnedRoot {
             let holder = plan
                 .holder(s.index)
                 .ok_or_else(|| inconsistent(format!("share {} has no holder", s.index)))?;
+            let pin_file = get(&paths::pin_file(s.index))?.clone();
+            let mut serials = cards.remove(&s.index).unwrap_or_default();
+            serials.sort_by_key(|(card, _)| *card);
             pinned.push(PinnedShare {
                 index: s.index,
                 holder: holder.name.clone(),
                 location_cert: s.location_cert.clone(),
                 message: s.message.clone(),
                 message_sha256: digest,
+                pin_file_sha256: kdf::sha256(&pin_file),
+                pin_file,
+                cards: serials.into_iter().map(|(_, serial)| serial).collect(),
             });
         }
         if pinned.len() != plan.holders.len() {
@@ -310,7 +398,146 @@ impl PinnedRoot {
             root_cert,
             final_hash: transcript.final_hash(),
             shares: pinned,
+            shards,
+            replacements: Vec::new(),
+            retired: Vec::new(),
         })
+    }
+
+    /// Pins the root of the generation folder read through `generation`
+    /// ([`PinnedRoot::from_generation`]), then applies each replace-card recovery folder of
+    /// `replaced`, in order ([`PinnedRoot::with_replacement`]).
+    pub fn from_generation_with(
+        generation: &dyn Fn(&str) -> io::Result<Vec<u8>>,
+        replaced: &[ReplacedFolder<'_>],
+    ) -> Result<PinnedRoot, PinError> {
+        let mut pinned = Self::from_generation(generation)?;
+        for folder in replaced {
+            pinned = pinned.with_replacement(folder)?;
+        }
+        Ok(pinned)
+    }
+
+    /// [`PinnedRoot::from_generation_with`] for folders on disk (paths that would leave a
+    /// folder, and links, are refused).
+    pub fn from_dirs(generation: &Path, replaced: &[&Path]) -> Result<PinnedRoot, PinError> {
+        let readers: Vec<_> = replaced
+            .iter()
+            .map(|d| crate::verify_recovery::recovery_folder_reader(d))
+            .collect();
+        let listers: Vec<_> = replaced
+            .iter()
+            .map(|d| move || crate::verify_recovery::list_folder(d))
+            .collect();
+        let folders: Vec<ReplacedFolder<'_>> = replaced
+            .iter()
+            .zip(&readers)
+            .zip(&listers)
+            .map(|((d, read), list)| ReplacedFolder {
+                name: d.display().to_string(),
+                read,
+                list,
+            })
+            .collect();
+        Self::from_generation_with(&verify::folder_reader(generation), &folders)
+    }
+
+    /// Applies a replace-card recovery's folder: it must pass the recovery verifier against
+    /// this pinned root (its transcript signed by the root key, its request a replace-card for
+    /// this ceremony, the shares it recombined this root's current ones, its new shard file
+    /// this one but for the holder's entry, ...: [`crate::verify_recovery`]), reading each
+    /// of its files once. From then on holder `h`'s pinned share is the new one: the new
+    /// location certificate and sealed share, the new PIN file and cards. The old ones are
+    /// kept only to name them when they are brought ([`PinnedRoot::retired`]).
+    pub fn with_replacement(mut self, folder: &ReplacedFolder<'_>) -> Result<PinnedRoot, PinError> {
+        let seen: RefCell<HashMap<String, Vec<u8>>> = RefCell::new(HashMap::new());
+        let once = |path: &str| -> io::Result<Vec<u8>> {
+            if let Some(b) = seen.borrow().get(path) {
+                return Ok(b.clone());
+            }
+            let bytes = (folder.read)(path)?;
+            seen.borrow_mut().insert(path.to_string(), bytes.clone());
+            Ok(bytes)
+        };
+        let report =
+            crate::verify_recovery::verify_recovery_pinned(&self, &once, folder.list, None)
+                .map_err(|e| PinError::Replacement {
+                    folder: folder.name.clone(),
+                    source: Box::new(e),
+                })?;
+        if report.operation != OperationKind::ReplaceCard {
+            return Err(PinError::NotAReplacement {
+                folder: folder.name.clone(),
+                operation: report.operation,
+            });
+        }
+        let files = seen.into_inner();
+        self.apply(&folder.name, &files)?;
+        Ok(self)
+    }
+
+    /// Takes the new share of a verified replace-card folder's files.
+    fn apply(&mut self, name: &str, files: &HashMap<String, Vec<u8>>) -> Result<(), PinError> {
+        use crate::recovery_flow::{RecoveryRecord, paths as rpaths};
+        let inconsistent =
+            |what: String| PinError::Inconsistent(format!("(replace-card folder {name}) {what}"));
+        let get = |path: &str| {
+            files
+                .get(path)
+                .ok_or_else(|| inconsistent(format!("{path} was not read by its verifier")))
+        };
+        let request = std::str::from_utf8(get(rpaths::REQUEST)?)
+            .ok()
+            .and_then(|t| Request::parse(t).ok())
+            .ok_or_else(|| inconsistent(format!("{} does not read back", rpaths::REQUEST)))?;
+        let Operation::ReplaceCard { holder, .. } = request.operation else {
+            return Err(inconsistent("its request is not a replace-card".into()));
+        };
+        let transcript = Transcript::parse(get(rpaths::TRANSCRIPT)?)
+            .map_err(|e| inconsistent(format!("{}: {e}", rpaths::TRANSCRIPT)))?;
+        let records = crate::recovery_flow::records(&transcript)
+            .map_err(|e| inconsistent(format!("{}: {e}", rpaths::TRANSCRIPT)))?;
+        let serials: Vec<CardSerial> = records
+            .iter()
+            .filter_map(|r| match r {
+                RecoveryRecord::Card(c) => Some(CardSerial(c.serial.clone())),
+                _ => None,
+            })
+            .collect();
+        let text = std::str::from_utf8(get(rpaths::SHARDS)?)
+            .map_err(|_| inconsistent(format!("{} is not UTF-8", rpaths::SHARDS)))?;
+        let shards =
+            ShardFile::parse(text).map_err(|e| inconsistent(format!("{}: {e}", rpaths::SHARDS)))?;
+        let new = shards
+            .share(holder)
+            .ok_or_else(|| inconsistent(format!("{} has no share {holder}", rpaths::SHARDS)))?;
+        let pin_file = get(&rpaths::pin_file(holder))?.clone();
+        let slot = usize::from(holder)
+            .checked_sub(1)
+            .filter(|&i| i < self.shares.len())
+            .ok_or_else(|| inconsistent(format!("holder {holder} is not pinned")))?;
+        let replacement = Replacement {
+            holder,
+            transcript: transcript.final_hash(),
+            location: new.location_cert.fingerprint().to_hex(),
+            envelope: new.message_sha256(),
+            pins: kdf::sha256(&pin_file),
+        };
+        let current = PinnedShare {
+            index: holder,
+            holder: self.shares[slot].holder.clone(),
+            location_cert: new.location_cert.clone(),
+            message: new.message.clone(),
+            message_sha256: replacement.envelope,
+            pin_file_sha256: replacement.pins,
+            pin_file,
+            cards: serials,
+        };
+        let old = std::mem::replace(&mut self.shares[slot], current);
+        self.retired.push(old);
+        self.shards = shards;
+        self.replacements.push(replacement);
+        Ok(())
     }
 
     /// What the offline verifier established about the generation folder.
@@ -365,6 +592,36 @@ impl PinnedRoot {
     /// Every holder's pinned share, in index order.
     pub fn shares(&self) -> &[PinnedShare] {
         &self.shares
+    }
+
+    /// The replace-card recoveries applied to this root, in order (empty when it was pinned
+    /// from the generation folder alone).
+    pub fn replacements(&self) -> &[Replacement] {
+        &self.replacements
+    }
+
+    /// The shares replaced since generation, oldest first: their location certificates,
+    /// sealed shares, PIN files and cards are no longer accepted.
+    pub fn retired(&self) -> &[PinnedShare] {
+        &self.retired
+    }
+
+    /// The current shard file: the generation's `shards.toml`, with the entry of each
+    /// replace-card folder applied.
+    pub fn shard_file(&self) -> &ShardFile {
+        &self.shards
+    }
+
+    /// Which holder's card, and which of their cards, `serial` is or was: every card
+    /// provisioned at generation or by a replace-card recovery applied here, retired ones
+    /// included. A new card must be none of them.
+    pub fn card_with_serial(&self, serial: &CardSerial) -> Option<(u8, u8)> {
+        self.shares.iter().chain(&self.retired).find_map(|s| {
+            s.cards
+                .iter()
+                .position(|c| c == serial)
+                .map(|i| (s.index, u8::try_from(i + 1).unwrap_or(u8::MAX)))
+        })
     }
 
     /// Refuses a request that is not for this ceremony and root key, dated before the key, or

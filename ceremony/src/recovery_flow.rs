@@ -15,9 +15,18 @@
 //!   root. A refusal names the holder and changes nothing.
 //! - [`Collecting::recombine`] at M shares -> [`Recombined`]: the commitment checked, the root
 //!   key re-derived from the secret and the generation time, its fingerprint the pinned one,
-//!   and a self-test signature; the shares and the secret are dropped (zeroized) here.
+//!   and a self-test signature; the shares and the secret are dropped (zeroized) here, except
+//!   for `replace-card` (below).
 //! - [`Recombined::perform`] -> [`Finished`]: the operation's outputs and the signed
 //!   transcript; the root key is dropped. [`Finished::write`] writes the folder.
+//! - `replace-card` instead ([`replace_card`]): [`Recombined::start_replace_card`] ->
+//!   [`ReplacingCards`] (holder i's share rebuilt from the M shares by interpolation at x = i,
+//!   a new location key, the share sealed to it), one
+//!   [`ReplacingCards::provision_card`] per new blank card, then
+//!   [`ReplacingCards::finish`] -> [`Finished`] (new shard file, PIN file, location
+//!   certificate; the secrets dropped). [`Recombined::perform_replace_card`] does all three
+//!   with every card at hand. For `replace-card` only, [`Collecting::recombine`] keeps the
+//!   accepted shares and the secret (zeroized on drop) until the share is rebuilt.
 //!
 //! Nothing here holds a share, PIN or secret behind `Debug`: phases print only public data.
 
@@ -33,7 +42,9 @@ use openpgp::serialize::SerializeInto;
 use openpgp::types::SignatureType;
 
 use crate::card::{CardError, CardSerial, LocationCard, MIN_PIN_RETRIES, PersonalDecryptCard};
+use crate::ceremony::CeremonyError;
 use crate::ceremony::Record as CallerRecord;
+use crate::dual::Seconds;
 use crate::envelope::Envelope;
 use crate::keys::{KeyError, RootKey, key_err};
 use crate::pgp::{self, EcdhDecryptor};
@@ -46,9 +57,14 @@ use crate::record::{
 use crate::recovery::{ApprovalFile, Approved, PinnedRoot, PolicyError, RecoveryError};
 use crate::request::{Operation, OperationKind, Request, RequestError};
 use crate::secret::Pin;
+use crate::secret::RootSecret;
 use crate::storage::{self, OutputFile, Volume, WriteError, WriteReport};
 use crate::transcript::{Transcript, TranscriptError};
 use crate::{hex, kdf};
+
+pub mod replace_card;
+
+pub use replace_card::{ReplaceView, ReplacingCards};
 
 /// Paths in a recovery output folder (docs/formats/recovery.md).
 pub mod paths {
@@ -66,6 +82,25 @@ pub mod paths {
     pub const CHALLENGE_SIG: &str = "quorum/challenge.txt.sig";
     /// `certify`: the request's certificate with the root key's certifications added.
     pub const CERTIFIED: &str = "certified/cert.asc";
+    /// `replace-card`: the new shard file, the generation's (or the last replacement's) with
+    /// only the holder's entry changed.
+    pub const SHARDS: &str = "shards.toml";
+
+    /// `replace-card`: holder `index`'s new PIN file (the generation folder's name for it).
+    pub fn pin_file(index: u8) -> String {
+        crate::ceremony::paths::pin_file(index)
+    }
+
+    /// `replace-card`: holder `index`'s new location certificate, ASCII-armored.
+    pub fn location_cert(index: u8) -> String {
+        format!("location/holder-{index:03}.asc")
+    }
+
+    /// `replace-card`: holder `index`'s new sealed share, the binary OpenPGP message (the same
+    /// bytes as in the new shard file).
+    pub fn sealed_share(index: u8) -> String {
+        format!("sealed/holder-{index:03}.pgp")
+    }
 
     /// `sign`: where the detached signature over the request's `position`-th file (1-based)
     /// named `name` goes: `signatures/<name>.sig` when the name is made of `A-Z a-z 0-9 . _ -`
@@ -93,6 +128,23 @@ field_body! {
         transcript: Hash32 = "transcript",
         /// The root fingerprint the generation transcript records.
         root: Fpr = "root",
+    }
+}
+field_body! {
+    /// A replace-card recovery the pinned root includes (one per replace-card folder applied,
+    /// in order, right after `recovery.generation`): holder `holder`'s share is the one it
+    /// sealed.
+    RecoveryReplaced = "recovery.replaced" {
+        /// The holder whose cards were replaced.
+        holder: u8 = "holder",
+        /// The replace-card recovery transcript's final hash.
+        transcript: Hash32 = "transcript",
+        /// The new location certificate's fingerprint.
+        location: Fpr = "location",
+        /// SHA-256 of the new sealed share.
+        envelope: Hash32 = "envelope",
+        /// SHA-256 of the new PIN file.
+        pins: Hash32 = "pins",
     }
 }
 field_body! {
@@ -207,6 +259,77 @@ field_body! {
     }
 }
 
+field_body! {
+    /// `replace-card`: the holder's share rebuilt from the recombined shares.
+    RecoveryRebuilt = "recovery.rebuilt" {
+        /// The holder whose share was rebuilt (its x coordinate).
+        holder: u8 = "holder",
+        /// The holder's name, from the generation plan.
+        name: String = "name",
+        /// The holders whose shares were interpolated at x = `holder`, in order,
+        /// comma-separated (those of `recovery.recombined`).
+        from: String = "from",
+        /// The second Shamir implementation that interpolated it too and agreed.
+        second: String = "second",
+        /// How many (M-1)-subsets of the other holders' shares, each with the rebuilt share,
+        /// were recombined (by both implementations) to the secret the commitment binds.
+        checked: usize = "checked",
+    }
+}
+field_body! {
+    /// `replace-card`: the holder's new location certificate.
+    RecoveryLocation = "recovery.location" {
+        /// Holder index.
+        holder: u8 = "holder",
+        /// The new location certificate's (primary key) fingerprint.
+        fingerprint: Fpr = "fingerprint",
+        /// Its Cv25519 encryption subkey's fingerprint, the key the new cards hold.
+        subkey: Fpr = "subkey",
+        /// The location certificate it replaces.
+        replaces: Fpr = "replaces",
+    }
+}
+field_body! {
+    /// `replace-card`: the rebuilt share sealed to the new location key.
+    RecoverySealed = "recovery.sealed" {
+        /// Holder index.
+        holder: u8 = "holder",
+        /// SHA-256 of the new sealed share (binary message).
+        sha256: Hash32 = "sha256",
+        /// SHA-256 of the sealed share it replaces.
+        replaces: Hash32 = "replaces",
+    }
+}
+field_body! {
+    /// `replace-card`: one new card provisioned and test-decrypted the new sealed share.
+    RecoveryCard = "recovery.card" {
+        /// Holder index.
+        holder: u8 = "holder",
+        /// Card number, 1-based, of the request's `cards`.
+        card: u8 = "card",
+        /// The card's serial.
+        serial: String = "serial",
+        /// The location certificate whose key the card now holds.
+        location: Fpr = "location",
+        /// The card opened the new sealed share; share and header were the ones sealed.
+        test_decrypt: Passed = "test-decrypt",
+    }
+}
+field_body! {
+    /// `replace-card`: the holder's new PIN file.
+    RecoveryPins = "recovery.pins" {
+        /// Holder index.
+        holder: u8 = "holder",
+        /// SHA-256 of the new PIN file (armored), as written.
+        sha256: Hash32 = "sha256",
+        /// The personal certificates it is encrypted to: the holder's, then the backup
+        /// holder's.
+        recipients: Vec<Fpr> = "recipients",
+        /// SHA-256 of the PIN file it replaces.
+        replaces: Hash32 = "replaces",
+    }
+}
+
 /// Why a recovery step refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -273,6 +396,58 @@ pub enum FlowError {
         "{0} is not supported by this version: nothing was signed, take the request to a version that does"
     )]
     NotYetSupported(OperationKind),
+    /// [`Recombined::perform`] was given a `replace-card` request, which provisions new cards.
+    #[error(
+        "replace-card provisions new location cards: it is performed with Recombined::start_replace_card (or perform_replace_card), not perform; nothing was signed"
+    )]
+    ReplaceCardNeedsCards,
+    /// A replace-card step was asked for a request of another operation.
+    #[error(
+        "the request's operation is {0}, not replace-card: it is performed with Recombined::perform; nothing was done"
+    )]
+    NotReplaceCard(OperationKind),
+    /// Rebuilding the holder's share from the recombined shares was refused (the two Shamir
+    /// implementations disagree, or the shares' structure); nothing was written.
+    #[error("rebuilding holder {holder}'s share: {source}; nothing was written")]
+    Rebuild {
+        /// The holder whose share was to be rebuilt.
+        holder: u8,
+        /// Why.
+        source: crate::shamir::ShamirError,
+    },
+    /// The rebuilt share does not recombine with the other shares to the secret: a fault of
+    /// this machine or a bug, not bad input.
+    #[error(
+        "holder {holder}'s rebuilt share does not recombine with holders {others} to the root secret: stop, nothing was written (a fault of this machine or a bug)"
+    )]
+    RebuiltShareWrong {
+        /// The holder whose share was rebuilt.
+        holder: u8,
+        /// The other holders of the subset that failed, comma-separated.
+        others: String,
+    },
+    /// The new location key's fingerprint is one of the ceremony's location keys' (old or
+    /// current): it would not be a new key.
+    #[error(
+        "the new location key {fingerprint} is holder {holder}'s location key already: the random generator is broken; stop, nothing was written"
+    )]
+    LocationKeyReused {
+        /// The fingerprint, upper-case hex.
+        fingerprint: String,
+        /// The holder it belongs to.
+        holder: u8,
+    },
+    /// Provisioning a new card refused (the same refusals as at generation: a card already
+    /// provisioned, swapped, not blank, failed, or failed its test decryption); the card may
+    /// be tried again or another one.
+    #[error("{0}")]
+    Card(CeremonyError),
+    /// The new cards are not all provisioned yet.
+    #[error("new cards not yet provisioned: {missing:?} (card numbers)")]
+    CardsMissing {
+        /// The card numbers still to provision.
+        missing: Vec<u8>,
+    },
     /// Making a signature failed (a bug, not bad input).
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -324,6 +499,18 @@ pub enum HolderFault {
     /// The PIN file given with the location card is not the one the personal card opened.
     #[error("the PIN file changed between the personal card and the location card")]
     PinFileChanged,
+    /// The PIN file opened (this ceremony's, this holder's) but is not the one pinned for the
+    /// holder: an earlier one, whose cards were replaced, or one the pinned root does not know.
+    #[error("{}", superseded_message(found, expected, *replaced))]
+    NotThePinnedPinFile {
+        /// Its SHA-256, lower-case hex.
+        found: String,
+        /// The pinned PIN file's SHA-256, lower-case hex.
+        expected: String,
+        /// Whether it is the PIN file of a share this holder had before a replace-card
+        /// recovery applied to the pinned root.
+        replaced: bool,
+    },
     /// The location card failed before decrypting (could not read its serial).
     #[error("the location card: {0}")]
     LocationCard(CardError),
@@ -339,6 +526,18 @@ pub enum HolderFault {
     /// could not decrypt it, or it is not this ceremony's (see the reason).
     #[error("{0}")]
     Share(RecoveryError),
+}
+
+fn superseded_message(found: &str, expected: &str, replaced: bool) -> String {
+    if replaced {
+        format!(
+            "this PIN file (SHA-256 {found}) is the holder's from before their cards were replaced: its cards are no longer accepted; bring the PIN file of the replace-card recovery (SHA-256 {expected}) and one of its new cards"
+        )
+    } else {
+        format!(
+            "this PIN file (SHA-256 {found}) is not the holder's pinned one (SHA-256 {expected}): if their cards were replaced, give that replace-card folder with the generation folder"
+        )
+    }
 }
 
 fn holder_message(index: u8, holder: &str, fault: &HolderFault) -> String {
@@ -484,6 +683,18 @@ impl Requested {
                 root: Fpr(pinned.root_fingerprint().to_hex()),
             },
         )?;
+        for r in pinned.replacements() {
+            push(
+                &mut transcript,
+                &RecoveryReplaced {
+                    holder: r.holder,
+                    transcript: Hash32(r.transcript),
+                    location: Fpr(r.location.clone()),
+                    envelope: Hash32(r.envelope),
+                    pins: Hash32(r.pins),
+                },
+            )?;
+        }
         Ok(Requested {
             common: Common {
                 pinned,
@@ -886,10 +1097,25 @@ impl Collecting {
                 holder: file.holder,
             });
         }
+        let pins_sha256 = kdf::sha256(input.pin_file);
+        let expected = pinned
+            .share(index)
+            .ok_or(HolderFault::NoSuchHolder)?
+            .pin_file_sha256;
+        if pins_sha256 != expected {
+            return Err(HolderFault::NotThePinnedPinFile {
+                found: hex::encode(&pins_sha256),
+                expected: hex::encode(&expected),
+                replaced: pinned
+                    .retired()
+                    .iter()
+                    .any(|r| r.index == index && r.pin_file_sha256 == pins_sha256),
+            });
+        }
         Ok(PinsRead {
             index,
             file,
-            pins_sha256: kdf::sha256(input.pin_file),
+            pins_sha256,
             reader,
             reader_name,
             personal: key.fingerprint().to_hex(),
@@ -952,7 +1178,8 @@ impl Collecting {
     /// Recombines the M (or more) accepted shares: every envelope is the pinned ceremony's,
     /// the secret matches the commitment, the root key re-derived from the secret and the
     /// generation plan's time has the pinned fingerprint, and it passes a self-test signature
-    /// over the request hash. The shares and the secret are dropped (zeroized) here; only the
+    /// over the request hash. The shares and the secret are dropped (zeroized) here (for a
+    /// `replace-card` request they are kept, until the holder's share is rebuilt); only the
     /// root key goes on, to the operation.
     pub fn recombine(self) -> Result<Recombined, Refused<Collecting>> {
         let progress = self.progress();
@@ -966,17 +1193,28 @@ impl Collecting {
             ));
         }
         match self.prove() {
-            Ok((root, record)) => {
+            Ok((root, record, secret)) => {
                 let mut common = self.common;
                 let mut t = common.transcript.clone();
                 match push(&mut t, &record) {
                     Ok(()) => {
                         common.transcript = t;
                         let holders = self.accepted.iter().map(|a| a.index).collect();
+                        // Only replace-card needs the shares and the secret after this; for
+                        // every other operation they are dropped (zeroized) here.
+                        let kept = match (&common.request.operation, secret) {
+                            (Operation::ReplaceCard { .. }, Some(secret)) => Some(Kept {
+                                secret,
+                                accepted: self.accepted,
+                            }),
+                            _ => None,
+                        };
                         Ok(Recombined {
                             common,
                             root,
                             holders,
+                            kept,
+                            seconds: Seconds::default(),
                         })
                     }
                     Err(e) => Err(Refused::new(
@@ -992,7 +1230,9 @@ impl Collecting {
         }
     }
 
-    fn prove(&self) -> Result<(RootKey, RecoveryRecombined), FlowError> {
+    /// The root key re-derived and proven, its record, and (for `replace-card` only) the
+    /// secret.
+    fn prove(&self) -> Result<(RootKey, RecoveryRecombined, Option<RootSecret>), FlowError> {
         let pinned = &self.common.pinned;
         let envelopes: Vec<&Envelope> = self.accepted.iter().map(|a| &a.envelope).collect();
         let recovered = pinned.recombine(&envelopes).map_err(FlowError::Recombine)?;
@@ -1000,7 +1240,10 @@ impl Collecting {
         // and compared with the pinned fingerprint once more.
         let plan = pinned.plan();
         let root = RootKey::derive(&recovered.secret, &plan.ceremony_id, plan.time_unix)?;
-        drop(recovered);
+        let secret = match self.common.request.operation {
+            Operation::ReplaceCard { .. } => Some(recovered.secret),
+            _ => None,
+        };
         if root.fingerprint() != *pinned.root_fingerprint()
             || root.public_cert().fingerprint() != *pinned.root_fingerprint()
         {
@@ -1024,8 +1267,16 @@ impl Collecting {
             root: Fpr(root.fingerprint().to_hex()),
             self_test: Passed,
         };
-        Ok((root, record))
+        Ok((root, record, secret))
     }
+}
+
+/// What `replace-card` needs after recombination: the secret and the accepted shares. Both are
+/// zeroized when dropped ([`RootSecret`], and each envelope's share); dropped as soon as the
+/// holder's share is rebuilt and sealed.
+struct Kept {
+    secret: RootSecret,
+    accepted: Vec<Accepted>,
 }
 
 /// The root key is back in memory, proven to be the pinned one; the request's operation is
@@ -1034,6 +1285,10 @@ pub struct Recombined {
     common: Common,
     root: RootKey,
     holders: Vec<u8>,
+    /// `replace-card` only: the secret and the shares, until the share is rebuilt.
+    kept: Option<Kept>,
+    /// The second implementations replace-card's interpolation is checked against.
+    seconds: Seconds,
 }
 
 impl fmt::Debug for Recombined {
@@ -1065,8 +1320,9 @@ impl Recombined {
     /// `read` gives a file of the request stick by name (for `sign`). The root key is dropped
     /// with this phase; on a refusal it comes back unchanged (to retry, or to drop).
     ///
-    /// Supported: `sign`, `prove-quorum`, `certify`. `reshare` and `replace-card` are refused
-    /// with [`FlowError::NotYetSupported`] before anything is signed.
+    /// Supported: `sign`, `prove-quorum`, `certify`. `replace-card` is refused with
+    /// [`FlowError::ReplaceCardNeedsCards`] (it is [`Recombined::start_replace_card`]'s), and
+    /// `reshare` with [`FlowError::NotYetSupported`], before anything is signed.
     pub fn perform(
         self,
         read: &dyn Fn(&str) -> io::Result<Vec<u8>>,
@@ -1092,16 +1348,7 @@ impl Recombined {
     fn outputs(&self, read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Finished, FlowError> {
         let c = &self.common;
         let mut t = c.transcript.clone();
-        let mut files = vec![
-            OutputFile {
-                path: paths::REQUEST.into(),
-                bytes: c.request_bytes.clone(),
-            },
-            OutputFile {
-                path: paths::ROOT_CERT.into(),
-                bytes: self.root.armored_public_cert(),
-            },
-        ];
+        let mut files = first_files(c, &self.root);
         match &c.request.operation {
             Operation::Sign { files: named } => {
                 for (i, f) in named.iter().enumerate() {
@@ -1147,33 +1394,12 @@ impl Recombined {
                     bytes: cert,
                 });
             }
-            Operation::Reshare { .. } | Operation::ReplaceCard { .. } => {
+            Operation::ReplaceCard { .. } => return Err(FlowError::ReplaceCardNeedsCards),
+            Operation::Reshare { .. } => {
                 return Err(FlowError::NotYetSupported(c.request.operation.kind()));
             }
         }
-        for f in &files {
-            t.push_core(OutputRecord {
-                path: f.path.clone(),
-                size: f.bytes.len(),
-                sha256: Hash32(kdf::sha256(&f.bytes)),
-            })?;
-        }
-        t.push_core(CeremonyEnd { files: files.len() })?;
-        let sig = t.sign(&self.root, c.request.time_unix)?;
-        files.push(OutputFile {
-            path: paths::TRANSCRIPT.into(),
-            bytes: t.to_text().into_bytes(),
-        });
-        files.push(OutputFile {
-            path: paths::TRANSCRIPT_SIG.into(),
-            bytes: sig,
-        });
-        Ok(Finished {
-            final_words: t.final_words(),
-            final_hash: t.final_hash(),
-            transcript: t,
-            files,
-        })
+        finish_folder(&self.root, c.request.time_unix, t, files)
     }
 
     /// Certifies the request's user IDs (generic certifications, dated at the request time,
@@ -1225,6 +1451,53 @@ impl Recombined {
     }
 }
 
+/// The first files of every recovery folder: the request file and the root certificate.
+fn first_files(c: &Common, root: &RootKey) -> Vec<OutputFile> {
+    vec![
+        OutputFile {
+            path: paths::REQUEST.into(),
+            bytes: c.request_bytes.clone(),
+        },
+        OutputFile {
+            path: paths::ROOT_CERT.into(),
+            bytes: root.armored_public_cert(),
+        },
+    ]
+}
+
+/// Lists `files` in `t` (`output.file` each, `ceremony.end`), signs it with the root key at
+/// the request time and adds the transcript and its signature to the files.
+fn finish_folder(
+    root: &RootKey,
+    time_unix: u32,
+    mut t: Transcript,
+    mut files: Vec<OutputFile>,
+) -> Result<Finished, FlowError> {
+    for f in &files {
+        t.push_core(OutputRecord {
+            path: f.path.clone(),
+            size: f.bytes.len(),
+            sha256: Hash32(kdf::sha256(&f.bytes)),
+        })?;
+    }
+    t.push_core(CeremonyEnd { files: files.len() })?;
+    let sig = t.sign(root, time_unix)?;
+    files.push(OutputFile {
+        path: paths::TRANSCRIPT.into(),
+        bytes: t.to_text().into_bytes(),
+    });
+    files.push(OutputFile {
+        path: paths::TRANSCRIPT_SIG.into(),
+        bytes: sig,
+    });
+    Ok(Finished {
+        final_words: t.final_words(),
+        final_hash: t.final_hash(),
+        transcript: t,
+        files,
+    })
+}
+
 /// The operation is done and the transcript signed; the root key is gone. Public data only.
 #[derive(Clone, Debug)]
 pub struct Finished {
@@ -1254,6 +1527,7 @@ impl Finished {
 /// The kinds this module writes, for the documentation and the verifier.
 pub const RECORD_KINDS: &[&str] = &[
     RecoveryGeneration::NAME,
+    RecoveryReplaced::NAME,
     RecoveryRequest::NAME,
     RecoveryPolicy::NAME,
     RecoveryApproval::NAME,
@@ -1262,6 +1536,11 @@ pub const RECORD_KINDS: &[&str] = &[
     RecoverySigned::NAME,
     RecoveryQuorum::NAME,
     RecoveryCertified::NAME,
+    RecoveryRebuilt::NAME,
+    RecoveryLocation::NAME,
+    RecoverySealed::NAME,
+    RecoveryCard::NAME,
+    RecoveryPins::NAME,
     record::OutputFile::NAME,
     record::CeremonyEnd::NAME,
 ];
@@ -1272,6 +1551,8 @@ pub const RECORD_KINDS: &[&str] = &[
 pub enum RecoveryRecord {
     /// `recovery.generation`.
     Generation(RecoveryGeneration),
+    /// `recovery.replaced`.
+    Replaced(RecoveryReplaced),
     /// `recovery.request`.
     Request(RecoveryRequest),
     /// `recovery.policy`.
@@ -1288,6 +1569,16 @@ pub enum RecoveryRecord {
     Quorum(RecoveryQuorum),
     /// `recovery.certified`.
     Certified(RecoveryCertified),
+    /// `recovery.rebuilt`.
+    Rebuilt(RecoveryRebuilt),
+    /// `recovery.location`.
+    Location(RecoveryLocation),
+    /// `recovery.sealed`.
+    Sealed(RecoverySealed),
+    /// `recovery.card`.
+    Card(RecoveryCard),
+    /// `recovery.pins`.
+    Pins(RecoveryPins),
     /// `output.file`.
     Output(record::OutputFile),
     /// `ceremony.end`.
@@ -1343,6 +1634,9 @@ pub fn records(t: &Transcript) -> Result<Vec<RecoveryRecord>, RecordsError> {
             RecoveryGeneration::NAME => {
                 RecoveryRecord::Generation(RecoveryGeneration::parse(v).map_err(bad)?)
             }
+            RecoveryReplaced::NAME => {
+                RecoveryRecord::Replaced(RecoveryReplaced::parse(v).map_err(bad)?)
+            }
             RecoveryRequest::NAME => {
                 RecoveryRecord::Request(RecoveryRequest::parse(v).map_err(bad)?)
             }
@@ -1359,6 +1653,15 @@ pub fn records(t: &Transcript) -> Result<Vec<RecoveryRecord>, RecordsError> {
             RecoveryCertified::NAME => {
                 RecoveryRecord::Certified(RecoveryCertified::parse(v).map_err(bad)?)
             }
+            RecoveryRebuilt::NAME => {
+                RecoveryRecord::Rebuilt(RecoveryRebuilt::parse(v).map_err(bad)?)
+            }
+            RecoveryLocation::NAME => {
+                RecoveryRecord::Location(RecoveryLocation::parse(v).map_err(bad)?)
+            }
+            RecoverySealed::NAME => RecoveryRecord::Sealed(RecoverySealed::parse(v).map_err(bad)?),
+            RecoveryCard::NAME => RecoveryRecord::Card(RecoveryCard::parse(v).map_err(bad)?),
+            RecoveryPins::NAME => RecoveryRecord::Pins(RecoveryPins::parse(v).map_err(bad)?),
             record::OutputFile::NAME => {
                 RecoveryRecord::Output(record::OutputFile::parse(v).map_err(bad)?)
             }

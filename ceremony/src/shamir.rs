@@ -64,6 +64,9 @@ pub enum ShamirError {
         /// The first share's length in bytes.
         expected: usize,
     },
+    /// A share was asked to be rebuilt at x = 0, the secret's own coordinate.
+    #[error("x = 0 is the secret's own coordinate: a share is rebuilt at a holder index, 1..=255")]
+    ZeroTarget,
     /// vsss-rs refused the split or the combination; its message.
     #[error("vsss-rs refused: {0}")]
     Library(String),
@@ -74,7 +77,7 @@ pub enum ShamirError {
         "vsss-rs and {second} disagree on the {operation}: the two Shamir implementations gave different results, so none is used"
     )]
     ImplementationsDisagree {
-        /// "split" or "combination".
+        /// "split", "combination" or "interpolation".
         operation: &'static str,
         /// The second implementation's name.
         second: &'static str,
@@ -101,6 +104,13 @@ pub trait SecondShamir {
 
     /// The value at x = 0 of the polynomial through all the given shares.
     fn combine(&self, shares: &[&[u8]]) -> Result<Zeroizing<Vec<u8>>, shamir_gf256::Error>;
+
+    /// The values (y bytes) at x = `at` of the polynomials through all the given shares.
+    fn interpolate(
+        &self,
+        shares: &[&[u8]],
+        at: u8,
+    ) -> Result<Zeroizing<Vec<u8>>, shamir_gf256::Error>;
 }
 
 /// The `shamir-gf256` crate: constant-time GF(2^8) arithmetic written independently of vsss-rs.
@@ -124,6 +134,14 @@ impl SecondShamir for ShamirGf256 {
 
     fn combine(&self, shares: &[&[u8]]) -> Result<Zeroizing<Vec<u8>>, shamir_gf256::Error> {
         shamir_gf256::combine(shares)
+    }
+
+    fn interpolate(
+        &self,
+        shares: &[&[u8]],
+        at: u8,
+    ) -> Result<Zeroizing<Vec<u8>>, shamir_gf256::Error> {
+        shamir_gf256::interpolate(shares, at)
     }
 }
 
@@ -334,20 +352,9 @@ pub fn split_with(
     Ok((first, check))
 }
 
-/// Combines shares by Lagrange interpolation at x = 0. Checks only structure (count, zero or
-/// duplicate x, lengths); whether the result is the right secret is for the caller to check
-/// against the commitment ([`crate::recombine`] does). Checked against [`ShamirGf256`].
-pub fn combine(shares: &[&ShareBytes], threshold: u8) -> Result<Zeroizing<Vec<u8>>, ShamirError> {
-    combine_with(shares, threshold, &ShamirGf256).map(|(secret, _)| secret)
-}
-
-/// [`combine`] checked against `second`: both interpolate all the shares given, and the result is
-/// returned only if the two are byte for byte the same.
-pub fn combine_with(
-    shares: &[&ShareBytes],
-    threshold: u8,
-    second: &dyn SecondShamir,
-) -> Result<(Zeroizing<Vec<u8>>, CrossCheck), ShamirError> {
+/// sherd's own checks before any interpolation: at least `threshold` (and one) shares, equal
+/// lengths of at least 2 bytes, no x = 0, no x twice.
+fn check_structure(shares: &[&ShareBytes], threshold: u8) -> Result<(), ShamirError> {
     let need = usize::from(threshold).max(1);
     if shares.len() < need {
         return Err(ShamirError::NotEnoughShares {
@@ -379,6 +386,24 @@ pub fn combine_with(
         }
         seen[usize::from(x)] = Some(i + 1);
     }
+    Ok(())
+}
+
+/// Combines shares by Lagrange interpolation at x = 0. Checks only structure (count, zero or
+/// duplicate x, lengths); whether the result is the right secret is for the caller to check
+/// against the commitment ([`crate::recombine`] does). Checked against [`ShamirGf256`].
+pub fn combine(shares: &[&ShareBytes], threshold: u8) -> Result<Zeroizing<Vec<u8>>, ShamirError> {
+    combine_with(shares, threshold, &ShamirGf256).map(|(secret, _)| secret)
+}
+
+/// [`combine`] checked against `second`: both interpolate all the shares given, and the result is
+/// returned only if the two are byte for byte the same.
+pub fn combine_with(
+    shares: &[&ShareBytes],
+    threshold: u8,
+    second: &dyn SecondShamir,
+) -> Result<(Zeroizing<Vec<u8>>, CrossCheck), ShamirError> {
+    check_structure(shares, threshold)?;
     let disagree = || ShamirError::ImplementationsDisagree {
         operation: "combination",
         second: second.name(),
@@ -406,6 +431,81 @@ pub fn combine_with(
         rng_bytes: 0,
     };
     Ok((first, check))
+}
+
+/// Rebuilds the share with x = `at` (a holder index) from shares of the same polynomials, by
+/// Lagrange interpolation at x = `at` through all the shares given: the share a lost card held,
+/// from any `threshold` of the others (the holder's own share among them or not). Checks the
+/// structure as [`combine`] does; whether the shares are the right ones is the caller's to
+/// check (against the commitment, by recombining with the result). Checked against
+/// [`ShamirGf256`].
+pub fn interpolate(
+    shares: &[&ShareBytes],
+    threshold: u8,
+    at: u8,
+) -> Result<ShareBytes, ShamirError> {
+    interpolate_with(shares, threshold, at, &ShamirGf256).map(|(share, _)| share)
+}
+
+/// [`interpolate`] checked against `second`; the share is returned only if the two agree byte
+/// for byte.
+///
+/// vsss-rs interpolates only at x = 0, so it is given the shares moved by `at`: in GF(2^8)
+/// addition is XOR, so the polynomials q(x) = p(x XOR `at`) pass through (x_j XOR `at`, y_j)
+/// and q(0) = p(`at`). When `at` is one of the shares' x the polynomials pass through that
+/// share, which is the result (vsss-rs is not asked: its x would be 0); `second` interpolates
+/// at `at` directly, with its own Lagrange weights, in every case.
+pub fn interpolate_with(
+    shares: &[&ShareBytes],
+    threshold: u8,
+    at: u8,
+    second: &dyn SecondShamir,
+) -> Result<(ShareBytes, CrossCheck), ShamirError> {
+    if at == 0 {
+        return Err(ShamirError::ZeroTarget);
+    }
+    check_structure(shares, threshold)?;
+    let disagree = || ShamirError::ImplementationsDisagree {
+        operation: "interpolation",
+        second: second.name(),
+    };
+    let own = shares.iter().find(|s| s.x() == at);
+    let first: Zeroizing<Vec<u8>> = match (own, shares) {
+        (Some(s), _) => Zeroizing::new(s.expose_secret()[1..].to_vec()),
+        (None, [one]) => Zeroizing::new(one.expose_secret()[1..].to_vec()),
+        (None, _) => {
+            let moved: Zeroizing<Vec<Vec<u8>>> = Zeroizing::new(
+                shares
+                    .iter()
+                    .map(|s| {
+                        let mut v = s.expose_secret().to_vec();
+                        v[0] ^= at;
+                        v
+                    })
+                    .collect(),
+            );
+            Zeroizing::new(
+                Gf256::combine_bytes(&moved[..])
+                    .map_err(|e| ShamirError::Library(e.to_string()))?,
+            )
+        }
+    };
+    let slices: Vec<&[u8]> = shares.iter().map(|s| s.expose_secret()).collect();
+    let theirs = second.interpolate(&slices, at).map_err(|_| disagree())?;
+    if !same_bytes(&first, &theirs) {
+        return Err(disagree());
+    }
+    let mut share = Vec::with_capacity(1 + first.len());
+    share.push(at);
+    share.extend_from_slice(&first);
+    let check = CrossCheck {
+        second: second.name(),
+        values: 1,
+        bytes: theirs.len(),
+        coefficients: 0,
+        rng_bytes: 0,
+    };
+    Ok((ShareBytes::new(share), check))
 }
 
 #[cfg(test)]
@@ -850,6 +950,80 @@ mod tests {
                 Wrong::Refuses => Err(shamir_gf256::Error::NoShares),
             }
         }
+
+        fn interpolate(
+            &self,
+            shares: &[&[u8]],
+            at: u8,
+        ) -> Result<Zeroizing<Vec<u8>>, shamir_gf256::Error> {
+            match self {
+                Wrong::FlipBit => {
+                    let mut s = ShamirGf256.interpolate(shares, at)?;
+                    s[0] ^= 1;
+                    Ok(s)
+                }
+                Wrong::IgnoresCoefficients => ShamirGf256.interpolate(shares, at),
+                Wrong::FirstShareOnly => Ok(Zeroizing::new(shares[0][1..].to_vec())),
+                Wrong::Refuses => Err(shamir_gf256::Error::NoShares),
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_second_implementation_stops_the_interpolation() {
+        let s = secret(33);
+        let shares = split(&s, 3, 5, &mut seeded(4)).unwrap();
+        let picked: Vec<&ShareBytes> = [&shares[0], &shares[2], &shares[4]].into();
+        let refused = || ShamirError::ImplementationsDisagree {
+            operation: "interpolation",
+            second: "a wrong one",
+        };
+        for at in [2u8, 4] {
+            for wrong in [Wrong::FlipBit, Wrong::FirstShareOnly, Wrong::Refuses] {
+                assert_eq!(
+                    interpolate_with(&picked, 3, at, &wrong).err(),
+                    Some(refused()),
+                    "at {at}"
+                );
+            }
+        }
+        // At a share's own x, vsss-rs is not asked, but the second still is.
+        for wrong in [Wrong::FlipBit, Wrong::Refuses] {
+            assert_eq!(
+                interpolate_with(&picked, 3, 3, &wrong).err(),
+                Some(refused())
+            );
+        }
+        let (got, check) = interpolate_with(&picked, 3, 2, &Wrong::IgnoresCoefficients).unwrap();
+        assert_eq!(got.expose_secret(), shares[1].expose_secret());
+        assert_eq!((check.values, check.bytes), (1, 32));
+    }
+
+    #[test]
+    fn interpolation_refusals() {
+        let s = secret(34);
+        let shares = split(&s, 2, 3, &mut seeded(6)).unwrap();
+        let picked: Vec<&ShareBytes> = shares[..2].iter().collect();
+        assert_eq!(
+            super::interpolate(&picked, 2, 0).err(),
+            Some(ShamirError::ZeroTarget)
+        );
+        assert_eq!(
+            super::interpolate(&picked[..1], 2, 3).err(),
+            Some(ShamirError::NotEnoughShares { have: 1, need: 2 })
+        );
+        assert_eq!(
+            super::interpolate(&[&shares[0], &shares[0]], 2, 3).err(),
+            Some(ShamirError::DuplicateIndex {
+                x: 1,
+                first: 1,
+                second: 2
+            })
+        );
+        // Threshold 1: every share is the secret, and so is the rebuilt one.
+        let one = split(&s, 1, 3, &mut seeded(6)).unwrap();
+        let got = super::interpolate(&[&one[0]], 1, 3).unwrap();
+        assert_eq!(got.expose_secret(), one[2].expose_secret());
     }
 
     #[test]
@@ -955,6 +1129,41 @@ mod tests {
             let (got, _) = combine_with(&picked, 1, &ShamirGf256).unwrap();
             if picked.len() >= usize::from(t) {
                 prop_assert_eq!(&got[..], &bytes[..]);
+            }
+        }
+
+        /// Interpolating any M of a split's shares at x = i gives share i, for every i of the
+        /// split (one of the M or not), both implementations agreeing; at an x beyond the
+        /// split, the same value from any two M-subsets.
+        #[test]
+        fn any_m_shares_rebuild_every_share(
+            seed in any::<u8>(), bytes in proptest::array::uniform32(any::<u8>()),
+            t in 1u8..=8, extra in 0u8..=5,
+            pick in proptest::sample::subsequence((0..13usize).collect::<Vec<_>>(), 1..=13).prop_shuffle(),
+            rot in 0usize..13,
+        ) {
+            let s = RootSecret::from_slice(&bytes).unwrap();
+            let n = t + extra;
+            let shares = split(&s, t, n, &mut seeded(seed)).unwrap();
+            let chosen: Vec<usize> = pick.iter().copied().filter(|&i| i < usize::from(n)).collect();
+            prop_assume!(chosen.len() >= usize::from(t));
+            let subset: Vec<&ShareBytes> = chosen[..usize::from(t)].iter().map(|&i| &shares[i]).collect();
+            for want in &shares {
+                let (got, check) = interpolate_with(&subset, t, want.x(), &ShamirGf256).unwrap();
+                prop_assert_eq!(got.expose_secret(), want.expose_secret());
+                prop_assert_eq!((check.values, check.bytes), (1, 32));
+            }
+            if n < 255 {
+                let mut other = chosen.clone();
+                other.rotate_left(rot % chosen.len());
+                let subset2: Vec<&ShareBytes> = other[..usize::from(t)].iter().map(|&i| &shares[i]).collect();
+                let a = super::interpolate(&subset, t, n + 1).unwrap();
+                let b = super::interpolate(&subset2, t, n + 1).unwrap();
+                prop_assert_eq!(a.expose_secret(), b.expose_secret());
+                // And the share beyond recombines with M - 1 others to the secret.
+                let mut with: Vec<&ShareBytes> = subset[..usize::from(t) - 1].to_vec();
+                with.push(&a);
+                prop_assert_eq!(&combine(&with, t).unwrap()[..], &bytes[..]);
             }
         }
 

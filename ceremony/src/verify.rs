@@ -544,7 +544,7 @@ fn check_root_cert(cert: &Cert) -> Result<(), String> {
 
 /// Checks a location certificate's shape: created at the plan time, exactly one encryption
 /// key, Cv25519, no secret key material. Returns that key's fingerprint.
-fn check_location_cert(cert: &Cert, time_unix: u32) -> Result<String, String> {
+pub(crate) fn check_location_cert(cert: &Cert, time_unix: u32) -> Result<String, String> {
     if cert.is_tsk() {
         return Err("contains secret key material".into());
     }

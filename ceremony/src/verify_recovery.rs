@@ -1,7 +1,10 @@
 //! The offline verifier of a recovery ceremony's output folder, against the generation folder
 //! it used: the checks of docs/formats/recovery.md ("Checking a recovery folder by hand", 1-7),
 //! in that order, and the first failure. Runs on an ordinary computer (`sherd-verify --recovery
-//! <folder> --generation <folder>`).
+//! <folder> --generation <folder> [--replaced <folder>]...`). A `replace-card` folder gets the
+//! checks of its section of docs/formats/recovery.md; a recovery made after replace-card
+//! recoveries is checked against the root pinned with their folders
+//! ([`verify_recovery_dirs`]).
 //!
 //! The generation folder is pinned first ([`PinnedRoot`], which runs the generation verifier):
 //! every value the recovery folder is compared with comes from there, never from the recovery
@@ -24,11 +27,13 @@ use crate::plan::{self, Plan};
 use crate::record::{Body, CeremonyEnd, OutputFile};
 use crate::recovery::{PinError, PinnedRoot};
 use crate::recovery_flow::{
-    self, RecordsError, RecoveryApproval, RecoveryCertified, RecoveryGeneration, RecoveryPolicy,
-    RecoveryQuorum, RecoveryRecombined, RecoveryRecord, RecoveryRequest, RecoveryShare,
-    RecoverySigned, paths,
+    self, RecordsError, RecoveryApproval, RecoveryCard, RecoveryCertified, RecoveryGeneration,
+    RecoveryLocation, RecoveryPins, RecoveryPolicy, RecoveryQuorum, RecoveryRebuilt,
+    RecoveryRecombined, RecoveryRecord, RecoveryReplaced, RecoveryRequest, RecoverySealed,
+    RecoveryShare, RecoverySigned, paths,
 };
 use crate::request::{Operation, OperationKind, Request};
+use crate::shardfile::ShardFile;
 use crate::transcript::{self, Transcript, TranscriptError};
 use crate::{hex, kdf, words};
 
@@ -138,6 +143,13 @@ pub enum RecoveryVerifyError {
         expected: String,
         /// The record's value.
         found: String,
+    },
+    /// Check 3: the `recovery.replaced` records are not the replace-card folders the root was
+    /// pinned with (given with `--replaced`, in order).
+    #[error("{}: {reason}", paths::TRANSCRIPT)]
+    Replaced {
+        /// What is wrong.
+        reason: String,
     },
     /// Check 4: `request.toml` is not a request, or not one for the pinned root.
     #[error("{t}: {0}", t = paths::REQUEST)]
@@ -373,21 +385,52 @@ pub fn verify_recovery_with(
         return Err(E::GenerationIsRecovery);
     }
     let pinned = PinnedRoot::from_generation(&gen_once).map_err(E::Generation)?;
-    drop(gen_once);
-    let gen_files = seen.into_inner();
-    let pins = |index: u8| -> Option<[u8; 32]> {
-        gen_files
-            .get(&gen_paths::pin_file(index))
-            .map(|b| kdf::sha256(b))
-    };
-    verify_pinned(&pinned, &pins, recovery, list, files)
+    verify_recovery_pinned(&pinned, recovery, list, files)
 }
 
-/// The pinned generation and what the checks need of it.
+/// [`verify_recovery_dir_with_files`] for a recovery made after replace-card recoveries:
+/// the root is pinned from `generation` and the replace-card folders `replaced`, in the order
+/// they were made ([`PinnedRoot::from_dirs`]), and the recovery folder is checked against that
+/// (its `recovery.replaced` records must name exactly those folders, in that order).
+pub fn verify_recovery_dirs(
+    generation: &Path,
+    replaced: &[&Path],
+    recovery: &Path,
+    files: Option<&Path>,
+) -> Result<RecoveryReport, RecoveryVerifyError> {
+    let gen_read = crate::verify::folder_reader(generation);
+    if gen_read(gen_paths::TRANSCRIPT).is_ok_and(|b| is_recovery_transcript(&b)) {
+        return Err(E::GenerationIsRecovery);
+    }
+    let pinned = PinnedRoot::from_dirs(generation, replaced).map_err(E::Generation)?;
+    let rec_read = recovery_folder_reader(recovery);
+    let list = || list_folder(recovery);
+    let files_read = files.map(crate::verify::folder_reader);
+    verify_recovery_pinned(
+        &pinned,
+        &rec_read,
+        &list,
+        files_read
+            .as_ref()
+            .map(|f| f as &dyn Fn(&str) -> io::Result<Vec<u8>>),
+    )
+}
+
+/// Verifies a recovery folder (read by `recovery`, listed by `list`) against a root pinned
+/// already (from a generation folder, and any replace-card folders applied to it), with the
+/// checks of [`verify_recovery_with`]. Each file of the recovery folder is read once.
+pub fn verify_recovery_pinned(
+    pinned: &PinnedRoot,
+    recovery: Read<'_>,
+    list: List<'_>,
+    files: Option<Read<'_>>,
+) -> Result<RecoveryReport, RecoveryVerifyError> {
+    verify_pinned(pinned, recovery, list, files)
+}
+
+/// The pinned generation (with the replace-card recoveries applied to it).
 struct Generation<'a> {
     pinned: &'a PinnedRoot,
-    /// SHA-256 of the generation folder's PIN file of a holder, as verified.
-    pins: &'a dyn Fn(u8) -> Option<[u8; 32]>,
 }
 
 /// One typed record and its number.
@@ -398,12 +441,11 @@ struct At<'a, T> {
 
 fn verify_pinned(
     pinned: &PinnedRoot,
-    pins: &dyn Fn(u8) -> Option<[u8; 32]>,
     recovery: Read<'_>,
     list: List<'_>,
     files: Option<Read<'_>>,
 ) -> Result<RecoveryReport, RecoveryVerifyError> {
-    let g = Generation { pinned, pins };
+    let g = Generation { pinned };
     let seen = RefCell::new(HashMap::new());
     let once = read_once(recovery, &seen);
     let get = |path: &str| {
@@ -450,8 +492,9 @@ fn verify_pinned(
     let typed = recovery_flow::records(&t).map_err(E::Records)?;
     let r = Records::sort(&t, &typed)?;
 
-    // 3. The link to the generation folder.
+    // 3. The link to the generation folder (and the replace-card folders applied to it).
     check_link(&g, r.generation.body)?;
+    check_replaced(&g, &r.replaced)?;
 
     // 4. The request.
     let request_bytes = get(paths::REQUEST)?;
@@ -498,6 +541,7 @@ fn verify_pinned(
 /// The records sorted by kind, each with its number, after the order was checked.
 struct Records<'a> {
     generation: At<'a, RecoveryGeneration>,
+    replaced: Vec<At<'a, RecoveryReplaced>>,
     request: At<'a, RecoveryRequest>,
     policy: At<'a, RecoveryPolicy>,
     approvals: Vec<At<'a, RecoveryApproval>>,
@@ -506,9 +550,17 @@ struct Records<'a> {
     signed: Vec<At<'a, RecoverySigned>>,
     quorum: Vec<At<'a, RecoveryQuorum>>,
     certified: Vec<At<'a, RecoveryCertified>>,
+    rebuilt: Vec<At<'a, RecoveryRebuilt>>,
+    location: Vec<At<'a, RecoveryLocation>>,
+    sealed: Vec<At<'a, RecoverySealed>>,
+    cards: Vec<At<'a, RecoveryCard>>,
+    pins: Vec<At<'a, RecoveryPins>>,
     outputs: Vec<At<'a, OutputFile>>,
     end: At<'a, CeremonyEnd>,
 }
+
+/// The place of `recovery.recombined`: the screens' records come only before it.
+const RECOMBINED_PLACE: u8 = 6;
 
 /// The recovery's order of its record kinds (docs/formats/recovery.md): places must not
 /// decrease. `None`: a screen's record (`witness.confirm`, a caller's kind), which may come
@@ -516,16 +568,22 @@ struct Records<'a> {
 fn place(r: &RecoveryRecord) -> Option<(u8, &'static str)> {
     match r {
         RecoveryRecord::Generation(_) => Some((0, RecoveryGeneration::NAME)),
-        RecoveryRecord::Request(_) => Some((1, RecoveryRequest::NAME)),
-        RecoveryRecord::Policy(_) => Some((2, RecoveryPolicy::NAME)),
-        RecoveryRecord::Approval(_) => Some((3, RecoveryApproval::NAME)),
-        RecoveryRecord::Share(_) => Some((4, RecoveryShare::NAME)),
-        RecoveryRecord::Recombined(_) => Some((5, RecoveryRecombined::NAME)),
-        RecoveryRecord::Signed(_) => Some((6, RecoverySigned::NAME)),
-        RecoveryRecord::Quorum(_) => Some((6, RecoveryQuorum::NAME)),
-        RecoveryRecord::Certified(_) => Some((6, RecoveryCertified::NAME)),
-        RecoveryRecord::Output(_) => Some((7, OutputFile::NAME)),
-        RecoveryRecord::End(_) => Some((8, CeremonyEnd::NAME)),
+        RecoveryRecord::Replaced(_) => Some((1, RecoveryReplaced::NAME)),
+        RecoveryRecord::Request(_) => Some((2, RecoveryRequest::NAME)),
+        RecoveryRecord::Policy(_) => Some((3, RecoveryPolicy::NAME)),
+        RecoveryRecord::Approval(_) => Some((4, RecoveryApproval::NAME)),
+        RecoveryRecord::Share(_) => Some((5, RecoveryShare::NAME)),
+        RecoveryRecord::Recombined(_) => Some((RECOMBINED_PLACE, RecoveryRecombined::NAME)),
+        RecoveryRecord::Signed(_) => Some((7, RecoverySigned::NAME)),
+        RecoveryRecord::Quorum(_) => Some((7, RecoveryQuorum::NAME)),
+        RecoveryRecord::Certified(_) => Some((7, RecoveryCertified::NAME)),
+        RecoveryRecord::Rebuilt(_) => Some((7, RecoveryRebuilt::NAME)),
+        RecoveryRecord::Location(_) => Some((8, RecoveryLocation::NAME)),
+        RecoveryRecord::Sealed(_) => Some((9, RecoverySealed::NAME)),
+        RecoveryRecord::Card(_) => Some((10, RecoveryCard::NAME)),
+        RecoveryRecord::Pins(_) => Some((11, RecoveryPins::NAME)),
+        RecoveryRecord::Output(_) => Some((12, OutputFile::NAME)),
+        RecoveryRecord::End(_) => Some((13, CeremonyEnd::NAME)),
         RecoveryRecord::WitnessConfirm(_) | RecoveryRecord::Note(_) => None,
     }
 }
@@ -545,6 +603,7 @@ impl<'a> Records<'a> {
         }
         let mut last: Option<(u8, &'static str)> = None;
         let mut generation = Vec::new();
+        let mut replaced = Vec::new();
         let mut request = Vec::new();
         let mut policy = Vec::new();
         let mut approvals = Vec::new();
@@ -553,6 +612,11 @@ impl<'a> Records<'a> {
         let mut signed = Vec::new();
         let mut quorum = Vec::new();
         let mut certified = Vec::new();
+        let mut rebuilt = Vec::new();
+        let mut location = Vec::new();
+        let mut sealed = Vec::new();
+        let mut cards = Vec::new();
+        let mut pins = Vec::new();
         let mut outputs = Vec::new();
         let mut end = Vec::new();
         for (raw, r) in t.records().iter().zip(typed) {
@@ -574,7 +638,7 @@ impl<'a> Records<'a> {
                 }
                 None => {
                     if let Some((before, before_kind)) = last
-                        && before >= 5
+                        && before >= RECOMBINED_PLACE
                     {
                         return Err(structure(
                             seq,
@@ -588,6 +652,7 @@ impl<'a> Records<'a> {
             }
             match r {
                 RecoveryRecord::Generation(b) => generation.push(At { seq, body: b }),
+                RecoveryRecord::Replaced(b) => replaced.push(At { seq, body: b }),
                 RecoveryRecord::Request(b) => request.push(At { seq, body: b }),
                 RecoveryRecord::Policy(b) => policy.push(At { seq, body: b }),
                 RecoveryRecord::Approval(b) => approvals.push(At { seq, body: b }),
@@ -596,6 +661,11 @@ impl<'a> Records<'a> {
                 RecoveryRecord::Signed(b) => signed.push(At { seq, body: b }),
                 RecoveryRecord::Quorum(b) => quorum.push(At { seq, body: b }),
                 RecoveryRecord::Certified(b) => certified.push(At { seq, body: b }),
+                RecoveryRecord::Rebuilt(b) => rebuilt.push(At { seq, body: b }),
+                RecoveryRecord::Location(b) => location.push(At { seq, body: b }),
+                RecoveryRecord::Sealed(b) => sealed.push(At { seq, body: b }),
+                RecoveryRecord::Card(b) => cards.push(At { seq, body: b }),
+                RecoveryRecord::Pins(b) => pins.push(At { seq, body: b }),
                 RecoveryRecord::Output(b) => outputs.push(At { seq, body: b }),
                 RecoveryRecord::End(b) => end.push(At { seq, body: b }),
                 RecoveryRecord::WitnessConfirm(_) | RecoveryRecord::Note(_) => {}
@@ -614,6 +684,7 @@ impl<'a> Records<'a> {
         }
         Ok(Records {
             generation: one(generation, RecoveryGeneration::NAME)?,
+            replaced,
             request: one(request, RecoveryRequest::NAME)?,
             policy: one(policy, RecoveryPolicy::NAME)?,
             approvals,
@@ -622,6 +693,11 @@ impl<'a> Records<'a> {
             signed,
             quorum,
             certified,
+            rebuilt,
+            location,
+            sealed,
+            cards,
+            pins,
             outputs,
             end: one(end, CeremonyEnd::NAME)?,
         })
@@ -651,6 +727,48 @@ fn check_link(g: &Generation<'_>, r: &RecoveryGeneration) -> Result<(), E> {
                 expected,
                 found,
             });
+        }
+    }
+    Ok(())
+}
+
+/// Check 3 (continued): one `recovery.replaced` record per replace-card folder the root was
+/// pinned with, in that order, each naming that folder's holder, transcript, new location
+/// certificate, sealed share and PIN file.
+fn check_replaced(g: &Generation<'_>, replaced: &[At<'_, RecoveryReplaced>]) -> Result<(), E> {
+    let applied = g.pinned.replacements();
+    if replaced.len() != applied.len() {
+        return Err(E::Replaced {
+            reason: format!(
+                "{} recovery.replaced record(s), but the root was pinned with {} replace-card folder(s): give exactly the replace-card folders this recovery used, in the order they were made",
+                replaced.len(),
+                applied.len()
+            ),
+        });
+    }
+    for (i, (r, a)) in replaced.iter().zip(applied).enumerate() {
+        let b = r.body;
+        for (field, recorded, expected) in [
+            ("holder", b.holder.to_string(), a.holder.to_string()),
+            (
+                "transcript",
+                b.transcript.to_string(),
+                hex::encode(&a.transcript),
+            ),
+            ("location", b.location.0.clone(), a.location.clone()),
+            ("envelope", b.envelope.to_string(), hex::encode(&a.envelope)),
+            ("pins", b.pins.to_string(), hex::encode(&a.pins)),
+        ] {
+            if recorded != expected {
+                return Err(E::Replaced {
+                    reason: format!(
+                        "record {} ({}): its {field} is {recorded}, but replace-card folder {} given says {expected}",
+                        r.seq,
+                        RecoveryReplaced::NAME,
+                        i + 1
+                    ),
+                });
+            }
         }
     }
     Ok(())
@@ -692,10 +810,7 @@ fn check_request(
             });
         }
     }
-    if matches!(
-        request.operation,
-        Operation::Reshare { .. } | Operation::ReplaceCard { .. }
-    ) {
+    if matches!(request.operation, Operation::Reshare { .. }) {
         return Err(E::UnsupportedOperation(request.operation.kind()));
     }
     Ok(request)
@@ -831,21 +946,29 @@ fn check_shares(g: &Generation<'_>, shares: &[At<'_, RecoveryShare>]) -> Result<
             .map(|s| s.message_sha256)
             .unwrap_or_default();
         if b.envelope.0 != sealed {
+            let whose = if g.pinned.replacements().iter().any(|r| r.holder == b.holder) {
+                "the last replace-card transcript's recovery.sealed for this holder"
+            } else {
+                "the generation transcript's share.sealed for this holder"
+            };
             return Err(bad(format!(
-                "envelope {}, but the generation transcript's share.sealed for this holder is {}",
+                "envelope {}, but {whose} is {}",
                 b.envelope,
                 hex::encode(&sealed)
             )));
         }
         let pin_path = gen_paths::pin_file(b.holder);
-        let Some(pins) = (g.pins)(b.holder) else {
-            return Err(bad(format!(
-                "the generation folder's {pin_path} was not read by its verifier"
-            )));
+        let Some(pins) = g.pinned.share(b.holder).map(|s| s.pin_file_sha256) else {
+            return Err(bad("the holder has no pinned share".into()));
         };
         if b.pins.0 != pins {
+            let whose = if g.pinned.replacements().iter().any(|r| r.holder == b.holder) {
+                format!("the holder's PIN file from their last replace-card folder ({pin_path})")
+            } else {
+                format!("the generation folder's {pin_path}")
+            };
             return Err(bad(format!(
-                "pins {}, but the SHA-256 of the generation folder's {pin_path} is {}",
+                "pins {}, but the SHA-256 of {whose} is {}",
                 b.pins,
                 hex::encode(&pins)
             )));
@@ -956,7 +1079,13 @@ fn expected_outputs(request: &Request) -> Vec<String> {
             out.push(paths::CHALLENGE_SIG.into());
         }
         Operation::Certify(_) => out.push(paths::CERTIFIED.into()),
-        Operation::Reshare { .. } | Operation::ReplaceCard { .. } => {}
+        Operation::ReplaceCard { holder, .. } => {
+            out.push(paths::SHARDS.into());
+            out.push(paths::pin_file(*holder));
+            out.push(paths::location_cert(*holder));
+            out.push(paths::sealed_share(*holder));
+        }
+        Operation::Reshare { .. } => {}
     }
     out
 }
@@ -1115,26 +1244,56 @@ fn check_operation(
         })
     };
     // Records of another operation's kind.
-    let foreign: Option<(u32, &str)> = match &request.operation {
-        Operation::Sign { .. } => r.quorum.first().map(|q| (q.seq, RecoveryQuorum::NAME)).or(r
-            .certified
-            .first()
-            .map(|c| (c.seq, RecoveryCertified::NAME))),
-        Operation::ProveQuorum { .. } => {
-            r.signed.first().map(|s| (s.seq, RecoverySigned::NAME)).or(r
-                .certified
-                .first()
-                .map(|c| (c.seq, RecoveryCertified::NAME)))
-        }
-        Operation::Certify(_) => r
-            .signed
-            .first()
-            .map(|s| (s.seq, RecoverySigned::NAME))
-            .or(r.quorum.first().map(|q| (q.seq, RecoveryQuorum::NAME))),
-        Operation::Reshare { .. } | Operation::ReplaceCard { .. } => {
-            return Err(E::UnsupportedOperation(kind));
-        }
-    };
+    let firsts: [(Option<u32>, &str, OperationKind); 8] = [
+        (
+            r.signed.first().map(|x| x.seq),
+            RecoverySigned::NAME,
+            OperationKind::Sign,
+        ),
+        (
+            r.quorum.first().map(|x| x.seq),
+            RecoveryQuorum::NAME,
+            OperationKind::ProveQuorum,
+        ),
+        (
+            r.certified.first().map(|x| x.seq),
+            RecoveryCertified::NAME,
+            OperationKind::Certify,
+        ),
+        (
+            r.rebuilt.first().map(|x| x.seq),
+            RecoveryRebuilt::NAME,
+            OperationKind::ReplaceCard,
+        ),
+        (
+            r.location.first().map(|x| x.seq),
+            RecoveryLocation::NAME,
+            OperationKind::ReplaceCard,
+        ),
+        (
+            r.sealed.first().map(|x| x.seq),
+            RecoverySealed::NAME,
+            OperationKind::ReplaceCard,
+        ),
+        (
+            r.cards.first().map(|x| x.seq),
+            RecoveryCard::NAME,
+            OperationKind::ReplaceCard,
+        ),
+        (
+            r.pins.first().map(|x| x.seq),
+            RecoveryPins::NAME,
+            OperationKind::ReplaceCard,
+        ),
+    ];
+    if matches!(request.operation, Operation::Reshare { .. }) {
+        return Err(E::UnsupportedOperation(kind));
+    }
+    let foreign: Option<(u32, &str)> = firsts
+        .iter()
+        .filter(|(_, _, of)| *of != kind)
+        .filter_map(|(seq, name, _)| seq.map(|s| (s, *name)))
+        .min();
     if let Some((seq, k)) = foreign {
         return Err(operation(
             rec_name(seq, k),
@@ -1356,11 +1515,435 @@ fn check_operation(
                 ));
             }
         }
-        Operation::Reshare { .. } | Operation::ReplaceCard { .. } => {
+        Operation::ReplaceCard { holder, cards } => {
+            lines = check_replace_card(g, r, listed, *holder, *cards)?;
+        }
+        Operation::Reshare { .. } => {
             return Err(E::UnsupportedOperation(kind));
         }
     }
     Ok(lines)
+}
+
+/// Check 7 for `replace-card` (docs/formats/recovery.md, "replace-card"): the records name
+/// the request's holder once each, in order (`recovery.rebuilt`, `recovery.location`,
+/// `recovery.sealed`, one `recovery.card` per new card, `recovery.pins`); the new shard file
+/// is the pinned one but for the holder's entry, which holds the new location certificate
+/// (`location/holder-NNN.asc`, of the shape generation makes, a key never seen in this
+/// ceremony) and the new sealed share (`sealed/holder-NNN.pgp`, encrypted to exactly its
+/// encryption key); the new PIN file is encrypted to exactly the holder's and the backup
+/// holder's personal certificates' keys (as the generation verifier checks); the new cards are
+/// no card of the ceremony's before. Returns the report's lines.
+fn check_replace_card(
+    g: &Generation<'_>,
+    r: &Records<'_>,
+    listed: &HashMap<String, Vec<u8>>,
+    holder: u8,
+    cards: u8,
+) -> Result<Vec<String>, E> {
+    let pinned = g.pinned;
+    let plan = pinned.plan();
+    let kind = OperationKind::ReplaceCard;
+    let listed_get = |path: &str| -> Result<&Vec<u8>, E> {
+        listed.get(path).ok_or_else(|| E::NotListed {
+            operation: kind,
+            path: path.to_string(),
+        })
+    };
+    let (Some(h), Some(old)) = (plan.holder(holder), pinned.share(holder)) else {
+        return Err(E::RequestInvalid(format!(
+            "holder {holder} is not in the generation plan"
+        )));
+    };
+    fn once<'b, T>(found: &'b [At<'b, T>], kind: &str) -> Result<&'b At<'b, T>, E> {
+        match found {
+            [one] => Ok(one),
+            _ => Err(E::Structure(format!(
+                "{} {kind} records; a replace-card recovery has one",
+                found.len()
+            ))),
+        }
+    }
+    let wrong_holder = |seq: u32, name: &str, found: u8| {
+        operation(
+            rec_name(seq, name),
+            format!("holder={found}, but the request replaces holder {holder}'s cards"),
+        )
+    };
+
+    // recovery.rebuilt: from the recombined holders.
+    let rb = once(&r.rebuilt, RecoveryRebuilt::NAME)?;
+    let what = rec_name(rb.seq, RecoveryRebuilt::NAME);
+    if rb.body.holder != holder {
+        return Err(wrong_holder(rb.seq, RecoveryRebuilt::NAME, rb.body.holder));
+    }
+    if rb.body.name != h.name {
+        return Err(operation(
+            what,
+            format!(
+                "name {:?}, the generation plan's holder {holder} is {:?}",
+                rb.body.name, h.name
+            ),
+        ));
+    }
+    if rb.body.from != r.recombined.body.holders {
+        return Err(operation(
+            what,
+            format!(
+                "from={}, but recovery.recombined's holders are {}",
+                rb.body.from, r.recombined.body.holders
+            ),
+        ));
+    }
+    if rb.body.checked == 0 {
+        return Err(operation(
+            what,
+            "checked=0: the rebuilt share was not recombined with the others",
+        ));
+    }
+
+    // The new location certificate.
+    let loc = once(&r.location, RecoveryLocation::NAME)?;
+    let what = rec_name(loc.seq, RecoveryLocation::NAME);
+    if loc.body.holder != holder {
+        return Err(wrong_holder(
+            loc.seq,
+            RecoveryLocation::NAME,
+            loc.body.holder,
+        ));
+    }
+    let cert_path = paths::location_cert(holder);
+    let cert = Cert::from_bytes(listed_get(&cert_path)?)
+        .map_err(|e| operation(cert_path.as_str(), format!("not a certificate: {e:#}")))?;
+    let subkey = crate::verify::check_location_cert(&cert, plan.time_unix)
+        .map_err(|e| operation(cert_path.as_str(), e))?;
+    let fpr = cert.fingerprint().to_hex();
+    for (field, recorded, found) in [
+        ("fingerprint", &loc.body.fingerprint.0, &fpr),
+        ("subkey", &loc.body.subkey.0, &subkey),
+    ] {
+        if recorded != found {
+            return Err(operation(
+                what,
+                format!("{field} {recorded}, but {cert_path} gives {found}"),
+            ));
+        }
+    }
+    let old_fpr = old.location_cert.fingerprint().to_hex();
+    if loc.body.replaces.0 != old_fpr {
+        return Err(operation(
+            what,
+            format!(
+                "replaces {}, but holder {holder}'s pinned location certificate is {old_fpr}",
+                loc.body.replaces
+            ),
+        ));
+    }
+    if let Some(s) = pinned
+        .shares()
+        .iter()
+        .chain(pinned.retired())
+        .find(|s| s.location_cert.fingerprint() == cert.fingerprint())
+    {
+        return Err(operation(
+            cert_path.as_str(),
+            format!(
+                "the location certificate {fpr} is holder {}'s already: a replacement's key is new",
+                s.index
+            ),
+        ));
+    }
+
+    // The new sealed share: the recorded one, encrypted to the new key only.
+    let sl = once(&r.sealed, RecoverySealed::NAME)?;
+    let what = rec_name(sl.seq, RecoverySealed::NAME);
+    if sl.body.holder != holder {
+        return Err(wrong_holder(sl.seq, RecoverySealed::NAME, sl.body.holder));
+    }
+    let sealed_path = paths::sealed_share(holder);
+    let sealed = listed_get(&sealed_path)?;
+    let sealed_digest = kdf::sha256(sealed);
+    if sl.body.sha256.0 != sealed_digest {
+        return Err(operation(
+            what,
+            format!(
+                "sha256 {}, but {sealed_path} has SHA-256 {}",
+                sl.body.sha256,
+                hex::encode(&sealed_digest)
+            ),
+        ));
+    }
+    if sl.body.replaces.0 != old.message_sha256 {
+        return Err(operation(
+            what,
+            format!(
+                "replaces {}, but holder {holder}'s pinned sealed share has SHA-256 {}",
+                sl.body.replaces,
+                hex::encode(&old.message_sha256)
+            ),
+        ));
+    }
+    let recipients: BTreeSet<String> = crate::pgp::message_recipients(sealed)
+        .map_err(|e| operation(sealed_path.as_str(), e))?
+        .iter()
+        .map(|k| k.to_hex())
+        .collect();
+    let subkey_id = cert
+        .keys()
+        .subkeys()
+        .find(|k| k.key().fingerprint().to_hex() == subkey)
+        .map(|k| k.key().keyid().to_hex())
+        .unwrap_or_default();
+    if recipients != BTreeSet::from([subkey_id.clone()]) {
+        return Err(operation(
+            sealed_path.as_str(),
+            format!(
+                "encrypted to key ID(s) {}, not to the new location key's {subkey_id} alone",
+                recipients.into_iter().collect::<Vec<_>>().join(",")
+            ),
+        ));
+    }
+
+    // The new shard file: the pinned one but for the holder's entry.
+    let shards_bytes = listed_get(paths::SHARDS)?;
+    let shards = std::str::from_utf8(shards_bytes)
+        .map_err(|_| "not UTF-8".to_string())
+        .and_then(|t| ShardFile::parse(t).map_err(|e| e.to_string()))
+        .map_err(|e| operation(paths::SHARDS, e))?;
+    check_new_shards(pinned, &shards, holder, &cert, sealed)?;
+
+    // The new cards: the request's number, in order, each with the new key, none seen before.
+    if r.cards.len() != usize::from(cards) {
+        return Err(E::Structure(format!(
+            "{} recovery.card records, the request asks for {cards} new card(s)",
+            r.cards.len()
+        )));
+    }
+    let mut serials: Vec<&str> = Vec::new();
+    for (i, c) in r.cards.iter().enumerate() {
+        let what = rec_name(c.seq, RecoveryCard::NAME);
+        let b = c.body;
+        if b.holder != holder {
+            return Err(wrong_holder(c.seq, RecoveryCard::NAME, b.holder));
+        }
+        if usize::from(b.card) != i + 1 {
+            return Err(operation(
+                what,
+                format!("card={}, where card {} is, in order", b.card, i + 1),
+            ));
+        }
+        if b.location.0 != fpr {
+            return Err(operation(
+                what,
+                format!(
+                    "location {}, but the new location certificate is {fpr}",
+                    b.location
+                ),
+            ));
+        }
+        if serials.contains(&b.serial.as_str()) {
+            return Err(operation(
+                what,
+                format!(
+                    "serial {} twice: each new card is a different card",
+                    b.serial
+                ),
+            ));
+        }
+        if let Some((h2, c2)) = pinned.card_with_serial(&crate::card::CardSerial(b.serial.clone()))
+        {
+            return Err(operation(
+                what,
+                format!(
+                    "serial {} is holder {h2}'s card {c2} already: a replacement card is a new card",
+                    b.serial
+                ),
+            ));
+        }
+        serials.push(&b.serial);
+    }
+
+    // The new PIN file: the recorded one, to the holder's and the backup's certificates.
+    let pn = once(&r.pins, RecoveryPins::NAME)?;
+    let what = rec_name(pn.seq, RecoveryPins::NAME);
+    if pn.body.holder != holder {
+        return Err(wrong_holder(pn.seq, RecoveryPins::NAME, pn.body.holder));
+    }
+    let pins_path = paths::pin_file(holder);
+    let pin_file = listed_get(&pins_path)?;
+    let digest = kdf::sha256(pin_file);
+    if pn.body.sha256.0 != digest {
+        return Err(operation(
+            what,
+            format!(
+                "sha256 {}, but {pins_path} has SHA-256 {}",
+                pn.body.sha256,
+                hex::encode(&digest)
+            ),
+        ));
+    }
+    if pn.body.replaces.0 != old.pin_file_sha256 {
+        return Err(operation(
+            what,
+            format!(
+                "replaces {}, but holder {holder}'s pinned PIN file has SHA-256 {}",
+                pn.body.replaces,
+                hex::encode(&old.pin_file_sha256)
+            ),
+        ));
+    }
+    let backup = plan.holder(h.backup).ok_or_else(|| {
+        operation(
+            what.as_str(),
+            format!("the backup holder {} is not in the plan", h.backup),
+        )
+    })?;
+    let certs: Vec<&plan::PersonalCert> = h.certs.iter().chain(&backup.certs).collect();
+    let planned: Vec<String> = certs.iter().map(|c| c.fingerprint.to_hex()).collect();
+    let recorded: Vec<String> = pn.body.recipients.iter().map(|f| f.0.clone()).collect();
+    if recorded != planned {
+        return Err(operation(
+            what,
+            format!(
+                "recipients {}, but the personal certificates of holder {holder}, then of backup holder {}, are {}",
+                recorded.join(","),
+                backup.index,
+                planned.join(",")
+            ),
+        ));
+    }
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(plan.time_unix));
+    let bin = crate::pgp::dearmor(pin_file, openpgp::armor::Kind::Message)
+        .map_err(|e| operation(pins_path.as_str(), e.to_string()))?;
+    let found: BTreeSet<String> = crate::pgp::message_recipients(&bin)
+        .map_err(|e| operation(pins_path.as_str(), e))?
+        .iter()
+        .map(|k| k.to_hex())
+        .collect();
+    let expected: BTreeSet<String> = certs
+        .iter()
+        .flat_map(|c| plan::encryption_keys(&c.cert, time))
+        .map(|k| k.keyid().to_hex())
+        .collect();
+    if found != expected {
+        return Err(operation(
+            pins_path.as_str(),
+            format!(
+                "encrypted to key ID(s) {}, but the encryption keys of holder {holder}'s and backup holder {}'s personal certificates are {}",
+                found.into_iter().collect::<Vec<_>>().join(","),
+                backup.index,
+                expected.into_iter().collect::<Vec<_>>().join(",")
+            ),
+        ));
+    }
+
+    Ok(vec![
+        format!(
+            "holder {holder} ({}): share rebuilt from holders {} ({} recombination check(s) with {})",
+            h.name, rb.body.from, rb.body.checked, rb.body.second
+        ),
+        format!("{cert_path}: new location key {fpr}, replacing {old_fpr}"),
+        format!(
+            "{sealed_path}: the new sealed share (SHA-256 {}), encrypted to the new key only, in {}",
+            hex::encode(&sealed_digest),
+            paths::SHARDS
+        ),
+        format!(
+            "{}: the pinned shard file but for holder {holder}'s entry",
+            paths::SHARDS
+        ),
+        format!("new cards: {}", serials.join(", ")),
+        format!(
+            "{pins_path}: to holder {holder}'s and backup holder {}'s personal certificates",
+            backup.index
+        ),
+    ])
+}
+
+/// The new shard file is the pinned one, field by field and share by share, except holder
+/// `holder`'s share: its location certificate is `cert` and its message `sealed`.
+fn check_new_shards(
+    pinned: &PinnedRoot,
+    shards: &ShardFile,
+    holder: u8,
+    cert: &Cert,
+    sealed: &[u8],
+) -> Result<(), E> {
+    let bad = |reason: String| operation(paths::SHARDS, reason);
+    let base = pinned.shard_file();
+    for (field, expected, found) in [
+        (
+            "ceremony_id",
+            base.ceremony_id.clone(),
+            shards.ceremony_id.clone(),
+        ),
+        (
+            "plan_hash",
+            hex::encode(&base.plan_hash),
+            hex::encode(&shards.plan_hash),
+        ),
+        (
+            "threshold",
+            base.threshold.to_string(),
+            shards.threshold.to_string(),
+        ),
+        ("count", base.count.to_string(), shards.count.to_string()),
+        (
+            "key_time",
+            base.key_time.to_string(),
+            shards.key_time.to_string(),
+        ),
+        (
+            "root_fingerprint",
+            base.root_fingerprint().to_hex(),
+            shards.root_fingerprint().to_hex(),
+        ),
+        (
+            "shares",
+            base.shares.len().to_string(),
+            shards.shares.len().to_string(),
+        ),
+    ] {
+        if expected != found {
+            return Err(bad(format!(
+                "{field} {found}, but the pinned shard file's is {expected}"
+            )));
+        }
+    }
+    for (b, s) in base.shares.iter().zip(&shards.shares) {
+        if b.index != s.index || b.holder != s.holder {
+            return Err(bad(format!(
+                "share {} is holder {} ({:?}), the pinned shard file's is {} ({:?})",
+                s.index, s.index, s.holder, b.index, b.holder
+            )));
+        }
+        let (want_cert, want_sha) = if s.index == holder {
+            (cert.fingerprint().to_hex(), kdf::sha256(sealed))
+        } else {
+            (b.location_cert.fingerprint().to_hex(), b.message_sha256())
+        };
+        let whose = if s.index == holder {
+            "the new one"
+        } else {
+            "the pinned shard file's (only the replaced holder's share changes)"
+        };
+        if s.location_cert.fingerprint().to_hex() != want_cert {
+            return Err(bad(format!(
+                "share {}'s location certificate is {}, but {whose} is {want_cert}",
+                s.index,
+                s.location_cert.fingerprint().to_hex()
+            )));
+        }
+        if s.message_sha256() != want_sha {
+            return Err(bad(format!(
+                "share {}'s message has SHA-256 {}, but {whose} has {}",
+                s.index,
+                hex::encode(&s.message_sha256()),
+                hex::encode(&want_sha)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Reads files of a recovery folder by the paths its transcript names, refusing any path that

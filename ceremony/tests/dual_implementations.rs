@@ -64,6 +64,13 @@ impl SecondShamir for WrongShares {
     fn combine(&self, shares: &[&[u8]]) -> Result<Zeroizing<Vec<u8>>, shamir_gf256::Error> {
         ShamirGf256.combine(shares)
     }
+    fn interpolate(
+        &self,
+        shares: &[&[u8]],
+        at: u8,
+    ) -> Result<Zeroizing<Vec<u8>>, shamir_gf256::Error> {
+        ShamirGf256.interpolate(shares, at)
+    }
 }
 
 /// Where a ceremony stopped: the step's name, its error, and the transcript it handed back.

@@ -743,7 +743,7 @@ fn requests_and_confirmations_are_checked_before_any_card() {
 }
 
 #[test]
-fn reshare_and_replace_card_say_plainly_they_are_not_supported() {
+fn perform_refuses_replace_card_naming_the_method_that_does_it() {
     let mut g = generation(ID, 77);
     let request = g.request_text("[replace-card]\nholder = 2\ncards = 1\n");
     let mut c = collecting(&g, &request);
@@ -751,11 +751,14 @@ fn reshare_and_replace_card_say_plainly_they_are_not_supported() {
     bring(&mut c, &mut g, 2).unwrap();
     let refused = recombined(c)
         .perform(&|_| unreachable!())
-        .expect_err("not supported");
-    assert!(matches!(
-        *refused.error,
-        FlowError::NotYetSupported(ceremony::request::OperationKind::ReplaceCard)
-    ));
+        .expect_err("perform does not provision cards");
+    assert!(matches!(*refused.error, FlowError::ReplaceCardNeedsCards));
+    assert!(
+        refused
+            .error
+            .to_string()
+            .contains("Recombined::start_replace_card")
+    );
 }
 
 #[test]

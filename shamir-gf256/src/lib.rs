@@ -244,5 +244,49 @@ pub fn combine(shares: &[&[u8]]) -> Result<Zeroizing<Vec<u8>>, Error> {
     Ok(secret)
 }
 
+/// The values at x = `at` of the polynomials through all the given shares (x byte, then y
+/// bytes), one per y byte, by Lagrange interpolation at `at`:
+/// `y(at) = sum_i y_i * prod_{j != i} (at - x_j) / (x_i - x_j)`. With `at` = 0 this is
+/// [`combine`]; with `at` one of the shares' x it is that share's y bytes. This rebuilds the
+/// share of x = `at` (a lost card's) from any threshold's worth of the others.
+///
+/// Refuses what [`combine`] refuses. `at` is public (a holder index), as the x coordinates are.
+pub fn interpolate(shares: &[&[u8]], at: u8) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let first = shares.first().ok_or(Error::NoShares)?;
+    let expected = first.len();
+    for (i, s) in shares.iter().enumerate() {
+        if s.len() != expected || s.len() < 2 {
+            return Err(Error::Length {
+                position: i + 1,
+                len: s.len(),
+                expected,
+            });
+        }
+    }
+    check_xs(shares.iter().map(|s| s[0]))?;
+    // The Lagrange basis polynomials evaluated at `at`: public, from the x coordinates only.
+    let weights: Vec<u8> = shares
+        .iter()
+        .enumerate()
+        .map(|(i, si)| {
+            let (mut numerator, mut denominator) = (1u8, 1u8);
+            for (j, sj) in shares.iter().enumerate() {
+                if i != j {
+                    numerator = gf256::mul(numerator, gf256::add(at, sj[0]));
+                    denominator = gf256::mul(denominator, gf256::add(si[0], sj[0]));
+                }
+            }
+            gf256::mul(numerator, gf256::inv(denominator))
+        })
+        .collect();
+    let mut values = Zeroizing::new(vec![0u8; expected - 1]);
+    for (share, &weight) in shares.iter().zip(&weights) {
+        for (out, &y) in values.iter_mut().zip(&share[1..]) {
+            *out = gf256::add(*out, gf256::mul(weight, y));
+        }
+    }
+    Ok(values)
+}
+
 #[cfg(test)]
 mod tests;

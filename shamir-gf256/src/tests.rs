@@ -213,4 +213,50 @@ proptest! {
             prop_assert_ne!(g, s);
         }
     }
+
+    /// Any `t` of the shares interpolated at the x of any share (one of the `t` or not) give
+    /// that share's y bytes; at 0, the secret. Refusals are `combine`'s.
+    #[test]
+    fn any_t_shares_rebuild_every_share(
+        (t, xs, secret, coefficients) in case(), rot in 0usize..16, target in 0usize..16
+    ) {
+        let shares = split_with_coefficients(&secret, t, &coefficients, &xs).unwrap();
+        let mut order: Vec<usize> = (0..xs.len()).collect();
+        order.rotate_left(rot % xs.len());
+        let picked: Vec<&[u8]> = order[..t].iter().map(|&i| &shares[i][..]).collect();
+        let want = &shares[target % xs.len()];
+        prop_assert_eq!(&interpolate(&picked, want[0]).unwrap()[..], &want[1..]);
+        prop_assert_eq!(&interpolate(&picked, 0).unwrap()[..], &secret[..]);
+        prop_assert_eq!(interpolate(&picked, 0).unwrap(), combine(&picked).unwrap());
+        // An x that is no share's: the polynomial's value there, term by term.
+        if let Some(other) = (1..=255u8).find(|x| !xs.contains(x)) {
+            let got = interpolate(&picked, other).unwrap();
+            for (i, &s) in secret.iter().enumerate() {
+                let mut poly = vec![s];
+                poly.extend_from_slice(&coefficients[i * (t - 1)..(i + 1) * (t - 1)]);
+                prop_assert_eq!(got[i], reference_eval(&poly, other));
+            }
+        }
+    }
+}
+
+#[test]
+fn interpolate_refuses_what_combine_refuses() {
+    assert_eq!(interpolate(&[], 1), Err(Error::NoShares));
+    assert_eq!(
+        interpolate(&[&[1, 2], &[0, 3]], 4),
+        Err(Error::ZeroX { position: 2 })
+    );
+    assert_eq!(
+        interpolate(&[&[9, 2], &[9, 3]], 4),
+        Err(Error::DuplicateX { x: 9 })
+    );
+    assert_eq!(
+        interpolate(&[&[1, 2, 3], &[2, 3]], 4),
+        Err(Error::Length {
+            position: 2,
+            len: 2,
+            expected: 3
+        })
+    );
 }

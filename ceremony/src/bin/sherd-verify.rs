@@ -5,7 +5,8 @@
 //! `sherd-verify --recovery <folder> --generation <folder> [--files <folder>]`: checks a
 //! recovery ceremony's output folder against the generation ceremony's folder it used (which
 //! must pass itself); `--files`: the folder with the files a `sign` request names, to check
-//! each signature over its file.
+//! each signature over its file; `--replaced <folder>` (repeated, in the order they were made):
+//! the replace-card recovery folders the recovery's root was pinned with.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use ceremony::verify_recovery;
 
 const USAGE: &str = "usage: sherd-verify <ceremony-output-folder>\n       \
                      sherd-verify --recovery <recovery-folder> --generation <generation-folder> \
-                     [--files <folder with the signed files>]";
+                     [--replaced <replace-card folder>]... [--files <folder with the signed files>]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,8 +28,19 @@ fn main() -> ExitCode {
     let mut recovery = None;
     let mut generation = None;
     let mut files = None;
+    let mut replaced: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        if flag == "--replaced" {
+            match it.next() {
+                Some(value) => replaced.push(value.clone()),
+                None => {
+                    eprintln!("{USAGE}");
+                    return ExitCode::from(2);
+                }
+            }
+            continue;
+        }
         let slot = match flag.as_str() {
             "--recovery" => &mut recovery,
             "--generation" => &mut generation,
@@ -50,12 +62,19 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
-    recovery_mode(&recovery, &generation, files.as_deref())
+    recovery_mode(&recovery, &generation, &replaced, files.as_deref())
 }
 
-fn recovery_mode(dir: &str, generation: &str, files: Option<&str>) -> ExitCode {
-    let r = match verify_recovery::verify_recovery_dir_with_files(
+fn recovery_mode(
+    dir: &str,
+    generation: &str,
+    replaced: &[String],
+    files: Option<&str>,
+) -> ExitCode {
+    let replaced_paths: Vec<&Path> = replaced.iter().map(Path::new).collect();
+    let r = match verify_recovery::verify_recovery_dirs(
         Path::new(generation),
+        &replaced_paths,
         Path::new(dir),
         files.map(Path::new),
     ) {
@@ -67,6 +86,12 @@ fn recovery_mode(dir: &str, generation: &str, files: Option<&str>) -> ExitCode {
     };
     println!("PASS {dir}");
     println!("generation folder: {generation} (passes sherd-verify)");
+    for (i, folder) in replaced.iter().enumerate() {
+        println!(
+            "replaced ({}):      {folder} (a replace-card recovery, passes against the folders before it)",
+            i + 1
+        );
+    }
     println!("ceremony:          {}", r.ceremony_id);
     println!("root fingerprint:  {}", r.root_fingerprint);
     println!("generation hash:   {}", r.generation_final_hash);
@@ -88,7 +113,11 @@ fn recovery_mode(dir: &str, generation: &str, files: Option<&str>) -> ExitCode {
         holders.join(", ")
     );
     for (i, line) in r.operation_lines.iter().enumerate() {
-        let label = if i == 0 { "signatures:" } else { "" };
+        let label = match (i, r.operation) {
+            (0, ceremony::request::OperationKind::ReplaceCard) => "replaced:",
+            (0, _) => "signatures:",
+            _ => "",
+        };
         println!("{label:<19}{line}");
     }
     println!(
