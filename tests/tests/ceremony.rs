@@ -1151,24 +1151,21 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
-    // sherd-verify checks the recovery folder against the generation folder, and each
-    // signature over the file.
+    // sherd-verify and the independent Python verifier check the recovery folder against the
+    // generation folder, and each signature over the file, with the same verdict.
     let files = tempfile::tempdir().unwrap();
     std::fs::write(files.path().join("release.txt"), &file).unwrap();
-    let o = std::process::Command::new(e2e::workspace_bin("ceremony", "sherd-verify"))
-        .arg("--recovery")
-        .arg(&rec)
-        .arg("--generation")
-        .arg(&gen_folder)
-        .arg("--files")
-        .arg(files.path())
-        .output()
-        .unwrap();
-    let printed = String::from_utf8_lossy(&o.stdout);
+    let both = e2e::pyverify::same_recovery_verdict(
+        &e2e::workspace(),
+        &e2e::workspace_bin("ceremony", "sherd-verify"),
+        &rec,
+        &gen_folder,
+        Some(files.path()),
+    );
     assert!(
-        o.status.success() && printed.starts_with("PASS"),
-        "sherd-verify --recovery:\n{printed}\n{}",
-        String::from_utf8_lossy(&o.stderr)
+        both.status == 0 && both.stdout.starts_with("PASS"),
+        "verifying the recovery folder:\n{}",
+        both.stdout
     );
     secrets_never_on_console(&generation_console, &secrets);
     secrets_never_on_console(&g.raw(), &secrets);
