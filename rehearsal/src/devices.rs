@@ -14,7 +14,7 @@ use std::sync::Arc;
 use vscard_bridge::VirtualCard;
 use vscard_bridge::direct::Direct;
 
-fn open(card: &Arc<VirtualCard>) -> cards::Result<OpenPgpCard> {
+pub(crate) fn open(card: &Arc<VirtualCard>) -> cards::Result<OpenPgpCard> {
     OpenPgpCard::open(Direct::new(Arc::clone(card)))
 }
 
@@ -27,6 +27,10 @@ pub struct Rehearsal {
     next: usize,
     /// What the card in the reader was read as, so it is read once per insertion.
     seen: Option<(usize, CardPoll)>,
+    /// `I` goes round the box (a recovery's cards are used again) instead of stopping.
+    cycle: bool,
+    /// What each card of the box is, for the `I` key's hint.
+    labels: Vec<String>,
 }
 
 impl Rehearsal {
@@ -41,11 +45,18 @@ impl Rehearsal {
             inserted: None,
             next: 0,
             seen: None,
+            cycle: false,
+            labels: (0..cards)
+                .map(|i| format!("virtual card {}", i + 1))
+                .collect(),
         }
     }
 
     /// Puts the next blank virtual card in the reader (what the `I` key does).
     pub fn insert_next(&mut self) -> bool {
+        if self.cycle && self.next >= self.cards.len() {
+            self.next = 0;
+        }
         if self.inserted.is_some() || self.next >= self.cards.len() {
             return false;
         }
@@ -63,6 +74,42 @@ impl Rehearsal {
     pub fn reinsert(&mut self, i: usize) {
         self.inserted = Some(i);
     }
+
+    /// The folder standing in for the data stick.
+    pub fn out(&self) -> &std::path::Path {
+        &self.out
+    }
+
+    /// The card in the reader, by its number in the box.
+    pub fn in_reader(&self) -> Option<usize> {
+        self.inserted
+    }
+
+    pub(crate) fn card(&self, i: usize) -> Arc<VirtualCard> {
+        Arc::clone(&self.cards[i])
+    }
+
+    /// The card in the reader is about to change: read it again at the next look.
+    pub(crate) fn forget_seen(&mut self) {
+        self.seen = None;
+    }
+
+    /// After a generation, for a recovery with the same box: `I` starts again from the first
+    /// card and goes round the box (each holder's location card, then the personal cards).
+    pub fn from_the_first_card(&mut self) {
+        self.inserted = None;
+        self.seen = None;
+        self.next = 0;
+        self.cycle = true;
+        // Name each card by its serial, as the recovery's pages name a holder's cards.
+        for (i, card) in self.cards.iter().enumerate() {
+            if self.labels[i].starts_with("virtual card")
+                && let Ok(id) = open(card).and_then(|mut c| c.identity())
+            {
+                self.labels[i] = format!("card {}", id.ident);
+            }
+        }
+    }
 }
 
 impl Rehearsal {
@@ -73,6 +120,17 @@ impl Rehearsal {
     pub fn add_personal_card(
         &mut self,
         cert: &ceremony::openpgp::Cert,
+    ) -> Result<usize, RehearsalError> {
+        self.add_personal_card_named(cert, "a personal card")
+    }
+
+    /// As [`Rehearsal::add_personal_card`], with the certificate's encryption subkey (if it
+    /// has one with its secret) as the card's decryption key too, so that a holder's virtual
+    /// card opens their PIN file at a recovery; `label` names it in the `I` key's hint.
+    pub fn add_personal_card_named(
+        &mut self,
+        cert: &ceremony::openpgp::Cert,
+        label: &str,
     ) -> Result<usize, RehearsalError> {
         let policy = ceremony::openpgp::policy::StandardPolicy::new();
         let key = cert
@@ -85,12 +143,24 @@ impl Rehearsal {
             .key()
             .clone()
             .role_into_unspecified();
+        let decryption = cert
+            .keys()
+            .secret()
+            .with_policy(&policy, None)
+            .for_transport_encryption()
+            .next()
+            .map(|k| k.key().clone().role_into_unspecified());
         let i = self.cards.len();
         let card = Arc::new(VirtualCard::new(0x5750_0001 + i as u32));
         let mut c = open(&card)?;
         c.factory_reset()?;
-        c.import_keys(&cards::Pin::default_admin(), Some(&key), None)?;
+        c.import_keys(
+            &cards::Pin::default_admin(),
+            Some(&key),
+            decryption.as_ref(),
+        )?;
         self.cards.push(card);
+        self.labels.push(label.to_owned());
         Ok(i)
     }
 
@@ -256,6 +326,11 @@ impl Devices for Rehearsal {
         match key {
             Key::Char('i' | 'I') => self.insert_next(),
             Key::Char('o' | 'O') => self.take_out(),
+            // Going round the box: the next card `I` would insert, without inserting it.
+            Key::Char('n' | 'N') if self.cycle && self.inserted.is_none() => {
+                self.next = (self.next + 1) % self.cards.len().max(1);
+                true
+            }
             _ => false,
         }
     }
@@ -263,6 +338,22 @@ impl Devices for Rehearsal {
     fn key_hints(&self) -> Vec<(String, String)> {
         if self.inserted.is_some() {
             vec![("O".into(), "take the card out".into())]
+        } else if self.cycle {
+            let next = if self.next >= self.cards.len() {
+                0
+            } else {
+                self.next
+            };
+            vec![
+                (
+                    "I".into(),
+                    format!(
+                        "insert {}",
+                        self.labels.get(next).map_or("a card", String::as_str)
+                    ),
+                ),
+                ("N".into(), "another card".into()),
+            ]
         } else {
             vec![("I".into(), "insert a virtual card".into())]
         }
