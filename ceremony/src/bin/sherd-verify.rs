@@ -7,6 +7,11 @@
 //! must pass itself); `--files`: the folder with the files a `sign` request names, to check
 //! each signature over its file; `--replaced <folder>` (repeated, in the order they were made):
 //! the replace-card recovery folders the recovery's root was pinned with.
+//!
+//! `sherd-verify --request-hash <request.toml>`: checks a request file as the recovery ceremony
+//! will (its format only: the root and the policy are checked against the generation folder in
+//! the ceremony) and prints its canonical hash as hex and PGP words, for the requester to give
+//! the witnesses before the ceremony.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,7 +21,8 @@ use ceremony::verify_recovery;
 
 const USAGE: &str = "usage: sherd-verify <ceremony-output-folder>\n       \
                      sherd-verify --recovery <recovery-folder> --generation <generation-folder> \
-                     [--replaced <replace-card folder>]... [--files <folder with the signed files>]";
+                     [--replaced <replace-card folder>]... [--files <folder with the signed files>]\n       \
+                     sherd-verify --request-hash <request.toml>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,6 +30,11 @@ fn main() -> ExitCode {
         && !dir.starts_with("--")
     {
         return generation(dir);
+    }
+    if let [flag, file] = args.as_slice()
+        && flag == "--request-hash"
+    {
+        return request_hash(file);
     }
     let mut recovery = None;
     let mut generation = None;
@@ -234,6 +245,41 @@ fn generation(dir: &str) -> ExitCode {
         }
         Err(e) => {
             println!("FAIL {dir}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a request's canonical hash (docs/formats/request.md), or why the file is refused.
+fn request_hash(file: &str) -> ExitCode {
+    let text = match std::fs::read(file) {
+        Ok(b) => match String::from_utf8(b) {
+            Ok(t) => t,
+            Err(_) => {
+                println!("FAIL {file}: not UTF-8 text");
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(e) => {
+            println!("FAIL {file}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match ceremony::request::Request::parse(&text) {
+        Ok(r) => {
+            println!("REQUEST {file}");
+            println!("ceremony:          {}", r.ceremony_id);
+            println!("root fingerprint:  {}", r.root_fingerprint.to_hex());
+            println!("operation:         {}", r.operation.name());
+            println!("request hash:      {}", r.hash_hex());
+            println!("request hash words: {}", r.hash_words());
+            println!(
+                "Give the hash to every witness; the ceremony shows it for them to compare. Approvals sign the file's exact bytes, not this hash."
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("FAIL {file}: {e}");
             ExitCode::FAILURE
         }
     }
