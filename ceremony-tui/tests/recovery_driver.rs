@@ -14,6 +14,7 @@ mod common;
 use ceremony::card::{
     CardError, CardSerial, LocationCard, PersonalDecryptCard, SoftwareCard, SoftwarePersonalCard,
 };
+use ceremony::ceremony::NextCard;
 use ceremony::ceremony::paths as gen_paths;
 use ceremony::keys::CardImport;
 use ceremony::openpgp::Cert;
@@ -26,7 +27,8 @@ use ceremony::storage::{DirVolume, OutputFile, WriteReport, write_all};
 use ceremony::transcript::{self, Transcript};
 use ceremony_tui::ceremony::screens::{Attestation, IsoCheck, PcrLine};
 use ceremony_tui::ceremony::script::Script;
-use ceremony_tui::ceremony::{CardPoll, Console, Page};
+use ceremony_tui::ceremony::{CardPoll, Console, Gathered, Page};
+use ceremony_tui::entropy_check::EntropyView;
 use ceremony_tui::keys::Key;
 use ceremony_tui::recovery::driver::Outcome;
 use ceremony_tui::recovery::{GenerationInput, RecoveryDevices, RequestInput, RequestPoll, run};
@@ -197,6 +199,65 @@ impl PersonalDecryptCard for SharedPersonal {
 
 struct SharedLocation(Rc<RefCell<SoftwareCard>>);
 
+/// A card opened to be provisioned (replace-card's new card): provisioning goes through.
+struct NewCard(Rc<RefCell<SoftwareCard>>);
+
+impl LocationCard for NewCard {
+    fn serial(&mut self) -> Result<CardSerial, CardError> {
+        self.0.borrow_mut().serial()
+    }
+    fn holds_keys(&mut self) -> Result<bool, CardError> {
+        self.0.borrow_mut().holds_keys()
+    }
+    fn provision(
+        &mut self,
+        key: &CardImport<'_>,
+        pins: &CardPins,
+    ) -> Result<CardSerial, CardError> {
+        self.0.borrow_mut().provision(key, pins)
+    }
+    fn ecdh(&mut self, pin: &Pin, eph: &[u8; 32]) -> Result<SharedSecret, CardError> {
+        self.0.borrow_mut().ecdh(pin, eph)
+    }
+}
+
+/// A deterministic entropy source for the replace-card's entropy step (the real gathering and
+/// policy run over it).
+struct TestSource {
+    info: entropy::SourceInfo,
+    rng: rand_chacha::ChaCha20Rng,
+}
+
+impl TestSource {
+    fn boxed(kind: entropy::SourceKind, device: &str, seed: u8) -> Box<dyn entropy::Source> {
+        use rand_core::SeedableRng;
+        Box::new(TestSource {
+            info: entropy::SourceInfo {
+                kind,
+                identity: format!("test {device}"),
+                device: entropy::DeviceKey(device.into()),
+                conditioning: entropy::Conditioning::Whitened,
+                sample_bits: 8,
+                claimed_h: 8.0,
+                claim_basis: "test double",
+                virtual_device: None,
+            },
+            rng: rand_chacha::ChaCha20Rng::from_seed([seed; 32]),
+        })
+    }
+}
+
+impl entropy::Source for TestSource {
+    fn info(&self) -> &entropy::SourceInfo {
+        &self.info
+    }
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), entropy::SourceError> {
+        use rand_core::Rng;
+        self.rng.fill_bytes(buf);
+        Ok(())
+    }
+}
+
 impl LocationCard for SharedLocation {
     fn serial(&mut self) -> Result<CardSerial, CardError> {
         self.0.borrow_mut().serial()
@@ -238,6 +299,10 @@ struct Fake {
     /// once a page says the request was refused.
     requests: VecDeque<RequestInput>,
     generation: GenerationInput,
+    /// The recovery folders on the sticks (replace-card ones among them).
+    recoveries: Vec<GenerationInput>,
+    /// Each entropy step's `allow_virtual_hardware`.
+    allow_virtual: Vec<bool>,
     /// The folder names the driver asked for.
     generation_asked: Vec<String>,
     /// The cards, in the order the people bring them.
@@ -264,6 +329,8 @@ impl Fake {
             screen,
             requests: requests.into(),
             generation: g.folder(),
+            recoveries: Vec::new(),
+            allow_virtual: Vec::new(),
             generation_asked: Vec::new(),
             cards: cards.into(),
             inserted: None,
@@ -320,15 +387,66 @@ impl RecoveryDevices for Fake {
         Ok(self.generation.clone())
     }
 
+    fn read_recoveries(&mut self, ceremony_id: &str) -> Result<Vec<GenerationInput>, String> {
+        assert_eq!(
+            ceremony_id,
+            &self.generation_asked.last().unwrap()["sherd-".len()..]
+        );
+        Ok(self.recoveries.clone())
+    }
+
+    fn gather_entropy(
+        &mut self,
+        allow_virtual_hardware: bool,
+        progress: &mut dyn FnMut(&EntropyView),
+    ) -> Result<Gathered, EntropyView> {
+        self.allow_virtual.push(allow_virtual_hardware);
+        let mut sources: Vec<Box<dyn entropy::Source>> = vec![
+            TestSource::boxed(entropy::SourceKind::Tpm, "tpm-chip-0", 1),
+            TestSource::boxed(entropy::SourceKind::Hwrng, "hwrng:test", 2),
+            TestSource::boxed(entropy::SourceKind::OsCsprng, "os-csprng", 3),
+        ];
+        ceremony_tui::entropy_run::gather_on(
+            &mut sources,
+            Vec::new(),
+            &ceremony_tui::entropy_run::policy(allow_virtual_hardware),
+            &entropy::Machine::default(),
+            progress,
+        )
+        .map(Gathered::from)
+    }
+
+    fn open_new_card(&mut self, next: &NextCard) -> Result<Box<dyn LocationCard>, FakeError> {
+        match &self.inserted {
+            Some(Card::Location(c)) => {
+                self.opened.push(format!(
+                    "new {} for holder {} card {}",
+                    self.inserted.as_ref().unwrap().serial(),
+                    next.holder,
+                    next.card
+                ));
+                Ok(Box::new(NewCard(c.clone())))
+            }
+            Some(c) => Err(FakeError::NotLocation(c.serial())),
+            None => Err(FakeError::NoCard),
+        }
+    }
+
     fn poll_card(&mut self) -> CardPoll {
         self.card_polls += 1;
         let screen = self.screen.borrow().to_lowercase();
         let take_out = |c: &Card| {
             screen.contains("take the card")
+                || screen.contains("remove the card now")
                 || (matches!(c, Card::Personal(_)) && screen.contains("take the personal card out"))
         };
         let insert = screen.contains("insert your personal openpgp card")
-            || screen.contains("insert one of");
+            || screen.contains("insert one of")
+            || screen.contains("insert a blank openpgp card");
+        let holds_keys = |c: &Card| match c {
+            Card::Location(l) => l.borrow_mut().holds_keys().unwrap(),
+            Card::Personal(_) => false,
+        };
         match &self.inserted {
             Some(c) if take_out(c) => {
                 self.inserted = None;
@@ -336,12 +454,12 @@ impl RecoveryDevices for Fake {
             }
             Some(c) => CardPoll::Card {
                 ident: c.serial(),
-                holds_keys: matches!(c, Card::Location(_)),
+                holds_keys: holds_keys(c),
             },
             None if insert => match self.cards.pop_front() {
                 Some(c) => {
                     let ident = c.serial();
-                    let holds_keys = matches!(c, Card::Location(_));
+                    let holds_keys = holds_keys(&c);
                     self.inserted = Some(c);
                     CardPoll::Card { ident, holds_keys }
                 }
@@ -1091,4 +1209,152 @@ fn an_abort_after_a_failed_write_says_what_the_sticks_may_hold() {
             "signatures/release-1.2.tar.gz.sig"
         ]
     );
+}
+
+/// The replace-card on the host: holders 1 and 3 replace holder 2's card with a new
+/// blank card (entropy gathered and recorded first); then a second recovery, its root pinned
+/// with the replace-card folder, takes holder 2's share from the new card (their PIN file the
+/// new one) with holder 1's and signs a file under the same root key.
+#[test]
+fn replace_card_then_the_new_card_recovers_the_same_root() {
+    let g = generation("tui-replace", 83);
+    let root = g.root();
+    let replace = g.request("[replace-card]\nholder = 2\ncards = 1\n", &[]);
+    let out = tempfile::tempdir().unwrap();
+    let mut steps = TO_HOLDERS.to_vec();
+    steps.push((FIRST, Key::Char('1')));
+    steps.push((SECOND, Key::Char('3')));
+    steps.push(("[Enter] go on", Key::Enter));
+    steps.push(("[Y] go on to the cards", Key::Char('y')));
+    steps.extend_from_slice(TO_END);
+    let mut con = Table::new(leak(steps));
+    let new_card = Rc::new(RefCell::new(SoftwareCard::new("000F:000901")));
+    let cards = vec![
+        g.personal(1),
+        g.location(1),
+        g.personal(3),
+        g.location(3),
+        Card::Location(new_card.clone()),
+    ];
+    let mut dev = Fake::new(
+        con.screen.clone(),
+        &g,
+        vec![replace.clone()],
+        cards,
+        out.path(),
+    );
+    let outcome = run(&mut con, &mut dev).unwrap();
+    let text = con.all_text();
+    assert_eq!(outcome, Outcome::Completed, "{text}");
+    assert!(con.script.steps.is_empty());
+    // The fixture's plan does not allow virtual hardware: nor does the entropy step.
+    assert_eq!(dev.allow_virtual, [false]);
+    assert_eq!(
+        dev.opened.last().map(String::as_str),
+        Some("new 000F:000901 for holder 2 card 1")
+    );
+    assert!(text.contains("No replace-card folder was found"), "{text}");
+    assert!(
+        text.contains("replace holder 2's (Holder 002) location cards"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Card 000F:000901 is ready for holder 2, card 1."),
+        "{text}"
+    );
+    let (dir, files) = written(out.path(), &g, &replace);
+    let (t, _) = transcript_of(&g, &files);
+    let typed = records(&t).unwrap();
+    // The entropy report is in the transcript, before the recombination.
+    let entropy_at = typed
+        .iter()
+        .position(|r| matches!(r, RecoveryRecord::Note(n) if n.kind() == "entropy.source"))
+        .expect("the entropy report is recorded");
+    let recombined_at = typed
+        .iter()
+        .position(|r| matches!(r, RecoveryRecord::Recombined(_)))
+        .unwrap();
+    assert!(entropy_at < recombined_at);
+    let location = typed
+        .iter()
+        .find_map(|r| match r {
+            RecoveryRecord::Location(l) => Some(l.fingerprint.0.clone()),
+            _ => None,
+        })
+        .expect("recovery.location");
+    // The new location fingerprint was shown, grouped; the new card holds its key.
+    assert!(
+        flat(&text).contains(&ceremony_tui::recovery::screens::grouped_fingerprint(
+            &location
+        )),
+        "{text}"
+    );
+    assert!(typed.iter().any(|r| matches!(r,
+        RecoveryRecord::Card(c) if c.holder == 2 && c.serial == "000F:000901")));
+    // The folder passes the recovery verifier against the generation.
+    let gen_dir = tempfile::tempdir().unwrap();
+    write_all(&mut [&mut DirVolume::new(gen_dir.path())], "gen", &g.files).unwrap();
+    let pinned = PinnedRoot::from_dirs(&gen_dir.path().join("gen"), &[dir.as_path()])
+        .expect("the root pins with the replace-card folder");
+    assert_eq!(pinned.replacements().len(), 1);
+    assert_no_secret_shown(&g, &text);
+
+    // The second recovery: holder 2 with the new card (their new PIN file), then holder 1;
+    // a file signed under the same root.
+    let sign = g.request(&sign_operation(), &[(FILE_NAME, FILE_BYTES)]);
+    let out2 = tempfile::tempdir().unwrap();
+    let mut steps = TO_HOLDERS.to_vec();
+    steps.push(FILE);
+    steps.push((FIRST, Key::Char('2')));
+    steps.push((SECOND, Key::Char('1')));
+    steps.extend_from_slice(TO_END);
+    let mut con = Table::new(leak(steps));
+    let cards = vec![
+        g.personal(2),
+        Card::Location(new_card.clone()),
+        g.personal(1),
+        g.location(1),
+    ];
+    let mut dev = Fake::new(
+        con.screen.clone(),
+        &g,
+        vec![sign.clone()],
+        cards,
+        out2.path(),
+    );
+    dev.recoveries = vec![GenerationInput {
+        location: "USB stick GEN (sdc1) /sherd-tui-replace-recovery-x".into(),
+        files: files
+            .iter()
+            .map(|f| (f.path.clone(), f.bytes.clone()))
+            .collect(),
+    }];
+    let outcome = run(&mut con, &mut dev).unwrap();
+    let text = con.all_text();
+    assert_eq!(outcome, Outcome::Completed, "{text}");
+    assert!(con.script.steps.is_empty());
+    assert!(text.contains("1 replace-card folder applied"), "{text}");
+    assert!(
+        dev.allow_virtual.is_empty(),
+        "a sign request gathers no entropy"
+    );
+    let (_, files2) = written(out2.path(), &g, &sign);
+    let cert = Cert::from_bytes(common::file(&files2, paths::ROOT_CERT)).unwrap();
+    assert_eq!(cert.fingerprint(), root.fingerprint(), "the same root key");
+    let sig = common::file(&files2, &format!("signatures/{FILE_NAME}.sig"));
+    transcript::verify_signature(&root, FILE_BYTES, sig).expect("Sequoia verifies the file");
+    let (t2, shares) = transcript_of(&g, &files2);
+    let who: Vec<(u8, &str)> = shares.iter().map(|s| (s.holder, s.card.as_str())).collect();
+    assert_eq!(who, [(2, "000F:000901"), (1, "000F:000101")]);
+    assert!(
+        records(&t2)
+            .unwrap()
+            .iter()
+            .any(|r| matches!(r, RecoveryRecord::Replaced(r) if r.holder == 2))
+    );
+}
+
+/// A page's text with its line breaks taken out.
+fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -230,6 +230,34 @@ impl Media {
     }
 }
 
+impl Media {
+    /// The names of the folders at the top of the removable partitions that start with
+    /// `prefix` (e.g. `sherd-acme-root-recovery-`), sorted, each once; read each with
+    /// [`Media::find_folder`]. Links and other entries that are not folders are left out.
+    /// Mounted read-only once per partition, as [`Media::find_request`].
+    pub fn folder_names(&self, prefix: &str) -> Result<Vec<String>, MediaError> {
+        let (mut names, _) = self.each_readonly(|dev, fs, root| {
+            let loc = location(dev, fs, "/");
+            let entries = fs::read_dir(root).map_err(|e| read_err(&loc, 0, e))?;
+            let mut out = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(|e| read_err(&loc, 0, e))?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                let is_dir = fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_dir());
+                if is_dir && name.starts_with(prefix) && check_plain_name(&name).is_ok() {
+                    out.push(name);
+                }
+            }
+            Ok(out)
+        })?;
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+}
+
 type RequestParts = (Vec<u8>, Vec<ApprovalFile>, BTreeMap<String, Vec<u8>>);
 
 /// Reads the request stick mounted on `root`; `loc` is `request.toml`'s location.

@@ -8,20 +8,25 @@
 use super::RecoveryStep as S;
 use super::screens::{self, DoneView, HolderRow, PinnedView, RequestView};
 use crate::ceremony::intent::{self, Intent};
+use crate::ceremony::policy::{CardDecision, CardPolicy};
 use crate::ceremony::screens::{
     Attestation, PinRefused, attestation_pages, reading_attestation_page,
 };
-use crate::ceremony::{CardPoll, Console, Page};
+use crate::ceremony::screens::{CardRequest, CardState};
+use crate::ceremony::{CardPoll, Console, Gathered, Page};
+use crate::entropy_check::EntropyView;
 use crate::keys::Key;
+use ceremony::card::CardSerial;
 use ceremony::card::{
     CardError, DEFAULT_USER_PIN, LocationCard, MIN_PIN_RETRIES, PersonalDecryptCard,
 };
 use ceremony::ceremony::Record as CallerRecord;
-use ceremony::ceremony::paths as generation_paths;
+use ceremony::ceremony::{Approved, NextCard};
 use ceremony::record::WitnessConfirm;
-use ceremony::recovery::{ApprovalFile, PinnedRoot};
+use ceremony::recovery::{ApprovalFile, PinnedRoot, ReplacedFolder};
 use ceremony::recovery_flow::{
-    Collecting, Finished, FlowError, HolderFault, HolderInput, PinsRead, Requested,
+    Collecting, Finished, FlowError, HolderFault, HolderInput, PinsRead, Recombined,
+    RecoveryRecord, Requested,
 };
 use ceremony::request::{Operation, Request};
 use ceremony::secret::Pin;
@@ -76,6 +81,20 @@ pub trait RecoveryDevices {
     fn poll_request(&mut self) -> RequestPoll;
     /// Reads the folder `name` (`sherd-<ceremony id>`) from whichever stick holds it.
     fn read_generation(&mut self, name: &str) -> Result<GenerationInput, String>;
+    /// Reads every recovery folder of the ceremony on the sticks (`sherd-<ceremony
+    /// id>-recovery-*`), whatever its operation: the driver keeps the replace-card ones and
+    /// pins the root with them, in the order they were made. None found: empty.
+    fn read_recoveries(&mut self, ceremony_id: &str) -> Result<Vec<GenerationInput>, String>;
+    /// Gathers entropy as the generation does (`crate::ceremony::Devices::gather_entropy`):
+    /// virtual devices count only when `allow_virtual_hardware` (the generation plan's
+    /// `allow_virtual_hardware`); on refusal returns the view that says why.
+    fn gather_entropy(
+        &mut self,
+        allow_virtual_hardware: bool,
+        progress: &mut dyn FnMut(&EntropyView),
+    ) -> Result<Gathered, EntropyView>;
+    /// Opens the card in the reader to provision it as `next` (a replace-card's new card).
+    fn open_new_card(&mut self, next: &NextCard) -> Result<Box<dyn LocationCard>, Self::Error>;
     fn poll_card(&mut self) -> CardPoll;
     /// Opens the card in the reader as a holder's personal card (it only decrypts).
     fn open_personal_card(&mut self) -> Result<Box<dyn PersonalDecryptCard>, Self::Error>;
@@ -265,6 +284,7 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
             input,
             generation,
         } = self.start()?;
+        let allow_virtual = requested.pinned().plan().allow_virtual_hardware;
         self.ceremony_id = Some(requested.request().ceremony_id.clone());
         for note in attestation.records() {
             self.record(&mut requested, CallerRecord::Note(note))?;
@@ -279,6 +299,7 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
             holders: pinned.plan().holders.len(),
             root_fingerprint: pinned.root_fingerprint().to_hex(),
             final_hash: ceremony::hex::encode(&pinned.final_hash()),
+            replaced: pinned.replacements().len(),
         };
         self.confirm(screens::pinned_page(&view))?;
         self.confirm_attestation_record(&mut requested, "generation-words")?;
@@ -307,25 +328,45 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         }
 
         self.step = S::Holders;
-        self.holders(&mut collecting, &generation)?;
+        self.holders(&mut collecting)?;
 
         self.step = S::Operation;
+        let replace = matches!(
+            collecting.request().operation,
+            Operation::ReplaceCard { .. }
+        );
+        // replace-card draws a new location key and PINs: entropy first, gathered as at
+        // generation. It is gathered now, before the shares are recombined, because the core
+        // takes callers' records (the entropy report) only until then.
+        let rng = if replace {
+            let g = self.entropy(allow_virtual)?;
+            for note in g.records {
+                self.record_note(&mut collecting, note)?;
+            }
+            Some(g.rng)
+        } else {
+            None
+        };
         let recombined = match collecting.recombine() {
             Ok(r) => r,
             Err(refused) => return self.stopped(&refused.error.to_string()),
         };
         let holders = recombined_holders(&recombined);
         let root = recombined.root_fingerprint().to_hex();
-        let files = input.files;
-        let finished = match recombined.perform(&|name| {
-            files
-                .get(name)
-                .cloned()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not on the request stick"))
-        }) {
-            Ok(f) => f,
-            // The root key is dropped (wiped) with the refused phase.
-            Err(refused) => return self.stopped(&refused.error.to_string()),
+        let finished = match rng {
+            Some(rng) => self.replace_card(recombined, rng)?,
+            None => {
+                let files = &input.files;
+                match recombined.perform(&|name| {
+                    files.get(name).cloned().ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::NotFound, "not on the request stick")
+                    })
+                }) {
+                    Ok(f) => f,
+                    // The root key is dropped (wiped) with the refused phase.
+                    Err(refused) => return self.stopped(&refused.error.to_string()),
+                }
+            }
         };
         let done = DoneView {
             root_fingerprint: root,
@@ -359,6 +400,145 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         let page = screens::stopped_page(self.step, what);
         self.wait(|_| page.clone(), |_, _| None, |_| None)?;
         Err(Stop::Abort(what.to_owned()))
+    }
+
+    /// The entropy step, as the generation's: the report shown, Enter goes on; a refusal is
+    /// shown and R tries again. Returns the seeded DRBG and the report's records.
+    fn entropy(&mut self, allow_virtual: bool) -> R<Gathered> {
+        loop {
+            let mut looking = crate::ceremony::screens::entropy_page(&EntropyView::looking());
+            looking.step = S::Operation.into();
+            looking.virtual_hardware = allow_virtual;
+            self.show(&mut looking)?;
+            let rehearsal = self.dev.rehearsal();
+            let id = self.ceremony_id.clone();
+            let con = &mut *self.con;
+            let result = self.dev.gather_entropy(allow_virtual, &mut |v| {
+                let mut p = crate::ceremony::screens::entropy_page(v);
+                p.step = S::Operation.into();
+                p.rehearsal = rehearsal;
+                p.virtual_hardware = allow_virtual;
+                p.ceremony_id = id.clone();
+                let _ = con.show(&p);
+            });
+            let (mut page, ok) = match &result {
+                Ok(g) => (crate::ceremony::screens::entropy_passed_page(&g.view), true),
+                Err(view) => (crate::ceremony::screens::entropy_refused_page(view), false),
+            };
+            page.step = S::Operation.into();
+            page.virtual_hardware = allow_virtual;
+            let go = if ok {
+                intent::entropy_passed
+            } else {
+                intent::refused
+            };
+            self.wait(
+                |_| page.clone(),
+                |_, k| matches!(go(k), Intent::GoOn | Intent::Retry).then_some(()),
+                |_| None,
+            )?;
+            if let Ok(g) = result {
+                return Ok(g);
+            }
+        }
+    }
+
+    /// replace-card after recombination: the share rebuilt and sealed to a new location key
+    /// (`rng` the entropy step's DRBG, dropped once the key and PINs are drawn), each new
+    /// blank card provisioned in one insertion, then the folder made.
+    fn replace_card(
+        &mut self,
+        r: Recombined,
+        mut rng: Box<dyn ceremony::rng::SecretRng>,
+    ) -> R<Finished> {
+        let started = r.start_replace_card(rng.as_mut());
+        drop(rng);
+        let (mut replacing, view) = match started {
+            Ok(s) => s,
+            Err(refused) => {
+                let why = refused.error.to_string();
+                self.stopped(&why)?;
+                return Err(Stop::Abort(why));
+            }
+        };
+        self.confirm(screens::replace_page(&view))?;
+        let mut policy = CardPolicy::default();
+        let mut error: Option<String> = None;
+        let total = usize::from(view.cards);
+        while let Some(next) = replacing.next_card() {
+            let done = total - replacing.cards_missing().len();
+            let request = CardRequest {
+                holder: next.holder,
+                card: next.card,
+                name: next.holder_name.clone(),
+                cards: next.cards_for_holder,
+                done,
+                total,
+            };
+            policy.request(error.is_some());
+            let state = std::cell::RefCell::new(CardState::Empty);
+            let (ident, may_hold_keys) = self.wait(
+                |_| {
+                    let mut p = crate::ceremony::screens::card_request_page(
+                        &request,
+                        &state.borrow(),
+                        error.as_deref(),
+                    );
+                    p.step = S::Operation.into();
+                    p
+                },
+                |_, _| None,
+                |d| match policy.judge(d.dev.poll_card()) {
+                    CardDecision::Use {
+                        ident,
+                        may_hold_keys,
+                    } => Some((ident, may_hold_keys)),
+                    CardDecision::Wait(s) => {
+                        *state.borrow_mut() = s;
+                        None
+                    }
+                },
+            )?;
+            let mut busy = crate::ceremony::screens::card_busy_page(next.holder, next.card, &ident);
+            busy.step = S::Operation.into();
+            self.show(&mut busy)?;
+            let approved = Approved {
+                serial: CardSerial(ident.clone()),
+                may_hold_keys,
+            };
+            let result = match self.dev.open_new_card(&next) {
+                Err(e) => Err(format!("card {ident}: {e}")),
+                Ok(mut device) => replacing
+                    .provision_card(next.card, device.as_mut(), &approved)
+                    .map_err(|e| format!("card {ident}: {e}")),
+            };
+            match result {
+                Ok(card) => {
+                    error = None;
+                    let mut page = crate::ceremony::screens::card_done_page(&card);
+                    page.step = S::Operation.into();
+                    self.wait_card_out(page)?;
+                }
+                Err(e) => {
+                    policy.failed(Some(ident));
+                    error = Some(e);
+                }
+            }
+        }
+        match replacing.finish() {
+            Ok(f) => Ok(f),
+            Err(refused) => {
+                let why = refused.error.to_string();
+                self.stopped(&why)?;
+                Err(Stop::Abort(why))
+            }
+        }
+    }
+
+    fn record_note(&mut self, c: &mut Collecting, note: ceremony::record::Note) -> R<()> {
+        c.record(&CallerRecord::Note(note))
+            .map(|_| ())
+            .map_err(|e| Stop::Abort(format!("the transcript refused a record: {e}")))
     }
 
     fn record(&mut self, requested: &mut Requested, r: CallerRecord) -> R<()> {
@@ -470,16 +650,51 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
             .read_generation(&folder)
             .map_err(|e| format!("the generation folder {folder}: {e}"))?;
         let files = &generation.files;
-        let pinned = PinnedRoot::from_generation(&|path| {
-            files
-                .get(path)
-                .cloned()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not in the folder"))
-        })
+        let recoveries = self
+            .dev
+            .read_recoveries(&request.ceremony_id)
+            .map_err(|e| format!("the recovery folders {folder}-recovery-*: {e}"))?;
+        let replaced = replace_card_folders(&request.ceremony_id, recoveries)?;
+        let readers: Vec<_> = replaced
+            .iter()
+            .map(|f| {
+                move |path: &str| {
+                    f.files
+                        .get(path)
+                        .cloned()
+                        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not in the folder"))
+                }
+            })
+            .collect();
+        let listers: Vec<_> = replaced
+            .iter()
+            .map(|f| move || Ok(f.files.keys().cloned().collect()))
+            .collect();
+        let folders: Vec<ReplacedFolder<'_>> = replaced
+            .iter()
+            .zip(&readers)
+            .zip(&listers)
+            .map(|((f, read), list)| ReplacedFolder {
+                name: f.location.clone(),
+                read,
+                list,
+            })
+            .collect();
+        let pinned = PinnedRoot::from_generation_with(
+            &|path| {
+                files
+                    .get(path)
+                    .cloned()
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not in the folder"))
+            },
+            &folders,
+        )
         .map_err(|e| {
             format!(
-                "{folder} on {} did not pass the offline verifier's checks: {e}",
-                generation.location
+                "{folder} on {} with {} replace-card folder(s) did not pass the offline \
+                 verifier's checks: {e}",
+                generation.location,
+                folders.len()
             )
         })?;
         let requested =
@@ -501,18 +716,21 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
             .check_files(&on_stick)
             .map_err(|e| e.to_string())?;
         match &requested.request().operation {
-            Operation::Reshare { .. } | Operation::ReplaceCard { .. } => {
+            Operation::Reshare { .. } => {
                 return Err(
                     FlowError::NotYetSupported(requested.request().operation.kind()).to_string(),
                 );
             }
-            Operation::Sign { .. } | Operation::Certify(_) | Operation::ProveQuorum { .. } => {}
+            Operation::Sign { .. }
+            | Operation::Certify(_)
+            | Operation::ProveQuorum { .. }
+            | Operation::ReplaceCard { .. } => {}
         }
         Ok((requested, generation))
     }
 
     /// Holders, one at a time, until M shares are in.
-    fn holders(&mut self, c: &mut Collecting, generation: &GenerationInput) -> R<()> {
+    fn holders(&mut self, c: &mut Collecting) -> R<()> {
         let mut error: Option<String> = None;
         while !c.progress().complete() {
             let rows = holder_rows(c);
@@ -539,17 +757,18 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
                 ));
                 continue;
             }
-            let pin_path = generation_paths::pin_file(chosen);
-            let Some(pin_file) = generation.files.get(&pin_path) else {
+            // The pinned PIN file: the generation's, or the last replace-card folder's for
+            // this holder.
+            let Some(pin_file) = c.pinned().share(chosen).map(|s| s.pin_file.clone()) else {
                 error = Some(format!(
-                    "holder {chosen} ({}): the generation folder has no {pin_path}",
+                    "holder {chosen} ({}): no pinned share for this holder",
                     row.name
                 ));
                 continue;
             };
             let input = HolderInput {
                 index: chosen,
-                pin_file,
+                pin_file: &pin_file,
                 sealed_share: None,
             };
             error = self.holder_turn(c, &input, row)?.err();
@@ -911,7 +1130,19 @@ fn request_view(r: &Requested, input: &RequestInput) -> RequestView {
             ));
             v
         }
-        Operation::Reshare { .. } | Operation::ReplaceCard { .. } => Vec::new(),
+        Operation::ReplaceCard { holder, cards } => {
+            let name = r
+                .pinned()
+                .plan()
+                .holder(*holder)
+                .map(|h| h.name.clone())
+                .unwrap_or_default();
+            vec![
+                format!("replace holder {holder}'s ({name}) location cards"),
+                format!("with {cards} new blank card(s) under a new location key"),
+            ]
+        }
+        Operation::Reshare { .. } => Vec::new(),
     };
     RequestView {
         location: input.location.clone(),
@@ -934,4 +1165,43 @@ fn outputs(f: &Finished) -> Vec<String> {
         })
         .map(|o| o.path.clone())
         .collect()
+}
+
+/// The replace-card folders among `recoveries` (the ceremony's recovery folders), in the order
+/// they were made: each one's transcript names the replace-card folders its root was pinned
+/// with (`recovery.replaced`), so the k-th made names k-1. Folders of other operations are
+/// left out; one whose transcript cannot be read is refused (sherd writes one in every
+/// folder). Whether the chain holds is the core's check ([`PinnedRoot::with_replacement`]).
+fn replace_card_folders(
+    ceremony_id: &str,
+    recoveries: Vec<GenerationInput>,
+) -> Result<Vec<GenerationInput>, String> {
+    let mut found: Vec<(usize, GenerationInput)> = Vec::new();
+    for f in recoveries {
+        let records = f
+            .files
+            .get(ceremony::recovery_flow::paths::TRANSCRIPT)
+            .ok_or_else(|| "no transcript.txt".to_owned())
+            .and_then(|b| ceremony::transcript::Transcript::parse(b).map_err(|e| e.to_string()))
+            .and_then(|t| ceremony::recovery_flow::records(&t).map_err(|e| e.to_string()))
+            .map_err(|e| {
+                format!(
+                    "{}: a recovery folder of ceremony {ceremony_id} whose transcript cannot \
+                     be read ({e}); take it off the sticks or mend it",
+                    f.location
+                )
+            })?;
+        if records
+            .iter()
+            .any(|r| matches!(r, RecoveryRecord::Rebuilt(_)))
+        {
+            let before = records
+                .iter()
+                .filter(|r| matches!(r, RecoveryRecord::Replaced(_)))
+                .count();
+            found.push((before, f));
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.location.cmp(&b.1.location)));
+    Ok(found.into_iter().map(|(_, f)| f).collect())
 }

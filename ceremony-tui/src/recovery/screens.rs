@@ -56,6 +56,9 @@ pub struct PinnedView {
     pub root_fingerprint: String,
     /// The generation transcript's final hash, hex.
     pub final_hash: String,
+    /// How many replace-card recovery folders the root was pinned with, after the generation
+    /// folder.
+    pub replaced: usize,
 }
 
 /// The generation folder passed the offline verifier's checks: its final words, to compare
@@ -71,6 +74,11 @@ pub fn pinned_page(v: &PinnedView) -> Page {
         v.threshold, v.holders
     ));
     p.line(format!("  {}", grouped_fingerprint(&v.root_fingerprint)));
+    p.line(match v.replaced {
+        0 => "No replace-card folder was found: the generation's cards and PIN files.".into(),
+        1 => "1 replace-card folder applied: its holder's new cards and PIN file.".into(),
+        n => format!("{n} replace-card folders applied, in order: new cards and PIN files."),
+    });
     p.blank();
     hash_lines(
         &mut p,
@@ -412,6 +420,36 @@ pub fn stopped_page(step: S, what: &str) -> Page {
     p.blank();
     p.bold("What you can do");
     p.line("Press A to abort the recovery; every share and secret is wiped.");
+    p.key("A", "abort");
+    p
+}
+
+/// replace-card: the share is rebuilt and sealed to a new location key; the new cards come
+/// next. Public values only (the new key's fingerprint, the one it replaces, the sealed
+/// share's hash).
+pub fn replace_page(v: &ceremony::recovery_flow::ReplaceView) -> Page {
+    let mut p = Page::new(S::Operation, "replace-card");
+    p.bold(format!(
+        "Holder {} ({}): share rebuilt and sealed to a NEW location key",
+        v.holder, v.name
+    ));
+    p.line(format!(
+        "  {}",
+        grouped_fingerprint(&v.location_fingerprint)
+    ));
+    p.line("It replaces location key");
+    p.line(format!("  {}", grouped_fingerprint(&v.replaces)));
+    p.line(format!(
+        "New sealed share SHA-256 {}...",
+        &v.sealed_sha256[..v.sealed_sha256.len().min(16)]
+    ));
+    p.blank();
+    p.line(format!(
+        "Next: {} new BLANK OpenPGP card(s) for holder {}, one insertion each.",
+        v.cards, v.holder
+    ));
+    p.line("The old cards of this holder are refused by every later recovery.");
+    p.key("Y", "go on to the cards");
     p.key("A", "abort");
     p
 }

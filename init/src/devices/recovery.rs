@@ -4,10 +4,12 @@
 
 use super::{DeviceError, ImageDevices, open_openpgp};
 use ceremony::card::{LocationCard, PersonalDecryptCard};
+use ceremony::ceremony::NextCard;
 use ceremony::request::{Operation, Request};
 use ceremony::storage::{OutputFile, WriteReport};
 use ceremony_tui::ceremony::screens::Attestation;
-use ceremony_tui::ceremony::{CardPoll, Devices};
+use ceremony_tui::ceremony::{CardPoll, Devices, Gathered};
+use ceremony_tui::entropy_check::EntropyView;
 use ceremony_tui::recovery::{GenerationInput, RecoveryDevices, RequestInput, RequestPoll};
 use sherd_media::MediaError;
 use std::time::{Duration, Instant};
@@ -61,6 +63,32 @@ impl RecoveryDevices for ImageDevices {
             location: found.location.to_string(),
             files: found.files,
         })
+    }
+
+    fn read_recoveries(&mut self, ceremony_id: &str) -> Result<Vec<GenerationInput>, String> {
+        let prefix = format!("sherd-{ceremony_id}-recovery-");
+        let names = self
+            .media
+            .folder_names(&prefix)
+            .map_err(|e| e.to_string())?;
+        names
+            .iter()
+            .map(|name| self.read_generation(name))
+            .collect()
+    }
+
+    fn gather_entropy(
+        &mut self,
+        allow_virtual_hardware: bool,
+        progress: &mut dyn FnMut(&EntropyView),
+    ) -> Result<Gathered, EntropyView> {
+        Devices::gather_entropy(self, allow_virtual_hardware, progress)
+    }
+
+    fn open_new_card(&mut self, next: &NextCard) -> Result<Box<dyn LocationCard>, DeviceError> {
+        // Provisioning changes the card: journaled as at generation.
+        Devices::card_for(self, next);
+        Devices::open_card(self)
     }
 
     fn poll_card(&mut self) -> CardPoll {
