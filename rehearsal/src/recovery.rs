@@ -5,12 +5,14 @@
 
 use crate::devices::{Rehearsal, RehearsalError, open};
 use ceremony::card::{LocationCard, PersonalDecryptCard};
+use ceremony::ceremony::NextCard;
 use ceremony::openpgp::Cert;
 use ceremony::openpgp::parse::Parse;
 use ceremony::recovery::read_approvals;
 use ceremony::storage::{OutputFile, WriteReport};
 use ceremony_tui::ceremony::screens::Attestation;
-use ceremony_tui::ceremony::{CardPoll, Devices};
+use ceremony_tui::ceremony::{CardPoll, Devices, Gathered};
+use ceremony_tui::entropy_check::EntropyView;
 use ceremony_tui::recovery::{GenerationInput, RecoveryDevices, RequestInput, RequestPoll};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -124,6 +126,30 @@ impl RecoveryDevices for Rehearsal {
             ),
             files,
         })
+    }
+
+    fn read_recoveries(&mut self, ceremony_id: &str) -> Result<Vec<GenerationInput>, String> {
+        let prefix = format!("sherd-{ceremony_id}-recovery-");
+        let mut names: Vec<String> = std::fs::read_dir(self.out())
+            .map_err(|e| format!("{}: {e}", self.out().display()))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        names.sort();
+        names.iter().map(|n| self.read_generation(n)).collect()
+    }
+
+    fn gather_entropy(
+        &mut self,
+        allow_virtual_hardware: bool,
+        progress: &mut dyn FnMut(&EntropyView),
+    ) -> Result<Gathered, EntropyView> {
+        Devices::gather_entropy(self, allow_virtual_hardware, progress)
+    }
+
+    fn open_new_card(&mut self, _next: &NextCard) -> Result<Box<dyn LocationCard>, RehearsalError> {
+        Devices::open_card(self)
     }
 
     fn poll_card(&mut self) -> CardPoll {
