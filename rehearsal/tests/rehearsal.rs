@@ -61,26 +61,7 @@ fn a_recovery_rehearsed_after_the_generation_proves_the_quorum() {
     std::fs::write(&plan, kit::plan_text("rehearsal-test", 2, &names, &keys)).unwrap();
     let out = tmp.path().join("stick");
     let mut dev = Rehearsal::new(plan, out.clone(), 3);
-    let mut steps = vec![
-        ("boot attestation 1", Key::Char('y')),
-        ("[ waiting ] Wendy", Key::Char('1')),
-        ("[ waiting ] Walter", Key::Char('2')),
-        ("[Y] go on", Key::Char('y')),
-    ];
-    steps.extend(deviation_steps("rehearsal on a host: no TPM quote"));
-    steps.extend([
-        ("[Enter] go on", Key::Enter),
-        ("Root certificate fingerprint", Key::Char('y')),
-        ("for holder 1", Key::Char('i')),
-        ("Remove the card now", Key::Char('o')),
-        ("for holder 2", Key::Char('i')),
-        ("Remove the card now", Key::Char('o')),
-        ("for holder 3", Key::Char('i')),
-        ("Remove the card now", Key::Char('o')),
-        ("[W] write", Key::Char('w')),
-        ("Transcript final hash", Key::Char('y')),
-        ("[P] power off", Key::Char('p')),
-    ]);
+    let steps = generation_steps();
     let mut con = Script::new(&steps);
     assert_eq!(run(&mut con, &mut dev).unwrap(), Outcome::Completed);
     let generation = out.join("sherd-rehearsal-test");
@@ -142,4 +123,31 @@ fn a_recovery_rehearsed_after_the_generation_proves_the_quorum() {
     ceremony::verify_recovery::verify_recovery_dir(&generation, &rec)
         .expect("the recovery verifier passes on the rehearsal's recovery folder");
     assert!(rec.join("quorum/challenge.txt.sig").exists());
+}
+
+/// The keys of a 2-of-3 rehearsal generation, one card per holder inserted when asked.
+fn generation_steps() -> Vec<(&'static str, Key)> {
+    let mut steps = vec![
+        ("boot attestation 1", Key::Char('y')),
+        ("[ waiting ] Wendy", Key::Char('1')),
+        ("[ waiting ] Walter", Key::Char('2')),
+        ("[Y] go on", Key::Char('y')),
+    ];
+    steps.extend(deviation_steps("rehearsal on a host: no TPM quote"));
+    steps.extend([
+        ("[Enter] go on", Key::Enter),
+        ("Root certificate fingerprint", Key::Char('y')),
+    ]);
+    for holder in ["for holder 1", "for holder 2", "for holder 3"] {
+        steps.extend([
+            (holder, Key::Char('i')),
+            ("Remove the card now", Key::Char('o')),
+        ]);
+    }
+    steps.extend([
+        ("[W] write", Key::Char('w')),
+        ("Transcript final hash", Key::Char('y')),
+        ("[P] power off", Key::Char('p')),
+    ]);
+    steps
 }
