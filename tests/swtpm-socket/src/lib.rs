@@ -72,8 +72,24 @@ impl Swtpm {
     /// A connection to the command socket. swtpm serves one connection at a time: drop one
     /// before connecting again. A wedged swtpm fails the read after `timeout` instead of
     /// hanging the test.
+    ///
+    /// A refused connection is tried again for up to 5 s: swtpm creates the socket file before
+    /// it listens, and takes a moment to accept again after the previous connection closed (a
+    /// suite run on a loaded machine met both).
     pub fn connect(&self, timeout: Duration) -> UnixStream {
-        let stream = UnixStream::connect(&self.socket).expect("swtpm's socket");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let stream = loop {
+            match UnixStream::connect(&self.socket) {
+                Ok(s) => break s,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("swtpm's socket: {e}"),
+            }
+        };
         stream
             .set_read_timeout(Some(timeout))
             .expect("a read timeout");
