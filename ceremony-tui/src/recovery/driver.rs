@@ -21,12 +21,12 @@ use ceremony::card::{
     CardError, DEFAULT_USER_PIN, LocationCard, MIN_PIN_RETRIES, PersonalDecryptCard,
 };
 use ceremony::ceremony::Record as CallerRecord;
-use ceremony::ceremony::{Approved, NextCard};
+use ceremony::ceremony::{Approved, CardView, NextCard};
 use ceremony::record::WitnessConfirm;
 use ceremony::recovery::{ApprovalFile, PinnedRoot, ReplacedFolder};
 use ceremony::recovery_flow::{
     Collecting, Finished, FlowError, HolderFault, HolderInput, PinsRead, Recombined,
-    RecoveryRecord, Requested,
+    RecoveryRecord, ReplacingCards, Requested,
 };
 use ceremony::request::{Operation, Request};
 use ceremony::secret::Pin;
@@ -462,11 +462,26 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
             }
         };
         self.confirm(screens::replace_page(&view))?;
+        self.new_cards(&mut replacing)?;
+        match replacing.finish() {
+            Ok(f) => Ok(f),
+            Err(refused) => {
+                let why = refused.error.to_string();
+                self.stopped(&why)?;
+                Err(Stop::Abort(why))
+            }
+        }
+    }
+
+    /// Provisions each new blank card `cards` asks for, in its one insertion, as the
+    /// generation's card step does: a refused card is named on the next request page and the
+    /// card (or another) may be tried again.
+    fn new_cards(&mut self, cards: &mut dyn NewCards) -> R<()> {
         let mut policy = CardPolicy::default();
         let mut error: Option<String> = None;
-        let total = usize::from(view.cards);
-        while let Some(next) = replacing.next_card() {
-            let done = total - replacing.cards_missing().len();
+        let total = cards.total();
+        while let Some(next) = cards.next_card() {
+            let done = total - cards.missing();
             let request = CardRequest {
                 holder: next.holder,
                 card: next.card,
@@ -508,8 +523,8 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
             };
             let result = match self.dev.open_new_card(&next) {
                 Err(e) => Err(format!("card {ident}: {e}")),
-                Ok(mut device) => replacing
-                    .provision_card(next.card, device.as_mut(), &approved)
+                Ok(mut device) => cards
+                    .provision(&next, device.as_mut(), &approved)
                     .map_err(|e| format!("card {ident}: {e}")),
             };
             match result {
@@ -525,14 +540,7 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
                 }
             }
         }
-        match replacing.finish() {
-            Ok(f) => Ok(f),
-            Err(refused) => {
-                let why = refused.error.to_string();
-                self.stopped(&why)?;
-                Err(Stop::Abort(why))
-            }
-        }
+        Ok(())
     }
 
     fn record_note(&mut self, c: &mut Collecting, note: ceremony::record::Note) -> R<()> {
@@ -1204,4 +1212,40 @@ fn replace_card_folders(
     }
     found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.location.cmp(&b.1.location)));
     Ok(found.into_iter().map(|(_, f)| f).collect())
+}
+
+/// The new blank cards an operation provisions after recombination (replace-card's for one
+/// holder), in the order the core asks for them.
+trait NewCards {
+    fn next_card(&self) -> Option<NextCard>;
+    /// How many new cards in all.
+    fn total(&self) -> usize;
+    /// How many are still to provision.
+    fn missing(&self) -> usize;
+    fn provision(
+        &mut self,
+        next: &NextCard,
+        device: &mut dyn LocationCard,
+        approved: &Approved,
+    ) -> Result<CardView, FlowError>;
+}
+
+impl NewCards for ReplacingCards {
+    fn next_card(&self) -> Option<NextCard> {
+        ReplacingCards::next_card(self)
+    }
+    fn total(&self) -> usize {
+        self.cards_total()
+    }
+    fn missing(&self) -> usize {
+        self.cards_missing().len()
+    }
+    fn provision(
+        &mut self,
+        next: &NextCard,
+        device: &mut dyn LocationCard,
+        approved: &Approved,
+    ) -> Result<CardView, FlowError> {
+        self.provision_card(next.card, device, approved)
+    }
 }

@@ -396,6 +396,11 @@ impl ReplacingCards {
         })
     }
 
+    /// How many new cards in all.
+    pub fn cards_total(&self) -> usize {
+        self.serials.len()
+    }
+
     /// The card numbers (1-based) still to provision.
     pub fn cards_missing(&self) -> Vec<u8> {
         self.serials
