@@ -34,13 +34,29 @@ pub fn armored_secret(k: &Cert) -> String {
 /// A plan: holders `names` (one card each), threshold `m`, each holder's backup the next;
 /// virtual entropy devices allowed (a demo or test plan, never a real one).
 pub fn plan_text(id: &str, m: usize, names: &[String], personal: &[Cert]) -> String {
-    let mut t = format!(
+    let head = format!(
         "# A demo plan with throwaway holders, made by sherd's rehearsal kit.\n\
          # It runs in QEMU or on a host under a hypervisor, whose entropy devices are virtual:\n\
          # allow_virtual_hardware lets them count, and every page then says so.\n\
          format = \"sherd-plan/1\"\nceremony_id = \"{id}\"\ntime = {TIME_RFC3339}\nthreshold = {m}\n\
          allow_virtual_hardware = true\n\n"
     );
+    head + &people("", names, personal)
+}
+
+/// A reshare request's `[reshare]` table (docs/formats/request.md) for holders `names` (one
+/// card each, backup the next, threshold `m`, virtual entropy devices allowed) and the demo
+/// witnesses: the new plan a rehearsal or test reshares to. Append it to a request's head.
+pub fn reshare_table(m: usize, names: &[String], personal: &[Cert]) -> String {
+    format!(
+        "[reshare]\nthreshold = {m}\nallow_virtual_hardware = true\n\n{}",
+        people("reshare.", names, personal)
+    )
+}
+
+/// The `[[holder]]` and `[[witness]]` tables, each table name prefixed with `prefix`.
+fn people(prefix: &str, names: &[String], personal: &[Cert]) -> String {
+    let mut t = String::new();
     let n = names.len();
     for i in 0..n {
         let public = armored(
@@ -52,13 +68,13 @@ pub fn plan_text(id: &str, m: usize, names: &[String], personal: &[Cert]) -> Str
                 .expect("armoring"),
         );
         t.push_str(&format!(
-            "[[holder]]\nname = \"{}\"\nbackup = \"{}\"\ncards = 1\ncerts = ['''\n{public}''']\n\n",
+            "[[{prefix}holder]]\nname = \"{}\"\nbackup = \"{}\"\ncards = 1\ncerts = ['''\n{public}''']\n\n",
             names[i],
             names[(i + 1) % n]
         ));
     }
     for w in WITNESSES {
-        t.push_str(&format!("[[witness]]\nname = \"{w}\"\n\n"));
+        t.push_str(&format!("[[{prefix}witness]]\nname = \"{w}\"\n\n"));
     }
     t
 }

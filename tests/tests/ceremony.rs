@@ -39,13 +39,15 @@ const FIRST_WITNESS_CARD: usize = 4;
 /// `witnesses[i]` is witness i's secret key and the user PIN of their card (`None`: the
 /// default), on the bridge's card `FIRST_WITNESS_CARD + i`.
 fn rig_with(id: &str, with_rng: bool, sticks: &[&str], witnesses: &[(Cert, Option<&str>)]) -> Rig {
-    rig_on(id, with_rng, sticks, witnesses, None, "", &[])
+    rig_on(id, with_rng, sticks, witnesses, None, "", &[], 0)
 }
 
 /// As [`rig_with`], with the TPM's state kept in `tpm_state` (the same laptop across boots),
 /// `plan_tail` appended to the plan (a `[machine]` table, a `[policy]`), and, for each entry
 /// of `holder_pins`, holder i's personal card (their key's encryption subkey, the user PIN
-/// given or the default) on the bridge's card `FIRST_WITNESS_CARD + witnesses + i`.
+/// given or the default) on the bridge's card `FIRST_WITNESS_CARD + witnesses + i`, and
+/// `blanks` more blank cards after those (a reshare's new cards).
+#[allow(clippy::too_many_arguments)]
 fn rig_on(
     id: &str,
     with_rng: bool,
@@ -54,6 +56,7 @@ fn rig_on(
     tpm_state: Option<&Path>,
     plan_tail: &str,
     holder_pins: &[Option<&str>],
+    blanks: usize,
 ) -> Rig {
     let tmp = tempfile::tempdir().unwrap();
     let certs: Vec<Cert> = witnesses.iter().map(|(c, _)| c.clone()).collect();
@@ -107,7 +110,7 @@ fn rig_on(
         None => Swtpm::start(),
     };
     let bridge = CardBridge::start_personal(
-        FIRST_WITNESS_CARD + witnesses.len() + holder_pins.len(),
+        FIRST_WITNESS_CARD + witnesses.len() + holder_pins.len() + blanks,
         std::process::Stdio::inherit(),
         &personal,
     );
@@ -426,6 +429,7 @@ fn a_recorded_laptop_passes_every_item_without_a_deviation() {
         Some(state.path()),
         "",
         &[],
+        0,
     );
     r.g.wait_for_screen(e2e::FIRST_SCREEN, BOUND);
     r.g.send("m");
@@ -481,6 +485,7 @@ fn a_recorded_laptop_passes_every_item_without_a_deviation() {
         Some(state.path()),
         &format!("\n{table}"),
         &[],
+        0,
     );
     to_cards_with(&mut r, |g| {
         g.wait_until_any(&["Y  witnesses confirm", "D  record a deviation"], BOUND);
@@ -856,6 +861,7 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
         None,
         &policy_table(&approvers),
         &[None, Some(bob_pin), None],
+        0,
     );
     let personal_card = |holder: usize| FIRST_WITNESS_CARD + holder - 1;
     to_cards(&mut r);
@@ -1257,6 +1263,7 @@ fn replace_card_in_qemu_then_the_new_card_proves_the_quorum() {
         None,
         "",
         &[None, None, None],
+        4,
     );
     to_cards(&mut r);
     cards(&mut r, 0);

@@ -351,7 +351,7 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
             Ok(r) => r,
             Err(refused) => return self.stopped(&refused.error.to_string()),
         };
-        let holders = recombined_holders(&recombined);
+        let holders = recombined.holders();
         let root = recombined.root_fingerprint().to_hex();
         let finished = match rng {
             Some(rng) => self.replace_card(recombined, rng)?,
@@ -604,22 +604,31 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
     fn start(&mut self) -> R<Started> {
         let mut refusal: Option<Refusal> = None;
         loop {
+            // One look at the sticks per tick: what it found is both the page's status line
+            // and, when it is a new request, the answer.
+            let status = std::cell::RefCell::new(String::new());
             let input = self.wait(
-                |d| {
-                    let status = match d.dev.poll_request() {
-                        RequestPoll::Waiting(s) | RequestPoll::Problem(s) => s,
-                        RequestPoll::Found(i) => format!("found {}", i.location),
-                    };
-                    screens::request_stick_page(refusal.as_ref().map(|r| r.why.as_str()), &status)
+                |_| {
+                    screens::request_stick_page(
+                        refusal.as_ref().map(|r| r.why.as_str()),
+                        &status.borrow(),
+                    )
                 },
                 |_, k| matches!(k, Key::Char('r' | 'R')).then_some(None),
-                |d| match d.dev.poll_request() {
-                    RequestPoll::Found(i)
-                        if refusal.as_ref().and_then(|r| r.inputs.as_ref()) != Some(&i) =>
-                    {
-                        Some(Some(i))
+                |d| {
+                    let poll = d.dev.poll_request();
+                    *status.borrow_mut() = match &poll {
+                        RequestPoll::Waiting(s) | RequestPoll::Problem(s) => s.clone(),
+                        RequestPoll::Found(i) => format!("found {}", i.location),
+                    };
+                    match poll {
+                        RequestPoll::Found(i)
+                            if refusal.as_ref().and_then(|r| r.inputs.as_ref()) != Some(&i) =>
+                        {
+                            Some(Some(i))
+                        }
+                        _ => None,
                     }
-                    _ => None,
                 },
             )?;
             let Some(input) = input else {
@@ -1109,10 +1118,6 @@ fn holder_rows(c: &Collecting) -> Vec<HolderRow> {
             }
         })
         .collect()
-}
-
-fn recombined_holders(r: &ceremony::recovery_flow::Recombined) -> Vec<u8> {
-    r.holders()
 }
 
 fn request_view(r: &Requested, input: &RequestInput) -> RequestView {
