@@ -832,32 +832,27 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         self.wait_card_out(out)?;
         loop {
             // A location card in (any card: a wrong one is refused by name).
+            let status = std::cell::RefCell::new(String::new());
             let got = self.wait(
-                |d| {
-                    let status = match d.dev.poll_card() {
-                        CardPoll::Card { ident, .. } => format!("card {ident} in the reader"),
-                        CardPoll::Empty => "the reader is empty".into(),
-                        CardPoll::NoReader => "no card reader found".into(),
-                        CardPoll::Problem(p) => p,
-                    };
+                |_| {
                     screens::location_card_page(
                         row.index,
                         &row.name,
                         &read_by,
                         &serials,
-                        &status,
+                        &status.borrow(),
                         error.as_deref(),
                     )
                 },
-                |_, k| (k == Key::Esc).then_some(false),
-                |d| matches!(d.dev.poll_card(), CardPoll::Card { .. }).then_some(true),
+                |_, k| (k == Key::Esc).then_some(None),
+                |d| card_in(d.dev.poll_card(), &status).map(Some),
             )?;
-            if !got {
+            let Some(card) = got else {
                 return Ok(Err(format!(
                     "holder {} ({}): turn given up before a location card",
                     row.index, row.name
                 )));
-            }
+            };
             self.show(&mut screens::card_busy_page(
                 "location card",
                 "The location card decrypts the share...",
@@ -870,10 +865,6 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
             };
             match r {
                 Ok(progress) => {
-                    let card = match self.dev.poll_card() {
-                        CardPoll::Card { ident, .. } => ident,
-                        _ => "?".into(),
-                    };
                     self.wait_card_out(screens::share_accepted_page(
                         row.index,
                         &row.name,
@@ -912,18 +903,11 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
             ));
             self.wait_card_out(page)?;
         }
+        let status = std::cell::RefCell::new(String::new());
         let inserted = self.wait(
-            |d| {
-                let status = match d.dev.poll_card() {
-                    CardPoll::Empty => "the reader is empty".into(),
-                    CardPoll::NoReader => "no card reader found".into(),
-                    CardPoll::Problem(p) => p,
-                    CardPoll::Card { ident, .. } => format!("card {ident} in the reader"),
-                };
-                screens::personal_card_page(row.index, &row.name, &row.backup, &status)
-            },
+            |_| screens::personal_card_page(row.index, &row.name, &row.backup, &status.borrow()),
             |_, k| (k == Key::Esc).then_some(false),
-            |d| matches!(d.dev.poll_card(), CardPoll::Card { .. }).then_some(true),
+            |d| card_in(d.dev.poll_card(), &status).map(|_| true),
         )?;
         if !inserted {
             return Ok(None);
@@ -1118,6 +1102,18 @@ fn holder_rows(c: &Collecting) -> Vec<HolderRow> {
             }
         })
         .collect()
+}
+
+/// One look at the reader: the card's ident when one is in; otherwise `None`, with what the
+/// reader shows written to `status` for the waiting page.
+fn card_in(poll: CardPoll, status: &std::cell::RefCell<String>) -> Option<String> {
+    *status.borrow_mut() = match poll {
+        CardPoll::Card { ident, .. } => return Some(ident),
+        CardPoll::Empty => "the reader is empty".into(),
+        CardPoll::NoReader => "no card reader found".into(),
+        CardPoll::Problem(p) => p,
+    };
+    None
 }
 
 fn request_view(r: &Requested, input: &RequestInput) -> RequestView {
