@@ -945,7 +945,11 @@ fn both_verifiers_check_replace_card_folders_and_the_next_recovery_alike() {
     // The replace-card folder: both pass, with the same output.
     let v = both(&x.replace, &generation, &[]);
     assert_eq!(v.status, 0, "{}", v.stdout);
-    assert!(v.stdout.contains("replaced:          holder 2 ("), "{}", v.stdout);
+    assert!(
+        v.stdout.contains("replaced:          holder 2 ("),
+        "{}",
+        v.stdout
+    );
 
     // Tampered copies, refused alike. A new card's serial that is an old card's (holder 3's).
     let old_serial = x.g.cards[2].serial().unwrap().0;
@@ -954,12 +958,21 @@ fn both_verifiers_check_replace_card_folders_and_the_next_recovery_alike() {
             set(r, "recovery.card", "serial", &old_serial)
         })
     });
-    both_refuse(&old_serial_dir, &generation, &[], "holder 3's card 1 already");
-    // A card serial changed without the root key: the signature no longer verifies.
+    both_refuse(
+        &old_serial_dir,
+        &generation,
+        &[],
+        "holder 3's card 1 already",
+    );
+    // A card serial changed without the root key: the chain breaks.
     let serial = x.new_cards[0].serial().unwrap().0;
     let dir = x.tampered("py-serial-unsigned", |d| {
         let t = std::fs::read_to_string(d.join(paths::TRANSCRIPT)).unwrap();
-        std::fs::write(d.join(paths::TRANSCRIPT), t.replace(&serial, "000F:99990001")).unwrap();
+        std::fs::write(
+            d.join(paths::TRANSCRIPT),
+            t.replace(&serial, "000F:99990001"),
+        )
+        .unwrap();
     });
     both_refuse(&dir, &generation, &[], "transcript.txt");
     // Holder 1's entry of the new shard file swapped for holder 3's (a consistent entry).
