@@ -4,6 +4,9 @@
 //! copies refused (docs/formats/recovery.md, "replace-card").
 
 mod common;
+#[path = "../../tests/src/pyverify.rs"]
+#[allow(dead_code)]
+mod pyverify;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -667,9 +670,13 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The request time of [`REQUEST_TIME`] (2026-11-25T10:00:00Z), in Unix seconds: every
+/// signature of a recovery is dated so.
+const REQUEST_UNIX: u32 = PLAN_TIME + 25 * 3600;
+
 /// Rewrites the transcript of `dir`: `edit` on its records (kind, value), the `output.file`
 /// record of each file in `files` set to its new bytes (written), chained anew and signed by
-/// the real root key.
+/// the real root key at the request time.
 fn forge(
     dir: &Path,
     root: &RootKey,
@@ -709,7 +716,7 @@ fn forge(
     let t = Transcript::parse(out.as_bytes()).unwrap();
     std::fs::write(
         dir.join(paths::TRANSCRIPT_SIG),
-        t.sign(root, PLAN_TIME + 86_400).unwrap(),
+        t.sign(root, REQUEST_UNIX).unwrap(),
     )
     .unwrap();
 }
@@ -872,5 +879,175 @@ fn the_verifier_refuses_tampered_replace_card_folders() {
             }
         ),
         "{e}"
+    );
+}
+
+// --- sherd-verify and the independent Python verifier alike ---
+
+/// The workspace root, where `verifiers/python` is.
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("ceremony/ has a parent")
+        .to_owned()
+}
+
+/// Both verifiers on `recovery` against `generation` and the replace-card folders `replaced`
+/// (`--replaced`, in order): the same verdict (tests/src/pyverify.rs).
+fn both(recovery: &Path, generation: &Path, replaced: &[&Path]) -> pyverify::Verdict {
+    pyverify::same_recovery_verdict_replaced(
+        &workspace(),
+        Path::new(env!("CARGO_BIN_EXE_sherd-verify")),
+        recovery,
+        generation,
+        replaced,
+        None,
+    )
+}
+
+/// The common FAIL line of both verifiers, which must contain `names`.
+fn both_refuse(recovery: &Path, generation: &Path, replaced: &[&Path], names: &str) -> String {
+    let v = both(recovery, generation, replaced);
+    let line = v
+        .fail_line()
+        .unwrap_or_else(|| panic!("both verifiers pass {}:\n{}", recovery.display(), v.stdout))
+        .to_string();
+    assert!(line.contains(names), "{line}");
+    eprintln!("both refuse: {line}");
+    line
+}
+
+/// A prove-quorum recovery after the replacement, with holder 2's new card 2 and holder 1's
+/// card, written as `name`.
+fn recovery_after(x: &mut Replaced, name: &str) -> PathBuf {
+    let request =
+        x.g.request_text("[prove-quorum]\nchallenge = \"after the replacement\"\n");
+    let mut c = collecting(x.pinned(), &request);
+    let new_pins = x.new_pin_file();
+    bring_with(&mut c, 2, x.g.personal(2), &new_pins, &mut x.new_cards[1]).expect("the new card");
+    bring(&mut c, &mut x.g, 1).expect("holder 1");
+    let finished = c
+        .recombine()
+        .expect("recombined with the new card")
+        .perform(&|_| unreachable!())
+        .expect("the quorum is proven");
+    write_recovery(&finished, x.tmp.path(), name)
+}
+
+#[test]
+fn both_verifiers_check_replace_card_folders_and_the_next_recovery_alike() {
+    let mut x = replaced(106);
+    let root = x.g.root_key();
+    let generation = x.generation.clone();
+    let new_shards =
+        || ShardFile::parse(std::str::from_utf8(out(&x.finished, paths::SHARDS)).unwrap()).unwrap();
+
+    // The replace-card folder: both pass, with the same output.
+    let v = both(&x.replace, &generation, &[]);
+    assert_eq!(v.status, 0, "{}", v.stdout);
+    assert!(
+        v.stdout.contains("replaced:          holder 2 ("),
+        "{}",
+        v.stdout
+    );
+
+    // Tampered copies, refused alike. A new card's serial that is an old card's (holder 3's).
+    let old_serial = x.g.cards[2].serial().unwrap().0;
+    let old_serial_dir = x.tampered("py-old-serial", |d| {
+        forge(d, &root, &[], |r| {
+            set(r, "recovery.card", "serial", &old_serial)
+        })
+    });
+    both_refuse(
+        &old_serial_dir,
+        &generation,
+        &[],
+        "holder 3's card 1 already",
+    );
+    // A card serial changed without the root key: the chain breaks.
+    let serial = x.new_cards[0].serial().unwrap().0;
+    let dir = x.tampered("py-serial-unsigned", |d| {
+        let t = std::fs::read_to_string(d.join(paths::TRANSCRIPT)).unwrap();
+        std::fs::write(
+            d.join(paths::TRANSCRIPT),
+            t.replace(&serial, "000F:99990001"),
+        )
+        .unwrap();
+    });
+    both_refuse(&dir, &generation, &[], "transcript.txt");
+    // Holder 1's entry of the new shard file swapped for holder 3's (a consistent entry).
+    let mut shards = new_shards();
+    shards.shares[0].location_cert = shards.shares[2].location_cert.clone();
+    shards.shares[0].message = shards.shares[2].message.clone();
+    let bytes = shards.to_toml().into_bytes();
+    let dir = x.tampered("py-entry-swapped", |d| {
+        forge(d, &root, &[(paths::SHARDS.into(), bytes)], |_| {})
+    });
+    both_refuse(&dir, &generation, &[], "share 1's location certificate");
+    // The new PIN file replaced by the generation's (its output record too).
+    let old_pins = x.g.pin_file(2);
+    let dir = x.tampered("py-pins-changed", |d| {
+        forge(d, &root, &[(paths::pin_file(2), old_pins)], |_| {})
+    });
+    both_refuse(&dir, &generation, &[], "(recovery.pins): sha256");
+    // The PIN file's recorded recipients: the holder's certificate alone.
+    let first = x.g.fixture.personal[1].fingerprint().to_hex();
+    let dir = x.tampered("py-pins-recipients", |d| {
+        forge(d, &root, &[], |r| {
+            set(r, "recovery.pins", "recipients", &first)
+        })
+    });
+    both_refuse(&dir, &generation, &[], "recipients");
+    // Another location certificate (holder 1's) than the recorded one.
+    let armored = {
+        use ceremony::openpgp::serialize::SerializeInto;
+        x.g.pinned()
+            .share(1)
+            .unwrap()
+            .location_cert
+            .armored()
+            .to_vec()
+            .unwrap()
+    };
+    let dir = x.tampered("py-location-swapped", |d| {
+        forge(d, &root, &[(paths::location_cert(2), armored)], |_| {})
+    });
+    both_refuse(&dir, &generation, &[], "(recovery.location): fingerprint");
+    // The new envelope swapped for the old one, file, shard file and record alike: not
+    // encrypted to the new location key.
+    let old_message = x.g.pinned().share(2).unwrap().message.clone();
+    let mut shards = new_shards();
+    shards.shares[1].message = old_message.clone();
+    let swapped = [
+        (paths::SHARDS.to_string(), shards.to_toml().into_bytes()),
+        (paths::sealed_share(2), old_message.clone()),
+    ];
+    let old_sha = sha256_hex(&old_message);
+    let dir = x.tampered("py-envelope-swapped", |d| {
+        forge(d, &root, &swapped, |r| {
+            set(r, "recovery.sealed", "sha256", &old_sha)
+        })
+    });
+    both_refuse(&dir, &generation, &[], "not to the new location key");
+
+    // The next recovery, with holder 2's new card: both pass with the replace-card folder
+    // given, with the same output, and refuse it alike without it, with it twice, or with a
+    // tampered copy of it.
+    let after = recovery_after(&mut x, "py-after");
+    let v = both(&after, &generation, &[&x.replace]);
+    assert_eq!(v.status, 0, "{}", v.stdout);
+    assert!(v.stdout.contains("replaced (1):"), "{}", v.stdout);
+    both_refuse(&after, &generation, &[], "1 recovery.replaced record(s)");
+    both_refuse(
+        &after,
+        &generation,
+        &[&x.replace, &x.replace],
+        "does not verify against the generation folder and the replace-card folders given before it",
+    );
+    both_refuse(
+        &after,
+        &generation,
+        &[&old_serial_dir],
+        "holder 3's card 1 already",
     );
 }

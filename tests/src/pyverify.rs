@@ -84,12 +84,28 @@ pub fn same_recovery_verdict(
     generation: &Path,
     files: Option<&Path>,
 ) -> Verdict {
+    same_recovery_verdict_replaced(root, sherd_verify, recovery, generation, &[], files)
+}
+
+/// [`same_recovery_verdict`] for a recovery whose root is pinned with replace-card folders:
+/// `--replaced <folder>` for each of `replaced`, in order.
+pub fn same_recovery_verdict_replaced(
+    root: &Path,
+    sherd_verify: &Path,
+    recovery: &Path,
+    generation: &Path,
+    replaced: &[&Path],
+    files: Option<&Path>,
+) -> Verdict {
     let mut args = vec![
         "--recovery".as_ref(),
         recovery.as_os_str(),
         "--generation".as_ref(),
         generation.as_os_str(),
     ];
+    for r in replaced {
+        args.extend(["--replaced".as_ref(), r.as_os_str()]);
+    }
     if let Some(files) = files {
         args.extend(["--files".as_ref(), files.as_os_str()]);
     }

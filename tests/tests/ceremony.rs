@@ -1392,8 +1392,10 @@ fn replace_card_in_qemu_then_the_new_card_proves_the_quorum() {
     };
     eprintln!("{}", verify(&[&rc, &gen_folder]));
     eprintln!("{}", verify(&[&pq, &gen_folder, &rc]));
-    // The Python verifier has no --replaced: the prove-quorum folder is checked by sherd-verify
-    // alone. Its verdict on the replace-card folder itself is printed for the record.
+    // Here the prove-quorum folder is checked by sherd-verify alone; the Python verifier's
+    // verdict on the replace-card folder is printed for the record. (Both verifiers are
+    // compared on such folders, `--replaced` included, by ceremony/tests/replace_card.rs on
+    // the host.)
     let py = std::process::Command::new("python3")
         .arg(e2e::workspace().join("verifiers/python/sherd_verify.py"))
         .arg("--recovery")

@@ -1810,6 +1810,9 @@ def verify_folder(folder):
         "final_hash": t.final_hash().hex(), "final_words": pgp_words(t.final_hash()),
         "header": {3: HEADER_V3, 2: HEADER_V2, 1: HEADER_V1}[t.format],
         "plan": plan, "shards": shards, "root_cert": root_cert, "files": listed,
+        "card_serials": {h["index"]: [rec.core["serial"] for rec in sorted(
+            (rec for rec in t.core("card.provisioned") if rec.core["holder"] == h["index"]),
+            key=lambda rec: rec.core["card"])] for h in plan.holders},
     }
 
 
@@ -2819,6 +2822,17 @@ RECOVERY_FIELDS = {
                         ("signature", _text)],
     "recovery.quorum": [("challenge-sha256", _hash), ("signature", _text)],
     "recovery.certified": [("cert", _fpr), ("user-id", _text), ("expiry", _u32)],
+    "recovery.replaced": [("holder", _u8), ("transcript", _hash), ("location", _fpr),
+                          ("envelope", _hash), ("pins", _hash)],
+    "recovery.rebuilt": [("holder", _u8), ("name", _text), ("from", _text), ("second", _text),
+                         ("checked", _usize)],
+    "recovery.location": [("holder", _u8), ("fingerprint", _fpr), ("subkey", _fpr),
+                          ("replaces", _fpr)],
+    "recovery.sealed": [("holder", _u8), ("sha256", _hash), ("replaces", _hash)],
+    "recovery.card": [("holder", _u8), ("card", _u8), ("serial", _text), ("location", _fpr),
+                      ("test-decrypt", _ok)],
+    "recovery.pins": [("holder", _u8), ("sha256", _hash), ("recipients", _fprs),
+                      ("replaces", _hash)],
     "output.file": [("path", _text), ("size", _usize), ("sha256", _hash)],
     "ceremony.end": [("files", _usize)],
     "witness.confirm": CORE_FIELDS["witness.confirm"],
@@ -2826,11 +2840,16 @@ RECOVERY_FIELDS = {
 # Each kind's place in the recovery's order (the table of recovery.md); a screen's record
 # (witness.confirm, a caller's kind) has none and may come only before recovery.recombined.
 RECOVERY_PLACE = {
-    "recovery.generation": 0, "recovery.request": 1, "recovery.policy": 2,
-    "recovery.approval": 3, "recovery.share": 4, "recovery.recombined": 5,
-    "recovery.signed": 6, "recovery.quorum": 6, "recovery.certified": 6, "output.file": 7,
-    "ceremony.end": 8,
+    "recovery.generation": 0, "recovery.replaced": 1, "recovery.request": 2,
+    "recovery.policy": 3, "recovery.approval": 4, "recovery.share": 5, "recovery.recombined": 6,
+    "recovery.signed": 7, "recovery.quorum": 7, "recovery.certified": 7, "recovery.rebuilt": 7,
+    "recovery.location": 8, "recovery.sealed": 9, "recovery.card": 10, "recovery.pins": 11,
+    "output.file": 12, "ceremony.end": 13,
 }
+RECOMBINED_PLACE = RECOVERY_PLACE["recovery.recombined"]
+# The replace-card recovery's own kinds, in its order (recovery.md, "Its records").
+REPLACE_CARD_KINDS = ("recovery.rebuilt", "recovery.location", "recovery.sealed",
+                      "recovery.card", "recovery.pins")
 CHALLENGE, CHALLENGE_SIG, CERTIFIED = ("quorum/challenge.txt", "quorum/challenge.txt.sig",
                                        "certified/cert.asc")
 SIGNATURE_TYPES = {0x00: "Binary", 0x01: "Text", 0x02: "Standalone",
@@ -3001,7 +3020,7 @@ class RecoveryRecords:
                                          f"it comes after a {last[1]} record")
                 last = (place, kind)
                 by_kind.setdefault(kind, []).append((seq, fields))
-            elif last is not None and last[0] >= 5:
+            elif last is not None and last[0] >= RECOMBINED_PLACE:
                 raise missing_record(f"record {seq} ({kind}): a screen's record after a "
                                      f"{last[1]} record: they come only until the holders are "
                                      "done")
@@ -3024,6 +3043,11 @@ class RecoveryRecords:
             by_kind.get(k, []) for k in ("recovery.approval", "recovery.share",
                                          "recovery.signed", "recovery.quorum",
                                          "recovery.certified", "output.file"))
+        self.replaced = by_kind.get("recovery.replaced", [])
+        self.rebuilt, self.location, self.sealed, self.cards, self.pins = (
+            by_kind.get(k, []) for k in REPLACE_CARD_KINDS)
+        # Every kind's records, for the operation's check of other operations' kinds.
+        self.by_kind = by_kind
 
 
 def recovery_failure(code, what, reason):
@@ -3085,12 +3109,12 @@ def check_recovery_policy(plan, request, r):
     return f"held: {op} needs {k} approver(s); {len(names)} approved ({', '.join(names)})"
 
 
-def check_recovery_shares(g, shares):
+def check_recovery_shares(pinned, shares):
     """Check 5: each recovery.share is a holder of the generation plan, once, named as there,
-    with the generation transcript's sealed share and the generation folder's PIN file for
-    that holder, read by a personal key of the holder or of their backup; at least M of
-    them. Returns the holders in order."""
-    plan = g["plan"]
+    with the pinned sealed share and PIN file for that holder (the generation folder's, or
+    the last replace-card folder's for a holder whose cards were replaced), read by a personal
+    key of the holder or of their backup; at least M of them. Returns the holders in order."""
+    plan = pinned.plan
     holders = []
     for seq, b in shares:
         def bad(reason):
@@ -3104,15 +3128,19 @@ def check_recovery_shares(g, shares):
         if b["name"] != holder["name"]:
             raise bad(f"name {rq(b['name'])}, the generation plan's holder {b['holder']} is "
                       f"{rq(holder['name'])}")
-        sealed = g["shards"].shares[b["holder"] - 1]["message_sha256"]
+        share = pinned.share(b["holder"])
+        replaced = pinned.replaced(b["holder"])
+        sealed = share["message_sha256"]
         if b["envelope"] != sealed:
-            raise bad(f"envelope {b['envelope']}, but the generation transcript's share.sealed "
-                      f"for this holder is {sealed}")
+            whose = ("the last replace-card transcript's recovery.sealed for this holder"
+                     if replaced else "the generation transcript's share.sealed for this holder")
+            raise bad(f"envelope {b['envelope']}, but {whose} is {sealed}")
         pin_path = f"pins/holder-{b['holder']:03d}.asc"
-        pins = hashlib.sha256(g["files"][pin_path]).hexdigest()
+        pins = share["pin_file_sha256"]
         if b["pins"] != pins:
-            raise bad(f"pins {b['pins']}, but the SHA-256 of the generation folder's {pin_path} "
-                      f"is {pins}")
+            whose = (f"the holder's PIN file from their last replace-card folder ({pin_path})"
+                     if replaced else f"the generation folder's {pin_path}")
+            raise bad(f"pins {b['pins']}, but the SHA-256 of {whose} is {pins}")
         if b["reader"] == "holder":
             reader = holder
         elif b["reader"] == "backup":
@@ -3161,6 +3189,10 @@ def expected_outputs(request):
         out += [CHALLENGE, CHALLENGE_SIG]
     elif request.operation == "certify":
         out.append(CERTIFIED)
+    elif request.operation == "replace-card":
+        h = request.holder
+        out += ["shards.toml", f"pins/holder-{h:03d}.asc", f"location/holder-{h:03d}.asc",
+                f"sealed/holder-{h:03d}.pgp"]
     return out
 
 
@@ -3225,15 +3257,7 @@ def check_recovery_operation(g, request, r, listed, files, dated):
     def fail(what, reason):
         return recovery_failure("operation", what, reason)
 
-    # Records of another operation's kind.
-    others = {"sign": ("recovery.quorum", "recovery.certified"),
-              "prove-quorum": ("recovery.signed", "recovery.certified"),
-              "certify": ("recovery.signed", "recovery.quorum")}[op]
-    for kind in others:
-        recs = {"recovery.signed": r.signed, "recovery.quorum": r.quorum,
-                "recovery.certified": r.certified}[kind]
-        if recs:
-            raise fail(rec_name(recs[0][0], kind), f"the request's operation is {op}")
+    check_foreign_records(request, r)
     lines = []
     if op == "sign":
         if len(r.signed) != len(request.files):
@@ -3360,8 +3384,60 @@ def check_dates(dated, request):
                           + " (every signature of a recovery carries the request time)")
 
 
-def verify_recovery(folder, generation, files_folder=None):
-    """Verifies the recovery folder against the generation folder it used (recovery.md,
+class Pinned:
+    """What a recovery folder is checked against: the root pinned from a verified generation
+    folder, with each replace-card folder applied in the order given (recovery.md, "The next
+    recovery: pinning with the replace-card folder"). Each holder's current share is the
+    generation's, or, for a holder whose cards were replaced, the last replacement's: its
+    location certificate, sealed share's SHA-256, PIN file's SHA-256 and card serials."""
+
+    def __init__(self, g):
+        self.g = g
+        self.plan, self.root_cert = g["plan"], g["root_cert"]
+        self.root_fingerprint = g["root_fingerprint"]
+        self.shards = g["shards"]
+        self.shares = []
+        for s in self.shards.shares:
+            pins = g["files"][f"pins/holder-{s['index']:03d}.asc"]
+            self.shares.append({"index": s["index"], "location_cert": s["location_cert"],
+                                "message_sha256": s["message_sha256"],
+                                "pin_file_sha256": hashlib.sha256(pins).hexdigest(),
+                                "cards": g["card_serials"].get(s["index"], [])})
+        self.retired = []
+        self.replacements = []
+
+    def share(self, index):
+        return self.shares[index - 1] if 1 <= index <= len(self.shares) else None
+
+    def replaced(self, index):
+        return any(a["holder"] == index for a in self.replacements)
+
+    def card_with_serial(self, serial):
+        """(holder, card number) of a card of this ceremony with that serial, current shares
+        first, then the replaced ones, oldest first; None if none."""
+        for s in self.shares + self.retired:
+            if serial in s["cards"]:
+                return s["index"], s["cards"].index(serial) + 1
+        return None
+
+    def apply(self, new):
+        """Takes the new share of a replace-card folder that passed against this root."""
+        h = new["holder"]
+        share = new["shards"].shares[h - 1]
+        self.replacements.append({
+            "holder": h, "transcript": new["transcript"],
+            "location": share["location_cert"].fingerprint,
+            "envelope": share["message_sha256"], "pins": new["pins"]})
+        self.retired.append(self.shares[h - 1])
+        self.shares[h - 1] = {"index": h, "location_cert": share["location_cert"],
+                              "message_sha256": share["message_sha256"],
+                              "pin_file_sha256": new["pins"], "cards": new["serials"]}
+        self.shards = new["shards"]
+
+
+def verify_recovery(folder, generation, files_folder=None, replaced=()):
+    """Verifies the recovery folder against the generation folder it used and the replace-card
+    folders `replaced` the root was pinned with, in the order they were made (recovery.md,
     "Checking a recovery folder by hand", 1-7, and the records no by-hand check covers).
     Returns the report (a dict) or raises Failure."""
     gen_get = folder_reader(generation)
@@ -3377,7 +3453,45 @@ def verify_recovery(folder, generation, files_folder=None):
         g = verify_folder(generation)
     except Failure as e:
         raise Failure("generation", f"the generation folder does not verify: {e}")
-    root_fpr, root = g["root_fingerprint"], g["root_cert"]
+    pinned = Pinned(g)
+    for name in replaced:
+        try:
+            r = verify_pinned(name, pinned)
+        except Failure as e:
+            raise Failure("replaced", f"the replace-card folder {name} does not verify against "
+                          "the generation folder and the replace-card folders given before it "
+                          f"(give them in the order the recoveries were made): {e}")
+        if r["operation"] != "replace-card":
+            raise Failure("replaced", f"{name} is a {r['operation']} recovery's folder, not a "
+                          "replace-card one: give only replace-card folders with the generation "
+                          "folder")
+        pinned.apply(r["replace"])
+    return verify_pinned(folder, pinned, files_folder)
+
+
+def check_replaced(pinned, r):
+    """Check 3 (continued): one recovery.replaced record per replace-card folder the root was
+    pinned with, in that order, naming its holder, transcript, new location certificate,
+    sealed share and PIN file."""
+    applied = pinned.replacements
+    if len(r.replaced) != len(applied):
+        raise Failure("replaced", f"transcript.txt: {len(r.replaced)} recovery.replaced "
+                      f"record(s), but the root was pinned with {len(applied)} replace-card "
+                      "folder(s): give exactly the replace-card folders this recovery used, in "
+                      "the order they were made")
+    for i, ((seq, b), a) in enumerate(zip(r.replaced, applied)):
+        for field in ("holder", "transcript", "location", "envelope", "pins"):
+            if str(b[field]) != str(a[field]):
+                raise Failure("replaced", f"transcript.txt: record {seq} (recovery.replaced): "
+                              f"its {field} is {b[field]}, but replace-card folder {i + 1} "
+                              f"given says {a[field]}")
+
+
+def verify_pinned(folder, pinned, files_folder=None):
+    """Verifies the recovery folder against the pinned root. Returns the report (a dict; for
+    a replace-card folder with what it replaces under "replace") or raises Failure."""
+    g = pinned.g
+    root_fpr, root = pinned.root_fingerprint, pinned.root_cert
     get = recovery_reader(folder)
     dated = []
 
@@ -3410,9 +3524,9 @@ def verify_recovery(folder, generation, files_folder=None):
     # The records, typed, in the recovery's order.
     r = RecoveryRecords(recovery_records(t))
 
-    # 3. The link to the generation folder.
+    # 3. The link to the generation folder (and the replace-card folders applied to it).
     seq, link = r.generation
-    plan = g["plan"]
+    plan = pinned.plan
     for field, expected, found in [("ceremony", plan.ceremony_id, link["ceremony"]),
                                    ("transcript", g["final_hash"], link["transcript"]),
                                    ("root", root_fpr, link["root"])]:
@@ -3421,6 +3535,7 @@ def verify_recovery(folder, generation, files_folder=None):
                 expected += " (the final hash of the generation's transcript.txt)"
             raise Failure("mismatch", f"transcript.txt record {seq} (recovery.generation): its "
                           f"{field} is {found}, the generation folder's is {expected}")
+    check_replaced(pinned, r)
 
     # 4. The request: parsed, for this root, and as recovery.request states it.
     request_bytes = get("request.toml")
@@ -3451,22 +3566,28 @@ def verify_recovery(folder, generation, files_folder=None):
         if recorded != found:
             raise Failure("mismatch", f"transcript.txt record {seq} (recovery.request): its "
                           f"{field} is {recorded}, but request.toml gives {found}")
-    if request.operation in ("reshare", "replace-card"):
-        raise Failure("unsupported", f"a {request.operation} recovery: this version of sherd "
-                      "does not perform it, so it cannot verify its folder")
+    if request.operation == "reshare":
+        raise Failure("unsupported", "a reshare recovery: not checked by this verifier yet, so "
+                      "it cannot verify its folder")
     policy = check_recovery_policy(plan, request, r)
 
     # 5. The shares, and what recombined.
-    holders = check_recovery_shares(g, r.shares)
+    holders = check_recovery_shares(pinned, r.shares)
     check_recombined(g, r, holders)
 
     # 6. The outputs.
     listed = check_recovery_outputs(folder, request, r, get)
 
     # 7. The operation.
-    lines = check_recovery_operation(g, request, r, listed,
-                                     folder_reader(files_folder) if files_folder else None,
-                                     dated)
+    replace = None
+    if request.operation == "replace-card":
+        check_foreign_records(request, r)
+        lines, replace = check_replace_card(pinned, r, listed, request.holder, request.cards)
+        replace["transcript"] = t.final_hash().hex()
+    else:
+        lines = check_recovery_operation(g, request, r, listed,
+                                         folder_reader(files_folder) if files_folder else None,
+                                         dated)
     check_dates(dated, request)
 
     return {
@@ -3478,13 +3599,235 @@ def verify_recovery(folder, generation, files_folder=None):
         "holders": [(i, plan.holders[i - 1]["name"]) for i in holders],
         "operation_lines": lines, "outputs": list(listed), "records": len(t.records),
         "final_hash": t.final_hash().hex(), "final_words": pgp_words(t.final_hash()),
+        "replace": replace,
     }
 
 
-def recovery_report_lines(folder, generation, r):
+def check_foreign_records(request, r):
+    """No record of another operation's kind (the first of them by number is named)."""
+    of = {"recovery.signed": "sign", "recovery.quorum": "prove-quorum",
+          "recovery.certified": "certify"}
+    of.update((k, "replace-card") for k in REPLACE_CARD_KINDS)
+    foreign = [(recs[0][0], kind) for kind, op in of.items()
+               if op != request.operation and (recs := r.by_kind.get(kind))]
+    if foreign:
+        seq, kind = min(foreign)
+        raise recovery_failure("operation", rec_name(seq, kind),
+                               f"the request's operation is {request.operation}")
+
+
+def read_any_cert(data):
+    """A certificate, armored or binary; raises PgpError."""
+    try:
+        binary = dearmor(data, "PGP PUBLIC KEY BLOCK")
+    except PgpError:
+        binary = data
+    return read_cert(binary)
+
+
+def check_replace_card(pinned, r, listed, holder, cards):
+    """Check 7 for replace-card (recovery.md, "replace-card", "Checking it"): the records name
+    the request's holder, once each, in order; the new location certificate is of the shape
+    generation makes, its key new to the ceremony; the new sealed share is the recorded one,
+    encrypted to that key alone; the new shard file is the pinned one but for the holder's
+    entry; the new cards are the request's number, none a card of the ceremony before; the
+    new PIN file is the recorded one, encrypted to exactly the holder's and the backup
+    holder's personal certificates' keys. Returns (the report's lines, what the folder
+    replaces)."""
+    plan = pinned.plan
+    h, old = plan.holders[holder - 1], pinned.share(holder)
+
+    def fail(what, reason):
+        return recovery_failure("operation", what, reason)
+
+    def once(found, kind):
+        if len(found) != 1:
+            raise missing_record(f"{len(found)} {kind} records; a replace-card recovery has one")
+        return found[0]
+
+    def wrong_holder(seq, kind, found):
+        return fail(rec_name(seq, kind), f"holder={found}, but the request replaces holder "
+                    f"{holder}'s cards")
+
+    # recovery.rebuilt: from the recombined holders.
+    seq, rb = once(r.rebuilt, "recovery.rebuilt")
+    what = rec_name(seq, "recovery.rebuilt")
+    if rb["holder"] != holder:
+        raise wrong_holder(seq, "recovery.rebuilt", rb["holder"])
+    if rb["name"] != h["name"]:
+        raise fail(what, f"name {rq(rb['name'])}, the generation plan's holder {holder} is "
+                   f"{rq(h['name'])}")
+    recombined = r.recombined[1]["holders"]
+    if rb["from"] != recombined:
+        raise fail(what, f"from={rb['from']}, but recovery.recombined's holders are {recombined}")
+    if rb["checked"] == 0:
+        raise fail(what, "checked=0: the rebuilt share was not recombined with the others")
+
+    # The new location certificate.
+    seq, loc = once(r.location, "recovery.location")
+    what = rec_name(seq, "recovery.location")
+    if loc["holder"] != holder:
+        raise wrong_holder(seq, "recovery.location", loc["holder"])
+    cert_path = f"location/holder-{holder:03d}.asc"
+    try:
+        cert = read_any_cert(listed[cert_path])
+    except PgpError as e:
+        if str(e) == "contains secret key material":
+            raise fail(cert_path, str(e))
+        raise fail(cert_path, f"not a certificate: {e}")
+    try:
+        subkey = check_location_cert(cert, plan.time)
+    except (ValueError, PgpError) as e:
+        raise fail(cert_path, str(e))
+    fpr = cert.fingerprint
+    for field, recorded, found in [("fingerprint", loc["fingerprint"], fpr),
+                                   ("subkey", loc["subkey"], subkey)]:
+        if recorded != found:
+            raise fail(what, f"{field} {recorded}, but {cert_path} gives {found}")
+    old_fpr = old["location_cert"].fingerprint
+    if loc["replaces"] != old_fpr:
+        raise fail(what, f"replaces {loc['replaces']}, but holder {holder}'s pinned location "
+                   f"certificate is {old_fpr}")
+    for s in pinned.shares + pinned.retired:
+        if s["location_cert"].fingerprint == fpr:
+            raise fail(cert_path, f"the location certificate {fpr} is holder {s['index']}'s "
+                       "already: a replacement's key is new")
+
+    # The new sealed share: the recorded one, encrypted to the new key only.
+    seq, sl = once(r.sealed, "recovery.sealed")
+    what = rec_name(seq, "recovery.sealed")
+    if sl["holder"] != holder:
+        raise wrong_holder(seq, "recovery.sealed", sl["holder"])
+    sealed_path = f"sealed/holder-{holder:03d}.pgp"
+    sealed = listed[sealed_path]
+    sealed_digest = hashlib.sha256(sealed).hexdigest()
+    if sl["sha256"] != sealed_digest:
+        raise fail(what, f"sha256 {sl['sha256']}, but {sealed_path} has SHA-256 {sealed_digest}")
+    if sl["replaces"] != old["message_sha256"]:
+        raise fail(what, f"replaces {sl['replaces']}, but holder {holder}'s pinned sealed share "
+                   f"has SHA-256 {old['message_sha256']}")
+    try:
+        recipients = sorted(set(message_recipients(sealed)))
+    except PgpError as e:
+        raise fail(sealed_path, str(e))
+    subkey_id = next((k.keyid for k in cert.all_keys()[1:] if k.fingerprint == subkey), "")
+    if recipients != [subkey_id]:
+        raise fail(sealed_path, f"encrypted to key ID(s) {','.join(recipients)}, not to the new "
+                   f"location key's {subkey_id} alone")
+
+    # The new shard file: the pinned one but for the holder's entry.
+    try:
+        shards = ShardFile(listed["shards.toml"].decode("utf-8"))
+    except UnicodeDecodeError:
+        raise fail("shards.toml", "not UTF-8")
+    except ValueError as e:
+        raise fail("shards.toml", str(e))
+    check_new_shards(pinned.shards, shards, holder, fpr, sealed_digest)
+
+    # The new cards: the request's number, in order, each with the new key, none seen before.
+    if len(r.cards) != cards:
+        raise missing_record(f"{len(r.cards)} recovery.card records, the request asks for "
+                             f"{cards} new card(s)")
+    serials = []
+    for i, (seq, c) in enumerate(r.cards):
+        what = rec_name(seq, "recovery.card")
+        if c["holder"] != holder:
+            raise wrong_holder(seq, "recovery.card", c["holder"])
+        if c["card"] != i + 1:
+            raise fail(what, f"card={c['card']}, where card {i + 1} is, in order")
+        if c["location"] != fpr:
+            raise fail(what, f"location {c['location']}, but the new location certificate is "
+                       f"{fpr}")
+        if c["serial"] in serials:
+            raise fail(what, f"serial {c['serial']} twice: each new card is a different card")
+        known = pinned.card_with_serial(c["serial"])
+        if known is not None:
+            raise fail(what, f"serial {c['serial']} is holder {known[0]}'s card {known[1]} "
+                       "already: a replacement card is a new card")
+        serials.append(c["serial"])
+
+    # The new PIN file: the recorded one, to the holder's and the backup's certificates.
+    seq, pn = once(r.pins, "recovery.pins")
+    what = rec_name(seq, "recovery.pins")
+    if pn["holder"] != holder:
+        raise wrong_holder(seq, "recovery.pins", pn["holder"])
+    pins_path = f"pins/holder-{holder:03d}.asc"
+    pin_file = listed[pins_path]
+    digest = hashlib.sha256(pin_file).hexdigest()
+    if pn["sha256"] != digest:
+        raise fail(what, f"sha256 {pn['sha256']}, but {pins_path} has SHA-256 {digest}")
+    if pn["replaces"] != old["pin_file_sha256"]:
+        raise fail(what, f"replaces {pn['replaces']}, but holder {holder}'s pinned PIN file has "
+                   f"SHA-256 {old['pin_file_sha256']}")
+    backup = plan.holders[h["backup"] - 1]
+    certs = h["certs"] + backup["certs"]
+    planned = [c.fingerprint for c in certs]
+    if pn["recipients"] != planned:
+        raise fail(what, f"recipients {','.join(pn['recipients'])}, but the personal "
+                   f"certificates of holder {holder}, then of backup holder {backup['index']}, "
+                   f"are {','.join(planned)}")
+    try:
+        found = sorted(set(message_recipients(dearmor(pin_file, "PGP MESSAGE"))))
+    except PgpError as e:
+        raise fail(pins_path, str(e))
+    expected = sorted({k.keyid for c in certs for k in c.cert.encryption_keys(plan.time)})
+    if found != expected:
+        raise fail(pins_path, f"encrypted to key ID(s) {','.join(found)}, but the encryption "
+                   f"keys of holder {holder}'s and backup holder {backup['index']}'s personal "
+                   f"certificates are {','.join(expected)}")
+
+    lines = [
+        f"holder {holder} ({h['name']}): share rebuilt from holders {rb['from']} "
+        f"({rb['checked']} recombination check(s) with {rb['second']})",
+        f"{cert_path}: new location key {fpr}, replacing {old_fpr}",
+        f"{sealed_path}: the new sealed share (SHA-256 {sealed_digest}), encrypted to the new key "
+        "only, in shards.toml",
+        f"shards.toml: the pinned shard file but for holder {holder}'s entry",
+        f"new cards: {', '.join(serials)}",
+        f"{pins_path}: to holder {holder}'s and backup holder {backup['index']}'s personal "
+        "certificates",
+    ]
+    return lines, {"holder": holder, "shards": shards, "pins": digest, "serials": serials}
+
+
+def check_new_shards(base, shards, holder, fpr, sealed_digest):
+    """The new shard file is the pinned one (`base`), field by field and share by share,
+    except holder `holder`'s share: its location certificate is `fpr` and its message has
+    SHA-256 `sealed_digest`."""
+    def bad(reason):
+        return recovery_failure("operation", "shards.toml", reason)
+
+    for field in ("ceremony_id", "plan_hash", "threshold", "count", "key_time",
+                  "root_fingerprint"):
+        expected, found = getattr(base, field), getattr(shards, field)
+        if str(expected) != str(found):
+            raise bad(f"{field} {found}, but the pinned shard file's is {expected}")
+    if len(base.shares) != len(shards.shares):
+        raise bad(f"shares {len(shards.shares)}, but the pinned shard file's is "
+                  f"{len(base.shares)}")
+    for b, s in zip(base.shares, shards.shares):
+        if b["index"] != s["index"] or b["holder"] != s["holder"]:
+            raise bad(f"share {s['index']} is holder {s['index']} ({rq(s['holder'])}), the "
+                      f"pinned shard file's is {b['index']} ({rq(b['holder'])})")
+        if s["index"] == holder:
+            want_cert, want_sha, whose = fpr, sealed_digest, "the new one"
+        else:
+            want_cert, want_sha = b["location_cert"].fingerprint, b["message_sha256"]
+            whose = "the pinned shard file's (only the replaced holder's share changes)"
+        if s["location_cert"].fingerprint != want_cert:
+            raise bad(f"share {s['index']}'s location certificate is "
+                      f"{s['location_cert'].fingerprint}, but {whose} is {want_cert}")
+        if s["message_sha256"] != want_sha:
+            raise bad(f"share {s['index']}'s message has SHA-256 {s['message_sha256']}, but "
+                      f"{whose} has {want_sha}")
+
+
+def recovery_report_lines(folder, generation, r, replaced=()):
     out = [f"PASS {folder}",
-           f"generation folder: {generation} (passes sherd-verify)",
-           f"ceremony:          {r['ceremony_id']}",
+           f"generation folder: {generation} (passes sherd-verify)"]
+    out += [f"replaced ({i + 1}):      {f} (a replace-card recovery, passes against the folders "
+            "before it)" for i, f in enumerate(replaced)]
+    out += [f"ceremony:          {r['ceremony_id']}",
            f"root fingerprint:  {r['root_fingerprint']}",
            f"generation hash:   {r['generation_final_hash']}",
            f"generation words:  {r['generation_final_words']}",
@@ -3495,8 +3838,9 @@ def recovery_report_lines(folder, generation, r):
            f"policy:            {r['policy']}",
            f"holders used:      {len(r['holders'])} of threshold {r['threshold']}: "
            + ", ".join(f"{i} ({name})" for i, name in r["holders"])]
+    first = "replaced:" if r["operation"] == "replace-card" else "signatures:"
     for i, line in enumerate(r["operation_lines"]):
-        out.append(f"{'signatures:' if i == 0 else '':<19}{line}")
+        out.append(f"{first if i == 0 else '':<19}{line}")
     out += [f"outputs:           {len(r['outputs'])} files checked: {', '.join(r['outputs'])}",
             f"transcript:        {r['records']} records, signed by the root key",
             f"final hash:        {r['final_hash']}",
@@ -3559,15 +3903,19 @@ def report_lines(folder, r):
 
 USAGE = ("usage: sherd_verify.py <ceremony-output-folder> [--shares FILE ...]\n"
          "       sherd_verify.py --recovery <recovery-folder> --generation <generation-folder> "
-         "[--files <folder with the signed files>]")
+         "[--replaced <replace-card folder>]... [--files <folder with the signed files>]")
 
 
 def recovery_main(args):
-    """`--recovery R --generation G [--files F]`, each once, in any order."""
-    given = {}
+    """`--recovery R --generation G [--replaced F]... [--files D]`: each once but --replaced
+    (repeated, in the order the replace-card recoveries were made), in any order."""
+    given, replaced = {}, []
     it = iter(args)
     for flag in it:
         value = next(it, None)
+        if flag == "--replaced" and value is not None:
+            replaced.append(value)
+            continue
         if flag not in ("--recovery", "--generation", "--files") or value is None \
                 or flag in given:
             print(USAGE, file=sys.stderr)
@@ -3578,7 +3926,7 @@ def recovery_main(args):
         return 2
     folder, generation = given["--recovery"], given["--generation"]
     try:
-        r = verify_recovery(folder, generation, given.get("--files"))
+        r = verify_recovery(folder, generation, given.get("--files"), replaced)
     except Failure as e:
         print(f"FAIL {folder}: {e}")
         return 1
@@ -3587,13 +3935,13 @@ def recovery_main(args):
         traceback.print_exc()
         print(f"FAIL {folder}: unexpected {type(e).__name__} in this verifier: {e}")
         return 1
-    print("\n".join(recovery_report_lines(folder, generation, r)))
+    print("\n".join(recovery_report_lines(folder, generation, r, replaced)))
     return 0
 
 
 def main(argv):
     args = list(argv)
-    if args and args[0] in ("--recovery", "--generation", "--files"):
+    if args and args[0] in ("--recovery", "--generation", "--files", "--replaced"):
         return recovery_main(args)
     shares = []
     if "--shares" in args:

@@ -1408,6 +1408,42 @@ class Recovery(unittest.TestCase):
                          "recovery.generation): give the generation ceremony's output folder "
                          "as the generation folder\n"))
 
+    def test_replaced_folders(self):
+        """--replaced takes replace-card folders only, in order, and a recovery's
+        recovery.replaced records must be the folders given. (Replace-card folders themselves
+        are made by sherd on the host and checked by both verifiers in
+        ceremony/tests/replace_card.rs.)"""
+        self.build("prove-quorum")
+        status, out = run("--recovery", self.dir, "--generation", FOLDER, "--replaced")
+        self.assertEqual((status, out), (2, ""))
+        # A folder of another operation given as a replace-card folder: it verifies against
+        # the pinned root, but replaces nothing.
+        (status, out), rust = self.verdict("--replaced", self.dir)
+        self.assertEqual((status, out), (1, f"FAIL {self.dir}: {self.dir} is a prove-quorum "
+                         "recovery's folder, not a replace-card one: give only replace-card "
+                         "folders with the generation folder\n"))
+        if rust:
+            self.assertEqual(rust, (status, out))
+        # A recovery.replaced record, but no folder given.
+        fpr = self.gen["shards"].shares[1]["location_cert"].fingerprint
+
+        def replaced(records):
+            records.insert(1, ["recovery.replaced", f"holder=2 transcript={'ab' * 32} "
+                               f"location={fpr} envelope={'cd' * 32} pins={'ef' * 32}"])
+        self.build("prove-quorum", edit=replaced)
+        self.refused("replaced", "transcript.txt: 1 recovery.replaced record(s), but the root "
+                     "was pinned with 0 replace-card folder(s)")
+
+    def test_records_of_replace_card_in_another_operation(self):
+        fpr = self.gen["shards"].shares[1]["location_cert"].fingerprint
+
+        def card(records):
+            at = next(i for i, r in enumerate(records) if r[0] == "output.file")
+            records.insert(at, ["recovery.card", "holder=2 card=1 serial=000F:00990001 "
+                                f"location={fpr} test-decrypt=ok"])
+        self.build("sign", edit=card)
+        self.refused("operation", "(recovery.card): the request's operation is sign")
+
     def test_prove_quorum(self):
         self.build("prove-quorum")
         out = self.passes()
