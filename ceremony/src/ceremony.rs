@@ -396,24 +396,28 @@ struct Common {
 
 impl Common {
     fn header(&self, root: &RootKey, index: u8, commitment: [u8; 32]) -> EnvelopeHeader {
-        envelope_header(&self.plan, root, index, commitment)
+        envelope_header(&self.plan, root, index, commitment, self.plan.time_unix)
     }
 }
 
-/// The header of holder `index`'s envelope: the same at generation and when a replace-card
-/// recovery seals the holder's rebuilt share again.
+/// The header of holder `index`'s envelope under `plan`: the same at generation, when a
+/// replace-card recovery seals the holder's rebuilt share again, and when a reshare seals the
+/// new shares (under the new plan). `key_time` is the root key's creation time, the
+/// generation plan's time (equal to `plan.time_unix` only at generation: after a reshare the
+/// plan is the reshare request's, dated later).
 pub(crate) fn envelope_header(
     plan: &Plan,
     root: &RootKey,
     index: u8,
     commitment: [u8; 32],
+    key_time: u32,
 ) -> EnvelopeHeader {
     EnvelopeHeader {
         ceremony_id: plan.ceremony_id.clone(),
         index,
         threshold: plan.threshold,
         count: plan.holder_count(),
-        key_time: plan.time_unix,
+        key_time,
         plan_hash: plan.hash(),
         commitment,
         root_fingerprint: root.fingerprint().as_bytes().to_vec(),

@@ -223,7 +223,8 @@ impl Recombined {
         // The header it is sealed with: generation's, from the plan, the root key and the
         // commitment to the recombined secret; every accepted envelope carries the same.
         let commitment = keys::commitment(&kept.secret, &plan.ceremony_id);
-        let header = ceremony::envelope_header(plan, &self.root, holder, commitment);
+        let header =
+            ceremony::envelope_header(plan, &self.root, holder, commitment, pinned.key_time());
         for a in &kept.accepted {
             header_matches(&header, &a.envelope.header).map_err(|(field, expected, found)| {
                 FlowError::Recombine(RecoveryError::EnvelopeMismatch {
