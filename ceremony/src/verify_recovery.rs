@@ -1745,7 +1745,7 @@ fn check_replace_card(
     let cert_path = paths::location_cert(holder);
     let cert = Cert::from_bytes(listed_get(&cert_path)?)
         .map_err(|e| operation(cert_path.as_str(), format!("not a certificate: {e:#}")))?;
-    let subkey = crate::verify::check_location_cert(&cert, plan.time_unix)
+    let subkey = crate::verify::check_location_cert(&cert, pinned.key_time())
         .map_err(|e| operation(cert_path.as_str(), e))?;
     let fpr = cert.fingerprint().to_hex();
     for (field, recorded, found) in [
@@ -2142,7 +2142,7 @@ fn check_reshare(
             ));
         }
         let cert = &s.location_cert;
-        let subkey = crate::verify::check_location_cert(cert, new_plan.time_unix)
+        let subkey = crate::verify::check_location_cert(cert, pinned.key_time())
             .map_err(|e| operation(format!("{} share {}", paths::SHARDS, h.index), e))?;
         let fpr = cert.fingerprint().to_hex();
         for (field, recorded, found) in [

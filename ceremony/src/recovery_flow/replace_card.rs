@@ -237,7 +237,7 @@ impl Recombined {
         }
 
         // A new location key and PINs, drawn as at generation; the key is new.
-        let (location, pins) = ceremony::draw_location(rng, plan, h, cards)?;
+        let (location, pins) = ceremony::draw_location(rng, plan, h, cards, pinned.key_time())?;
         let fpr = location.cert().fingerprint();
         if let Some(s) = pinned
             .shares()
@@ -510,9 +510,15 @@ impl ReplacingCards {
                 count: pinned.plan().holder_count(),
             })
         })?;
-        let (pin_file, recipients) =
-            ceremony::seal_pin_file(pinned.plan(), &self.root, holder, &serials, &self.pins)
-                .map_err(FlowError::Card)?;
+        let (pin_file, recipients) = ceremony::seal_pin_file(
+            pinned.plan(),
+            &self.root,
+            holder,
+            &serials,
+            &self.pins,
+            pinned.key_time(),
+        )
+        .map_err(FlowError::Card)?;
         let mut t = c.transcript.clone();
         push(
             &mut t,

@@ -231,7 +231,8 @@ impl Recombined {
         // A new location key and PINs per new holder, each share sealed to its key.
         let mut holders: Vec<NewHolder> = Vec::with_capacity(shares.len());
         for (h, share) in plan.holders.iter().zip(shares) {
-            let (location, pins) = ceremony::draw_location(rng, plan, h, h.cards)?;
+            let (location, pins) =
+                ceremony::draw_location(rng, plan, h, h.cards, pinned.key_time())?;
             let fpr = location.cert().fingerprint();
             if let Some(s) = pinned
                 .shares()
@@ -518,9 +519,15 @@ impl Resharing {
         let mut pin_files = Vec::with_capacity(self.holders.len());
         for ((h, n), serials) in plan.holders.iter().zip(&self.holders).zip(&self.serials) {
             let serials: Vec<CardSerial> = serials.iter().flatten().cloned().collect();
-            let (pin_file, recipients) =
-                ceremony::seal_pin_file(plan, &self.root, h.index, &serials, &n.pins)
-                    .map_err(FlowError::Card)?;
+            let (pin_file, recipients) = ceremony::seal_pin_file(
+                plan,
+                &self.root,
+                h.index,
+                &serials,
+                &n.pins,
+                c.pinned.key_time(),
+            )
+            .map_err(FlowError::Card)?;
             push(
                 &mut t,
                 &RecoveryNewPins {
