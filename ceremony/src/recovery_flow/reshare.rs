@@ -427,15 +427,15 @@ impl Resharing {
         device: &mut dyn LocationCard,
         approved: &Approved,
     ) -> Result<CardView, FlowError> {
-        let no_card = FlowError::Card(CeremonyError::NoSuchCard { holder, card });
+        let no_card = || FlowError::Card(CeremonyError::NoSuchCard { holder, card });
         let hi = usize::from(holder)
             .checked_sub(1)
             .filter(|&i| i < self.serials.len())
-            .ok_or_else(|| FlowError::Card(CeremonyError::NoSuchCard { holder, card }))?;
+            .ok_or_else(no_card)?;
         let ci = usize::from(card)
             .checked_sub(1)
             .filter(|&i| i < self.serials[hi].len())
-            .ok_or(no_card)?;
+            .ok_or_else(no_card)?;
         if let Some(s) = &self.serials[hi][ci] {
             return Err(FlowError::Card(CeremonyError::AlreadyProvisioned {
                 holder,
