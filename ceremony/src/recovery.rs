@@ -21,7 +21,10 @@
 //! recovery's folder ([`PinnedRoot::with_replacement`]), which must pass the recovery verifier
 //! against the root pinned so far: holder i's pinned location certificate, sealed share, PIN
 //! file and cards are then the new ones, and the old ones are refused (docs/formats/recovery.md,
-//! "replace-card").
+//! "replace-card"). After a `reshare` recovery ([`PinnedRoot::with_folder`]), the pinned plan is
+//! the reshare's new plan and every share a new one; every old share is retired and refused
+//! (which is not a cryptographic guarantee: docs/formats/recovery.md, "reshare"). The root key
+//! and its creation time ([`PinnedRoot::key_time`]) stay through every folder applied.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -114,6 +117,17 @@ pub enum RecoveryError {
         request: String,
         /// The root key's creation time (the generation plan's time), RFC 3339.
         key: String,
+    },
+    /// A reshare request dated before the plan it replaces (the pinned plan, the generation's
+    /// or an earlier reshare's): its new plan would be older than the current one.
+    #[error(
+        "the reshare request time {request} is before the current plan's time {plan}: a new plan is dated after the one it replaces"
+    )]
+    ReshareBeforePlan {
+        /// The request time, RFC 3339.
+        request: String,
+        /// The pinned plan's time, RFC 3339.
+        plan: String,
     },
     /// A holder index that the generation plan does not have.
     #[error("holder {holder} is not in the generation plan (holders 1..={count})")]
@@ -774,8 +788,9 @@ impl PinnedRoot {
         })
     }
 
-    /// Refuses a request that is not for this ceremony and root key, dated before the key, or
-    /// (`replace-card`) naming a holder the generation plan does not have.
+    /// Refuses a request that is not for this ceremony and root key, dated before the key
+    /// ([`PinnedRoot::key_time`]), (`replace-card`) naming a holder the current plan does not
+    /// have, or (`reshare`) dated before the current plan.
     pub fn check_request(&self, request: &Request) -> Result<(), RecoveryError> {
         if request.ceremony_id != self.plan.ceremony_id {
             return Err(RecoveryError::OtherCeremony {
@@ -797,6 +812,14 @@ impl PinnedRoot {
         }
         if let Operation::ReplaceCard { holder, .. } = request.operation {
             self.holder(holder)?;
+        }
+        if matches!(request.operation, Operation::Reshare { .. })
+            && request.time_unix < self.plan.time_unix
+        {
+            return Err(RecoveryError::ReshareBeforePlan {
+                request: plan::rfc3339(request.time_unix),
+                plan: plan::rfc3339(self.plan.time_unix),
+            });
         }
         Ok(())
     }

@@ -25,8 +25,15 @@
 //!   [`ReplacingCards::provision_card`] per new blank card, then
 //!   [`ReplacingCards::finish`] -> [`Finished`] (new shard file, PIN file, location
 //!   certificate; the secrets dropped). [`Recombined::perform_replace_card`] does all three
-//!   with every card at hand. For `replace-card` only, [`Collecting::recombine`] keeps the
-//!   accepted shares and the secret (zeroized on drop) until the share is rebuilt.
+//!   with every card at hand. For `replace-card` (and `reshare`) only,
+//!   [`Collecting::recombine`] keeps the accepted shares and the secret (zeroized on drop)
+//!   until the new shares are made.
+//! - `reshare` instead ([`reshare`]): [`Recombined::start_reshare`] -> [`Resharing`] (the
+//!   secret split M'-of-N' for the request's new plan, a new location key per new holder, each
+//!   new share sealed to it, every M'-subset checked; the secret dropped), one
+//!   [`Resharing::provision_card`] per new blank card, then [`Resharing::finish`] ->
+//!   [`Finished`] (the new plan, shard file and PIN files). [`Recombined::perform_reshare`]
+//!   does all three with every card at hand.
 //!
 //! Nothing here holds a share, PIN or secret behind `Debug`: phases print only public data.
 
@@ -1425,9 +1432,10 @@ impl Collecting {
     }
 }
 
-/// What `replace-card` needs after recombination: the secret and the accepted shares. Both are
-/// zeroized when dropped ([`RootSecret`], and each envelope's share); dropped as soon as the
-/// holder's share is rebuilt and sealed.
+/// What `replace-card` and `reshare` need after recombination: the secret and the accepted
+/// shares. Both are zeroized when dropped ([`RootSecret`], and each envelope's share); dropped
+/// as soon as the holder's share is rebuilt and sealed (replace-card) or the new shares are
+/// made (reshare).
 struct Kept {
     secret: RootSecret,
     accepted: Vec<Accepted>,
@@ -1439,9 +1447,11 @@ pub struct Recombined {
     common: Common,
     root: RootKey,
     holders: Vec<u8>,
-    /// `replace-card` only: the secret and the shares, until the share is rebuilt.
+    /// `replace-card` and `reshare` only: the secret and the shares, until the new share(s)
+    /// are made.
     kept: Option<Kept>,
-    /// The second implementations replace-card's interpolation is checked against.
+    /// The second implementations replace-card's interpolation and reshare's split are
+    /// checked against.
     seconds: Seconds,
 }
 

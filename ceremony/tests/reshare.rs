@@ -635,6 +635,23 @@ fn a_wrong_second_shamir_stops_the_reshare_and_other_operations_are_refused() {
         .count();
     assert_eq!(n, 1);
 
+    // A reshare dated before the current plan is refused before any card: pinned with the
+    // reshare just made (dated REQUEST_TIME), one dated at the generation's plan time is older.
+    let tmp = tempfile::tempdir().unwrap();
+    let gen_dir = g.write(tmp.path(), "generation");
+    let reshare_dir = write_recovery(&finished, tmp.path(), "reshare");
+    let pinned = PinnedRoot::from_dirs(&gen_dir, &[&reshare_dir]).expect("pinned");
+    let older = reshare_request(&g, &fourth).replace(REQUEST_TIME, PLAN_TIME_STR);
+    let e = ceremony::recovery_flow::Requested::start(pinned, older.as_bytes(), &[])
+        .expect_err("older than the current plan");
+    assert!(
+        matches!(
+            e,
+            FlowError::NotForThisRoot(RecoveryError::ReshareBeforePlan { .. })
+        ),
+        "{e}"
+    );
+
     // start_reshare refuses a request of another operation; an old card is no new card.
     let request = g.request_text("[prove-quorum]\nchallenge = \"not a reshare\"\n");
     let r = recombined(&mut g, &request, &[2, 3]);
