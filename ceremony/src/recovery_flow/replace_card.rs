@@ -97,8 +97,8 @@ fn small(n: usize) -> u8 {
 }
 
 impl Recombined {
-    /// Checks replace-card's interpolation and its recombination checks (and reshare's split) against
-    /// `seconds.shamir` instead of `shamir-gf256`: a test seam (as
+    /// Checks replace-card's interpolation and its recombination checks (and reshare's split)
+    /// against `seconds.shamir` instead of `shamir-gf256`: a test seam (as
     /// [`ceremony::Planned::checked_against`]), for tests that give a deliberately wrong one
     /// and see the step stop. Nothing else calls it.
     pub fn checked_against(mut self, seconds: Seconds) -> Recombined {
