@@ -263,8 +263,8 @@ pub enum Applied {
     Reshare(Reshare),
 }
 
-/// A replace-card recovery's output folder, read through `read` and listed by `list` (paths
-/// relative to the folder), for [`PinnedRoot::with_replacement`].
+/// A replace-card or reshare recovery's output folder, read through `read` and listed by
+/// `list` (paths relative to the folder), for [`PinnedRoot::with_folder`].
 pub struct ReplacedFolder<'a> {
     /// How to name the folder in messages (its path).
     pub name: String,

@@ -653,8 +653,8 @@ pub enum HolderFault {
         found: String,
         /// The pinned PIN file's SHA-256, lower-case hex.
         expected: String,
-        /// Whether it is the PIN file of a share this holder had before a replace-card
-        /// recovery applied to the pinned root.
+        /// Whether it is the PIN file of a share this holder index had before a replace-card or
+        /// reshare recovery applied to the pinned root.
         replaced: bool,
     },
     /// The location card failed before decrypting (could not read its serial).
@@ -677,7 +677,7 @@ pub enum HolderFault {
 fn superseded_message(found: &str, expected: &str, replaced: bool) -> String {
     if replaced {
         format!(
-            "this PIN file (SHA-256 {found}) is the holder's from before their cards were replaced: its cards are no longer accepted; bring the PIN file of the replace-card recovery (SHA-256 {expected}) and one of its new cards"
+            "this PIN file (SHA-256 {found}) is from before this holder's cards were replaced or the key was reshared: its cards are no longer accepted; bring the holder's current PIN file (SHA-256 {expected}, from the last replace-card or reshare folder) and one of its new cards"
         )
     } else {
         format!(
