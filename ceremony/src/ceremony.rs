@@ -396,24 +396,28 @@ struct Common {
 
 impl Common {
     fn header(&self, root: &RootKey, index: u8, commitment: [u8; 32]) -> EnvelopeHeader {
-        envelope_header(&self.plan, root, index, commitment)
+        envelope_header(&self.plan, root, index, commitment, self.plan.time_unix)
     }
 }
 
-/// The header of holder `index`'s envelope: the same at generation and when a replace-card
-/// recovery seals the holder's rebuilt share again.
+/// The header of holder `index`'s envelope under `plan`: the same at generation, when a
+/// replace-card recovery seals the holder's rebuilt share again, and when a reshare seals the
+/// new shares (under the new plan). `key_time` is the root key's creation time, the
+/// generation plan's time (equal to `plan.time_unix` only at generation: after a reshare the
+/// plan is the reshare request's, dated later).
 pub(crate) fn envelope_header(
     plan: &Plan,
     root: &RootKey,
     index: u8,
     commitment: [u8; 32],
+    key_time: u32,
 ) -> EnvelopeHeader {
     EnvelopeHeader {
         ceremony_id: plan.ceremony_id.clone(),
         index,
         threshold: plan.threshold,
         count: plan.holder_count(),
-        key_time: plan.time_unix,
+        key_time,
         plan_hash: plan.hash(),
         commitment,
         root_fingerprint: root.fingerprint().as_bytes().to_vec(),
@@ -423,19 +427,19 @@ pub(crate) fn envelope_header(
 /// Draws a holder's location key (dated the plan time, as every key of the ceremony) and one
 /// set of PINs per card from the DRBG: at generation for every holder, at a replace-card
 /// recovery for the holder whose cards are replaced.
+///
+/// The key is dated `key_time`, the root key's creation time (the generation plan's time, also
+/// after a reshare): a recovery opens a sealed share against the root and location
+/// certificates as of the root key's creation, since the machine clock is not trusted.
 pub(crate) fn draw_location(
     rng: &mut dyn SecretRng,
     plan: &Plan,
     holder: &crate::plan::Holder,
     cards: u8,
+    key_time: u32,
 ) -> Result<(LocationKey, Vec<CardPins>), KeyError> {
-    let location = LocationKey::generate(
-        rng,
-        &plan.ceremony_id,
-        holder.index,
-        &holder.name,
-        plan.time_unix,
-    )?;
+    let location =
+        LocationKey::generate(rng, &plan.ceremony_id, holder.index, &holder.name, key_time)?;
     let pins = (0..cards).map(|_| CardPins::generate(rng)).collect();
     Ok((location, pins))
 }
@@ -533,12 +537,17 @@ pub(crate) fn provision_one(
 /// and the backup holder's personal certificates, signed by the root key and dated the plan
 /// time: at generation and at a replace-card recovery. Returns the armored file and the
 /// recipients' fingerprints (the holder's certificates, then the backup's).
+///
+/// The recipients' encryption keys are those valid at the plan's time; the root signature is
+/// dated `key_time`, the root key's creation time (equal to the plan's time but after a
+/// reshare, whose plan is dated later).
 pub(crate) fn seal_pin_file(
     plan: &Plan,
     root: &RootKey,
     index: u8,
     serials: &[CardSerial],
     pins: &[CardPins],
+    key_time: u32,
 ) -> Result<(Vec<u8>, Vec<Fpr>), CeremonyError> {
     let h = plan.holder(index).ok_or(CeremonyError::NoSuchCard {
         holder: index,
@@ -572,7 +581,7 @@ pub(crate) fn seal_pin_file(
         .chain(backup.certs.iter())
         .map(|c| &c.cert)
         .collect();
-    let armored = pf.seal(root, &recipients, plan.time_unix)?;
+    let armored = pf.seal_at(root, &recipients, plan.time_unix, key_time)?;
     let fprs = recipients
         .iter()
         .map(|c| Fpr(c.fingerprint().to_hex()))
@@ -756,7 +765,7 @@ impl Planned {
         let mut locations = Vec::new();
         let mut holders = Vec::new();
         for h in &plan.holders {
-            let (location, pins) = draw_location(rng, plan, h, h.cards)?;
+            let (location, pins) = draw_location(rng, plan, h, h.cards, plan.time_unix)?;
             let subkey = location.public_subkey().fingerprint();
             t.push_core(record::LocationCert {
                 holder: h.index,
@@ -1006,8 +1015,14 @@ impl Sealed {
         let mut t = c.transcript.clone();
         let mut files = Vec::new();
         for ((h, st), serials) in c.plan.holders.iter().zip(&self.keys.holders).zip(serials) {
-            let (armored, recipients) =
-                seal_pin_file(&c.plan, &self.keys.root, h.index, serials, &st.pins)?;
+            let (armored, recipients) = seal_pin_file(
+                &c.plan,
+                &self.keys.root,
+                h.index,
+                serials,
+                &st.pins,
+                c.plan.time_unix,
+            )?;
             t.push_core(record::PinsSealed {
                 holder: h.index,
                 sha256: Hash32(kdf::sha256(&armored)),

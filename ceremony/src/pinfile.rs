@@ -183,13 +183,33 @@ impl PinFile {
         recipients: &[&Cert],
         time_unix: u32,
     ) -> Result<Vec<u8>, KeyError> {
-        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(time_unix));
+        self.seal_at(root, recipients, time_unix, time_unix)
+    }
+
+    /// [`PinFile::seal`] with the recipients' encryption keys taken as valid at `keys_unix`
+    /// (the plan's time: after a reshare, the new plan's) and the root signature dated
+    /// `signed_unix` (the root key's creation time, the generation plan's: a recovery opens a
+    /// PIN file against the root certificate as of its creation, since the machine clock is
+    /// not trusted).
+    pub fn seal_at(
+        &self,
+        root: &RootKey,
+        recipients: &[&Cert],
+        keys_unix: u32,
+        signed_unix: u32,
+    ) -> Result<Vec<u8>, KeyError> {
+        let at = |t: u32| std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(t));
         let keys: Vec<_> = recipients
             .iter()
-            .flat_map(|c| crate::plan::encryption_keys(c, time))
+            .flat_map(|c| crate::plan::encryption_keys(c, at(keys_unix)))
             .collect();
-        let bin = pgp::encrypt_and_sign(self.encode().as_bytes(), &keys, root.signer(), time)
-            .map_err(key_err("a PIN file"))?;
+        let bin = pgp::encrypt_and_sign(
+            self.encode().as_bytes(),
+            &keys,
+            root.signer(),
+            at(signed_unix),
+        )
+        .map_err(key_err("a PIN file"))?;
         Ok(pgp::armor(&bin, openpgp::armor::Kind::Message))
     }
 

@@ -21,7 +21,10 @@
 //! recovery's folder ([`PinnedRoot::with_replacement`]), which must pass the recovery verifier
 //! against the root pinned so far: holder i's pinned location certificate, sealed share, PIN
 //! file and cards are then the new ones, and the old ones are refused (docs/formats/recovery.md,
-//! "replace-card").
+//! "replace-card"). After a `reshare` recovery ([`PinnedRoot::with_folder`]), the pinned plan is
+//! the reshare's new plan and every share a new one; every old share is retired and refused
+//! (which is not a cryptographic guarantee: docs/formats/recovery.md, "reshare"). The root key
+//! and its creation time ([`PinnedRoot::key_time`]) stay through every folder applied.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -59,11 +62,11 @@ pub enum PinError {
     /// (a bug, or files changing under the reader); what disagrees.
     #[error("the generation folder verified but {0}")]
     Inconsistent(String),
-    /// A replace-card recovery folder given with the generation folder does not pass the
-    /// recovery verifier against the root pinned so far (the generation and the replace-card
+    /// A replace-card or reshare recovery folder given with the generation folder does not
+    /// pass the recovery verifier against the root pinned so far (the generation and the
     /// folders before it, in the order they were made).
     #[error(
-        "the replace-card folder {folder} does not verify against the generation folder and the replace-card folders given before it (give them in the order the recoveries were made): {source}"
+        "the replace-card/reshare folder {folder} does not verify against the generation folder and the replace-card/reshare folders given before it (give them in the order the recoveries were made): {source}"
     )]
     Replacement {
         /// The folder, as the caller named it.
@@ -71,9 +74,9 @@ pub enum PinError {
         /// The verifier's first failure.
         source: Box<crate::verify_recovery::RecoveryVerifyError>,
     },
-    /// A folder given as a replace-card folder is the folder of another operation.
+    /// A folder given as a replace-card or reshare folder is the folder of another operation.
     #[error(
-        "{folder} is a {operation} recovery's folder, not a replace-card one: give only replace-card folders with the generation folder"
+        "{folder} is a {operation} recovery's folder, neither a replace-card nor a reshare one: give only replace-card and reshare folders with the generation folder"
     )]
     NotAReplacement {
         /// The folder, as the caller named it.
@@ -114,6 +117,17 @@ pub enum RecoveryError {
         request: String,
         /// The root key's creation time (the generation plan's time), RFC 3339.
         key: String,
+    },
+    /// A reshare request dated before the plan it replaces (the pinned plan, the generation's
+    /// or an earlier reshare's): its new plan would be older than the current one.
+    #[error(
+        "the reshare request time {request} is before the current plan's time {plan}: a new plan is dated after the one it replaces"
+    )]
+    ReshareBeforePlan {
+        /// The request time, RFC 3339.
+        request: String,
+        /// The pinned plan's time, RFC 3339.
+        plan: String,
     },
     /// A holder index that the generation plan does not have.
     #[error("holder {holder} is not in the generation plan (holders 1..={count})")]
@@ -224,8 +238,33 @@ pub struct Replacement {
     pub pins: [u8; 32],
 }
 
-/// A replace-card recovery's output folder, read through `read` and listed by `list` (paths
-/// relative to the folder), for [`PinnedRoot::with_replacement`].
+/// A reshare recovery applied to the pinned root ([`PinnedRoot::with_folder`]): from it on,
+/// the plan is the reshare's new plan and every share is a new one; every earlier share is
+/// retired (refused by sherd; see docs/formats/recovery.md, "reshare", for what the old shares
+/// still mean outside it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reshare {
+    /// The reshare recovery transcript's final hash.
+    pub transcript: [u8; 32],
+    /// The new plan's canonical hash.
+    pub plan: [u8; 32],
+    /// The new threshold M'.
+    pub threshold: u8,
+    /// The new number of holders N'.
+    pub holders: u8,
+}
+
+/// One recovery folder applied to the pinned root, in the order applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A replace-card folder.
+    ReplaceCard(Replacement),
+    /// A reshare folder.
+    Reshare(Reshare),
+}
+
+/// A replace-card or reshare recovery's output folder, read through `read` and listed by
+/// `list` (paths relative to the folder), for [`PinnedRoot::with_folder`].
 pub struct ReplacedFolder<'a> {
     /// How to name the folder in messages (its path).
     pub name: String,
@@ -251,6 +290,11 @@ pub struct PinnedRoot {
     shards: ShardFile,
     /// The replace-card recoveries applied, in order.
     replacements: Vec<Replacement>,
+    /// Every recovery folder applied (replace-card and reshare), in order.
+    applied: Vec<Applied>,
+    /// The root key's creation time: the generation plan's time, kept through every folder
+    /// applied (a reshare's plan is dated later).
+    key_time: u32,
     /// The shares replaced since generation (each holder's earlier ones), oldest first.
     retired: Vec<PinnedShare>,
 }
@@ -393,6 +437,7 @@ impl PinnedRoot {
         }
         Ok(PinnedRoot {
             report,
+            key_time: plan.time_unix,
             plan,
             root_fingerprint: root_cert.fingerprint(),
             root_cert,
@@ -400,6 +445,7 @@ impl PinnedRoot {
             shares: pinned,
             shards,
             replacements: Vec::new(),
+            applied: Vec::new(),
             retired: Vec::new(),
         })
     }
@@ -413,7 +459,7 @@ impl PinnedRoot {
     ) -> Result<PinnedRoot, PinError> {
         let mut pinned = Self::from_generation(generation)?;
         for folder in replaced {
-            pinned = pinned.with_replacement(folder)?;
+            pinned = pinned.with_folder(folder)?;
         }
         Ok(pinned)
     }
@@ -449,7 +495,20 @@ impl PinnedRoot {
     /// of its files once. From then on holder `h`'s pinned share is the new one: the new
     /// location certificate and sealed share, the new PIN file and cards. The old ones are
     /// kept only to name them when they are brought ([`PinnedRoot::retired`]).
-    pub fn with_replacement(mut self, folder: &ReplacedFolder<'_>) -> Result<PinnedRoot, PinError> {
+    pub fn with_replacement(self, folder: &ReplacedFolder<'_>) -> Result<PinnedRoot, PinError> {
+        self.with_folder(folder)
+    }
+
+    /// Applies a replace-card or a reshare recovery's folder ([`PinnedRoot::with_replacement`]
+    /// for replace-card). It must pass the recovery verifier against this pinned root first
+    /// (for a reshare: its request a reshare for this root, `plan.toml` the request's new plan,
+    /// `shards.toml` a full shard file of the new plan with the recorded location certificates
+    /// and sealed shares, the PIN files and new cards recorded, ...). A reshare then makes the
+    /// new plan the pinned plan (its holders, threshold and policy), every share the new one
+    /// (location certificate and sealed share from the new `shards.toml`, PIN file from
+    /// `pins/`, cards from the `recovery.new-card` records), and retires every share before it;
+    /// the root and the key time stay.
+    pub fn with_folder(mut self, folder: &ReplacedFolder<'_>) -> Result<PinnedRoot, PinError> {
         let seen: RefCell<HashMap<String, Vec<u8>>> = RefCell::new(HashMap::new());
         let once = |path: &str| -> io::Result<Vec<u8>> {
             if let Some(b) = seen.borrow().get(path) {
@@ -465,15 +524,93 @@ impl PinnedRoot {
                     folder: folder.name.clone(),
                     source: Box::new(e),
                 })?;
-        if report.operation != OperationKind::ReplaceCard {
-            return Err(PinError::NotAReplacement {
-                folder: folder.name.clone(),
-                operation: report.operation,
+        let files = seen.into_inner();
+        match report.operation {
+            OperationKind::ReplaceCard => self.apply(&folder.name, &files)?,
+            OperationKind::Reshare => self.apply_reshare(&folder.name, &files)?,
+            operation => {
+                return Err(PinError::NotAReplacement {
+                    folder: folder.name.clone(),
+                    operation,
+                });
+            }
+        }
+        Ok(self)
+    }
+
+    /// Takes the new plan and shares of a verified reshare folder's files.
+    fn apply_reshare(
+        &mut self,
+        name: &str,
+        files: &HashMap<String, Vec<u8>>,
+    ) -> Result<(), PinError> {
+        use crate::recovery_flow::{RecoveryRecord, paths as rpaths};
+        let inconsistent =
+            |what: String| PinError::Inconsistent(format!("(reshare folder {name}) {what}"));
+        let get = |path: &str| {
+            files
+                .get(path)
+                .ok_or_else(|| inconsistent(format!("{path} was not read by its verifier")))
+        };
+        let request = std::str::from_utf8(get(rpaths::REQUEST)?)
+            .ok()
+            .and_then(|t| Request::parse(t).ok())
+            .ok_or_else(|| inconsistent(format!("{} does not read back", rpaths::REQUEST)))?;
+        let Operation::Reshare { plan: new_plan, .. } = request.operation else {
+            return Err(inconsistent("its request is not a reshare".into()));
+        };
+        let transcript = Transcript::parse(get(rpaths::TRANSCRIPT)?)
+            .map_err(|e| inconsistent(format!("{}: {e}", rpaths::TRANSCRIPT)))?;
+        let records = crate::recovery_flow::records(&transcript)
+            .map_err(|e| inconsistent(format!("{}: {e}", rpaths::TRANSCRIPT)))?;
+        let mut cards: HashMap<u8, Vec<(u8, CardSerial)>> = HashMap::new();
+        for r in &records {
+            if let RecoveryRecord::NewCard(c) = r {
+                cards
+                    .entry(c.holder)
+                    .or_default()
+                    .push((c.card, CardSerial(c.serial.clone())));
+            }
+        }
+        let text = std::str::from_utf8(get(rpaths::SHARDS)?)
+            .map_err(|_| inconsistent(format!("{} is not UTF-8", rpaths::SHARDS)))?;
+        let shards =
+            ShardFile::parse(text).map_err(|e| inconsistent(format!("{}: {e}", rpaths::SHARDS)))?;
+        if shards.shares.len() != new_plan.holders.len() {
+            return Err(inconsistent(format!(
+                "{} shares for {} holders",
+                shards.shares.len(),
+                new_plan.holders.len()
+            )));
+        }
+        let mut shares = Vec::with_capacity(shards.shares.len());
+        for (h, s) in new_plan.holders.iter().zip(&shards.shares) {
+            let pin_file = get(&rpaths::pin_file(h.index))?.clone();
+            let mut serials = cards.remove(&h.index).unwrap_or_default();
+            serials.sort_by_key(|(card, _)| *card);
+            shares.push(PinnedShare {
+                index: h.index,
+                holder: h.name.clone(),
+                location_cert: s.location_cert.clone(),
+                message: s.message.clone(),
+                message_sha256: s.message_sha256(),
+                pin_file_sha256: kdf::sha256(&pin_file),
+                pin_file,
+                cards: serials.into_iter().map(|(_, serial)| serial).collect(),
             });
         }
-        let files = seen.into_inner();
-        self.apply(&folder.name, &files)?;
-        Ok(self)
+        let applied = Reshare {
+            transcript: transcript.final_hash(),
+            plan: new_plan.hash(),
+            threshold: new_plan.threshold,
+            holders: new_plan.holder_count(),
+        };
+        let old = std::mem::replace(&mut self.shares, shares);
+        self.retired.extend(old);
+        self.plan = *new_plan;
+        self.shards = shards;
+        self.applied.push(Applied::Reshare(applied));
+        Ok(())
     }
 
     /// Takes the new share of a verified replace-card folder's files.
@@ -536,6 +673,7 @@ impl PinnedRoot {
         let old = std::mem::replace(&mut self.shares[slot], current);
         self.retired.push(old);
         self.shards = shards;
+        self.applied.push(Applied::ReplaceCard(replacement.clone()));
         self.replacements.push(replacement);
         Ok(())
     }
@@ -545,7 +683,8 @@ impl PinnedRoot {
         &self.report
     }
 
-    /// The generation plan.
+    /// The current plan: the generation plan, or the last reshare folder's new plan applied
+    /// here (its holders, threshold and policy govern every later request).
     pub fn plan(&self) -> &Plan {
         &self.plan
     }
@@ -600,6 +739,31 @@ impl PinnedRoot {
         &self.replacements
     }
 
+    /// Every recovery folder applied to this root (replace-card and reshare), in the order
+    /// applied: the next recovery's transcript names them in this order (`recovery.replaced`,
+    /// `recovery.reshared`).
+    pub fn applied(&self) -> &[Applied] {
+        &self.applied
+    }
+
+    /// The reshare recoveries applied to this root, in order.
+    pub fn reshares(&self) -> Vec<&Reshare> {
+        self.applied
+            .iter()
+            .filter_map(|a| match a {
+                Applied::Reshare(r) => Some(r),
+                Applied::ReplaceCard(_) => None,
+            })
+            .collect()
+    }
+
+    /// The root key's creation time, Unix seconds: the generation plan's time, which the
+    /// root key is derived with and every envelope's `key_time` carries. After a reshare the
+    /// current plan ([`PinnedRoot::plan`]) is dated later; this stays.
+    pub fn key_time(&self) -> u32 {
+        self.key_time
+    }
+
     /// The shares replaced since generation, oldest first: their location certificates,
     /// sealed shares, PIN files and cards are no longer accepted.
     pub fn retired(&self) -> &[PinnedShare] {
@@ -624,8 +788,9 @@ impl PinnedRoot {
         })
     }
 
-    /// Refuses a request that is not for this ceremony and root key, dated before the key, or
-    /// (`replace-card`) naming a holder the generation plan does not have.
+    /// Refuses a request that is not for this ceremony and root key, dated before the key
+    /// ([`PinnedRoot::key_time`]), (`replace-card`) naming a holder the current plan does not
+    /// have, or (`reshare`) dated before the current plan.
     pub fn check_request(&self, request: &Request) -> Result<(), RecoveryError> {
         if request.ceremony_id != self.plan.ceremony_id {
             return Err(RecoveryError::OtherCeremony {
@@ -639,14 +804,22 @@ impl PinnedRoot {
                 pinned: self.root_fingerprint.to_hex(),
             });
         }
-        if request.time_unix < self.plan.time_unix {
+        if request.time_unix < self.key_time {
             return Err(RecoveryError::RequestBeforeKey {
                 request: plan::rfc3339(request.time_unix),
-                key: plan::rfc3339(self.plan.time_unix),
+                key: plan::rfc3339(self.key_time),
             });
         }
         if let Operation::ReplaceCard { holder, .. } = request.operation {
             self.holder(holder)?;
+        }
+        if matches!(request.operation, Operation::Reshare { .. })
+            && request.time_unix < self.plan.time_unix
+        {
+            return Err(RecoveryError::ReshareBeforePlan {
+                request: plan::rfc3339(request.time_unix),
+                plan: plan::rfc3339(self.plan.time_unix),
+            });
         }
         Ok(())
     }
@@ -814,7 +987,7 @@ impl PinnedRoot {
             ),
             (
                 "key time",
-                self.plan.time_unix.to_string(),
+                self.key_time.to_string(),
                 h.key_time.to_string(),
             ),
             (

@@ -25,8 +25,15 @@
 //!   [`ReplacingCards::provision_card`] per new blank card, then
 //!   [`ReplacingCards::finish`] -> [`Finished`] (new shard file, PIN file, location
 //!   certificate; the secrets dropped). [`Recombined::perform_replace_card`] does all three
-//!   with every card at hand. For `replace-card` only, [`Collecting::recombine`] keeps the
-//!   accepted shares and the secret (zeroized on drop) until the share is rebuilt.
+//!   with every card at hand. For `replace-card` (and `reshare`) only,
+//!   [`Collecting::recombine`] keeps the accepted shares and the secret (zeroized on drop)
+//!   until the new shares are made.
+//! - `reshare` instead ([`reshare`]): [`Recombined::start_reshare`] -> [`Resharing`] (the
+//!   secret split M'-of-N' for the request's new plan, a new location key per new holder, each
+//!   new share sealed to it, every M'-subset checked; the secret dropped), one
+//!   [`Resharing::provision_card`] per new blank card, then [`Resharing::finish`] ->
+//!   [`Finished`] (the new plan, shard file and PIN files). [`Recombined::perform_reshare`]
+//!   does all three with every card at hand.
 //!
 //! Nothing here holds a share, PIN or secret behind `Debug`: phases print only public data.
 
@@ -54,7 +61,7 @@ use crate::record::{
     self, Body, CeremonyEnd, Fields, Fpr, Hash32, Note, OutputFile as OutputRecord, Passed,
     RecordError, field_body,
 };
-use crate::recovery::{ApprovalFile, Approved, PinnedRoot, PolicyError, RecoveryError};
+use crate::recovery::{Applied, ApprovalFile, Approved, PinnedRoot, PolicyError, RecoveryError};
 use crate::request::{Operation, OperationKind, Request, RequestError};
 use crate::secret::Pin;
 use crate::secret::RootSecret;
@@ -63,8 +70,10 @@ use crate::transcript::{Transcript, TranscriptError};
 use crate::{hex, kdf};
 
 pub mod replace_card;
+pub mod reshare;
 
 pub use replace_card::{ReplaceView, ReplacingCards};
+pub use reshare::{ReshareHolder, ReshareView, Resharing};
 
 /// Paths in a recovery output folder (docs/formats/recovery.md).
 pub mod paths {
@@ -83,8 +92,10 @@ pub mod paths {
     /// `certify`: the request's certificate with the root key's certifications added.
     pub const CERTIFIED: &str = "certified/cert.asc";
     /// `replace-card`: the new shard file, the generation's (or the last replacement's) with
-    /// only the holder's entry changed.
+    /// only the holder's entry changed; `reshare`: the new plan's full shard file.
     pub const SHARDS: &str = "shards.toml";
+    /// `reshare`: the new plan's text, whose canonical hash is the request's `plan`.
+    pub const PLAN: &str = "plan.toml";
 
     /// `replace-card`: holder `index`'s new PIN file (the generation folder's name for it).
     pub fn pin_file(index: u8) -> String {
@@ -330,6 +341,112 @@ field_body! {
     }
 }
 
+field_body! {
+    /// A reshare recovery the pinned root includes (one per reshare folder applied, in the
+    /// order the folders were applied, among the `recovery.replaced` records right after
+    /// `recovery.generation`): the plan and the shares are the ones it made.
+    RecoveryReshared = "recovery.reshared" {
+        /// The reshare recovery transcript's final hash.
+        transcript: Hash32 = "transcript",
+        /// The new plan's canonical hash.
+        plan: Hash32 = "plan",
+        /// The new threshold M'.
+        threshold: u8 = "threshold",
+        /// The new number of holders N'.
+        holders: u8 = "holders",
+    }
+}
+field_body! {
+    /// `reshare`: the secret split anew for the request's new plan.
+    RecoveryReshare = "recovery.reshare" {
+        /// The new plan's canonical hash (the request's `plan`, `plan.toml`'s).
+        plan: Hash32 = "plan",
+        /// The new threshold M'.
+        threshold: u8 = "threshold",
+        /// The new number of holders N' (one share each).
+        holders: u8 = "holders",
+        /// The new plan's number of witnesses.
+        witnesses: usize = "witnesses",
+    }
+}
+field_body! {
+    /// `reshare`: one new holder's new location certificate (one per new holder, in order).
+    RecoveryNewLocation = "recovery.new-location" {
+        /// The new holder's index in the new plan.
+        holder: u8 = "holder",
+        /// Their name in the new plan.
+        name: String = "name",
+        /// The location certificate's (primary key) fingerprint.
+        fingerprint: Fpr = "fingerprint",
+        /// Its Cv25519 encryption subkey's fingerprint, the key the new cards hold.
+        subkey: Fpr = "subkey",
+    }
+}
+field_body! {
+    /// `reshare`: one new holder's new share sealed to their new location key.
+    RecoveryNewSealed = "recovery.new-sealed" {
+        /// The new holder's index.
+        holder: u8 = "holder",
+        /// SHA-256 of the sealed share (binary message), as in the new `shards.toml`.
+        sha256: Hash32 = "sha256",
+    }
+}
+field_body! {
+    /// `reshare`: the new shares' M'-subsets recombined to the secret (as `verify.subsets`).
+    RecoveryNewSubsets = "recovery.new-subsets" {
+        /// M'-subsets recombined.
+        checked: usize = "checked",
+        /// C(N', M').
+        total: record::SubsetTotal = "total",
+        /// How the checked subsets were chosen.
+        policy: record::SubsetPolicy = "policy",
+        /// The second Shamir implementation that made the split too and agreed.
+        second: String = "second",
+        /// Combinations made by both implementations and compared (as `dual.shamir`'s).
+        combinations: usize = "combinations",
+    }
+}
+field_body! {
+    /// `reshare`: the old shares still exist. Any M of them still recombine to this same root
+    /// key, outside sherd, until the old cards (and the readers of the old PIN files) are
+    /// destroyed; sherd refuses them from now on, which is not a cryptographic guarantee.
+    RecoveryOldShares = "recovery.old-shares" {
+        /// The old plan's canonical hash.
+        plan: Hash32 = "plan",
+        /// The old threshold M.
+        threshold: u8 = "threshold",
+        /// The old number of holders N.
+        holders: u8 = "holders",
+    }
+}
+field_body! {
+    /// `reshare`: one new card provisioned and test-decrypted its holder's new sealed share.
+    RecoveryNewCard = "recovery.new-card" {
+        /// The new holder's index.
+        holder: u8 = "holder",
+        /// Card number, 1-based, of the new plan's `cards` for the holder.
+        card: u8 = "card",
+        /// The card's serial.
+        serial: String = "serial",
+        /// The location certificate whose key the card now holds.
+        location: Fpr = "location",
+        /// The card opened the new sealed share; share and header were the ones sealed.
+        test_decrypt: Passed = "test-decrypt",
+    }
+}
+field_body! {
+    /// `reshare`: one new holder's PIN file (one per new holder, in order).
+    RecoveryNewPins = "recovery.new-pins" {
+        /// The new holder's index.
+        holder: u8 = "holder",
+        /// SHA-256 of the PIN file (armored), as written.
+        sha256: Hash32 = "sha256",
+        /// The personal certificates it is encrypted to: the holder's, then the backup
+        /// holder's, from the new plan.
+        recipients: Vec<Fpr> = "recipients",
+    }
+}
+
 /// Why a recovery step refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -401,6 +518,35 @@ pub enum FlowError {
         "replace-card provisions new location cards: it is performed with Recombined::start_replace_card (or perform_replace_card), not perform; nothing was signed"
     )]
     ReplaceCardNeedsCards,
+    /// [`Recombined::perform`] was given a `reshare` request, which provisions new cards.
+    #[error(
+        "reshare provisions new location cards for the new holders: it is performed with Recombined::start_reshare (or perform_reshare), not perform; nothing was signed"
+    )]
+    ReshareNeedsCards,
+    /// A reshare step was asked for a request of another operation.
+    #[error(
+        "the request's operation is {0}, not reshare: it is performed with Recombined::perform (or start_replace_card); nothing was done"
+    )]
+    NotReshare(OperationKind),
+    /// Splitting the secret for the new plan was refused (the two Shamir implementations
+    /// disagree, or the parameters); nothing was written.
+    #[error("splitting the secret for the new plan: {0}; nothing was written")]
+    ReshareSplit(crate::shamir::ShamirError),
+    /// An M'-subset of the new shares does not recombine to the secret: a fault of this machine
+    /// or a bug.
+    #[error(
+        "the new shares of holders {holders} do not recombine to the root secret: stop, nothing was written (a fault of this machine or a bug)"
+    )]
+    ReshareSubsetFailed {
+        /// The new holders of the subset that failed, comma-separated.
+        holders: String,
+    },
+    /// The new cards are not all provisioned yet (reshare).
+    #[error("new cards not yet provisioned: {missing:?} (holder, card)")]
+    NewCardsMissing {
+        /// The (holder, card) pairs still to provision.
+        missing: Vec<(u8, u8)>,
+    },
     /// A replace-card step was asked for a request of another operation.
     #[error(
         "the request's operation is {0}, not replace-card: it is performed with Recombined::perform; nothing was done"
@@ -507,8 +653,8 @@ pub enum HolderFault {
         found: String,
         /// The pinned PIN file's SHA-256, lower-case hex.
         expected: String,
-        /// Whether it is the PIN file of a share this holder had before a replace-card
-        /// recovery applied to the pinned root.
+        /// Whether it is the PIN file of a share this holder index had before a replace-card or
+        /// reshare recovery applied to the pinned root.
         replaced: bool,
     },
     /// The location card failed before decrypting (could not read its serial).
@@ -531,7 +677,7 @@ pub enum HolderFault {
 fn superseded_message(found: &str, expected: &str, replaced: bool) -> String {
     if replaced {
         format!(
-            "this PIN file (SHA-256 {found}) is the holder's from before their cards were replaced: its cards are no longer accepted; bring the PIN file of the replace-card recovery (SHA-256 {expected}) and one of its new cards"
+            "this PIN file (SHA-256 {found}) is from before this holder's cards were replaced or the key was reshared: its cards are no longer accepted; bring the holder's current PIN file (SHA-256 {expected}, from the last replace-card or reshare folder) and one of its new cards"
         )
     } else {
         format!(
@@ -683,17 +829,28 @@ impl Requested {
                 root: Fpr(pinned.root_fingerprint().to_hex()),
             },
         )?;
-        for r in pinned.replacements() {
-            push(
-                &mut transcript,
-                &RecoveryReplaced {
-                    holder: r.holder,
-                    transcript: Hash32(r.transcript),
-                    location: Fpr(r.location.clone()),
-                    envelope: Hash32(r.envelope),
-                    pins: Hash32(r.pins),
-                },
-            )?;
+        for a in pinned.applied() {
+            match a {
+                Applied::ReplaceCard(r) => push(
+                    &mut transcript,
+                    &RecoveryReplaced {
+                        holder: r.holder,
+                        transcript: Hash32(r.transcript),
+                        location: Fpr(r.location.clone()),
+                        envelope: Hash32(r.envelope),
+                        pins: Hash32(r.pins),
+                    },
+                )?,
+                Applied::Reshare(r) => push(
+                    &mut transcript,
+                    &RecoveryReshared {
+                        transcript: Hash32(r.transcript),
+                        plan: Hash32(r.plan),
+                        threshold: r.threshold,
+                        holders: r.holders,
+                    },
+                )?,
+            }
         }
         Ok(Requested {
             common: Common {
@@ -1203,7 +1360,10 @@ impl Collecting {
                         // Only replace-card needs the shares and the secret after this; for
                         // every other operation they are dropped (zeroized) here.
                         let kept = match (&common.request.operation, secret) {
-                            (Operation::ReplaceCard { .. }, Some(secret)) => Some(Kept {
+                            (
+                                Operation::ReplaceCard { .. } | Operation::Reshare { .. },
+                                Some(secret),
+                            ) => Some(Kept {
                                 secret,
                                 accepted: self.accepted,
                             }),
@@ -1236,12 +1396,13 @@ impl Collecting {
         let pinned = &self.common.pinned;
         let envelopes: Vec<&Envelope> = self.accepted.iter().map(|a| &a.envelope).collect();
         let recovered = pinned.recombine(&envelopes).map_err(FlowError::Recombine)?;
-        // Re-derived here from the secret and the generation plan's time (not the envelopes'),
-        // and compared with the pinned fingerprint once more.
+        // Re-derived here from the secret and the pinned key time, the generation plan's time
+        // (not the envelopes', nor the current plan's: after a reshare that is the reshare
+        // request's), and compared with the pinned fingerprint once more.
         let plan = pinned.plan();
-        let root = RootKey::derive(&recovered.secret, &plan.ceremony_id, plan.time_unix)?;
+        let root = RootKey::derive(&recovered.secret, &plan.ceremony_id, pinned.key_time())?;
         let secret = match self.common.request.operation {
-            Operation::ReplaceCard { .. } => Some(recovered.secret),
+            Operation::ReplaceCard { .. } | Operation::Reshare { .. } => Some(recovered.secret),
             _ => None,
         };
         if root.fingerprint() != *pinned.root_fingerprint()
@@ -1271,9 +1432,10 @@ impl Collecting {
     }
 }
 
-/// What `replace-card` needs after recombination: the secret and the accepted shares. Both are
-/// zeroized when dropped ([`RootSecret`], and each envelope's share); dropped as soon as the
-/// holder's share is rebuilt and sealed.
+/// What `replace-card` and `reshare` need after recombination: the secret and the accepted
+/// shares. Both are zeroized when dropped ([`RootSecret`], and each envelope's share); dropped
+/// as soon as the holder's share is rebuilt and sealed (replace-card) or the new shares are
+/// made (reshare).
 struct Kept {
     secret: RootSecret,
     accepted: Vec<Accepted>,
@@ -1285,9 +1447,11 @@ pub struct Recombined {
     common: Common,
     root: RootKey,
     holders: Vec<u8>,
-    /// `replace-card` only: the secret and the shares, until the share is rebuilt.
+    /// `replace-card` and `reshare` only: the secret and the shares, until the new share(s)
+    /// are made.
     kept: Option<Kept>,
-    /// The second implementations replace-card's interpolation is checked against.
+    /// The second implementations replace-card's interpolation and reshare's split are
+    /// checked against.
     seconds: Seconds,
 }
 
@@ -1322,7 +1486,8 @@ impl Recombined {
     ///
     /// Supported: `sign`, `prove-quorum`, `certify`. `replace-card` is refused with
     /// [`FlowError::ReplaceCardNeedsCards`] (it is [`Recombined::start_replace_card`]'s), and
-    /// `reshare` with [`FlowError::NotYetSupported`], before anything is signed.
+    /// `reshare` with [`FlowError::ReshareNeedsCards`] (it is [`Recombined::start_reshare`]'s),
+    /// before anything is signed.
     pub fn perform(
         self,
         read: &dyn Fn(&str) -> io::Result<Vec<u8>>,
@@ -1395,9 +1560,7 @@ impl Recombined {
                 });
             }
             Operation::ReplaceCard { .. } => return Err(FlowError::ReplaceCardNeedsCards),
-            Operation::Reshare { .. } => {
-                return Err(FlowError::NotYetSupported(c.request.operation.kind()));
-            }
+            Operation::Reshare { .. } => return Err(FlowError::ReshareNeedsCards),
         }
         finish_folder(&self.root, c.request.time_unix, t, files)
     }
@@ -1541,6 +1704,14 @@ pub const RECORD_KINDS: &[&str] = &[
     RecoverySealed::NAME,
     RecoveryCard::NAME,
     RecoveryPins::NAME,
+    RecoveryReshared::NAME,
+    RecoveryReshare::NAME,
+    RecoveryNewLocation::NAME,
+    RecoveryNewSealed::NAME,
+    RecoveryNewSubsets::NAME,
+    RecoveryOldShares::NAME,
+    RecoveryNewCard::NAME,
+    RecoveryNewPins::NAME,
     record::OutputFile::NAME,
     record::CeremonyEnd::NAME,
 ];
@@ -1579,6 +1750,22 @@ pub enum RecoveryRecord {
     Card(RecoveryCard),
     /// `recovery.pins`.
     Pins(RecoveryPins),
+    /// `recovery.reshared`.
+    Reshared(RecoveryReshared),
+    /// `recovery.reshare`.
+    Reshare(RecoveryReshare),
+    /// `recovery.new-location`.
+    NewLocation(RecoveryNewLocation),
+    /// `recovery.new-sealed`.
+    NewSealed(RecoveryNewSealed),
+    /// `recovery.new-subsets`.
+    NewSubsets(RecoveryNewSubsets),
+    /// `recovery.old-shares`.
+    OldShares(RecoveryOldShares),
+    /// `recovery.new-card`.
+    NewCard(RecoveryNewCard),
+    /// `recovery.new-pins`.
+    NewPins(RecoveryNewPins),
     /// `output.file`.
     Output(record::OutputFile),
     /// `ceremony.end`.
@@ -1662,6 +1849,30 @@ pub fn records(t: &Transcript) -> Result<Vec<RecoveryRecord>, RecordsError> {
             RecoverySealed::NAME => RecoveryRecord::Sealed(RecoverySealed::parse(v).map_err(bad)?),
             RecoveryCard::NAME => RecoveryRecord::Card(RecoveryCard::parse(v).map_err(bad)?),
             RecoveryPins::NAME => RecoveryRecord::Pins(RecoveryPins::parse(v).map_err(bad)?),
+            RecoveryReshared::NAME => {
+                RecoveryRecord::Reshared(RecoveryReshared::parse(v).map_err(bad)?)
+            }
+            RecoveryReshare::NAME => {
+                RecoveryRecord::Reshare(RecoveryReshare::parse(v).map_err(bad)?)
+            }
+            RecoveryNewLocation::NAME => {
+                RecoveryRecord::NewLocation(RecoveryNewLocation::parse(v).map_err(bad)?)
+            }
+            RecoveryNewSealed::NAME => {
+                RecoveryRecord::NewSealed(RecoveryNewSealed::parse(v).map_err(bad)?)
+            }
+            RecoveryNewSubsets::NAME => {
+                RecoveryRecord::NewSubsets(RecoveryNewSubsets::parse(v).map_err(bad)?)
+            }
+            RecoveryOldShares::NAME => {
+                RecoveryRecord::OldShares(RecoveryOldShares::parse(v).map_err(bad)?)
+            }
+            RecoveryNewCard::NAME => {
+                RecoveryRecord::NewCard(RecoveryNewCard::parse(v).map_err(bad)?)
+            }
+            RecoveryNewPins::NAME => {
+                RecoveryRecord::NewPins(RecoveryNewPins::parse(v).map_err(bad)?)
+            }
             record::OutputFile::NAME => {
                 RecoveryRecord::Output(record::OutputFile::parse(v).map_err(bad)?)
             }

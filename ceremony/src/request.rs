@@ -340,6 +340,11 @@ pub enum Operation {
         /// The new plan: the request's ceremony id and time with the `[reshare]` table's
         /// holders, threshold and witnesses, validated as a plan is.
         plan: Box<Plan>,
+        /// The plan text `plan` was read from (the request's ceremony id and time with the
+        /// `[reshare]` table's fields, serialized as TOML): a reshare writes it as the new
+        /// `plan.toml`. Its canonical hash is `plan`'s (the plan's hash does not depend on the
+        /// text's spelling).
+        text: String,
     },
     /// Rebuild one holder's share and seal it to new blank cards under a new location key.
     ReplaceCard {
@@ -487,7 +492,7 @@ impl Request {
             Operation::ProveQuorum { challenge } => {
                 out.push_str(&format!("challenge={challenge}\n"));
             }
-            Operation::Reshare { plan } => {
+            Operation::Reshare { plan, .. } => {
                 out.push_str(&format!("plan={}\n", hex::encode(&plan.hash())));
             }
             Operation::ReplaceCard { holder, cards } => {
@@ -550,6 +555,7 @@ impl Request {
             let plan = Plan::parse(&text).map_err(RequestError::Reshare)?;
             Operation::Reshare {
                 plan: Box::new(plan),
+                text,
             }
         } else if let Some(r) = raw.replace_card {
             let holder = u8::try_from(r.holder)
@@ -984,7 +990,7 @@ mod tests {
             &[("Ann", "Ben", &a), ("Ben", "Dee", &b), ("Dee", "Ann", &d)],
         );
         let r = Request::parse(&text).unwrap();
-        let Operation::Reshare { ref plan } = r.operation else {
+        let Operation::Reshare { ref plan, .. } = r.operation else {
             panic!("reshare")
         };
         assert_eq!(plan.ceremony_id, "acme-root-2026");
@@ -1375,7 +1381,7 @@ mod tests {
         );
         let text = format!("{base}{policy}");
         let with = Request::parse(&text).unwrap();
-        let Operation::Reshare { plan } = &with.operation else {
+        let Operation::Reshare { plan, .. } = &with.operation else {
             panic!("a reshare")
         };
         let p = plan.policy.as_ref().expect("the new plan has the policy");
@@ -1392,7 +1398,7 @@ mod tests {
         assert_eq!(Plan::parse(&direct).unwrap().hash(), plan.hash());
         // Without it the new plan has none, and the request hash differs.
         let without = Request::parse(&base).unwrap();
-        let Operation::Reshare { plan: bare } = &without.operation else {
+        let Operation::Reshare { plan: bare, .. } = &without.operation else {
             panic!("a reshare")
         };
         assert!(bare.policy.is_none());
@@ -1414,7 +1420,7 @@ mod tests {
             RequestError::Reshare(PlanError::Policy { ref field, .. }) if field == "policy.reshare"
         ));
         let changed = Request::parse(&text.replace("max_files = 3", "max_files = 4")).unwrap();
-        let Operation::Reshare { plan: other } = &changed.operation else {
+        let Operation::Reshare { plan: other, .. } = &changed.operation else {
             panic!("a reshare")
         };
         assert_eq!(

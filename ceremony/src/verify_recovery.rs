@@ -28,9 +28,10 @@ use crate::record::{Body, CeremonyEnd, OutputFile};
 use crate::recovery::{PinError, PinnedRoot};
 use crate::recovery_flow::{
     self, RecordsError, RecoveryApproval, RecoveryCard, RecoveryCertified, RecoveryGeneration,
-    RecoveryLocation, RecoveryPins, RecoveryPolicy, RecoveryQuorum, RecoveryRebuilt,
-    RecoveryRecombined, RecoveryRecord, RecoveryReplaced, RecoveryRequest, RecoverySealed,
-    RecoveryShare, RecoverySigned, paths,
+    RecoveryLocation, RecoveryNewCard, RecoveryNewLocation, RecoveryNewPins, RecoveryNewSealed,
+    RecoveryNewSubsets, RecoveryOldShares, RecoveryPins, RecoveryPolicy, RecoveryQuorum,
+    RecoveryRebuilt, RecoveryRecombined, RecoveryRecord, RecoveryReplaced, RecoveryRequest,
+    RecoveryReshare, RecoveryReshared, RecoverySealed, RecoveryShare, RecoverySigned, paths,
 };
 use crate::request::{Operation, OperationKind, Request};
 use crate::shardfile::ShardFile;
@@ -494,7 +495,7 @@ fn verify_pinned(
 
     // 3. The link to the generation folder (and the replace-card folders applied to it).
     check_link(&g, r.generation.body)?;
-    check_replaced(&g, &r.replaced)?;
+    check_applied(&g, &r.applied)?;
 
     // 4. The request.
     let request_bytes = get(paths::REQUEST)?;
@@ -541,7 +542,7 @@ fn verify_pinned(
 /// The records sorted by kind, each with its number, after the order was checked.
 struct Records<'a> {
     generation: At<'a, RecoveryGeneration>,
-    replaced: Vec<At<'a, RecoveryReplaced>>,
+    applied: Vec<AppliedAt<'a>>,
     request: At<'a, RecoveryRequest>,
     policy: At<'a, RecoveryPolicy>,
     approvals: Vec<At<'a, RecoveryApproval>>,
@@ -555,8 +556,21 @@ struct Records<'a> {
     sealed: Vec<At<'a, RecoverySealed>>,
     cards: Vec<At<'a, RecoveryCard>>,
     pins: Vec<At<'a, RecoveryPins>>,
+    reshare: Vec<At<'a, RecoveryReshare>>,
+    new_location: Vec<At<'a, RecoveryNewLocation>>,
+    new_sealed: Vec<At<'a, RecoveryNewSealed>>,
+    new_subsets: Vec<At<'a, RecoveryNewSubsets>>,
+    old_shares: Vec<At<'a, RecoveryOldShares>>,
+    new_cards: Vec<At<'a, RecoveryNewCard>>,
+    new_pins: Vec<At<'a, RecoveryNewPins>>,
     outputs: Vec<At<'a, OutputFile>>,
     end: At<'a, CeremonyEnd>,
+}
+
+/// A `recovery.replaced` or `recovery.reshared` record, in the order written.
+enum AppliedAt<'a> {
+    Replaced(At<'a, RecoveryReplaced>),
+    Reshared(At<'a, RecoveryReshared>),
 }
 
 /// The place of `recovery.recombined`: the screens' records come only before it.
@@ -582,8 +596,16 @@ fn place(r: &RecoveryRecord) -> Option<(u8, &'static str)> {
         RecoveryRecord::Sealed(_) => Some((9, RecoverySealed::NAME)),
         RecoveryRecord::Card(_) => Some((10, RecoveryCard::NAME)),
         RecoveryRecord::Pins(_) => Some((11, RecoveryPins::NAME)),
-        RecoveryRecord::Output(_) => Some((12, OutputFile::NAME)),
-        RecoveryRecord::End(_) => Some((13, CeremonyEnd::NAME)),
+        RecoveryRecord::Reshared(_) => Some((1, RecoveryReshared::NAME)),
+        RecoveryRecord::Reshare(_) => Some((7, RecoveryReshare::NAME)),
+        RecoveryRecord::NewLocation(_) => Some((8, RecoveryNewLocation::NAME)),
+        RecoveryRecord::NewSealed(_) => Some((9, RecoveryNewSealed::NAME)),
+        RecoveryRecord::NewSubsets(_) => Some((10, RecoveryNewSubsets::NAME)),
+        RecoveryRecord::OldShares(_) => Some((11, RecoveryOldShares::NAME)),
+        RecoveryRecord::NewCard(_) => Some((12, RecoveryNewCard::NAME)),
+        RecoveryRecord::NewPins(_) => Some((13, RecoveryNewPins::NAME)),
+        RecoveryRecord::Output(_) => Some((14, OutputFile::NAME)),
+        RecoveryRecord::End(_) => Some((15, CeremonyEnd::NAME)),
         RecoveryRecord::WitnessConfirm(_) | RecoveryRecord::Note(_) => None,
     }
 }
@@ -603,7 +625,7 @@ impl<'a> Records<'a> {
         }
         let mut last: Option<(u8, &'static str)> = None;
         let mut generation = Vec::new();
-        let mut replaced = Vec::new();
+        let mut applied = Vec::new();
         let mut request = Vec::new();
         let mut policy = Vec::new();
         let mut approvals = Vec::new();
@@ -617,6 +639,13 @@ impl<'a> Records<'a> {
         let mut sealed = Vec::new();
         let mut cards = Vec::new();
         let mut pins = Vec::new();
+        let mut reshare = Vec::new();
+        let mut new_location = Vec::new();
+        let mut new_sealed = Vec::new();
+        let mut new_subsets = Vec::new();
+        let mut old_shares = Vec::new();
+        let mut new_cards = Vec::new();
+        let mut new_pins = Vec::new();
         let mut outputs = Vec::new();
         let mut end = Vec::new();
         for (raw, r) in t.records().iter().zip(typed) {
@@ -652,7 +681,19 @@ impl<'a> Records<'a> {
             }
             match r {
                 RecoveryRecord::Generation(b) => generation.push(At { seq, body: b }),
-                RecoveryRecord::Replaced(b) => replaced.push(At { seq, body: b }),
+                RecoveryRecord::Replaced(b) => {
+                    applied.push(AppliedAt::Replaced(At { seq, body: b }));
+                }
+                RecoveryRecord::Reshared(b) => {
+                    applied.push(AppliedAt::Reshared(At { seq, body: b }));
+                }
+                RecoveryRecord::Reshare(b) => reshare.push(At { seq, body: b }),
+                RecoveryRecord::NewLocation(b) => new_location.push(At { seq, body: b }),
+                RecoveryRecord::NewSealed(b) => new_sealed.push(At { seq, body: b }),
+                RecoveryRecord::NewSubsets(b) => new_subsets.push(At { seq, body: b }),
+                RecoveryRecord::OldShares(b) => old_shares.push(At { seq, body: b }),
+                RecoveryRecord::NewCard(b) => new_cards.push(At { seq, body: b }),
+                RecoveryRecord::NewPins(b) => new_pins.push(At { seq, body: b }),
                 RecoveryRecord::Request(b) => request.push(At { seq, body: b }),
                 RecoveryRecord::Policy(b) => policy.push(At { seq, body: b }),
                 RecoveryRecord::Approval(b) => approvals.push(At { seq, body: b }),
@@ -684,7 +725,7 @@ impl<'a> Records<'a> {
         }
         Ok(Records {
             generation: one(generation, RecoveryGeneration::NAME)?,
-            replaced,
+            applied,
             request: one(request, RecoveryRequest::NAME)?,
             policy: one(policy, RecoveryPolicy::NAME)?,
             approvals,
@@ -698,6 +739,13 @@ impl<'a> Records<'a> {
             sealed,
             cards,
             pins,
+            reshare,
+            new_location,
+            new_sealed,
+            new_subsets,
+            old_shares,
+            new_cards,
+            new_pins,
             outputs,
             end: one(end, CeremonyEnd::NAME)?,
         })
@@ -732,39 +780,86 @@ fn check_link(g: &Generation<'_>, r: &RecoveryGeneration) -> Result<(), E> {
     Ok(())
 }
 
-/// Check 3 (continued): one `recovery.replaced` record per replace-card folder the root was
-/// pinned with, in that order, each naming that folder's holder, transcript, new location
-/// certificate, sealed share and PIN file.
-fn check_replaced(g: &Generation<'_>, replaced: &[At<'_, RecoveryReplaced>]) -> Result<(), E> {
-    let applied = g.pinned.replacements();
-    if replaced.len() != applied.len() {
+/// Check 3 (continued): one `recovery.replaced` record per replace-card folder and one
+/// `recovery.reshared` record per reshare folder the root was pinned with, in the order they
+/// were applied, each naming that folder (its transcript's final hash, and for replace-card the
+/// holder, new location certificate, sealed share and PIN file; for reshare the new plan's
+/// hash, threshold and number of holders).
+fn check_applied(g: &Generation<'_>, records: &[AppliedAt<'_>]) -> Result<(), E> {
+    use crate::recovery::Applied;
+    let applied = g.pinned.applied();
+    if records.len() != applied.len() {
         return Err(E::Replaced {
             reason: format!(
-                "{} recovery.replaced record(s), but the root was pinned with {} replace-card folder(s): give exactly the replace-card folders this recovery used, in the order they were made",
-                replaced.len(),
+                "{} recovery.replaced/recovery.reshared record(s), but the root was pinned with {} replace-card/reshare folder(s): give exactly the folders this recovery used, in the order they were made",
+                records.len(),
                 applied.len()
             ),
         });
     }
-    for (i, (r, a)) in replaced.iter().zip(applied).enumerate() {
-        let b = r.body;
-        for (field, recorded, expected) in [
-            ("holder", b.holder.to_string(), a.holder.to_string()),
-            (
-                "transcript",
-                b.transcript.to_string(),
-                hex::encode(&a.transcript),
-            ),
-            ("location", b.location.0.clone(), a.location.clone()),
-            ("envelope", b.envelope.to_string(), hex::encode(&a.envelope)),
-            ("pins", b.pins.to_string(), hex::encode(&a.pins)),
-        ] {
+    for (i, (r, a)) in records.iter().zip(applied).enumerate() {
+        let (seq, kind, fields): (u32, &str, Vec<(&str, String, String)>) = match (r, a) {
+            (AppliedAt::Replaced(r), Applied::ReplaceCard(a)) => {
+                let b = r.body;
+                (
+                    r.seq,
+                    RecoveryReplaced::NAME,
+                    vec![
+                        ("holder", b.holder.to_string(), a.holder.to_string()),
+                        (
+                            "transcript",
+                            b.transcript.to_string(),
+                            hex::encode(&a.transcript),
+                        ),
+                        ("location", b.location.0.clone(), a.location.clone()),
+                        ("envelope", b.envelope.to_string(), hex::encode(&a.envelope)),
+                        ("pins", b.pins.to_string(), hex::encode(&a.pins)),
+                    ],
+                )
+            }
+            (AppliedAt::Reshared(r), Applied::Reshare(a)) => {
+                let b = r.body;
+                (
+                    r.seq,
+                    RecoveryReshared::NAME,
+                    vec![
+                        (
+                            "transcript",
+                            b.transcript.to_string(),
+                            hex::encode(&a.transcript),
+                        ),
+                        ("plan", b.plan.to_string(), hex::encode(&a.plan)),
+                        (
+                            "threshold",
+                            b.threshold.to_string(),
+                            a.threshold.to_string(),
+                        ),
+                        ("holders", b.holders.to_string(), a.holders.to_string()),
+                    ],
+                )
+            }
+            (r, a) => {
+                let (seq, kind) = match r {
+                    AppliedAt::Replaced(r) => (r.seq, RecoveryReplaced::NAME),
+                    AppliedAt::Reshared(r) => (r.seq, RecoveryReshared::NAME),
+                };
+                let given = match a {
+                    Applied::ReplaceCard(_) => "a replace-card folder",
+                    Applied::Reshare(_) => "a reshare folder",
+                };
+                return Err(E::Replaced {
+                    reason: format!(
+                        "record {seq} ({kind}), but folder {} given is {given}: give the folders in the order they were made",
+                        i + 1
+                    ),
+                });
+            }
+        };
+        for (field, recorded, expected) in fields {
             if recorded != expected {
                 return Err(E::Replaced {
                     reason: format!(
-                        "record {} ({}): its {field} is {recorded}, but replace-card folder {} given says {expected}",
-                        r.seq,
-                        RecoveryReplaced::NAME,
+                        "record {seq} ({kind}): its {field} is {recorded}, but folder {} given says {expected}",
                         i + 1
                     ),
                 });
@@ -809,9 +904,6 @@ fn check_request(
                 found,
             });
         }
-    }
-    if matches!(request.operation, Operation::Reshare { .. }) {
-        return Err(E::UnsupportedOperation(request.operation.kind()));
     }
     Ok(request)
 }
@@ -1085,7 +1177,13 @@ fn expected_outputs(request: &Request) -> Vec<String> {
             out.push(paths::location_cert(*holder));
             out.push(paths::sealed_share(*holder));
         }
-        Operation::Reshare { .. } => {}
+        Operation::Reshare { plan, .. } => {
+            out.push(paths::PLAN.into());
+            out.push(paths::SHARDS.into());
+            for h in &plan.holders {
+                out.push(paths::pin_file(h.index));
+            }
+        }
     }
     out
 }
@@ -1244,7 +1342,42 @@ fn check_operation(
         })
     };
     // Records of another operation's kind.
-    let firsts: [(Option<u32>, &str, OperationKind); 8] = [
+    let firsts: [(Option<u32>, &str, OperationKind); 15] = [
+        (
+            r.reshare.first().map(|x| x.seq),
+            RecoveryReshare::NAME,
+            OperationKind::Reshare,
+        ),
+        (
+            r.new_location.first().map(|x| x.seq),
+            RecoveryNewLocation::NAME,
+            OperationKind::Reshare,
+        ),
+        (
+            r.new_sealed.first().map(|x| x.seq),
+            RecoveryNewSealed::NAME,
+            OperationKind::Reshare,
+        ),
+        (
+            r.new_subsets.first().map(|x| x.seq),
+            RecoveryNewSubsets::NAME,
+            OperationKind::Reshare,
+        ),
+        (
+            r.old_shares.first().map(|x| x.seq),
+            RecoveryOldShares::NAME,
+            OperationKind::Reshare,
+        ),
+        (
+            r.new_cards.first().map(|x| x.seq),
+            RecoveryNewCard::NAME,
+            OperationKind::Reshare,
+        ),
+        (
+            r.new_pins.first().map(|x| x.seq),
+            RecoveryNewPins::NAME,
+            OperationKind::Reshare,
+        ),
         (
             r.signed.first().map(|x| x.seq),
             RecoverySigned::NAME,
@@ -1286,9 +1419,6 @@ fn check_operation(
             OperationKind::ReplaceCard,
         ),
     ];
-    if matches!(request.operation, Operation::Reshare { .. }) {
-        return Err(E::UnsupportedOperation(kind));
-    }
     let foreign: Option<(u32, &str)> = firsts
         .iter()
         .filter(|(_, _, of)| *of != kind)
@@ -1518,8 +1648,8 @@ fn check_operation(
         Operation::ReplaceCard { holder, cards } => {
             lines = check_replace_card(g, r, listed, *holder, *cards)?;
         }
-        Operation::Reshare { .. } => {
-            return Err(E::UnsupportedOperation(kind));
+        Operation::Reshare { plan, .. } => {
+            lines = check_reshare(g, r, listed, plan)?;
         }
     }
     Ok(lines)
@@ -1615,7 +1745,7 @@ fn check_replace_card(
     let cert_path = paths::location_cert(holder);
     let cert = Cert::from_bytes(listed_get(&cert_path)?)
         .map_err(|e| operation(cert_path.as_str(), format!("not a certificate: {e:#}")))?;
-    let subkey = crate::verify::check_location_cert(&cert, plan.time_unix)
+    let subkey = crate::verify::check_location_cert(&cert, pinned.key_time())
         .map_err(|e| operation(cert_path.as_str(), e))?;
     let fpr = cert.fingerprint().to_hex();
     for (field, recorded, found) in [
@@ -1856,6 +1986,484 @@ fn check_replace_card(
         format!(
             "{pins_path}: to holder {holder}'s and backup holder {}'s personal certificates",
             backup.index
+        ),
+    ])
+}
+
+/// Check 7 for `reshare` (docs/formats/recovery.md, "reshare"): `recovery.reshare` names the
+/// request's new plan, `plan.toml` is that plan (the same canonical hash), `shards.toml` is a
+/// full shard file of it (the pinned root, ceremony, key time; one share per new holder whose
+/// location certificate and message are the `recovery.new-location` / `recovery.new-sealed`
+/// records', each location certificate of the shape generation makes and new to the
+/// ceremony, each message encrypted to its key alone), `recovery.new-subsets` is consistent
+/// with M'-of-N', `recovery.old-shares` names the plan reshared, each new holder has its
+/// plan's number of `recovery.new-card` records (distinct serials, none a card of the ceremony
+/// before) and one `recovery.new-pins` record for its PIN file, encrypted to exactly its and
+/// its backup's personal certificates' keys. Returns the report's lines.
+fn check_reshare(
+    g: &Generation<'_>,
+    r: &Records<'_>,
+    listed: &HashMap<String, Vec<u8>>,
+    new_plan: &Plan,
+) -> Result<Vec<String>, E> {
+    let pinned = g.pinned;
+    let old_plan = pinned.plan();
+    let kind = OperationKind::Reshare;
+    let listed_get = |path: &str| -> Result<&Vec<u8>, E> {
+        listed.get(path).ok_or_else(|| E::NotListed {
+            operation: kind,
+            path: path.to_string(),
+        })
+    };
+    let plan_hash = hex::encode(&new_plan.hash());
+    let n = usize::from(new_plan.holder_count());
+
+    // recovery.reshare: the request's new plan.
+    let rs = match r.reshare.as_slice() {
+        [one] => one,
+        found => {
+            return Err(E::Structure(format!(
+                "{} {} records; a reshare recovery has one",
+                found.len(),
+                RecoveryReshare::NAME
+            )));
+        }
+    };
+    let what = rec_name(rs.seq, RecoveryReshare::NAME);
+    for (field, recorded, expected) in [
+        ("plan", rs.body.plan.to_string(), plan_hash.clone()),
+        (
+            "threshold",
+            rs.body.threshold.to_string(),
+            new_plan.threshold.to_string(),
+        ),
+        ("holders", rs.body.holders.to_string(), n.to_string()),
+        (
+            "witnesses",
+            rs.body.witnesses.to_string(),
+            new_plan.witnesses.len().to_string(),
+        ),
+    ] {
+        if recorded != expected {
+            return Err(operation(
+                what,
+                format!("{field}={recorded}, but the request's new plan gives {expected}"),
+            ));
+        }
+    }
+
+    // plan.toml: the request's new plan.
+    let plan_text = std::str::from_utf8(listed_get(paths::PLAN)?)
+        .map_err(|_| operation(paths::PLAN, "not UTF-8"))?;
+    let written = Plan::parse(plan_text).map_err(|e| operation(paths::PLAN, e.to_string()))?;
+    if written.hash() != new_plan.hash() {
+        return Err(operation(
+            paths::PLAN,
+            format!(
+                "its canonical hash is {}, but the request's new plan's is {plan_hash}",
+                hex::encode(&written.hash())
+            ),
+        ));
+    }
+
+    // shards.toml: the new plan's full shard file.
+    let shards_bytes = listed_get(paths::SHARDS)?;
+    let shards = std::str::from_utf8(shards_bytes)
+        .map_err(|_| "not UTF-8".to_string())
+        .and_then(|t| ShardFile::parse(t).map_err(|e| e.to_string()))
+        .map_err(|e| operation(paths::SHARDS, e))?;
+    for (field, expected, found) in [
+        (
+            "ceremony_id",
+            pinned.ceremony_id().to_string(),
+            shards.ceremony_id.clone(),
+        ),
+        (
+            "root_fingerprint",
+            pinned.root_fingerprint().to_hex(),
+            shards.root_fingerprint().to_hex(),
+        ),
+        (
+            "plan_hash",
+            plan_hash.clone(),
+            hex::encode(&shards.plan_hash),
+        ),
+        (
+            "threshold",
+            new_plan.threshold.to_string(),
+            shards.threshold.to_string(),
+        ),
+        ("count", n.to_string(), shards.count.to_string()),
+        (
+            "key_time",
+            pinned.key_time().to_string(),
+            shards.key_time.to_string(),
+        ),
+        ("shares", n.to_string(), shards.shares.len().to_string()),
+    ] {
+        if expected != found {
+            return Err(operation(
+                paths::SHARDS,
+                format!("{field} {found}, but the reshare's is {expected}"),
+            ));
+        }
+    }
+    if r.new_location.len() != n || r.new_sealed.len() != n || r.new_pins.len() != n {
+        return Err(E::Structure(format!(
+            "{} {}, {} {} and {} {} records, the new plan has {n} holders (one each)",
+            r.new_location.len(),
+            RecoveryNewLocation::NAME,
+            r.new_sealed.len(),
+            RecoveryNewSealed::NAME,
+            r.new_pins.len(),
+            RecoveryNewPins::NAME
+        )));
+    }
+    let mut new_fprs: Vec<String> = Vec::with_capacity(n);
+    for (i, (h, s)) in new_plan.holders.iter().zip(&shards.shares).enumerate() {
+        if s.index != h.index || s.holder != h.name {
+            return Err(operation(
+                paths::SHARDS,
+                format!(
+                    "share {} is {:?}, the new plan's holder {} is {:?}",
+                    s.index, s.holder, h.index, h.name
+                ),
+            ));
+        }
+        let loc = &r.new_location[i];
+        let what = rec_name(loc.seq, RecoveryNewLocation::NAME);
+        if loc.body.holder != h.index || loc.body.name != h.name {
+            return Err(operation(
+                what,
+                format!(
+                    "holder={} name={:?}, where the new plan's holder {} ({:?}) is, in order",
+                    loc.body.holder, loc.body.name, h.index, h.name
+                ),
+            ));
+        }
+        let cert = &s.location_cert;
+        let subkey = crate::verify::check_location_cert(cert, pinned.key_time())
+            .map_err(|e| operation(format!("{} share {}", paths::SHARDS, h.index), e))?;
+        let fpr = cert.fingerprint().to_hex();
+        for (field, recorded, found) in [
+            ("fingerprint", &loc.body.fingerprint.0, &fpr),
+            ("subkey", &loc.body.subkey.0, &subkey),
+        ] {
+            if recorded != found {
+                return Err(operation(
+                    what,
+                    format!(
+                        "{field} {recorded}, but {} share {} gives {found}",
+                        paths::SHARDS,
+                        h.index
+                    ),
+                ));
+            }
+        }
+        if let Some(o) = pinned
+            .shares()
+            .iter()
+            .chain(pinned.retired())
+            .find(|o| o.location_cert.fingerprint() == cert.fingerprint())
+        {
+            return Err(operation(
+                what,
+                format!(
+                    "the location certificate {fpr} is holder {}'s of this ceremony already: a reshare's keys are new",
+                    o.index
+                ),
+            ));
+        }
+        if new_fprs.contains(&fpr) {
+            return Err(operation(
+                what,
+                format!("the location certificate {fpr} is another new holder's too"),
+            ));
+        }
+        new_fprs.push(fpr);
+
+        let sl = &r.new_sealed[i];
+        let what = rec_name(sl.seq, RecoveryNewSealed::NAME);
+        let digest = s.message_sha256();
+        if sl.body.holder != h.index {
+            return Err(operation(
+                what,
+                format!(
+                    "holder={}, where holder {} is, in order",
+                    sl.body.holder, h.index
+                ),
+            ));
+        }
+        if sl.body.sha256.0 != digest {
+            return Err(operation(
+                what,
+                format!(
+                    "sha256 {}, but {} share {}'s message has SHA-256 {}",
+                    sl.body.sha256,
+                    paths::SHARDS,
+                    h.index,
+                    hex::encode(&digest)
+                ),
+            ));
+        }
+        let recipients: BTreeSet<String> = crate::pgp::message_recipients(&s.message)
+            .map_err(|e| operation(format!("{} share {}", paths::SHARDS, h.index), e))?
+            .iter()
+            .map(|k| k.to_hex())
+            .collect();
+        let subkey_id = cert
+            .keys()
+            .subkeys()
+            .find(|k| k.key().fingerprint().to_hex() == subkey)
+            .map(|k| k.key().keyid().to_hex())
+            .unwrap_or_default();
+        if recipients != BTreeSet::from([subkey_id.clone()]) {
+            return Err(operation(
+                format!("{} share {}", paths::SHARDS, h.index),
+                format!(
+                    "encrypted to key ID(s) {}, not to its location key's {subkey_id} alone",
+                    recipients.into_iter().collect::<Vec<_>>().join(",")
+                ),
+            ));
+        }
+    }
+
+    // recovery.new-subsets: M'-of-N'.
+    let ns = match r.new_subsets.as_slice() {
+        [one] => one,
+        found => {
+            return Err(E::Structure(format!(
+                "{} {} records; a reshare recovery has one",
+                found.len(),
+                RecoveryNewSubsets::NAME
+            )));
+        }
+    };
+    let what = rec_name(ns.seq, RecoveryNewSubsets::NAME);
+    let total = crate::recombine::binomial(n as u64, u64::from(new_plan.threshold));
+    let b = ns.body;
+    let exhaustive = total <= crate::recombine::EXHAUSTIVE_BOUND;
+    let policy_ok = match b.policy {
+        crate::record::SubsetPolicy::All => exhaustive && b.checked as u128 == total,
+        crate::record::SubsetPolicy::CyclicWindowsRandom => {
+            !exhaustive && b.checked == n + crate::recombine::RANDOM_SUBSETS
+        }
+    };
+    if b.total.0 != total || !policy_ok || b.second.is_empty() || b.combinations < b.checked {
+        return Err(operation(
+            what,
+            format!(
+                "checked={} total={} policy={} combinations={}, but {}-of-{n} has {} subsets (all checked up to {}, else the {n} windows and {} random ones), each combined by both implementations",
+                b.checked,
+                crate::record::FieldValue::to_field(&b.total),
+                crate::record::FieldValue::to_field(&b.policy),
+                b.combinations,
+                new_plan.threshold,
+                total,
+                crate::recombine::EXHAUSTIVE_BOUND,
+                crate::recombine::RANDOM_SUBSETS
+            ),
+        ));
+    }
+
+    // recovery.old-shares: the plan reshared.
+    let os = match r.old_shares.as_slice() {
+        [one] => one,
+        found => {
+            return Err(E::Structure(format!(
+                "{} {} records; a reshare recovery has one",
+                found.len(),
+                RecoveryOldShares::NAME
+            )));
+        }
+    };
+    let what = rec_name(os.seq, RecoveryOldShares::NAME);
+    for (field, recorded, expected) in [
+        (
+            "plan",
+            os.body.plan.to_string(),
+            hex::encode(&old_plan.hash()),
+        ),
+        (
+            "threshold",
+            os.body.threshold.to_string(),
+            old_plan.threshold.to_string(),
+        ),
+        (
+            "holders",
+            os.body.holders.to_string(),
+            old_plan.holder_count().to_string(),
+        ),
+    ] {
+        if recorded != expected {
+            return Err(operation(
+                what,
+                format!(
+                    "{field}={recorded}, but the pinned plan (the one reshared) gives {expected}"
+                ),
+            ));
+        }
+    }
+
+    // recovery.new-card: each new holder's cards, once each, new serials.
+    let mut serials: Vec<&str> = Vec::new();
+    let mut seen: BTreeSet<(u8, u8)> = BTreeSet::new();
+    for c in &r.new_cards {
+        let what = rec_name(c.seq, RecoveryNewCard::NAME);
+        let b = c.body;
+        let Some(h) = new_plan.holder(b.holder) else {
+            return Err(operation(
+                what,
+                format!("holder={}, not a holder of the new plan", b.holder),
+            ));
+        };
+        if b.card == 0 || b.card > h.cards || !seen.insert((b.holder, b.card)) {
+            return Err(operation(
+                what,
+                format!(
+                    "card={} of holder {}, who gets cards 1..={} once each",
+                    b.card, b.holder, h.cards
+                ),
+            ));
+        }
+        let fpr = &new_fprs[usize::from(b.holder) - 1];
+        if &b.location.0 != fpr {
+            return Err(operation(
+                what,
+                format!(
+                    "location {}, but holder {}'s new location certificate is {fpr}",
+                    b.location, b.holder
+                ),
+            ));
+        }
+        if serials.contains(&b.serial.as_str()) {
+            return Err(operation(
+                what,
+                format!(
+                    "serial {} twice: each new card is a different card",
+                    b.serial
+                ),
+            ));
+        }
+        if let Some((h2, c2)) = pinned.card_with_serial(&crate::card::CardSerial(b.serial.clone()))
+        {
+            return Err(operation(
+                what,
+                format!(
+                    "serial {} is holder {h2}'s card {c2} of this ceremony already: a reshare's cards are new cards",
+                    b.serial
+                ),
+            ));
+        }
+        serials.push(&b.serial);
+    }
+    let cards_planned: usize = new_plan.holders.iter().map(|h| usize::from(h.cards)).sum();
+    if seen.len() != cards_planned {
+        return Err(E::Structure(format!(
+            "{} {} records, the new plan has {cards_planned} cards",
+            r.new_cards.len(),
+            RecoveryNewCard::NAME
+        )));
+    }
+
+    // recovery.new-pins: each new holder's PIN file, to them and their backup.
+    let time =
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(new_plan.time_unix));
+    for (h, pn) in new_plan.holders.iter().zip(&r.new_pins) {
+        let what = rec_name(pn.seq, RecoveryNewPins::NAME);
+        if pn.body.holder != h.index {
+            return Err(operation(
+                what,
+                format!(
+                    "holder={}, where holder {} is, in order",
+                    pn.body.holder, h.index
+                ),
+            ));
+        }
+        let pins_path = paths::pin_file(h.index);
+        let pin_file = listed_get(&pins_path)?;
+        let digest = kdf::sha256(pin_file);
+        if pn.body.sha256.0 != digest {
+            return Err(operation(
+                what,
+                format!(
+                    "sha256 {}, but {pins_path} has SHA-256 {}",
+                    pn.body.sha256,
+                    hex::encode(&digest)
+                ),
+            ));
+        }
+        let backup = new_plan.holder(h.backup).ok_or_else(|| {
+            operation(
+                what.as_str(),
+                format!("the backup holder {} is not in the new plan", h.backup),
+            )
+        })?;
+        let certs: Vec<&plan::PersonalCert> = h.certs.iter().chain(&backup.certs).collect();
+        let planned: Vec<String> = certs.iter().map(|c| c.fingerprint.to_hex()).collect();
+        let recorded: Vec<String> = pn.body.recipients.iter().map(|f| f.0.clone()).collect();
+        if recorded != planned {
+            return Err(operation(
+                what,
+                format!(
+                    "recipients {}, but the new plan's personal certificates of holder {}, then of backup holder {}, are {}",
+                    recorded.join(","),
+                    h.index,
+                    backup.index,
+                    planned.join(",")
+                ),
+            ));
+        }
+        let bin = crate::pgp::dearmor(pin_file, openpgp::armor::Kind::Message)
+            .map_err(|e| operation(pins_path.as_str(), e.to_string()))?;
+        let found: BTreeSet<String> = crate::pgp::message_recipients(&bin)
+            .map_err(|e| operation(pins_path.as_str(), e))?
+            .iter()
+            .map(|k| k.to_hex())
+            .collect();
+        let expected: BTreeSet<String> = certs
+            .iter()
+            .flat_map(|c| plan::encryption_keys(&c.cert, time))
+            .map(|k| k.keyid().to_hex())
+            .collect();
+        if found != expected {
+            return Err(operation(
+                pins_path.as_str(),
+                format!(
+                    "encrypted to key ID(s) {}, but the encryption keys of the new plan's holder {}'s and backup holder {}'s personal certificates are {}",
+                    found.into_iter().collect::<Vec<_>>().join(","),
+                    h.index,
+                    backup.index,
+                    expected.into_iter().collect::<Vec<_>>().join(",")
+                ),
+            ));
+        }
+    }
+
+    Ok(vec![
+        format!(
+            "{}: the new plan {plan_hash}, {}-of-{n} (was {}-of-{})",
+            paths::PLAN,
+            new_plan.threshold,
+            old_plan.threshold,
+            old_plan.holder_count()
+        ),
+        format!(
+            "{}: {n} new shares under new location keys, the same root and key time",
+            paths::SHARDS
+        ),
+        format!(
+            "{} of {} {}-subsets of the new shares recombined (with {})",
+            b.checked,
+            crate::record::FieldValue::to_field(&b.total),
+            new_plan.threshold,
+            b.second
+        ),
+        format!("new cards: {}", serials.join(", ")),
+        format!(
+            "the old shares ({}-of-{}) still recombine to this root outside sherd until the old cards are destroyed",
+            old_plan.threshold,
+            old_plan.holder_count()
         ),
     ])
 }

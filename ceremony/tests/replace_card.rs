@@ -12,25 +12,21 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ceremony::card::{LocationCard, SoftwareCard, SoftwarePersonalCard};
+use ceremony::card::{LocationCard, SoftwareCard};
 use ceremony::ceremony::paths as gen_paths;
 use ceremony::dual::Seconds;
 use ceremony::envelope;
-use ceremony::keys::RootKey;
 use ceremony::openpgp::Cert;
 use ceremony::openpgp::parse::Parse;
 use ceremony::pinfile::PinFile;
-use ceremony::record::Fields;
 use ceremony::recovery::{PinError, PinnedRoot};
 use ceremony::recovery_flow::{
-    Collecting, Finished, FlowError, HolderFault, HolderInput, Progress, Recombined,
-    RecoveryRecord, Requested, paths, records,
+    Finished, FlowError, HolderFault, HolderInput, Recombined, RecoveryRecord, paths, records,
 };
 use ceremony::request::OperationKind;
 use ceremony::secret::Pin;
 use ceremony::shamir::{SecondShamir, ShamirError, ShamirGf256};
 use ceremony::shardfile::ShardFile;
-use ceremony::transcript::Transcript;
 use ceremony::verify_recovery::{
     RecoveryVerifyError as E, verify_recovery_dir, verify_recovery_dirs,
 };
@@ -39,13 +35,6 @@ use common::*;
 use zeroize::Zeroizing;
 
 const ID: &str = "replace-card";
-
-/// Starts a recovery of `request` from `pinned` and confirms its hash.
-fn collecting(pinned: PinnedRoot, request: &str) -> Collecting {
-    let requested = Requested::start(pinned, request.as_bytes(), &[]).expect("request");
-    let hash = requested.request().hash();
-    requested.confirm(&hash).expect("confirmed")
-}
 
 /// Holders `holders` bring their generation cards; recombined.
 fn recombined(g: &mut Generation, request: &str, holders: &[u8]) -> Recombined {
@@ -93,33 +82,6 @@ fn first_pin(pin_file: &[u8], personal: &Cert, root: &Cert) -> Pin {
     let mut kp = decryptor_of(personal);
     let pins = PinFile::open(pin_file, &mut kp, root).expect("the new PIN file opens");
     Pin::from_string(pins.cards[0].pins.user.expose_secret().to_string())
-}
-
-/// Holder `index` with `personal` (their personal card), `pin_file` and `card`.
-fn bring_with(
-    c: &mut Collecting,
-    index: u8,
-    mut personal: SoftwarePersonalCard,
-    pin_file: &[u8],
-    card: &mut dyn LocationCard,
-) -> Result<Progress, FlowError> {
-    c.accept_holder(
-        &HolderInput {
-            index,
-            pin_file,
-            sealed_share: None,
-        },
-        &mut personal,
-        &default_pin(),
-        card,
-    )
-}
-
-fn holder_fault(r: Result<Progress, FlowError>) -> HolderFault {
-    match r {
-        Err(FlowError::Holder { fault, .. }) => fault,
-        other => panic!("expected a holder refusal, got {other:?}"),
-    }
 }
 
 /// A generation with holder 2's card replaced (2 new cards) using holders 1 and 3, written
@@ -417,15 +379,6 @@ fn holder_2s_card_is_replaced_and_the_next_recovery_uses_the_new_card() {
     assert!(ok && text.contains("replaced:"), "{text}");
 }
 
-/// Each new card's own PIN, from the new PIN file by its serial.
-fn new_pin_for(card: &mut SoftwareCard, pin_file: &[u8], personal: &Cert, root: &Cert) -> Pin {
-    let serial = card.serial().unwrap();
-    let mut kp = decryptor_of(personal);
-    let pins = PinFile::open(pin_file, &mut kp, root).unwrap();
-    let entry = pins.cards.iter().find(|e| e.serial == serial).unwrap();
-    Pin::from_string(entry.pins.user.expose_secret().to_string())
-}
-
 /// The holder's own share among the M (a card replaced before it is lost, e.g. a failing
 /// one): rebuilt all the same, and the one subset of the others checked.
 #[test]
@@ -656,85 +609,6 @@ fn perform_and_replace_card_refuse_each_others_requests() {
 }
 
 // --- The verifier on tampered copies ---
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// The request time of [`REQUEST_TIME`] (2026-11-25T10:00:00Z), in Unix seconds: every
-/// signature of a recovery is dated so.
-const REQUEST_UNIX: u32 = PLAN_TIME + 25 * 3600;
-
-/// Rewrites the transcript of `dir`: `edit` on its records (kind, value), the `output.file`
-/// record of each file in `files` set to its new bytes (written), chained anew and signed by
-/// the real root key at the request time.
-fn forge(
-    dir: &Path,
-    root: &RootKey,
-    files: &[(String, Vec<u8>)],
-    edit: impl FnOnce(&mut Vec<(String, String)>),
-) {
-    let text = std::fs::read_to_string(dir.join(paths::TRANSCRIPT)).unwrap();
-    let t = Transcript::parse(text.as_bytes()).unwrap();
-    let header = text.lines().next().unwrap().to_string();
-    let mut recs: Vec<(String, String)> = t
-        .records()
-        .iter()
-        .map(|r| (r.kind.clone(), r.value.clone()))
-        .collect();
-    for (path, bytes) in files {
-        std::fs::write(dir.join(path), bytes).unwrap();
-        let at = recs
-            .iter()
-            .position(|(k, v)| k == "output.file" && v.contains(&format!("path={path} ")))
-            .unwrap_or_else(|| panic!("no output.file for {path}"));
-        recs[at].1 = format!(
-            "path={path} size={} sha256={}",
-            bytes.len(),
-            sha256_hex(bytes)
-        );
-    }
-    edit(&mut recs);
-    let mut out = format!("{header}\n");
-    let mut prev = sha256_hex(header.as_bytes());
-    for (i, (kind, value)) in recs.iter().enumerate() {
-        let line = format!("{} {prev} {kind} {value}", i + 1);
-        prev = sha256_hex(line.as_bytes());
-        out.push_str(&line);
-        out.push('\n');
-    }
-    std::fs::write(dir.join(paths::TRANSCRIPT), &out).unwrap();
-    let t = Transcript::parse(out.as_bytes()).unwrap();
-    std::fs::write(
-        dir.join(paths::TRANSCRIPT_SIG),
-        t.sign(root, REQUEST_UNIX).unwrap(),
-    )
-    .unwrap();
-}
-
-/// Sets field `key` of the first record of `kind` to `new`.
-fn set(records: &mut [(String, String)], kind: &str, key: &str, new: &str) {
-    let (k, v) = records
-        .iter_mut()
-        .find(|(k, _)| k == kind)
-        .unwrap_or_else(|| panic!("no {kind}"));
-    let fields = Fields::parse(k, v).unwrap();
-    assert!(fields.get(key).is_some(), "{kind} has no {key}");
-    let mut out = Fields::new();
-    for (f, value) in fields.pairs() {
-        out = out.with(f, if f == key { new } else { value.as_str() });
-    }
-    *v = out.encode();
-}
 
 fn operation_error(e: &E) -> String {
     eprintln!("FAIL as expected: {e}");

@@ -6,7 +6,8 @@
 //! recovery ceremony's output folder against the generation ceremony's folder it used (which
 //! must pass itself); `--files`: the folder with the files a `sign` request names, to check
 //! each signature over its file; `--replaced <folder>` (repeated, in the order they were made):
-//! the replace-card recovery folders the recovery's root was pinned with.
+//! the replace-card and reshare recovery folders the recovery's root was pinned with (each
+//! checked against the generation folder and the folders before it).
 //!
 //! `sherd-verify --request-hash <request.toml>`: checks a request file as the recovery ceremony
 //! will (its format only: the root and the policy are checked against the generation folder in
@@ -21,7 +22,8 @@ use ceremony::verify_recovery;
 
 const USAGE: &str = "usage: sherd-verify <ceremony-output-folder>\n       \
                      sherd-verify --recovery <recovery-folder> --generation <generation-folder> \
-                     [--replaced <replace-card folder>]... [--files <folder with the signed files>]\n       \
+                     [--replaced <replace-card or reshare folder>]... [--files <folder with the signed files>]\n       \
+                     (--replaced: every replace-card and reshare folder made since generation, in the order made)\n       \
                      sherd-verify --request-hash <request.toml>";
 
 fn main() -> ExitCode {
@@ -99,7 +101,7 @@ fn recovery_mode(
     println!("generation folder: {generation} (passes sherd-verify)");
     for (i, folder) in replaced.iter().enumerate() {
         println!(
-            "replaced ({}):      {folder} (a replace-card recovery, passes against the folders before it)",
+            "replaced ({}):      {folder} (a replace-card or reshare recovery, passes against the folders before it)",
             i + 1
         );
     }
@@ -126,6 +128,7 @@ fn recovery_mode(
     for (i, line) in r.operation_lines.iter().enumerate() {
         let label = match (i, r.operation) {
             (0, ceremony::request::OperationKind::ReplaceCard) => "replaced:",
+            (0, ceremony::request::OperationKind::Reshare) => "reshared:",
             (0, _) => "signatures:",
             _ => "",
         };

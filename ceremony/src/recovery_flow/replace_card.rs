@@ -97,8 +97,8 @@ fn small(n: usize) -> u8 {
 }
 
 impl Recombined {
-    /// Checks replace-card's interpolation and its recombination checks against
-    /// `seconds.shamir` instead of `shamir-gf256`: a test seam (as
+    /// Checks replace-card's interpolation and its recombination checks (and reshare's split)
+    /// against `seconds.shamir` instead of `shamir-gf256`: a test seam (as
     /// [`ceremony::Planned::checked_against`]), for tests that give a deliberately wrong one
     /// and see the step stop. Nothing else calls it.
     pub fn checked_against(mut self, seconds: Seconds) -> Recombined {
@@ -223,7 +223,8 @@ impl Recombined {
         // The header it is sealed with: generation's, from the plan, the root key and the
         // commitment to the recombined secret; every accepted envelope carries the same.
         let commitment = keys::commitment(&kept.secret, &plan.ceremony_id);
-        let header = ceremony::envelope_header(plan, &self.root, holder, commitment);
+        let header =
+            ceremony::envelope_header(plan, &self.root, holder, commitment, pinned.key_time());
         for a in &kept.accepted {
             header_matches(&header, &a.envelope.header).map_err(|(field, expected, found)| {
                 FlowError::Recombine(RecoveryError::EnvelopeMismatch {
@@ -236,7 +237,7 @@ impl Recombined {
         }
 
         // A new location key and PINs, drawn as at generation; the key is new.
-        let (location, pins) = ceremony::draw_location(rng, plan, h, cards)?;
+        let (location, pins) = ceremony::draw_location(rng, plan, h, cards, pinned.key_time())?;
         let fpr = location.cert().fingerprint();
         if let Some(s) = pinned
             .shares()
@@ -514,9 +515,15 @@ impl ReplacingCards {
                 count: pinned.plan().holder_count(),
             })
         })?;
-        let (pin_file, recipients) =
-            ceremony::seal_pin_file(pinned.plan(), &self.root, holder, &serials, &self.pins)
-                .map_err(FlowError::Card)?;
+        let (pin_file, recipients) = ceremony::seal_pin_file(
+            pinned.plan(),
+            &self.root,
+            holder,
+            &serials,
+            &self.pins,
+            pinned.key_time(),
+        )
+        .map_err(FlowError::Card)?;
         let mut t = c.transcript.clone();
         push(
             &mut t,

@@ -4,20 +4,28 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ceremony::card::{DEFAULT_USER_PIN, SoftwareCard, SoftwarePersonalCard};
+use ceremony::card::{DEFAULT_USER_PIN, LocationCard, SoftwareCard, SoftwarePersonalCard};
 use ceremony::ceremony::paths as gen_paths;
 use ceremony::keys::RootKey;
 use ceremony::openpgp::Cert;
 use ceremony::openpgp::parse::Parse;
+use ceremony::pinfile::PinFile;
+use ceremony::record::Fields;
 use ceremony::recovery::{ApprovalFile, PinnedRoot};
-use ceremony::recovery_flow::{Collecting, Finished, FlowError, HolderInput, Progress, Requested};
+use ceremony::recovery_flow::{
+    Collecting, Finished, FlowError, HolderFault, HolderInput, Progress, Requested, paths,
+};
 use ceremony::secret::Pin;
 use ceremony::storage::{self, DirVolume, OutputFile};
+use ceremony::transcript::Transcript;
 
-use super::{Fixture, file, fixture_with, run, user_pin};
+use super::{Fixture, PLAN_TIME, decryptor_of, file, fixture_with, run, user_pin};
 
 /// After the plan time (2026-11-24T09:00:00Z) and in the past.
 pub const REQUEST_TIME: &str = "2026-11-25T10:00:00Z";
+
+/// [`REQUEST_TIME`] in Unix seconds: every signature of a recovery is dated so.
+pub const REQUEST_UNIX: u32 = PLAN_TIME + 25 * 3600;
 
 /// A finished generation ceremony on the host.
 pub struct Generation {
@@ -176,4 +184,136 @@ pub fn write_recovery(finished: &Finished, parent: &Path, name: &str) -> PathBuf
     let mut vol = DirVolume::new(parent);
     finished.write(&mut [&mut vol], name).expect("written");
     parent.join(name)
+}
+
+/// Starts a recovery of `request` from `pinned` and confirms its hash.
+pub fn collecting(pinned: PinnedRoot, request: &str) -> Collecting {
+    let requested = Requested::start(pinned, request.as_bytes(), &[]).expect("request");
+    let hash = requested.request().hash();
+    requested.confirm(&hash).expect("confirmed")
+}
+
+/// Holder `index` with `personal` (their personal card), `pin_file` and `card`.
+pub fn bring_with(
+    c: &mut Collecting,
+    index: u8,
+    mut personal: SoftwarePersonalCard,
+    pin_file: &[u8],
+    card: &mut dyn LocationCard,
+) -> Result<Progress, FlowError> {
+    c.accept_holder(
+        &HolderInput {
+            index,
+            pin_file,
+            sealed_share: None,
+        },
+        &mut personal,
+        &default_pin(),
+        card,
+    )
+}
+
+pub fn holder_fault(r: Result<Progress, FlowError>) -> HolderFault {
+    match r {
+        Err(FlowError::Holder { fault, .. }) => fault,
+        other => panic!("expected a holder refusal, got {other:?}"),
+    }
+}
+
+/// Each new card's own PIN, from the new PIN file by its serial.
+pub fn new_pin_for(card: &mut SoftwareCard, pin_file: &[u8], personal: &Cert, root: &Cert) -> Pin {
+    let serial = card.serial().unwrap();
+    let mut kp = decryptor_of(personal);
+    let pins = PinFile::open(pin_file, &mut kp, root).unwrap();
+    let entry = pins.cards.iter().find(|e| e.serial == serial).unwrap();
+    Pin::from_string(entry.pins.user.expose_secret().to_string())
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Rewrites the transcript of `dir`: `edit` on its records (kind, value), the `output.file`
+/// record of each file in `files` set to its new bytes (written), chained anew and signed by
+/// the real root key.
+pub fn forge(
+    dir: &Path,
+    root: &RootKey,
+    files: &[(String, Vec<u8>)],
+    edit: impl FnOnce(&mut Vec<(String, String)>),
+) {
+    let text = std::fs::read_to_string(dir.join(paths::TRANSCRIPT)).unwrap();
+    let t = Transcript::parse(text.as_bytes()).unwrap();
+    let header = text.lines().next().unwrap().to_string();
+    let mut recs: Vec<(String, String)> = t
+        .records()
+        .iter()
+        .map(|r| (r.kind.clone(), r.value.clone()))
+        .collect();
+    for (path, bytes) in files {
+        std::fs::write(dir.join(path), bytes).unwrap();
+        let at = recs
+            .iter()
+            .position(|(k, v)| k == "output.file" && v.contains(&format!("path={path} ")))
+            .unwrap_or_else(|| panic!("no output.file for {path}"));
+        recs[at].1 = format!(
+            "path={path} size={} sha256={}",
+            bytes.len(),
+            sha256_hex(bytes)
+        );
+    }
+    edit(&mut recs);
+    let mut out = format!("{header}\n");
+    let mut prev = sha256_hex(header.as_bytes());
+    for (i, (kind, value)) in recs.iter().enumerate() {
+        let line = format!("{} {prev} {kind} {value}", i + 1);
+        prev = sha256_hex(line.as_bytes());
+        out.push_str(&line);
+        out.push('\n');
+    }
+    std::fs::write(dir.join(paths::TRANSCRIPT), &out).unwrap();
+    let t = Transcript::parse(out.as_bytes()).unwrap();
+    std::fs::write(
+        dir.join(paths::TRANSCRIPT_SIG),
+        t.sign(root, REQUEST_UNIX).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Sets field `key` of the first record of `kind` to `new`.
+pub fn set(records: &mut [(String, String)], kind: &str, key: &str, new: &str) {
+    let (k, v) = records
+        .iter_mut()
+        .find(|(k, _)| k == kind)
+        .unwrap_or_else(|| panic!("no {kind}"));
+    let fields = Fields::parse(k, v).unwrap();
+    assert!(fields.get(key).is_some(), "{kind} has no {key}");
+    let mut out = Fields::new();
+    for (f, value) in fields.pairs() {
+        out = out.with(f, if f == key { new } else { value.as_str() });
+    }
+    *v = out.encode();
+}
+
+/// A `[reshare]` table (for [`Generation::request_text`]): threshold `threshold`, one holder
+/// per `(name, backup, personal certificate, cards)`, one witness.
+pub fn reshare_table(threshold: u8, holders: &[(String, String, &Cert, u8)]) -> String {
+    let mut text = format!("[reshare]\nthreshold = {threshold}\n\n");
+    for (name, backup, cert, cards) in holders {
+        text.push_str(&format!(
+            "[[reshare.holder]]\nname = \"{name}\"\nbackup = \"{backup}\"\ncards = {cards}\ncerts = ['''\n{}''']\n\n",
+            super::armored_public(cert)
+        ));
+    }
+    text.push_str("[[reshare.witness]]\nname = \"Wendy Witness\"\n");
+    text
 }
