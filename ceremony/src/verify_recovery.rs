@@ -48,6 +48,9 @@ pub type List<'a> = &'a dyn Fn() -> io::Result<Vec<String>>;
 pub struct RecoveryReport {
     /// The generation ceremony's id.
     pub ceremony_id: String,
+    /// The operation of each replace-card or reshare folder the root was pinned with, in the
+    /// order applied.
+    pub applied: Vec<OperationKind>,
     /// The root fingerprint (the generation transcript's `root.fingerprint`), upper-case hex.
     pub root_fingerprint: String,
     /// The generation transcript's final hash, lower-case hex (record 1 links to it).
@@ -515,6 +518,14 @@ fn verify_pinned(
     let plan = pinned.plan();
     Ok(RecoveryReport {
         ceremony_id: pinned.ceremony_id().to_string(),
+        applied: pinned
+            .applied()
+            .iter()
+            .map(|a| match a {
+                crate::recovery::Applied::ReplaceCard(_) => OperationKind::ReplaceCard,
+                crate::recovery::Applied::Reshare(_) => OperationKind::Reshare,
+            })
+            .collect(),
         root_fingerprint: root_hex,
         generation_final_hash: hex::encode(&pinned.final_hash()),
         generation_final_words: pinned.final_words(),

@@ -911,12 +911,17 @@ fn both_verifiers_check_replace_card_folders_and_the_next_recovery_alike() {
     let v = both(&after, &generation, &[&x.replace]);
     assert_eq!(v.status, 0, "{}", v.stdout);
     assert!(v.stdout.contains("replaced (1):"), "{}", v.stdout);
-    both_refuse(&after, &generation, &[], "1 recovery.replaced record(s)");
+    both_refuse(
+        &after,
+        &generation,
+        &[],
+        "1 recovery.replaced/recovery.reshared record(s)",
+    );
     both_refuse(
         &after,
         &generation,
         &[&x.replace, &x.replace],
-        "does not verify against the generation folder and the replace-card folders given before it",
+        "does not verify against the generation folder and the replace-card/reshare folders given before it",
     );
     both_refuse(
         &after,

@@ -3470,9 +3470,10 @@ def verify_recovery(folder, generation, files_folder=None, replaced=()):
         try:
             r = verify_pinned(name, pinned)
         except Failure as e:
-            raise Failure("replaced", f"the replace-card folder {name} does not verify against "
-                          "the generation folder and the replace-card folders given before it "
-                          f"(give them in the order the recoveries were made): {e}")
+            raise Failure("replaced", f"the replace-card/reshare folder {name} does not verify "
+                          "against the generation folder and the replace-card/reshare folders "
+                          "given before it (give them in the order the recoveries were made): "
+                          f"{e}")
         if r["operation"] != "replace-card":
             raise Failure("replaced", f"{name} is a {r['operation']} recovery's folder, not a "
                           "replace-card one: give only replace-card folders with the generation "
@@ -3487,10 +3488,12 @@ def check_replaced(pinned, r):
     sealed share and PIN file."""
     applied = pinned.replacements
     if len(r.replaced) != len(applied):
-        raise Failure("replaced", f"transcript.txt: {len(r.replaced)} recovery.replaced "
-                      f"record(s), but the root was pinned with {len(applied)} replace-card "
-                      "folder(s): give exactly the replace-card folders this recovery used, in "
-                      "the order they were made")
+        # Worded as sherd-verify words it (a reshare record never gets here: a recovery
+        # pinned with a reshare folder is refused as not checked by this verifier).
+        raise Failure("replaced", f"transcript.txt: {len(r.replaced)} "
+                      "recovery.replaced/recovery.reshared record(s), but the root was pinned "
+                      f"with {len(applied)} replace-card/reshare folder(s): give exactly the "
+                      "folders this recovery used, in the order they were made")
     for i, ((seq, b), a) in enumerate(zip(r.replaced, applied)):
         for field in ("holder", "transcript", "location", "envelope", "pins"):
             if str(b[field]) != str(a[field]):

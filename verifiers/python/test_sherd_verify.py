@@ -1431,8 +1431,8 @@ class Recovery(unittest.TestCase):
             records.insert(1, ["recovery.replaced", f"holder=2 transcript={'ab' * 32} "
                                f"location={fpr} envelope={'cd' * 32} pins={'ef' * 32}"])
         self.build("prove-quorum", edit=replaced)
-        self.refused("replaced", "transcript.txt: 1 recovery.replaced record(s), but the root "
-                     "was pinned with 0 replace-card folder(s)")
+        self.refused("replaced", "transcript.txt: 1 recovery.replaced/recovery.reshared "
+                     "record(s), but the root was pinned with 0 replace-card/reshare folder(s)")
 
     def test_records_of_replace_card_in_another_operation(self):
         fpr = self.gen["shards"].shares[1]["location_cert"].fingerprint

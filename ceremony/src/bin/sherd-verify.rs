@@ -99,9 +99,9 @@ fn recovery_mode(
     };
     println!("PASS {dir}");
     println!("generation folder: {generation} (passes sherd-verify)");
-    for (i, folder) in replaced.iter().enumerate() {
+    for (i, (folder, kind)) in replaced.iter().zip(&r.applied).enumerate() {
         println!(
-            "replaced ({}):      {folder} (a replace-card or reshare recovery, passes against the folders before it)",
+            "replaced ({}):      {folder} (a {kind} recovery, passes against the folders before it)",
             i + 1
         );
     }
