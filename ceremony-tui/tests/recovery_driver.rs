@@ -1006,8 +1006,8 @@ fn requests_are_refused_on_the_request_page_before_any_card() {
         ),
     );
 
-    // A reshare: a valid request this version does not carry out.
-    let mut reshare = String::from("[reshare]\nthreshold = 2\n\n");
+    // A reshare whose new plan the plan's own checks refuse (3 of 2 holders).
+    let mut reshare = String::from("[reshare]\nthreshold = 3\n\n");
     for (i, backup) in [(0, 1), (1, 0)] {
         reshare.push_str(&format!(
             "[[reshare.holder]]\nname = \"{}\"\nbackup = \"{}\"\ncards = 1\n\
@@ -1019,7 +1019,7 @@ fn requests_are_refused_on_the_request_page_before_any_card() {
     }
     reshare.push_str("[[reshare.witness]]\nname = \"Wendy\"\n");
     let bad = g.request(&reshare, &[]);
-    refused_before_any_card(&g, bad, "reshare is not supported by this version");
+    refused_before_any_card(&g, bad, "reshare: ");
 }
 
 #[test]
@@ -1253,7 +1253,10 @@ fn replace_card_then_the_new_card_recovers_the_same_root() {
         dev.opened.last().map(String::as_str),
         Some("new 000F:000901 for holder 2 card 1")
     );
-    assert!(text.contains("No replace-card folder was found"), "{text}");
+    assert!(
+        text.contains("No replace-card or reshare folder was found"),
+        "{text}"
+    );
     assert!(
         text.contains("replace holder 2's (Holder 002) location cards"),
         "{text}"

@@ -1295,7 +1295,7 @@ fn replace_card_then_reshare_in_qemu_then_the_new_cards_prove_the_quorum() {
     let (_, words) = e2e::read_aloud_after(&screen, "Generation transcript final hash").unwrap();
     assert_eq!(words, gen_words);
     assert!(
-        flat(&screen).contains("No replace-card folder was found"),
+        flat(&screen).contains("No replace-card or reshare folder was found"),
         "{screen}"
     );
     g.send("y");
@@ -1461,7 +1461,10 @@ fn replace_card_then_reshare_in_qemu_then_the_new_cards_prove_the_quorum() {
     let sherd_verify = e2e::workspace_bin("ceremony", "sherd-verify");
     let verify = |rec: &Path, applied: &[&Path]| {
         let mut c = std::process::Command::new(&sherd_verify);
-        c.arg("--recovery").arg(rec).arg("--generation").arg(&gen_folder);
+        c.arg("--recovery")
+            .arg(rec)
+            .arg("--generation")
+            .arg(&gen_folder);
         for f in applied {
             c.arg("--replaced").arg(f);
         }
@@ -1493,8 +1496,10 @@ fn replace_card_then_reshare_in_qemu_then_the_new_cards_prove_the_quorum() {
     );
     // The same root key: the reshare's and the later recovery's re-derived fingerprint.
     for f in [&rs, &pq] {
-        let t = ceremony::transcript::Transcript::parse(&std::fs::read(f.join("transcript.txt")).unwrap())
-            .unwrap();
+        let t = ceremony::transcript::Transcript::parse(
+            &std::fs::read(f.join("transcript.txt")).unwrap(),
+        )
+        .unwrap();
         let records = ceremony::recovery_flow::records(&t).unwrap();
         let root = records
             .iter()

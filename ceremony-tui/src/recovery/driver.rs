@@ -26,7 +26,7 @@ use ceremony::record::WitnessConfirm;
 use ceremony::recovery::{ApprovalFile, PinnedRoot, ReplacedFolder};
 use ceremony::recovery_flow::{
     Collecting, Finished, FlowError, HolderFault, HolderInput, PinsRead, Recombined,
-    RecoveryRecord, ReplacingCards, Requested,
+    RecoveryRecord, ReplacingCards, Requested, Resharing,
 };
 use ceremony::request::{Operation, Request};
 use ceremony::secret::Pin;
@@ -300,6 +300,7 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
             root_fingerprint: pinned.root_fingerprint().to_hex(),
             final_hash: ceremony::hex::encode(&pinned.final_hash()),
             replaced: pinned.replacements().len(),
+            reshared: pinned.reshares().len(),
         };
         self.confirm(screens::pinned_page(&view))?;
         self.confirm_attestation_record(&mut requested, "generation-words")?;
@@ -331,14 +332,15 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         self.holders(&mut collecting)?;
 
         self.step = S::Operation;
-        let replace = matches!(
+        let new_keys = matches!(
             collecting.request().operation,
-            Operation::ReplaceCard { .. }
+            Operation::ReplaceCard { .. } | Operation::Reshare { .. }
         );
-        // replace-card draws a new location key and PINs: entropy first, gathered as at
-        // generation. It is gathered now, before the shares are recombined, because the core
-        // takes callers' records (the entropy report) only until then.
-        let rng = if replace {
+        // replace-card and reshare draw new location keys and PINs (and reshare new shares):
+        // entropy first, gathered as at generation. It is gathered now, before the shares are
+        // recombined, because the core takes callers' records (the entropy report) only until
+        // then.
+        let rng = if new_keys {
             let g = self.entropy(allow_virtual)?;
             for note in g.records {
                 self.record_note(&mut collecting, note)?;
@@ -353,7 +355,9 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         };
         let holders = recombined.holders();
         let root = recombined.root_fingerprint().to_hex();
+        let reshare = matches!(recombined.request().operation, Operation::Reshare { .. });
         let finished = match rng {
+            Some(rng) if reshare => self.reshare(recombined, rng)?,
             Some(rng) => self.replace_card(recombined, rng)?,
             None => {
                 let files = &input.files;
@@ -464,6 +468,37 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         self.confirm(screens::replace_page(&view))?;
         self.new_cards(&mut replacing)?;
         match replacing.finish() {
+            Ok(f) => Ok(f),
+            Err(refused) => {
+                let why = refused.error.to_string();
+                self.stopped(&why)?;
+                Err(Stop::Abort(why))
+            }
+        }
+    }
+
+    /// reshare after recombination: the secret split anew for the request's new plan and each
+    /// new share sealed to a new location key (`rng` the entropy step's DRBG, dropped once
+    /// they are drawn), every new blank card provisioned in one insertion, then the folder
+    /// made.
+    fn reshare(
+        &mut self,
+        r: Recombined,
+        mut rng: Box<dyn ceremony::rng::SecretRng>,
+    ) -> R<Finished> {
+        let started = r.start_reshare(rng.as_mut());
+        drop(rng);
+        let (mut resharing, view) = match started {
+            Ok(s) => s,
+            Err(refused) => {
+                let why = refused.error.to_string();
+                self.stopped(&why)?;
+                return Err(Stop::Abort(why));
+            }
+        };
+        self.confirm(screens::reshare_page(&view))?;
+        self.new_cards(&mut resharing)?;
+        match resharing.finish() {
             Ok(f) => Ok(f),
             Err(refused) => {
                 let why = refused.error.to_string();
@@ -671,7 +706,7 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
             .dev
             .read_recoveries(&request.ceremony_id)
             .map_err(|e| format!("the recovery folders {folder}-recovery-*: {e}"))?;
-        let replaced = replace_card_folders(&request.ceremony_id, recoveries)?;
+        let replaced = applied_folders(&request.ceremony_id, recoveries)?;
         let readers: Vec<_> = replaced
             .iter()
             .map(|f| {
@@ -708,8 +743,8 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         )
         .map_err(|e| {
             format!(
-                "{folder} on {} with {} replace-card folder(s) did not pass the offline \
-                 verifier's checks: {e}",
+                "{folder} on {} with {} replace-card and reshare folder(s) did not pass the \
+                 offline verifier's checks: {e}",
                 generation.location,
                 folders.len()
             )
@@ -732,17 +767,6 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         requested
             .check_files(&on_stick)
             .map_err(|e| e.to_string())?;
-        match &requested.request().operation {
-            Operation::Reshare { .. } => {
-                return Err(
-                    FlowError::NotYetSupported(requested.request().operation.kind()).to_string(),
-                );
-            }
-            Operation::Sign { .. }
-            | Operation::Certify(_)
-            | Operation::ProveQuorum { .. }
-            | Operation::ReplaceCard { .. } => {}
-        }
         Ok((requested, generation))
     }
 
@@ -1151,7 +1175,32 @@ fn request_view(r: &Requested, input: &RequestInput) -> RequestView {
                 format!("with {cards} new blank card(s) under a new location key"),
             ]
         }
-        Operation::Reshare { .. } => Vec::new(),
+        Operation::Reshare { plan, .. } => {
+            let old = r.pinned().plan();
+            let mut v = vec![
+                format!(
+                    "split the SAME root key anew: {} of {} holders (now {} of {})",
+                    plan.threshold,
+                    plan.holders.len(),
+                    old.threshold,
+                    old.holders.len()
+                ),
+                plan.holders
+                    .iter()
+                    .map(|h| format!("{} ({} card(s))", h.name, h.cards))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                format!(
+                    "new blank cards for every holder; {}",
+                    ceremony::policy::PolicyChange::between(
+                        old.policy.as_ref(),
+                        plan.policy.as_ref()
+                    )
+                ),
+            ];
+            v.push("the old shares still open this key until their cards are destroyed".into());
+            v
+        }
     };
     RequestView {
         location: input.location.clone(),
@@ -1176,12 +1225,13 @@ fn outputs(f: &Finished) -> Vec<String> {
         .collect()
 }
 
-/// The replace-card folders among `recoveries` (the ceremony's recovery folders), in the order
-/// they were made: each one's transcript names the replace-card folders its root was pinned
-/// with (`recovery.replaced`), so the k-th made names k-1. Folders of other operations are
-/// left out; one whose transcript cannot be read is refused (sherd writes one in every
-/// folder). Whether the chain holds is the core's check ([`PinnedRoot::with_replacement`]).
-fn replace_card_folders(
+/// The replace-card and reshare folders among `recoveries` (the ceremony's recovery folders),
+/// in the order they were made: each one's transcript names the folders its root was pinned
+/// with (`recovery.replaced`, `recovery.reshared`), so the k-th made names k-1. Folders of
+/// other operations are left out; one whose transcript cannot be read is refused (sherd
+/// writes one in every folder). Whether the chain holds is the core's check
+/// ([`PinnedRoot::with_folder`]).
+fn applied_folders(
     ceremony_id: &str,
     recoveries: Vec<GenerationInput>,
 ) -> Result<Vec<GenerationInput>, String> {
@@ -1202,11 +1252,11 @@ fn replace_card_folders(
             })?;
         if records
             .iter()
-            .any(|r| matches!(r, RecoveryRecord::Rebuilt(_)))
+            .any(|r| matches!(r, RecoveryRecord::Rebuilt(_) | RecoveryRecord::Reshare(_)))
         {
             let before = records
                 .iter()
-                .filter(|r| matches!(r, RecoveryRecord::Replaced(_)))
+                .filter(|r| matches!(r, RecoveryRecord::Replaced(_) | RecoveryRecord::Reshared(_)))
                 .count();
             found.push((before, f));
         }
@@ -1248,5 +1298,25 @@ impl NewCards for ReplacingCards {
         approved: &Approved,
     ) -> Result<CardView, FlowError> {
         self.provision_card(next.card, device, approved)
+    }
+}
+
+impl NewCards for Resharing {
+    fn next_card(&self) -> Option<NextCard> {
+        Resharing::next_card(self)
+    }
+    fn total(&self) -> usize {
+        self.cards_total()
+    }
+    fn missing(&self) -> usize {
+        self.cards_missing().len()
+    }
+    fn provision(
+        &mut self,
+        next: &NextCard,
+        device: &mut dyn LocationCard,
+        approved: &Approved,
+    ) -> Result<CardView, FlowError> {
+        self.provision_card(next.holder, next.card, device, approved)
     }
 }

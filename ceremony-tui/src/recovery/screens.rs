@@ -59,6 +59,9 @@ pub struct PinnedView {
     /// How many replace-card recovery folders the root was pinned with, after the generation
     /// folder.
     pub replaced: usize,
+    /// How many reshare recovery folders it was pinned with (the holders and threshold above
+    /// are then the last reshare's).
+    pub reshared: usize,
 }
 
 /// The generation folder passed the offline verifier's checks: its final words, to compare
@@ -74,11 +77,7 @@ pub fn pinned_page(v: &PinnedView) -> Page {
         v.threshold, v.holders
     ));
     p.line(format!("  {}", grouped_fingerprint(&v.root_fingerprint)));
-    p.line(match v.replaced {
-        0 => "No replace-card folder was found: the generation's cards and PIN files.".into(),
-        1 => "1 replace-card folder applied: its holder's new cards and PIN file.".into(),
-        n => format!("{n} replace-card folders applied, in order: new cards and PIN files."),
-    });
+    p.line(applied_line(v.replaced, v.reshared));
     p.blank();
     hash_lines(
         &mut p,
@@ -90,6 +89,30 @@ pub fn pinned_page(v: &PinnedView) -> Page {
     p.key("Y", "the words match");
     p.key("A", "abort");
     p
+}
+
+/// What the folders applied after the generation folder changed, in one line.
+fn applied_line(replaced: usize, reshared: usize) -> String {
+    let count = |n: usize, what: &str| match n {
+        1 => format!("1 {what} folder"),
+        n => format!("{n} {what} folders"),
+    };
+    match (replaced, reshared) {
+        (0, 0) => "No replace-card or reshare folder was found: the generation's cards and PIN \
+                   files."
+            .into(),
+        (1, 0) => "1 replace-card folder applied: its holder's new cards and PIN file.".into(),
+        (n, 0) => format!("{n} replace-card folders applied, in order: new cards and PIN files."),
+        (0, r) => format!(
+            "{} applied: the holders above, their new cards and PIN files.",
+            count(r, "reshare")
+        ),
+        (n, r) => format!(
+            "{} and {} applied, in the order made: the holders above, their cards and PIN files.",
+            count(r, "reshare"),
+            count(n, "replace-card")
+        ),
+    }
 }
 
 /// The request, as the witnesses confirm it.
@@ -449,6 +472,52 @@ pub fn replace_page(v: &ceremony::recovery_flow::ReplaceView) -> Page {
         v.cards, v.holder
     ));
     p.line("The old cards of this holder are refused by every later recovery.");
+    p.key("Y", "go on to the cards");
+    p.key("A", "abort");
+    p
+}
+
+/// reshare: the secret split anew, every M-subset checked, each new share sealed to a new
+/// location key; what the old shares still mean, before the new cards.
+pub fn reshare_page(v: &ceremony::recovery_flow::ReshareView) -> Page {
+    let mut p = Page::new(S::Operation, "reshare");
+    p.bold(format!(
+        "The same root key, split anew: {} of {} holders (was {} of {})",
+        v.threshold, v.count, v.old_threshold, v.old_count
+    ));
+    p.line(format!(
+        "Every {}-holder subset checked: {} of {} recombine to the root key.",
+        v.threshold,
+        v.subsets_checked,
+        if v.subsets_total == u128::MAX {
+            "over 2^128".to_string()
+        } else {
+            v.subsets_total.to_string()
+        }
+    ));
+    p.line("New location keys, each holder's share sealed to theirs:");
+    for h in &v.holders {
+        p.line(format!(
+            "  {} {} ({} card(s)): {}",
+            h.index,
+            h.name,
+            h.cards,
+            grouped_fingerprint(&h.location_fingerprint)
+        ));
+    }
+    p.blank();
+    p.alert("THE OLD SHARES STILL EXIST");
+    p.line(format!(
+        "Any {} of the {} old cards, with their PIN files, still recombine to this same key",
+        v.old_threshold, v.old_count
+    ));
+    p.line("outside sherd until they are destroyed. sherd refuses them from now on.");
+    p.line("Collect and destroy the old cards.");
+    p.blank();
+    let cards: u32 = v.holders.iter().map(|h| u32::from(h.cards)).sum();
+    p.line(format!(
+        "Next: {cards} new BLANK OpenPGP card(s), one insertion each."
+    ));
     p.key("Y", "go on to the cards");
     p.key("A", "abort");
     p
