@@ -1187,7 +1187,7 @@ fn request_view(r: &Requested, input: &RequestInput) -> RequestView {
                 ),
                 plan.holders
                     .iter()
-                    .map(|h| format!("{} ({} card(s))", h.name, h.cards))
+                    .map(|h| format!("{} ({})", h.name, screens::cards_word(h.cards)))
                     .collect::<Vec<_>>()
                     .join(", "),
                 format!(

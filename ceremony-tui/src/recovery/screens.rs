@@ -498,27 +498,37 @@ pub fn reshare_page(v: &ceremony::recovery_flow::ReshareView) -> Page {
     p.line("New location keys, each holder's share sealed to theirs:");
     for h in &v.holders {
         p.line(format!(
-            "  {} {} ({} card(s)): {}",
+            "  {} {} ({}): {}",
             h.index,
             h.name,
-            h.cards,
+            cards_word(h.cards),
             grouped_fingerprint(&h.location_fingerprint)
         ));
     }
     p.blank();
     p.alert("THE OLD SHARES STILL EXIST");
     p.line(format!(
-        "Any {} of the {} old cards, with their PIN files, still recombine to this same key",
+        "Any {} of the {} old holders' cards, with their PIN files, still recombine",
         v.old_threshold, v.old_count
     ));
-    p.line("outside sherd until they are destroyed. sherd refuses them from now on.");
+    p.line("to this key outside sherd until they are destroyed. sherd refuses them now.");
     p.line("Collect and destroy the old cards.");
     p.blank();
     let cards: u32 = v.holders.iter().map(|h| u32::from(h.cards)).sum();
     p.line(format!(
-        "Next: {cards} new BLANK OpenPGP card(s), one insertion each."
+        "Next: {cards} new BLANK OpenPGP {}, one insertion each.",
+        if cards == 1 { "card" } else { "cards" }
     ));
     p.key("Y", "go on to the cards");
     p.key("A", "abort");
     p
+}
+
+/// "1 card", "2 cards".
+pub(crate) fn cards_word(n: u8) -> String {
+    if n == 1 {
+        "1 card".into()
+    } else {
+        format!("{n} cards")
+    }
 }
