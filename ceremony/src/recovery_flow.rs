@@ -668,6 +668,19 @@ pub enum HolderFault {
         /// The holder's cards' serials, from the PIN file.
         expected: String,
     },
+    /// The location card is one this ceremony retired: a card of a share replaced by a
+    /// replace-card or reshare recovery applied to the pinned root.
+    #[error(
+        "the location card {serial} was holder {was_holder}'s card before a replace-card or reshare, and is no longer accepted (destroy it); bring one of this holder's current cards ({expected})"
+    )]
+    RetiredLocationCard {
+        /// The card's serial.
+        serial: CardSerial,
+        /// Whose it was, by holder index in the plan of its time.
+        was_holder: u8,
+        /// The holder's current cards' serials, from the PIN file.
+        expected: String,
+    },
     /// The sealed share was refused: not the one the generation transcript records, the card
     /// could not decrypt it, or it is not this ceremony's (see the reason).
     #[error("{0}")]
@@ -1301,15 +1314,27 @@ impl Collecting {
         // The location card: one of this holder's, unlocked with its PIN from the file.
         let card_serial = location.serial().map_err(HolderFault::LocationCard)?;
         let Some(entry) = pins.file.cards.iter().find(|e| e.serial == card_serial) else {
-            return Err(HolderFault::NotHoldersLocationCard {
-                serial: card_serial,
-                expected: pins
-                    .file
-                    .cards
-                    .iter()
-                    .map(|e| e.serial.0.clone())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+            let expected = pins
+                .file
+                .cards
+                .iter()
+                .map(|e| e.serial.0.clone())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let retired = pinned
+                .retired()
+                .iter()
+                .find(|s| s.cards.contains(&card_serial));
+            return Err(match retired {
+                Some(s) => HolderFault::RetiredLocationCard {
+                    serial: card_serial,
+                    was_holder: s.index,
+                    expected,
+                },
+                None => HolderFault::NotHoldersLocationCard {
+                    serial: card_serial,
+                    expected,
+                },
             });
         };
         let envelope = match input.sealed_share {

@@ -316,7 +316,10 @@ fn holder_2s_card_is_replaced_and_the_next_recovery_uses_the_new_card() {
         &mut x.g.cards[1],
     ));
     assert!(
-        matches!(fault, HolderFault::NotHoldersLocationCard { .. }),
+        matches!(
+            fault,
+            HolderFault::RetiredLocationCard { was_holder: 2, .. }
+        ),
         "{fault}"
     );
     // and the old sealed share with a new card (not the one pinned).

@@ -261,7 +261,10 @@ fn a_2_of_3_key_is_reshared_3_of_4_and_the_new_cards_recover_it() {
         &mut x.g.cards[0],
     ));
     assert!(
-        matches!(fault, HolderFault::NotHoldersLocationCard { .. }),
+        matches!(
+            fault,
+            HolderFault::RetiredLocationCard { was_holder: 1, .. }
+        ),
         "{fault}"
     );
     // and the old sealed share with a new card.

@@ -1249,8 +1249,8 @@ fn request_stick(dir: &Path, name: &str, request: &str) -> PathBuf {
 /// holders 1 and 3 replace holder 2's card with the blank card 3 (entropy gathered first, the
 /// card provisioned in one insertion); a third boot whose root is pinned with that replace-card
 /// folder, where holder 2's new card (their new PIN file) and holder 1 reshare the key to 3 of
-/// 4 holders onto four blank cards; a fourth boot pinned with both folders, where three new
-/// cards prove the quorum under the same root fingerprint. On the host, sherd-verify passes
+/// 4 holders onto four blank cards; a fourth boot pinned with both folders, where holder 1's
+/// old card is refused and three new cards prove the quorum under the same root fingerprint. On the host, sherd-verify passes
 /// the three recovery folders (each with the folders applied before it, `--replaced`), and no
 /// PIN, share or secret reached any console.
 #[test]
@@ -1440,7 +1440,29 @@ fn replace_card_then_reshare_in_qemu_then_the_new_cards_prove_the_quorum() {
     g.wait_for_screen("Y  the hash matches", BOUND);
     g.send("y");
     holder_turn(&mut g, &mut r.bridge, 3, first_blank + 2);
-    holder_turn(&mut g, &mut r.bridge, 1, first_blank);
+    // Holder 1 first brings her old card (card 0, from the generation): with the new PIN file
+    // it is refused as a retired card; nothing accepted is lost.
+    g.wait_for_screen("Press the number of the holder", BOUND);
+    g.send("1");
+    g.wait_for_screen("holder 1: personal card", BOUND);
+    r.bridge.command(&format!("insert {FIRST_WITNESS_CARD}"));
+    g.wait_for_screen("Take the personal card out", BOUND);
+    r.bridge.command("remove");
+    g.wait_for_screen("the reader is empty", BOUND);
+    r.bridge.command("insert 0");
+    g.wait_for_screen("Take the card out", BOUND);
+    let screen = flat(&g.screen());
+    eprintln!("{screen}");
+    assert!(
+        screen.contains("was holder 1's card before a replace-card or reshare"),
+        "{screen}"
+    );
+    r.bridge.command("remove");
+    g.wait_for_screen("the reader is empty", BOUND);
+    r.bridge.command(&format!("insert {first_blank}"));
+    g.wait_for_screen("share accepted", BOUND);
+    assert!(flat(&g.screen()).contains("2 of 3"), "{}", g.screen());
+    r.bridge.command("remove");
     holder_turn(&mut g, &mut r.bridge, 2, first_blank + 1);
     recovery_write_and_power_off(&mut g);
     let prove_wall = t2.elapsed();
