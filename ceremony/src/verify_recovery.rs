@@ -119,6 +119,10 @@ pub enum RecoveryVerifyError {
     /// Check 1: a record is out of the recovery's order, repeated, or missing.
     #[error("{t}: {0}", t = paths::TRANSCRIPT)]
     Structure(String),
+    /// Check 7: a signature or certification the operation made is not dated the request's
+    /// time (or a certification does not expire at the request's expiry).
+    #[error("{0}")]
+    Dated(String),
     /// Check 2: the transcript's signature is not a good signature by the pinned root key.
     #[error(
         "{}: not a good signature over {} by the generation's root key {root}: {reason}",
@@ -514,6 +518,7 @@ fn verify_pinned(
 
     // 7. The operation.
     let operation_lines = check_operation(&g, &request, &r, &listed.bytes, files)?;
+    check_dates(pinned.root_cert(), &request, &listed.bytes)?;
 
     let plan = pinned.plan();
     Ok(RecoveryReport {
@@ -1664,6 +1669,97 @@ fn check_operation(
         }
     }
     Ok(lines)
+}
+
+/// Check 7, last: every signature the operation made (each file's, the challenge's, each root
+/// certification of a certified user ID) is dated the request's time, and a certification
+/// expires at the request's expiry when it has one (docs/formats/recovery.md: "dated the
+/// request's `time`"). The checks before it have verified the signatures themselves.
+fn check_dates(root: &Cert, request: &Request, listed: &HashMap<String, Vec<u8>>) -> Result<(), E> {
+    let unix = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let dated = |what: String, sigs: &[&openpgp::packet::Signature], expiry: Option<u32>| {
+        let times = |s: &openpgp::packet::Signature| {
+            (
+                s.signature_creation_time().map(unix),
+                s.signature_expiration_time().map(unix),
+            )
+        };
+        let want = (Some(u64::from(request.time_unix)), expiry.map(u64::from));
+        if sigs.iter().any(|s| times(s) == want) {
+            return Ok(());
+        }
+        let (made, expires) = sigs.first().map_or((None, None), |s| times(s));
+        let at = |t: u64| plan::rfc3339(u32::try_from(t).unwrap_or(u32::MAX));
+        Err(E::Dated(format!(
+            "{what}: made at {}{}, not at the request time {}{} (every signature of a recovery carries the request time)",
+            made.map_or_else(|| "an unknown time".to_string(), at),
+            expires.map_or_else(String::new, |e| format!(", expiring {}", at(e))),
+            plan::rfc3339(request.time_unix),
+            expiry.map_or_else(String::new, |e| format!(
+                " expiring at the request's expiry {}",
+                plan::rfc3339(e)
+            )),
+        )))
+    };
+    let signature = |path: &str| -> Option<openpgp::packet::Signature> {
+        let bytes = listed.get(path)?;
+        match openpgp::Packet::from_bytes(bytes) {
+            Ok(openpgp::Packet::Signature(s)) => Some(s),
+            _ => None,
+        }
+    };
+    match &request.operation {
+        Operation::Sign { files } => {
+            for (i, f) in files.iter().enumerate() {
+                let path = paths::signature(i + 1, &f.name);
+                if let Some(s) = signature(&path) {
+                    dated(path, &[&s], None)?;
+                }
+            }
+        }
+        Operation::ProveQuorum { .. } => {
+            if let Some(s) = signature(paths::CHALLENGE_SIG) {
+                dated(paths::CHALLENGE_SIG.to_string(), &[&s], None)?;
+            }
+        }
+        Operation::Certify(c) => {
+            let Some(certified) = listed
+                .get(paths::CERTIFIED)
+                .and_then(|b| Cert::from_bytes(b).ok())
+            else {
+                return Ok(());
+            };
+            for uid in &c.user_ids {
+                for u in certified
+                    .userids()
+                    .filter(|u| u.userid().value() == uid.as_bytes())
+                {
+                    let good: Vec<&openpgp::packet::Signature> = u
+                        .certifications()
+                        .filter(|s| {
+                            s.typ() == SignatureType::GenericCertification
+                                && s.verify_userid_binding(
+                                    root.primary_key().key(),
+                                    certified.primary_key().key(),
+                                    u.userid(),
+                                )
+                                .is_ok()
+                        })
+                        .collect();
+                    dated(
+                        format!("{} (the certification of {uid:?})", paths::CERTIFIED),
+                        &good,
+                        c.expiry_unix,
+                    )?;
+                }
+            }
+        }
+        Operation::ReplaceCard { .. } | Operation::Reshare { .. } => {}
+    }
+    Ok(())
 }
 
 /// Check 7 for `replace-card` (docs/formats/recovery.md, "replace-card"): the records name

@@ -3379,8 +3379,9 @@ def check_recovery_operation(g, request, r, listed, files, dated):
 
 
 def check_dates(dated, request):
-    """Not in sherd-verify: recovery.md dates every signature of the folder at the request's
-    time, and a certification expires at the request's expiry (if any)."""
+    """recovery.md dates every signature of the folder at the request's time, and a
+    certification expires at the request's expiry (if any); sherd-verify checks the same,
+    last in check 7."""
     for what, sigs in dated:
         sigs = sigs if isinstance(sigs, list) else [sigs]
         want_expiry = getattr(request, "expiry", None) if what.startswith(CERTIFIED) else None
@@ -3475,9 +3476,9 @@ def verify_recovery(folder, generation, files_folder=None, replaced=()):
                           "given before it (give them in the order the recoveries were made): "
                           f"{e}")
         if r["operation"] != "replace-card":
-            raise Failure("replaced", f"{name} is a {r['operation']} recovery's folder, not a "
-                          "replace-card one: give only replace-card folders with the generation "
-                          "folder")
+            raise Failure("replaced", f"{name} is a {r['operation']} recovery's folder, neither "
+                          "a replace-card nor a reshare one: give only replace-card and reshare "
+                          "folders with the generation folder")
         pinned.apply(r["replace"])
     return verify_pinned(folder, pinned, files_folder)
 

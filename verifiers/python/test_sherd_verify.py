@@ -1420,8 +1420,8 @@ class Recovery(unittest.TestCase):
         # the pinned root, but replaces nothing.
         (status, out), rust = self.verdict("--replaced", self.dir)
         self.assertEqual((status, out), (1, f"FAIL {self.dir}: {self.dir} is a prove-quorum "
-                         "recovery's folder, not a replace-card one: give only replace-card "
-                         "folders with the generation folder\n"))
+                         "recovery's folder, neither a replace-card nor a reshare one: give "
+                         "only replace-card and reshare folders with the generation folder\n"))
         if rust:
             self.assertEqual(rust, (status, out))
         # A recovery.replaced record, but no folder given.
@@ -1522,16 +1522,15 @@ class Recovery(unittest.TestCase):
                      f"{self.gen['root_fingerprint']}")
 
     def test_not_at_the_request_time(self):
-        """Only this verifier: recovery.md dates every signature at the request time."""
+        """recovery.md dates every signature at the request time (sherd-verify checks it too)."""
         self.build("prove-quorum", sig=lambda data: self.signature(data, created=self.T - 1))
         self.refused("mismatch", "quorum/challenge.txt.sig: made at 2026-11-25T09:59:59Z, not "
-                     "at the request time 2026-11-25T10:00:00Z", sherd_verify_passes=True)
+                     "at the request time 2026-11-25T10:00:00Z")
 
     def test_certification_not_expiring_at_the_requests_expiry(self):
-        """Only this verifier: a certification expires at the request's expiry."""
+        """A certification expires at the request's expiry (sherd-verify checks it too)."""
         self.build("certify", cert_expiry=self.EXPIRY + 86400)
         self.refused("mismatch", 'certified/cert.asc (the certification of "Builder One '
                      '<b1@example.org>"): made at 2026-11-25T10:00:00Z, expiring '
                      "2028-03-02T00:00:00Z, not at the request time 2026-11-25T10:00:00Z "
-                     "expiring at the request's expiry 2028-03-01T00:00:00Z",
-                     sherd_verify_passes=True)
+                     "expiring at the request's expiry 2028-03-01T00:00:00Z")
