@@ -3,9 +3,14 @@
 //! next recovery pinned with it uses 3 of the new cards (the same root key), refuses the old
 //! cards, PIN files and sealed shares; a replace-card after the reshare; tampered reshare
 //! folders and a wrong second Shamir implementation refused (docs/formats/recovery.md,
-//! "reshare").
+//! "reshare"). The reshare folder, the recoveries pinned with it and the tampered copies are
+//! also given to the independent Python verifier, which must come to the same verdict
+//! (tests/src/pyverify.rs).
 
 mod common;
+#[path = "../../tests/src/pyverify.rs"]
+#[allow(dead_code)]
+mod pyverify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,6 +43,43 @@ fn reshare_request(g: &Generation, fourth: &Cert) -> String {
         .map(|i| (holder_name(i), holder_name(i % 4 + 1), certs[i - 1], 1))
         .collect();
     g.request_text(&reshare_table(3, &holders))
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("ceremony/ has a parent")
+        .to_owned()
+}
+
+/// Both verifiers on `recovery` against `generation` and the replace-card/reshare folders
+/// `replaced` (`--replaced`, in order): the same verdict (tests/src/pyverify.rs).
+fn both(recovery: &Path, generation: &Path, replaced: &[&Path]) -> pyverify::Verdict {
+    pyverify::same_recovery_verdict_replaced(
+        &workspace(),
+        Path::new(env!("CARGO_BIN_EXE_sherd-verify")),
+        recovery,
+        generation,
+        replaced,
+        None,
+    )
+}
+
+/// Both verifiers pass `recovery` (with the same output, which has `has`).
+fn both_pass(recovery: &Path, generation: &Path, replaced: &[&Path], has: &str) {
+    let v = both(recovery, generation, replaced);
+    assert_eq!(v.status, 0, "{}", v.stdout);
+    assert!(v.stdout.contains(has), "{}", v.stdout);
+}
+
+/// Both verifiers refuse `recovery` with the same FAIL line, which must contain `names`.
+fn both_refuse(recovery: &Path, generation: &Path, replaced: &[&Path], names: &str) {
+    let v = both(recovery, generation, replaced);
+    let line = v
+        .fail_line()
+        .unwrap_or_else(|| panic!("both verifiers pass {}:\n{}", recovery.display(), v.stdout));
+    assert!(line.contains(names), "{line}");
+    eprintln!("both refuse: {line}");
 }
 
 /// Holders `holders` bring their generation cards; recombined.
@@ -213,6 +255,7 @@ fn a_2_of_3_key_is_reshared_3_of_4_and_the_new_cards_recover_it() {
     let report = verify_recovery_dir(&x.generation, &x.reshare).expect("the folder verifies");
     assert_eq!(report.operation, OperationKind::Reshare);
     assert!(report.operation_lines[0].contains("3-of-4 (was 2-of-3)"));
+    both_pass(&x.reshare, &x.generation, &[], "reshared:          plan.toml: the new plan");
 
     // Pinned with it: the new plan, new shares; the old ones retired; the key time stays.
     let pinned = x.pinned();
@@ -322,6 +365,13 @@ fn a_2_of_3_key_is_reshared_3_of_4_and_the_new_cards_recover_it() {
     assert_eq!(report.root_fingerprint, root.fingerprint().to_hex());
     let e = verify_recovery_dir(&x.generation, &after).unwrap_err();
     assert!(matches!(e, E::Replaced { .. }), "{e}");
+    both_pass(
+        &after,
+        &x.generation,
+        &[&x.reshare],
+        "(a reshare recovery, passes against the folders before it)",
+    );
+    both_refuse(&after, &x.generation, &[], "recovery.reshared record(s)");
     let kinds: Vec<&str> = finished
         .transcript
         .records()
@@ -372,6 +422,7 @@ fn a_replace_card_after_the_reshare_and_the_recovery_after_both() {
     let replace = write_recovery(&replaced, x.tmp.path(), "replace");
     verify_recovery_dirs(&x.generation, &[&x.reshare], &replace, None)
         .expect("the replace-card folder verifies");
+    both_pass(&replace, &x.generation, &[&x.reshare], "replaced:");
 
     // Pinned with both, in order: holder 2's share is the replacement's.
     let pinned = PinnedRoot::from_dirs(&x.generation, &[&x.reshare, &replace]).expect("pinned");
@@ -431,6 +482,19 @@ fn a_replace_card_after_the_reshare_and_the_recovery_after_both() {
         .expect("verifies with both folders");
     let e = verify_recovery_dirs(&x.generation, &[&x.reshare], &after, None).unwrap_err();
     assert!(matches!(e, E::Replaced { .. }), "{e}");
+    both_pass(
+        &after,
+        &x.generation,
+        &[&x.reshare, &replace],
+        "replaced (2):      ",
+    );
+    both_refuse(&after, &x.generation, &[&x.reshare], "recovery.reshared record(s)");
+    both_refuse(
+        &after,
+        &x.generation,
+        &[&replace, &x.reshare],
+        "does not verify against the generation folder",
+    );
 }
 
 fn operation_error(e: &E) -> String {
@@ -451,6 +515,7 @@ fn the_verifier_refuses_tampered_reshare_folders() {
     // Re-signed unchanged: passes (the forging is sound).
     let dir = x.tampered("unchanged", |d| forge(d, &root, &[], |_| {}));
     verify(&dir).expect("re-signed unchanged");
+    both_pass(&dir, &x.generation, &[], "reshared:");
 
     // plan.toml is not the request's new plan.
     let plan = text(paths::PLAN).replacen("threshold = 3", "threshold = 2", 1);
@@ -458,6 +523,7 @@ fn the_verifier_refuses_tampered_reshare_folders() {
         forge(d, &root, &[(paths::PLAN.into(), plan.into_bytes())], |_| {})
     });
     let msg = operation_error(&verify(&dir).unwrap_err());
+    both_refuse(&dir, &x.generation, &[], &msg);
     assert!(msg.starts_with("plan.toml: its canonical hash"), "{msg}");
 
     // Two sealed shares swapped in shards.toml: each is not encrypted to its location key.
@@ -474,6 +540,7 @@ fn the_verifier_refuses_tampered_reshare_folders() {
         )
     });
     let msg = operation_error(&verify(&dir).unwrap_err());
+    both_refuse(&dir, &x.generation, &[], &msg);
     assert!(msg.starts_with("shards.toml: share 1"), "{msg}");
 
     // Two holders' entries swapped whole (location certificate and sealed share).
@@ -495,6 +562,7 @@ fn the_verifier_refuses_tampered_reshare_folders() {
         )
     });
     let msg = operation_error(&verify(&dir).unwrap_err());
+    both_refuse(&dir, &x.generation, &[], &msg);
     assert!(
         msg.contains("(recovery.new-location): fingerprint"),
         "{msg}"
@@ -506,6 +574,7 @@ fn the_verifier_refuses_tampered_reshare_folders() {
         forge(d, &root, &[(paths::pin_file(1), other)], |_| {})
     });
     let msg = operation_error(&verify(&dir).unwrap_err());
+    both_refuse(&dir, &x.generation, &[], &msg);
     assert!(msg.contains("(recovery.new-pins): sha256"), "{msg}");
 
     // A new card whose serial is an old card's.
@@ -516,6 +585,7 @@ fn the_verifier_refuses_tampered_reshare_folders() {
         })
     });
     let msg = operation_error(&verify(&dir).unwrap_err());
+    both_refuse(&dir, &x.generation, &[], &msg);
     assert!(
         msg.contains("is holder 1's card 1 of this ceremony already"),
         "{msg}"
@@ -528,6 +598,7 @@ fn the_verifier_refuses_tampered_reshare_folders() {
         })
     });
     let msg = operation_error(&verify(&dir).unwrap_err());
+    both_refuse(&dir, &x.generation, &[], &msg);
     assert!(msg.contains("(recovery.old-shares): threshold=3"), "{msg}");
 
     // recovery.new-subsets claiming fewer subsets than C(4, 3).
@@ -537,6 +608,7 @@ fn the_verifier_refuses_tampered_reshare_folders() {
         })
     });
     let msg = operation_error(&verify(&dir).unwrap_err());
+    both_refuse(&dir, &x.generation, &[], &msg);
     assert!(msg.contains("(recovery.new-subsets)"), "{msg}");
 
     // The untouched folder still passes.

@@ -1502,8 +1502,9 @@ fn replace_card_then_reshare_in_qemu_then_the_new_cards_prove_the_quorum() {
     eprintln!("{}", verify(&rc, &[]));
     eprintln!("{}", verify(&rs, &[&rc]));
     eprintln!("{}", verify(&pq, &[&rc, &rs]));
-    // Both verifiers give the same verdict on the replace-card folder (the Python verifier
-    // does not check reshare folders yet, so the two after it are sherd-verify's alone).
+    // Both verifiers give the same verdict on the replace-card folder (here only; the reshare
+    // folder and the recoveries pinned with it are cross-checked on the host, in
+    // ceremony/tests/reshare.rs, so the two after it are sherd-verify's alone in QEMU).
     let both = e2e::pyverify::same_recovery_verdict(
         &e2e::workspace(),
         &sherd_verify,

@@ -2833,6 +2833,19 @@ RECOVERY_FIELDS = {
                       ("test-decrypt", _ok)],
     "recovery.pins": [("holder", _u8), ("sha256", _hash), ("recipients", _fprs),
                       ("replaces", _hash)],
+    "recovery.reshared": [("transcript", _hash), ("plan", _hash), ("threshold", _u8),
+                          ("holders", _u8)],
+    "recovery.reshare": [("plan", _hash), ("threshold", _u8), ("holders", _u8),
+                         ("witnesses", _usize)],
+    "recovery.new-location": [("holder", _u8), ("name", _text), ("fingerprint", _fpr),
+                              ("subkey", _fpr)],
+    "recovery.new-sealed": [("holder", _u8), ("sha256", _hash)],
+    "recovery.new-subsets": [("checked", _usize), ("total", _total), ("policy", _policy),
+                             ("second", _text), ("combinations", _usize)],
+    "recovery.old-shares": [("plan", _hash), ("threshold", _u8), ("holders", _u8)],
+    "recovery.new-card": [("holder", _u8), ("card", _u8), ("serial", _text),
+                          ("location", _fpr), ("test-decrypt", _ok)],
+    "recovery.new-pins": [("holder", _u8), ("sha256", _hash), ("recipients", _fprs)],
     "output.file": [("path", _text), ("size", _usize), ("sha256", _hash)],
     "ceremony.end": [("files", _usize)],
     "witness.confirm": CORE_FIELDS["witness.confirm"],
@@ -2844,12 +2857,19 @@ RECOVERY_PLACE = {
     "recovery.policy": 3, "recovery.approval": 4, "recovery.share": 5, "recovery.recombined": 6,
     "recovery.signed": 7, "recovery.quorum": 7, "recovery.certified": 7, "recovery.rebuilt": 7,
     "recovery.location": 8, "recovery.sealed": 9, "recovery.card": 10, "recovery.pins": 11,
-    "output.file": 12, "ceremony.end": 13,
+    "recovery.reshared": 1, "recovery.reshare": 7, "recovery.new-location": 8,
+    "recovery.new-sealed": 9, "recovery.new-subsets": 10, "recovery.old-shares": 11,
+    "recovery.new-card": 12, "recovery.new-pins": 13,
+    "output.file": 14, "ceremony.end": 15,
 }
 RECOMBINED_PLACE = RECOVERY_PLACE["recovery.recombined"]
 # The replace-card recovery's own kinds, in its order (recovery.md, "Its records").
 REPLACE_CARD_KINDS = ("recovery.rebuilt", "recovery.location", "recovery.sealed",
                       "recovery.card", "recovery.pins")
+# The reshare recovery's own kinds, in its order (recovery.md, "reshare", "Its records").
+RESHARE_KINDS = ("recovery.reshare", "recovery.new-location", "recovery.new-sealed",
+                 "recovery.new-subsets", "recovery.old-shares", "recovery.new-card",
+                 "recovery.new-pins")
 CHALLENGE, CHALLENGE_SIG, CERTIFIED = ("quorum/challenge.txt", "quorum/challenge.txt.sig",
                                        "certified/cert.asc")
 SIGNATURE_TYPES = {0x00: "Binary", 0x01: "Text", 0x02: "Standalone",
@@ -2977,13 +2997,6 @@ def check_root_signature(sig_bytes, data, root, changed="the file"):
                  f"it was signed ({why})")
 
 
-# The records of a reshare recovery (recovery.md, "reshare") and of a recovery pinned with a
-# reshare folder: not checked by this verifier yet, refused as such.
-RESHARE_KINDS = ("recovery.reshared", "recovery.reshare", "recovery.new-location",
-                 "recovery.new-sealed", "recovery.new-subsets", "recovery.old-shares",
-                 "recovery.new-card", "recovery.new-pins")
-
-
 def recovery_records(t):
     """Each record of a recovery transcript typed: record 1 recovery.generation, every kind
     one of recovery.md's with exactly its fields, or a screen's record (witness.confirm, a
@@ -3001,11 +3014,6 @@ def recovery_records(t):
             elif not r.kind.startswith("recovery.") and r.kind not in CORE_FIELDS:
                 parse_fields(r.value)
                 out.append((r.seq, r.kind, None))
-            elif r.kind in RESHARE_KINDS:
-                raise Failure("unsupported", f"transcript.txt record {r.seq} ({r.kind}): a "
-                              "reshare folder, or a recovery pinned with one: sherd performs "
-                              "reshare, but this verifier does not check its folders yet (use "
-                              "sherd-verify --recovery ... --replaced ...)")
             else:
                 raise transcript_error("transcript.txt", f"record {r.seq}: a recovery "
                                        f"transcript has no {rq(r.kind)} records")
@@ -3055,9 +3063,14 @@ class RecoveryRecords:
             by_kind.get(k, []) for k in ("recovery.approval", "recovery.share",
                                          "recovery.signed", "recovery.quorum",
                                          "recovery.certified", "output.file"))
-        self.replaced = by_kind.get("recovery.replaced", [])
+        # The recovery.replaced and recovery.reshared records, in the order written, as
+        # (seq, kind, fields).
+        self.applied = [(seq, kind, fields) for seq, kind, fields in typed
+                        if kind in ("recovery.replaced", "recovery.reshared")]
         self.rebuilt, self.location, self.sealed, self.cards, self.pins = (
             by_kind.get(k, []) for k in REPLACE_CARD_KINDS)
+        (self.reshare, self.new_location, self.new_sealed, self.new_subsets, self.old_shares,
+         self.new_cards, self.new_pins) = (by_kind.get(k, []) for k in RESHARE_KINDS)
         # Every kind's records, for the operation's check of other operations' kinds.
         self.by_kind = by_kind
 
@@ -3173,7 +3186,7 @@ def check_recovery_shares(pinned, shares):
     return holders
 
 
-def check_recombined(g, r, holders):
+def check_recombined(pinned, r, holders):
     seq, rc = r.recombined
 
     def bad(reason):
@@ -3183,12 +3196,14 @@ def check_recombined(g, r, holders):
     if rc["holders"] != expected:
         raise bad(f"holders={rc['holders']}, but the recovery.share records are holders "
                   f"{expected}, in that order")
-    if rc["threshold"] != g["plan"].threshold:
+    # Worded as sherd-verify words it: the current plan (the last reshare's, if any) is
+    # called the generation plan.
+    if rc["threshold"] != pinned.plan.threshold:
         raise bad(f"threshold={rc['threshold']}, but the generation plan's threshold is "
-                  f"{g['plan'].threshold}")
-    if rc["root"] != r.generation[1]["root"] or rc["root"] != g["root_fingerprint"]:
+                  f"{pinned.plan.threshold}")
+    if rc["root"] != r.generation[1]["root"] or rc["root"] != pinned.root_fingerprint:
         raise bad(f"root={rc['root']}, but record 1 and the generation folder say "
-                  f"{g['root_fingerprint']}")
+                  f"{pinned.root_fingerprint}")
 
 
 def expected_outputs(request):
@@ -3205,6 +3220,9 @@ def expected_outputs(request):
         h = request.holder
         out += ["shards.toml", f"pins/holder-{h:03d}.asc", f"location/holder-{h:03d}.asc",
                 f"sealed/holder-{h:03d}.pgp"]
+    elif request.operation == "reshare":
+        out += ["plan.toml", "shards.toml"]
+        out += [f"pins/holder-{h['index']:03d}.asc" for h in request.plan.holders]
     return out
 
 
@@ -3399,14 +3417,17 @@ def check_dates(dated, request):
 
 class Pinned:
     """What a recovery folder is checked against: the root pinned from a verified generation
-    folder, with each replace-card folder applied in the order given (recovery.md, "The next
-    recovery: pinning with the replace-card folder"). Each holder's current share is the
-    generation's, or, for a holder whose cards were replaced, the last replacement's: its
-    location certificate, sealed share's SHA-256, PIN file's SHA-256 and card serials."""
+    folder, with each replace-card or reshare folder applied in the order given (recovery.md,
+    "The next recovery: pinning with the replace-card folder", "... with the reshare folder").
+    The current plan is the generation's, or the last reshare's new plan. Each holder's current
+    share is the generation's (or the last reshare's), or, for a holder whose cards were
+    replaced since, the last replacement's: its location certificate, sealed share's SHA-256,
+    PIN file's SHA-256 and card serials. The key time stays the generation plan's time."""
 
     def __init__(self, g):
         self.g = g
         self.plan, self.root_cert = g["plan"], g["root_cert"]
+        self.key_time = g["plan"].time
         self.root_fingerprint = g["root_fingerprint"]
         self.shards = g["shards"]
         self.shares = []
@@ -3418,6 +3439,8 @@ class Pinned:
                                 "cards": g["card_serials"].get(s["index"], [])})
         self.retired = []
         self.replacements = []
+        # Every folder applied, in order: ("replace-card", what it names) or ("reshare", ...).
+        self.applied = []
 
     def share(self, index):
         return self.shares[index - 1] if 1 <= index <= len(self.shares) else None
@@ -3441,16 +3464,35 @@ class Pinned:
             "holder": h, "transcript": new["transcript"],
             "location": share["location_cert"].fingerprint,
             "envelope": share["message_sha256"], "pins": new["pins"]})
+        self.applied.append(("replace-card", self.replacements[-1]))
         self.retired.append(self.shares[h - 1])
         self.shares[h - 1] = {"index": h, "location_cert": share["location_cert"],
                               "message_sha256": share["message_sha256"],
                               "pin_file_sha256": new["pins"], "cards": new["serials"]}
         self.shards = new["shards"]
 
+    def apply_reshare(self, new):
+        """Takes the new plan and shares of a reshare folder that passed against this root
+        (recovery.md, "The next recovery: pinning with the reshare folder"): the new plan is
+        the current plan (holders, threshold, policy), every share is the new one (location
+        certificate and sealed share from its shards.toml, PIN file from its pins/, cards from
+        its recovery.new-card records), every share before it retired; the root and the key
+        time stay."""
+        plan, shards = new["plan"], new["shards"]
+        self.applied.append(("reshare", {"transcript": new["transcript"], "plan": plan.hash,
+                                         "threshold": plan.threshold,
+                                         "holders": len(plan.holders)}))
+        self.retired.extend(self.shares)
+        self.shares = [{"index": s["index"], "location_cert": s["location_cert"],
+                        "message_sha256": s["message_sha256"],
+                        "pin_file_sha256": new["pins"][s["index"]],
+                        "cards": new["cards"].get(s["index"], [])} for s in shards.shares]
+        self.plan, self.shards = plan, shards
+
 
 def verify_recovery(folder, generation, files_folder=None, replaced=()):
     """Verifies the recovery folder against the generation folder it used and the replace-card
-    folders `replaced` the root was pinned with, in the order they were made (recovery.md,
+    and reshare folders `replaced` the root was pinned with, in the order they were made (recovery.md,
     "Checking a recovery folder by hand", 1-7, and the records no by-hand check covers).
     Returns the report (a dict) or raises Failure."""
     gen_get = folder_reader(generation)
@@ -3475,32 +3517,41 @@ def verify_recovery(folder, generation, files_folder=None, replaced=()):
                           "against the generation folder and the replace-card/reshare folders "
                           "given before it (give them in the order the recoveries were made): "
                           f"{e}")
-        if r["operation"] != "replace-card":
+        if r["operation"] == "replace-card":
+            pinned.apply(r["replace"])
+        elif r["operation"] == "reshare":
+            pinned.apply_reshare(r["reshare"])
+        else:
             raise Failure("replaced", f"{name} is a {r['operation']} recovery's folder, neither "
                           "a replace-card nor a reshare one: give only replace-card and reshare "
                           "folders with the generation folder")
-        pinned.apply(r["replace"])
     return verify_pinned(folder, pinned, files_folder)
 
 
 def check_replaced(pinned, r):
-    """Check 3 (continued): one recovery.replaced record per replace-card folder the root was
-    pinned with, in that order, naming its holder, transcript, new location certificate,
-    sealed share and PIN file."""
-    applied = pinned.replacements
-    if len(r.replaced) != len(applied):
-        # Worded as sherd-verify words it (a reshare record never gets here: a recovery
-        # pinned with a reshare folder is refused as not checked by this verifier).
-        raise Failure("replaced", f"transcript.txt: {len(r.replaced)} "
+    """Check 3 (continued): one recovery.replaced record per replace-card folder and one
+    recovery.reshared record per reshare folder the root was pinned with, in the one order
+    they were applied, each naming its folder: the transcript's final hash and, for
+    replace-card, the holder, new location certificate, sealed share and PIN file; for
+    reshare, the new plan's hash, M' and N'."""
+    applied = pinned.applied
+    if len(r.applied) != len(applied):
+        raise Failure("replaced", f"transcript.txt: {len(r.applied)} "
                       "recovery.replaced/recovery.reshared record(s), but the root was pinned "
                       f"with {len(applied)} replace-card/reshare folder(s): give exactly the "
                       "folders this recovery used, in the order they were made")
-    for i, ((seq, b), a) in enumerate(zip(r.replaced, applied)):
-        for field in ("holder", "transcript", "location", "envelope", "pins"):
+    for i, ((seq, kind, b), (op, a)) in enumerate(zip(r.applied, applied)):
+        want = "recovery.replaced" if op == "replace-card" else "recovery.reshared"
+        if kind != want:
+            raise Failure("replaced", f"transcript.txt: record {seq} ({kind}), but folder "
+                          f"{i + 1} given is a {op} folder: give the folders in the order they "
+                          "were made")
+        fields = (("holder", "transcript", "location", "envelope", "pins")
+                  if op == "replace-card" else ("transcript", "plan", "threshold", "holders"))
+        for field in fields:
             if str(b[field]) != str(a[field]):
-                raise Failure("replaced", f"transcript.txt: record {seq} (recovery.replaced): "
-                              f"its {field} is {b[field]}, but replace-card folder {i + 1} "
-                              f"given says {a[field]}")
+                raise Failure("replaced", f"transcript.txt: record {seq} ({kind}): its {field} "
+                              f"is {b[field]}, but folder {i + 1} given says {a[field]}")
 
 
 def verify_pinned(folder, pinned, files_folder=None):
@@ -3567,12 +3618,16 @@ def verify_pinned(folder, pinned, files_folder=None):
     if request.root_fingerprint != root_fpr:
         raise invalid("request.toml", f"the request is for root key {request.root_fingerprint}, "
                       f"but the generation transcript's root key is {root_fpr}")
-    if request.time < plan.time:
+    if request.time < pinned.key_time:
         raise invalid("request.toml", f"the request time {rfc3339(request.time)} is before the "
-                      f"root key's creation time {rfc3339(plan.time)}")
+                      f"root key's creation time {rfc3339(pinned.key_time)}")
     if request.operation == "replace-card" and request.holder > len(plan.holders):
         raise invalid("request.toml", f"holder {request.holder} is not in the generation plan "
                       f"(holders 1..={len(plan.holders)})")
+    if request.operation == "reshare" and request.time < plan.time:
+        raise invalid("request.toml", f"the reshare request time {rfc3339(request.time)} is "
+                      f"before the current plan's time {rfc3339(plan.time)}: a new plan is dated "
+                      "after the one it replaces")
     seq, rr = r.request
     for field, recorded, found in [
         ("file-sha256", rr["file-sha256"], hashlib.sha256(request_bytes).hexdigest()),
@@ -3582,24 +3637,25 @@ def verify_pinned(folder, pinned, files_folder=None):
         if recorded != found:
             raise Failure("mismatch", f"transcript.txt record {seq} (recovery.request): its "
                           f"{field} is {recorded}, but request.toml gives {found}")
-    if request.operation == "reshare":
-        raise Failure("unsupported", "a reshare recovery: not checked by this verifier yet, so "
-                      "it cannot verify its folder")
     policy = check_recovery_policy(plan, request, r)
 
     # 5. The shares, and what recombined.
     holders = check_recovery_shares(pinned, r.shares)
-    check_recombined(g, r, holders)
+    check_recombined(pinned, r, holders)
 
     # 6. The outputs.
     listed = check_recovery_outputs(folder, request, r, get)
 
     # 7. The operation.
-    replace = None
+    replace = reshare = None
     if request.operation == "replace-card":
         check_foreign_records(request, r)
         lines, replace = check_replace_card(pinned, r, listed, request.holder, request.cards)
         replace["transcript"] = t.final_hash().hex()
+    elif request.operation == "reshare":
+        check_foreign_records(request, r)
+        lines, reshare = check_reshare(pinned, r, listed, request.plan)
+        reshare["transcript"] = t.final_hash().hex()
     else:
         lines = check_recovery_operation(g, request, r, listed,
                                          folder_reader(files_folder) if files_folder else None,
@@ -3615,7 +3671,8 @@ def verify_pinned(folder, pinned, files_folder=None):
         "holders": [(i, plan.holders[i - 1]["name"]) for i in holders],
         "operation_lines": lines, "outputs": list(listed), "records": len(t.records),
         "final_hash": t.final_hash().hex(), "final_words": pgp_words(t.final_hash()),
-        "replace": replace,
+        "replace": replace, "reshare": reshare,
+        "applied": [op for op, _ in pinned.applied],
     }
 
 
@@ -3624,6 +3681,7 @@ def check_foreign_records(request, r):
     of = {"recovery.signed": "sign", "recovery.quorum": "prove-quorum",
           "recovery.certified": "certify"}
     of.update((k, "replace-card") for k in REPLACE_CARD_KINDS)
+    of.update((k, "reshare") for k in RESHARE_KINDS)
     foreign = [(recs[0][0], kind) for kind, op in of.items()
                if op != request.operation and (recs := r.by_kind.get(kind))]
     if foreign:
@@ -3692,7 +3750,7 @@ def check_replace_card(pinned, r, listed, holder, cards):
             raise fail(cert_path, str(e))
         raise fail(cert_path, f"not a certificate: {e}")
     try:
-        subkey = check_location_cert(cert, plan.time)
+        subkey = check_location_cert(cert, pinned.key_time)
     except (ValueError, PgpError) as e:
         raise fail(cert_path, str(e))
     fpr = cert.fingerprint
@@ -3806,6 +3864,215 @@ def check_replace_card(pinned, r, listed, holder, cards):
     return lines, {"holder": holder, "shards": shards, "pins": digest, "serials": serials}
 
 
+def check_reshare(pinned, r, listed, new_plan):
+    """Check 7 for reshare (recovery.md, "reshare", "Checking it"), against the root pinned so
+    far: recovery.reshare names the request's new plan; plan.toml is that plan (the same
+    canonical hash); shards.toml is a full shard file of it (the pinned root and ceremony, the
+    key time, one share per new holder, in order); one recovery.new-location and
+    recovery.new-sealed per new holder naming that share's location certificate (of the shape
+    generation makes, new to the ceremony, no two alike) and message (encrypted to that key
+    alone); recovery.new-subsets consistent with M'-of-N'; recovery.old-shares names the plan
+    reshared; each new holder's cards once each, new serials; one recovery.new-pins per new
+    holder for its PIN file, encrypted to exactly the holder's and backup's personal
+    certificates' keys. Returns (the report's lines, what the folder pins)."""
+    old_plan = pinned.plan
+    n = len(new_plan.holders)
+
+    def fail(what, reason):
+        return recovery_failure("operation", what, reason)
+
+    def once(found, kind):
+        if len(found) != 1:
+            raise missing_record(f"{len(found)} {kind} records; a reshare recovery has one")
+        return found[0]
+
+    # recovery.reshare: the request's new plan.
+    seq, rs = once(r.reshare, "recovery.reshare")
+    what = rec_name(seq, "recovery.reshare")
+    for field, expected in [("plan", new_plan.hash), ("threshold", new_plan.threshold),
+                            ("holders", n), ("witnesses", len(new_plan.witnesses))]:
+        if str(rs[field]) != str(expected):
+            raise fail(what, f"{field}={rs[field]}, but the request's new plan gives {expected}")
+
+    # plan.toml: the request's new plan (the canonical hash does not depend on the spelling).
+    try:
+        written = Plan(listed["plan.toml"].decode("utf-8"))
+    except UnicodeDecodeError:
+        raise fail("plan.toml", "not UTF-8")
+    except ValueError as e:
+        raise fail("plan.toml", str(e))
+    if written.hash != new_plan.hash:
+        raise fail("plan.toml", f"its canonical hash is {written.hash}, but the request's new "
+                   f"plan's is {new_plan.hash}")
+
+    # shards.toml: the new plan's full shard file, under the pinned root and the key time.
+    try:
+        shards = ShardFile(listed["shards.toml"].decode("utf-8"))
+    except UnicodeDecodeError:
+        raise fail("shards.toml", "not UTF-8")
+    except ValueError as e:
+        raise fail("shards.toml", str(e))
+    for field, expected, found in [
+        ("ceremony_id", old_plan.ceremony_id, shards.ceremony_id),
+        ("root_fingerprint", pinned.root_fingerprint, shards.root_fingerprint),
+        ("plan_hash", new_plan.hash, shards.plan_hash),
+        ("threshold", new_plan.threshold, shards.threshold),
+        ("count", n, shards.count),
+        ("key_time", pinned.key_time, shards.key_time),
+        ("shares", n, len(shards.shares)),
+    ]:
+        if str(expected) != str(found):
+            raise fail("shards.toml", f"{field} {found}, but the reshare's is {expected}")
+    if not len(r.new_location) == len(r.new_sealed) == len(r.new_pins) == n:
+        raise missing_record(f"{len(r.new_location)} recovery.new-location, "
+                             f"{len(r.new_sealed)} recovery.new-sealed and {len(r.new_pins)} "
+                             f"recovery.new-pins records, the new plan has {n} holders (one "
+                             "each)")
+    known = pinned.shares + pinned.retired
+    new_fprs = []
+    for h, s, (lseq, loc), (sseq, sl) in zip(new_plan.holders, shards.shares, r.new_location,
+                                             r.new_sealed):
+        i, where = h["index"], f"shards.toml share {h['index']}"
+        if s["index"] != i or s["holder"] != h["name"]:
+            raise fail("shards.toml", f"share {s['index']} is {rq(s['holder'])}, the new plan's "
+                       f"holder {i} is {rq(h['name'])}")
+        what = rec_name(lseq, "recovery.new-location")
+        if loc["holder"] != i or loc["name"] != h["name"]:
+            raise fail(what, f"holder={loc['holder']} name={rq(loc['name'])}, where the new "
+                       f"plan's holder {i} ({rq(h['name'])}) is, in order")
+        cert = s["location_cert"]
+        try:
+            subkey = check_location_cert(cert, pinned.key_time)
+        except (ValueError, PgpError) as e:
+            raise fail(where, str(e))
+        fpr = cert.fingerprint
+        for field, found in [("fingerprint", fpr), ("subkey", subkey)]:
+            if loc[field] != found:
+                raise fail(what, f"{field} {loc[field]}, but {where} gives {found}")
+        old = next((o for o in known if o["location_cert"].fingerprint == fpr), None)
+        if old is not None:
+            raise fail(what, f"the location certificate {fpr} is holder {old['index']}'s of "
+                       "this ceremony already: a reshare's keys are new")
+        if fpr in new_fprs:
+            raise fail(what, f"the location certificate {fpr} is another new holder's too")
+        new_fprs.append(fpr)
+
+        what = rec_name(sseq, "recovery.new-sealed")
+        if sl["holder"] != i:
+            raise fail(what, f"holder={sl['holder']}, where holder {i} is, in order")
+        if sl["sha256"] != s["message_sha256"]:
+            raise fail(what, f"sha256 {sl['sha256']}, but {where}'s message has SHA-256 "
+                       f"{s['message_sha256']}")
+        try:
+            recipients = sorted(set(message_recipients(s["message"])))
+        except PgpError as e:
+            raise fail(where, str(e))
+        subkey_id = next((k.keyid for k in cert.all_keys()[1:] if k.fingerprint == subkey), "")
+        if recipients != [subkey_id]:
+            raise fail(where, f"encrypted to key ID(s) {','.join(recipients)}, not to its "
+                       f"location key's {subkey_id} alone")
+
+    # recovery.new-subsets: as verify.subsets, for M'-of-N'.
+    seq, ns = once(r.new_subsets, "recovery.new-subsets")
+    m = new_plan.threshold
+    total = math.comb(n, m)
+    total_text = "over-2^128" if total >= 2**128 - 1 else str(total)
+    if total >= 2**128 - 1:
+        total = 2**128 - 1
+    exhaustive = total <= EXHAUSTIVE_BOUND
+    if ns["policy"] == "all":
+        policy_ok = exhaustive and ns["checked"] == total
+    else:
+        policy_ok = not exhaustive and ns["checked"] == n + RANDOM_SUBSETS
+    if str(ns["total"]) != total_text or not policy_ok or ns["second"] == "" \
+            or ns["combinations"] < ns["checked"]:
+        raise fail(rec_name(seq, "recovery.new-subsets"),
+                   f"checked={ns['checked']} total={ns['total']} policy={ns['policy']} "
+                   f"combinations={ns['combinations']}, but {m}-of-{n} has {total} subsets (all "
+                   f"checked up to {EXHAUSTIVE_BOUND}, else the {n} windows and {RANDOM_SUBSETS} "
+                   "random ones), each combined by both implementations")
+
+    # recovery.old-shares: the plan reshared (the current plan before this reshare).
+    seq, os_ = once(r.old_shares, "recovery.old-shares")
+    for field, expected in [("plan", old_plan.hash), ("threshold", old_plan.threshold),
+                            ("holders", len(old_plan.holders))]:
+        if str(os_[field]) != str(expected):
+            raise fail(rec_name(seq, "recovery.old-shares"), f"{field}={os_[field]}, but the "
+                       f"pinned plan (the one reshared) gives {expected}")
+
+    # recovery.new-card: each new holder's cards, once each, none a card of the ceremony.
+    serials, seen, cards = [], set(), {}
+    for seq, c in r.new_cards:
+        what = rec_name(seq, "recovery.new-card")
+        if not 1 <= c["holder"] <= n:
+            raise fail(what, f"holder={c['holder']}, not a holder of the new plan")
+        h = new_plan.holders[c["holder"] - 1]
+        if not 1 <= c["card"] <= h["cards"] or (c["holder"], c["card"]) in seen:
+            raise fail(what, f"card={c['card']} of holder {c['holder']}, who gets cards "
+                       f"1..={h['cards']} once each")
+        seen.add((c["holder"], c["card"]))
+        fpr = new_fprs[c["holder"] - 1]
+        if c["location"] != fpr:
+            raise fail(what, f"location {c['location']}, but holder {c['holder']}'s new location "
+                       f"certificate is {fpr}")
+        if c["serial"] in serials:
+            raise fail(what, f"serial {c['serial']} twice: each new card is a different card")
+        owner = pinned.card_with_serial(c["serial"])
+        if owner is not None:
+            raise fail(what, f"serial {c['serial']} is holder {owner[0]}'s card {owner[1]} of "
+                       "this ceremony already: a reshare's cards are new cards")
+        serials.append(c["serial"])
+        cards.setdefault(c["holder"], []).append((c["card"], c["serial"]))
+    planned_cards = sum(h["cards"] for h in new_plan.holders)
+    if len(seen) != planned_cards:
+        raise missing_record(f"{len(r.new_cards)} recovery.new-card records, the new plan has "
+                             f"{planned_cards} cards")
+
+    # recovery.new-pins: each new holder's PIN file, to them and their backup.
+    pins = {}
+    for h, (seq, pn) in zip(new_plan.holders, r.new_pins):
+        i, what = h["index"], rec_name(seq, "recovery.new-pins")
+        if pn["holder"] != i:
+            raise fail(what, f"holder={pn['holder']}, where holder {i} is, in order")
+        pins_path = f"pins/holder-{i:03d}.asc"
+        pin_file = listed[pins_path]
+        digest = hashlib.sha256(pin_file).hexdigest()
+        if pn["sha256"] != digest:
+            raise fail(what, f"sha256 {pn['sha256']}, but {pins_path} has SHA-256 {digest}")
+        backup = new_plan.holders[h["backup"] - 1]
+        certs = h["certs"] + backup["certs"]
+        planned = [c.fingerprint for c in certs]
+        if pn["recipients"] != planned:
+            raise fail(what, f"recipients {','.join(pn['recipients'])}, but the new plan's "
+                       f"personal certificates of holder {i}, then of backup holder "
+                       f"{backup['index']}, are {','.join(planned)}")
+        try:
+            found = sorted(set(message_recipients(dearmor(pin_file, "PGP MESSAGE"))))
+        except PgpError as e:
+            raise fail(pins_path, str(e))
+        expected = sorted({k.keyid for c in certs
+                           for k in c.cert.encryption_keys(new_plan.time)})
+        if found != expected:
+            raise fail(pins_path, f"encrypted to key ID(s) {','.join(found)}, but the encryption "
+                       f"keys of the new plan's holder {i}'s and backup holder "
+                       f"{backup['index']}'s personal certificates are {','.join(expected)}")
+        pins[i] = digest
+
+    lines = [
+        f"plan.toml: the new plan {new_plan.hash}, {m}-of-{n} (was {old_plan.threshold}-of-"
+        f"{len(old_plan.holders)})",
+        f"shards.toml: {n} new shares under new location keys, the same root and key time",
+        f"{ns['checked']} of {ns['total']} {m}-subsets of the new shares recombined (with "
+        f"{ns['second']})",
+        f"new cards: {', '.join(serials)}",
+        f"the old shares ({old_plan.threshold}-of-{len(old_plan.holders)}) still recombine to "
+        "this root outside sherd until the old cards are destroyed",
+    ]
+    return lines, {"plan": new_plan, "shards": shards, "pins": pins,
+                   "cards": {h: [serial for _, serial in sorted(cs)]
+                             for h, cs in cards.items()}}
+
+
 def check_new_shards(base, shards, holder, fpr, sealed_digest):
     """The new shard file is the pinned one (`base`), field by field and share by share,
     except holder `holder`'s share: its location certificate is `fpr` and its message has
@@ -3841,8 +4108,8 @@ def check_new_shards(base, shards, holder, fpr, sealed_digest):
 def recovery_report_lines(folder, generation, r, replaced=()):
     out = [f"PASS {folder}",
            f"generation folder: {generation} (passes sherd-verify)"]
-    out += [f"replaced ({i + 1}):      {f} (a replace-card recovery, passes against the folders "
-            "before it)" for i, f in enumerate(replaced)]
+    out += [f"replaced ({i + 1}):      {f} (a {op} recovery, passes against the folders "
+            "before it)" for i, (f, op) in enumerate(zip(replaced, r["applied"]))]
     out += [f"ceremony:          {r['ceremony_id']}",
            f"root fingerprint:  {r['root_fingerprint']}",
            f"generation hash:   {r['generation_final_hash']}",
@@ -3854,7 +4121,8 @@ def recovery_report_lines(folder, generation, r, replaced=()):
            f"policy:            {r['policy']}",
            f"holders used:      {len(r['holders'])} of threshold {r['threshold']}: "
            + ", ".join(f"{i} ({name})" for i, name in r["holders"])]
-    first = "replaced:" if r["operation"] == "replace-card" else "signatures:"
+    first = {"replace-card": "replaced:", "reshare": "reshared:"}.get(r["operation"],
+                                                                       "signatures:")
     for i, line in enumerate(r["operation_lines"]):
         out.append(f"{first if i == 0 else '':<19}{line}")
     out += [f"outputs:           {len(r['outputs'])} files checked: {', '.join(r['outputs'])}",
@@ -3919,12 +4187,14 @@ def report_lines(folder, r):
 
 USAGE = ("usage: sherd_verify.py <ceremony-output-folder> [--shares FILE ...]\n"
          "       sherd_verify.py --recovery <recovery-folder> --generation <generation-folder> "
-         "[--replaced <replace-card folder>]... [--files <folder with the signed files>]")
+         "[--replaced <replace-card or reshare folder>]... "
+         "[--files <folder with the signed files>]")
 
 
 def recovery_main(args):
     """`--recovery R --generation G [--replaced F]... [--files D]`: each once but --replaced
-    (repeated, in the order the replace-card recoveries were made), in any order."""
+    (repeated, in the order the replace-card and reshare recoveries were made), in any
+    order."""
     given, replaced = {}, []
     it = iter(args)
     for flag in it:

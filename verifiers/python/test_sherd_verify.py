@@ -1420,8 +1420,8 @@ class Recovery(unittest.TestCase):
         # the pinned root, but replaces nothing.
         (status, out), rust = self.verdict("--replaced", self.dir)
         self.assertEqual((status, out), (1, f"FAIL {self.dir}: {self.dir} is a prove-quorum "
-                         "recovery's folder, neither a replace-card nor a reshare one: give "
-                         "only replace-card and reshare folders with the generation folder\n"))
+                         "recovery's folder, neither a replace-card nor a reshare one: give only "
+                         "replace-card and reshare folders with the generation folder\n"))
         if rust:
             self.assertEqual(rust, (status, out))
         # A recovery.replaced record, but no folder given.
@@ -1443,6 +1443,24 @@ class Recovery(unittest.TestCase):
                                 f"location={fpr} test-decrypt=ok"])
         self.build("sign", edit=card)
         self.refused("operation", "(recovery.card): the request's operation is sign")
+
+    def test_records_of_reshare_in_another_operation(self):
+        fpr = self.gen["shards"].shares[1]["location_cert"].fingerprint
+
+        def card(records):
+            at = next(i for i, r in enumerate(records) if r[0] == "output.file")
+            records.insert(at, ["recovery.new-card", "holder=2 card=1 serial=000F:00990001 "
+                                f"location={fpr} test-decrypt=ok"])
+        self.build("sign", edit=card)
+        self.refused("operation", "(recovery.new-card): the request's operation is sign")
+
+    def test_a_reshared_record_but_no_folder_given(self):
+        def reshared(records):
+            records.insert(1, ["recovery.reshared", f"transcript={'ab' * 32} plan={'cd' * 32} "
+                               "threshold=3 holders=4"])
+        self.build("prove-quorum", edit=reshared)
+        self.refused("replaced", "transcript.txt: 1 recovery.replaced/recovery.reshared "
+                     "record(s), but the root was pinned with 0 replace-card/reshare folder(s)")
 
     def test_prove_quorum(self):
         self.build("prove-quorum")
@@ -1534,3 +1552,64 @@ class Recovery(unittest.TestCase):
                      '<b1@example.org>"): made at 2026-11-25T10:00:00Z, expiring '
                      "2028-03-02T00:00:00Z, not at the request time 2026-11-25T10:00:00Z "
                      "expiring at the request's expiry 2028-03-01T00:00:00Z")
+
+
+class ReshareRecords(unittest.TestCase):
+    """The reshare recovery's records (recovery.md, "reshare", "Its records") and
+    recovery.reshared, read with exactly their fields and places. (Reshare folders themselves
+    are made by sherd on the host and checked by both verifiers in ceremony/tests/reshare.rs.)"""
+
+    FPR = "AB" * 20
+
+    def parse(self, kind, value):
+        return sv.parse_core(kind, value, sv.RECOVERY_FIELDS[kind])
+
+    def test_each_kind_reads(self):
+        h = "cd" * 32
+        self.assertEqual(self.parse("recovery.reshare", f"plan={h} threshold=3 holders=4 "
+                                    "witnesses=2"),
+                         {"plan": h, "threshold": 3, "holders": 4, "witnesses": 2})
+        self.assertEqual(self.parse("recovery.new-location", f'holder=1 name="Ann Lee" '
+                                    f"fingerprint={self.FPR} subkey={self.FPR}")["name"],
+                         "Ann Lee")
+        self.assertEqual(self.parse("recovery.new-sealed", f"holder=2 sha256={h}")["holder"], 2)
+        self.assertEqual(self.parse("recovery.new-subsets", "checked=4 total=4 policy=all "
+                                    "second=shamir-gf256 combinations=8"),
+                         {"checked": 4, "total": 4, "policy": "all", "second": "shamir-gf256",
+                          "combinations": 8})
+        self.assertEqual(self.parse("recovery.new-subsets", "checked=1255 total=over-2^128 "
+                                    "policy=cyclic-windows+random second=x combinations=1255")
+                         ["total"], "over-2^128")
+        self.assertEqual(self.parse("recovery.old-shares", f"plan={h} threshold=2 holders=3")
+                         ["holders"], 3)
+        self.assertEqual(self.parse("recovery.new-card", "holder=4 card=1 serial=000F:CC040001 "
+                                    f"location={self.FPR} test-decrypt=ok")["serial"],
+                         "000F:CC040001")
+        self.assertEqual(self.parse("recovery.new-pins", f"holder=1 sha256={h} "
+                                    f"recipients={self.FPR},{self.FPR}")["recipients"],
+                         [self.FPR, self.FPR])
+        self.assertEqual(self.parse("recovery.reshared", f"transcript={h} plan={h} "
+                                    "threshold=3 holders=4")["threshold"], 3)
+
+    def test_fields_are_checked(self):
+        for kind, value in [
+            ("recovery.reshare", f"plan={'cd' * 32} threshold=3 holders=4"),
+            ("recovery.reshare", f"plan={'CD' * 32} threshold=3 holders=4 witnesses=1"),
+            ("recovery.new-subsets", "checked=4 total=4 policy=some second=x combinations=4"),
+            ("recovery.new-card", f"holder=1 card=1 serial=S location={self.FPR} "
+                                  "test-decrypt=no"),
+            ("recovery.old-shares", f"threshold=2 plan={'cd' * 32} holders=3"),
+            ("recovery.reshared", f"transcript={'ab' * 32} plan={'cd' * 32} threshold=300 "
+                                  "holders=4"),
+        ]:
+            with self.assertRaises(sv.FieldError, msg=f"{kind} {value}"):
+                self.parse(kind, value)
+
+    def test_places(self):
+        """Right after record 1 with recovery.replaced; the reshare's own records after
+        recovery.recombined, in the table's order, before the outputs."""
+        place = sv.RECOVERY_PLACE
+        self.assertEqual(place["recovery.reshared"], place["recovery.replaced"])
+        order = ["recovery.recombined", *sv.RESHARE_KINDS, "output.file", "ceremony.end"]
+        self.assertEqual([place[k] for k in order], sorted(place[k] for k in order))
+        self.assertEqual(len({place[k] for k in order}), len(order))
