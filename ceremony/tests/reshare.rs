@@ -255,7 +255,12 @@ fn a_2_of_3_key_is_reshared_3_of_4_and_the_new_cards_recover_it() {
     let report = verify_recovery_dir(&x.generation, &x.reshare).expect("the folder verifies");
     assert_eq!(report.operation, OperationKind::Reshare);
     assert!(report.operation_lines[0].contains("3-of-4 (was 2-of-3)"));
-    both_pass(&x.reshare, &x.generation, &[], "reshared:          plan.toml: the new plan");
+    both_pass(
+        &x.reshare,
+        &x.generation,
+        &[],
+        "reshared:          plan.toml: the new plan",
+    );
 
     // Pinned with it: the new plan, new shares; the old ones retired; the key time stays.
     let pinned = x.pinned();
@@ -488,7 +493,12 @@ fn a_replace_card_after_the_reshare_and_the_recovery_after_both() {
         &[&x.reshare, &replace],
         "replaced (2):      ",
     );
-    both_refuse(&after, &x.generation, &[&x.reshare], "recovery.reshared record(s)");
+    both_refuse(
+        &after,
+        &x.generation,
+        &[&x.reshare],
+        "recovery.reshared record(s)",
+    );
     both_refuse(
         &after,
         &x.generation,

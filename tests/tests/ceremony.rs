@@ -1250,9 +1250,10 @@ fn request_stick(dir: &Path, name: &str, request: &str) -> PathBuf {
 /// card provisioned in one insertion); a third boot whose root is pinned with that replace-card
 /// folder, where holder 2's new card (their new PIN file) and holder 1 reshare the key to 3 of
 /// 4 holders onto four blank cards; a fourth boot pinned with both folders, where holder 1's
-/// old card is refused and three new cards prove the quorum under the same root fingerprint. On the host, sherd-verify passes
-/// the three recovery folders (each with the folders applied before it, `--replaced`), and no
-/// PIN, share or secret reached any console.
+/// old card is refused and three new cards prove the quorum under the same root fingerprint.
+/// On the host, sherd-verify and the Python verifier pass the three recovery folders with the
+/// same output (each with the folders applied before it, `--replaced`), and no PIN, share or
+/// secret reached any console.
 #[test]
 #[ignore = "needs the built image; the README's test command runs it"]
 fn replace_card_then_reshare_in_qemu_then_the_new_cards_prove_the_quorum() {
@@ -1467,7 +1468,7 @@ fn replace_card_then_reshare_in_qemu_then_the_new_cards_prove_the_quorum() {
     recovery_write_and_power_off(&mut g);
     let prove_wall = t2.elapsed();
 
-    // On the host: the three recovery folders on the data stick, checked by sherd-verify.
+    // On the host: the three recovery folders on the data stick, checked by both verifiers.
     let rec_out = tempfile::tempdir().unwrap();
     e2e::demo::copy_out(&r.kit.data_stick, rec_out.path()).expect("data stick image");
     let folder = |hash: &str| {
@@ -1481,42 +1482,27 @@ fn replace_card_then_reshare_in_qemu_then_the_new_cards_prove_the_quorum() {
         folder(&prove_hash),
     );
     let sherd_verify = e2e::workspace_bin("ceremony", "sherd-verify");
+    // Both verifiers, sherd-verify and the independent Python one, pass each folder with the
+    // same output, given the folders applied before it in the order made.
     let verify = |rec: &Path, applied: &[&Path]| {
-        let mut c = std::process::Command::new(&sherd_verify);
-        c.arg("--recovery")
-            .arg(rec)
-            .arg("--generation")
-            .arg(&gen_folder);
-        for f in applied {
-            c.arg("--replaced").arg(f);
-        }
-        let o = c.output().unwrap();
-        let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        assert!(
-            o.status.success() && out.starts_with("PASS"),
-            "sherd-verify {rec:?} {applied:?}:\n{out}{}",
-            String::from_utf8_lossy(&o.stderr)
+        let both = e2e::pyverify::same_recovery_verdict_replaced(
+            &e2e::workspace(),
+            &sherd_verify,
+            rec,
+            &gen_folder,
+            applied,
+            None,
         );
-        out
+        assert!(
+            both.status == 0 && both.stdout.starts_with("PASS"),
+            "verifying {rec:?} with {applied:?}:\n{}",
+            both.stdout
+        );
+        both.stdout
     };
     eprintln!("{}", verify(&rc, &[]));
     eprintln!("{}", verify(&rs, &[&rc]));
     eprintln!("{}", verify(&pq, &[&rc, &rs]));
-    // Both verifiers give the same verdict on the replace-card folder (here only; the reshare
-    // folder and the recoveries pinned with it are cross-checked on the host, in
-    // ceremony/tests/reshare.rs, so the two after it are sherd-verify's alone in QEMU).
-    let both = e2e::pyverify::same_recovery_verdict(
-        &e2e::workspace(),
-        &sherd_verify,
-        &rc,
-        &gen_folder,
-        None,
-    );
-    assert!(
-        both.status == 0 && both.stdout.starts_with("PASS"),
-        "verifying the replace-card folder:\n{}",
-        both.stdout
-    );
     // The same root key: the reshare's and the later recovery's re-derived fingerprint.
     for f in [&rs, &pq] {
         let t = ceremony::transcript::Transcript::parse(
