@@ -25,8 +25,8 @@ use ceremony::ceremony::{Approved, CardView, NextCard};
 use ceremony::record::WitnessConfirm;
 use ceremony::recovery::{ApprovalFile, PinnedRoot, ReplacedFolder};
 use ceremony::recovery_flow::{
-    Collecting, Finished, FlowError, HolderFault, HolderInput, PinsRead, Recombined,
-    RecoveryRecord, ReplacingCards, Requested, Resharing,
+    Collecting, Finished, FlowError, HolderFault, HolderInput, PinsRead, RecoveryRecord,
+    ReplacingCards, Requested, Resharing,
 };
 use ceremony::request::{Operation, Request};
 use ceremony::secret::Pin;
@@ -357,8 +357,23 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         let root = recombined.root_fingerprint().to_hex();
         let reshare = matches!(recombined.request().operation, Operation::Reshare { .. });
         let finished = match rng {
-            Some(rng) if reshare => self.reshare(recombined, rng)?,
-            Some(rng) => self.replace_card(recombined, rng)?,
+            // The DRBG is dropped as soon as the first step has drawn from it.
+            Some(mut rng) if reshare => {
+                let started = recombined
+                    .start_reshare(rng.as_mut())
+                    .map(|(c, v)| (c, screens::reshare_page(&v)))
+                    .map_err(|r| r.error.to_string());
+                drop(rng);
+                self.with_new_cards(started)?
+            }
+            Some(mut rng) => {
+                let started = recombined
+                    .start_replace_card(rng.as_mut())
+                    .map(|(c, v)| (c, screens::replace_page(&v)))
+                    .map_err(|r| r.error.to_string());
+                drop(rng);
+                self.with_new_cards(started)?
+            }
             None => {
                 let files = &input.files;
                 match recombined.perform(&|name| {
@@ -400,9 +415,11 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         }
     }
 
-    fn stopped(&mut self, what: &str) -> R<()> {
+    /// The stopped page, until A: the recovery ends there (every secret is dropped with the
+    /// phase that held it).
+    fn stopped<T>(&mut self, what: &str) -> R<T> {
         let page = screens::stopped_page(self.step, what);
-        self.wait(|_| page.clone(), |_, _| None, |_| None)?;
+        self.wait(|_| page.clone(), |_, _| None::<()>, |_| None)?;
         Err(Stop::Abort(what.to_owned()))
     }
 
@@ -447,64 +464,20 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
         }
     }
 
-    /// replace-card after recombination: the share rebuilt and sealed to a new location key
-    /// (`rng` the entropy step's DRBG, dropped once the key and PINs are drawn), each new
-    /// blank card provisioned in one insertion, then the folder made.
-    fn replace_card(
-        &mut self,
-        r: Recombined,
-        mut rng: Box<dyn ceremony::rng::SecretRng>,
-    ) -> R<Finished> {
-        let started = r.start_replace_card(rng.as_mut());
-        drop(rng);
-        let (mut replacing, view) = match started {
+    /// replace-card or reshare after recombination, once its first step has drawn what it
+    /// needs from the entropy step's DRBG (`started`: the phase that provisions the new cards
+    /// and the page that says what was made, or why the step was refused): the page confirmed,
+    /// each new blank card provisioned in one insertion, then the folder made.
+    fn with_new_cards<N: NewCards>(&mut self, started: Result<(N, Page), String>) -> R<Finished> {
+        let (mut cards, page) = match started {
             Ok(s) => s,
-            Err(refused) => {
-                let why = refused.error.to_string();
-                self.stopped(&why)?;
-                return Err(Stop::Abort(why));
-            }
+            Err(why) => return self.stopped(&why),
         };
-        self.confirm(screens::replace_page(&view))?;
-        self.new_cards(&mut replacing)?;
-        match replacing.finish() {
+        self.confirm(page)?;
+        self.new_cards(&mut cards)?;
+        match cards.finish() {
             Ok(f) => Ok(f),
-            Err(refused) => {
-                let why = refused.error.to_string();
-                self.stopped(&why)?;
-                Err(Stop::Abort(why))
-            }
-        }
-    }
-
-    /// reshare after recombination: the secret split anew for the request's new plan and each
-    /// new share sealed to a new location key (`rng` the entropy step's DRBG, dropped once
-    /// they are drawn), every new blank card provisioned in one insertion, then the folder
-    /// made.
-    fn reshare(
-        &mut self,
-        r: Recombined,
-        mut rng: Box<dyn ceremony::rng::SecretRng>,
-    ) -> R<Finished> {
-        let started = r.start_reshare(rng.as_mut());
-        drop(rng);
-        let (mut resharing, view) = match started {
-            Ok(s) => s,
-            Err(refused) => {
-                let why = refused.error.to_string();
-                self.stopped(&why)?;
-                return Err(Stop::Abort(why));
-            }
-        };
-        self.confirm(screens::reshare_page(&view))?;
-        self.new_cards(&mut resharing)?;
-        match resharing.finish() {
-            Ok(f) => Ok(f),
-            Err(refused) => {
-                let why = refused.error.to_string();
-                self.stopped(&why)?;
-                Err(Stop::Abort(why))
-            }
+            Err(why) => self.stopped(&why),
         }
     }
 
@@ -1279,6 +1252,8 @@ trait NewCards {
         device: &mut dyn LocationCard,
         approved: &Approved,
     ) -> Result<CardView, FlowError>;
+    /// Once every card is in: the folder made (the phase's secrets dropped either way).
+    fn finish(self) -> Result<Finished, String>;
 }
 
 impl NewCards for ReplacingCards {
@@ -1299,6 +1274,9 @@ impl NewCards for ReplacingCards {
     ) -> Result<CardView, FlowError> {
         self.provision_card(next.card, device, approved)
     }
+    fn finish(self) -> Result<Finished, String> {
+        ReplacingCards::finish(self).map_err(|r| r.error.to_string())
+    }
 }
 
 impl NewCards for Resharing {
@@ -1318,5 +1296,8 @@ impl NewCards for Resharing {
         approved: &Approved,
     ) -> Result<CardView, FlowError> {
         self.provision_card(next.holder, next.card, device, approved)
+    }
+    fn finish(self) -> Result<Finished, String> {
+        Resharing::finish(self).map_err(|r| r.error.to_string())
     }
 }
