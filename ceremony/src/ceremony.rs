@@ -589,6 +589,97 @@ pub(crate) fn seal_pin_file(
     Ok((armored, fprs))
 }
 
+/// Which cards of a plan are provisioned: `slots[holder-1][card-1]`, each card's serial once
+/// it is in. Generation and a reshare fill one slot per card, in plan order.
+pub(crate) struct CardSlots(Vec<Vec<Option<CardSerial>>>);
+
+impl CardSlots {
+    /// Every card of `plan`, none provisioned yet.
+    pub(crate) fn new(plan: &Plan) -> CardSlots {
+        CardSlots(
+            plan.holders
+                .iter()
+                .map(|h| vec![None; usize::from(h.cards)])
+                .collect(),
+        )
+    }
+
+    /// How many cards in all.
+    pub(crate) fn total(&self) -> usize {
+        self.0.iter().map(Vec::len).sum()
+    }
+
+    /// The (holder, card) pairs still to provision, in plan order.
+    pub(crate) fn missing(&self) -> Vec<(u8, u8)> {
+        let mut out = Vec::new();
+        for (h, cards) in self.0.iter().enumerate() {
+            for (c, s) in cards.iter().enumerate() {
+                if s.is_none() {
+                    out.push((small(h + 1), small(c + 1)));
+                }
+            }
+        }
+        out
+    }
+
+    /// The next card to provision, in `plan` order; `None` once every card is done.
+    pub(crate) fn next(&self, plan: &Plan) -> Option<NextCard> {
+        let (holder, card) = *self.missing().first()?;
+        let h = plan.holder(holder)?;
+        Some(NextCard {
+            holder,
+            card,
+            holder_name: h.name.clone(),
+            cards_for_holder: h.cards,
+        })
+    }
+
+    /// The 0-based slot of card `card` of holder `holder` (both 1-based), if the plan has it
+    /// and it is not provisioned yet.
+    pub(crate) fn free(&self, holder: u8, card: u8) -> Result<(usize, usize), CeremonyError> {
+        let no_such = || CeremonyError::NoSuchCard { holder, card };
+        let hi = usize::from(holder)
+            .checked_sub(1)
+            .filter(|&i| i < self.0.len())
+            .ok_or_else(no_such)?;
+        let ci = usize::from(card)
+            .checked_sub(1)
+            .filter(|&i| i < self.0[hi].len())
+            .ok_or_else(no_such)?;
+        match &self.0[hi][ci] {
+            Some(s) => Err(CeremonyError::AlreadyProvisioned {
+                holder,
+                card,
+                serial: s.0.clone(),
+            }),
+            None => Ok((hi, ci)),
+        }
+    }
+
+    /// Which (holder, card) `serial` was provisioned as, if it was.
+    pub(crate) fn holding(&self, serial: &CardSerial) -> Option<(u8, u8)> {
+        self.0.iter().enumerate().find_map(|(h, cards)| {
+            cards
+                .iter()
+                .position(|s| s.as_ref() == Some(serial))
+                .map(|c| (small(h + 1), small(c + 1)))
+        })
+    }
+
+    /// Records `serial` in the slot [`CardSlots::free`] gave.
+    pub(crate) fn fill(&mut self, (hi, ci): (usize, usize), serial: CardSerial) {
+        self.0[hi][ci] = Some(serial);
+    }
+
+    /// Each holder's serials in card order, once every slot is filled.
+    pub(crate) fn complete(&self) -> Option<Vec<Vec<CardSerial>>> {
+        self.0
+            .iter()
+            .map(|cards| cards.iter().cloned().collect::<Option<Vec<_>>>())
+            .collect()
+    }
+}
+
 /// One holder's secrets from the key step on.
 struct Holder {
     location: LocationKey,
@@ -657,8 +748,8 @@ pub struct Sealed {
     common: Common,
     keys: Keys,
     shares: Shares,
-    /// `serials[holder-1][card-1]`, as each card is provisioned.
-    serials: Vec<Vec<Option<CardSerial>>>,
+    /// Each card's serial, as it is provisioned.
+    serials: CardSlots,
     /// Each holder's envelope as their first card decrypted it.
     opened: Vec<Option<Envelope>>,
 }
@@ -805,11 +896,7 @@ impl Keyed {
         match self.split_and_seal(rng) {
             Ok((shares, view)) => {
                 let plan = &self.common.plan;
-                let serials = plan
-                    .holders
-                    .iter()
-                    .map(|h| vec![None; usize::from(h.cards)])
-                    .collect();
+                let serials = CardSlots::new(plan);
                 let opened = (0..plan.holders.len()).map(|_| None).collect();
                 Ok((
                     Sealed {
@@ -873,32 +960,17 @@ impl Keyed {
 impl Sealed {
     /// The next card to provision, in plan order; `None` once every card is done.
     pub fn next_card(&self) -> Option<NextCard> {
-        let (holder, card) = self.cards_missing().into_iter().next()?;
-        let h = self.common.plan.holder(holder)?;
-        Some(NextCard {
-            holder,
-            card,
-            holder_name: h.name.clone(),
-            cards_for_holder: h.cards,
-        })
+        self.serials.next(&self.common.plan)
     }
 
     /// How many cards the plan has in all.
     pub fn cards_total(&self) -> usize {
-        self.serials.iter().map(Vec::len).sum()
+        self.serials.total()
     }
 
     /// Which (holder, card) pairs still need provisioning.
     pub fn cards_missing(&self) -> Vec<(u8, u8)> {
-        let mut out = Vec::new();
-        for (h, cards) in self.serials.iter().enumerate() {
-            for (c, s) in cards.iter().enumerate() {
-                if s.is_none() {
-                    out.push((small(h + 1), small(c + 1)));
-                }
-            }
-        }
-        out
+        self.serials.missing()
     }
 
     /// Provisions card `card` (1-based) of holder `holder` with the holder's location key and
@@ -912,35 +984,13 @@ impl Sealed {
         device: &mut dyn LocationCard,
         approved: &Approved,
     ) -> Result<CardView, CeremonyError> {
-        let no_such = || CeremonyError::NoSuchCard { holder, card };
-        let hi = usize::from(holder)
-            .checked_sub(1)
-            .filter(|&i| i < self.serials.len())
-            .ok_or_else(no_such)?;
-        let ci = usize::from(card)
-            .checked_sub(1)
-            .filter(|&i| i < self.serials[hi].len())
-            .ok_or_else(no_such)?;
-        if let Some(s) = &self.serials[hi][ci] {
-            return Err(CeremonyError::AlreadyProvisioned {
-                holder,
-                card,
-                serial: s.0.clone(),
-            });
-        }
+        let slot @ (hi, ci) = self.serials.free(holder, card)?;
         let state = &self.keys.holders[hi];
         let root_cert = self.keys.root.public_cert();
         let commitment = self.keys.commitment(&self.common.plan);
         let header = self.common.header(&self.keys.root, holder, commitment);
         let serials = &self.serials;
-        let used = |serial: &CardSerial| {
-            serials.iter().enumerate().find_map(|(h, cards)| {
-                cards
-                    .iter()
-                    .position(|s| s.as_ref() == Some(serial))
-                    .map(|c| (small(h + 1), small(c + 1)))
-            })
-        };
+        let used = |serial: &CardSerial| serials.holding(serial);
         let (serial, opened) = provision_one(
             &CardJob {
                 holder,
@@ -964,7 +1014,7 @@ impl Sealed {
             location: Fpr(location_fingerprint.clone()),
             test_decrypt: Passed,
         })?;
-        self.serials[hi][ci] = Some(serial.clone());
+        self.serials.fill(slot, serial.clone());
         if self.opened[hi].is_none() {
             self.opened[hi] = Some(opened);
         }
@@ -978,16 +1028,10 @@ impl Sealed {
 
     /// Once every card is provisioned: seals the PIN files and moves on.
     pub fn cards_complete(mut self) -> Result<Provisioned, Refused<Sealed>> {
-        let missing = self.cards_missing();
-        if !missing.is_empty() {
+        let Some(serials) = self.serials.complete() else {
+            let missing = self.cards_missing();
             return Err(Refused::new(self, CeremonyError::CardsMissing { missing }));
-        }
-        // Every slot is filled (checked just above).
-        let serials: Vec<Vec<CardSerial>> = self
-            .serials
-            .iter()
-            .map(|cards| cards.iter().flatten().cloned().collect())
-            .collect();
+        };
         let opened: Vec<Envelope> = self.opened.iter_mut().flat_map(Option::take).collect();
         match self.seal_pin_files(&serials) {
             Ok(pin_files) => Ok(Provisioned {

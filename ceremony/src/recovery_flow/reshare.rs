@@ -25,7 +25,7 @@ use super::{
     finish_folder, first_files, paths, push,
 };
 use crate::card::{CardSerial, LocationCard};
-use crate::ceremony::{self, Approved, CardJob, CardView, CeremonyError, NextCard};
+use crate::ceremony::{self, Approved, CardJob, CardSlots, CardView, NextCard};
 use crate::envelope::{self, Envelope, EnvelopeHeader};
 use crate::keys::{self, LocationKey, RootKey};
 use crate::plan::Plan;
@@ -96,8 +96,8 @@ pub struct Resharing {
     plan: Plan,
     plan_text: String,
     holders: Vec<NewHolder>,
-    /// serials[holder-1][card-1]
-    serials: Vec<Vec<Option<CardSerial>>>,
+    /// Each new card's serial, as it is provisioned.
+    serials: CardSlots,
 }
 
 impl fmt::Debug for Resharing {
@@ -150,12 +150,7 @@ impl Recombined {
     ) -> Result<(Resharing, ReshareView), Refused<Recombined>> {
         match self.split_and_seal(rng) {
             Ok(p) => {
-                let serials = p
-                    .plan
-                    .holders
-                    .iter()
-                    .map(|h| vec![None; usize::from(h.cards)])
-                    .collect();
+                let serials = CardSlots::new(&p.plan);
                 let mut common = self.common;
                 common.transcript = p.transcript;
                 Ok((
@@ -383,32 +378,17 @@ impl Resharing {
     /// The next new card to provision, in the new plan's order (holder 1 card 1 first);
     /// `None` once every one is done.
     pub fn next_card(&self) -> Option<NextCard> {
-        let (holder, card) = *self.cards_missing().first()?;
-        let h = self.plan.holder(holder)?;
-        Some(NextCard {
-            holder,
-            card,
-            holder_name: h.name.clone(),
-            cards_for_holder: h.cards,
-        })
+        self.serials.next(&self.plan)
     }
 
     /// How many new cards the new plan has in all.
     pub fn cards_total(&self) -> usize {
-        self.serials.iter().map(Vec::len).sum()
+        self.serials.total()
     }
 
     /// The (holder, card) pairs still to provision, in the new plan's order.
     pub fn cards_missing(&self) -> Vec<(u8, u8)> {
-        let mut out = Vec::new();
-        for (h, cards) in self.serials.iter().enumerate() {
-            for (c, s) in cards.iter().enumerate() {
-                if s.is_none() {
-                    out.push((small(h + 1), small(c + 1)));
-                }
-            }
-        }
-        out
+        self.serials.missing()
     }
 
     /// Provisions new holder `holder`'s card `card` (1-based) with their new location key and
@@ -427,33 +407,13 @@ impl Resharing {
         device: &mut dyn LocationCard,
         approved: &Approved,
     ) -> Result<CardView, FlowError> {
-        let no_card = || FlowError::Card(CeremonyError::NoSuchCard { holder, card });
-        let hi = usize::from(holder)
-            .checked_sub(1)
-            .filter(|&i| i < self.serials.len())
-            .ok_or_else(no_card)?;
-        let ci = usize::from(card)
-            .checked_sub(1)
-            .filter(|&i| i < self.serials[hi].len())
-            .ok_or_else(no_card)?;
-        if let Some(s) = &self.serials[hi][ci] {
-            return Err(FlowError::Card(CeremonyError::AlreadyProvisioned {
-                holder,
-                card,
-                serial: s.0.clone(),
-            }));
-        }
+        let slot @ (hi, ci) = self.serials.free(holder, card).map_err(FlowError::Card)?;
         let pinned = &self.common.pinned;
         let serials = &self.serials;
         let used = |serial: &CardSerial| {
-            pinned.card_with_serial(serial).or_else(|| {
-                serials.iter().enumerate().find_map(|(h, cards)| {
-                    cards
-                        .iter()
-                        .position(|s| s.as_ref() == Some(serial))
-                        .map(|c| (small(h + 1), small(c + 1)))
-                })
-            })
+            pinned
+                .card_with_serial(serial)
+                .or_else(|| serials.holding(serial))
         };
         let n = &self.holders[hi];
         let root_cert = self.root.public_cert();
@@ -486,7 +446,7 @@ impl Resharing {
             },
         )?;
         self.common.transcript = t;
-        self.serials[hi][ci] = Some(serial.clone());
+        self.serials.fill(slot, serial.clone());
         Ok(CardView {
             holder,
             card,
@@ -509,21 +469,20 @@ impl Resharing {
     }
 
     fn outputs(&self) -> Result<super::Finished, FlowError> {
-        let missing = self.cards_missing();
-        if !missing.is_empty() {
+        let Some(serials) = self.serials.complete() else {
+            let missing = self.cards_missing();
             return Err(FlowError::NewCardsMissing { missing });
-        }
+        };
         let c = &self.common;
         let plan = &self.plan;
         let mut t = c.transcript.clone();
         let mut pin_files = Vec::with_capacity(self.holders.len());
-        for ((h, n), serials) in plan.holders.iter().zip(&self.holders).zip(&self.serials) {
-            let serials: Vec<CardSerial> = serials.iter().flatten().cloned().collect();
+        for ((h, n), serials) in plan.holders.iter().zip(&self.holders).zip(&serials) {
             let (pin_file, recipients) = ceremony::seal_pin_file(
                 plan,
                 &self.root,
                 h.index,
-                &serials,
+                serials,
                 &n.pins,
                 c.pinned.key_time(),
             )
