@@ -1762,6 +1762,30 @@ fn check_dates(root: &Cert, request: &Request, listed: &HashMap<String, Vec<u8>>
     Ok(())
 }
 
+/// A new card's serial (record `what`) is none of `seen` (this folder's new cards so far) and
+/// no card the pinned root knows, current or retired; `why` ends the message for the latter.
+fn new_serial(
+    pinned: &PinnedRoot,
+    seen: &[&str],
+    serial: &str,
+    what: &str,
+    why: &str,
+) -> Result<(), E> {
+    if seen.contains(&serial) {
+        return Err(operation(
+            what,
+            format!("serial {serial} twice: each new card is a different card"),
+        ));
+    }
+    match pinned.card_with_serial(&crate::card::CardSerial(serial.to_string())) {
+        Some((h, c)) => Err(operation(
+            what,
+            format!("serial {serial} is holder {h}'s card {c} {why}"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Check 7 for `replace-card` (docs/formats/recovery.md, "replace-card"): the records name
 /// the request's holder once each, in order (`recovery.rebuilt`, `recovery.location`,
 /// `recovery.sealed`, one `recovery.card` per new card, `recovery.pins`); the new shard file
@@ -1978,25 +2002,13 @@ fn check_replace_card(
                 ),
             ));
         }
-        if serials.contains(&b.serial.as_str()) {
-            return Err(operation(
-                what,
-                format!(
-                    "serial {} twice: each new card is a different card",
-                    b.serial
-                ),
-            ));
-        }
-        if let Some((h2, c2)) = pinned.card_with_serial(&crate::card::CardSerial(b.serial.clone()))
-        {
-            return Err(operation(
-                what,
-                format!(
-                    "serial {} is holder {h2}'s card {c2} already: a replacement card is a new card",
-                    b.serial
-                ),
-            ));
-        }
+        new_serial(
+            pinned,
+            &serials,
+            &b.serial,
+            &what,
+            "already: a replacement card is a new card",
+        )?;
         serials.push(&b.serial);
     }
 
@@ -2443,25 +2455,13 @@ fn check_reshare(
                 ),
             ));
         }
-        if serials.contains(&b.serial.as_str()) {
-            return Err(operation(
-                what,
-                format!(
-                    "serial {} twice: each new card is a different card",
-                    b.serial
-                ),
-            ));
-        }
-        if let Some((h2, c2)) = pinned.card_with_serial(&crate::card::CardSerial(b.serial.clone()))
-        {
-            return Err(operation(
-                what,
-                format!(
-                    "serial {} is holder {h2}'s card {c2} of this ceremony already: a reshare's cards are new cards",
-                    b.serial
-                ),
-            ));
-        }
+        new_serial(
+            pinned,
+            &serials,
+            &b.serial,
+            &what,
+            "of this ceremony already: a reshare's cards are new cards",
+        )?;
         serials.push(&b.serial);
     }
     let cards_planned: usize = new_plan.holders.iter().map(|h| usize::from(h.cards)).sum();
