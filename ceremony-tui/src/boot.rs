@@ -104,13 +104,18 @@ pub fn render(frame: &mut Frame, info: &BootInfo) {
     .areas(frame.area());
 
     let b = &info.build;
-    let mut lines = vec![
+    let mut lines = Vec::new();
+    // A fault-injection test build says so first (the constant is `None` in every real build).
+    if let Some(fault) = ceremony::dual::FAULT_INJECTION {
+        lines.push(heading(fault));
+    }
+    lines.extend([
         heading("This machine is running"),
         field("kernel", info.kernel_release.clone()),
         field("console", info.console.clone()),
         Line::raw(""),
         heading("Root filesystem tree (SHA-256): compare with the signed manifest"),
-    ];
+    ]);
     lines.push(match &info.rootfs_tree {
         Some(h) => Line::raw(format!("  {}", grouped_hex(h))),
         None => Line::raw("  UNKNOWN: not computed at boot (not started by sherd's PID 1)"),

@@ -28,7 +28,7 @@ use openpgp::packet::Key;
 use openpgp::packet::key::{PublicParts, UnspecifiedRole};
 use openpgp::types::HashAlgorithm;
 
-use crate::shamir::{SecondShamir, ShamirGf256};
+use crate::shamir::SecondShamir;
 
 /// The second Ed25519 implementation's name and version, as the transcript records it.
 pub const ED25519_SECOND: &str = "ed25519-compact-2.6.1";
@@ -117,11 +117,70 @@ pub struct Seconds {
 }
 
 impl Default for Seconds {
-    /// The real ones: `shamir-gf256` and `ed25519-compact`.
+    /// The real ones: `shamir-gf256` and `ed25519-compact` (in a fault-injection test build
+    /// only, [`FAULT_INJECTION`], a wrong second Shamir).
     fn default() -> Self {
         Seconds {
-            shamir: Arc::new(ShamirGf256),
+            shamir: default_shamir(),
             ed25519: Arc::new(Ed25519Compact),
+        }
+    }
+}
+
+/// What this build's second implementations deliberately get wrong, if anything: `None` in
+/// every real build; a test build made with the `fault-wrong-second-shamir` feature says so.
+pub const FAULT_INJECTION: Option<&str> = if cfg!(feature = "fault-wrong-second-shamir") {
+    Some("FAULT-INJECTION TEST BUILD: its second Shamir is deliberately wrong")
+} else {
+    None
+};
+
+#[cfg(not(feature = "fault-wrong-second-shamir"))]
+fn default_shamir() -> Arc<dyn SecondShamir + Send + Sync> {
+    Arc::new(crate::shamir::ShamirGf256)
+}
+
+#[cfg(feature = "fault-wrong-second-shamir")]
+fn default_shamir() -> Arc<dyn SecondShamir + Send + Sync> {
+    Arc::new(fault::WrongSplit)
+}
+
+/// The fault-injection test build's wrong second Shamir (never in a real build).
+#[cfg(feature = "fault-wrong-second-shamir")]
+mod fault {
+    use crate::shamir::{SecondShamir, ShamirGf256};
+    use zeroize::Zeroizing;
+
+    /// Splits as `shamir-gf256` does, then changes the last share's first y byte.
+    pub(super) struct WrongSplit;
+
+    impl SecondShamir for WrongSplit {
+        fn name(&self) -> &'static str {
+            "wrong-split-fault-injection"
+        }
+        fn split_with_coefficients(
+            &self,
+            secret: &[u8],
+            threshold: usize,
+            coefficients: &[u8],
+            xs: &[u8],
+        ) -> Result<Vec<Zeroizing<Vec<u8>>>, shamir_gf256::Error> {
+            let mut shares =
+                ShamirGf256.split_with_coefficients(secret, threshold, coefficients, xs)?;
+            if let Some(last) = shares.last_mut() {
+                last[1] ^= 1;
+            }
+            Ok(shares)
+        }
+        fn combine(&self, shares: &[&[u8]]) -> Result<Zeroizing<Vec<u8>>, shamir_gf256::Error> {
+            ShamirGf256.combine(shares)
+        }
+        fn interpolate(
+            &self,
+            shares: &[&[u8]],
+            at: u8,
+        ) -> Result<Zeroizing<Vec<u8>>, shamir_gf256::Error> {
+            ShamirGf256.interpolate(shares, at)
         }
     }
 }

@@ -11,8 +11,15 @@ pub const MUSL: &str = "x86_64-unknown-linux-musl";
 
 /// Builds `/init` for musl, static-pie, with paths remapped and a clean environment, into
 /// `<repo>/target/image`; `toolchain` is embedded for the first screen. Checks the result is
-/// static-pie.
-pub fn build_init(repo: &Path, commit: &str, sde: i64, toolchain: &str) -> Result<Vec<u8>> {
+/// static-pie. `features` are cargo features (`crate/feature`) of a test build; empty for
+/// every real one.
+pub fn build_init(
+    repo: &Path,
+    commit: &str,
+    sde: i64,
+    toolchain: &str,
+    features: &[&str],
+) -> Result<Vec<u8>> {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo"));
     let rustup_home = std::env::var("RUSTUP_HOME").unwrap_or_else(|_| format!("{home}/.rustup"));
@@ -47,6 +54,9 @@ pub fn build_init(repo: &Path, commit: &str, sde: i64, toolchain: &str) -> Resul
             "--target",
             MUSL,
         ]);
+    if !features.is_empty() {
+        c.arg("--features").arg(features.join(","));
+    }
     // Offline in a container: crates were fetched before the network went away.
     if std::env::var_os("CARGO_NET_OFFLINE").is_some() {
         c.env("CARGO_NET_OFFLINE", "true");

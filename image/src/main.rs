@@ -21,6 +21,8 @@ struct Args {
     tarball: Option<PathBuf>,
     release: bool,
     fresh_kernel: bool,
+    /// A fault-injection test build: `/init` with `ceremony/fault-wrong-second-shamir`.
+    fault_second_shamir: bool,
     positional: Vec<String>,
 }
 
@@ -38,6 +40,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             "--kernel-tarball" => a.tarball = Some(value("--kernel-tarball")?),
             "--release" => a.release = true,
             "--fresh-kernel" => a.fresh_kernel = true,
+            "--fault-wrong-second-shamir-for-tests" => a.fault_second_shamir = true,
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => a.positional.push(arg),
         }
@@ -115,6 +118,24 @@ impl Tools {
 fn build(a: &Args) -> Result<()> {
     let repo = find_repo()?;
     let out = a.out.clone().unwrap_or_else(|| repo.join("out"));
+    // A fault-injection build is for one test: never a release, never in the image folder
+    // everything else (the README's boot command, the build parties) reads.
+    let features: &[&str] = if a.fault_second_shamir {
+        if a.release {
+            return Err(
+                "--fault-wrong-second-shamir-for-tests is a test build, never a release".into(),
+            );
+        }
+        if a.out.is_none() || out == repo.join("out") {
+            return Err(
+                "--fault-wrong-second-shamir-for-tests writes only to an explicit --out folder other than out/"
+                    .into(),
+            );
+        }
+        &["ceremony/fault-wrong-second-shamir"]
+    } else {
+        &[]
+    };
     let cache = a.cache.clone().unwrap_or_else(default_cache);
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let version = env!("CARGO_PKG_VERSION");
@@ -155,7 +176,7 @@ fn build(a: &Args) -> Result<()> {
         log: &log,
     })?;
 
-    let init = sherd_image::init::build_init(&repo, &commit, sde, &tools.embedded())?;
+    let init = sherd_image::init::build_init(&repo, &commit, sde, &tools.embedded(), features)?;
     let list_text = String::from_utf8(util::read(&repo.join("image/initramfs.list"))?)
         .map_err(|_| "image/initramfs.list is not UTF-8")?;
     let list = initramfs::parse_list(&list_text).map_err(|e| e.to_string())?;
@@ -306,7 +327,8 @@ fn main() -> ExitCode {
         }
         _ => Err(
             "usage: sherd-image build|kernel-config|list-initramfs FILE|check-static FILE \
-                  [--out DIR] [--release] [--fresh-kernel] [--kernel-tarball FILE] [--cache DIR]"
+                  [--out DIR] [--release] [--fresh-kernel] [--kernel-tarball FILE] [--cache DIR] \
+                  [--fault-wrong-second-shamir-for-tests (a test build, with --out)]"
                 .into(),
         ),
     });

@@ -95,8 +95,13 @@ pub fn run_step(step: &str, o: &Options) -> Result<()> {
         }
         "init" => {
             // `/init` exactly as `sherd-image build` compiles it (the same library function).
-            let bin =
-                sherd_image::init::build_init(&o.src, &commit(&o.src)?, sde()?, &tools.embedded())?;
+            let bin = sherd_image::init::build_init(
+                &o.src,
+                &commit(&o.src)?,
+                sde()?,
+                &tools.embedded(),
+                &[],
+            )?;
             write(&o.out, "init", &bin)
         }
         "initramfs" => {

@@ -39,14 +39,15 @@ const FIRST_WITNESS_CARD: usize = 4;
 /// `witnesses[i]` is witness i's secret key and the user PIN of their card (`None`: the
 /// default), on the bridge's card `FIRST_WITNESS_CARD + i`.
 fn rig_with(id: &str, with_rng: bool, sticks: &[&str], witnesses: &[(Cert, Option<&str>)]) -> Rig {
-    rig_on(id, with_rng, sticks, witnesses, None, "", &[], 0)
+    rig_on(id, with_rng, sticks, witnesses, None, "", &[], 0, None)
 }
 
 /// As [`rig_with`], with the TPM's state kept in `tpm_state` (the same laptop across boots),
 /// `plan_tail` appended to the plan (a `[machine]` table, a `[policy]`), and, for each entry
 /// of `holder_pins`, holder i's personal card (their key's encryption subkey, the user PIN
 /// given or the default) on the bridge's card `FIRST_WITNESS_CARD + witnesses + i`, and
-/// `blanks` more blank cards after those (a reshare's new cards).
+/// `blanks` more blank cards after those (a reshare's new cards); `initrd` boots another
+/// initramfs than the built image's (a fault-injection test build).
 #[allow(clippy::too_many_arguments)]
 fn rig_on(
     id: &str,
@@ -57,6 +58,7 @@ fn rig_on(
     plan_tail: &str,
     holder_pins: &[Option<&str>],
     blanks: usize,
+    initrd: Option<&Path>,
 ) -> Rig {
     let tmp = tempfile::tempdir().unwrap();
     let certs: Vec<Cert> = witnesses.iter().map(|(c, _)| c.clone()).collect();
@@ -115,6 +117,9 @@ fn rig_on(
         &personal,
     );
     let mut b = Boot::serial();
+    if let Some(i) = initrd {
+        b.initrd = i.to_path_buf();
+    }
     b.append.push_str(" findiso=/sherd.iso");
     b.extra.extend(tpm.qemu_args());
     if with_rng {
@@ -158,6 +163,17 @@ fn to_cards(r: &mut Rig) {
 /// Through attestation and the plan to the confirmed root key; `verdicts` acts on the page
 /// that judges the boot against the plan.
 fn to_cards_with(r: &mut Rig, verdicts: impl FnOnce(&mut Guest)) {
+    through_entropy_with(r, verdicts);
+    let g = &mut r.g;
+    g.wait_for_screen("Root certificate fingerprint", BOUND);
+    g.capture("ceremony-5-keys");
+    eprintln!("{}", g.screen());
+    g.send("y");
+}
+
+/// Through attestation, the plan and the passed entropy step (Enter pressed: the keys and
+/// the split are made next).
+fn through_entropy_with(r: &mut Rig, verdicts: impl FnOnce(&mut Guest)) {
     let g = &mut r.g;
     g.wait_for_screen(e2e::FIRST_SCREEN, BOUND);
     g.send("g");
@@ -196,10 +212,6 @@ fn to_cards_with(r: &mut Rig, verdicts: impl FnOnce(&mut Guest)) {
     eprintln!("{screen}");
     assert!(screen.contains("PASS:"), "{screen}");
     g.send("\r");
-    g.wait_for_screen("Root certificate fingerprint", BOUND);
-    g.capture("ceremony-5-keys");
-    eprintln!("{}", g.screen());
-    g.send("y");
 }
 
 fn cards(r: &mut Rig, first: usize) -> Vec<f64> {
@@ -430,6 +442,7 @@ fn a_recorded_laptop_passes_every_item_without_a_deviation() {
         "",
         &[],
         0,
+        None,
     );
     r.g.wait_for_screen(e2e::FIRST_SCREEN, BOUND);
     r.g.send("m");
@@ -486,6 +499,7 @@ fn a_recorded_laptop_passes_every_item_without_a_deviation() {
         &format!("\n{table}"),
         &[],
         0,
+        None,
     );
     to_cards_with(&mut r, |g| {
         g.wait_until_any(&["Y  witnesses confirm", "D  record a deviation"], BOUND);
@@ -862,6 +876,7 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
         &policy_table(&approvers),
         &[None, Some(bob_pin), None],
         0,
+        None,
     );
     let personal_card = |holder: usize| FIRST_WITNESS_CARD + holder - 1;
     to_cards(&mut r);
@@ -1267,6 +1282,7 @@ fn replace_card_then_reshare_in_qemu_then_the_new_cards_prove_the_quorum() {
         "",
         &[None, None, None],
         4,
+        None,
     );
     to_cards(&mut r);
     cards(&mut r, 0);
@@ -1543,6 +1559,94 @@ fn replace_card_then_reshare_in_qemu_then_the_new_cards_prove_the_quorum() {
         reshare_wall.as_secs_f64(),
         prove_wall.as_secs_f64()
     );
+}
+
+/// Issue 15's fault injection in QEMU: an image built with a deliberately wrong second Shamir
+/// implementation (`sherd-image build --fault-wrong-second-shamir-for-tests`, a test build that
+/// says so on every page) stops the generation at the split, before any card or stick is
+/// written: the data stick holds no ceremony folder afterwards.
+#[test]
+#[ignore = "needs the built image; the README's test command runs it"]
+fn a_wrong_second_shamir_stops_the_generation_in_qemu() {
+    let fault = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let status = std::process::Command::new("cargo")
+        .current_dir(e2e::workspace())
+        .args([
+            "run",
+            "--locked",
+            "-q",
+            "-p",
+            "sherd-image",
+            "--",
+            "build",
+            "--out",
+        ])
+        .arg(fault.path())
+        .arg("--fault-wrong-second-shamir-for-tests")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the fault-injection build failed");
+    let build_secs = t0.elapsed().as_secs_f64();
+    let id = "qemu-fault";
+    let mut r = rig_on(
+        id,
+        true,
+        &["boot", "plan", "data"],
+        &[],
+        None,
+        "",
+        &[],
+        0,
+        Some(&fault.path().join("initrd.img")),
+    );
+    r.g.wait_for_screen(e2e::FIRST_SCREEN, BOUND);
+    assert!(
+        r.g.screen().contains("FAULT-INJECTION TEST BUILD"),
+        "{}",
+        r.g.screen()
+    );
+    through_entropy_with(&mut r, |g| {
+        g.wait_for_screen("D  record a deviation", BOUND);
+        record_deviation(g, QEMU_REASON);
+    });
+    // The split is made with the keys, before the keys page: the two implementations disagree
+    // and the ceremony stops there.
+    r.g.wait_for_screen("CEREMONY ABORTED", BOUND);
+    let screen = r.g.screen();
+    eprintln!("{screen}");
+    assert!(flat(&screen).contains("disagree on the split"), "{screen}");
+    assert!(flat(&screen).contains("Nothing was written"), "{screen}");
+    r.g.send("p");
+    r.g.wait_for_output("reboot: Power down", BOUND);
+    drop(r.g);
+    let out = tempfile::tempdir().unwrap();
+    e2e::demo::copy_out(&r.kit.data_stick, out.path()).expect("data stick image");
+    let written: Vec<String> = walk(out.path());
+    assert!(
+        written.iter().all(|p| !p.contains(&format!("sherd-{id}"))),
+        "the data stick holds {written:?}"
+    );
+    eprintln!("MEASURE the fault-injection image built in {build_secs:.0} s");
+}
+
+/// Every file below `dir`, as paths relative to it.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(
+                walk(&p)
+                    .into_iter()
+                    .map(|q| format!("{}/{q}", e.file_name().to_string_lossy())),
+            );
+        } else {
+            out.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out
 }
 
 /// A page's text with its box and line breaks taken out (a long message wraps anywhere).

@@ -152,7 +152,9 @@ pub const VIRTUAL_BANNER: &str =
 impl Page {
     /// Header rows above the box: the banners and the step line.
     pub fn header_rows(&self) -> u16 {
-        1 + u16::from(self.rehearsal) + u16::from(self.virtual_hardware)
+        1 + u16::from(self.rehearsal)
+            + u16::from(self.virtual_hardware)
+            + u16::from(ceremony::dual::FAULT_INJECTION.is_some())
     }
 }
 
@@ -178,6 +180,14 @@ pub fn render(frame: &mut Frame, page: &Page) {
     .areas(frame.area());
     let rev = Style::default().add_modifier(Modifier::REVERSED);
     let mut head = Vec::new();
+    // A fault-injection test build says so on every page (never a real build: the constant is
+    // `None` there).
+    if let Some(fault) = ceremony::dual::FAULT_INJECTION {
+        head.push(Line::styled(
+            fit(format!(" {fault}"), usize::from(header.width)),
+            rev.add_modifier(Modifier::BOLD),
+        ));
+    }
     if page.rehearsal {
         head.push(Line::styled(
             format!(" {REHEARSAL_BANNER}"),
