@@ -2560,7 +2560,7 @@ fn check_reshare(
             paths::SHARDS
         ),
         format!(
-            "{} of {} {}-subsets of the new shares recombined (with {})",
+            "recorded: {} of {} {}-subsets of the new shares recombined at the ceremony (with {}; shares cannot be checked offline)",
             b.checked,
             crate::record::FieldValue::to_field(&b.total),
             new_plan.threshold,

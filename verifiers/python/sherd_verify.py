@@ -4062,8 +4062,8 @@ def check_reshare(pinned, r, listed, new_plan):
         f"plan.toml: the new plan {new_plan.hash}, {m}-of-{n} (was {old_plan.threshold}-of-"
         f"{len(old_plan.holders)})",
         f"shards.toml: {n} new shares under new location keys, the same root and key time",
-        f"{ns['checked']} of {ns['total']} {m}-subsets of the new shares recombined (with "
-        f"{ns['second']})",
+        f"recorded: {ns['checked']} of {ns['total']} {m}-subsets of the new shares recombined at "
+        f"the ceremony (with {ns['second']}; shares cannot be checked offline)",
         f"new cards: {', '.join(serials)}",
         f"the old shares ({old_plan.threshold}-of-{len(old_plan.holders)}) still recombine to "
         "this root outside sherd until the old cards are destroyed",
