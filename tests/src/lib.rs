@@ -676,8 +676,8 @@ impl CardBridge {
         ]
     }
 
-    /// `insert N`, `remove`, `remove-after N`, `apdu N HEX`: waits for the bridge's answer and
-    /// returns it (without the leading `ok `); panics on an error answer.
+    /// `insert N`, `remove`, `remove-after N`, `remove-at-ins XX`, `apdu N HEX`: waits for the
+    /// bridge's answer and returns it (without the leading `ok `); panics on an error answer.
     pub fn command(&mut self, cmd: &str) -> String {
         self.ctl.lock().unwrap().command(cmd)
     }

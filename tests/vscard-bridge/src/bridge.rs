@@ -17,6 +17,11 @@ pub enum Control {
     Remove,
     /// Pull the current card right after answering N more APDUs (a card yanked mid-operation).
     RemoveAfter(u64),
+    /// Pull the card (the one in now, or the next one inserted) when an APDU with this INS
+    /// byte arrives, before the card sees it: a card yanked while the host waits for, e.g., a
+    /// decryption (PSO, INS 2A). The APDU is never answered: QEMU's usb-ccid drops a pending
+    /// answer when its card goes, so the host learns it from its own timeout.
+    RemoveAtIns(u8),
     /// Send one short APDU (hex) to card N directly, not through QEMU: the host checks what a
     /// card holds after a ceremony. Answered with the response in hex.
     Apdu(usize, Vec<u8>),
@@ -27,7 +32,7 @@ pub enum Control {
 }
 
 /// Parse one line of the control script: `insert N`, `remove`, `remove-after N`,
-/// `apdu N HEX`, `status`, `quit`.
+/// `remove-at-ins XX` (hex), `apdu N HEX`, `status`, `quit`.
 pub fn parse_control(line: &str) -> Result<Control, String> {
     if let Some(rest) = line.trim().strip_prefix("apdu ") {
         let mut w = rest.split_whitespace();
@@ -67,10 +72,13 @@ pub fn parse_control(line: &str) -> Result<Control, String> {
             .parse()
             .map(Control::RemoveAfter)
             .map_err(|_| format!("remove-after wants a number of APDUs, got {n:?}")),
+        ("remove-at-ins", Some(ins)) => u8::from_str_radix(ins, 16)
+            .map(Control::RemoveAtIns)
+            .map_err(|_| format!("remove-at-ins wants an INS byte in hex, got {ins:?}")),
         ("status", None) => Ok(Control::Status),
         ("quit", None) => Ok(Control::Quit),
         _ => Err(format!(
-            "unknown command {line:?}; use `insert N`, `remove`, `remove-after N`, `apdu N HEX`, `status` or `quit`"
+            "unknown command {line:?}; use `insert N`, `remove`, `remove-after N`, `remove-at-ins XX`, `apdu N HEX`, `status` or `quit`"
         )),
     }
 }
@@ -107,6 +115,8 @@ pub struct Bridge {
     pub apdus: u64,
     /// APDUs still to answer before the card is pulled (`remove-after`).
     remove_after: Option<u64>,
+    /// The INS byte whose APDU pulls the card before it is answered (`remove-at-ins`).
+    remove_at_ins: Option<u8>,
 }
 
 impl Bridge {
@@ -116,6 +126,7 @@ impl Bridge {
             inserted: None,
             apdus: 0,
             remove_after: None,
+            remove_at_ins: None,
         }
     }
 
@@ -219,6 +230,10 @@ impl Bridge {
                 self.remove_after = Some(n);
                 Ok(format!("removing after {n} more APDUs"))
             }
+            Control::RemoveAtIns(ins) => {
+                self.remove_at_ins = Some(ins);
+                Ok(format!("removing at the next APDU with INS {ins:02X}"))
+            }
             Control::Apdu(n, apdu) => {
                 let card = self.cards.get_mut(n).ok_or_else(|| {
                     io::Error::new(io::ErrorKind::InvalidInput, format!("there is no card {n}"))
@@ -249,6 +264,14 @@ impl Bridge {
                     log("APDU with no card inserted");
                     return Msg::error(m.reader_id, vscard::GENERAL_ERROR).write_to(w);
                 };
+                if self.remove_at_ins.is_some() && self.remove_at_ins == m.payload.get(1).copied() {
+                    self.remove_at_ins = None;
+                    log(&format!(
+                        "pulling card {n} at its INS {:02X} APDU, as scripted",
+                        m.payload[1]
+                    ));
+                    return self.remove(w);
+                }
                 self.apdus += 1;
                 let resp = self.cards[n].tpdu(&m.payload);
                 Msg::new(vscard::APDU, vscard::MINIMAL_READER_ID, resp).write_to(w)?;
@@ -395,6 +418,17 @@ mod tests {
         let aid = recv(&mut qemu).payload;
         assert_eq!(&aid[10..14], &0x101u32.to_be_bytes());
 
+        // Pulled at an INS: the card is removed before it sees GET DATA (CA), which gets no
+        // answer; the card inserted next is not affected.
+        assert!(control(&tx, Control::RemoveAtIns(0xCA)).starts_with("ok removing at"));
+        Msg::new(vscard::APDU, 0, vec![0, 0xCA, 0, 0x4F, 0])
+            .write_to(&mut qemu)
+            .unwrap();
+        assert_eq!(recv(&mut qemu).ty, vscard::CARD_REMOVE);
+        assert!(control(&tx, Control::Status).contains("no card inserted"));
+        assert_eq!(control(&tx, Control::Insert(1)), "ok inserted 1");
+        assert_eq!(recv(&mut qemu).ty, vscard::ATR);
+
         // Bad script commands are answered, not fatal.
         assert!(control(&tx, Control::Insert(7)).starts_with("error: there is no card 7"));
         assert_eq!(control(&tx, Control::Remove), "ok removed");
@@ -422,5 +456,10 @@ mod tests {
         assert!(parse_control("insert x").is_err());
         assert!(parse_control("remove 1").is_err());
         assert!(parse_control("eject").is_err());
+        assert_eq!(
+            parse_control("remove-at-ins 2A"),
+            Ok(Control::RemoveAtIns(0x2A))
+        );
+        assert!(parse_control("remove-at-ins PSO").is_err());
     }
 }

@@ -3,8 +3,8 @@
 //! QEMU side: `-device usb-ccid -device ccid-card-passthru,chardev=c
 //! -chardev socket,id=c,path=SOCK,server=off` with `vscard-bridge --listen SOCK`, or
 //! `server=on,wait=off` with `vscard-bridge --connect SOCK`. Script on stdin, one command a
-//! line, each answered on stdout: `insert N`, `remove`, `remove-after N`, `apdu N HEX`,
-//! `status`, `quit`.
+//! line, each answered on stdout: `insert N`, `remove`, `remove-after N`, `remove-at-ins XX`,
+//! `apdu N HEX`, `status`, `quit`.
 //!
 //! `--again` (with `--listen`) serves one QEMU session after another with the same cards, as
 //! the same cards go to a second boot (a recovery after a generation); without it the bridge
