@@ -38,9 +38,10 @@ pub enum OpenError {
         /// certificate's own fingerprint when it has no usable encryption key).
         key: String,
     },
-    /// The card reported an error while decrypting (wrong PIN, blocked, device failure); its
-    /// message.
-    #[error("the card refused: {0}")]
+    /// The card's decryption did not happen: wrong PIN, blocked, or the card or reader failed
+    /// (a card pulled mid-way is one); its message. Not "refused": most of these are not the
+    /// card's choice.
+    #[error("the card could not decrypt: {0}")]
     Card(String),
     /// A recipient matched but the session key or the data did not decrypt: the message was
     /// altered, or the key is not the one it was encrypted to.

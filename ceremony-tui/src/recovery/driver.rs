@@ -714,13 +714,17 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
             },
             &folders,
         )
-        .map_err(|e| {
-            format!(
-                "{folder} on {} with {} replace-card and reshare folder(s) did not pass the \
+        .map_err(|e| match folders.len() {
+            // The location already names the folder (`/sherd-<id> on sdb1 (…)`).
+            0 => format!(
+                "{} did not pass the offline verifier's checks: {e}",
+                generation.location
+            ),
+            n => format!(
+                "{} with the {n} replace-card and reshare folder(s) after it did not pass the \
                  offline verifier's checks: {e}",
-                generation.location,
-                folders.len()
-            )
+                generation.location
+            ),
         })?;
         let requested =
             Requested::start(pinned, &input.bytes, &input.approvals).map_err(|e| match e {

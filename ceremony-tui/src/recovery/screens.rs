@@ -34,8 +34,11 @@ pub fn request_stick_page(refusal: Option<&str>, status: &str) -> Page {
     if let Some(e) = refusal {
         p.alert("THE REQUEST WAS REFUSED");
         p.line(e.to_owned());
-        p.line("No card has been asked for. Correct the request or the sticks, then insert");
-        p.line("them again (or press R to read the same sticks again).");
+        // A changed request is noticed by itself; a swapped generation stick is not (the
+        // request is what the poll compares), so the page says to press R then.
+        p.line("No card has been asked for. Correct the request or the sticks: a changed");
+        p.line("request stick is read again by itself; after changing only another stick,");
+        p.line("press R.");
         p.blank();
         p.key("R", "read again");
     }
