@@ -855,9 +855,13 @@ fn gpg_approval(dir: &Path, key: &Cert, request: &Path) -> Vec<u8> {
 /// The issue's end-to-end recovery: the 2-of-3 generation in QEMU, then a second boot of the
 /// same laptop with the same cards that recovers with holders 3 and 1, in that order (holder
 /// 1's PIN file read by their backup Bob's personal card, whose PIN was changed and is typed
-/// blind), and signs a file under a 2-of-3 approval policy (approvals made with GnuPG). On the
-/// host, GnuPG verifies the signature with the root certificate, and no PIN, share or secret
-/// ever reached the console of either boot.
+/// blind), and signs a file under a 2-of-3 approval policy (approvals made with GnuPG). Before
+/// that, in the same boot, each refused with its reason and nothing lost: a generation stick
+/// with a tampered envelope, a request for another root, a request with 1 of 2 approvals (the
+/// other over other bytes), a stranger's personal card, another holder's location card, the
+/// holder's own location card pulled mid-decryption, the same holder twice. On the host,
+/// GnuPG and Sequoia's sqv verify the signatures with the root certificate, and no PIN, share
+/// or secret ever reached the console of either boot.
 #[test]
 #[ignore = "needs the built image; the README's test command runs it"]
 fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
@@ -894,11 +898,13 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
     let file_sha = sha256sum(&file);
     let request = format!(
         "format = \"sherd-request/1\"\nceremony_id = \"{id}\"\nroot_fingerprint = \"{}\"\n\
-         time = 2026-11-25T10:00:00Z\n\n[sign]\n[[sign.file]]\nname = \"release.txt\"\n\
+         time = {REQUEST_TIME}\n\n[sign]\n[[sign.file]]\nname = \"release.txt\"\n\
          sha256 = \"{file_sha}\"\n",
         report.root_fingerprint
     );
     let kit_dir = r.kit.dir.clone();
+    let tampered_stick = kit_dir.join("tampered-generation-stick.img");
+    tampered_generation_stick(&r.kit.data_stick, id, &tampered_stick);
     let request_path = kit_dir.join("request.toml");
     std::fs::write(&request_path, &request).unwrap();
     let ann = gpg_approval(&kit_dir, &approvers[0], &request_path);
@@ -968,7 +974,7 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
     b.extra.extend(r.bridge.qemu_args());
     b.extra.extend(demo::usb_stick_args(&[
         ("boot", r.kit.boot_stick.as_path()),
-        ("data", r.kit.data_stick.as_path()),
+        ("gen", tampered_stick.as_path()),
         ("req0", refused_sticks[0].0.as_path()),
     ]));
     let mut g = Guest::start(&b);
@@ -976,19 +982,44 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
     g.send("r");
     g.wait_for_screen("boot attestation 1", BOUND);
     g.send("y");
+    // The generation folder with a tampered envelope is refused before any card: its
+    // shards.toml is not the file the signed transcript lists. Then the genuine data stick goes
+    // in its place and R reads the sticks again (only a new request stick is noticed by itself).
+    let screen = wait_flat(&g, |s| {
+        [
+            "THE REQUEST WAS REFUSED",
+            &format!("/sherd-{id} on sd"),
+            "did not pass the offline verifier's checks",
+            "SHA-256 of shards.toml",
+            "No card has been asked for",
+        ]
+        .iter()
+        .all(|says| s.contains(says))
+    });
+    eprintln!("{screen}");
+    g.pull_stick("gen");
+    g.plug_stick("data", r.kit.data_stick.to_str().unwrap());
+    // The guest sees the new stick a moment after it is plugged: R until it has read it.
+    let t = Instant::now();
+    while !flat(&g.screen()).contains(refused_sticks[0].1) {
+        assert!(
+            t.elapsed() < BOUND,
+            "the genuine stick never read\n{}",
+            g.screen()
+        );
+        g.send("r");
+        std::thread::sleep(Duration::from_secs(2));
+    }
     // Each refused request stick is refused with its reason, before any card; the next one
     // goes in in its place.
     for (i, (_, why)) in refused_sticks.iter().enumerate() {
         // Reasons wrap across the page's lines: compare the page's text joined up.
-        let t = Instant::now();
-        while !flat(&g.screen()).contains(why) {
-            assert!(t.elapsed() < BOUND, "no {why:?} on\n{}", g.screen());
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let screen = flat(&g.screen());
+        let screen = wait_flat(&g, |s| {
+            s.contains(why)
+                && s.contains("THE REQUEST WAS REFUSED")
+                && s.contains("No card has been asked for")
+        });
         eprintln!("{screen}");
-        assert!(screen.contains("THE REQUEST WAS REFUSED"), "{screen}");
-        assert!(screen.contains("No card has been asked for"), "{screen}");
         if i == 1 {
             g.capture("recovery-0-refused");
             assert!(screen.contains("1 valid"), "{screen}");
@@ -1060,6 +1091,22 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
     );
     r.bridge.command("remove");
     g.wait_for_screen("the reader is empty", BOUND);
+    // Holder 3's own location card, pulled the moment sherd asks it to decrypt (PSO, INS 2A;
+    // QEMU's reader then never answers, so sherd gives up at its 10 s bound): refused, nothing
+    // accepted, and the same card inserted again opens the share (the PIN read from the PIN
+    // file is kept; the personal card is not needed again).
+    r.bridge.command("remove-at-ins 2A");
+    r.bridge.command("insert 2");
+    let screen = wait_flat(&g, |s| {
+        !s.contains("is not one of this holder's cards")
+            && s.contains("Nothing was accepted")
+            && s.contains("holder 3 (Carol)")
+    });
+    eprintln!("{screen}");
+    assert!(
+        r.bridge.command("status").starts_with("no card inserted"),
+        "the card was pulled at its decryption"
+    );
     r.bridge.command("insert 2");
     g.wait_for_screen("share accepted", BOUND);
     g.capture("recovery-5-share-accepted");
@@ -1172,6 +1219,29 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+    // Sequoia's sqv (Debian's build), with only the root certificate as its keyring, and the
+    // signatures' creation time required to be the request's time.
+    for (sig, data) in [
+        (rec.join("signatures/release.txt.sig"), file_path.clone()),
+        (rec.join("transcript.txt.sig"), rec.join("transcript.txt")),
+    ] {
+        let o = std::process::Command::new("sqv")
+            .args(["--not-before", REQUEST_TIME, "--not-after", REQUEST_TIME])
+            .arg("--keyring")
+            .arg(gen_folder.join("root-cert.asc"))
+            .arg(&sig)
+            .arg(&data)
+            .output()
+            .expect("sqv (./scripts/setup installs it): a check that is skipped checks nothing");
+        assert!(
+            o.status.success()
+                && String::from_utf8_lossy(&o.stdout).trim() == report.root_fingerprint,
+            "sqv {}: {}{}",
+            sig.display(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
     // sherd-verify and the independent Python verifier check the recovery folder against the
     // generation folder, and each signature over the file, with the same verdict.
     let files = tempfile::tempdir().unwrap();
@@ -1191,12 +1261,48 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
     secrets_never_on_console(&generation_console, &secrets);
     secrets_never_on_console(&g.raw(), &secrets);
     eprintln!(
-        "MEASURE 2-of-3 recovery and sign in QEMU {:.1} s (boot to power-off, two refused \
-         request sticks and two refused card insertions included); holder 1's turn took \
-         {holder_1_insertions} card insertions (personal card once, location card once); holder \
-         3's took 2 more than that, both refused on purpose",
+        "MEASURE 2-of-3 recovery and sign in QEMU {:.1} s (boot to power-off, a refused \
+         generation stick, two refused request sticks and three refused card insertions \
+         included); holder 1's turn took {holder_1_insertions} card insertions (personal card \
+         once, location card once); holder 3's took 3 more than that, all refused on purpose \
+         (one pulled mid-decryption)",
         wall.as_secs_f64()
     );
+}
+
+/// The recovery test's request time (TOML and ISO 8601 alike).
+const REQUEST_TIME: &str = "2026-11-25T10:00:00Z";
+
+/// A copy of the data stick whose generation folder has one byte of holder 2's sealed share
+/// changed and nothing else: its `shards.toml` is re-written with the crate's own serializer,
+/// so it parses and carries a matching `message_sha256` (the forger's best effort); only the
+/// signed transcript's hash of the file tells it apart. (A substituted shard file, an
+/// attacker's own root and envelopes to the real location keys, is refused at the same check;
+/// ceremony/tests/recovery.rs builds that attack on the host.)
+fn tampered_generation_stick(data_stick: &Path, id: &str, out: &Path) {
+    let shards = format!("sherd-{id}/shards.toml");
+    let files: Vec<(String, Vec<u8>)> = heads_config::stick::read_files(data_stick)
+        .unwrap()
+        .into_iter()
+        .map(|(name, bytes)| {
+            if name != shards {
+                return (name, bytes);
+            }
+            let text = String::from_utf8(bytes).unwrap();
+            let mut f = ceremony::shardfile::ShardFile::parse(&text).unwrap();
+            assert_eq!(f.to_toml(), text, "shards.toml re-serializes byte for byte");
+            let share = f.shares.iter_mut().find(|s| s.index == 2).unwrap();
+            // Inside the encrypted data, so the message still parses.
+            let at = share.message.len() - 10;
+            share.message[at] ^= 0x01;
+            (name, f.to_toml().into_bytes())
+        })
+        .collect();
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    heads_config::stick::write_disk_image(out, "GENERATION", &files, 0).unwrap();
 }
 
 /// One boot of the same laptop with the same cards (the bridge keeps them) and a fresh TPM, the
@@ -1647,6 +1753,24 @@ fn walk(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// Waits until the page's flattened text (see [`flat`]) satisfies `ready`, and returns it:
+/// one snapshot that holds everything looked for, never a page caught half redrawn.
+fn wait_flat(g: &Guest, ready: impl Fn(&str) -> bool) -> String {
+    let t = Instant::now();
+    loop {
+        let screen = flat(&g.screen());
+        if ready(&screen) {
+            return screen;
+        }
+        assert!(
+            t.elapsed() < BOUND,
+            "the page never got there:\n{}",
+            g.screen()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// A page's text with its box and line breaks taken out (a long message wraps anywhere).
