@@ -364,12 +364,13 @@ impl Transcript {
     }
 }
 
-/// Verifies a detached signature over `bytes` by the primary key of `root_cert`.
+/// Verifies a detached signature over `bytes` by the primary key of `root_cert`; returns its
+/// creation time (Unix seconds), which callers compare with the time it must carry.
 pub fn verify_signature(
     root_cert: &Cert,
     bytes: &[u8],
     armored_sig: &[u8],
-) -> Result<(), TranscriptError> {
+) -> Result<Option<u64>, TranscriptError> {
     let bad = |e: String| TranscriptError::BadSignature(e);
     let sig: Signature = match openpgp::Packet::from_bytes(armored_sig) {
         Ok(openpgp::Packet::Signature(s)) => s,
@@ -388,7 +389,11 @@ pub fn verify_signature(
         )));
     }
     sig.verify_message(root_cert.primary_key().key(), bytes)
-        .map_err(|e| bad(format!("{e:#}")))
+        .map_err(|e| bad(format!("{e:#}")))?;
+    Ok(sig
+        .signature_creation_time()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs()))
 }
 
 #[cfg(test)]

@@ -616,12 +616,13 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
     }
     check_root_cert(&root_cert).map_err(|e| invalid(paths::ROOT_CERT, e))?;
     let sig = get(paths::TRANSCRIPT_SIG)?;
-    transcript::verify_signature(&root_cert, &transcript_bytes, &sig).map_err(|source| {
-        Failure::Transcript {
-            path: paths::TRANSCRIPT_SIG.into(),
-            source,
-        }
-    })?;
+    let signed_at =
+        transcript::verify_signature(&root_cert, &transcript_bytes, &sig).map_err(|source| {
+            Failure::Transcript {
+                path: paths::TRANSCRIPT_SIG.into(),
+                source,
+            }
+        })?;
 
     // 3. The records in the ceremony's order, the once-only ones once.
     check_order(&core)?;
@@ -687,6 +688,15 @@ pub fn verify_with(read: &dyn Fn(&str) -> io::Result<Vec<u8>>) -> Result<Report,
             plan_hash_rec.name(Kind::PlanHash),
             plan_hash_rec.body.0.to_string(),
             &plan_hash,
+        ));
+    }
+    // The root key's signature over the transcript is dated the plan time (transcript.md).
+    if signed_at != Some(u64::from(plan.time_unix)) {
+        return Err(mismatch(
+            format!("creation time of {}", paths::TRANSCRIPT_SIG),
+            paths::PLAN,
+            plan.time_unix.to_string(),
+            signed_at.map_or_else(|| "none".to_string(), |t| t.to_string()),
         ));
     }
     let summary = plan.summary();

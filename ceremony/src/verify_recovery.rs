@@ -518,7 +518,7 @@ fn verify_pinned(
 
     // 7. The operation.
     let operation_lines = check_operation(&g, &request, &r, &listed.bytes, files)?;
-    check_dates(pinned.root_cert(), &request, &listed.bytes)?;
+    check_dates(pinned.root_cert(), &request, &listed.bytes, &sig)?;
 
     let plan = pinned.plan();
     Ok(RecoveryReport {
@@ -1675,7 +1675,12 @@ fn check_operation(
 /// certification of a certified user ID) is dated the request's time, and a certification
 /// expires at the request's expiry when it has one (docs/formats/recovery.md: "dated the
 /// request's `time`"). The checks before it have verified the signatures themselves.
-fn check_dates(root: &Cert, request: &Request, listed: &HashMap<String, Vec<u8>>) -> Result<(), E> {
+fn check_dates(
+    root: &Cert,
+    request: &Request,
+    listed: &HashMap<String, Vec<u8>>,
+    transcript_sig: &[u8],
+) -> Result<(), E> {
     let unix = |t: std::time::SystemTime| {
         t.duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
@@ -1711,6 +1716,10 @@ fn check_dates(root: &Cert, request: &Request, listed: &HashMap<String, Vec<u8>>
             _ => None,
         }
     };
+    // The transcript's signature first, as the Python verifier lists them.
+    if let Ok(openpgp::Packet::Signature(s)) = openpgp::Packet::from_bytes(transcript_sig) {
+        dated(paths::TRANSCRIPT_SIG.to_string(), &[&s], None)?;
+    }
     match &request.operation {
         Operation::Sign { files } => {
             for (i, f) in files.iter().enumerate() {

@@ -159,7 +159,12 @@ fn rewrite(dir: &Path, root: Option<&RootKey>, edit: impl FnOnce(&mut Records)) 
     std::fs::write(dir.join(paths::TRANSCRIPT), &text).unwrap();
     if let Some(root) = root {
         let t = Transcript::parse(text.as_bytes()).expect("a well-formed transcript");
-        let sig = t.sign(root, PLAN_TIME + 86_400).unwrap();
+        // Dated as the real one: at the request's time.
+        let request = std::fs::read_to_string(dir.join("request.toml")).unwrap();
+        let time = ceremony::request::Request::parse(&request)
+            .unwrap()
+            .time_unix;
+        let sig = t.sign(root, time).unwrap();
         std::fs::write(dir.join(paths::TRANSCRIPT_SIG), sig).unwrap();
     }
 }

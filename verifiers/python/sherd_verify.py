@@ -1645,8 +1645,7 @@ def verify_folder(folder):
     if plan_hash_rec.core != plan.hash:
         raise mismatch("canonical hash of plan.toml", rec_name(plan_hash_rec.seq, "plan.hash"),
                        plan_hash_rec.core, plan.hash)
-    # Not checked by sherd-verify (as of this writing), but transcript.md says so: the root
-    # key's signature over the transcript is dated the plan time.
+    # The root key's signature over the transcript is dated the plan time (transcript.md).
     if root_sig.created != plan.time:
         raise mismatch("creation time of transcript.txt.sig", "plan.toml", plan.time,
                        root_sig.created)

@@ -439,10 +439,8 @@ class Forged(Base):
     def test_root_signature_not_at_the_plan_time(self):
         header, records = self.c.records()
         self.c.forge(records, time_shift=3600)
-        # sherd-verify does not check this (transcript.md says the signature is dated the
-        # plan time).
         self.refused("mismatch", "creation time of transcript.txt.sig: plan.toml says 1795510800, "
-                     "found 1795514400", sherd_verify_passes=True)
+                     "found 1795514400")
 
     def test_witness_signature_over_another_transcript(self):
         witness = self.c.read("witness-signatures/1.sig")
@@ -1544,6 +1542,16 @@ class Recovery(unittest.TestCase):
         self.build("prove-quorum", sig=lambda data: self.signature(data, created=self.T - 1))
         self.refused("mismatch", "quorum/challenge.txt.sig: made at 2026-11-25T09:59:59Z, not "
                      "at the request time 2026-11-25T10:00:00Z")
+
+    def test_transcript_signature_not_at_the_request_time(self):
+        """The recovery transcript's own signature is dated the request time too (sherd-verify
+        checks it too)."""
+        self.build("prove-quorum")
+        with open(os.path.join(self.dir, "transcript.txt"), "rb") as f:
+            data = f.read()
+        self.write("transcript.txt.sig", self.signature(data, self.T + 1))
+        self.refused("mismatch", "transcript.txt.sig: made at 2026-11-25T10:00:01Z, not at the "
+                     "request time 2026-11-25T10:00:00Z")
 
     def test_certification_not_expiring_at_the_requests_expiry(self):
         """A certification expires at the request's expiry (sherd-verify checks it too)."""
