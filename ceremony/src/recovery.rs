@@ -129,12 +129,14 @@ pub enum RecoveryError {
         /// The pinned plan's time, RFC 3339.
         plan: String,
     },
-    /// A holder index that the generation plan does not have.
-    #[error("holder {holder} is not in the generation plan (holders 1..={count})")]
+    /// A holder index that the plan in force does not have.
+    #[error("holder {holder} is not in {plan} (holders 1..={count})")]
     NoSuchHolder {
+        /// How the plan is named: [`PinnedRoot::plan_label`].
+        plan: &'static str,
         /// The index asked for.
         holder: u8,
-        /// Number of holders in the generation plan.
+        /// Number of holders in that plan.
         count: u8,
     },
     /// A shard file differs from the pinned generation folder: it is not this ceremony's (a
@@ -689,6 +691,21 @@ impl PinnedRoot {
         &self.plan
     }
 
+    /// How messages name [`PinnedRoot::plan`]: "the generation plan", or "the reshared plan"
+    /// once a reshare folder is applied (its holders, threshold and policy are then the last
+    /// reshare's, not the generation's).
+    pub fn plan_label(&self) -> &'static str {
+        if self
+            .applied
+            .iter()
+            .any(|a| matches!(a, Applied::Reshare(_)))
+        {
+            "the reshared plan"
+        } else {
+            "the generation plan"
+        }
+    }
+
     /// The generation ceremony's id.
     pub fn ceremony_id(&self) -> &str {
         &self.plan.ceremony_id
@@ -837,6 +854,7 @@ impl PinnedRoot {
 
     fn holder(&self, index: u8) -> Result<&PinnedShare, RecoveryError> {
         self.share(index).ok_or(RecoveryError::NoSuchHolder {
+            plan: self.plan_label(),
             holder: index,
             count: self.plan.holder_count(),
         })
@@ -1199,7 +1217,7 @@ impl std::fmt::Display for Approved {
             Approved::NoPolicy { ignored_files } => {
                 write!(
                     f,
-                    "no policy: the generation plan has no [policy], so this request needs no approvals"
+                    "no policy: the plan in force (the generation's, or the last reshare's) has no [policy], so this request needs no approvals"
                 )?;
                 if *ignored_files > 0 {
                     write!(f, " ({ignored_files} approval file(s) not looked at)")?;

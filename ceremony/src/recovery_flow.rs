@@ -609,9 +609,12 @@ pub enum FlowError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HolderFault {
-    /// The holder is not in the generation plan.
-    #[error("not a holder of the generation plan")]
-    NoSuchHolder,
+    /// The holder is not in the plan in force.
+    #[error("not a holder of {plan}")]
+    NoSuchHolder {
+        /// How the plan is named: [`PinnedRoot::plan_label`].
+        plan: &'static str,
+    },
     /// This holder's share is already accepted.
     #[error("this holder's share is already accepted: each holder counts once")]
     AlreadyAccepted,
@@ -1196,13 +1199,17 @@ impl Collecting {
         let pinned = &self.common.pinned;
         let plan = pinned.plan();
         let index = input.index;
-        let holder = plan.holder(index).ok_or(HolderFault::NoSuchHolder)?;
+        let holder = plan.holder(index).ok_or(HolderFault::NoSuchHolder {
+            plan: pinned.plan_label(),
+        })?;
         if self.accepted.iter().any(|a| a.index == index) {
             return Err(HolderFault::AlreadyAccepted);
         }
         let backup = plan
             .holder(holder.backup)
-            .ok_or(HolderFault::NoSuchHolder)?;
+            .ok_or(HolderFault::NoSuchHolder {
+                plan: pinned.plan_label(),
+            })?;
 
         // Whose personal card this is: the decryption key must be one of the holder's or the
         // backup holder's certificates' encryption keys (the PIN file's recipients).
@@ -1270,7 +1277,9 @@ impl Collecting {
         let pins_sha256 = kdf::sha256(input.pin_file);
         let expected = pinned
             .share(index)
-            .ok_or(HolderFault::NoSuchHolder)?
+            .ok_or(HolderFault::NoSuchHolder {
+                plan: pinned.plan_label(),
+            })?
             .pin_file_sha256;
         if pins_sha256 != expected {
             return Err(HolderFault::NotThePinnedPinFile {
@@ -1304,7 +1313,9 @@ impl Collecting {
         let holder = pinned
             .plan()
             .holder(index)
-            .ok_or(HolderFault::NoSuchHolder)?;
+            .ok_or(HolderFault::NoSuchHolder {
+                plan: pinned.plan_label(),
+            })?;
         if self.accepted.iter().any(|a| a.index == index) {
             return Err(HolderFault::AlreadyAccepted);
         }
@@ -1342,7 +1353,9 @@ impl Collecting {
             None => pinned.open_share(index, location, &entry.pins.user),
         }
         .map_err(HolderFault::Share)?;
-        let share = pinned.share(index).ok_or(HolderFault::NoSuchHolder)?;
+        let share = pinned.share(index).ok_or(HolderFault::NoSuchHolder {
+            plan: pinned.plan_label(),
+        })?;
         let record = RecoveryShare {
             holder: index,
             name: holder.name.clone(),
@@ -1932,7 +1945,9 @@ mod message_tests {
         let own = FlowError::Holder {
             index: 2,
             holder: "Bob".into(),
-            fault: HolderFault::NoSuchHolder,
+            fault: HolderFault::NoSuchHolder {
+                plan: "the generation plan",
+            },
         };
         assert_eq!(
             own.to_string(),
@@ -1942,6 +1957,7 @@ mod message_tests {
             index: 2,
             holder: "Bob".into(),
             fault: HolderFault::Share(RecoveryError::NoSuchHolder {
+                plan: "the generation plan",
                 holder: 2,
                 count: 1,
             }),

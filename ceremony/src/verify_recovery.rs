@@ -25,7 +25,7 @@ use openpgp::types::SignatureType;
 use crate::ceremony::paths as gen_paths;
 use crate::plan::{self, Plan};
 use crate::record::{Body, CeremonyEnd, OutputFile};
-use crate::recovery::{PinError, PinnedRoot};
+use crate::recovery::{Applied, PinError, PinnedRoot};
 use crate::recovery_flow::{
     self, RecordsError, RecoveryApproval, RecoveryCard, RecoveryCertified, RecoveryGeneration,
     RecoveryLocation, RecoveryNewCard, RecoveryNewLocation, RecoveryNewPins, RecoveryNewSealed,
@@ -204,12 +204,15 @@ pub enum RecoveryVerifyError {
         /// What is wrong.
         reason: String,
     },
-    /// Check 5: fewer shares than the generation plan's threshold.
+    /// Check 5: fewer shares than the threshold of the plan in force (the generation's, or the
+    /// last reshare's).
     #[error(
-        "{}: {found} recovery.share record(s), the generation plan's threshold is {threshold}",
+        "{}: {found} recovery.share record(s), {plan}'s threshold is {threshold}",
         paths::TRANSCRIPT
     )]
     TooFewShares {
+        /// How the plan is named: [`PinnedRoot::plan_label`].
+        plan: &'static str,
         /// Shares recorded.
         found: usize,
         /// The threshold M.
@@ -929,13 +932,14 @@ fn check_request(
 /// policy with one of their certificates (the approval files are not in the folder, so the
 /// signatures themselves cannot be checked again). Returns the report's line.
 fn check_policy(g: &Generation<'_>, request: &Request, r: &Records<'_>) -> Result<String, E> {
+    let plan_label = g.pinned.plan_label();
     let p = &r.policy;
     let bad = |seq: u32, kind: &'static str, reason: String| E::Policy { seq, kind, reason };
     let policy_bad = |reason: String| bad(p.seq, RecoveryPolicy::NAME, reason);
     let Some(plan_policy) = g.pinned.plan().policy.as_ref() else {
         if p.body.policy != "none" || p.body.needed != 0 || p.body.approvals != 0 {
             return Err(policy_bad(format!(
-                "policy={} needed={} approvals={}, but the generation plan has no [policy] (policy=none needed=0 approvals=0)",
+                "policy={} needed={} approvals={}, but {plan_label} has no [policy] (policy=none needed=0 approvals=0)",
                 p.body.policy, p.body.needed, p.body.approvals
             )));
         }
@@ -943,14 +947,14 @@ fn check_policy(g: &Generation<'_>, request: &Request, r: &Records<'_>) -> Resul
             return Err(bad(
                 a.seq,
                 RecoveryApproval::NAME,
-                "an approval, but the generation plan has no [policy]".into(),
+                format!("an approval, but {plan_label} has no [policy]"),
             ));
         }
-        return Ok("none: the generation plan has no [policy]".into());
+        return Ok(format!("none: {plan_label} has no [policy]"));
     };
     if p.body.policy != "held" {
         return Err(policy_bad(format!(
-            "policy={}, but the generation plan has a [policy] (policy=held)",
+            "policy={}, but {plan_label} has a [policy] (policy=held)",
             p.body.policy
         )));
     }
@@ -958,7 +962,7 @@ fn check_policy(g: &Generation<'_>, request: &Request, r: &Records<'_>) -> Resul
     let k = plan_policy.rule(kind).k;
     if p.body.needed != k {
         return Err(policy_bad(format!(
-            "needed={}, but the generation plan's policy needs {k} approver(s) for {kind}",
+            "needed={}, but {plan_label}'s policy needs {k} approver(s) for {kind}",
             p.body.needed
         )));
     }
@@ -981,7 +985,7 @@ fn check_policy(g: &Generation<'_>, request: &Request, r: &Records<'_>) -> Resul
         let who = &a.body.approver;
         let Some(approver) = plan_policy.approvers.iter().find(|x| x.name == *who) else {
             return Err(abad(format!(
-                "{who:?} is not an approver of the generation plan's [policy]"
+                "{who:?} is not an approver of {plan_label}'s [policy]"
             )));
         };
         if names.contains(&who.as_str()) {
@@ -1018,10 +1022,33 @@ fn check_policy(g: &Generation<'_>, request: &Request, r: &Records<'_>) -> Resul
     ))
 }
 
+/// Which folder gave a holder the share the root is pinned with: whichever came last of the
+/// generation, a replace-card for this holder, or a reshare (which gives every holder theirs).
+#[derive(Clone, Copy)]
+enum ShareSource {
+    Generation,
+    ReplaceCard,
+    Reshare,
+}
+
+impl ShareSource {
+    fn of(pinned: &PinnedRoot, holder: u8) -> Self {
+        for a in pinned.applied().iter().rev() {
+            match a {
+                Applied::ReplaceCard(r) if r.holder == holder => return Self::ReplaceCard,
+                Applied::Reshare(_) => return Self::Reshare,
+                Applied::ReplaceCard(_) => {}
+            }
+        }
+        Self::Generation
+    }
+}
+
 /// Check 5: each share is a holder of the generation plan, once, with the sealed share the
 /// generation transcript records and the generation folder's PIN file, read by the personal
 /// card of that holder or their backup; at least M of them. Returns the holders in order.
 fn check_shares(g: &Generation<'_>, shares: &[At<'_, RecoveryShare>]) -> Result<Vec<u8>, E> {
+    let plan_label = g.pinned.plan_label();
     let plan: &Plan = g.pinned.plan();
     let mut holders: Vec<u8> = Vec::new();
     for s in shares {
@@ -1033,7 +1060,7 @@ fn check_shares(g: &Generation<'_>, shares: &[At<'_, RecoveryShare>]) -> Result<
         };
         let Some(holder) = plan.holder(b.holder) else {
             return Err(bad(format!(
-                "not a holder of the generation plan (holders 1..={})",
+                "not a holder of {plan_label} (holders 1..={})",
                 plan.holder_count()
             )));
         };
@@ -1044,7 +1071,7 @@ fn check_shares(g: &Generation<'_>, shares: &[At<'_, RecoveryShare>]) -> Result<
         }
         if b.name != holder.name {
             return Err(bad(format!(
-                "name {:?}, the generation plan's holder {} is {:?}",
+                "name {:?}, {plan_label}'s holder {} is {:?}",
                 b.name, b.holder, holder.name
             )));
         }
@@ -1053,11 +1080,18 @@ fn check_shares(g: &Generation<'_>, shares: &[At<'_, RecoveryShare>]) -> Result<
             .share(b.holder)
             .map(|s| s.message_sha256)
             .unwrap_or_default();
+        let source = ShareSource::of(g.pinned, b.holder);
         if b.envelope.0 != sealed {
-            let whose = if g.pinned.replacements().iter().any(|r| r.holder == b.holder) {
-                "the last replace-card transcript's recovery.sealed for this holder"
-            } else {
-                "the generation transcript's share.sealed for this holder"
+            let whose = match source {
+                ShareSource::Generation => {
+                    "the generation transcript's share.sealed for this holder"
+                }
+                ShareSource::ReplaceCard => {
+                    "the last replace-card transcript's recovery.sealed for this holder"
+                }
+                ShareSource::Reshare => {
+                    "the last reshare transcript's recovery.new-sealed for this holder"
+                }
             };
             return Err(bad(format!(
                 "envelope {}, but {whose} is {}",
@@ -1070,10 +1104,14 @@ fn check_shares(g: &Generation<'_>, shares: &[At<'_, RecoveryShare>]) -> Result<
             return Err(bad("the holder has no pinned share".into()));
         };
         if b.pins.0 != pins {
-            let whose = if g.pinned.replacements().iter().any(|r| r.holder == b.holder) {
-                format!("the holder's PIN file from their last replace-card folder ({pin_path})")
-            } else {
-                format!("the generation folder's {pin_path}")
+            let whose = match source {
+                ShareSource::Generation => format!("the generation folder's {pin_path}"),
+                ShareSource::ReplaceCard => format!(
+                    "the holder's PIN file from their last replace-card folder ({pin_path})"
+                ),
+                ShareSource::Reshare => {
+                    format!("the holder's PIN file from the last reshare folder ({pin_path})")
+                }
             };
             return Err(bad(format!(
                 "pins {}, but the SHA-256 of {whose} is {}",
@@ -1097,7 +1135,7 @@ fn check_shares(g: &Generation<'_>, shares: &[At<'_, RecoveryShare>]) -> Result<
         };
         if b.reader_name != reader.name {
             return Err(bad(format!(
-                "reader-name {:?}, but the {} is {:?} in the generation plan",
+                "reader-name {:?}, but the {} is {:?} in {plan_label}",
                 b.reader_name, b.reader, reader.name
             )));
         }
@@ -1108,7 +1146,7 @@ fn check_shares(g: &Generation<'_>, shares: &[At<'_, RecoveryShare>]) -> Result<
         });
         if !ours {
             return Err(bad(format!(
-                "personal {}: not a key of the {} ({})'s certificates in the generation plan",
+                "personal {}: not a key of the {} ({})'s certificates in {plan_label}",
                 b.personal, b.reader, reader.name
             )));
         }
@@ -1116,6 +1154,7 @@ fn check_shares(g: &Generation<'_>, shares: &[At<'_, RecoveryShare>]) -> Result<
     }
     if holders.len() < usize::from(plan.threshold) {
         return Err(E::TooFewShares {
+            plan: plan_label,
             found: holders.len(),
             threshold: plan.threshold,
         });
@@ -1126,6 +1165,7 @@ fn check_shares(g: &Generation<'_>, shares: &[At<'_, RecoveryShare>]) -> Result<
 /// `recovery.recombined`: the holders of the share records, in order; the plan's threshold;
 /// the root of record 1 (the pinned root).
 fn check_recombined(g: &Generation<'_>, r: &Records<'_>, holders: &[u8]) -> Result<(), E> {
+    let plan_label = g.pinned.plan_label();
     let rc = &r.recombined;
     let bad = |reason: String| E::Recombined {
         seq: rc.seq,
@@ -1145,7 +1185,7 @@ fn check_recombined(g: &Generation<'_>, r: &Records<'_>, holders: &[u8]) -> Resu
     let threshold = g.pinned.plan().threshold;
     if rc.body.threshold != threshold {
         return Err(bad(format!(
-            "threshold={}, but the generation plan's threshold is {threshold}",
+            "threshold={}, but {plan_label}'s threshold is {threshold}",
             rc.body.threshold
         )));
     }
@@ -1813,6 +1853,7 @@ fn check_replace_card(
 ) -> Result<Vec<String>, E> {
     let pinned = g.pinned;
     let plan = pinned.plan();
+    let plan_label = pinned.plan_label();
     let kind = OperationKind::ReplaceCard;
     let listed_get = |path: &str| -> Result<&Vec<u8>, E> {
         listed.get(path).ok_or_else(|| E::NotListed {
@@ -1822,7 +1863,7 @@ fn check_replace_card(
     };
     let (Some(h), Some(old)) = (plan.holder(holder), pinned.share(holder)) else {
         return Err(E::RequestInvalid(format!(
-            "holder {holder} is not in the generation plan"
+            "holder {holder} is not in {plan_label}"
         )));
     };
     fn once<'b, T>(found: &'b [At<'b, T>], kind: &str) -> Result<&'b At<'b, T>, E> {
@@ -1851,7 +1892,7 @@ fn check_replace_card(
         return Err(operation(
             what,
             format!(
-                "name {:?}, the generation plan's holder {holder} is {:?}",
+                "name {:?}, {plan_label}'s holder {holder} is {:?}",
                 rb.body.name, h.name
             ),
         ));

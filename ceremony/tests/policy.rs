@@ -530,7 +530,7 @@ fn no_policy_is_allowed_and_says_so() {
     assert!(result.to_string().starts_with("no policy:"), "{result}");
     assert_eq!(
         approved(&plan, &text, &[]).to_string(),
-        "no policy: the generation plan has no [policy], so this request needs no approvals"
+        "no policy: the plan in force (the generation's, or the last reshare's) has no [policy], so this request needs no approvals"
     );
 }
 

@@ -460,6 +460,7 @@ fn requests_for_another_ceremony_root_or_holder_are_refused() {
     assert_eq!(
         pinned.check_request(&request(ID, &root, later, &replace(4))),
         Err(RecoveryError::NoSuchHolder {
+            plan: "the generation plan",
             holder: 4,
             count: 3
         })
@@ -469,6 +470,7 @@ fn requests_for_another_ceremony_root_or_holder_are_refused() {
             .open_share(4, &mut SoftwareCard::new("000F:00000009"), &g.pins[0])
             .err(),
         Some(RecoveryError::NoSuchHolder {
+            plan: "the generation plan",
             holder: 4,
             count: 3
         })

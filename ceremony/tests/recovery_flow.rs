@@ -561,7 +561,15 @@ fn refusals_name_the_holder_and_lose_nothing() {
         &default_pin(),
         &mut g.cards[0],
     ));
-    assert!(matches!(fault, HolderFault::NoSuchHolder), "{fault}");
+    assert!(
+        matches!(
+            fault,
+            HolderFault::NoSuchHolder {
+                plan: "the generation plan"
+            }
+        ),
+        "{fault}"
+    );
 
     // Nothing was lost or added: still holder 2 alone.
     assert_eq!(format!("{c:?}"), before);

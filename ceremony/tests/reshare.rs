@@ -333,6 +333,16 @@ fn a_2_of_3_key_is_reshared_3_of_4_and_the_new_cards_recover_it() {
         HolderFault::Share(RecoveryError::NotTheSealedShare { index: 1, .. })
     ));
 
+    // A holder the reshared plan lacks is named against that plan, not the generation's.
+    let fault = holder_fault(bring_with(
+        &mut c,
+        5,
+        x.personal_card(1),
+        &new_pins_1,
+        &mut x.new_cards[0],
+    ));
+    assert_eq!(fault.to_string(), "not a holder of the reshared plan");
+
     // Two new shares are not enough.
     for h in [4u8, 2] {
         let pins = x.new_pin_file(h);
@@ -377,6 +387,19 @@ fn a_2_of_3_key_is_reshared_3_of_4_and_the_new_cards_recover_it() {
         "(a reshare recovery, passes against the folders before it)",
     );
     both_refuse(&after, &x.generation, &[], "recovery.reshared record(s)");
+    // A share record that is not the new sealed share: both verifiers name where the expected
+    // one comes from, the reshare, not the generation.
+    let forged = x.tmp.path().join("after-forged");
+    copy_dir(&after, &forged);
+    forge(&forged, &x.g.root_key(), &[], |recs| {
+        set(recs, "recovery.share", "envelope", &"ab".repeat(32))
+    });
+    both_refuse(
+        &forged,
+        &x.generation,
+        &[&x.reshare],
+        "but the last reshare transcript's recovery.new-sealed for this holder is",
+    );
     let kinds: Vec<&str> = finished
         .transcript
         .records()

@@ -771,6 +771,7 @@ fn semantic_checks_on_transcripts_re_signed_by_the_root_key() {
         matches!(
             e,
             E::TooFewShares {
+                plan: "the generation plan",
                 found: 1,
                 threshold: 2
             }

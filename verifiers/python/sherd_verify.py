@@ -3078,8 +3078,9 @@ def recovery_failure(code, what, reason):
     return Failure(code, f"{what}: {reason}")
 
 
-def check_recovery_policy(plan, request, r):
-    """The policy records against the generation plan's [policy]: `none` exactly when it has
+def check_recovery_policy(plan, plan_label, request, r):
+    """The policy records against the [policy] of the plan in force (named `plan_label`, as
+    Pinned.plan_label names it): `none` exactly when it has
     none; otherwise `held`, the rule's k, at least k approvals, one record each, by distinct
     approvers of the policy with a certificate the plan lists for them and a key of it (the
     approval files are not in the folder). Returns the report's line."""
@@ -3092,19 +3093,19 @@ def check_recovery_policy(plan, request, r):
     if policy is None:
         if p["policy"] != "none" or p["needed"] != 0 or p["approvals"] != 0:
             raise bad(seq, "recovery.policy", f"policy={p['policy']} needed={p['needed']} "
-                      f"approvals={p['approvals']}, but the generation plan has no [policy] "
+                      f"approvals={p['approvals']}, but {plan_label} has no [policy] "
                       "(policy=none needed=0 approvals=0)")
         if r.approvals:
             raise bad(r.approvals[0][0], "recovery.approval",
-                      "an approval, but the generation plan has no [policy]")
-        return "none: the generation plan has no [policy]"
+                      f"an approval, but {plan_label} has no [policy]")
+        return f"none: {plan_label} has no [policy]"
     if p["policy"] != "held":
-        raise bad(seq, "recovery.policy", f"policy={p['policy']}, but the generation plan has "
+        raise bad(seq, "recovery.policy", f"policy={p['policy']}, but {plan_label} has "
                   "a [policy] (policy=held)")
     op = request.operation
     k = policy["k"][op]
     if p["needed"] != k:
-        raise bad(seq, "recovery.policy", f"needed={p['needed']}, but the generation plan's "
+        raise bad(seq, "recovery.policy", f"needed={p['needed']}, but {plan_label}'s "
                   f"policy needs {k} approver(s) for {op}")
     if p["approvals"] < k:
         raise bad(seq, "recovery.policy", f"approvals={p['approvals']}: fewer than the {k} "
@@ -3117,8 +3118,8 @@ def check_recovery_policy(plan, request, r):
         who = a["approver"]
         approver = next((x for x in policy["approvers"] if x["name"] == who), None)
         if approver is None:
-            raise bad(at, "recovery.approval", f"{rq(who)} is not an approver of the "
-                      "generation plan's [policy]")
+            raise bad(at, "recovery.approval", f"{rq(who)} is not an approver of "
+                      f"{plan_label}'s [policy]")
         if who in names:
             raise bad(at, "recovery.approval", f"approver {rq(who)} is counted twice; each "
                       "approver counts once")
@@ -3138,32 +3139,40 @@ def check_recovery_shares(pinned, shares):
     with the pinned sealed share and PIN file for that holder (the generation folder's, or
     the last replace-card folder's for a holder whose cards were replaced), read by a personal
     key of the holder or of their backup; at least M of them. Returns the holders in order."""
-    plan = pinned.plan
+    plan, plan_label = pinned.plan, pinned.plan_label
     holders = []
     for seq, b in shares:
         def bad(reason):
             return Failure("mismatch", f"transcript.txt record {seq} (recovery.share, holder "
                            f"{b['holder']}): {reason}")
         if not 1 <= b["holder"] <= len(plan.holders):
-            raise bad(f"not a holder of the generation plan (holders 1..={len(plan.holders)})")
+            raise bad(f"not a holder of {plan_label} (holders 1..={len(plan.holders)})")
         holder = plan.holders[b["holder"] - 1]
         if b["holder"] in holders:
             raise bad("this holder's share is already recorded: each holder counts once")
         if b["name"] != holder["name"]:
-            raise bad(f"name {rq(b['name'])}, the generation plan's holder {b['holder']} is "
+            raise bad(f"name {rq(b['name'])}, {plan_label}'s holder {b['holder']} is "
                       f"{rq(holder['name'])}")
         share = pinned.share(b["holder"])
-        replaced = pinned.replaced(b["holder"])
+        source = pinned.share_source(b["holder"])
         sealed = share["message_sha256"]
         if b["envelope"] != sealed:
-            whose = ("the last replace-card transcript's recovery.sealed for this holder"
-                     if replaced else "the generation transcript's share.sealed for this holder")
+            whose = {
+                "generation": "the generation transcript's share.sealed for this holder",
+                "replace-card": "the last replace-card transcript's recovery.sealed for this "
+                                "holder",
+                "reshare": "the last reshare transcript's recovery.new-sealed for this holder",
+            }[source]
             raise bad(f"envelope {b['envelope']}, but {whose} is {sealed}")
         pin_path = f"pins/holder-{b['holder']:03d}.asc"
         pins = share["pin_file_sha256"]
         if b["pins"] != pins:
-            whose = (f"the holder's PIN file from their last replace-card folder ({pin_path})"
-                     if replaced else f"the generation folder's {pin_path}")
+            whose = {
+                "generation": f"the generation folder's {pin_path}",
+                "replace-card": f"the holder's PIN file from their last replace-card folder "
+                                f"({pin_path})",
+                "reshare": f"the holder's PIN file from the last reshare folder ({pin_path})",
+            }[source]
             raise bad(f"pins {b['pins']}, but the SHA-256 of {whose} is {pins}")
         if b["reader"] == "holder":
             reader = holder
@@ -3173,20 +3182,21 @@ def check_recovery_shares(pinned, shares):
             raise bad(f"reader={rq(b['reader'])}: the reader is \"holder\" or \"backup\"")
         if b["reader-name"] != reader["name"]:
             raise bad(f"reader-name {rq(b['reader-name'])}, but the {b['reader']} is "
-                      f"{rq(reader['name'])} in the generation plan")
+                      f"{rq(reader['name'])} in {plan_label}")
         if not any(k.fingerprint == b["personal"] for c in reader["certs"]
                    for k in c.cert.all_keys()):
             raise bad(f"personal {b['personal']}: not a key of the {b['reader']} "
-                      f"({reader['name']})'s certificates in the generation plan")
+                      f"({reader['name']})'s certificates in {plan_label}")
         holders.append(b["holder"])
     if len(holders) < plan.threshold:
-        raise missing_record(f"{len(holders)} recovery.share record(s), the generation plan's "
+        raise missing_record(f"{len(holders)} recovery.share record(s), {plan_label}'s "
                              f"threshold is {plan.threshold}")
     return holders
 
 
 def check_recombined(pinned, r, holders):
     seq, rc = r.recombined
+    plan_label = pinned.plan_label
 
     def bad(reason):
         return recovery_failure("mismatch", rec_name(seq, "recovery.recombined"), reason)
@@ -3198,7 +3208,7 @@ def check_recombined(pinned, r, holders):
     # Worded as sherd-verify words it: the current plan (the last reshare's, if any) is
     # called the generation plan.
     if rc["threshold"] != pinned.plan.threshold:
-        raise bad(f"threshold={rc['threshold']}, but the generation plan's threshold is "
+        raise bad(f"threshold={rc['threshold']}, but {plan_label}'s threshold is "
                   f"{pinned.plan.threshold}")
     if rc["root"] != r.generation[1]["root"] or rc["root"] != pinned.root_fingerprint:
         raise bad(f"root={rc['root']}, but record 1 and the generation folder say "
@@ -3444,9 +3454,6 @@ class Pinned:
     def share(self, index):
         return self.shares[index - 1] if 1 <= index <= len(self.shares) else None
 
-    def replaced(self, index):
-        return any(a["holder"] == index for a in self.replacements)
-
     def card_with_serial(self, serial):
         """(holder, card number) of a card of this ceremony with that serial, current shares
         first, then the replaced ones, oldest first; None if none."""
@@ -3454,6 +3461,22 @@ class Pinned:
             if serial in s["cards"]:
                 return s["index"], s["cards"].index(serial) + 1
         return None
+
+    def share_source(self, index):
+        """Which folder gave holder `index` the share pinned now, as sherd-verify's
+        ShareSource: "replace-card" or "reshare", whichever came last, else "generation"."""
+        for kind, what in reversed(self.applied):
+            if kind == "reshare" or what["holder"] == index:
+                return kind
+        return "generation"
+
+    @property
+    def plan_label(self):
+        """How messages name the plan in force, as sherd-verify's PinnedRoot::plan_label: the
+        last reshare's plan once one is applied (its holders, threshold and policy)."""
+        if any(kind == "reshare" for kind, _ in self.applied):
+            return "the reshared plan"
+        return "the generation plan"
 
     def apply(self, new):
         """Takes the new share of a replace-card folder that passed against this root."""
@@ -3621,7 +3644,7 @@ def verify_pinned(folder, pinned, files_folder=None):
         raise invalid("request.toml", f"the request time {rfc3339(request.time)} is before the "
                       f"root key's creation time {rfc3339(pinned.key_time)}")
     if request.operation == "replace-card" and request.holder > len(plan.holders):
-        raise invalid("request.toml", f"holder {request.holder} is not in the generation plan "
+        raise invalid("request.toml", f"holder {request.holder} is not in {pinned.plan_label} "
                       f"(holders 1..={len(plan.holders)})")
     if request.operation == "reshare" and request.time < plan.time:
         raise invalid("request.toml", f"the reshare request time {rfc3339(request.time)} is "
@@ -3636,7 +3659,7 @@ def verify_pinned(folder, pinned, files_folder=None):
         if recorded != found:
             raise Failure("mismatch", f"transcript.txt record {seq} (recovery.request): its "
                           f"{field} is {recorded}, but request.toml gives {found}")
-    policy = check_recovery_policy(plan, request, r)
+    policy = check_recovery_policy(plan, pinned.plan_label, request, r)
 
     # 5. The shares, and what recombined.
     holders = check_recovery_shares(pinned, r.shares)
@@ -3707,7 +3730,7 @@ def check_replace_card(pinned, r, listed, holder, cards):
     new PIN file is the recorded one, encrypted to exactly the holder's and the backup
     holder's personal certificates' keys. Returns (the report's lines, what the folder
     replaces)."""
-    plan = pinned.plan
+    plan, plan_label = pinned.plan, pinned.plan_label
     h, old = plan.holders[holder - 1], pinned.share(holder)
 
     def fail(what, reason):
@@ -3728,7 +3751,7 @@ def check_replace_card(pinned, r, listed, holder, cards):
     if rb["holder"] != holder:
         raise wrong_holder(seq, "recovery.rebuilt", rb["holder"])
     if rb["name"] != h["name"]:
-        raise fail(what, f"name {rq(rb['name'])}, the generation plan's holder {holder} is "
+        raise fail(what, f"name {rq(rb['name'])}, {plan_label}'s holder {holder} is "
                    f"{rq(h['name'])}")
     recombined = r.recombined[1]["holders"]
     if rb["from"] != recombined:

@@ -763,7 +763,8 @@ impl<C: Console, D: RecoveryDevices> Driver<'_, C, D> {
             )?;
             let Some(row) = rows.iter().find(|r| r.index == chosen) else {
                 error = Some(format!(
-                    "there is no holder {chosen} in the generation plan"
+                    "there is no holder {chosen} in {}",
+                    c.pinned().plan_label()
                 ));
                 continue;
             };

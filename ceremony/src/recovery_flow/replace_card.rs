@@ -168,6 +168,7 @@ impl Recombined {
         let plan = pinned.plan();
         let no_holder = || {
             FlowError::NotForThisRoot(RecoveryError::NoSuchHolder {
+                plan: pinned.plan_label(),
                 holder,
                 count: plan.holder_count(),
             })
@@ -511,6 +512,7 @@ impl ReplacingCards {
         let pinned = &c.pinned;
         let old = pinned.share(holder).ok_or_else(|| {
             FlowError::NotForThisRoot(RecoveryError::NoSuchHolder {
+                plan: pinned.plan_label(),
                 holder,
                 count: pinned.plan().holder_count(),
             })
