@@ -59,8 +59,18 @@ fn tool() -> PathBuf {
     workspace().join("target/debug/sherd-image")
 }
 
-/// Builds in `dir` with the given umask and environment; returns the out directory.
+/// Builds in `dir` with the given umask and environment; returns the out directory. `dir` is a
+/// clone of the workspace's repository with its working tree copied over it, so the build
+/// names the same commit (`-dirty` exactly when the workspace's is): /init carries it.
 fn build_in(dir: &Path, umask: &str, tz: &str, lang: &str, extra: &[&str]) -> PathBuf {
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    let st = Command::new("git")
+        .args(["clone", "-q", "--no-hardlinks"])
+        .arg(workspace())
+        .arg(dir)
+        .status()
+        .expect("git is needed");
+    assert!(st.success(), "git clone into {}", dir.display());
     copy_source(dir);
     let out = dir.join("out");
     let sde = manifest_field("source-date-epoch");
@@ -130,8 +140,8 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Build A is the workspace's own (`out/`, its `target/`, umask 022, UTC, the C locale): the
 /// README's test command has just made it, so this run only confirms `out/` is this tree's.
-/// Build B is a copy of the tree at a deeper path with no build state at all (its own cold
-/// `target/`), umask 077, another time zone and locale. One cold build instead of two keeps the
+/// Build B is a clone of the repository at a deeper path with the working tree copied over
+/// it, no build state at all (its own cold `target/`), umask 077, another time zone and locale. One cold build instead of two keeps the
 /// suite inside its time budget; the two still differ in place, environment and build state.
 #[test]
 #[ignore = "needs the built image; the README's test command runs it"]
