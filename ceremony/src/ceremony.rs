@@ -1126,11 +1126,7 @@ impl Provisioned {
         t.push_core(record::VerifySubsets {
             checked: report.checked,
             total: SubsetTotal(report.total),
-            policy: if report.exhaustive {
-                SubsetPolicy::All
-            } else {
-                SubsetPolicy::CyclicWindowsRandom
-            },
+            policy: SubsetPolicy::from(&report),
         })?;
         let mut nonce = [0u8; 32];
         rng.fill(&mut nonce);

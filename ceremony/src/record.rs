@@ -328,6 +328,17 @@ pub enum SubsetPolicy {
     CyclicWindowsRandom,
 }
 
+impl From<&crate::recombine::SubsetReport> for SubsetPolicy {
+    /// How a subset check chose its subsets: every one, or windows and a sample.
+    fn from(report: &crate::recombine::SubsetReport) -> Self {
+        if report.exhaustive {
+            SubsetPolicy::All
+        } else {
+            SubsetPolicy::CyclicWindowsRandom
+        }
+    }
+}
+
 impl FieldValue for SubsetPolicy {
     const WHAT: &'static str = "all or cyclic-windows+random";
     fn to_field(&self) -> String {

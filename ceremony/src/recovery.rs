@@ -805,6 +805,16 @@ impl PinnedRoot {
         })
     }
 
+    /// Which holder's location key, current or retired, has this fingerprint: a new location
+    /// key must be none of them.
+    pub fn location_holder(&self, fingerprint: &openpgp::Fingerprint) -> Option<u8> {
+        self.shares
+            .iter()
+            .chain(&self.retired)
+            .find(|s| s.location_cert.fingerprint() == *fingerprint)
+            .map(|s| s.index)
+    }
+
     /// Refuses a request that is not for this ceremony and root key, dated before the key
     /// ([`PinnedRoot::key_time`]), (`replace-card`) naming a holder the current plan does not
     /// have, or (`reshare`) dated before the current plan.

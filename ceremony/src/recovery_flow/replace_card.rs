@@ -240,15 +240,10 @@ impl Recombined {
         // A new location key and PINs, drawn as at generation; the key is new.
         let (location, pins) = ceremony::draw_location(rng, plan, h, cards, pinned.key_time())?;
         let fpr = location.cert().fingerprint();
-        if let Some(s) = pinned
-            .shares()
-            .iter()
-            .chain(pinned.retired())
-            .find(|s| s.location_cert.fingerprint() == fpr)
-        {
+        if let Some(holder) = pinned.location_holder(&fpr) {
             return Err(FlowError::LocationKeyReused {
                 fingerprint: fpr.to_hex(),
-                holder: s.index,
+                holder,
             });
         }
         let envelope = Envelope {

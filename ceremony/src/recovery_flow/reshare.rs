@@ -229,15 +229,10 @@ impl Recombined {
             let (location, pins) =
                 ceremony::draw_location(rng, plan, h, h.cards, pinned.key_time())?;
             let fpr = location.cert().fingerprint();
-            if let Some(s) = pinned
-                .shares()
-                .iter()
-                .chain(pinned.retired())
-                .find(|s| s.location_cert.fingerprint() == fpr)
-            {
+            if let Some(holder) = pinned.location_holder(&fpr) {
                 return Err(FlowError::LocationKeyReused {
                     fingerprint: fpr.to_hex(),
-                    holder: s.index,
+                    holder,
                 });
             }
             if let Some(i) = holders
@@ -311,11 +306,7 @@ impl Recombined {
             &RecoveryNewSubsets {
                 checked: report.checked,
                 total: SubsetTotal(report.total),
-                policy: if report.exhaustive {
-                    SubsetPolicy::All
-                } else {
-                    SubsetPolicy::CyclicWindowsRandom
-                },
+                policy: SubsetPolicy::from(&report),
                 second: split_check.second.to_string(),
                 combinations,
             },
