@@ -108,23 +108,45 @@ pub fn dearmor(text: &[u8], kind: openpgp::armor::Kind) -> Result<Vec<u8>, Strin
     Ok(out)
 }
 
-/// The key handles a message is encrypted to (from its PKESK packets), for auditors.
+/// The key handles a message is encrypted to (from its PKESK packets), for auditors. The
+/// message must have the sealed form of share-envelope.md and pin-file.md: v3 PKESK packets,
+/// then one SEIPD packet of version 1, nothing else (the Python verifier checks the same, in
+/// the same words).
 pub fn message_recipients(message: &[u8]) -> Result<Vec<KeyHandle>, String> {
     use openpgp::Packet;
+    use openpgp::packet::SEIP;
     use openpgp::parse::{PacketParser, PacketParserResult};
     let mut out = Vec::new();
+    let mut sealed = false;
     let mut ppr = PacketParser::from_bytes(message).map_err(|e| format!("{e:#}"))?;
+    let mut i = 0usize;
     while let PacketParserResult::Some(pp) = ppr {
+        i += 1;
         match &pp.packet {
-            Packet::PKESK(p) => {
-                out.push(p.recipient().ok_or("anonymous recipient")?);
+            Packet::PKESK(PKESK::V3(p)) if !sealed => {
+                out.push(p.recipient().ok_or("anonymous recipient")?.into());
             }
-            // Recipients come first; stop at the encrypted data.
-            Packet::SEIP(_) => break,
-            _ => {}
+            Packet::PKESK(p) if !sealed => {
+                return Err(format!("PKESK version {}: only v3 is read", p.version()));
+            }
+            Packet::SEIP(SEIP::V1(_)) if !out.is_empty() && !sealed => sealed = true,
+            Packet::SEIP(s) if !out.is_empty() && !sealed => {
+                return Err(format!("SEIPD version {}, expected 1", s.version()));
+            }
+            other => {
+                return Err(format!(
+                    "not the sealed form (PKESK packets, then one SEIPD v1 packet): packet {i} \
+                     has tag {}",
+                    u8::from(other.tag())
+                ));
+            }
         }
+        // Siblings only: the encrypted data's content is not parsed.
         let (_, next) = pp.next().map_err(|e| format!("{e:#}"))?;
         ppr = next;
+    }
+    if !sealed {
+        return Err("not the sealed form: no SEIPD packet after the PKESK packets".into());
     }
     Ok(out)
 }

@@ -738,7 +738,7 @@ def parse_armored_cert(text):
 def message_recipients(binary):
     """The key IDs (16 upper-case hex) of a message's PKESK packets, in order. The message must
     have the sealed form of share-envelope.md and pin-file.md: v3 PKESK packets, then one
-    SEIPD packet of version 1, nothing else (sherd-verify does not check this shape)."""
+    SEIPD packet of version 1, nothing else (sherd-verify checks the same, in the same words)."""
     out, sealed = [], False
     for i, (tag, body) in enumerate(packets(binary)):
         if tag == TAG_PKESK and not sealed:
