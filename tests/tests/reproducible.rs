@@ -73,44 +73,36 @@ fn build_in(dir: &Path, umask: &str, tz: &str, lang: &str, extra: &[&str]) -> Pa
     assert!(st.success(), "git clone into {}", dir.display());
     copy_source(dir);
     let out = dir.join("out");
-    let sde = manifest_field("source-date-epoch");
-    let st = Command::new("sh")
-        .arg("-c")
-        .arg(format!("umask {umask} && exec \"$@\""))
-        .arg("sh")
-        .arg(tool())
-        .arg("build")
-        .arg("--out")
-        .arg(&out)
-        .args(extra)
-        .current_dir(dir)
-        .env("SOURCE_DATE_EPOCH", sde)
-        .env("TZ", tz)
-        .env("LANG", lang)
-        .env("LC_ALL", lang)
-        .status()
-        .unwrap();
-    assert!(st.success(), "build in {} failed", dir.display());
+    let mut args = vec!["--out".to_string(), out.display().to_string()];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    build_with(dir, &args, umask, tz, lang);
     out
 }
 
 /// Builds in the workspace itself, into its `out/`, with the given umask and environment.
 fn build_here(umask: &str, tz: &str, lang: &str) -> PathBuf {
+    build_with(&workspace(), &[], umask, tz, lang);
+    workspace().join("out")
+}
+
+/// `sherd-image build ARGS` in `dir` under `umask`, `TZ` and the locale `lang`, dated as the
+/// image in `out/`.
+fn build_with(dir: &Path, args: &[String], umask: &str, tz: &str, lang: &str) {
     let st = Command::new("sh")
         .arg("-c")
         .arg(format!("umask {umask} && exec \"$@\""))
         .arg("sh")
         .arg(tool())
         .arg("build")
-        .current_dir(workspace())
+        .args(args)
+        .current_dir(dir)
         .env("SOURCE_DATE_EPOCH", manifest_field("source-date-epoch"))
         .env("TZ", tz)
         .env("LANG", lang)
         .env("LC_ALL", lang)
         .status()
         .unwrap();
-    assert!(st.success(), "build in the workspace failed");
-    workspace().join("out")
+    assert!(st.success(), "build in {} failed", dir.display());
 }
 
 fn compare(a: &Path, b: &Path) {
