@@ -111,17 +111,39 @@ pub fn dearmor(text: &[u8], kind: openpgp::armor::Kind) -> Result<Vec<u8>, Strin
 /// The key handles a message is encrypted to (from its PKESK packets), for auditors. The
 /// message must have the sealed form of share-envelope.md and pin-file.md: v3 PKESK packets,
 /// then one SEIPD packet of version 1, nothing else (the Python verifier checks the same, in
-/// the same words).
+/// the same words; a malformed packet's reason may be worded differently).
 pub fn message_recipients(message: &[u8]) -> Result<Vec<KeyHandle>, String> {
     use openpgp::Packet;
-    use openpgp::packet::SEIP;
+    use openpgp::packet::{SEIP, Tag};
     use openpgp::parse::{PacketParser, PacketParserResult};
     let mut out = Vec::new();
     let mut sealed = false;
     let mut ppr = PacketParser::from_bytes(message).map_err(|e| format!("{e:#}"))?;
     let mut i = 0usize;
-    while let PacketParserResult::Some(pp) = ppr {
+    while let PacketParserResult::Some(mut pp) = ppr {
         i += 1;
+        // A PKESK or SEIPD of a version Sequoia does not read comes as an unknown packet, its
+        // body rewound: the version is its first byte.
+        let unread = match &pp.packet {
+            Packet::Unknown(u) if matches!(u.tag(), Tag::PKESK | Tag::SEIP) => Some(u.tag()),
+            _ => None,
+        };
+        if let Some(tag) = unread {
+            let version = pp
+                .buffer_unread_content()
+                .ok()
+                .and_then(|b| b.first().copied());
+            let v = version.map_or_else(|| "?".to_string(), |v| v.to_string());
+            match tag {
+                Tag::PKESK if !sealed && version != Some(3) => {
+                    return Err(format!("PKESK version {v}: only v3 is read"));
+                }
+                Tag::SEIP if !out.is_empty() && !sealed && version != Some(1) => {
+                    return Err(format!("SEIPD version {v}, expected 1"));
+                }
+                _ => {}
+            }
+        }
         match &pp.packet {
             Packet::PKESK(PKESK::V3(p)) if !sealed => {
                 out.push(p.recipient().ok_or("anonymous recipient")?.into());
@@ -372,4 +394,90 @@ pub(crate) fn decrypt_and_verify<'a>(
         ));
     }
     Ok(plaintext)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openpgp::cert::{CertBuilder, CipherSuite};
+    use openpgp::policy::StandardPolicy;
+
+    /// A message of the sealed form, as sherd makes them: one v3 PKESK, one SEIPD v1.
+    fn sealed() -> Vec<u8> {
+        let (cert, _) = CertBuilder::general_purpose(Some("t"))
+            .set_cipher_suite(CipherSuite::Cv25519)
+            .generate()
+            .unwrap();
+        let p = StandardPolicy::new();
+        let recipient = cert
+            .keys()
+            .with_policy(&p, None)
+            .for_transport_encryption()
+            .next()
+            .unwrap()
+            .key()
+            .clone()
+            .role_into_unspecified();
+        let signer = cert
+            .primary_key()
+            .key()
+            .clone()
+            .parts_into_secret()
+            .unwrap()
+            .into_keypair()
+            .unwrap();
+        encrypt_and_sign(b"x", &[recipient], signer, SystemTime::now()).unwrap()
+    }
+
+    /// Where the first packet (the PKESK, one-byte new-format length) ends.
+    fn pkesk_end(m: &[u8]) -> usize {
+        assert_eq!(m[0], 0xC1, "a new-format PKESK first");
+        assert!(m[1] < 192, "a one-byte length");
+        2 + usize::from(m[1])
+    }
+
+    #[test]
+    fn only_the_sealed_form_is_read_in_the_python_verifiers_words() {
+        let m = sealed();
+        assert_eq!(message_recipients(&m).unwrap().len(), 1);
+        let form = "not the sealed form (PKESK packets, then one SEIPD v1 packet)";
+
+        let mut marker = m.clone();
+        marker.extend_from_slice(&[0xCA, 3, b'P', b'G', b'P']);
+        assert_eq!(
+            message_recipients(&marker).unwrap_err(),
+            format!("{form}: packet 3 has tag 10")
+        );
+        let end = pkesk_end(&m);
+        assert_eq!(
+            message_recipients(&m[end..]).unwrap_err(),
+            format!("{form}: packet 1 has tag 18")
+        );
+        assert_eq!(
+            message_recipients(&m[..end]).unwrap_err(),
+            "not the sealed form: no SEIPD packet after the PKESK packets"
+        );
+        let mut v5 = m.clone();
+        v5[2] = 5;
+        assert_eq!(
+            message_recipients(&v5).unwrap_err(),
+            "PKESK version 5: only v3 is read"
+        );
+        let mut seipd3 = m.clone();
+        assert_eq!(seipd3[end] & 0x3F, 18, "the SEIPD next");
+        // Its body starts after the new-format length (RFC 9580, 4.2.1).
+        let body = end
+            + match seipd3[end + 1] {
+                0..=191 => 2,
+                192..=223 => 3,
+                255 => 6,
+                // A partial body length: the first chunk starts right after it.
+                _ => 2,
+            };
+        seipd3[body] = 3;
+        assert_eq!(
+            message_recipients(&seipd3).unwrap_err(),
+            "SEIPD version 3, expected 1"
+        );
+    }
 }
