@@ -19,8 +19,10 @@ pub enum Control {
     RemoveAfter(u64),
     /// Pull the card (the one in now, or the next one inserted) when an APDU with this INS
     /// byte arrives, before the card sees it: a card yanked while the host waits for, e.g., a
-    /// decryption (PSO, INS 2A). The APDU is never answered: QEMU's usb-ccid drops a pending
-    /// answer when its card goes, so the host learns it from its own timeout.
+    /// decryption (PSO, INS 2A). Armed until it fires, a `remove` or the session's end, so
+    /// arm it just before the card meant. The APDU is never answered: QEMU's usb-ccid drops a
+    /// pending answer when its card goes (its `ccid_card_card_removed` resets the bulk-in
+    /// queue), so the host learns it from its own timeout.
     RemoveAtIns(u8),
     /// Send one short APDU (hex) to card N directly, not through QEMU: the host checks what a
     /// card holds after a ceremony. Answered with the response in hex.
@@ -164,6 +166,8 @@ impl Bridge {
         )
         .write_to(w)?;
         self.inserted = None;
+        self.remove_after = None;
+        self.remove_at_ins = None;
         if let Some(n) = initial {
             self.insert(w, n)?;
         }
@@ -213,13 +217,18 @@ impl Bridge {
                 "no card is inserted",
             ));
         }
+        // `remove-after` counts the APDUs of the card that was in.
+        self.remove_after = None;
         Msg::new(vscard::CARD_REMOVE, vscard::MINIMAL_READER_ID, Vec::new()).write_to(w)
     }
 
     fn control(&mut self, w: &mut impl Write, c: Control) -> io::Result<String> {
         match c {
             Control::Insert(n) => self.insert(w, n).map(|()| format!("inserted {n}")),
-            Control::Remove => self.remove(w).map(|()| "removed".into()),
+            Control::Remove => {
+                self.remove_at_ins = None;
+                self.remove(w).map(|()| "removed".into())
+            }
             Control::RemoveAfter(n) => {
                 if self.inserted.is_none() {
                     return Err(io::Error::new(
@@ -428,6 +437,11 @@ mod tests {
         assert!(control(&tx, Control::Status).contains("no card inserted"));
         assert_eq!(control(&tx, Control::Insert(1)), "ok inserted 1");
         assert_eq!(recv(&mut qemu).ty, vscard::ATR);
+        Msg::new(vscard::APDU, 0, vec![0, 0xCA, 0, 0x4F, 0])
+            .write_to(&mut qemu)
+            .unwrap();
+        // Answered by the card (whatever it says before a SELECT), not pulled again.
+        assert_eq!(recv(&mut qemu).ty, vscard::APDU);
 
         // Bad script commands are answered, not fatal.
         assert!(control(&tx, Control::Insert(7)).starts_with("error: there is no card 7"));
