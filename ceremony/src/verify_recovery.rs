@@ -1044,9 +1044,11 @@ impl ShareSource {
     }
 }
 
-/// Check 5: each share is a holder of the generation plan, once, with the sealed share the
-/// generation transcript records and the generation folder's PIN file, read by the personal
-/// card of that holder or their backup; at least M of them. Returns the holders in order.
+/// Check 5: each share is a holder of the plan in force (the generation's, or the last
+/// reshare's), once, with the sealed share and PIN file the root is pinned with for that holder
+/// (the generation folder's, or those of the last replace-card or reshare folder that set them),
+/// read by the personal card of that holder or their backup; at least M of them. Returns the
+/// holders in order.
 fn check_shares(g: &Generation<'_>, shares: &[At<'_, RecoveryShare>]) -> Result<Vec<u8>, E> {
     let plan_label = g.pinned.plan_label();
     let plan: &Plan = g.pinned.plan();
@@ -1711,8 +1713,9 @@ fn check_operation(
     Ok(lines)
 }
 
-/// Check 7, last: every signature the operation made (each file's, the challenge's, each root
-/// certification of a certified user ID) is dated the request's time, and a certification
+/// Check 7, last: the transcript's signature and every signature the operation made (each
+/// file's, the challenge's, each root certification of a certified user ID) is dated the
+/// request's time, and a certification
 /// expires at the request's expiry when it has one (docs/formats/recovery.md: "dated the
 /// request's `time`"). The checks before it have verified the signatures themselves.
 fn check_dates(

@@ -858,7 +858,7 @@ fn gpg_approval(dir: &Path, key: &Cert, request: &Path) -> Vec<u8> {
 /// blind), and signs a file under a 2-of-3 approval policy (approvals made with GnuPG). Before
 /// that, in the same boot, each refused with its reason and nothing lost: a generation stick
 /// with a tampered envelope, a request for another root, a request with 1 of 2 approvals (the
-/// other over other bytes), a stranger's personal card, another holder's location card, the
+/// other over other bytes), another holder's personal card, another holder's location card, the
 /// holder's own location card pulled mid-decryption, the same holder twice. On the host,
 /// GnuPG and Sequoia's sqv verify the signatures with the root certificate, and no PIN, share
 /// or secret ever reached the console of either boot.
@@ -1100,7 +1100,7 @@ fn a_recovery_in_qemu_signs_a_file_under_the_policy() {
     let screen = wait_flat(&g, |s| {
         !s.contains("is not one of this holder's cards")
             && s.contains("Nothing was accepted")
-            && s.contains("holder 3 (Carol)")
+            && s.contains("holder 3 (Carol): the card could not decrypt")
     });
     eprintln!("{screen}");
     assert!(

@@ -3135,10 +3135,11 @@ def check_recovery_policy(plan, plan_label, request, r):
 
 
 def check_recovery_shares(pinned, shares):
-    """Check 5: each recovery.share is a holder of the generation plan, once, named as there,
-    with the pinned sealed share and PIN file for that holder (the generation folder's, or
-    the last replace-card folder's for a holder whose cards were replaced), read by a personal
-    key of the holder or of their backup; at least M of them. Returns the holders in order."""
+    """Check 5: each recovery.share is a holder of the plan in force (the generation's, or the
+    last reshare's), once, named as there, with the pinned sealed share and PIN file for that
+    holder (the generation folder's, or those of the last replace-card or reshare folder that
+    set them), read by a personal key of the holder or of their backup; at least M of them.
+    Returns the holders in order."""
     plan, plan_label = pinned.plan, pinned.plan_label
     holders = []
     for seq, b in shares:
@@ -3205,8 +3206,7 @@ def check_recombined(pinned, r, holders):
     if rc["holders"] != expected:
         raise bad(f"holders={rc['holders']}, but the recovery.share records are holders "
                   f"{expected}, in that order")
-    # Worded as sherd-verify words it: the current plan (the last reshare's, if any) is
-    # called the generation plan.
+    # Worded as sherd-verify words it: the plan in force is named by Pinned.plan_label.
     if rc["threshold"] != pinned.plan.threshold:
         raise bad(f"threshold={rc['threshold']}, but {plan_label}'s threshold is "
                   f"{pinned.plan.threshold}")
