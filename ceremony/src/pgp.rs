@@ -399,34 +399,20 @@ pub(crate) fn decrypt_and_verify<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openpgp::cert::{CertBuilder, CipherSuite};
-    use openpgp::policy::StandardPolicy;
+    use crate::keys::{LocationKey, RootKey};
+    use crate::secret::RootSecret;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
 
-    /// A message of the sealed form, as sherd makes them: one v3 PKESK, one SEIPD v1.
+    /// A message as sherd seals one: to a location key's subkey, signed by the root key (one
+    /// v3 PKESK, one SEIPD v1).
     fn sealed() -> Vec<u8> {
-        let (cert, _) = CertBuilder::general_purpose(Some("t"))
-            .set_cipher_suite(CipherSuite::Cv25519)
-            .generate()
-            .unwrap();
-        let p = StandardPolicy::new();
-        let recipient = cert
-            .keys()
-            .with_policy(&p, None)
-            .for_transport_encryption()
-            .next()
-            .unwrap()
-            .key()
-            .clone()
-            .role_into_unspecified();
-        let signer = cert
-            .primary_key()
-            .key()
-            .clone()
-            .parts_into_secret()
-            .unwrap()
-            .into_keypair()
-            .unwrap();
-        encrypt_and_sign(b"x", &[recipient], signer, SystemTime::now()).unwrap()
+        let time = 1_795_510_800;
+        let root = RootKey::derive(&RootSecret::from_slice(&[7; 32]).unwrap(), "t", time).unwrap();
+        let mut rng = ChaCha20Rng::from_seed([1; 32]);
+        let location = LocationKey::generate(&mut rng, "t", 1, "A", time).unwrap();
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(time.into());
+        encrypt_and_sign(b"x", &[location.public_subkey()], root.signer(), at).unwrap()
     }
 
     /// Where the first packet (the PKESK, one-byte new-format length) ends.
