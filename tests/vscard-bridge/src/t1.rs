@@ -5,6 +5,12 @@
 //! chained), can ask for a waiting time extension before answering one chosen APDU, and can
 //! corrupt one chosen reply block (its LRC) so the host must ask for it again. Behind it, the
 //! card answers short APDUs like [`T0Card::short_apdu`] (61xx beyond Le).
+//!
+//! In negotiable mode ([`T1Card::negotiable`]) its ATR offers T=0 first and T=1 second, so it
+//! runs T=1 only after a PPS exchange (ISO/IEC 7816-3 clause 9) asks for it as the first
+//! exchange after the ATR: it echoes a correct request (9.3), stays mute after an erroneous one
+//! (a wrong PCK, a malformed or unexpected request) until the next power cycle, and answers no
+//! block while T=1 is not in force.
 
 use crate::T0Card;
 use crate::virtual_card::VirtualCard;
@@ -31,10 +37,36 @@ pub struct T1CardStats {
     pub resynchs: u64,
     /// IFSD the host announced last.
     pub ifsd: u64,
+    /// PPS requests received, and those left without an answer (erroneous or unexpected).
+    pub pps: u64,
+    pub pps_unanswered: u64,
+    /// Blocks left without an answer because T=1 was not in force.
+    pub refused_blocks: u64,
+}
+
+/// Where the card stands with its protocol since the last power cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Right after the ATR: a PPS request may come; any other exchange starts the first
+    /// protocol the ATR offers, at the default Fi/Di.
+    AfterAtr,
+    /// T=1 in force, at this Fi/Di (TA1's coding; 0x11 the default).
+    T1 { fidi: u8 },
+    /// T=0 in force (the first protocol offered, or the one a PPS kept): blocks get no answer.
+    T0,
+    /// After a PPS request it did not answer (erroneous, for a protocol not offered, or not
+    /// the first exchange after the ATR): no answer to anything until the next power cycle.
+    Mute,
 }
 
 pub struct T1Card {
     card: T0Card,
+    /// Negotiable mode with T=0 offered first (then T=1), and the ATR's TA1 if any.
+    t0_first: bool,
+    ta1: Option<u8>,
+    mode: Mode,
+    /// Answer a PPS request for T=1 with `FF 00 FF` (T=0 kept, no PPS1): the card refuses T=1.
+    pub pps_keeps_t0: bool,
     ifsc: u8,
     send_max: usize,
     ifsd: usize,
@@ -73,6 +105,10 @@ impl T1Card {
     pub fn new(card: VirtualCard, ifsc: u8, send_max: usize) -> Self {
         Self {
             card: T0Card::new(card),
+            t0_first: false,
+            ta1: None,
+            mode: Mode::AfterAtr,
+            pps_keeps_t0: false,
             ifsc,
             send_max: send_max.clamp(1, 254),
             ifsd: 32,
@@ -88,22 +124,64 @@ impl T1Card {
         }
     }
 
+    /// As [`T1Card::new`], but in negotiable mode offering T=0 first and T=1 second (no TA2),
+    /// with `ta1` (Fi/Di the card can run) if given: T=1 only after a PPS exchange.
+    pub fn negotiable(card: VirtualCard, ifsc: u8, send_max: usize, ta1: Option<u8>) -> Self {
+        Self {
+            t0_first: true,
+            ta1,
+            ..Self::new(card, ifsc, send_max)
+        }
+    }
+
     pub fn card(&self) -> &VirtualCard {
         self.card.card()
     }
 
-    /// The ATR: TD1 and TD2 announce T=1 (and nothing else), TA3 = IFSC, TB3 = BWI 4 and
-    /// CWI 5, no TC3 (LRC); the virtual card's historical bytes; TCK.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The ATR's TA1, if it has one.
+    pub fn ta1(&self) -> Option<u8> {
+        self.ta1
+    }
+
+    /// Whether the card runs T=1 only after a PPS asking for it (negotiable mode, T=0 first,
+    /// and no exchange yet since the ATR).
+    pub fn needs_pps(&self) -> bool {
+        self.t0_first && self.mode == Mode::AfterAtr
+    }
+
+    /// Whether the card answers a T=1 block now: T=1 in force, or right after the ATR when
+    /// T=1 is the first protocol offered.
+    pub fn runs_t1(&self) -> bool {
+        match self.mode {
+            Mode::T1 { .. } => true,
+            Mode::AfterAtr => !self.t0_first,
+            Mode::T0 | Mode::Mute => false,
+        }
+    }
+
+    /// The ATR. By default TD1 and TD2 announce T=1 (and nothing else), TA3 = IFSC, TB3 = BWI 4
+    /// and CWI 5, no TC3 (LRC). In negotiable mode: TA1 if given, TD1 announces T=0 and TD2
+    /// T=1 with the same TA3 and TB3. Then the virtual card's historical bytes; TCK.
     pub fn atr(&self) -> Vec<u8> {
         let historical = &crate::ATR[2..];
-        let mut atr = vec![
-            0x3B,
-            0x80 | historical.len() as u8,
-            0x81,
-            0x31,
-            self.ifsc,
-            0x45,
-        ];
+        let mut atr = vec![0x3B, 0x80 | historical.len() as u8];
+        if self.t0_first {
+            if let Some(ta1) = self.ta1 {
+                atr[1] |= 0x10;
+                atr.push(ta1);
+            }
+            // TD1: TD2 follows, T=0.
+            atr.push(0x80);
+        } else {
+            // TD1: TD2 follows, T=1.
+            atr.push(0x81);
+        }
+        // TD2: TA3 and TB3 follow, T=1.
+        atr.extend_from_slice(&[0x31, self.ifsc, 0x45]);
         atr.extend_from_slice(historical);
         atr.push(lrc(&atr[1..]));
         atr
@@ -114,6 +192,57 @@ impl T1Card {
         self.card.power_cycle();
         self.reset_protocol();
         self.ifsd = 32;
+        self.mode = Mode::AfterAtr;
+    }
+
+    /// Answer a PPS request (PPSS FF, PPS0, PPS1 to PPS3 as PPS0 says, PCK), or `None` for no
+    /// answer. Taken only as the first exchange after the ATR and for a protocol the ATR
+    /// offers; PPS1 is echoed when it is the ATR's TA1 or the default 0x11, else left out (the
+    /// default Fi/Di stays); PPS2 and PPS3 are left out.
+    pub fn pps(&mut self, req: &[u8]) -> Option<Vec<u8>> {
+        self.stats.pps += 1;
+        let answer = self.pps_answer(req);
+        if answer.is_none() {
+            self.stats.pps_unanswered += 1;
+            self.mode = Mode::Mute;
+        }
+        answer
+    }
+
+    fn pps_answer(&mut self, req: &[u8]) -> Option<Vec<u8>> {
+        if self.mode != Mode::AfterAtr || req.len() < 3 || req[0] != 0xFF {
+            return None;
+        }
+        let pps0 = req[1];
+        let optional = (pps0 >> 4 & 0x07).count_ones() as usize;
+        if req.len() != 3 + optional || lrc(req) != 0 {
+            return None;
+        }
+        let protocol = pps0 & 0x0F;
+        let offered = match protocol {
+            0 => self.t0_first,
+            1 => true,
+            _ => false,
+        };
+        if !offered {
+            return None;
+        }
+        if protocol == 1 && self.pps_keeps_t0 {
+            self.mode = Mode::T0;
+            return Some(vec![0xFF, 0x00, 0xFF]);
+        }
+        let pps1 = (pps0 & 0x10 != 0).then(|| req[2]);
+        let fidi = pps1.filter(|&f| f == 0x11 || Some(f) == self.ta1);
+        let mut answer = vec![0xFF, protocol | if fidi.is_some() { 0x10 } else { 0 }];
+        answer.extend(fidi);
+        answer.push(lrc(&answer));
+        self.mode = match protocol {
+            1 => Mode::T1 {
+                fidi: fidi.unwrap_or(0x11),
+            },
+            _ => Mode::T0,
+        };
+        Some(answer)
     }
 
     fn reset_protocol(&mut self) {
@@ -124,9 +253,22 @@ impl T1Card {
         self.last.clear();
     }
 
-    /// Answer one block from the host.
+    /// Answer one block from the host; empty: no answer (T=1 is not in force: see
+    /// [`T1Card::runs_t1`]).
     pub fn block(&mut self, raw: &[u8]) -> Vec<u8> {
         self.stats.blocks += 1;
+        if self.mode == Mode::AfterAtr {
+            // Any exchange but a PPS starts the first protocol offered, at the default Fi/Di.
+            self.mode = if self.t0_first {
+                Mode::T0
+            } else {
+                Mode::T1 { fidi: 0x11 }
+            };
+        }
+        if !matches!(self.mode, Mode::T1 { .. }) {
+            self.stats.refused_blocks += 1;
+            return Vec::new();
+        }
         let reply = self.answer(raw);
         self.last = reply.clone();
         self.replies += 1;
@@ -218,6 +360,62 @@ mod tests {
         let atr = c.atr();
         assert_eq!(&atr[..6], [0x3B, 0x8A, 0x81, 0x31, 0x20, 0x45]);
         assert_eq!(lrc(&atr[1..]), 0);
+    }
+
+    // Negotiable mode: TA1, T=0 first, T=1 second; no block is answered before the PPS (nor
+    // after, once T=0 is in force); a wrong PCK leaves the card mute until a power cycle; the
+    // request for T=1 at TA1 is echoed, one at a Fi/Di not offered is answered at the default;
+    // a card keeping T=0 answers FF 00 FF.
+    #[test]
+    fn negotiable_mode_needs_a_pps_for_t1() {
+        let mut c = T1Card::negotiable(VirtualCard::new(3), 254, 254, Some(0x96));
+        let atr = c.atr();
+        assert_eq!(&atr[..7], [0x3B, 0x9A, 0x96, 0x80, 0x31, 0xFE, 0x45]);
+        assert_eq!(&atr[7..atr.len() - 1], &crate::ATR[2..]);
+        assert_eq!(lrc(&atr[1..]), 0);
+        let ifs = frame(0xC1, &[0xFE]);
+        let pps = [0xFF, 0x11, 0x96, 0xFF ^ 0x11 ^ 0x96];
+        assert!(c.needs_pps() && !c.runs_t1());
+        assert!(c.block(&ifs).is_empty());
+        assert_eq!((c.mode(), c.pps(&pps)), (Mode::T0, None));
+
+        c.power_cycle();
+        assert_eq!(c.pps(&[0xFF, 0x11, 0x96, 0x00]), None);
+        assert_eq!(c.mode(), Mode::Mute);
+        assert!(c.block(&ifs).is_empty());
+
+        c.power_cycle();
+        assert_eq!(c.pps(&pps).as_deref(), Some(&pps[..]));
+        assert_eq!(c.mode(), Mode::T1 { fidi: 0x96 });
+        assert!(c.runs_t1() && !c.needs_pps());
+        assert_eq!(c.block(&ifs), frame(0xE1, &[0xFE]));
+        assert_eq!(c.pps(&pps), None, "a PPS only right after the ATR");
+
+        c.power_cycle();
+        let faster = [0xFF, 0x11, 0x18, 0xFF ^ 0x11 ^ 0x18];
+        assert_eq!(c.pps(&faster), Some(vec![0xFF, 0x01, 0xFE]));
+        assert_eq!(c.mode(), Mode::T1 { fidi: 0x11 });
+
+        c.power_cycle();
+        c.pps_keeps_t0 = true;
+        assert_eq!(c.pps(&pps), Some(vec![0xFF, 0x00, 0xFF]));
+        assert!(c.block(&ifs).is_empty());
+        assert_eq!(
+            (c.stats.pps, c.stats.pps_unanswered, c.stats.refused_blocks),
+            (6, 3, 3)
+        );
+    }
+
+    // The card of `T1Card::new` runs T=1 from the ATR on, and takes a PPS for T=1 as its first
+    // exchange too.
+    #[test]
+    fn t1_first_card_takes_blocks_or_a_pps() {
+        let mut c = T1Card::new(VirtualCard::new(4), 32, 64);
+        assert!(c.runs_t1() && !c.needs_pps());
+        assert_eq!(c.pps(&[0xFF, 0x00, 0xFF]), None, "T=0 is not offered");
+        c.power_cycle();
+        assert_eq!(c.pps(&[0xFF, 0x01, 0xFE]), Some(vec![0xFF, 0x01, 0xFE]));
+        assert_eq!(c.block(&frame(0xC1, &[0xFE])), frame(0xE1, &[0xFE]));
     }
 
     // SELECT of the OpenPGP application in two chained blocks, a corrupted answer asked for
