@@ -1,12 +1,14 @@
 //! Real OpenPGP operations through emulated readers that present the recorded class
-//! descriptors of a YubiKey 5 (extended APDU level), a Nitrokey Pro (TPDU level, T=1) and an
-//! SCM SCR3310 (TPDU level, T=0 and T=1; once with a T=0 card, once with a T=1 card), with
-//! the virtual OpenPGP card behind (`vscard_bridge::recorded`). Each reader holds the driver
-//! to its descriptor: message sizes, protocols, SetParameters before T=1, its own IFSD
+//! descriptors of a YubiKey 5 (extended APDU level), a Nitrokey Pro (TPDU level, T=1), an
+//! SCM SCR3310 (TPDU level, T=0 and T=1; once with a T=0 card, once with a T=1 card), an
+//! Elatec TWN4 (64-byte messages) and a Bit4id Digital-DNA Key BT (TPDU level, T=1 only, no
+//! automatic PPS: the driver's own PPS moves a card in negotiable mode to T=1), with the
+//! virtual OpenPGP card behind (`vscard_bridge::recorded`). Each reader holds the driver to
+//! its descriptor: message sizes, protocols, the PPS, SetParameters before T=1, its own IFSD
 //! exchange.
 
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cards::ccid::ExchangeLevel::{ExtendedApdu, Tpdu};
 use cards::ccid::{DescriptorFields, ExchangeLevel};
@@ -21,10 +23,12 @@ use openpgp::parse::stream::{
 use openpgp::policy::StandardPolicy;
 use openpgp::serialize::stream::{Encryptor, LiteralWriter, Message};
 use sequoia_openpgp as openpgp;
-use vscard_bridge::VirtualCard;
 use vscard_bridge::recorded::{
-    Card, ELATEC_TWN4, NITROKEY_PRO, RecordedReader, SCR3310, SCR3310_263, YUBIKEY_5,
+    BIT4ID_DIGITAL_DNA_KEY_BT, Card, ELATEC_TWN4, NITROKEY_PRO, PpsExchange, RecordedReader,
+    SCR3310, SCR3310_263, YUBIKEY_5,
 };
+use vscard_bridge::t1::Mode;
+use vscard_bridge::{T1Card, VirtualCard};
 
 fn new_cert() -> openpgp::Cert {
     CertBuilder::new()
@@ -315,4 +319,167 @@ fn elatec_twn4_with_64_byte_messages() {
     };
     assert_eq!(card.stats.ifsd, 49);
     assert!(s.largest_out <= 64 && s.largest_in <= 64);
+}
+
+/// The T=1 card front of the reader's slot.
+fn t1_card(s: &vscard_bridge::recorded::State) -> &T1Card {
+    let Card::T1(card) = &s.card else {
+        unreachable!("a T=1 card front")
+    };
+    card
+}
+
+// A card in negotiable mode (TA1 0x96, T=0 offered first, T=1 second, no TA2) in the Bit4id
+// Digital-DNA Key BT (TPDU level, T=1 only, neither automatic parameter negotiation nor
+// automatic PPS): the driver's PPS `FF 11 96 78`, once, forwarded by the reader and echoed by
+// the card; SetParameters for T=1 at Fi/Di 0x96; S(IFS request) for 247 (the reader's
+// dwMaxIFSD); then the whole provisioning, signature and decryption in T=1.
+#[test]
+fn bit4id_host_pps_moves_a_negotiable_card_to_t1() {
+    let (reader, emulated) = open(
+        BIT4ID_DIGITAL_DNA_KEY_BT,
+        Card::t1_negotiable(VirtualCard::new(0x5009), 254, 254, Some(0x96)),
+        (Tpdu, T1),
+        Protocol::T1,
+    );
+    assert_eq!(
+        &reader.atr().unwrap()[..7],
+        [0x3B, 0x9A, 0x96, 0x80, 0x31, 0xFE, 0x45]
+    );
+    let pps = vec![0xFF, 0x11, 0x96, 0xFF ^ 0x11 ^ 0x96];
+    assert_eq!(pps[3], 0x78);
+    let exchange = PpsExchange {
+        by_reader: false,
+        request: pps.clone(),
+        answer: pps,
+    };
+    {
+        let s = emulated.state();
+        assert_eq!(s.pps, std::slice::from_ref(&exchange));
+        assert_eq!(
+            s.parameters,
+            Some((1, vec![0x96, 0x10, 0x00, 0x45, 0x00, 0xFE, 0x00]))
+        );
+        let card = t1_card(&s);
+        assert_eq!(card.mode(), Mode::T1 { fidi: 0x96 });
+        assert_eq!((card.stats.ifs_requests, card.stats.ifsd), (1, 247));
+        assert!(!s.ifsd_sent);
+        assert!(s.violations.is_empty(), "{:?}", s.violations);
+    }
+    provision_sign_decrypt(
+        "Bit4id Digital-DNA Key BT (TPDU, T=1 after the driver's PPS)",
+        reader,
+        &emulated,
+    );
+    let s = emulated.state();
+    assert_eq!(s.pps, [exchange]);
+    let card = t1_card(&s);
+    assert_eq!(card.mode(), Mode::T1 { fidi: 0x96 });
+    assert_eq!(
+        (
+            card.stats.pps,
+            card.stats.pps_unanswered,
+            card.stats.refused_blocks
+        ),
+        (1, 0, 0)
+    );
+}
+
+// The same reader and a negotiable card without TA1: the PPS asks for T=1 at the default Fi/Di
+// (`FF 01 FE`), SetParameters carries 0x11.
+#[test]
+fn bit4id_host_pps_at_the_default_fi_di() {
+    let (mut reader, emulated) = open(
+        BIT4ID_DIGITAL_DNA_KEY_BT,
+        Card::t1_negotiable(VirtualCard::new(0x500A), 254, 254, None),
+        (Tpdu, T1),
+        Protocol::T1,
+    );
+    let select = [
+        0x00, 0xA4, 0x04, 0x00, 0x06, 0xD2, 0x76, 0x00, 0x01, 0x24, 0x01, 0x00,
+    ];
+    assert_eq!(reader.transmit(&select).unwrap(), [0x90, 0x00]);
+    let s = emulated.state();
+    let pps = vec![0xFF, 0x01, 0xFE];
+    assert_eq!(
+        s.pps,
+        [PpsExchange {
+            by_reader: false,
+            request: pps.clone(),
+            answer: pps,
+        }]
+    );
+    assert_eq!(s.parameters.as_ref().map(|p| p.1[0]), Some(0x11));
+    assert_eq!(t1_card(&s).mode(), Mode::T1 { fidi: 0x11 });
+    assert!(s.violations.is_empty(), "{:?}", s.violations);
+}
+
+// A negotiable card that answers the driver's PPS for T=1 by keeping T=0 (`FF 00 FF`): power-on
+// fails at once with the error naming the request and the answer; no SetParameters, no block,
+// and the card counts as not powered.
+#[test]
+fn bit4id_card_refusing_t1_in_the_pps_is_a_clear_error() {
+    let mut card = T1Card::negotiable(VirtualCard::new(0x500B), 254, 254, Some(0x96));
+    card.pps_keeps_t0 = true;
+    let emulated = RecordedReader::new(BIT4ID_DIGITAL_DNA_KEY_BT, Card::T1(Box::new(card)));
+    let desc = emulated.descriptor();
+    let mut reader = Reader::new(emulated.clone(), desc, 0).unwrap();
+    let start = Instant::now();
+    let e = reader.power_on().unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(matches!(e, Error::Card(_)), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "card protocol violation: the card answered the PPS request [FF, 11, 96, 78] (switch to \
+         T=1) with [FF, 00, FF]: it refuses T=1 with this reader"
+    );
+    assert!(reader.atr().is_none());
+    assert!(matches!(
+        reader.transmit(&[0, 0xCA, 0, 0x6E, 0]),
+        Err(Error::NoCard)
+    ));
+    let s = emulated.state();
+    assert_eq!(s.pps.len(), 1);
+    assert_eq!(s.pps[0].answer, [0xFF, 0x00, 0xFF]);
+    assert!(s.parameters.is_none());
+    let card = t1_card(&s);
+    assert_eq!((card.mode(), card.stats.blocks), (Mode::T0, 0));
+    assert!(s.violations.is_empty(), "{:?}", s.violations);
+}
+
+// The Nitrokey Pro's reader makes the PPS itself (dwFeatures 0x80): with the same negotiable
+// card the driver sends none, SetParameters carries TA1, and the reader's own PPS at
+// SetParameters (`FF 11 96 78`) switches the card.
+#[test]
+fn nitrokey_pro_makes_the_pps_itself() {
+    let (reader, emulated) = open(
+        NITROKEY_PRO,
+        Card::t1_negotiable(VirtualCard::new(0x500C), 254, 254, Some(0x96)),
+        (Tpdu, T1),
+        Protocol::T1,
+    );
+    {
+        let s = emulated.state();
+        let pps = vec![0xFF, 0x11, 0x96, 0x78];
+        assert_eq!(
+            s.pps,
+            [PpsExchange {
+                by_reader: true,
+                request: pps.clone(),
+                answer: pps,
+            }]
+        );
+        assert_eq!(s.parameters.as_ref().map(|p| p.1[0]), Some(0x96));
+        assert_eq!(t1_card(&s).mode(), Mode::T1 { fidi: 0x96 });
+    }
+    provision_sign_decrypt(
+        "Nitrokey Pro (TPDU, T=1 after the reader's PPS)",
+        reader,
+        &emulated,
+    );
+    assert_eq!(emulated.state().pps.len(), 1);
 }
