@@ -266,6 +266,15 @@ const ROWS: &[Row] = &[
         expect: Some((Tpdu, T0AndT1)),
     },
     Row {
+        name: "Bit4id Digital-DNA Key BT",
+        file: "Bit4id_Digital-DNA_Key_BT.txt",
+        usb: (0x25DD, 0x2361),
+        interface_class: 0x0B,
+        key: (0x2, 0x00010030, 271),
+        raw: "36 21 10 01 00 02 02 00 00 00 a0 0f 00 00 a0 0f 00 00 00 00 2a 00 00 dc f9 01 00 00 f7 00 00 00 00 00 00 00 00 00 00 00 30 00 01 00 0f 01 00 00 00 00 00 00 00 01",
+        expect: Some((Tpdu, T1)),
+    },
+    Row {
         name: "O2Micro Oz776",
         file: "Oz776S.txt",
         usb: (0x0B97, 0x7762),
@@ -377,13 +386,16 @@ fn the_table_covers_the_named_devices() {
 // The emulated readers of `vscard_bridge::recorded` present exactly the recorded bytes.
 #[test]
 fn emulated_readers_present_the_recorded_descriptors() {
-    use vscard_bridge::recorded::{ELATEC_TWN4, NITROKEY_PRO, SCR3310, SCR3310_263, YUBIKEY_5};
+    use vscard_bridge::recorded::{
+        BIT4ID_DIGITAL_DNA_KEY_BT, ELATEC_TWN4, NITROKEY_PRO, SCR3310, SCR3310_263, YUBIKEY_5,
+    };
     for (fields, name) in [
         (YUBIKEY_5, "YubiKey 5"),
         (NITROKEY_PRO, "Nitrokey Pro"),
         (SCR3310, "SCM SCR3310 v2"),
         (SCR3310_263, "SCM SCR3310 (263-byte messages)"),
         (ELATEC_TWN4, "Elatec TWN4"),
+        (BIT4ID_DIGITAL_DNA_KEY_BT, "Bit4id Digital-DNA Key BT"),
     ] {
         assert_eq!(fields.to_bytes().to_vec(), bytes(row(name).raw), "{name}");
     }
