@@ -21,7 +21,8 @@ struct Args {
     tarball: Option<PathBuf>,
     release: bool,
     fresh_kernel: bool,
-    /// A fault-injection test build: `/init` with `ceremony/fault-wrong-second-shamir`.
+    /// A fault-injection test build: `/init` with `ceremony/fault-wrong-second-shamir`, written
+    /// as `init` and `initrd.img` only.
     fault_second_shamir: bool,
     positional: Vec<String>,
 }
@@ -184,6 +185,18 @@ fn build(a: &Args) -> Result<()> {
     sources.insert("init".to_owned(), init.clone());
     let mtime = u32::try_from(sde).map_err(|_| "SOURCE_DATE_EPOCH out of range for cpio")?;
     let ramfs = initramfs::build(&list, &sources, mtime).map_err(|e| e.to_string())?;
+    if a.fault_second_shamir {
+        // Its one test boots initrd.img beside out/'s kernel: an EFI kernel, ISO or manifest
+        // would only cost a relink, and nothing must take this folder for an image.
+        util::write_atomic(&out.join("init"), &init)?;
+        util::write_atomic(&out.join("initrd.img"), &ramfs.cpio)?;
+        println!(
+            "sherd fault-injection TEST build in {}: init and initrd.img only (no EFI kernel, \
+             ISO or manifest); boot initrd.img with out/vmlinuz",
+            out.display()
+        );
+        return Ok(());
+    }
 
     let efi = kernel::build_efi(
         &kernel::Options {
