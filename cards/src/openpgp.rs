@@ -555,7 +555,8 @@ impl OpenPgpCard {
 /// the application related data again and that fails, e.g. because the card was pulled out in
 /// the middle of an operation; uncaught, that would end the ceremony program. The image's
 /// release profile keeps Rust's default `panic = "unwind"`, so the unwind can be caught here.
-/// The panic hook still runs (the default one prints the panic on stderr).
+/// The panic hook still runs: the default one prints on stderr, the image's UI keeps it off the
+/// console (init's `ui::keep_panics_off_the_console`).
 fn catch_card_panic<T>(during: &'static str, op: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(op)).unwrap_or_else(|payload| {
         let detail = payload

@@ -28,6 +28,9 @@ pub const ENV_SELFTEST: &str = "SHERD_SELFTEST";
 pub const ENV_FINDISO: &str = "SHERD_FINDISO";
 /// The UI's exit code for "the operator asked to power off".
 pub const EXIT_POWER_OFF: i32 = 80;
+/// Where the UI's panic hook leaves the last panic's message (tmpfs) instead of printing it over
+/// the page on the console; PID 1 shows it on the fatal screen when the UI died of it.
+pub const UI_PANIC_FILE: &str = "/run/sherd-ui-panic.txt";
 
 /// The tree hash PID 1 passed in [`ENV_ROOTFS_TREE`], if it is one (64 lower-case hex digits,
 /// as PID 1 writes it): the boot page and the attestation both show it, so they read it alike.

@@ -134,10 +134,8 @@ fn boot() -> Result<Never, String> {
     if code == EXIT_POWER_OFF {
         power_off();
     }
-    Err(format!(
-        "the ceremony program stopped unexpectedly ({})",
-        describe_exit(code)
-    ))
+    let panic = std::fs::read_to_string(crate::UI_PANIC_FILE).ok();
+    Err(unexpected_exit(code, panic.as_deref()))
 }
 
 /// Opens the console device for the UI child, sizing a serial line that reports 0x0.
@@ -283,6 +281,21 @@ fn spawn_on_console(tty: &File, env: &[String]) -> Result<Pid, String> {
     Ok(Pid::from_raw(pid))
 }
 
+/// The fatal screen's reason when the UI ended other than by powering off; `panic` is what its
+/// panic hook left in [`crate::UI_PANIC_FILE`], shown only when the UI died of a panic (a caught
+/// one, such as a pulled card's, may have left the file earlier).
+fn unexpected_exit(code: i32, panic: Option<&str>) -> String {
+    let mut reason = format!(
+        "the ceremony program stopped unexpectedly ({})",
+        describe_exit(code)
+    );
+    if let (101, Some(p)) = (code, panic) {
+        reason.push_str(": ");
+        reason.push_str(p.trim_end());
+    }
+    reason
+}
+
 fn describe_exit(code: i32) -> String {
     match code {
         c if c > 128 => format!("killed by signal {}", c - 128),
@@ -422,6 +435,25 @@ fn wrap(text: &str, indent: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_is_on_the_fatal_screen_only_when_the_ui_died_of_it() {
+        let died = unexpected_exit(101, Some("panicked at src/x.rs:1:2:\nboom\n"));
+        assert_eq!(
+            died,
+            "the ceremony program stopped unexpectedly (it panicked, exit code 101): \
+             panicked at src/x.rs:1:2:\nboom"
+        );
+        // An earlier, caught panic (a pulled card) is not why it exited with 1 or a signal.
+        for code in [1, 137] {
+            let r = unexpected_exit(code, Some("panicked at src/x.rs:1:2:\nboom"));
+            assert!(!r.contains("boom"), "{r}");
+        }
+        assert_eq!(
+            unexpected_exit(101, None),
+            "the ceremony program stopped unexpectedly (it panicked, exit code 101)"
+        );
+    }
 
     fn card(done: bool, serial: &str, holder: &str) -> Entry {
         let (serial, holder) = (serial.to_owned(), holder.to_owned());

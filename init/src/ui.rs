@@ -287,7 +287,19 @@ fn screens(t: &mut ConsoleTerminal, info: &BootInfo) -> io::Result<()> {
     }
 }
 
+/// Replaces Rust's default panic hook, which prints on stderr: here that is the console, and
+/// the message would be drawn over the page (ratatui redraws only what it changed, so it could
+/// stay there). A panic openpgp-card raises when a card is pulled mid-operation is caught and
+/// shown by the page as an error; an uncaught one ends this program with exit code 101, and
+/// PID 1 puts the message this hook wrote to `path` on its fatal screen.
+pub fn keep_panics_off_the_console(path: std::path::PathBuf) {
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = std::fs::write(&path, format!("{info}\n"));
+    }));
+}
+
 pub fn run() -> ExitCode {
+    keep_panics_off_the_console(crate::UI_PANIC_FILE.into());
     let info = boot_info();
     let selftest = std::env::var(ENV_SELFTEST).ok();
     let result = term::enter().and_then(|mut t| {
@@ -307,5 +319,24 @@ pub fn run() -> ExitCode {
             eprintln!("\r\nsherd: the console failed: {e}\r");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_goes_to_the_file_not_the_console() {
+        let path = std::env::temp_dir().join(format!("sherd-ui-panic-{}.txt", std::process::id()));
+        keep_panics_off_the_console(path.clone());
+        let caught = std::panic::catch_unwind(|| panic!("the card went away ({})", 7));
+        // Back to the default hook for every other test in this process.
+        let _ = std::panic::take_hook();
+        assert!(caught.is_err());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("panicked at init/src/ui.rs:"), "{text}");
+        assert!(text.contains("the card went away (7)"), "{text}");
+        let _ = std::fs::remove_file(&path);
     }
 }
