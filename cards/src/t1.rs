@@ -4,8 +4,9 @@
 //! retransmission, resynchronisation). Pure: blocks travel through a [`BlockTransport`], every
 //! loop is bounded by a count and every wait by a [`Duration`] handed to the transport.
 //!
-//! Not implemented: NAD addressing (NAD is always 0), the PPS exchange itself (the reader does
-//! it, see [`crate::reader`]), and sending S(ABORT) ourselves.
+//! Not implemented: NAD addressing (we send NAD 0 and do not look at the card's: one card per
+//! slot needs none), the PPS exchange itself (the reader, or [`crate::reader`] before the
+//! first block), and sending S(ABORT) ourselves.
 
 use std::time::Duration;
 
