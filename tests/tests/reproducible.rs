@@ -1,8 +1,10 @@
 //! Two builds of the same source in different directories, as different umasks, time zones and
-//! locales, one with the workspace's build state and one with none, give the same bytes. The kernel comes from the shared cache here; `fresh_kernel_too`
-//! rebuilds everything, kernel included, through `sherd-release rebuild` (what a build party
-//! runs), and `stepwise_pipeline_matches` checks that the step runner the stagex Containerfile
-//! uses gives the same bytes as `sherd-image build`.
+//! locales, one with the workspace's build state and one with none, give the same bytes. The
+//! kernel comes from the shared cache in `two_builds_...`; `fresh_kernel_too` (the one the
+//! README's test command runs) rebuilds everything, kernel included, through
+//! `sherd-release rebuild` (what a build party runs), and `stepwise_pipeline_matches` checks
+//! that the step runner the stagex Containerfile uses gives the same bytes as
+//! `sherd-image build`.
 
 use e2e::{manifest_field, workspace};
 use std::path::{Path, PathBuf};
@@ -153,10 +155,11 @@ fn scratch(name: &str) -> PathBuf {
 /// just built the image from it), umask 022, UTC and the C locale, into a scratch folder.
 /// Build B is a clone of the repository at a deeper path with the working tree copied over it,
 /// no build state at all (its own cold `target/`), umask 077, another time zone and locale.
-/// One cold build instead of two keeps the suite inside its time budget; the two still differ
-/// in place, environment and build state.
+/// One cold build instead of two makes it the quick check while working; the two still differ
+/// in place, environment and build state. The README's test command runs `fresh_kernel_too`
+/// instead, which varies the same and rebuilds the kernel too.
 #[test]
-#[ignore = "needs the built image; the README's test command runs it"]
+#[ignore = "needs the built image, 5 min: cargo test -p e2e --test reproducible -- --ignored two_builds"]
 fn two_builds_in_different_places_and_environments_are_identical() {
     let a = scratch("a");
     std::fs::create_dir_all(&a).unwrap();
@@ -181,7 +184,8 @@ fn release_tool() -> PathBuf {
 /// `sherd-release rebuild` against the image in `out/`: a clone of its commit (plus the working
 /// tree's changes when it was built from a dirty tree) elsewhere, umask 0077, another time zone
 /// and locale, the kernel built from source, every artifact compared with out/manifest.txt.
-/// Measured once at 1059 s on 2 busy cores (docs/reproducing.md); kernel 4 to 7 min of it.
+/// 832 s on 2 idle cores, 1059 s on busy ones (docs/reproducing.md); kernel 4 to 7 min of it.
+/// `scripts/test` runs it last, in place of `two_builds_...`, which it covers.
 #[test]
 #[ignore = "slow (rebuilds the kernel): cargo test -p e2e --test reproducible -- --ignored fresh_kernel_too"]
 fn fresh_kernel_too() {
