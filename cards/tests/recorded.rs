@@ -348,11 +348,7 @@ fn bit4id_host_pps_moves_a_negotiable_card_to_t1() {
     );
     let pps = vec![0xFF, 0x11, 0x96, 0xFF ^ 0x11 ^ 0x96];
     assert_eq!(pps[3], 0x78);
-    let exchange = PpsExchange {
-        by_reader: false,
-        request: pps.clone(),
-        answer: pps,
-    };
+    let exchange = echoed(false, &pps);
     {
         let s = emulated.state();
         assert_eq!(s.pps, std::slice::from_ref(&exchange));
@@ -401,14 +397,7 @@ fn bit4id_host_pps_at_the_default_fi_di() {
     assert_eq!(reader.transmit(&select).unwrap(), [0x90, 0x00]);
     let s = emulated.state();
     let pps = vec![0xFF, 0x01, 0xFE];
-    assert_eq!(
-        s.pps,
-        [PpsExchange {
-            by_reader: false,
-            request: pps.clone(),
-            answer: pps,
-        }]
-    );
+    assert_eq!(s.pps, [echoed(false, &pps)]);
     assert_eq!(s.parameters.as_ref().map(|p| p.1[0]), Some(0x11));
     assert_eq!(t1_card(&s).mode(), Mode::T1 { fidi: 0x11 });
     assert!(s.violations.is_empty(), "{:?}", s.violations);
@@ -465,14 +454,7 @@ fn nitrokey_pro_makes_the_pps_itself() {
     {
         let s = emulated.state();
         let pps = vec![0xFF, 0x11, 0x96, 0x78];
-        assert_eq!(
-            s.pps,
-            [PpsExchange {
-                by_reader: true,
-                request: pps.clone(),
-                answer: pps,
-            }]
-        );
+        assert_eq!(s.pps, [echoed(true, &pps)]);
         assert_eq!(s.parameters.as_ref().map(|p| p.1[0]), Some(0x96));
         assert_eq!(t1_card(&s).mode(), Mode::T1 { fidi: 0x96 });
     }
@@ -482,4 +464,13 @@ fn nitrokey_pro_makes_the_pps_itself() {
         &emulated,
     );
     assert_eq!(emulated.state().pps.len(), 1);
+}
+
+/// A PPS exchange the card accepted by echoing the request (ISO/IEC 7816-3 9.3).
+fn echoed(by_reader: bool, request: &[u8]) -> PpsExchange {
+    PpsExchange {
+        by_reader,
+        request: request.to_vec(),
+        answer: request.to_vec(),
+    }
 }
