@@ -185,7 +185,8 @@ fn release_tool() -> PathBuf {
 /// tree's changes when it was built from a dirty tree) elsewhere, umask 0077, another time zone
 /// and locale, the kernel built from source, every artifact compared with out/manifest.txt.
 /// 832 s on 2 idle cores, 1059 s on busy ones (docs/reproducing.md); kernel 4 to 7 min of it.
-/// `scripts/test` runs it last, in place of `two_builds_...`, which it covers.
+/// `scripts/test` runs it in the background from the image build on, in place of
+/// `two_builds_...`, which it covers.
 #[test]
 #[ignore = "slow (rebuilds the kernel): cargo test -p e2e --test reproducible -- --ignored fresh_kernel_too"]
 fn fresh_kernel_too() {

@@ -41,15 +41,22 @@ fn firmware_and_stick(dir: &std::path::Path) -> Vec<String> {
     ]
 }
 
+/// OVMF, the stick, swtpm and virtio-rng, started: the firmware finds the stick by itself. The
+/// returned TPM must outlive the guest.
+fn boot_the_stick(dir: &std::path::Path) -> (Swtpm, VgaGuest) {
+    let tpm = Swtpm::start();
+    let mut args = firmware_and_stick(dir);
+    args.extend(tpm.qemu_args());
+    args.extend(["-device".into(), "virtio-rng-pci".into()]);
+    let g = VgaGuest::start_firmware(&args);
+    (tpm, g)
+}
+
 #[test]
 #[ignore = "boots the built image in QEMU under UEFI firmware: cargo test -p e2e --test uefi -- --ignored"]
 fn the_iso_written_to_a_stick_boots_by_uefi_without_a_boot_loader() {
     let tmp = tempfile::tempdir().unwrap();
-    let tpm = Swtpm::start();
-    let mut args = firmware_and_stick(tmp.path());
-    args.extend(tpm.qemu_args());
-    args.extend(["-device".into(), "virtio-rng-pci".into()]);
-    let mut g = VgaGuest::start_firmware(&args);
+    let (_tpm, mut g) = boot_the_stick(tmp.path());
     let font = Font::from_kernel_source();
     let text = g.wait_for_fb_text(&font, &[e2e::FIRST_SCREEN], BOUND);
     eprintln!("{text}");
@@ -91,7 +98,7 @@ fn the_iso_written_to_a_stick_boots_by_uefi_without_a_boot_loader() {
     assert!(uefi.contains("replays to PCR 4"), "{uefi}");
 }
 
-/// Issue 16's figure: from QEMU's start to the first screen on the framebuffer under UEFI
+/// Issue 16's figure: from starting swtpm and QEMU to the first screen on the framebuffer under UEFI
 /// (OVMF, TCG), five boots, each time and the median printed (MEASURE lines; nothing asserted
 /// about speed). The screen is read every 100 ms, so each time is late by at most that plus
 /// one read; "firmware" is when OVMF said on serial that it started the stick's boot option.
@@ -102,12 +109,8 @@ fn measure_uefi_boot_to_first_screen() {
     let mut totals = Vec::new();
     for run in 1..=5 {
         let tmp = tempfile::tempdir().unwrap();
-        let tpm = Swtpm::start();
-        let mut args = firmware_and_stick(tmp.path());
-        args.extend(tpm.qemu_args());
-        args.extend(["-device".into(), "virtio-rng-pci".into()]);
         let t0 = std::time::Instant::now();
-        let mut g = VgaGuest::start_firmware(&args);
+        let (_tpm, mut g) = boot_the_stick(tmp.path());
         let mut handed_over = None;
         loop {
             if handed_over.is_none() && g.serial().contains("BdsDxe: starting Boot") {
@@ -122,7 +125,7 @@ fn measure_uefi_boot_to_first_screen() {
         let total = t0.elapsed();
         let firmware = handed_over.unwrap_or(total);
         eprintln!(
-            "MEASURE UEFI boot {run}: first screen {:.2} s after QEMU started (firmware to its \
+            "MEASURE UEFI boot {run}: first screen {:.2} s after swtpm and QEMU were started (firmware to its \
              boot option {:.2} s, then the kernel and /init {:.2} s)",
             total.as_secs_f64(),
             firmware.as_secs_f64(),
